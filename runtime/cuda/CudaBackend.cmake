@@ -1,0 +1,1 @@
+# PENDING: the CUDA backend's sources are added here.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything moe-compiler needs from Debian's packages. Idempotent:
+# packages already present are skipped by apt, and `apt-get update` runs only
+# when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # Build tools.
+  cmake ninja-build g++ python3 pkg-config
+  # Compiler: LLVM/MLIR 19 (mlir-tblgen, FileCheck, lit live in its prefix).
+  llvm-19-dev libmlir-19-dev mlir-19-tools llvm-19-tools
+  # Runtime: BLAS, MPI, tests, JSON, SHA-256 for checkpoints.
+  libopenblas-dev libopenmpi-dev openmpi-bin libgtest-dev nlohmann-json3-dev
+  libssl-dev
+  # Demo corpus: the King James Bible (`bible -l0 "Gen1:1-Rev22:21"`).
+  bible-kjv
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,1 @@
+//===- CudaEqualityTest.cpp - PENDING: tests are added with the kernels -----------===//

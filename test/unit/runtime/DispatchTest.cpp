@@ -1,0 +1,1 @@
+//===- DispatchTest.cpp - PENDING: tests are added with the kernels -----------===//

@@ -1,0 +1,1 @@
+//===- ElementwiseTest.cpp - PENDING: tests are added with the kernels -----------===//

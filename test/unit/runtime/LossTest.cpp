@@ -1,0 +1,1 @@
+//===- LossTest.cpp - PENDING: tests are added with the kernels -----------===//

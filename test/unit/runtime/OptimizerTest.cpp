@@ -1,0 +1,1 @@
+//===- OptimizerTest.cpp - PENDING: tests are added with the kernels -----------===//

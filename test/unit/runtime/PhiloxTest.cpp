@@ -1,0 +1,1 @@
+//===- PhiloxTest.cpp - PENDING: tests are added with the kernels -----------===//

@@ -1,0 +1,1 @@
+//===- RoutingTest.cpp - PENDING: tests are added with the kernels -----------===//

@@ -1,0 +1,1 @@
+//===- SequenceTest.cpp - PENDING: tests are added with the kernels -----------===//
