@@ -1,0 +1,54 @@
+//===- MoEDialect.td - The moe dialect and its op base class -*- tablegen -*-===//
+//
+// The `moe` dialect describes Sparsely-Gated Mixture-of-Experts models
+// (Shazeer et al. 2017) at the level users write them: MoE layers with their
+// gating and balancing losses, LSTMs, embeddings, attention and losses.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOEDIALECT_TD
+#define MOE_DIALECT_MOEDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def MoE_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Sparsely-gated mixture-of-experts models";
+  let description = [{
+    Model-level operations for Sparsely-Gated Mixture-of-Experts networks.
+    Parameters are function arguments tagged with `moe.param` (their name in
+    checkpoints) and `moe.init` (how to initialise them); data inputs are
+    tagged with `moe.input`. A model function returns its scalar training
+    loss.
+
+    ```mlir
+    func.func @lm(%ids: tensor<32x20xi32> {moe.input = "tokens"},
+                  %table: tensor<10000x512xf32>
+                      {moe.param = "embedding",
+                       moe.init = #moe.init<uniform, scale = 0.05>}) ...
+    ```
+  }];
+  let useDefaultAttributePrinterParser = 1;
+  let hasRegionArgAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Argument attribute naming a parameter in checkpoints and manifests.
+    static constexpr ::llvm::StringLiteral kParamAttrName = "moe.param";
+    /// Argument attribute holding a parameter's #moe.init initializer.
+    static constexpr ::llvm::StringLiteral kInitAttrName = "moe.init";
+    /// Argument attribute naming a data input ("tokens", "targets").
+    static constexpr ::llvm::StringLiteral kInputAttrName = "moe.input";
+
+  private:
+    void registerAttributes();
+  public:
+  }];
+}
+
+/// Base class of every moe op. All moe ops are side-effect free tensor
+/// functions (randomness is keyed by the step counter), so they are Pure.
+class MoE_Op<string mnemonic, list<Trait> traits = []>
+    : Op<MoE_Dialect, mnemonic, !listconcat(traits, [Pure])>;
+
+#endif // MOE_DIALECT_MOEDIALECT_TD

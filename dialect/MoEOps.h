@@ -1,0 +1,19 @@
+//===- MoEOps.h - Operations of the moe dialect ------------------*- C++ -*-===//
+
+#ifndef MOE_DIALECT_MOEOPS_H
+#define MOE_DIALECT_MOEOPS_H
+
+#include "dialect/MoEAttrs.h"
+#include "dialect/MoEDialect.h"
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#define GET_OP_CLASSES
+#include "dialect/MoEOps.h.inc"
+
+#endif // MOE_DIALECT_MOEOPS_H

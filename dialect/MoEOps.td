@@ -1,0 +1,334 @@
+//===- MoEOps.td - Model-level operations of the moe dialect -*- tablegen -*-===//
+//
+// What users write: layers with their parameters as operands. Shapes are
+// static ranked tensors; the verifiers check that layer attributes and weight
+// shapes agree and say what was expected.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOEOPS_TD
+#define MOE_DIALECT_MOEOPS_TD
+
+include "dialect/MoEDialect.td"
+include "dialect/MoEAttrs.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def MoE_F32Tensor : StaticShapeTensorOf<[F32]>;
+def MoE_IdTensor : StaticShapeTensorOf<[I32]>;
+def MoE_Scalar : 0DTensorOf<[F32]>;
+
+//===----------------------------------------------------------------------===//
+// Mixture-of-experts layers
+//===----------------------------------------------------------------------===//
+
+def MoE_MoELayerOp : MoE_Op<"moe_layer", [AttrSizedOperandSegments]> {
+  let summary = "sparsely-gated mixture-of-experts layer (flat)";
+  let description = [{
+    y = sum_i G(x)_i E_i(x) (Eq. 1), computing E_i only for the experts the
+    gate picks. The input is `[tokens, d]` or `[batch, time, d]`; a rank-3
+    input is routed as one batch of `batch * time` tokens (the paper's
+    combination across time steps).
+
+    Operands:
+    - `gate(W_g[, noise W_noise])`: gate weights `[d, n]`; `noisy_top_k`
+      also takes noise weights `[d, n]`.
+    - `thresholds(T)`: per-expert thresholds `[n]`, required by `batchwise`
+      (learned through Eq. 8) and `threshold` gating.
+    - `experts(...)`: `[n, d, d_out]` for `#moe.expert<linear>`;
+      `[n, d, hidden]` and `[n, hidden, d_out]` for `#moe.expert<ffn>`.
+
+    Attributes: `num_experts` (n), `k` (experts per token; for `batchwise`
+    the average, m = k * tokens / n per expert; absent for `softmax` and
+    `threshold`), `gating`, `expert`, `output_act` (`sigmoid` in paper 5.2)
+    and `losses` (balancing loss weights).
+
+    Results: the layer output and the weighted sum of its auxiliary losses
+    (a scalar to add to the training loss).
+
+    ```mlir
+    %y, %aux = moe.moe_layer %x gate(%wg, noise %wn) experts(%we) {
+        num_experts = 8 : i64, k = 2 : i64,
+        gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>,
+        losses = #moe.losses<importance = 1.000000e-01, load = 1.000000e-01>}
+        : (tensor<64x512xf32>, tensor<512x8xf32>, tensor<512x8xf32>,
+           tensor<8x512x512xf32>) -> (tensor<64x512xf32>, tensor<f32>)
+    ```
+  }];
+  let arguments = (ins
+    MoE_F32Tensor:$input,
+    MoE_F32Tensor:$gate_weights,
+    Optional<MoE_F32Tensor>:$noise_weights,
+    Optional<MoE_F32Tensor>:$thresholds,
+    Variadic<MoE_F32Tensor>:$expert_weights,
+    ConfinedAttr<I64Attr, [IntPositive]>:$num_experts,
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k,
+    MoE_GatingAttr:$gating,
+    MoE_ExpertAttr:$expert,
+    OptionalAttr<MoE_ActivationAttr>:$output_act,
+    OptionalAttr<MoE_LossesAttr>:$losses
+  );
+  let results = (outs MoE_F32Tensor:$output, MoE_Scalar:$aux_loss);
+  let assemblyFormat = [{
+    $input `gate` `(` $gate_weights (`,` `noise` $noise_weights^)? `)`
+    (`thresholds` `(` $thresholds^ `)`)?
+    `experts` `(` $expert_weights `)` attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_HierarchicalMoELayerOp
+    : MoE_Op<"hierarchical_moe_layer", [AttrSizedOperandSegments]> {
+  let summary = "two-level hierarchical mixture-of-experts layer (paper 3.3)";
+  let description = [{
+    A primary gate picks `k_primary` of `groups` groups; each group is a
+    secondary MoE of `num_experts / groups` experts with its own gate that
+    picks `k_secondary` of them. Expert `g * (num_experts / groups) + j` is
+    expert j of group g. Balancing losses apply at both levels.
+
+    Operand shapes (m = num_experts / groups): primary gate and noise
+    `[d, groups]`, primary thresholds `[groups]`; secondary gates and noise
+    `[groups, d, m]`, secondary thresholds `[groups, m]`; experts as in
+    `moe.moe_layer` with n = num_experts.
+
+    ```mlir
+    %y, %aux = moe.hierarchical_moe_layer %x
+        primary(%pg, noise %pn) secondary(%sg, noise %sn) experts(%we) {
+        num_experts = 64 : i64, groups = 8 : i64,
+        k_primary = 2 : i64, k_secondary = 2 : i64,
+        gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>}
+        : (tensor<64x512xf32>, tensor<512x8xf32>, tensor<512x8xf32>,
+           tensor<8x512x8xf32>, tensor<8x512x8xf32>, tensor<64x512x512xf32>)
+        -> (tensor<64x512xf32>, tensor<f32>)
+    ```
+  }];
+  let arguments = (ins
+    MoE_F32Tensor:$input,
+    MoE_F32Tensor:$primary_gate_weights,
+    Optional<MoE_F32Tensor>:$primary_noise_weights,
+    Optional<MoE_F32Tensor>:$primary_thresholds,
+    MoE_F32Tensor:$secondary_gate_weights,
+    Optional<MoE_F32Tensor>:$secondary_noise_weights,
+    Optional<MoE_F32Tensor>:$secondary_thresholds,
+    Variadic<MoE_F32Tensor>:$expert_weights,
+    ConfinedAttr<I64Attr, [IntPositive]>:$num_experts,
+    ConfinedAttr<I64Attr, [IntPositive]>:$groups,
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k_primary,
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k_secondary,
+    MoE_GatingAttr:$gating,
+    MoE_ExpertAttr:$expert,
+    OptionalAttr<MoE_ActivationAttr>:$output_act,
+    OptionalAttr<MoE_LossesAttr>:$losses
+  );
+  let results = (outs MoE_F32Tensor:$output, MoE_Scalar:$aux_loss);
+  let assemblyFormat = [{
+    $input
+    `primary` `(` $primary_gate_weights
+        (`,` `noise` $primary_noise_weights^)?
+        (`,` `thresholds` $primary_thresholds^)? `)`
+    `secondary` `(` $secondary_gate_weights
+        (`,` `noise` $secondary_noise_weights^)?
+        (`,` `thresholds` $secondary_thresholds^)? `)`
+    `experts` `(` $expert_weights `)` attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Experts in each group (num_experts / groups).
+    int64_t getExpertsPerGroup() { return getNumExperts() / getGroups(); }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Sequence layers
+//===----------------------------------------------------------------------===//
+
+def MoE_LSTMOp : MoE_Op<"lstm"> {
+  let summary = "LSTM over a sequence, with optional output projection";
+  let description = [{
+    Runs an LSTM over `[batch, time, d_in]` from a zero state. Gate weights
+    are fused in the order (input, forget, cell, output): input weights
+    `[d_in, 4H]`, recurrent weights `[P, 4H]`, bias `[4H]`. With
+    `projection(W_p)` of shape `[H, P]` the output is the projected state
+    (LSTMP, paper 5.2), otherwise P = H. The result is `[batch, time, P]`.
+
+    ```mlir
+    %h = moe.lstm %x weights(%wx, %wh, %b)
+        : (tensor<32x20x512xf32>, tensor<512x2048xf32>, tensor<512x2048xf32>,
+           tensor<2048xf32>) -> tensor<32x20x512xf32>
+    ```
+  }];
+  let arguments = (ins
+    MoE_F32Tensor:$input,
+    MoE_F32Tensor:$input_weights,
+    MoE_F32Tensor:$recurrent_weights,
+    MoE_F32Tensor:$bias,
+    Optional<MoE_F32Tensor>:$projection
+  );
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = [{
+    $input `weights` `(` $input_weights `,` $recurrent_weights `,` $bias `)`
+    (`projection` `(` $projection^ `)`)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_EmbeddingOp : MoE_Op<"embedding"> {
+  let summary = "embedding lookup";
+  let description = [{
+    Rows of `table` `[vocab, d]` selected by integer ids; the result has the
+    ids' shape with `d` appended. Ids outside `[0, vocab)` are a runtime
+    error.
+
+    ```mlir
+    %e = moe.embedding %table[%ids]
+        : (tensor<10000x512xf32>, tensor<32x20xi32>) -> tensor<32x20x512xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$table, MoE_IdTensor:$ids);
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = [{
+    $table `[` $ids `]` attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_LinearOp : MoE_Op<"linear"> {
+  let summary = "affine map over the last dimension, optional activation";
+  let description = [{
+    `act(x W + b)` with `W` of shape `[d_in, d_out]` and optional `b`
+    `[d_out]`, applied to every row of `[..., d_in]`.
+
+    ```mlir
+    %y = moe.linear %x, %w, %b {act = #moe.activation<relu>}
+        : (tensor<64x512xf32>, tensor<512x2048xf32>, tensor<2048xf32>)
+        -> tensor<64x2048xf32>
+    ```
+  }];
+  let arguments = (ins
+    MoE_F32Tensor:$input,
+    MoE_F32Tensor:$weights,
+    Optional<MoE_F32Tensor>:$bias,
+    OptionalAttr<MoE_ActivationAttr>:$act
+  );
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = [{
+    $input `,` $weights (`,` $bias^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_DropoutOp : MoE_Op<"dropout", [SameOperandsAndResultType]> {
+  let summary = "inverted dropout (training only)";
+  let description = [{
+    Zeroes each element with probability `rate` and scales the rest by
+    1 / (1 - rate) during training; the identity at inference. The mask comes
+    from the counter-based RNG, keyed by the step and the op.
+
+    ```mlir
+    %y = moe.dropout %x {rate = 2.000000e-01 : f32} : tensor<32x20x512xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$input, F32Attr:$rate);
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($output)";
+  let hasVerifier = 1;
+}
+
+def MoE_ResidualOp : MoE_Op<"residual", [SameOperandsAndResultType]> {
+  let summary = "residual connection: the sum of a layer's input and output";
+  let description = [{
+    ```mlir
+    %y = moe.residual %x, %layer_out : tensor<32x20x512xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$input, MoE_F32Tensor:$layer_output);
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = "$input `,` $layer_output attr-dict `:` type($output)";
+}
+
+def MoE_AttentionOp : MoE_Op<"attention"> {
+  let summary = "Appendix B attention: A = sum_e V_e tanh(xU)_e tanh(yW)_e";
+  let description = [{
+    For source `[batch, S_x, d_x]` and target `[batch, S_y, d_y]`, scores
+    A(x_i, y_j) = sum_e V_e tanh((x_i U)_e) tanh((y_j W)_e) with `U`
+    `[d_x, E]`, `W` `[d_y, E]`, `V` `[E]`; weights are the softmax over
+    source positions and the result is the weighted sum of source vectors,
+    `[batch, S_y, d_x]`. Unlike GNMT's additive form this is two matrix
+    products, which is why the paper uses it.
+
+    ```mlir
+    %ctx = moe.attention %src, %tgt weights(%u, %w, %v)
+        : (tensor<8x30x512xf32>, tensor<8x20x512xf32>, tensor<512x256xf32>,
+           tensor<512x256xf32>, tensor<256xf32>) -> tensor<8x20x512xf32>
+    ```
+  }];
+  let arguments = (ins
+    MoE_F32Tensor:$source,
+    MoE_F32Tensor:$target,
+    MoE_F32Tensor:$source_weights,
+    MoE_F32Tensor:$target_weights,
+    MoE_F32Tensor:$score_weights
+  );
+  let results = (outs MoE_F32Tensor:$context);
+  let assemblyFormat = [{
+    $source `,` $target
+    `weights` `(` $source_weights `,` $target_weights `,` $score_weights `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Losses
+//===----------------------------------------------------------------------===//
+
+def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy"> {
+  let summary = "output layer + softmax cross-entropy, full or sampled";
+  let description = [{
+    Mean over non-padding tokens of -log softmax(h W^T + b)[target], with
+    output weights `[vocab, d]`, bias `[vocab]`, hidden states `[..., d]` and
+    integer targets of the hidden states' leading shape (-1 marks padding).
+    With `num_samples = S` training uses importance-sampled softmax over S
+    classes drawn from a log-uniform distribution (Jean et al. 2015, as in
+    paper 5.1); evaluation always uses the full softmax.
+
+    ```mlir
+    %loss = moe.softmax_cross_entropy %h, %targets weights(%w, %b)
+        {num_samples = 1024 : i64}
+        : (tensor<32x20x512xf32>, tensor<32x20xi32>, tensor<10000x512xf32>,
+           tensor<10000xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins
+    MoE_F32Tensor:$hidden,
+    MoE_IdTensor:$targets,
+    MoE_F32Tensor:$weights,
+    MoE_F32Tensor:$bias,
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$num_samples
+  );
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = [{
+    $hidden `,` $targets `weights` `(` $weights `,` $bias `)` attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType]> {
+  let summary = "sum of scalar losses (task loss plus auxiliary losses)";
+  let description = [{
+    ```mlir
+    %loss = moe.total_loss %ce, %aux : tensor<f32>
+    ```
+  }];
+  let arguments = (ins Variadic<MoE_Scalar>:$terms);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = "$terms attr-dict `:` type($loss)";
+  let hasVerifier = 1;
+}
+
+#endif // MOE_DIALECT_MOEOPS_TD

@@ -1,0 +1,28 @@
+//===- moe-opt.cpp - The moe dialect's optimizer driver -------------------===//
+//
+// Parses, verifies, transforms and prints moe models. Built on MlirOptMain,
+// so malformed input is reported as `file:line:col: error: ...` with exit
+// code 1.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialect/MoEDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/Extensions/AllExtensions.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Mesh/IR/MeshDialect.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  registry.insert<mlir::moe::MoEDialect, mlir::arith::ArithDialect,
+                  mlir::func::FuncDialect, mlir::mesh::MeshDialect,
+                  mlir::tensor::TensorDialect>();
+  mlir::func::registerAllExtensions(registry);
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "moe-opt: compiler driver for mixture-of-experts models\n",
+      registry));
+}
