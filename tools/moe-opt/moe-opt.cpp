@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialect/MoEDialect.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/Extensions/AllExtensions.h"
@@ -17,6 +18,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  mlir::moe::registerMoEPasses();
   mlir::DialectRegistry registry;
   registry.insert<mlir::moe::MoEDialect, mlir::arith::ArithDialect,
                   mlir::func::FuncDialect, mlir::mesh::MeshDialect,
