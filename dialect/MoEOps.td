@@ -122,14 +122,15 @@ def MoE_HierarchicalMoELayerOp
     OptionalAttr<MoE_LossesAttr>:$losses
   );
   let results = (outs MoE_F32Tensor:$output, MoE_Scalar:$aux_loss);
+  // `%gate[, noise %n][, thresholds %t]` is a custom directive: as two ODS
+  // optional groups both would start with `,`, so the generated parser would
+  // commit to `noise` after any comma and reject `(%g, thresholds %t)`.
   let assemblyFormat = [{
     $input
-    `primary` `(` $primary_gate_weights
-        (`,` `noise` $primary_noise_weights^)?
-        (`,` `thresholds` $primary_thresholds^)? `)`
-    `secondary` `(` $secondary_gate_weights
-        (`,` `noise` $secondary_noise_weights^)?
-        (`,` `thresholds` $secondary_thresholds^)? `)`
+    `primary` `(` custom<GateOperands>($primary_gate_weights,
+        $primary_noise_weights, $primary_thresholds) `)`
+    `secondary` `(` custom<GateOperands>($secondary_gate_weights,
+        $secondary_noise_weights, $secondary_thresholds) `)`
     `experts` `(` $expert_weights `)` attr-dict
     `:` functional-type(operands, results)
   }];
@@ -330,5 +331,7 @@ def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType]> {
   let assemblyFormat = "$terms attr-dict `:` type($loss)";
   let hasVerifier = 1;
 }
+
+include "dialect/MoEPrimitiveOps.td"
 
 #endif // MOE_DIALECT_MOEOPS_TD

@@ -29,4 +29,42 @@ def ModelSummary : Pass<"moe-model-summary", "mlir::ModuleOp"> {
   }];
 }
 
+def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
+  let summary = "Lower model-level layers to primitive ops";
+  let description = [{
+    Rewrites `moe.moe_layer` and `moe.linear` into the primitive ops that
+    the runtime kernels implement, so that later passes (fusion, autodiff,
+    partitioning) see routing, dispatch and expert compute explicitly.
+
+    A rank-3 `[batch, time, d]` input is collapsed to `[batch * time, d]`
+    first: the MoE runs once over all time steps (paper section 4,
+    combination across time steps), which multiplies the batch each expert
+    sees by the sequence length.
+
+    ```mlir
+    // before
+    %y, %aux = moe.moe_layer %x gate(%wg, noise %wn) experts(%we)
+        {num_experts = 4, k = 2, gating = #moe.gating<noisy_top_k>, ...}
+    // after
+    %clean = moe.matmul %x, %wg
+    %raw = moe.matmul %x, %wn
+    %e, %g, %h, %std, %top = moe.noisy_top_k %clean, noise %raw {k = 2}
+    %off, %pos, %tok = moe.dispatch_plan %e_flat {num_experts = 4}
+    %buf = moe.dispatch %x, %tok
+    %out = moe.grouped_matmul %buf, %we, %off
+    %y = moe.combine %out, %g_flat, %pos
+    %load = moe.load_estimate %clean, %h, %std, %top {k = 2}
+    %aux = moe.total_loss (moe.cv_squared %importance), (moe.cv_squared %load)
+    ```
+
+    Softmax gating becomes top-k with k = num_experts and no noise (the
+    same gates, and the same dispatch path). Each noisy gate gets its own
+    RNG stream so noise is independent across layers. Hierarchical layers
+    are left to `moe-expand-hierarchy`; threshold gating (inference) is not
+    lowered yet and is reported as an error.
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif // MOE_PASSES_PASSES_TD

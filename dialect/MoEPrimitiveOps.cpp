@@ -1,0 +1,157 @@
+//===- MoEPrimitiveOps.cpp - Verifiers of the primitive ops ---------------===//
+//
+// The primitive ops are produced by the compiler, not written by users, but
+// their verifiers still catch pass bugs early with the same kind of message.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialect/MoEOps.h"
+#include "dialect/VerifierUtils.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// Checks the optional row pointer of assignment-form ops: [tokens + 1]
+/// when present, otherwise the A assignments must split evenly.
+static LogicalResult verifyRowPointer(Operation *op, Value rowPtr,
+                                      int64_t assignments, int64_t tokens) {
+  if (rowPtr)
+    return expectShape(op, rowPtr, "row_ptr", {tokens + 1}, "[tokens + 1]");
+  if (assignments % tokens == 0)
+    return success();
+  return op->emitOpError()
+         << "without row_ptr every token needs the same number of "
+            "assignments, but "
+         << assignments << " assignments do not divide among " << tokens
+         << " tokens";
+}
+
+LogicalResult MatmulOp::verify() {
+  ArrayRef<int64_t> a = shapeOf(getLhs()), b = shapeOf(getRhs());
+  int64_t k = getTransposeRhs() ? b[1] : b[0];
+  int64_t n = getTransposeRhs() ? b[0] : b[1];
+  if (a[1] != k)
+    return emitOpError() << "contracts lhs " << formatShape(a) << " with rhs "
+                         << formatShape(b)
+                         << (getTransposeRhs() ? " (transposed)" : "")
+                         << ": inner dimensions " << a[1] << " and " << k
+                         << " differ";
+  return expectShape(*this, getResult(), "result", {a[0], n}, "[M, N]");
+}
+
+LogicalResult BiasAddOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  if (in.empty())
+    return emitOpError("expects an input of rank >= 1");
+  if (failed(expectShape(*this, getBias(), "bias", {in.back()},
+                         "[last input dimension]")))
+    return failure();
+  return expectShape(*this, getOutput(), "output", in, "the input shape");
+}
+
+LogicalResult ActivateOp::verify() {
+  if (getAct() == Activation::none)
+    return emitOpError("needs an activation other than none");
+  return success();
+}
+
+LogicalResult NoisyTopKOp::verify() {
+  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
+  int64_t t = clean[0], n = clean[1], k = getK();
+  if (k > n)
+    return emitOpError() << "k = " << k << " exceeds the " << n
+                         << " experts";
+  if (Value noise = getNoiseLogits())
+    if (failed(expectShape(*this, noise, "noise logits", clean,
+                           "the clean logits' shape")))
+      return failure();
+  if (failed(expectShape(*this, getExpert(), "expert", {t, k}, "[T, k]")) ||
+      failed(expectShape(*this, getGate(), "gate", {t, k}, "[T, k]")) ||
+      failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
+      failed(expectShape(*this, getNoiseStd(), "noise_std", clean,
+                         "[T, n]")))
+    return failure();
+  return expectShape(*this, getTopValues(), "top_values", {t, k + 1},
+                     "[T, k + 1]");
+}
+
+LogicalResult LoadEstimateOp::verify() {
+  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
+  if (failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
+      failed(expectShape(*this, getNoiseStd(), "noise_std", clean,
+                         "[T, n]")) ||
+      failed(expectShape(*this, getTopValues(), "top_values",
+                         {clean[0], getK() + 1}, "[T, k + 1]")))
+    return failure();
+  return expectShape(*this, getLoad(), "load", {clean[1]}, "[n]");
+}
+
+LogicalResult BatchwiseMaskOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  int64_t t = logits[0], n = logits[1], m = getM();
+  if (m > t)
+    return emitOpError() << "m = " << m << " exceeds the " << t << " tokens";
+  if (failed(expectShape(*this, getMask(), "mask", logits, "[T, n]")) ||
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1},
+                         "[T + 1]")) ||
+      failed(expectShape(*this, getExpert(), "expert", {n * m}, "[n * m]")))
+    return failure();
+  return expectShape(*this, getGate(), "gate", {n * m}, "[n * m]");
+}
+
+LogicalResult BatchwiseThresholdLossOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  if (failed(expectShape(*this, getBatchMask(), "batch mask", logits,
+                         "[T, n]")))
+    return failure();
+  return expectShape(*this, getThresholds(), "thresholds", {logits[1]},
+                     "[n]");
+}
+
+LogicalResult ImportanceOp::verify() {
+  if (failed(expectShape(*this, getGate(), "gate", shapeOf(getExpert()),
+                         "one gate per assignment")))
+    return failure();
+  return expectShape(*this, getImportance(), "importance", {getNumExperts()},
+                     "[num_experts]");
+}
+
+LogicalResult DispatchPlanOp::verify() {
+  int64_t a = shapeOf(getExpert())[0], t = getTokens();
+  if (failed(verifyRowPointer(*this, getRowPtr(), a, t)))
+    return failure();
+  if (failed(expectShape(*this, getExpertOffset(), "expert_offset",
+                         {getNumExperts() + 1}, "[num_experts + 1]")) ||
+      failed(expectShape(*this, getPosition(), "position", {a}, "[A]")))
+    return failure();
+  return expectShape(*this, getToken(), "token", {a}, "[A]");
+}
+
+LogicalResult DispatchOp::verify() {
+  return expectShape(*this, getBuffer(), "buffer",
+                     {shapeOf(getToken())[0], shapeOf(getInput())[1]},
+                     "[A, d]");
+}
+
+LogicalResult GroupedMatmulOp::verify() {
+  ArrayRef<int64_t> buf = shapeOf(getBuffer()), w = shapeOf(getWeights());
+  int64_t experts = shapeOf(getExpertOffset())[0] - 1;
+  if (w.size() != 3 || w[0] != experts || w[1] != buf[1])
+    return emitOpError() << "expects weights of shape " << experts << "x"
+                         << buf[1]
+                         << "xN ([experts, d_in, d_out]) but got "
+                         << formatShape(w);
+  return expectShape(*this, getOutput(), "output", {buf[0], w[2]},
+                     "[A, d_out]");
+}
+
+LogicalResult CombineOp::verify() {
+  ArrayRef<int64_t> out = shapeOf(getExpertOutput());
+  int64_t a = out[0], t = getTokens();
+  if (failed(expectShape(*this, getGate(), "gate", {a}, "[A]")) ||
+      failed(expectShape(*this, getPosition(), "position", {a}, "[A]")))
+    return failure();
+  if (failed(verifyRowPointer(*this, getRowPtr(), a, t)))
+    return failure();
+  return expectShape(*this, getOutput(), "output", {t, out[1]}, "[tokens, d]");
+}

@@ -1,0 +1,359 @@
+//===- MoEPrimitiveOps.td - Primitive ops the kernels implement -*- tablegen -*-===//
+//
+// What moe-decompose lowers model ops to: one op per runtime kernel
+// (runtime/Backend.h), on rank-2 [tokens, d] tensors. Routing decisions are
+// carried in assignment form: `expert` / `gate` tensors of A assignments,
+// token-major; for top-k gating every token has k assignments (A = T * k),
+// for batchwise gating a row-pointer tensor [T + 1] says where each token's
+// assignments start.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_DIALECT_MOEPRIMITIVEOPS_TD
+#define MOE_DIALECT_MOEPRIMITIVEOPS_TD
+
+include "dialect/MoEDialect.td"
+include "dialect/MoEAttrs.td"
+
+def MoE_Matrix : 2DTensorOf<[F32]>;
+def MoE_Vector : 1DTensorOf<[F32]>;
+def MoE_IdMatrix : 2DTensorOf<[I32]>;
+def MoE_IdVector : 1DTensorOf<[I32]>;
+
+//===----------------------------------------------------------------------===//
+// Dense algebra
+//===----------------------------------------------------------------------===//
+
+def MoE_MatmulOp : MoE_Op<"matmul"> {
+  let summary = "matrix product [M, K] x [K, N] (optionally transposed B)";
+  let description = [{
+    `lhs * rhs`, or `lhs * rhs^T` with `transpose_rhs`. Maps to one GEMM.
+
+    ```mlir
+    %logits = moe.matmul %x, %w_gate
+        : (tensor<2560x512xf32>, tensor<512x8xf32>) -> tensor<2560x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$lhs, MoE_Matrix:$rhs,
+                       UnitAttr:$transpose_rhs);
+  let results = (outs MoE_Matrix:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_BiasAddOp : MoE_Op<"bias_add"> {
+  let summary = "adds a [d] bias to every row of [..., d]";
+  let description = [{
+    ```mlir
+    %y = moe.bias_add %x, %b : (tensor<64x16xf32>, tensor<16xf32>) -> tensor<64x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$input, MoE_Vector:$bias);
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = [{
+    $input `,` $bias attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ActivateOp : MoE_Op<"activate", [SameOperandsAndResultType]> {
+  let summary = "element-wise activation (relu, sigmoid, tanh)";
+  let description = [{
+    ```mlir
+    %y = moe.activate %x {act = #moe.activation<sigmoid>} : tensor<64x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$input, MoE_ActivationAttr:$act);
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($output)";
+  let hasVerifier = 1;
+}
+
+def MoE_ScaleOp : MoE_Op<"scale", [SameOperandsAndResultType]> {
+  let summary = "multiplies a tensor by a constant factor";
+  let description = [{
+    Used for loss weights and to turn a token sum into a mean.
+
+    ```mlir
+    %y = moe.scale %x {factor = 1.000000e-01 : f32} : tensor<f32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$input, F32Attr:$factor);
+  let results = (outs MoE_F32Tensor:$output);
+  let assemblyFormat = "$input attr-dict `:` type($output)";
+}
+
+//===----------------------------------------------------------------------===//
+// Gating
+//===----------------------------------------------------------------------===//
+
+def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k"> {
+  let summary = "top-k gating with optional trainable Gaussian noise";
+  let description = [{
+    With `noise_logits`: H = clean + z * (softplus(noise_logits) + eps),
+    z ~ N(0, 1) from the counter-based RNG stream `rng_stream` (training
+    only); without: H = clean (plain top-k, Eq. 3-4). Keeps the k largest
+    entries of each row of H, ties to the lower index.
+
+    Results: `expert` [T, k] (descending H), `gate` [T, k] (softmax over the
+    kept entries), and what the load estimate and the backward pass need:
+    `noisy` H [T, n], `noise_std` [T, n] and `top_values` [T, k + 1].
+
+    ```mlir
+    %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k = 2 : i64,
+        noise_eps = 1.000000e-02 : f32, rng_stream = 0 : i64}
+        : (tensor<64x8xf32>, tensor<64x8xf32>) -> (tensor<64x2xi32>,
+           tensor<64x2xf32>, tensor<64x8xf32>, tensor<64x8xf32>,
+           tensor<64x3xf32>)
+    ```
+  }];
+  let arguments = (ins
+    MoE_Matrix:$clean_logits,
+    Optional<MoE_Matrix>:$noise_logits,
+    ConfinedAttr<I64Attr, [IntPositive]>:$k,
+    DefaultValuedAttr<F32Attr, "1.0e-2">:$noise_eps,
+    DefaultValuedAttr<I64Attr, "0">:$rng_stream
+  );
+  let results = (outs MoE_IdMatrix:$expert, MoE_Matrix:$gate,
+                      MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
+                      MoE_Matrix:$top_values);
+  let assemblyFormat = [{
+    $clean_logits (`,` `noise` $noise_logits^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_LoadEstimateOp : MoE_Op<"load_estimate"> {
+  let summary = "smooth estimate of the number of tokens per expert";
+  let description = [{
+    load_i = sum_x Phi((clean_i - thr_i) / std_i), where thr_i is the k-th
+    largest noisy value of x excluding expert i (paper, final version):
+    the probability that expert i stays in the top k if only its own noise
+    were drawn again. Differentiable, unlike the token counts.
+
+    ```mlir
+    %load = moe.load_estimate %clean, %noisy, %std, %top {k = 2 : i64}
+        : (tensor<64x8xf32>, tensor<64x8xf32>, tensor<64x8xf32>,
+           tensor<64x3xf32>) -> tensor<8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noisy,
+                       MoE_Matrix:$noise_std, MoE_Matrix:$top_values,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$k);
+  let results = (outs MoE_Vector:$load);
+  let assemblyFormat = [{
+    $clean_logits `,` $noisy `,` $noise_std `,` $top_values attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_SoftmaxOp : MoE_Op<"softmax", [SameOperandsAndResultType]> {
+  let summary = "row-wise softmax (dense gating, Eq. 2)";
+  let description = [{
+    ```mlir
+    %p = moe.softmax %logits : tensor<64x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits);
+  let results = (outs MoE_Matrix:$probs);
+  let assemblyFormat = "$logits attr-dict `:` type($probs)";
+}
+
+def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask"> {
+  let summary = "Appendix A: top m tokens per expert over the batch";
+  let description = [{
+    Keeps, for each expert (column of `logits` [T, n]), the m tokens with
+    the largest logits (ties to the lower token). Results: the 0/1 `mask`
+    [T, n], and the assignments token-major: `row_ptr` [T + 1], `expert`
+    [n * m] and `gate` [n * m] (softmax over each token's kept logits).
+
+    ```mlir
+    %mask, %rows, %e, %g = moe.batchwise_mask %logits {m = 16 : i64}
+        : (tensor<64x8xf32>) -> (tensor<64x8xf32>, tensor<65xi32>,
+           tensor<128xi32>, tensor<128xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$m);
+  let results = (outs MoE_Matrix:$mask, MoE_IdVector:$row_ptr,
+                      MoE_IdVector:$expert, MoE_Vector:$gate);
+  let assemblyFormat = [{
+    $logits attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_BatchwiseThresholdLossOp : MoE_Op<"batchwise_threshold_loss"> {
+  let summary = "Eq. 8: trains thresholds to imitate the batchwise mask";
+  let description = [{
+    L = sum_x sum_i (Mthreshold(x, T)_i - Mbatchwise(X, m)_x,i) (X_x,i - T_i).
+    The logits are treated as constants: the loss trains the thresholds.
+
+    ```mlir
+    %l = moe.batchwise_threshold_loss %logits, %mask, %thresholds
+        : (tensor<64x8xf32>, tensor<64x8xf32>, tensor<8xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$batch_mask,
+                       MoE_Vector:$thresholds);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = [{
+    $logits `,` $batch_mask `,` $thresholds attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ImportanceOp : MoE_Op<"importance"> {
+  let summary = "per-expert sum of gate values over the batch";
+  let description = [{
+    Importance_i = sum_x G(x)_i from assignments (`expert`, `gate`).
+
+    ```mlir
+    %imp = moe.importance %e, %g {num_experts = 8 : i64}
+        : (tensor<128xi32>, tensor<128xf32>) -> tensor<8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$expert, MoE_Vector:$gate,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_experts);
+  let results = (outs MoE_Vector:$importance);
+  let assemblyFormat = [{
+    $expert `,` $gate attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_CvSquaredOp : MoE_Op<"cv_squared"> {
+  let summary = "squared coefficient of variation, times a loss weight";
+  let description = [{
+    weight * var(v) / (mean(v)^2 + 1e-10), population variance. Applied to
+    importance and load for the balancing losses.
+
+    ```mlir
+    %l = moe.cv_squared %imp {weight = 1.000000e-01 : f32}
+        : (tensor<8xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins MoE_Vector:$values, F32Attr:$weight);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = "$values attr-dict `:` functional-type(operands, results)";
+}
+
+def MoE_L2BalanceOp : MoE_Op<"l2_balance"> {
+  let summary = "Eq. 5: L2 distance of mean gates from uniform";
+  let description = [{
+    weight / 2 * sum_i (importance_i / tokens - 1 / n)^2.
+
+    ```mlir
+    %l = moe.l2_balance %imp {tokens = 64 : i64, weight = 1.0 : f32}
+        : (tensor<8xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins MoE_Vector:$importance,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$tokens,
+                       F32Attr:$weight);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = "$importance attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch, experts, combine
+//===----------------------------------------------------------------------===//
+
+def MoE_DispatchPlanOp : MoE_Op<"dispatch_plan"> {
+  let summary = "sorts assignments into per-expert segments";
+  let description = [{
+    A stable counting sort of the A assignments by `expert`: `expert_offset`
+    [n + 1] (segment e is rows [offset_e, offset_e+1) of the dispatch
+    buffer; empty experts have empty segments, no token is dropped),
+    `position` [A] (buffer row of assignment a) and `token` [A] (token
+    feeding buffer row p). `row_ptr` [T + 1] gives each token's assignments;
+    without it every token has A / tokens of them.
+
+    ```mlir
+    %off, %pos, %tok = moe.dispatch_plan %e {num_experts = 8 : i64,
+        tokens = 64 : i64} : (tensor<128xi32>)
+        -> (tensor<9xi32>, tensor<128xi32>, tensor<128xi32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$expert, Optional<MoE_IdVector>:$row_ptr,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_experts,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$tokens);
+  let results = (outs MoE_IdVector:$expert_offset, MoE_IdVector:$position,
+                      MoE_IdVector:$token);
+  let assemblyFormat = [{
+    $expert (`rows` $row_ptr^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_DispatchOp : MoE_Op<"dispatch"> {
+  let summary = "gathers token rows into the expert-major buffer";
+  let description = [{
+    Row p of the result is row `token[p]` of the input.
+
+    ```mlir
+    %buf = moe.dispatch %x, %tok
+        : (tensor<64x16xf32>, tensor<128xi32>) -> tensor<128x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$input, MoE_IdVector:$token);
+  let results = (outs MoE_Matrix:$buffer);
+  let assemblyFormat = [{
+    $input `,` $token attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
+  let summary = "one matrix product per expert segment";
+  let description = [{
+    Rows [offset_e, offset_e+1) of `buffer` times `weights[e]`
+    ([n, d_in, d_out]); segments of zero rows cost nothing.
+
+    ```mlir
+    %out = moe.grouped_matmul %buf, %w, %off
+        : (tensor<128x16xf32>, tensor<8x16x16xf32>, tensor<9xi32>)
+        -> tensor<128x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$buffer, MoE_F32Tensor:$weights,
+                       MoE_IdVector:$expert_offset);
+  let results = (outs MoE_Matrix:$output);
+  let assemblyFormat = [{
+    $buffer `,` $weights `,` $expert_offset attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_CombineOp : MoE_Op<"combine"> {
+  let summary = "gate-weighted sum of expert outputs back per token (Eq. 1)";
+  let description = [{
+    y_t = sum over t's assignments a of gate[a] * expert_out[position[a]],
+    summed in assignment order (deterministic). `row_ptr` as in
+    `moe.dispatch_plan`.
+
+    ```mlir
+    %y = moe.combine %out, %g, %pos {tokens = 64 : i64}
+        : (tensor<128x16xf32>, tensor<128xf32>, tensor<128xi32>)
+        -> tensor<64x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$expert_output, MoE_Vector:$gate,
+                       MoE_IdVector:$position, Optional<MoE_IdVector>:$row_ptr,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$tokens);
+  let results = (outs MoE_Matrix:$output);
+  let assemblyFormat = [{
+    $expert_output `,` $gate `,` $position (`rows` $row_ptr^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MOE_DIALECT_MOEPRIMITIVEOPS_TD

@@ -1,0 +1,44 @@
+//===- VerifierUtils.h - Shape checks shared by the op verifiers -*- C++ -*-===//
+
+#ifndef MOE_DIALECT_VERIFIERUTILS_H
+#define MOE_DIALECT_VERIFIERUTILS_H
+
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Operation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace mlir::moe {
+
+/// "512x8" for a shape, "scalar" for rank 0.
+inline std::string formatShape(ArrayRef<int64_t> shape) {
+  if (shape.empty())
+    return "scalar";
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  llvm::interleave(shape, os, "x");
+  return text;
+}
+
+inline ArrayRef<int64_t> shapeOf(Value value) {
+  return cast<ShapedType>(value.getType()).getShape();
+}
+
+/// Emits "expects <what> of shape <expected> (<meaning>) but got <actual>"
+/// unless `value` has the expected shape.
+inline LogicalResult expectShape(Operation *op, Value value, StringRef what,
+                                 ArrayRef<int64_t> expected,
+                                 StringRef meaning) {
+  ArrayRef<int64_t> actual = shapeOf(value);
+  if (actual == expected)
+    return success();
+  return op->emitOpError() << "expects " << what << " of shape "
+                           << formatShape(expected) << " (" << meaning
+                           << ") but got " << formatShape(actual);
+}
+
+} // namespace mlir::moe
+
+#endif // MOE_DIALECT_VERIFIERUTILS_H

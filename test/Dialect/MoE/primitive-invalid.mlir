@@ -1,0 +1,188 @@
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+// The inner dimensions of a matrix product must agree.
+func.func @matmul_inner_mismatch(%a: tensor<4x8xf32>, %b: tensor<7x3xf32>) {
+  // expected-error@+1 {{contracts lhs 4x8 with rhs 7x3: inner dimensions 8 and 7 differ}}
+  %c = moe.matmul %a, %b : (tensor<4x8xf32>, tensor<7x3xf32>) -> tensor<4x3xf32>
+  return
+}
+
+// -----
+
+// With transpose_rhs the rhs is [N, K].
+func.func @matmul_transposed_result(%a: tensor<4x8xf32>, %b: tensor<3x8xf32>) {
+  // expected-error@+1 {{expects result of shape 4x3 ([M, N]) but got 4x8}}
+  %c = moe.matmul %a, %b {transpose_rhs} : (tensor<4x8xf32>, tensor<3x8xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// The bias spans the last dimension.
+func.func @bias_wrong_length(%x: tensor<4x8xf32>, %b: tensor<4xf32>) {
+  // expected-error@+1 {{expects bias of shape 8 ([last input dimension]) but got 4}}
+  %y = moe.bias_add %x, %b : (tensor<4x8xf32>, tensor<4xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+// An activation of kind none is an identity and must not be emitted.
+func.func @activate_none(%x: tensor<4xf32>) {
+  // expected-error@+1 {{needs an activation other than none}}
+  %y = moe.activate %x {act = #moe.activation<none>} : tensor<4xf32>
+  return
+}
+
+// -----
+
+// Cannot keep more experts than exist.
+func.func @top_k_exceeds(%c: tensor<4x3xf32>) {
+  // expected-error@+1 {{k = 4 exceeds the 3 experts}}
+  %e, %g, %h, %s, %t = moe.noisy_top_k %c {k = 4 : i64} : (tensor<4x3xf32>) -> (tensor<4x4xi32>, tensor<4x4xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x5xf32>)
+  return
+}
+
+// -----
+
+// top_values holds k + 1 values per token for the load estimate.
+func.func @top_values_width(%c: tensor<4x3xf32>) {
+  // expected-error@+1 {{expects top_values of shape 4x3 ([T, k + 1]) but got 4x2}}
+  %e, %g, %h, %s, %t = moe.noisy_top_k %c {k = 2 : i64} : (tensor<4x3xf32>) -> (tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>)
+  return
+}
+
+// -----
+
+// Noise logits are per (token, expert) like the clean logits.
+func.func @noise_shape(%c: tensor<4x3xf32>, %n: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects noise logits of shape 4x3 (the clean logits' shape) but got 4x2}}
+  %e, %g, %h, %s, %t = moe.noisy_top_k %c, noise %n {k = 1 : i64} : (tensor<4x3xf32>, tensor<4x2xf32>) -> (tensor<4x1xi32>, tensor<4x1xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>)
+  return
+}
+
+// -----
+
+// The load has one entry per expert.
+func.func @load_shape(%c: tensor<4x3xf32>, %t: tensor<4x3xf32>) {
+  // expected-error@+1 {{expects load of shape 3 ([n]) but got 4}}
+  %l = moe.load_estimate %c, %c, %c, %t {k = 2 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// A batchwise mask cannot keep more tokens per expert than the batch has.
+func.func @batchwise_m_exceeds(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{m = 5 exceeds the 4 tokens}}
+  %m, %r, %e, %g = moe.batchwise_mask %l {m = 5 : i64} : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<5xi32>, tensor<10xi32>, tensor<10xf32>)
+  return
+}
+
+// -----
+
+// Batchwise routing makes exactly n * m assignments.
+func.func @batchwise_assignments(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects expert of shape 4 ([n * m]) but got 3}}
+  %m, %r, %e, %g = moe.batchwise_mask %l {m = 2 : i64} : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<5xi32>, tensor<3xi32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// Thresholds are per expert.
+func.func @threshold_loss_shape(%l: tensor<4x2xf32>, %t: tensor<4xf32>) {
+  // expected-error@+1 {{expects thresholds of shape 2 ([n]) but got 4}}
+  %x = moe.batchwise_threshold_loss %l, %l, %t : (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// One gate per assignment.
+func.func @importance_gate_count(%e: tensor<6xi32>, %g: tensor<5xf32>) {
+  // expected-error@+1 {{expects gate of shape 6 (one gate per assignment) but got 5}}
+  %i = moe.importance %e, %g {num_experts = 3 : i64} : (tensor<6xi32>, tensor<5xf32>) -> tensor<3xf32>
+  return
+}
+
+// -----
+
+// Without a row pointer the assignments must split evenly among tokens.
+func.func @plan_uneven(%e: tensor<7xi32>) {
+  // expected-error@+1 {{without row_ptr every token needs the same number of assignments, but 7 assignments do not divide among 3 tokens}}
+  %o, %p, %t = moe.dispatch_plan %e {num_experts = 2 : i64, tokens = 3 : i64} : (tensor<7xi32>) -> (tensor<3xi32>, tensor<7xi32>, tensor<7xi32>)
+  return
+}
+
+// -----
+
+// Segment offsets have one entry per expert plus the end.
+func.func @plan_offsets(%e: tensor<6xi32>) {
+  // expected-error@+1 {{expects expert_offset of shape 3 ([num_experts + 1]) but got 2}}
+  %o, %p, %t = moe.dispatch_plan %e {num_experts = 2 : i64, tokens = 3 : i64} : (tensor<6xi32>) -> (tensor<2xi32>, tensor<6xi32>, tensor<6xi32>)
+  return
+}
+
+// -----
+
+// The row pointer has tokens + 1 entries.
+func.func @plan_row_ptr(%e: tensor<6xi32>, %r: tensor<3xi32>) {
+  // expected-error@+1 {{expects row_ptr of shape 4 ([tokens + 1]) but got 3}}
+  %o, %p, %t = moe.dispatch_plan %e rows %r {num_experts = 2 : i64, tokens = 3 : i64} : (tensor<6xi32>, tensor<3xi32>) -> (tensor<3xi32>, tensor<6xi32>, tensor<6xi32>)
+  return
+}
+
+// -----
+
+// The dispatch buffer has one row per assignment.
+func.func @dispatch_rows(%x: tensor<3x4xf32>, %t: tensor<6xi32>) {
+  // expected-error@+1 {{expects buffer of shape 6x4 ([A, d]) but got 3x4}}
+  %b = moe.dispatch %x, %t : (tensor<3x4xf32>, tensor<6xi32>) -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// One weight matrix per expert segment.
+func.func @grouped_weights(%b: tensor<6x4xf32>, %w: tensor<3x4x4xf32>, %o: tensor<3xi32>) {
+  // expected-error@+1 {{expects weights of shape 2x4xN ([experts, d_in, d_out]) but got 3x4x4}}
+  %y = moe.grouped_matmul %b, %w, %o : (tensor<6x4xf32>, tensor<3x4x4xf32>, tensor<3xi32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+// The output keeps the buffer rows and takes d_out columns.
+func.func @grouped_output(%b: tensor<6x4xf32>, %w: tensor<2x4x5xf32>, %o: tensor<3xi32>) {
+  // expected-error@+1 {{expects output of shape 6x5 ([A, d_out]) but got 6x4}}
+  %y = moe.grouped_matmul %b, %w, %o : (tensor<6x4xf32>, tensor<2x4x5xf32>, tensor<3xi32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+// Gates and positions are per assignment.
+func.func @combine_gates(%y: tensor<6x4xf32>, %g: tensor<5xf32>, %p: tensor<6xi32>) {
+  // expected-error@+1 {{expects gate of shape 6 ([A]) but got 5}}
+  %o = moe.combine %y, %g, %p {tokens = 3 : i64} : (tensor<6x4xf32>, tensor<5xf32>, tensor<6xi32>) -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// Combine produces one row per token.
+func.func @combine_output(%y: tensor<6x4xf32>, %g: tensor<6xf32>, %p: tensor<6xi32>) {
+  // expected-error@+1 {{expects output of shape 3x4 ([tokens, d]) but got 6x4}}
+  %o = moe.combine %y, %g, %p {tokens = 3 : i64} : (tensor<6x4xf32>, tensor<6xf32>, tensor<6xi32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+// Same rule as the plan: without row_ptr assignments split evenly.
+func.func @combine_uneven(%y: tensor<7x4xf32>, %g: tensor<7xf32>, %p: tensor<7xi32>) {
+  // expected-error@+1 {{without row_ptr every token needs the same number of assignments, but 7 assignments do not divide among 3 tokens}}
+  %o = moe.combine %y, %g, %p {tokens = 3 : i64} : (tensor<7x4xf32>, tensor<7xf32>, tensor<7xi32>) -> tensor<3x4xf32>
+  return
+}

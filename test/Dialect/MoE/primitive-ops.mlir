@@ -1,0 +1,58 @@
+// RUN: moe-opt %s | moe-opt | FileCheck %s
+// RUN: moe-opt %s --mlir-print-op-generic | moe-opt | FileCheck %s
+
+// The primitive ops that moe-decompose produces, chained as in a flat
+// noisy top-k layer, must print and parse back unchanged.
+// CHECK-LABEL: func.func @routing_chain
+// CHECK: %[[CLEAN:.*]] = moe.matmul %{{.*}}, %{{.*}} : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+// CHECK: %[[E:.*]], %[[G:.*]], %[[H:.*]], %[[S:.*]], %[[TOP:.*]] = moe.noisy_top_k %[[CLEAN]], noise %{{.*}} {k = 2 : i64, noise_eps = 5.000000e-02 : f32, rng_stream = 3 : i64}
+// CHECK: moe.load_estimate %[[CLEAN]], %[[H]], %[[S]], %[[TOP]] {k = 2 : i64}
+// CHECK: %[[EF:.*]] = tensor.collapse_shape %[[E]]
+// CHECK: %[[GF:.*]] = tensor.collapse_shape %[[G]]
+// CHECK: %[[IMP:.*]] = moe.importance %[[EF]], %[[GF]] {num_experts = 4 : i64}
+// CHECK: moe.cv_squared %[[IMP]] {weight = 1.000000e-01 : f32}
+// CHECK: moe.l2_balance %[[IMP]] {tokens = 6 : i64, weight = 1.000000e+00 : f32}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[EF]] {num_experts = 4 : i64, tokens = 6 : i64}
+// CHECK: %[[BUF:.*]] = moe.dispatch %{{.*}}, %[[TOK]]
+// CHECK: %[[OUT:.*]] = moe.grouped_matmul %[[BUF]], %{{.*}}, %[[OFF]]
+// CHECK: %[[Y:.*]] = moe.combine %[[OUT]], %[[GF]], %[[POS]] {tokens = 6 : i64}
+// CHECK: moe.activate %[[Y]] {act = #moe.activation<sigmoid>}
+func.func @routing_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x4xf32>, %we: tensor<4x8x8xf32>) -> tensor<6x8xf32> {
+  %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %raw = moe.matmul %x, %wn : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k = 2 : i64, noise_eps = 0.05 : f32, rng_stream = 3 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %load = moe.load_estimate %clean, %h, %s, %top {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>) -> tensor<4xf32>
+  %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
+  %gf = tensor.collapse_shape %g [[0, 1]] : tensor<6x2xf32> into tensor<12xf32>
+  %imp = moe.importance %ef, %gf {num_experts = 4 : i64} : (tensor<12xi32>, tensor<12xf32>) -> tensor<4xf32>
+  %cv = moe.cv_squared %imp {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %l2 = moe.l2_balance %imp {tokens = 6 : i64, weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %off, %pos, %tok = moe.dispatch_plan %ef {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  %buf = moe.dispatch %x, %tok : (tensor<6x8xf32>, tensor<12xi32>) -> tensor<12x8xf32>
+  %out = moe.grouped_matmul %buf, %we, %off : (tensor<12x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>) -> tensor<12x8xf32>
+  %y = moe.combine %out, %gf, %pos {tokens = 6 : i64} : (tensor<12x8xf32>, tensor<12xf32>, tensor<12xi32>) -> tensor<6x8xf32>
+  %a = moe.activate %y {act = #moe.activation<sigmoid>} : tensor<6x8xf32>
+  return %a : tensor<6x8xf32>
+}
+
+// Batchwise routing carries a row pointer through plan and combine.
+// CHECK-LABEL: func.func @batchwise_chain
+// CHECK: %[[MASK:.*]], %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.batchwise_mask %{{.*}} {m = 3 : i64}
+// CHECK: moe.batchwise_threshold_loss %{{.*}}, %[[MASK]], %{{.*}} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<4xf32>) -> tensor<f32>
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %{{.*}} = moe.dispatch_plan %[[E]] rows %[[ROWS]]
+// CHECK: moe.combine %{{.*}}, %[[G]], %[[POS]] rows %[[ROWS]] {tokens = 6 : i64}
+// CHECK: moe.softmax %{{.*}} : tensor<6x4xf32>
+// CHECK: moe.scale %{{.*}} {factor = 2.500000e-01 : f32} : tensor<f32>
+// CHECK: moe.bias_add %{{.*}}, %{{.*}} : (tensor<6x8xf32>, tensor<8xf32>) -> tensor<6x8xf32>
+// CHECK: moe.matmul %{{.*}}, %{{.*}} {transpose_rhs} : (tensor<6x8xf32>, tensor<4x8xf32>) -> tensor<6x4xf32>
+func.func @batchwise_chain(%logits: tensor<6x4xf32>, %t: tensor<4xf32>, %buf: tensor<12x8xf32>, %b: tensor<8xf32>, %x: tensor<6x8xf32>, %wt: tensor<4x8xf32>) -> (tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>) {
+  %mask, %rows, %e, %g = moe.batchwise_mask %logits {m = 3 : i64} : (tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+  %l = moe.batchwise_threshold_loss %logits, %mask, %t : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<4xf32>) -> tensor<f32>
+  %off, %pos, %tok = moe.dispatch_plan %e rows %rows {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>, tensor<7xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  %y = moe.combine %buf, %g, %pos rows %rows {tokens = 6 : i64} : (tensor<12x8xf32>, tensor<12xf32>, tensor<12xi32>, tensor<7xi32>) -> tensor<6x8xf32>
+  %p = moe.softmax %logits : tensor<6x4xf32>
+  %s = moe.scale %l {factor = 0.25 : f32} : tensor<f32>
+  %yb = moe.bias_add %y, %b : (tensor<6x8xf32>, tensor<8xf32>) -> tensor<6x8xf32>
+  %mt = moe.matmul %x, %wt {transpose_rhs} : (tensor<6x8xf32>, tensor<4x8xf32>) -> tensor<6x4xf32>
+  return %y, %s, %p, %yb, %mt : tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>
+}
