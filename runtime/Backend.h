@@ -272,7 +272,7 @@ public:
   /// proj is null), bias [4H], gate order (i, f, g, o), forget-gate bias
   /// as given. Optional projection proj [H, P]: h_t = (o * tanh(c_t)) proj.
   /// Initial state zero. Outputs y [B,S,P]; saves `workspace` for backward
-  /// (size from lstmWorkspaceSize).
+  /// (lstmWorkspaceSize floats, not bytes).
   virtual int64_t lstmWorkspaceSize(int64_t B, int64_t S, int64_t dIn,
                                     int64_t H, int64_t P) = 0;
   virtual void lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H,
@@ -291,7 +291,7 @@ public:
   /// Appendix B attention: scores[b,j,i] = sum_e V_e tanh(x_i U)_e
   /// tanh(y_j W)_e for source x [B,Sx,dX] and target y [B,Sy,dY], U [dX,E],
   /// W [dY,E], V [E]; weights = softmax over i; context [B,Sy,dX] =
-  /// weights * x. Workspace from attentionWorkspaceSize.
+  /// weights * x. The workspace holds attentionWorkspaceSize floats.
   virtual int64_t attentionWorkspaceSize(int64_t B, int64_t Sx, int64_t Sy,
                                          int64_t dX, int64_t dY,
                                          int64_t E) = 0;

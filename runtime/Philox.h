@@ -40,13 +40,18 @@ MOE_HOST_DEVICE PhiloxBlock philox4x32(uint64_t key, uint64_t counterLo,
   for (int round = 0; round < 10; ++round) {
     uint64_t p0 = static_cast<uint64_t>(kMul0) * c0;
     uint64_t p1 = static_cast<uint64_t>(kMul1) * c2;
-    uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
-    uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
+    uint32_t hi0 = static_cast<uint32_t>(p0 >> 32),
+             lo0 = static_cast<uint32_t>(p0);
+    uint32_t hi1 = static_cast<uint32_t>(p1 >> 32),
+             lo1 = static_cast<uint32_t>(p1);
     uint32_t n0 = hi1 ^ c1 ^ k0;
     uint32_t n1 = lo1;
     uint32_t n2 = hi0 ^ c3 ^ k1;
     uint32_t n3 = lo0;
-    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    c0 = n0;
+    c1 = n1;
+    c2 = n2;
+    c3 = n3;
     k0 += kWeyl0;
     k1 += kWeyl1;
   }
@@ -78,6 +83,20 @@ MOE_HOST_DEVICE float philoxNormalAt(uint64_t seed, uint64_t counter,
   float radius = sqrtf(-2.0f * logf(u1));
   float angle = 6.283185307179586f * u2;
   return (index & 1) ? radius * sinf(angle) : radius * cosf(angle);
+}
+
+/// Element `index` of a stream of classes in [0, range) from the log-uniform
+/// (Zipf) distribution Q(c) = log((c + 2) / (c + 1)) / log(range + 1), as
+/// TensorFlow's LogUniformCandidateSampler draws them: floor(exp(u *
+/// log(range + 1))) - 1 for the uniform u of the same index. Computed in
+/// double so that sampled softmax draws the same classes on every backend;
+/// u = 1 would give `range`, so it is clamped to the last class.
+MOE_HOST_DEVICE int64_t philoxLogUniformAt(uint64_t seed, uint64_t counter,
+                                           uint64_t index, int64_t range) {
+  double u = philoxUniformAt(seed, counter, index);
+  int64_t c =
+      static_cast<int64_t>(exp(u * log(static_cast<double>(range) + 1.0))) - 1;
+  return c < range ? c : range - 1;
 }
 
 } // namespace moe::rt

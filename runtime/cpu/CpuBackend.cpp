@@ -1,38 +1,93 @@
-//===- CpuBackend.cpp - PENDING: replaced by the kernel implementation ---------===//
+//===- CpuBackend.cpp - Memory, GEMM and construction of the CPU backend --===//
+//
+// Host memory stands in for device memory: alloc returns 64-byte aligned
+// blocks (one cache line, full AVX-512 vectors) and the copies are memcpy.
+// GEMMs go to OpenBLAS; the elementwise kernels of the other families use
+// OpenMP.
+//
+//===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/CpuBackend.h"
 
+#include "runtime/cpu/kernels/Blas.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 
 namespace moe::rt {
 
-std::string CpuBackend::name() const {
-  throw std::logic_error("cpu kernel name is not implemented yet");
+namespace {
+constexpr size_t kAlignment = 64;
+} // namespace
+
+std::string CpuBackend::name() const { return "cpu"; }
+
+void *CpuBackend::alloc(size_t bytes) {
+  // aligned_alloc needs a size that is a multiple of the alignment; a
+  // zero-byte request still returns a unique, releasable block.
+  size_t rounded = std::max<size_t>(kAlignment, (bytes + kAlignment - 1) /
+                                                    kAlignment * kAlignment);
+  void *ptr = std::aligned_alloc(kAlignment, rounded);
+  if (!ptr)
+    throw std::bad_alloc();
+  return ptr;
 }
-void *CpuBackend::alloc(size_t) {
-  throw std::logic_error("cpu kernel alloc is not implemented yet");
+
+void CpuBackend::release(void *ptr) { std::free(ptr); }
+
+void CpuBackend::copyFromHost(void *dst, const void *src, size_t bytes) {
+  if (bytes)
+    std::memcpy(dst, src, bytes);
 }
-void CpuBackend::release(void *) {
-  throw std::logic_error("cpu kernel release is not implemented yet");
+
+void CpuBackend::copyToHost(void *dst, const void *src, size_t bytes) {
+  if (bytes)
+    std::memcpy(dst, src, bytes);
 }
-void CpuBackend::copyFromHost(void *, const void *, size_t) {
-  throw std::logic_error("cpu kernel copyFromHost is not implemented yet");
+
+void CpuBackend::copyDevice(void *dst, const void *src, size_t bytes) {
+  // memmove: callers may copy between overlapping views of one buffer.
+  if (bytes)
+    std::memmove(dst, src, bytes);
 }
-void CpuBackend::copyToHost(void *, const void *, size_t) {
-  throw std::logic_error("cpu kernel copyToHost is not implemented yet");
+
+void CpuBackend::fill(float *x, float value, int64_t count) {
+  if (count < 0)
+    throw std::invalid_argument("fill: negative count");
+  std::fill(x, x + count, value);
 }
-void CpuBackend::copyDevice(void *, const void *, size_t) {
-  throw std::logic_error("cpu kernel copyDevice is not implemented yet");
+
+void CpuBackend::synchronize() {}
+
+void CpuBackend::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *A, int64_t lda, const float *B,
+                      int64_t ldb, float beta, float *C, int64_t ldc,
+                      GemmPrecision) {
+  if (m < 0 || n < 0 || k < 0)
+    throw std::invalid_argument("gemm: negative dimension");
+  if (ldc < std::max<int64_t>(n, 1) ||
+      lda < std::max<int64_t>(transA ? m : k, 1) ||
+      ldb < std::max<int64_t>(transB ? k : n, 1))
+    throw std::invalid_argument("gemm: leading dimension too small");
+  // Precision is a GPU tensor-core choice; the CPU always computes in f32.
+  cpu::gemm<float>(transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C,
+                   ldc);
 }
-void CpuBackend::fill(float *, float, int64_t) {
-  throw std::logic_error("cpu kernel fill is not implemented yet");
+
+std::unique_ptr<Backend> createCpuBackend(int numThreads) {
+  if (numThreads < 0)
+    throw std::invalid_argument("createCpuBackend: negative thread count");
+  // 0 keeps the OpenMP and OpenBLAS defaults, which use every core.
+  if (numThreads > 0) {
+    omp_set_num_threads(numThreads);
+    openblas_set_num_threads(numThreads);
+  }
+  return std::make_unique<CpuBackend>();
 }
-void CpuBackend::synchronize() {
-  throw std::logic_error("cpu kernel synchronize is not implemented yet");
-}
-void CpuBackend::gemm(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t, float, float *, int64_t, GemmPrecision) {
-  throw std::logic_error("cpu kernel gemm is not implemented yet");
-}
-std::unique_ptr<Backend> createCpuBackend(int) { return std::make_unique<CpuBackend>(); }
 
 } // namespace moe::rt

@@ -1,34 +1,49 @@
-//===- Elementwise.cpp - PENDING: replaced by the kernel implementation ---------===//
+//===- Elementwise.cpp - Pointwise kernels of the CPU backend -------------===//
+//
+// Thin f32 entry points over the templates in kernels/ElementwiseKernels.h.
+//
+//===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/CpuBackend.h"
 
-#include <stdexcept>
+#include "runtime/cpu/kernels/ElementwiseKernels.h"
 
 namespace moe::rt {
 
-void CpuBackend::add(const float *, const float *, float *, int64_t) {
-  throw std::logic_error("cpu kernel add is not implemented yet");
+void CpuBackend::add(const float *a, const float *b, float *y, int64_t count) {
+  cpu::add(a, b, y, count);
 }
-void CpuBackend::accumulate(const float *, float *, int64_t) {
-  throw std::logic_error("cpu kernel accumulate is not implemented yet");
+
+void CpuBackend::accumulate(const float *x, float *y, int64_t count) {
+  cpu::accumulate(x, y, count);
 }
-void CpuBackend::sigmoidForward(const float *, float *, int64_t) {
-  throw std::logic_error("cpu kernel sigmoidForward is not implemented yet");
+
+void CpuBackend::sigmoidForward(const float *x, float *y, int64_t count) {
+  cpu::sigmoidForward(x, y, count);
 }
-void CpuBackend::sigmoidBackward(const float *, const float *, float *, int64_t) {
-  throw std::logic_error("cpu kernel sigmoidBackward is not implemented yet");
+
+void CpuBackend::sigmoidBackward(const float *y, const float *dy, float *dx,
+                                 int64_t count) {
+  cpu::sigmoidBackward(y, dy, dx, count);
 }
-void CpuBackend::dropoutForward(const float *, float *, int64_t, float, uint64_t, uint64_t) {
-  throw std::logic_error("cpu kernel dropoutForward is not implemented yet");
+
+void CpuBackend::dropoutForward(const float *x, float *y, int64_t count,
+                                float rate, uint64_t seed, uint64_t counter) {
+  cpu::dropoutForward(x, y, count, rate, seed, counter);
 }
-void CpuBackend::dropoutBackward(const float *, float *, int64_t, float, uint64_t, uint64_t) {
-  throw std::logic_error("cpu kernel dropoutBackward is not implemented yet");
+
+void CpuBackend::dropoutBackward(const float *dy, float *dx, int64_t count,
+                                 float rate, uint64_t seed, uint64_t counter) {
+  cpu::dropoutBackward(dy, dx, count, rate, seed, counter);
 }
-void CpuBackend::reluForward(const float *, float *, int64_t) {
-  throw std::logic_error("cpu kernel reluForward is not implemented yet");
+
+void CpuBackend::reluForward(const float *x, float *y, int64_t count) {
+  cpu::reluForward(x, y, count);
 }
-void CpuBackend::reluBackward(const float *, const float *, float *, int64_t) {
-  throw std::logic_error("cpu kernel reluBackward is not implemented yet");
+
+void CpuBackend::reluBackward(const float *y, const float *dy, float *dx,
+                              int64_t count) {
+  cpu::reluBackward(y, dy, dx, count);
 }
 
 } // namespace moe::rt

@@ -1,13 +1,19 @@
-//===- Optimizer.cpp - PENDING: replaced by the kernel implementation ---------===//
+//===- Optimizer.cpp - Adam on the CPU backend ----------------------------===//
+//
+// Thin f32 entry point over the template in kernels/OptimizerKernels.h.
+//
+//===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/CpuBackend.h"
 
-#include <stdexcept>
+#include "runtime/cpu/kernels/OptimizerKernels.h"
 
 namespace moe::rt {
 
-void CpuBackend::adamUpdate(int64_t, float *, const float *, float *, float *, float, int64_t, const AdamConfig &) {
-  throw std::logic_error("cpu kernel adamUpdate is not implemented yet");
+void CpuBackend::adamUpdate(int64_t count, float *param, const float *grad,
+                            float *m, float *v, float lr, int64_t step,
+                            const AdamConfig &config) {
+  cpu::adamUpdate(count, param, grad, m, v, lr, step, config);
 }
 
 } // namespace moe::rt

@@ -1,1 +1,281 @@
-//===- ElementwiseTest.cpp - PENDING: tests are added with the kernels -----------===//
+//===- ElementwiseTest.cpp - CPU memory, GEMM and pointwise kernels -------===//
+//
+// The backend entry points (f32) are checked against naive loops; the
+// backward kernels are checked in double against central differences of
+// sum(out * w) for random w.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Backend.h"
+#include "runtime/Philox.h"
+#include "runtime/cpu/kernels/ElementwiseKernels.h"
+
+#include "runtime/TestUtil.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+using namespace moe;
+using moe::test::expectAllClose;
+using moe::test::numericGradient;
+using moe::test::randomVector;
+
+namespace {
+
+/// Sizes around the Philox block of 4 and above the OpenMP grain.
+const int64_t kSizes[] = {0, 1, 3, 4, 7, 1000, rt::cpu::kParallelGrain + 5};
+
+double dot(const std::vector<double> &a, const std::vector<double> &b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    s += a[i] * b[i];
+  return s;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Memory and GEMM
+//===----------------------------------------------------------------------===//
+
+TEST(CpuBackend, NameAllocCopyFill) {
+  auto be = rt::createCpuBackend(2);
+  EXPECT_EQ(be->name(), "cpu");
+  for (size_t bytes : {size_t(0), size_t(1), size_t(100), size_t(4096)}) {
+    void *p = be->alloc(bytes);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << bytes;
+    be->release(p);
+  }
+  std::vector<float> host = randomVector(37, 1);
+  auto *a = static_cast<float *>(be->alloc(37 * sizeof(float)));
+  auto *b = static_cast<float *>(be->alloc(37 * sizeof(float)));
+  be->copyFromHost(a, host.data(), 37 * sizeof(float));
+  be->copyDevice(b, a, 37 * sizeof(float));
+  std::vector<float> back(37);
+  be->copyToHost(back.data(), b, 37 * sizeof(float));
+  be->synchronize();
+  EXPECT_EQ(back, host);
+  be->fill(a, 2.5f, 37);
+  be->copyToHost(back.data(), a, 37 * sizeof(float));
+  EXPECT_EQ(back, std::vector<float>(37, 2.5f));
+  be->release(a);
+  be->release(b);
+}
+
+TEST(CpuBackend, GemmMatchesNaiveWithTransposesAndStrides) {
+  auto be = rt::createCpuBackend();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (Shape s :
+       {Shape{1, 1, 1}, Shape{5, 3, 7}, Shape{17, 33, 1}, Shape{8, 8, 8}}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        // Padded leading dimensions exercise lda/ldb/ldc > width.
+        int64_t lda = (ta ? s.m : s.k) + 2, ldb = (tb ? s.k : s.n) + 1;
+        int64_t ldc = s.n + 3;
+        int64_t rowsA = ta ? s.k : s.m, rowsB = tb ? s.n : s.k;
+        auto A = randomVector(rowsA * lda, 2);
+        auto B = randomVector(rowsB * ldb, 3);
+        auto C = randomVector(s.m * ldc, 4);
+        std::vector<float> expected = C;
+        for (int64_t i = 0; i < s.m; ++i)
+          for (int64_t j = 0; j < s.n; ++j) {
+            double acc = 0;
+            for (int64_t p = 0; p < s.k; ++p)
+              acc += double(ta ? A[p * lda + i] : A[i * lda + p]) *
+                     (tb ? B[j * ldb + p] : B[p * ldb + j]);
+            expected[i * ldc + j] = 0.5 * acc + 2.0 * C[i * ldc + j];
+          }
+        be->gemm(ta, tb, s.m, s.n, s.k, 0.5f, A.data(), lda, B.data(), ldb,
+                 2.0f, C.data(), ldc, rt::GemmPrecision::BF16);
+        expectAllClose(C, expected, 1e-5, 1e-5, "gemm");
+      }
+    }
+  }
+}
+
+TEST(CpuBackend, GemmRejectsBadShapes) {
+  auto be = rt::createCpuBackend();
+  std::vector<float> a(16), b(16), c(16);
+  EXPECT_THROW(be->gemm(false, false, -1, 2, 2, 1, a.data(), 2, b.data(), 2, 0,
+                        c.data(), 2),
+               std::invalid_argument);
+  // lda = 2 is too small for a 2 x 3 row-major A.
+  EXPECT_THROW(be->gemm(false, false, 2, 2, 3, 1, a.data(), 2, b.data(), 2, 0,
+                        c.data(), 2),
+               std::invalid_argument);
+  EXPECT_THROW(rt::createCpuBackend(-1), std::invalid_argument);
+}
+
+//===----------------------------------------------------------------------===//
+// Add, accumulate, ReLU, sigmoid
+//===----------------------------------------------------------------------===//
+
+TEST(Elementwise, AddAndAccumulate) {
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    auto a = randomVector(n, 5), b = randomVector(n, 6);
+    std::vector<float> y(n), sum(n);
+    for (int64_t i = 0; i < n; ++i)
+      sum[i] = a[i] + b[i];
+    be->add(a.data(), b.data(), y.data(), n);
+    EXPECT_EQ(y, sum) << n;
+    be->accumulate(a.data(), b.data(), n);
+    EXPECT_EQ(b, sum) << n;
+  }
+}
+
+TEST(Elementwise, ReluForwardBackward) {
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    auto x = randomVector(n, 7), dy = randomVector(n, 8);
+    std::vector<float> y(n), dx(n), yRef(n), dxRef(n);
+    for (int64_t i = 0; i < n; ++i) {
+      yRef[i] = x[i] > 0 ? x[i] : 0;
+      dxRef[i] = x[i] > 0 ? dy[i] : 0;
+    }
+    be->reluForward(x.data(), y.data(), n);
+    be->reluBackward(y.data(), dy.data(), dx.data(), n);
+    EXPECT_EQ(y, yRef) << n;
+    EXPECT_EQ(dx, dxRef) << n;
+  }
+}
+
+TEST(Elementwise, ReluGradientCheck) {
+  // Keep |x| >= 0.1 so that the step never crosses the kink.
+  auto x = randomVector<double>(40, 9, 0.1, 1.0);
+  for (size_t i = 0; i < x.size(); i += 2)
+    x[i] = -x[i];
+  auto w = randomVector<double>(40, 10);
+  auto loss = [&](const std::vector<double> &in) {
+    std::vector<double> y(in.size());
+    rt::cpu::reluForward(in.data(), y.data(), in.size());
+    return dot(y, w);
+  };
+  std::vector<double> y(40), dx(40);
+  rt::cpu::reluForward(x.data(), y.data(), 40);
+  rt::cpu::reluBackward(y.data(), w.data(), dx.data(), 40);
+  expectAllClose(dx, numericGradient(loss, x), 1e-7, 1e-8, "relu dx");
+}
+
+TEST(Elementwise, SigmoidForwardMatchesNaiveAndSaturates) {
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    auto x = randomVector(n, 11, -8, 8);
+    std::vector<float> y(n), ref(n);
+    for (int64_t i = 0; i < n; ++i)
+      ref[i] = 1.0 / (1.0 + std::exp(-double(x[i])));
+    be->sigmoidForward(x.data(), y.data(), n);
+    expectAllClose(y, ref, 1e-6, 1e-7, "sigmoid");
+  }
+  std::vector<float> extreme = {-200.0f, 200.0f, 0.0f}, y(3);
+  be->sigmoidForward(extreme.data(), y.data(), 3);
+  EXPECT_EQ(y[0], 0.0f);
+  EXPECT_EQ(y[1], 1.0f);
+  EXPECT_EQ(y[2], 0.5f);
+}
+
+TEST(Elementwise, SigmoidGradientCheck) {
+  auto x = randomVector<double>(33, 12, -4, 4);
+  auto w = randomVector<double>(33, 13);
+  auto loss = [&](const std::vector<double> &in) {
+    std::vector<double> y(in.size());
+    rt::cpu::sigmoidForward(in.data(), y.data(), in.size());
+    return dot(y, w);
+  };
+  std::vector<double> y(33), dx(33);
+  rt::cpu::sigmoidForward(x.data(), y.data(), 33);
+  rt::cpu::sigmoidBackward(y.data(), w.data(), dx.data(), 33);
+  expectAllClose(dx, numericGradient(loss, x), 1e-7, 1e-9, "sigmoid dx");
+}
+
+//===----------------------------------------------------------------------===//
+// Dropout
+//===----------------------------------------------------------------------===//
+
+TEST(Dropout, MaskFollowsPhiloxStream) {
+  auto be = rt::createCpuBackend();
+  const float rate = 0.3f;
+  for (int64_t n : kSizes) {
+    auto x = randomVector(n, 14);
+    std::vector<float> y(n), ref(n);
+    for (int64_t i = 0; i < n; ++i)
+      ref[i] = rt::philoxUniformAt(77, 5, i) >= rate ? x[i] / (1 - rate) : 0;
+    be->dropoutForward(x.data(), y.data(), n, rate, 77, 5);
+    expectAllClose(y, ref, 1e-6, 0, "dropout forward");
+  }
+}
+
+TEST(Dropout, KeepFractionAndScalePreserveTheMean) {
+  auto be = rt::createCpuBackend();
+  const int64_t n = 200000;
+  for (float rate : {0.1f, 0.5f, 0.9f}) {
+    std::vector<float> ones(n, 1.0f), y(n);
+    be->dropoutForward(ones.data(), y.data(), n, rate, 1234, 0);
+    int64_t kept = 0;
+    double sum = 0;
+    for (float v : y) {
+      kept += v != 0;
+      sum += v;
+    }
+    EXPECT_NEAR(double(kept) / n, 1.0 - rate, 5e-3) << rate;
+    EXPECT_NEAR(sum / n, 1.0, 0.03) << rate;
+  }
+}
+
+TEST(Dropout, BackwardRecomputesTheForwardMask) {
+  auto be = rt::createCpuBackend();
+  const int64_t n = 1003;
+  auto x = randomVector(n, 15), dy = randomVector(n, 16);
+  std::vector<float> y(n), dx(n);
+  be->dropoutForward(x.data(), y.data(), n, 0.4f, 9, 21);
+  be->dropoutBackward(dy.data(), dx.data(), n, 0.4f, 9, 21);
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(y[i] == 0, dx[i] == 0) << i;
+    if (y[i] != 0) {
+      EXPECT_FLOAT_EQ(dx[i], dy[i] / 0.6f) << i;
+    }
+    dropped += y[i] == 0;
+  }
+  EXPECT_GT(dropped, 0);
+  // Another counter gives another mask.
+  std::vector<float> y2(n);
+  be->dropoutForward(x.data(), y2.data(), n, 0.4f, 9, 22);
+  EXPECT_NE(y, y2);
+}
+
+TEST(Dropout, GradientCheckAndDeterminism) {
+  const int64_t n = 29;
+  auto x = randomVector<double>(n, 17), w = randomVector<double>(n, 18);
+  auto loss = [&](const std::vector<double> &in) {
+    std::vector<double> y(n);
+    rt::cpu::dropoutForward(in.data(), y.data(), n, 0.25f, 3, 4);
+    return dot(y, w);
+  };
+  std::vector<double> dx(n), dx2(n);
+  rt::cpu::dropoutBackward(w.data(), dx.data(), n, 0.25f, 3, 4);
+  rt::cpu::dropoutBackward(w.data(), dx2.data(), n, 0.25f, 3, 4);
+  expectAllClose(dx, numericGradient(loss, x), 1e-7, 1e-9, "dropout dx");
+  EXPECT_EQ(dx, dx2);
+}
+
+TEST(Dropout, RateZeroIsIdentityAndBadRatesThrow) {
+  auto be = rt::createCpuBackend();
+  auto x = randomVector(50, 19);
+  std::vector<float> y(50);
+  be->dropoutForward(x.data(), y.data(), 50, 0.0f, 1, 1);
+  EXPECT_EQ(y, x);
+  EXPECT_THROW(be->dropoutForward(x.data(), y.data(), 50, 1.0f, 1, 1),
+               std::invalid_argument);
+  EXPECT_THROW(be->dropoutBackward(x.data(), y.data(), 50, -0.1f, 1, 1),
+               std::invalid_argument);
+  EXPECT_THROW(be->add(x.data(), x.data(), y.data(), -1),
+               std::invalid_argument);
+}

@@ -1,0 +1,130 @@
+//===- ElementwiseKernels.h - Pointwise CPU kernels -------------*- C++ -*-===//
+//
+// Residual add, accumulation, sigmoid, ReLU and Philox inverted dropout as
+// templates over the scalar type (float in the backend, double in the
+// gradient tests). Every element is independent, so the loops split across
+// OpenMP threads without changing any result.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_CPU_KERNELS_ELEMENTWISEKERNELS_H
+#define MOE_RUNTIME_CPU_KERNELS_ELEMENTWISEKERNELS_H
+
+#include "runtime/Philox.h"
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace moe::rt::cpu {
+
+/// Below this many elements a loop runs on the calling thread: waking the
+/// OpenMP team costs more than the work.
+constexpr int64_t kParallelGrain = 1 << 15;
+
+/// Throws std::invalid_argument naming `kernel` when count is negative.
+inline void checkCount(const char *kernel, int64_t count) {
+  if (count < 0)
+    throw std::invalid_argument(std::string(kernel) + ": negative count");
+}
+
+/// Throws std::invalid_argument naming `kernel` unless 0 <= rate < 1.
+inline void checkDropoutRate(const char *kernel, float rate) {
+  if (!(rate >= 0.0f && rate < 1.0f))
+    throw std::invalid_argument(std::string(kernel) +
+                                ": dropout rate must be in [0, 1)");
+}
+
+/// y = a + b.
+template <typename T> void add(const T *a, const T *b, T *y, int64_t count) {
+  checkCount("add", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    y[i] = a[i] + b[i];
+}
+
+/// y += x.
+template <typename T> void accumulate(const T *x, T *y, int64_t count) {
+  checkCount("accumulate", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    y[i] += x[i];
+}
+
+/// y = 1 / (1 + exp(-x)); exp overflows to inf for very negative x, which
+/// still gives the correct limit 0.
+template <typename T> void sigmoidForward(const T *x, T *y, int64_t count) {
+  checkCount("sigmoidForward", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    y[i] = T(1) / (T(1) + std::exp(-x[i]));
+}
+
+/// dx = dy * y * (1 - y), from the saved output y.
+template <typename T>
+void sigmoidBackward(const T *y, const T *dy, T *dx, int64_t count) {
+  checkCount("sigmoidBackward", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+}
+
+/// y = max(x, 0).
+template <typename T> void reluForward(const T *x, T *y, int64_t count) {
+  checkCount("reluForward", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+
+/// dx = dy where the saved output y is positive, else 0.
+template <typename T>
+void reluBackward(const T *y, const T *dy, T *dx, int64_t count) {
+  checkCount("reluBackward", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+
+/// out = in * keep_i / (1 - rate) with keep_i = (philoxUniformAt(seed,
+/// counter, i) >= rate). Forward and backward are the same masked scaling,
+/// so backward recomputes the mask instead of storing it. One Philox block
+/// feeds four consecutive elements, exactly as philoxUniformAt indexes them.
+template <typename T>
+void dropoutApply(const T *in, T *out, int64_t count, float rate, uint64_t seed,
+                  uint64_t counter) {
+  T scale = T(1) / (T(1) - T(rate));
+  int64_t numBlocks = (count + 3) / 4;
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t blk = 0; blk < numBlocks; ++blk) {
+    PhiloxBlock bits = philox4x32(seed, static_cast<uint64_t>(blk), counter);
+    int64_t begin = blk * 4;
+    int64_t end = begin + 4 < count ? begin + 4 : count;
+    for (int64_t i = begin; i < end; ++i)
+      out[i] = philoxUniform(bits.v[i - begin]) >= rate ? in[i] * scale : T(0);
+  }
+}
+
+/// Inverted dropout: y = x * keep / (1 - rate).
+template <typename T>
+void dropoutForward(const T *x, T *y, int64_t count, float rate, uint64_t seed,
+                    uint64_t counter) {
+  checkCount("dropoutForward", count);
+  checkDropoutRate("dropoutForward", rate);
+  dropoutApply(x, y, count, rate, seed, counter);
+}
+
+/// dx = dy * keep / (1 - rate), with the mask recomputed from (seed,
+/// counter).
+template <typename T>
+void dropoutBackward(const T *dy, T *dx, int64_t count, float rate,
+                     uint64_t seed, uint64_t counter) {
+  checkCount("dropoutBackward", count);
+  checkDropoutRate("dropoutBackward", rate);
+  dropoutApply(dy, dx, count, rate, seed, counter);
+}
+
+} // namespace moe::rt::cpu
+
+#endif // MOE_RUNTIME_CPU_KERNELS_ELEMENTWISEKERNELS_H
