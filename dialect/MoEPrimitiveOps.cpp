@@ -28,15 +28,18 @@ static LogicalResult verifyRowPointer(Operation *op, Value rowPtr,
 
 LogicalResult MatmulOp::verify() {
   ArrayRef<int64_t> a = shapeOf(getLhs()), b = shapeOf(getRhs());
-  int64_t k = getTransposeRhs() ? b[1] : b[0];
+  int64_t m = getTransposeLhs() ? a[1] : a[0];
+  int64_t ka = getTransposeLhs() ? a[0] : a[1];
+  int64_t kb = getTransposeRhs() ? b[1] : b[0];
   int64_t n = getTransposeRhs() ? b[0] : b[1];
-  if (a[1] != k)
-    return emitOpError() << "contracts lhs " << formatShape(a) << " with rhs "
-                         << formatShape(b)
+  if (ka != kb)
+    return emitOpError() << "contracts lhs " << formatShape(a)
+                         << (getTransposeLhs() ? " (transposed)" : "")
+                         << " with rhs " << formatShape(b)
                          << (getTransposeRhs() ? " (transposed)" : "")
-                         << ": inner dimensions " << a[1] << " and " << k
+                         << ": inner dimensions " << ka << " and " << kb
                          << " differ";
-  return expectShape(*this, getResult(), "result", {a[0], n}, "[M, N]");
+  return expectShape(*this, getResult(), "result", {m, n}, "[M, N]");
 }
 
 LogicalResult BiasAddOp::verify() {
@@ -154,4 +157,12 @@ LogicalResult CombineOp::verify() {
   if (failed(verifyRowPointer(*this, getRowPtr(), a, t)))
     return failure();
   return expectShape(*this, getOutput(), "output", {t, out[1]}, "[tokens, d]");
+}
+
+LogicalResult SumRowsOp::verify() {
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  if (in.empty())
+    return emitOpError("expects an input of rank >= 1");
+  return expectShape(*this, getOutput(), "output", {in.back()},
+                     "[last input dimension]");
 }

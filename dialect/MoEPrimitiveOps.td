@@ -14,6 +14,7 @@
 
 include "dialect/MoEDialect.td"
 include "dialect/MoEAttrs.td"
+include "dialect/MoEInterfaces.td"
 
 def MoE_Matrix : 2DTensorOf<[F32]>;
 def MoE_Vector : 1DTensorOf<[F32]>;
@@ -24,18 +25,23 @@ def MoE_IdVector : 1DTensorOf<[I32]>;
 // Dense algebra
 //===----------------------------------------------------------------------===//
 
-def MoE_MatmulOp : MoE_Op<"matmul"> {
-  let summary = "matrix product [M, K] x [K, N] (optionally transposed B)";
+def MoE_MatmulOp : MoE_Op<"matmul", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "matrix product op(lhs) * op(rhs), op = identity or transpose";
   let description = [{
-    `lhs * rhs`, or `lhs * rhs^T` with `transpose_rhs`. Maps to one GEMM.
+    `transpose_lhs` / `transpose_rhs` read an operand as its transpose, so
+    that the backward products need no explicit transposes. Maps to one
+    GEMM.
 
     ```mlir
     %logits = moe.matmul %x, %w_gate
         : (tensor<2560x512xf32>, tensor<512x8xf32>) -> tensor<2560x8xf32>
+    %dw = moe.matmul %x, %dy {transpose_lhs}
+        : (tensor<2560x512xf32>, tensor<2560x8xf32>) -> tensor<512x8xf32>
     ```
   }];
   let arguments = (ins MoE_Matrix:$lhs, MoE_Matrix:$rhs,
-                       UnitAttr:$transpose_rhs);
+                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
   let results = (outs MoE_Matrix:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
@@ -43,7 +49,36 @@ def MoE_MatmulOp : MoE_Op<"matmul"> {
   let hasVerifier = 1;
 }
 
-def MoE_BiasAddOp : MoE_Op<"bias_add"> {
+def MoE_AddOp : MoE_Op<"add", [SameOperandsAndResultType, Commutative,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "element-wise sum (gradient accumulation)";
+  let description = [{
+    ```mlir
+    %g = moe.add %g1, %g2 : tensor<512x8xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$lhs, MoE_F32Tensor:$rhs);
+  let results = (outs MoE_F32Tensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def MoE_SumRowsOp : MoE_Op<"sum_rows"> {
+  let summary = "sums [..., d] over every dimension but the last";
+  let description = [{
+    The gradient of a bias; summed in row order (deterministic).
+
+    ```mlir
+    %db = moe.sum_rows %dy : (tensor<64x16xf32>) -> tensor<16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$input);
+  let results = (outs MoE_Vector:$output);
+  let assemblyFormat = "$input attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def MoE_BiasAddOp : MoE_Op<"bias_add", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "adds a [d] bias to every row of [..., d]";
   let description = [{
     ```mlir
@@ -58,7 +93,8 @@ def MoE_BiasAddOp : MoE_Op<"bias_add"> {
   let hasVerifier = 1;
 }
 
-def MoE_ActivateOp : MoE_Op<"activate", [SameOperandsAndResultType]> {
+def MoE_ActivateOp : MoE_Op<"activate", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "element-wise activation (relu, sigmoid, tanh)";
   let description = [{
     ```mlir
@@ -71,7 +107,8 @@ def MoE_ActivateOp : MoE_Op<"activate", [SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
-def MoE_ScaleOp : MoE_Op<"scale", [SameOperandsAndResultType]> {
+def MoE_ScaleOp : MoE_Op<"scale", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "multiplies a tensor by a constant factor";
   let description = [{
     Used for loss weights and to turn a token sum into a mean.
@@ -89,7 +126,8 @@ def MoE_ScaleOp : MoE_Op<"scale", [SameOperandsAndResultType]> {
 // Gating
 //===----------------------------------------------------------------------===//
 
-def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k"> {
+def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "top-k gating with optional trainable Gaussian noise";
   let description = [{
     With `noise_logits`: H = clean + z * (softplus(noise_logits) + eps),
@@ -126,7 +164,8 @@ def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k"> {
   let hasVerifier = 1;
 }
 
-def MoE_LoadEstimateOp : MoE_Op<"load_estimate"> {
+def MoE_LoadEstimateOp : MoE_Op<"load_estimate", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "smooth estimate of the number of tokens per expert";
   let description = [{
     load_i = sum_x Phi((clean_i - thr_i) / std_i), where thr_i is the k-th
@@ -134,24 +173,31 @@ def MoE_LoadEstimateOp : MoE_Op<"load_estimate"> {
     the probability that expert i stays in the top k if only its own noise
     were drawn again. Differentiable, unlike the token counts.
 
+    The gradient flows to the clean and the raw noise logits (`noise`)
+    only: the kernel differentiates through the noisy values, the noise
+    std and the thresholds itself, so the saved `noisy`, `noise_std` and
+    `top_values` operands take no gradient.
+
     ```mlir
-    %load = moe.load_estimate %clean, %noisy, %std, %top {k = 2 : i64}
-        : (tensor<64x8xf32>, tensor<64x8xf32>, tensor<64x8xf32>,
-           tensor<64x3xf32>) -> tensor<8xf32>
+    %load = moe.load_estimate %clean, noise %raw, %noisy, %std, %top
+        {k = 2 : i64} : (tensor<64x8xf32>, tensor<64x8xf32>,
+        tensor<64x8xf32>, tensor<64x8xf32>, tensor<64x3xf32>) -> tensor<8xf32>
     ```
   }];
-  let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noisy,
-                       MoE_Matrix:$noise_std, MoE_Matrix:$top_values,
+  let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
+                       MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
+                       MoE_Matrix:$top_values,
                        ConfinedAttr<I64Attr, [IntPositive]>:$k);
   let results = (outs MoE_Vector:$load);
   let assemblyFormat = [{
-    $clean_logits `,` $noisy `,` $noise_std `,` $top_values attr-dict
-    `:` functional-type(operands, results)
+    $clean_logits `,` `noise` $noise_logits `,` $noisy `,` $noise_std `,`
+    $top_values attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
 
-def MoE_SoftmaxOp : MoE_Op<"softmax", [SameOperandsAndResultType]> {
+def MoE_SoftmaxOp : MoE_Op<"softmax", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "row-wise softmax (dense gating, Eq. 2)";
   let description = [{
     ```mlir
@@ -163,7 +209,8 @@ def MoE_SoftmaxOp : MoE_Op<"softmax", [SameOperandsAndResultType]> {
   let assemblyFormat = "$logits attr-dict `:` type($probs)";
 }
 
-def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask"> {
+def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Appendix A: top m tokens per expert over the batch";
   let description = [{
     Keeps, for each expert (column of `logits` [T, n]), the m tokens with
@@ -187,7 +234,8 @@ def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask"> {
   let hasVerifier = 1;
 }
 
-def MoE_BatchwiseThresholdLossOp : MoE_Op<"batchwise_threshold_loss"> {
+def MoE_BatchwiseThresholdLossOp : MoE_Op<"batchwise_threshold_loss", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Eq. 8: trains thresholds to imitate the batchwise mask";
   let description = [{
     L = sum_x sum_i (Mthreshold(x, T)_i - Mbatchwise(X, m)_x,i) (X_x,i - T_i).
@@ -208,7 +256,8 @@ def MoE_BatchwiseThresholdLossOp : MoE_Op<"batchwise_threshold_loss"> {
   let hasVerifier = 1;
 }
 
-def MoE_ImportanceOp : MoE_Op<"importance"> {
+def MoE_ImportanceOp : MoE_Op<"importance", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "per-expert sum of gate values over the batch";
   let description = [{
     Importance_i = sum_x G(x)_i from assignments (`expert`, `gate`).
@@ -227,7 +276,8 @@ def MoE_ImportanceOp : MoE_Op<"importance"> {
   let hasVerifier = 1;
 }
 
-def MoE_CvSquaredOp : MoE_Op<"cv_squared"> {
+def MoE_CvSquaredOp : MoE_Op<"cv_squared", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "squared coefficient of variation, times a loss weight";
   let description = [{
     weight * var(v) / (mean(v)^2 + 1e-10), population variance. Applied to
@@ -243,7 +293,8 @@ def MoE_CvSquaredOp : MoE_Op<"cv_squared"> {
   let assemblyFormat = "$values attr-dict `:` functional-type(operands, results)";
 }
 
-def MoE_L2BalanceOp : MoE_Op<"l2_balance"> {
+def MoE_L2BalanceOp : MoE_Op<"l2_balance", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Eq. 5: L2 distance of mean gates from uniform";
   let description = [{
     weight / 2 * sum_i (importance_i / tokens - 1 / n)^2.
@@ -292,7 +343,8 @@ def MoE_DispatchPlanOp : MoE_Op<"dispatch_plan"> {
   let hasVerifier = 1;
 }
 
-def MoE_DispatchOp : MoE_Op<"dispatch"> {
+def MoE_DispatchOp : MoE_Op<"dispatch", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "gathers token rows into the expert-major buffer";
   let description = [{
     Row p of the result is row `token[p]` of the input.
@@ -310,7 +362,8 @@ def MoE_DispatchOp : MoE_Op<"dispatch"> {
   let hasVerifier = 1;
 }
 
-def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
+def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "one matrix product per expert segment";
   let description = [{
     Rows [offset_e, offset_e+1) of `buffer` times `weights[e]`
@@ -332,7 +385,8 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul"> {
   let hasVerifier = 1;
 }
 
-def MoE_CombineOp : MoE_Op<"combine"> {
+def MoE_CombineOp : MoE_Op<"combine", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "gate-weighted sum of expert outputs back per token (Eq. 1)";
   let description = [{
     y_t = sum over t's assignments a of gate[a] * expert_out[position[a]],
@@ -355,5 +409,7 @@ def MoE_CombineOp : MoE_Op<"combine"> {
   }];
   let hasVerifier = 1;
 }
+
+include "dialect/MoEGradientOps.td"
 
 #endif // MOE_DIALECT_MOEPRIMITIVEOPS_TD

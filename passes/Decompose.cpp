@@ -181,9 +181,10 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       gate = pb.flatten(topK.getGate());
       double loadWeight = lossWeight(losses, &LossesAttr::getLoad);
       if (loadWeight > 0) {
+        // The verifier allows the load loss with noisy_top_k only.
         Value load = b.create<LoadEstimateOp>(
-            loc, pb.f32({n}), clean, topK.getNoisy(), topK.getNoiseStd(),
-            topK.getTopValues(), k);
+            loc, pb.f32({n}), clean, noise, topK.getNoisy(),
+            topK.getNoiseStd(), topK.getTopValues(), b.getI64IntegerAttr(k));
         auxTerms.push_back(b.create<CvSquaredOp>(
             loc, pb.f32({}), load, b.getF32FloatAttr(loadWeight)));
       }

@@ -12,7 +12,7 @@
 // CHECK-SAME: -> (tensor<10x2xi32>, tensor<10x2xf32>, tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x3xf32>)
 // CHECK: %[[EF:.*]] = tensor.collapse_shape %[[E]] {{\[}}[0, 1]] : tensor<10x2xi32> into tensor<20xi32>
 // CHECK: %[[GF:.*]] = tensor.collapse_shape %[[G]] {{\[}}[0, 1]] : tensor<10x2xf32> into tensor<20xf32>
-// CHECK: %[[LOAD:.*]] = moe.load_estimate %[[CLEAN]], %[[H]], %[[STD]], %[[TOP]] {k = 2 : i64}
+// CHECK: %[[LOAD:.*]] = moe.load_estimate %[[CLEAN]], noise %[[RAW]], %[[H]], %[[STD]], %[[TOP]] {k = 2 : i64}
 // CHECK: %[[LOADLOSS:.*]] = moe.cv_squared %[[LOAD]] {weight = 2.000000e-01 : f32}
 // CHECK: %[[IMP:.*]] = moe.importance %[[EF]], %[[GF]] {num_experts = 4 : i64}
 // CHECK: %[[IMPLOSS:.*]] = moe.cv_squared %[[IMP]] {weight = 1.000000e-01 : f32}

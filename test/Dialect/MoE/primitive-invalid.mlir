@@ -36,6 +36,24 @@ func.func @activate_none(%x: tensor<4xf32>) {
 
 // -----
 
+// The transposed lhs contributes its rows as the inner dimension.
+func.func @matmul_transposed_lhs(%a: tensor<8x4xf32>, %b: tensor<7x3xf32>) {
+  // expected-error@+1 {{contracts lhs 8x4 (transposed) with rhs 7x3: inner dimensions 8 and 7 differ}}
+  %c = moe.matmul %a, %b {transpose_lhs} : (tensor<8x4xf32>, tensor<7x3xf32>) -> tensor<4x3xf32>
+  return
+}
+
+// -----
+
+// A bias gradient sums rows down to the last dimension.
+func.func @sum_rows_shape(%x: tensor<4x8xf32>) {
+  // expected-error@+1 {{expects output of shape 8 ([last input dimension]) but got 4}}
+  %y = moe.sum_rows %x : (tensor<4x8xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
 // Cannot keep more experts than exist.
 func.func @top_k_exceeds(%c: tensor<4x3xf32>) {
   // expected-error@+1 {{k = 4 exceeds the 3 experts}}
@@ -66,7 +84,7 @@ func.func @noise_shape(%c: tensor<4x3xf32>, %n: tensor<4x2xf32>) {
 // The load has one entry per expert.
 func.func @load_shape(%c: tensor<4x3xf32>, %t: tensor<4x3xf32>) {
   // expected-error@+1 {{expects load of shape 3 ([n]) but got 4}}
-  %l = moe.load_estimate %c, %c, %c, %t {k = 2 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<4xf32>
+  %l = moe.load_estimate %c, noise %c, %c, %c, %t {k = 2 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<4xf32>
   return
 }
 

@@ -6,7 +6,7 @@
 // CHECK-LABEL: func.func @routing_chain
 // CHECK: %[[CLEAN:.*]] = moe.matmul %{{.*}}, %{{.*}} : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
 // CHECK: %[[E:.*]], %[[G:.*]], %[[H:.*]], %[[S:.*]], %[[TOP:.*]] = moe.noisy_top_k %[[CLEAN]], noise %{{.*}} {k = 2 : i64, noise_eps = 5.000000e-02 : f32, rng_stream = 3 : i64}
-// CHECK: moe.load_estimate %[[CLEAN]], %[[H]], %[[S]], %[[TOP]] {k = 2 : i64}
+// CHECK: moe.load_estimate %[[CLEAN]], noise %[[RAW:.*]], %[[H]], %[[S]], %[[TOP]] {k = 2 : i64}
 // CHECK: %[[EF:.*]] = tensor.collapse_shape %[[E]]
 // CHECK: %[[GF:.*]] = tensor.collapse_shape %[[G]]
 // CHECK: %[[IMP:.*]] = moe.importance %[[EF]], %[[GF]] {num_experts = 4 : i64}
@@ -21,7 +21,7 @@ func.func @routing_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<
   %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
   %raw = moe.matmul %x, %wn : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
   %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k = 2 : i64, noise_eps = 0.05 : f32, rng_stream = 3 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
-  %load = moe.load_estimate %clean, %h, %s, %top {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>) -> tensor<4xf32>
+  %load = moe.load_estimate %clean, noise %raw, %h, %s, %top {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>) -> tensor<4xf32>
   %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
   %gf = tensor.collapse_shape %g [[0, 1]] : tensor<6x2xf32> into tensor<12xf32>
   %imp = moe.importance %ef, %gf {num_experts = 4 : i64} : (tensor<12xi32>, tensor<12xf32>) -> tensor<4xf32>
@@ -45,7 +45,10 @@ func.func @routing_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<
 // CHECK: moe.scale %{{.*}} {factor = 2.500000e-01 : f32} : tensor<f32>
 // CHECK: moe.bias_add %{{.*}}, %{{.*}} : (tensor<6x8xf32>, tensor<8xf32>) -> tensor<6x8xf32>
 // CHECK: moe.matmul %{{.*}}, %{{.*}} {transpose_rhs} : (tensor<6x8xf32>, tensor<4x8xf32>) -> tensor<6x4xf32>
-func.func @batchwise_chain(%logits: tensor<6x4xf32>, %t: tensor<4xf32>, %buf: tensor<12x8xf32>, %b: tensor<8xf32>, %x: tensor<6x8xf32>, %wt: tensor<4x8xf32>) -> (tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>) {
+// CHECK: moe.matmul %{{.*}}, %{{.*}} {transpose_lhs} : (tensor<6x8xf32>, tensor<6x4xf32>) -> tensor<8x4xf32>
+// CHECK: moe.add %{{.*}}, %{{.*}} : tensor<6x8xf32>
+// CHECK: moe.sum_rows %{{.*}} : (tensor<6x8xf32>) -> tensor<8xf32>
+func.func @batchwise_chain(%logits: tensor<6x4xf32>, %t: tensor<4xf32>, %buf: tensor<12x8xf32>, %b: tensor<8xf32>, %x: tensor<6x8xf32>, %wt: tensor<4x8xf32>) -> (tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>, tensor<8x4xf32>, tensor<8xf32>) {
   %mask, %rows, %e, %g = moe.batchwise_mask %logits {m = 3 : i64} : (tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
   %l = moe.batchwise_threshold_loss %logits, %mask, %t : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<4xf32>) -> tensor<f32>
   %off, %pos, %tok = moe.dispatch_plan %e rows %rows {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>, tensor<7xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
@@ -54,5 +57,8 @@ func.func @batchwise_chain(%logits: tensor<6x4xf32>, %t: tensor<4xf32>, %buf: te
   %s = moe.scale %l {factor = 0.25 : f32} : tensor<f32>
   %yb = moe.bias_add %y, %b : (tensor<6x8xf32>, tensor<8xf32>) -> tensor<6x8xf32>
   %mt = moe.matmul %x, %wt {transpose_rhs} : (tensor<6x8xf32>, tensor<4x8xf32>) -> tensor<6x4xf32>
-  return %y, %s, %p, %yb, %mt : tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>
+  %ml = moe.matmul %x, %mt {transpose_lhs} : (tensor<6x8xf32>, tensor<6x4xf32>) -> tensor<8x4xf32>
+  %sum = moe.add %y, %yb : tensor<6x8xf32>
+  %col = moe.sum_rows %sum : (tensor<6x8xf32>) -> tensor<8xf32>
+  return %y, %s, %p, %yb, %mt, %ml, %col : tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>, tensor<8x4xf32>, tensor<8xf32>
 }

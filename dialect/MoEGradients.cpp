@@ -1,0 +1,282 @@
+//===- MoEGradients.cpp - Vector-Jacobian products of the moe ops ---------===//
+//
+// GradientOpInterface implementations, one per differentiable op, and the
+// verifiers of the backward ops they create. moe-autodiff calls these in
+// reverse program order.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialect/MoEOps.h"
+#include "dialect/VerifierUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "dialect/MoEInterfaces.cpp.inc"
+
+namespace {
+
+/// Fails on a gradient that reaches a result the op does not differentiate
+/// (values saved for the backward pass, masks).
+LogicalResult expectNoGradient(Operation *op, ArrayRef<Value> resultGrads,
+                               ArrayRef<unsigned> results) {
+  for (unsigned index : results)
+    if (resultGrads[index])
+      return op->emitOpError()
+             << "cannot differentiate through result #" << index
+             << ", which the op computes for its own backward pass";
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Dense algebra
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatmulOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                      SmallVectorImpl<Value> &operandGrads) {
+  Value dc = grads[0], lhs = getLhs(), rhs = getRhs();
+  Location loc = getLoc();
+  auto product = [&](Value l, Value r, bool tl, bool tr, Type type) -> Value {
+    return b.create<MatmulOp>(loc, type, l, r, tl, tr);
+  };
+  bool ta = getTransposeLhs(), tb = getTransposeRhs();
+  // C = op(A) op(B): each case reads the operands transposed as needed so
+  // that no explicit transpose is materialised.
+  Value da = !ta ? (tb ? product(dc, rhs, false, false, lhs.getType())
+                       : product(dc, rhs, false, true, lhs.getType()))
+                 : (tb ? product(rhs, dc, true, true, lhs.getType())
+                       : product(rhs, dc, false, true, lhs.getType()));
+  Value db = !tb ? (ta ? product(lhs, dc, false, false, rhs.getType())
+                       : product(lhs, dc, true, false, rhs.getType()))
+                 : (ta ? product(dc, lhs, true, true, rhs.getType())
+                       : product(dc, lhs, true, false, rhs.getType()));
+  operandGrads.assign({da, db});
+  return success();
+}
+
+LogicalResult AddOp::buildGradient(OpBuilder &, ArrayRef<Value> grads,
+                                   SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({grads[0], grads[0]});
+  return success();
+}
+
+LogicalResult BiasAddOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  Value dBias =
+      b.create<SumRowsOp>(getLoc(), getBias().getType(), grads[0]);
+  operandGrads.assign({grads[0], dBias});
+  return success();
+}
+
+LogicalResult ActivateOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(b.create<ActivateGradOp>(
+      getLoc(), getType(), getOutput(), grads[0], getActAttr()));
+  return success();
+}
+
+LogicalResult ScaleOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(
+      b.create<ScaleOp>(getLoc(), grads[0], getFactorAttr()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Gating
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+NoisyTopKOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                           SmallVectorImpl<Value> &operandGrads) {
+  // noisy, noise_std and top_values feed the load estimate, whose backward
+  // differentiates through them itself.
+  if (failed(expectNoGradient(*this, grads, {2, 3, 4})))
+    return failure();
+  Value dGate = grads[1];
+  SmallVector<Type> types = {getCleanLogits().getType()};
+  SmallVector<Value> operands = {getCleanLogits()};
+  if (Value noise = getNoiseLogits()) {
+    types.push_back(noise.getType());
+    operands.push_back(noise);
+  }
+  operands.append({getNoisy(), getNoiseStd(), getExpert(), getGate(), dGate});
+  auto grad = b.create<NoisyTopKGradOp>(getLoc(), types, operands);
+  operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits()});
+  return success();
+}
+
+LogicalResult
+LoadEstimateOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                              SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<LoadEstimateGradOp>(
+      getLoc(), getCleanLogits().getType(), getNoiseLogits().getType(),
+      getCleanLogits(), getNoiseLogits(), getNoisy(), getNoiseStd(),
+      getTopValues(), grads[0], getKAttr());
+  operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits(),
+                       Value(), Value(), Value()});
+  return success();
+}
+
+LogicalResult SoftmaxOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(b.create<SoftmaxGradOp>(getLoc(), getType(),
+                                                 getProbs(), grads[0]));
+  return success();
+}
+
+LogicalResult
+BatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                               SmallVectorImpl<Value> &operandGrads) {
+  // The mask is a step function of the logits: only the gates carry
+  // gradient.
+  if (failed(expectNoGradient(*this, grads, {0})))
+    return failure();
+  int64_t numExperts = shapeOf(getLogits())[1];
+  operandGrads.push_back(b.create<MaskedGateGradOp>(
+      getLoc(), getLogits().getType(), getRowPtr(), getExpert(), getGate(),
+      grads[3], numExperts));
+  return success();
+}
+
+LogicalResult
+BatchwiseThresholdLossOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  // Eq. 8 trains the thresholds; logits and mask are constants here.
+  Value dThresholds = b.create<BatchwiseThresholdLossGradOp>(
+      getLoc(), getThresholds().getType(), getLogits(), getBatchMask(),
+      getThresholds(), grads[0]);
+  operandGrads.assign({Value(), Value(), dThresholds});
+  return success();
+}
+
+LogicalResult ImportanceOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  Value dGate = b.create<ImportanceGradOp>(getLoc(), getGate().getType(),
+                                           getExpert(), grads[0]);
+  operandGrads.assign({Value(), dGate});
+  return success();
+}
+
+LogicalResult CvSquaredOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                         SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(b.create<CvSquaredGradOp>(
+      getLoc(), getValues().getType(), getValues(), grads[0],
+      getWeightAttr()));
+  return success();
+}
+
+LogicalResult L2BalanceOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                         SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(b.create<L2BalanceGradOp>(
+      getLoc(), getImportance().getType(), getImportance(), grads[0],
+      getTokensAttr(), getWeightAttr()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Dispatch, experts, combine
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  // The backward sums rows per token, which needs the plan's positions and
+  // row pointer, not just the gather indices.
+  auto plan = getToken().getDefiningOp<DispatchPlanOp>();
+  if (!plan)
+    return emitOpError("can only be differentiated when its token indices "
+                       "come from moe.dispatch_plan");
+  operandGrads.push_back(b.create<DispatchGradOp>(
+      getLoc(), getInput().getType(), grads[0], plan.getPosition(),
+      plan.getRowPtr(), plan.getTokensAttr()));
+  operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult
+GroupedMatmulOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                               SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<GroupedMatmulGradOp>(
+      getLoc(), getBuffer().getType(), getWeights().getType(), getBuffer(),
+      getWeights(), getExpertOffset(), grads[0]);
+  operandGrads.assign({grad.getDBuffer(), grad.getDWeights(), Value()});
+  return success();
+}
+
+LogicalResult CombineOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<CombineGradOp>(
+      getLoc(), getExpertOutput().getType(), getGate().getType(),
+      getExpertOutput(), getGate(), getPosition(), getRowPtr(), grads[0],
+      getTokensAttr());
+  operandGrads.assign(
+      {grad.getDExpertOutput(), grad.getDGate(), Value(), Value()});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Verifiers of the backward ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult NoisyTopKGradOp::verify() {
+  if (bool(getNoiseLogits()) != bool(getDNoiseLogits()))
+    return emitOpError("has a noise-logits gradient exactly when it has "
+                       "noise logits");
+  if (Value noise = getNoiseLogits())
+    if (failed(expectShape(*this, noise, "noise logits",
+                           shapeOf(getCleanLogits()), "[T, n]")))
+      return failure();
+  return expectShape(*this, getExpert(), "expert", shapeOf(getGate()),
+                     "the gates' shape [T, k]");
+}
+
+LogicalResult MaskedGateGradOp::verify() {
+  int64_t tokens = shapeOf(getRowPtr())[0] - 1;
+  if (failed(expectShape(*this, getExpert(), "expert", shapeOf(getGate()),
+                         "one expert per gate")))
+    return failure();
+  return expectShape(*this, getDLogits(), "d_logits",
+                     {tokens, getNumExperts()}, "[T, num_experts]");
+}
+
+LogicalResult ImportanceGradOp::verify() {
+  return expectShape(*this, getDGate(), "d_gate", shapeOf(getExpert()),
+                     "one gradient per assignment");
+}
+
+LogicalResult DispatchGradOp::verify() {
+  int64_t assignments = shapeOf(getPosition())[0];
+  if (failed(expectShape(*this, getDBuffer(), "d_buffer",
+                         {assignments, shapeOf(getDBuffer())[1]},
+                         "[A, d]")))
+    return failure();
+  if (Value rows = getRowPtr())
+    if (failed(expectShape(*this, rows, "row_ptr", {getTokens() + 1},
+                           "[tokens + 1]")))
+      return failure();
+  return expectShape(*this, getDInput(), "d_input",
+                     {getTokens(), shapeOf(getDBuffer())[1]}, "[tokens, d]");
+}
+
+LogicalResult EmbeddingGradOp::verify() {
+  SmallVector<int64_t> expected(shapeOf(getIds()));
+  expected.push_back(shapeOf(getDTable())[1]);
+  return expectShape(*this, getDOutput(), "d_output", expected,
+                     "ids shape followed by d");
+}
+
+LogicalResult LSTMGradOp::verify() {
+  if (bool(getProjection()) != bool(getDProjection()))
+    return emitOpError("has a projection gradient exactly when it has a "
+                       "projection");
+  if (Value proj = getProjection())
+    if (proj.getType() != getDProjection().getType())
+      return emitOpError("expects the projection gradient to have the "
+                         "projection's type");
+  return success();
+}
