@@ -67,4 +67,42 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def Autodiff : Pass<"moe-autodiff", "mlir::ModuleOp"> {
+  let summary = "Derive a training step: the loss and every parameter's gradient";
+  let description = [{
+    For every model function `@m` (one with `moe.param` arguments, whose
+    first result is the scalar loss) adds `@m_train_step` with the same
+    arguments, returning the loss followed by the gradient of each
+    parameter in argument order. Gradient results carry
+    `{moe.grad = "<param name>"}`. The model function itself is kept for
+    evaluation.
+
+    Reverse mode over the primitive graph: ops are visited in reverse
+    program order, each builds its vector-Jacobian product through
+    `GradientOpInterface`, and gradients reaching a value along several
+    paths are summed with `moe.add`. Reshapes (`tensor.collapse_shape`,
+    `tensor.expand_shape`) are inverted. An op without a gradient is an
+    error naming the op; model-level MoE layers must be decomposed first.
+
+    ```mlir
+    // before
+    func.func @m(%x, %w {moe.param = "w"}) -> tensor<f32> {
+      %y = moe.matmul %x, %w
+      ...
+    }
+    // after: @m unchanged, plus
+    func.func @m_train_step(%x, %w {moe.param = "w"})
+        -> (tensor<f32>, tensor<8x4xf32> {moe.grad = "w"}) {
+      ... forward ...
+      %one = arith.constant dense<1.0> : tensor<f32>
+      ... backward ...
+      %dw = moe.matmul %x, %dy {transpose_lhs}
+      return %loss, %dw
+    }
+    ```
+  }];
+  let dependentDialects = ["mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif // MOE_PASSES_PASSES_TD

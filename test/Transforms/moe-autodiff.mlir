@@ -1,0 +1,96 @@
+// RUN: moe-opt %s -split-input-file --moe-autodiff --verify-diagnostics | FileCheck %s
+
+// A decomposed noisy top-k layer trained only by its importance loss: the
+// gradient runs cv^2 -> importance -> gates -> noisy top-k -> both gate
+// matmuls. The experts do not reach the loss and get a zero gradient; the
+// input is not a parameter, so no gradient is built for it, and the forward
+// work nothing needs (dispatch, experts, combine) is dropped.
+// CHECK-LABEL: func.func @importance_only(
+// CHECK: func.func @importance_only_train_step(
+// CHECK-SAME: %[[X:[^:]*]]: tensor<6x8xf32>
+// CHECK-SAME: -> (tensor<f32> {moe.output = "loss"}, tensor<8x4xf32> {moe.grad = "gate"}, tensor<8x4xf32> {moe.grad = "noise"}, tensor<4x8x8xf32> {moe.grad = "experts"})
+// CHECK: %[[CLEAN:.*]] = moe.matmul %[[X]], %{{.*}}
+// CHECK: %[[RAW:.*]] = moe.matmul %[[X]], %{{.*}}
+// CHECK: %[[E:.*]], %[[G:.*]], %[[H:.*]], %[[STD:.*]], %{{.*}} = moe.noisy_top_k
+// CHECK: %[[IMP:.*]] = moe.importance
+// CHECK: %[[LOSS:.*]] = moe.cv_squared %[[IMP]]
+// CHECK-NOT: moe.dispatch
+// CHECK: %[[ONE:.*]] = arith.constant dense<1.000000e+00> : tensor<f32>
+// CHECK: %[[DIMP:.*]] = moe.cv_squared_grad %[[IMP]], %[[ONE]] {weight = 1.000000e-01 : f32}
+// CHECK: %[[DGF:.*]] = moe.importance_grad %{{.*}}, %[[DIMP]]
+// CHECK: %[[DG:.*]] = tensor.expand_shape %[[DGF]] {{\[}}[0, 1]] output_shape [6, 2]
+// CHECK: %[[DC:.*]], %[[DR:.*]] = moe.noisy_top_k_grad %[[CLEAN]], noise %[[RAW]], %[[H]], %[[STD]], %[[E]], %[[G]], %[[DG]]
+// CHECK-NOT: {transpose_rhs}
+// CHECK-DAG: %[[DWN:.*]] = moe.matmul %[[X]], %[[DR]] {transpose_lhs}
+// CHECK-DAG: %[[DWG:.*]] = moe.matmul %[[X]], %[[DC]] {transpose_lhs}
+// CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : tensor<4x8x8xf32>
+// CHECK: return %[[LOSS]], %[[DWG]], %[[DWN]], %[[ZERO]]
+func.func @importance_only(%x: tensor<6x8xf32>,
+    %wg: tensor<8x4xf32> {moe.param = "gate", moe.init = #moe.init<zeros>},
+    %wn: tensor<8x4xf32> {moe.param = "noise", moe.init = #moe.init<zeros>},
+    %we: tensor<4x8x8xf32> {moe.param = "experts", moe.init = #moe.init<glorot_uniform>}) -> tensor<f32> {
+  %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %raw = moe.matmul %x, %wn : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
+  %gf = tensor.collapse_shape %g [[0, 1]] : tensor<6x2xf32> into tensor<12xf32>
+  %imp = moe.importance %ef, %gf {num_experts = 4 : i64} : (tensor<12xi32>, tensor<12xf32>) -> tensor<4xf32>
+  %loss = moe.cv_squared %imp {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %off, %pos, %tok = moe.dispatch_plan %ef {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  %buf = moe.dispatch %x, %tok : (tensor<6x8xf32>, tensor<12xi32>) -> tensor<12x8xf32>
+  %out = moe.grouped_matmul %buf, %we, %off : (tensor<12x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>) -> tensor<12x8xf32>
+  %y = moe.combine %out, %gf, %pos {tokens = 6 : i64} : (tensor<12x8xf32>, tensor<12xf32>, tensor<12xi32>) -> tensor<6x8xf32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// A parameter used on two paths gets the sum of both gradients.
+// CHECK-LABEL: func.func @two_paths_train_step
+// CHECK: %[[A:.*]] = moe.cv_squared_grad %{{.*}}, %{{.*}} {weight = 2.000000e+00 : f32}
+// CHECK: %[[B:.*]] = moe.cv_squared_grad %{{.*}}, %{{.*}} {weight = 1.000000e+00 : f32}
+// CHECK: %[[SUM:.*]] = moe.add %[[A]], %[[B]] : tensor<4xf32>
+// CHECK: return %{{.*}}, %[[SUM]]
+func.func @two_paths(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<normal, scale = 1.0>}) -> tensor<f32> {
+  %l1 = moe.cv_squared %b {weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %l2 = moe.cv_squared %b {weight = 2.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %loss = moe.add %l1, %l2 : tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// Functions without parameters are not models: nothing is added.
+// CHECK-LABEL: func.func @not_a_model
+// CHECK-NOT: not_a_model_train_step
+func.func @not_a_model(%x: tensor<4xf32>) -> tensor<f32> {
+  %l = moe.cv_squared %x {weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// Model-level MoE layers are differentiated through their primitives.
+func.func @undecomposed(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32> {moe.param = "g", moe.init = #moe.init<zeros>}, %we: tensor<2x8x8xf32> {moe.param = "e", moe.init = #moe.init<glorot_uniform>}) -> tensor<f32> {
+  // expected-error@+1 {{has no gradient of its own: run --moe-decompose before --moe-autodiff}}
+  %y, %aux = moe.moe_layer %x gate(%wg) experts(%we) {num_experts = 2 : i64, k = 1 : i64, gating = #moe.gating<top_k>, expert = #moe.expert<linear>, losses = #moe.losses<importance = 1.0>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
+  return %aux : tensor<f32>
+}
+
+// -----
+
+// Ops outside the moe dialect have no gradient: a clear error names them.
+func.func @foreign_op(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  %l = moe.cv_squared %b {weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  // expected-error@+1 {{'arith.addf' op has no gradient: moe-autodiff cannot differentiate through it}}
+  %s = arith.addf %l, %l : tensor<f32>
+  return %s : tensor<f32>
+}
+
+// -----
+
+// The loss must come first and be a scalar.
+// expected-error@+1 {{a model's first result must be its scalar loss, tensor<f32>}}
+func.func @vector_loss(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<zeros>}) -> tensor<4xf32> {
+  return %b : tensor<4xf32>
+}
