@@ -5,11 +5,20 @@
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::moe;
 
 #include "dialect/MoEEnums.cpp.inc"
+
+/// A number as a person writes it in a message: "0.1", "-1", "1e-05".
+static std::string formatNumber(double value) {
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::format("%g", value);
+  return text;
+}
 
 #define GET_ATTRDEF_CLASSES
 #include "dialect/MoEAttrs.cpp.inc"
@@ -21,9 +30,9 @@ void MoEDialect::registerAttributes() {
       >();
 }
 
-LogicalResult
-ExpertAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                   ExpertKind kind, int64_t hidden, Activation act) {
+LogicalResult ExpertAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 ExpertKind kind, int64_t hidden,
+                                 Activation act) {
   if (kind == ExpertKind::ffn && hidden <= 0)
     return emitError() << "ffn experts need a positive hidden width, e.g. "
                           "#moe.expert<ffn, hidden = 2048>";
@@ -48,7 +57,8 @@ LogicalResult LossesAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   for (auto [name, weight] : weights)
     if (!(weight >= 0.0))
       return emitError() << "loss weight '" << name
-                         << "' must be non-negative, got " << weight;
+                         << "' must be non-negative, got "
+                         << formatNumber(weight);
   return success();
 }
 
@@ -60,6 +70,6 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       !(scale > 0.0))
     return emitError() << stringifyInitKind(kind)
                        << " initialization needs a positive scale, got "
-                       << scale;
+                       << formatNumber(scale);
   return success();
 }

@@ -108,8 +108,12 @@ def MoE_ExpertAttr : MoE_Attr<"Expert", "expert"> {
                            "::mlir::moe::Activation::relu",
                            "hidden activation (ffn)">:$act
   );
+  // A struct, not two optional groups: groups `(`,` `hidden` ...)?` and
+  // `(`,` `act` ...)?` would both start with `,`, so the parser would commit
+  // to `hidden` after any comma and reject `#moe.expert<linear, act = tanh>`
+  // before the verifier could say what is wrong with it.
   let assemblyFormat = [{
-    `<` $kind (`,` `hidden` `=` $hidden^)? (`,` `act` `=` $act^)? `>`
+    `<` $kind (`,` struct($hidden, $act)^)? `>`
   }];
   let genVerifyDecl = 1;
 }

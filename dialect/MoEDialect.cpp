@@ -46,8 +46,7 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
       return argError() << "'moe.param' must be a non-empty string naming "
                            "the parameter";
     auto tensor = dyn_cast<RankedTensorType>(argType);
-    if (!tensor || !tensor.hasStaticShape() ||
-        !tensor.getElementType().isF32())
+    if (!tensor || !tensor.hasStaticShape() || !tensor.getElementType().isF32())
       return argError() << "parameter '" << paramName.getValue()
                         << "' must be a statically shaped f32 tensor, got "
                         << argType;
@@ -78,6 +77,15 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
     if (func.getArgAttr(argIndex, kParamAttrName))
       return argError() << "an argument is either a parameter or a data "
                            "input, not both";
+    // Data inputs are token ids and targets, fed to moe.embedding and
+    // moe.softmax_cross_entropy.
+    auto tensor = dyn_cast<RankedTensorType>(argType);
+    if (!tensor || !tensor.hasStaticShape() ||
+        !tensor.getElementType().isSignlessInteger(32))
+      return argError() << "data input '" << inputName.getValue()
+                        << "' must be a statically shaped i32 tensor of "
+                           "ids, got "
+                        << argType;
     return success();
   }
   return argError() << "unknown argument attribute '" << name

@@ -12,13 +12,60 @@
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::moe;
 
+//===----------------------------------------------------------------------===//
+// Custom assembly: the operands of one gating level
+//===----------------------------------------------------------------------===//
+
+/// Parses `%gate[, noise %noise][, thresholds %thresholds]`, the inside of
+/// `primary(...)` and `secondary(...)` in moe.hierarchical_moe_layer.
+static ParseResult
+parseGateOperands(OpAsmParser &parser, OpAsmParser::UnresolvedOperand &gate,
+                  std::optional<OpAsmParser::UnresolvedOperand> &noise,
+                  std::optional<OpAsmParser::UnresolvedOperand> &thresholds) {
+  if (parser.parseOperand(gate))
+    return failure();
+  if (failed(parser.parseOptionalComma()))
+    return success();
+  if (succeeded(parser.parseOptionalKeyword("noise"))) {
+    noise.emplace();
+    if (parser.parseOperand(*noise))
+      return failure();
+    if (failed(parser.parseOptionalComma()))
+      return success();
+  }
+  if (failed(parser.parseOptionalKeyword("thresholds")))
+    return parser.emitError(parser.getCurrentLocation())
+           << "expected " << (noise ? "" : "'noise' or ")
+           << "'thresholds' after ','";
+  thresholds.emplace();
+  return parser.parseOperand(*thresholds);
+}
+
+/// Prints the operands parsed by parseGateOperands.
+static void printGateOperands(OpAsmPrinter &printer, Operation *, Value gate,
+                              Value noise, Value thresholds) {
+  printer << gate;
+  if (noise)
+    printer << ", noise " << noise;
+  if (thresholds)
+    printer << ", thresholds " << thresholds;
+}
+
 #define GET_OP_CLASSES
 #include "dialect/MoEOps.cpp.inc"
+
+/// A number as a person writes it in a message: "0.1", "-1", "1e-05".
+static std::string formatNumber(double value) {
+  std::string text;
+  llvm::raw_string_ostream(text) << llvm::format("%g", value);
+  return text;
+}
 
 //===----------------------------------------------------------------------===//
 // Shape helpers
@@ -72,8 +119,8 @@ static int64_t numTokens(ArrayRef<int64_t> inputShape) {
 namespace {
 /// One level of gating: the gate picks `k` of `choices` experts (or groups).
 struct GatingLevel {
-  StringRef level;      ///< "" for flat layers, "primary " / "secondary ".
-  StringRef kName;      ///< Attribute holding k ("k", "k_primary", ...).
+  StringRef level; ///< "" for flat layers, "primary " / "secondary ".
+  StringRef kName; ///< Attribute holding k ("k", "k_primary", ...).
   std::optional<int64_t> k;
   int64_t choices;      ///< Experts (flat, secondary) or groups (primary).
   StringRef choiceName; ///< "num_experts", "groups", "experts per group".
@@ -109,13 +156,12 @@ static LogicalResult verifyGatingLevel(Operation *op, GatingKind gating,
       gating == GatingKind::batchwise || gating == GatingKind::threshold;
   if (needsThresholds) {
     if (!g.thresholds)
-      return op->emitOpError() << kind << " gating needs " << g.level
-                               << "thresholds of shape "
-                               << formatShape(g.thresholdShape) << " ("
-                               << g.thresholdMeaning << ")";
-    if (failed(expectShape(op, g.thresholds,
-                           (g.level + "thresholds").str(), g.thresholdShape,
-                           g.thresholdMeaning)))
+      return op->emitOpError()
+             << kind << " gating needs " << g.level << "thresholds of shape "
+             << formatShape(g.thresholdShape) << " (" << g.thresholdMeaning
+             << ")";
+    if (failed(expectShape(op, g.thresholds, (g.level + "thresholds").str(),
+                           g.thresholdShape, g.thresholdMeaning)))
       return failure();
   } else if (g.thresholds) {
     return op->emitOpError() << g.level
@@ -191,11 +237,13 @@ static LogicalResult verifyLayerIO(Operation *op, Value input, Value output,
     return failure();
   if (!losses)
     return success();
-  if (losses->getLoad().convertToDouble() > 0 && gating != GatingKind::noisy_top_k)
+  if (losses->getLoad().convertToDouble() > 0 &&
+      gating != GatingKind::noisy_top_k)
     return op->emitOpError()
            << "the load loss needs noisy_top_k gating (it estimates load "
               "from the gating noise)";
-  if (losses->getBatchwiseThreshold().convertToDouble() > 0 && gating != GatingKind::batchwise)
+  if (losses->getBatchwiseThreshold().convertToDouble() > 0 &&
+      gating != GatingKind::batchwise)
     return op->emitOpError() << "the batchwise_threshold loss (Eq. 8) needs "
                                 "batchwise gating";
   return success();
@@ -327,10 +375,9 @@ LogicalResult LSTMOp::verify() {
     out = p[1];
   }
   if (failed(expectShape(*this, getRecurrentWeights(), "recurrent weights",
-                         {out, 4 * hidden},
-                         "[output size, 4 * hidden]")) ||
-      failed(expectShape(*this, getBias(), "bias", {4 * hidden},
-                         "[4 * hidden]")))
+                         {out, 4 * hidden}, "[output size, 4 * hidden]")) ||
+      failed(
+          expectShape(*this, getBias(), "bias", {4 * hidden}, "[4 * hidden]")))
     return failure();
   return expectShape(*this, getOutput(), "output", {in[0], in[1], out},
                      "[batch, time, output size]");
@@ -367,7 +414,7 @@ LogicalResult DropoutOp::verify() {
   float rate = getRate().convertToFloat();
   if (!(rate >= 0.0f && rate < 1.0f))
     return emitOpError() << "expects a dropout rate in [0, 1) but got "
-                         << rate;
+                         << formatNumber(rate);
   return success();
 }
 
@@ -414,13 +461,7 @@ LogicalResult SoftmaxCrossEntropyOp::verify() {
   if (std::optional<int64_t> samples = getNumSamples())
     if (*samples >= w[0])
       return emitOpError() << "num_samples = " << *samples
-                           << " must be smaller than the vocabulary ("
-                           << w[0] << ")";
-  return success();
-}
-
-LogicalResult TotalLossOp::verify() {
-  if (getTerms().empty())
-    return emitOpError("needs at least one loss term");
+                           << " must be smaller than the vocabulary (" << w[0]
+                           << ")";
   return success();
 }

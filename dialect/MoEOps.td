@@ -328,8 +328,9 @@ def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType]> {
   }];
   let arguments = (ins Variadic<MoE_Scalar>:$terms);
   let results = (outs MoE_Scalar:$loss);
+  // SameOperandsAndResultType already rejects an empty sum ("expected 1 or
+  // more operands"), so there is nothing left for a verifier to check.
   let assemblyFormat = "$terms attr-dict `:` type($loss)";
-  let hasVerifier = 1;
 }
 
 include "dialect/MoEPrimitiveOps.td"
