@@ -45,7 +45,7 @@ def MoE_NoisyTopKGradOp : MoE_Op<"noisy_top_k_grad", [
     H = clean + z * (softplus(raw) + eps).
 
     ```mlir
-    %dc, %dr = moe.noisy_top_k_grad %clean, noise %raw, %h, %std, %e, %g, %dg
+    %dc, %dr = moe.noisy_top_k_grad %clean, %h, %std, %e, %g, %dg, noise %raw
         : (tensor<64x8xf32>, tensor<64x8xf32>, tensor<64x8xf32>,
            tensor<64x8xf32>, tensor<64x2xi32>, tensor<64x2xf32>,
            tensor<64x2xf32>) -> (tensor<64x8xf32>, tensor<64x8xf32>)
@@ -58,8 +58,8 @@ def MoE_NoisyTopKGradOp : MoE_Op<"noisy_top_k_grad", [
   let results = (outs MoE_Matrix:$d_clean_logits,
                       Optional<MoE_Matrix>:$d_noise_logits);
   let assemblyFormat = [{
-    $clean_logits (`,` `noise` $noise_logits^)? `,` $noisy `,` $noise_std `,`
-    $expert `,` $gate `,` $d_gate attr-dict
+    $clean_logits `,` $noisy `,` $noise_std `,` $expert `,` $gate `,` $d_gate
+    (`,` `noise` $noise_logits^)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

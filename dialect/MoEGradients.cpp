@@ -214,8 +214,9 @@ LogicalResult CombineOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
       getLoc(), getExpertOutput().getType(), getGate().getType(),
       getExpertOutput(), getGate(), getPosition(), getRowPtr(), grads[0],
       getTokensAttr());
-  operandGrads.assign(
-      {grad.getDExpertOutput(), grad.getDGate(), Value(), Value()});
+  // Positions and the optional row pointer take no gradient.
+  operandGrads.assign({grad.getDExpertOutput(), grad.getDGate()});
+  operandGrads.resize(getNumOperands());
   return success();
 }
 
@@ -278,5 +279,83 @@ LogicalResult LSTMGradOp::verify() {
     if (proj.getType() != getDProjection().getType())
       return emitOpError("expects the projection gradient to have the "
                          "projection's type");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Model-level ops that are also primitives (each maps to one kernel)
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                         SmallVectorImpl<Value> &operandGrads) {
+  Value dTable = b.create<EmbeddingGradOp>(getLoc(), getTable().getType(),
+                                           getIds(), grads[0]);
+  operandGrads.assign({dTable, Value()});
+  return success();
+}
+
+LogicalResult LSTMOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  SmallVector<Type> types = {getInput().getType(),
+                             getInputWeights().getType(),
+                             getRecurrentWeights().getType(),
+                             getBias().getType()};
+  SmallVector<Value> operands = {getInput(), getInputWeights(),
+                                 getRecurrentWeights(), getBias()};
+  if (Value proj = getProjection()) {
+    types.push_back(proj.getType());
+    operands.push_back(proj);
+  }
+  operands.append({getOutput(), grads[0]});
+  auto grad = b.create<LSTMGradOp>(getLoc(), types, operands);
+  operandGrads.assign({grad.getDInput(), grad.getDInputWeights(),
+                       grad.getDRecurrentWeights(), grad.getDBias()});
+  if (getProjection())
+    operandGrads.push_back(grad.getDProjection());
+  return success();
+}
+
+LogicalResult AttentionOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                         SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<AttentionGradOp>(
+      getLoc(), getSource().getType(), getTarget().getType(),
+      getSourceWeights().getType(), getTargetWeights().getType(),
+      getScoreWeights().getType(), getSource(), getTarget(),
+      getSourceWeights(), getTargetWeights(), getScoreWeights(), getContext(),
+      grads[0]);
+  operandGrads.append(grad->result_begin(), grad->result_end());
+  return success();
+}
+
+LogicalResult DropoutOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  // Inverted dropout is linear with a 0 / (1 / (1 - rate)) diagonal: the
+  // same mask, redrawn from the same RNG stream, applies to the gradient.
+  operandGrads.push_back(b.create<DropoutOp>(getLoc(), grads[0], getRateAttr(),
+                                             getRngStreamAttr()));
+  return success();
+}
+
+LogicalResult ResidualOp::buildGradient(OpBuilder &, ArrayRef<Value> grads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({grads[0], grads[0]});
+  return success();
+}
+
+LogicalResult
+SoftmaxCrossEntropyOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<SoftmaxCrossEntropyGradOp>(
+      getLoc(), getHidden().getType(), getWeights().getType(),
+      getBias().getType(), getHidden(), getTargets(), getWeights(), getBias(),
+      grads[0], getNumSamplesAttr(), getRngStreamAttr());
+  operandGrads.assign(
+      {grad.getDHidden(), Value(), grad.getDWeights(), grad.getDBias()});
+  return success();
+}
+
+LogicalResult TotalLossOp::buildGradient(OpBuilder &, ArrayRef<Value> grads,
+                                         SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign(getTerms().size(), grads[0]);
   return success();
 }

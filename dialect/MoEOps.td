@@ -11,6 +11,7 @@
 
 include "dialect/MoEDialect.td"
 include "dialect/MoEAttrs.td"
+include "dialect/MoEInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
@@ -145,7 +146,8 @@ def MoE_HierarchicalMoELayerOp
 // Sequence layers
 //===----------------------------------------------------------------------===//
 
-def MoE_LSTMOp : MoE_Op<"lstm"> {
+def MoE_LSTMOp : MoE_Op<"lstm", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "LSTM over a sequence, with optional output projection";
   let description = [{
     Runs an LSTM over `[batch, time, d_in]` from a zero state. Gate weights
@@ -176,7 +178,8 @@ def MoE_LSTMOp : MoE_Op<"lstm"> {
   let hasVerifier = 1;
 }
 
-def MoE_EmbeddingOp : MoE_Op<"embedding"> {
+def MoE_EmbeddingOp : MoE_Op<"embedding", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "embedding lookup";
   let description = [{
     Rows of `table` `[vocab, d]` selected by integer ids; the result has the
@@ -222,24 +225,29 @@ def MoE_LinearOp : MoE_Op<"linear"> {
   let hasVerifier = 1;
 }
 
-def MoE_DropoutOp : MoE_Op<"dropout", [SameOperandsAndResultType]> {
+def MoE_DropoutOp : MoE_Op<"dropout", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "inverted dropout (training only)";
   let description = [{
     Zeroes each element with probability `rate` and scales the rest by
     1 / (1 - rate) during training; the identity at inference. The mask comes
-    from the counter-based RNG, keyed by the step and the op.
+    from the counter-based RNG, keyed by the step and `rng_stream` (set by
+    moe-decompose so that every dropout draws its own mask; the backward
+    pass redraws the same one).
 
     ```mlir
     %y = moe.dropout %x {rate = 2.000000e-01 : f32} : tensor<32x20x512xf32>
     ```
   }];
-  let arguments = (ins MoE_F32Tensor:$input, F32Attr:$rate);
+  let arguments = (ins MoE_F32Tensor:$input, F32Attr:$rate,
+                       DefaultValuedAttr<I64Attr, "0">:$rng_stream);
   let results = (outs MoE_F32Tensor:$output);
   let assemblyFormat = "$input attr-dict `:` type($output)";
   let hasVerifier = 1;
 }
 
-def MoE_ResidualOp : MoE_Op<"residual", [SameOperandsAndResultType]> {
+def MoE_ResidualOp : MoE_Op<"residual", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "residual connection: the sum of a layer's input and output";
   let description = [{
     ```mlir
@@ -251,7 +259,8 @@ def MoE_ResidualOp : MoE_Op<"residual", [SameOperandsAndResultType]> {
   let assemblyFormat = "$input `,` $layer_output attr-dict `:` type($output)";
 }
 
-def MoE_AttentionOp : MoE_Op<"attention"> {
+def MoE_AttentionOp : MoE_Op<"attention", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Appendix B attention: A = sum_e V_e tanh(xU)_e tanh(yW)_e";
   let description = [{
     For source `[batch, S_x, d_x]` and target `[batch, S_y, d_y]`, scores
@@ -287,7 +296,8 @@ def MoE_AttentionOp : MoE_Op<"attention"> {
 // Losses
 //===----------------------------------------------------------------------===//
 
-def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy"> {
+def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "output layer + softmax cross-entropy, full or sampled";
   let description = [{
     Mean over non-padding tokens of -log softmax(h W^T + b)[target], with
@@ -309,7 +319,8 @@ def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy"> {
     MoE_IdTensor:$targets,
     MoE_F32Tensor:$weights,
     MoE_F32Tensor:$bias,
-    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$num_samples
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$num_samples,
+    DefaultValuedAttr<I64Attr, "0">:$rng_stream
   );
   let results = (outs MoE_Scalar:$loss);
   let assemblyFormat = [{
@@ -319,7 +330,8 @@ def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy"> {
   let hasVerifier = 1;
 }
 
-def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType]> {
+def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "sum of scalar losses (task loss plus auxiliary losses)";
   let description = [{
     ```mlir

@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 namespace mlir::moe {
@@ -123,6 +124,16 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     getOperation().walk([&](Operation *op) {
       if (isa<MoELayerOp, LinearOp>(op))
         layers.push_back(op);
+      if (auto layer = dyn_cast<MoELayerOp>(op))
+        if (layer.getGating() == GatingKind::noisy_top_k)
+          layerRngStream[op] = nextRngStream++;
+      // Ops that stay as they are but draw random numbers get their own
+      // stream, in program order.
+      if (auto dropout = dyn_cast<DropoutOp>(op))
+        dropout.setRngStream(nextRngStream++);
+      if (auto ce = dyn_cast<SoftmaxCrossEntropyOp>(op))
+        if (ce.getNumSamples())
+          ce.setRngStream(nextRngStream++);
     });
     for (Operation *op : layers) {
       LogicalResult result =
@@ -176,7 +187,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
                     pb.f32({tokens, n}), pb.f32({tokens, n}),
                     pb.f32({tokens, k + 1})},
           clean, noise, b.getI64IntegerAttr(k), b.getF32FloatAttr(kNoiseEps),
-          b.getI64IntegerAttr(nextRngStream++));
+          b.getI64IntegerAttr(layerRngStream.lookup(op)));
       expert = pb.flatten(topK.getExpert());
       gate = pb.flatten(topK.getGate());
       double loadWeight = lossWeight(losses, &LossesAttr::getLoad);
@@ -265,6 +276,8 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
   /// Tensor2Tensor's noise_epsilon: keeps the noise std positive.
   static constexpr float kNoiseEps = 1e-2f;
   int64_t nextRngStream = 0;
+  /// The stream of each noisy layer, reserved in program order.
+  DenseMap<Operation *, int64_t> layerRngStream;
 };
 
 } // namespace

@@ -58,8 +58,10 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
     ```
 
     Softmax gating becomes top-k with k = num_experts and no noise (the
-    same gates, and the same dispatch path). Each noisy gate gets its own
-    RNG stream so noise is independent across layers. Hierarchical layers
+    same gates, and the same dispatch path). Every op that draws random
+    numbers (noisy gates, dropout, sampled softmax) gets its own RNG stream,
+    numbered in program order, so noise and masks are independent across
+    layers and the backward pass can redraw a dropout mask. Hierarchical layers
     are left to `moe-expand-hierarchy`; threshold gating (inference) is not
     lowered yet and is reported as an error.
   }];

@@ -19,7 +19,7 @@
 // CHECK: %[[DIMP:.*]] = moe.cv_squared_grad %[[IMP]], %[[ONE]] {weight = 1.000000e-01 : f32}
 // CHECK: %[[DGF:.*]] = moe.importance_grad %{{.*}}, %[[DIMP]]
 // CHECK: %[[DG:.*]] = tensor.expand_shape %[[DGF]] {{\[}}[0, 1]] output_shape [6, 2]
-// CHECK: %[[DC:.*]], %[[DR:.*]] = moe.noisy_top_k_grad %[[CLEAN]], noise %[[RAW]], %[[H]], %[[STD]], %[[E]], %[[G]], %[[DG]]
+// CHECK: %[[DC:.*]], %[[DR:.*]] = moe.noisy_top_k_grad %[[CLEAN]], %[[H]], %[[STD]], %[[E]], %[[G]], %[[DG]], noise %[[RAW]]
 // CHECK-NOT: {transpose_rhs}
 // CHECK-DAG: %[[DWN:.*]] = moe.matmul %[[X]], %[[DR]] {transpose_lhs}
 // CHECK-DAG: %[[DWG:.*]] = moe.matmul %[[X]], %[[DC]] {transpose_lhs}
@@ -93,4 +93,48 @@ func.func @foreign_op(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<z
 // expected-error@+1 {{a model's first result must be its scalar loss, tensor<f32>}}
 func.func @vector_loss(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<zeros>}) -> tensor<4xf32> {
   return %b : tensor<4xf32>
+}
+
+// -----
+
+// Sequence layers: each model-level layer maps to one backward op; dropout
+// redraws its mask from the same RNG stream, the sampled softmax its
+// classes, and the residual and total_loss pass gradients straight through.
+// CHECK-LABEL: func.func @sequence_layers_train_step
+// CHECK: %[[E:.*]] = moe.embedding
+// CHECK: %[[D:.*]] = moe.dropout %[[E]] {rate = 2.000000e-01 : f32, rng_stream = 4 : i64}
+// CHECK: %[[H:.*]] = moe.lstm %[[D]] weights(%{{.*}}) projection(%{{.*}})
+// CHECK: %[[C:.*]] = moe.attention %[[H]], %[[H]]
+// CHECK: %[[R:.*]] = moe.residual %[[H]], %[[C]]
+// CHECK: %[[CE:.*]] = moe.softmax_cross_entropy %[[R]]
+// CHECK: %[[DH:.*]], %[[DW:.*]], %[[DB:.*]] = moe.softmax_cross_entropy_grad %[[R]], %{{.*}} {num_samples = 3 : i64, rng_stream = 5 : i64}
+// CHECK: %[[DS:.*]], %[[DT:.*]], %[[DU:.*]], %[[DWA:.*]], %[[DV:.*]] = moe.attention_grad %[[H]], %[[H]], %{{.*}}, %{{.*}}, %{{.*}}, %[[C]], %[[DH]]
+// CHECK: %[[S1:.*]] = moe.add %[[DH]], %[[DS]]
+// CHECK: %[[S2:.*]] = moe.add %[[S1]], %[[DT]]
+// CHECK: %[[DX:.*]], %[[DWX:.*]], %[[DWH:.*]], %[[DBL:.*]], %[[DP:.*]] = moe.lstm_grad %[[D]] weights(%{{.*}}) projection(%{{.*}}) output %[[H]], %[[S2]]
+// CHECK: %[[DD:.*]] = moe.dropout %[[DX]] {rate = 2.000000e-01 : f32, rng_stream = 4 : i64}
+// CHECK: %[[DE:.*]] = moe.embedding_grad %{{.*}}, %[[DD]]
+// CHECK: return %{{.*}}, %[[DE]], %[[DWX]], %[[DWH]], %[[DBL]], %[[DP]], %[[DU]], %[[DWA]], %[[DV]], %[[DW]], %[[DB]]
+func.func @sequence_layers(
+    %ids: tensor<2x3xi32> {moe.input = "tokens"},
+    %targets: tensor<2x3xi32> {moe.input = "targets"},
+    %emb: tensor<10x4xf32> {moe.param = "emb", moe.init = #moe.init<uniform, scale = 0.1>},
+    %wx: tensor<4x24xf32> {moe.param = "wx", moe.init = #moe.init<glorot_uniform>},
+    %wh: tensor<4x24xf32> {moe.param = "wh", moe.init = #moe.init<glorot_uniform>},
+    %b: tensor<24xf32> {moe.param = "b", moe.init = #moe.init<zeros>},
+    %p: tensor<6x4xf32> {moe.param = "proj", moe.init = #moe.init<glorot_uniform>},
+    %u: tensor<4x5xf32> {moe.param = "u", moe.init = #moe.init<glorot_uniform>},
+    %w: tensor<4x5xf32> {moe.param = "w", moe.init = #moe.init<glorot_uniform>},
+    %v: tensor<5xf32> {moe.param = "v", moe.init = #moe.init<uniform, scale = 0.1>},
+    %wo: tensor<10x4xf32> {moe.param = "out.w", moe.init = #moe.init<uniform, scale = 0.1>},
+    %bo: tensor<10xf32> {moe.param = "out.b", moe.init = #moe.init<zeros>},
+    %aux: tensor<f32>) -> tensor<f32> {
+  %e = moe.embedding %emb[%ids] : (tensor<10x4xf32>, tensor<2x3xi32>) -> tensor<2x3x4xf32>
+  %d = moe.dropout %e {rate = 0.2 : f32, rng_stream = 4 : i64} : tensor<2x3x4xf32>
+  %h = moe.lstm %d weights(%wx, %wh, %b) projection(%p) : (tensor<2x3x4xf32>, tensor<4x24xf32>, tensor<4x24xf32>, tensor<24xf32>, tensor<6x4xf32>) -> tensor<2x3x4xf32>
+  %c = moe.attention %h, %h weights(%u, %w, %v) : (tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<4x5xf32>, tensor<4x5xf32>, tensor<5xf32>) -> tensor<2x3x4xf32>
+  %r = moe.residual %h, %c : tensor<2x3x4xf32>
+  %ce = moe.softmax_cross_entropy %r, %targets weights(%wo, %bo) {num_samples = 3 : i64, rng_stream = 5 : i64} : (tensor<2x3x4xf32>, tensor<2x3xi32>, tensor<10x4xf32>, tensor<10xf32>) -> tensor<f32>
+  %loss = moe.total_loss %ce, %aux : tensor<f32>
+  return %loss : tensor<f32>
 }

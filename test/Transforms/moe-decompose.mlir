@@ -118,3 +118,23 @@ func.func @threshold_not_lowered(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %t: 
   %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%we) {num_experts = 2 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
   return %y : tensor<4x8xf32>
 }
+
+// -----
+
+// Dropout and the sampled softmax keep their form but draw from their own
+// RNG streams, numbered after the noisy gate in program order; a full
+// softmax draws nothing and keeps the default stream.
+// CHECK-LABEL: func.func @rng_streams
+// CHECK: moe.noisy_top_k {{.*}} {k = 1 : i64}
+// CHECK: moe.dropout %{{.*}} {rate = 1.000000e-01 : f32, rng_stream = 1 : i64}
+// CHECK: moe.softmax_cross_entropy {{.*}} {num_samples = 2 : i64, rng_stream = 2 : i64}
+// CHECK: moe.softmax_cross_entropy
+// CHECK-NOT: rng_stream
+// CHECK-SAME: -> tensor<f32>
+func.func @rng_streams(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %wn: tensor<8x2xf32>, %we: tensor<2x8x8xf32>, %t: tensor<4xi32>, %wo: tensor<5x8xf32>, %bo: tensor<5xf32>) -> (tensor<f32>, tensor<f32>) {
+  %y, %a = moe.moe_layer %x gate(%wg, noise %wn) experts(%we) {num_experts = 2 : i64, k = 1 : i64, gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
+  %d = moe.dropout %y {rate = 0.1 : f32} : tensor<4x8xf32>
+  %l1 = moe.softmax_cross_entropy %d, %t weights(%wo, %bo) {num_samples = 2 : i64} : (tensor<4x8xf32>, tensor<4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
+  %l2 = moe.softmax_cross_entropy %d, %t weights(%wo, %bo) : (tensor<4x8xf32>, tensor<4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
+  return %l1, %l2 : tensor<f32>, tensor<f32>
+}
