@@ -88,6 +88,14 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
                         << argType;
     return success();
   }
+  if (name == kStateAttrName) {
+    auto stateName = dyn_cast<StringAttr>(attr.getValue());
+    if (!stateName || stateName.getValue().empty())
+      return argError() << "'moe.state' must be a non-empty string naming "
+                           "the training state";
+    return success();
+  }
   return argError() << "unknown argument attribute '" << name
-                    << "'; expected moe.param, moe.init or moe.input";
+                    << "'; expected moe.param, moe.init, moe.input or "
+                       "moe.state";
 }

@@ -39,6 +39,9 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kInitAttrName = "moe.init";
     /// Argument attribute naming a data input ("tokens", "targets").
     static constexpr ::llvm::StringLiteral kInputAttrName = "moe.input";
+    /// Argument attribute naming training state that a step reads and
+    /// returns updated (Adam moments "<param>.adam_m", the step counter).
+    static constexpr ::llvm::StringLiteral kStateAttrName = "moe.state";
 
   private:
     void registerAttributes();

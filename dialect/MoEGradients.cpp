@@ -67,8 +67,7 @@ LogicalResult AddOp::buildGradient(OpBuilder &, ArrayRef<Value> grads,
 
 LogicalResult BiasAddOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                        SmallVectorImpl<Value> &operandGrads) {
-  Value dBias =
-      b.create<SumRowsOp>(getLoc(), getBias().getType(), grads[0]);
+  Value dBias = b.create<SumRowsOp>(getLoc(), getBias().getType(), grads[0]);
   operandGrads.assign({grads[0], dBias});
   return success();
 }
@@ -91,9 +90,8 @@ LogicalResult ScaleOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 // Gating
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-NoisyTopKOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
-                           SmallVectorImpl<Value> &operandGrads) {
+LogicalResult NoisyTopKOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                         SmallVectorImpl<Value> &operandGrads) {
   // noisy, noise_std and top_values feed the load estimate, whose backward
   // differentiates through them itself.
   if (failed(expectNoGradient(*this, grads, {2, 3, 4})))
@@ -118,15 +116,15 @@ LoadEstimateOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
       getLoc(), getCleanLogits().getType(), getNoiseLogits().getType(),
       getCleanLogits(), getNoiseLogits(), getNoisy(), getNoiseStd(),
       getTopValues(), grads[0], getKAttr());
-  operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits(),
-                       Value(), Value(), Value()});
+  operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits(), Value(),
+                       Value(), Value()});
   return success();
 }
 
 LogicalResult SoftmaxOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                        SmallVectorImpl<Value> &operandGrads) {
-  operandGrads.push_back(b.create<SoftmaxGradOp>(getLoc(), getType(),
-                                                 getProbs(), grads[0]));
+  operandGrads.push_back(
+      b.create<SoftmaxGradOp>(getLoc(), getType(), getProbs(), grads[0]));
   return success();
 }
 
@@ -138,9 +136,9 @@ BatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   if (failed(expectNoGradient(*this, grads, {0})))
     return failure();
   int64_t numExperts = shapeOf(getLogits())[1];
-  operandGrads.push_back(b.create<MaskedGateGradOp>(
-      getLoc(), getLogits().getType(), getRowPtr(), getExpert(), getGate(),
-      grads[3], numExperts));
+  operandGrads.push_back(
+      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
+                                 getExpert(), getGate(), grads[3], numExperts));
   return success();
 }
 
@@ -155,8 +153,9 @@ BatchwiseThresholdLossOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   return success();
 }
 
-LogicalResult ImportanceOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
-                                          SmallVectorImpl<Value> &operandGrads) {
+LogicalResult
+ImportanceOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                            SmallVectorImpl<Value> &operandGrads) {
   Value dGate = b.create<ImportanceGradOp>(getLoc(), getGate().getType(),
                                            getExpert(), grads[0]);
   operandGrads.assign({Value(), dGate});
@@ -166,8 +165,7 @@ LogicalResult ImportanceOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 LogicalResult CvSquaredOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                          SmallVectorImpl<Value> &operandGrads) {
   operandGrads.push_back(b.create<CvSquaredGradOp>(
-      getLoc(), getValues().getType(), getValues(), grads[0],
-      getWeightAttr()));
+      getLoc(), getValues().getType(), getValues(), grads[0], getWeightAttr()));
   return success();
 }
 
@@ -210,10 +208,10 @@ GroupedMatmulOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 
 LogicalResult CombineOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                        SmallVectorImpl<Value> &operandGrads) {
-  auto grad = b.create<CombineGradOp>(
-      getLoc(), getExpertOutput().getType(), getGate().getType(),
-      getExpertOutput(), getGate(), getPosition(), getRowPtr(), grads[0],
-      getTokensAttr());
+  auto grad = b.create<CombineGradOp>(getLoc(), getExpertOutput().getType(),
+                                      getGate().getType(), getExpertOutput(),
+                                      getGate(), getPosition(), getRowPtr(),
+                                      grads[0], getTokensAttr());
   // Positions and the optional row pointer take no gradient.
   operandGrads.assign({grad.getDExpertOutput(), grad.getDGate()});
   operandGrads.resize(getNumOperands());
@@ -241,8 +239,8 @@ LogicalResult MaskedGateGradOp::verify() {
   if (failed(expectShape(*this, getExpert(), "expert", shapeOf(getGate()),
                          "one expert per gate")))
     return failure();
-  return expectShape(*this, getDLogits(), "d_logits",
-                     {tokens, getNumExperts()}, "[T, num_experts]");
+  return expectShape(*this, getDLogits(), "d_logits", {tokens, getNumExperts()},
+                     "[T, num_experts]");
 }
 
 LogicalResult ImportanceGradOp::verify() {
@@ -253,8 +251,7 @@ LogicalResult ImportanceGradOp::verify() {
 LogicalResult DispatchGradOp::verify() {
   int64_t assignments = shapeOf(getPosition())[0];
   if (failed(expectShape(*this, getDBuffer(), "d_buffer",
-                         {assignments, shapeOf(getDBuffer())[1]},
-                         "[A, d]")))
+                         {assignments, shapeOf(getDBuffer())[1]}, "[A, d]")))
     return failure();
   if (Value rows = getRowPtr())
     if (failed(expectShape(*this, rows, "row_ptr", {getTokens() + 1},
@@ -296,8 +293,7 @@ LogicalResult EmbeddingOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 
 LogicalResult LSTMOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                     SmallVectorImpl<Value> &operandGrads) {
-  SmallVector<Type> types = {getInput().getType(),
-                             getInputWeights().getType(),
+  SmallVector<Type> types = {getInput().getType(), getInputWeights().getType(),
                              getRecurrentWeights().getType(),
                              getBias().getType()};
   SmallVector<Value> operands = {getInput(), getInputWeights(),
@@ -320,9 +316,8 @@ LogicalResult AttentionOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   auto grad = b.create<AttentionGradOp>(
       getLoc(), getSource().getType(), getTarget().getType(),
       getSourceWeights().getType(), getTargetWeights().getType(),
-      getScoreWeights().getType(), getSource(), getTarget(),
-      getSourceWeights(), getTargetWeights(), getScoreWeights(), getContext(),
-      grads[0]);
+      getScoreWeights().getType(), getSource(), getTarget(), getSourceWeights(),
+      getTargetWeights(), getScoreWeights(), getContext(), grads[0]);
   operandGrads.append(grad->result_begin(), grad->result_end());
   return success();
 }

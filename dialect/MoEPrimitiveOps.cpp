@@ -62,8 +62,7 @@ LogicalResult NoisyTopKOp::verify() {
   ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
   int64_t t = clean[0], n = clean[1], k = getK();
   if (k > n)
-    return emitOpError() << "k = " << k << " exceeds the " << n
-                         << " experts";
+    return emitOpError() << "k = " << k << " exceeds the " << n << " experts";
   if (Value noise = getNoiseLogits())
     if (failed(expectShape(*this, noise, "noise logits", clean,
                            "the clean logits' shape")))
@@ -71,8 +70,7 @@ LogicalResult NoisyTopKOp::verify() {
   if (failed(expectShape(*this, getExpert(), "expert", {t, k}, "[T, k]")) ||
       failed(expectShape(*this, getGate(), "gate", {t, k}, "[T, k]")) ||
       failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
-      failed(expectShape(*this, getNoiseStd(), "noise_std", clean,
-                         "[T, n]")))
+      failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[T, n]")))
     return failure();
   return expectShape(*this, getTopValues(), "top_values", {t, k + 1},
                      "[T, k + 1]");
@@ -81,8 +79,7 @@ LogicalResult NoisyTopKOp::verify() {
 LogicalResult LoadEstimateOp::verify() {
   ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
   if (failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
-      failed(expectShape(*this, getNoiseStd(), "noise_std", clean,
-                         "[T, n]")) ||
+      failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[T, n]")) ||
       failed(expectShape(*this, getTopValues(), "top_values",
                          {clean[0], getK() + 1}, "[T, k + 1]")))
     return failure();
@@ -95,8 +92,7 @@ LogicalResult BatchwiseMaskOp::verify() {
   if (m > t)
     return emitOpError() << "m = " << m << " exceeds the " << t << " tokens";
   if (failed(expectShape(*this, getMask(), "mask", logits, "[T, n]")) ||
-      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1},
-                         "[T + 1]")) ||
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1}, "[T + 1]")) ||
       failed(expectShape(*this, getExpert(), "expert", {n * m}, "[n * m]")))
     return failure();
   return expectShape(*this, getGate(), "gate", {n * m}, "[n * m]");
@@ -104,11 +100,10 @@ LogicalResult BatchwiseMaskOp::verify() {
 
 LogicalResult BatchwiseThresholdLossOp::verify() {
   ArrayRef<int64_t> logits = shapeOf(getLogits());
-  if (failed(expectShape(*this, getBatchMask(), "batch mask", logits,
-                         "[T, n]")))
+  if (failed(
+          expectShape(*this, getBatchMask(), "batch mask", logits, "[T, n]")))
     return failure();
-  return expectShape(*this, getThresholds(), "thresholds", {logits[1]},
-                     "[n]");
+  return expectShape(*this, getThresholds(), "thresholds", {logits[1]}, "[n]");
 }
 
 LogicalResult ImportanceOp::verify() {
@@ -141,8 +136,7 @@ LogicalResult GroupedMatmulOp::verify() {
   int64_t experts = shapeOf(getExpertOffset())[0] - 1;
   if (w.size() != 3 || w[0] != experts || w[1] != buf[1])
     return emitOpError() << "expects weights of shape " << experts << "x"
-                         << buf[1]
-                         << "xN ([experts, d_in, d_out]) but got "
+                         << buf[1] << "xN ([experts, d_in, d_out]) but got "
                          << formatShape(w);
   return expectShape(*this, getOutput(), "output", {buf[0], w[2]},
                      "[A, d_out]");
@@ -165,4 +159,26 @@ LogicalResult SumRowsOp::verify() {
     return emitOpError("expects an input of rank >= 1");
   return expectShape(*this, getOutput(), "output", {in.back()},
                      "[last input dimension]");
+}
+
+LogicalResult LrScheduleOp::verify() {
+  if (!(getBaseLr().convertToFloat() > 0.0f))
+    return emitOpError("expects a positive base_lr");
+  if (getWarmupStepsAttr().getInt() < 0 || getConstantStepsAttr().getInt() < 0)
+    return emitOpError("expects non-negative warmup_steps and constant_steps");
+  return success();
+}
+
+LogicalResult AdamUpdateOp::verify() {
+  auto inUnit = [](APFloat value) {
+    float f = value.convertToFloat();
+    return f >= 0.0f && f < 1.0f;
+  };
+  if (!inUnit(getBeta1()) || !inUnit(getBeta2()))
+    return emitOpError("expects beta1 and beta2 in [0, 1)");
+  if (!(getEps().convertToFloat() > 0.0f))
+    return emitOpError("expects a positive eps");
+  if (getWeightDecay().convertToFloat() < 0.0f)
+    return emitOpError("expects a non-negative weight_decay");
+  return success();
 }

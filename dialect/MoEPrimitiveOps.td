@@ -410,6 +410,62 @@ def MoE_CombineOp : MoE_Op<"combine", [
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Optimizer
+//===----------------------------------------------------------------------===//
+
+def MoE_StepCounter : 0DTensorOf<[I64]>;
+
+def MoE_LrScheduleOp : MoE_Op<"lr_schedule"> {
+  let summary = "the paper's learning rate: warm-up, constant, 1/sqrt(step)";
+  let description = [{
+    At 1-based `step`: base_lr * step / warmup_steps during the warm-up,
+    base_lr for the next constant_steps, then
+    base_lr * sqrt((warmup_steps + constant_steps) / step) (paper 5.1:
+    200 + 200 steps).
+
+    ```mlir
+    %lr = moe.lr_schedule %step {base_lr = 1.000000e-03 : f32,
+        warmup_steps = 200 : i64, constant_steps = 200 : i64}
+        : (tensor<i64>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins MoE_StepCounter:$step, F32Attr:$base_lr,
+                       I64Attr:$warmup_steps, I64Attr:$constant_steps);
+  let results = (outs MoE_Scalar:$lr);
+  let assemblyFormat = "$step attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def MoE_AdamUpdateOp : MoE_Op<"adam_update", [
+    AllTypesMatch<["param", "grad", "m", "v", "new_param", "new_m",
+                   "new_v"]>]> {
+  let summary = "one Adam step (bias-corrected, optional decoupled decay)";
+  let description = [{
+    m' = b1 m + (1 - b1) g; v' = b2 v + (1 - b2) g^2;
+    p' = p - lr (m'/(1 - b1^step) / (sqrt(v'/(1 - b2^step)) + eps) + wd p).
+
+    ```mlir
+    %p2, %m2, %v2 = moe.adam_update %p, %g, %m, %v, %lr, %step
+        {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-08 : f32,
+         weight_decay = 0.0 : f32}
+        : (tensor<512x8xf32>, tensor<512x8xf32>, tensor<512x8xf32>,
+           tensor<512x8xf32>, tensor<f32>, tensor<i64>)
+        -> (tensor<512x8xf32>, tensor<512x8xf32>, tensor<512x8xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$param, MoE_F32Tensor:$grad,
+                       MoE_F32Tensor:$m, MoE_F32Tensor:$v, MoE_Scalar:$lr,
+                       MoE_StepCounter:$step, F32Attr:$beta1, F32Attr:$beta2,
+                       F32Attr:$eps, F32Attr:$weight_decay);
+  let results = (outs MoE_F32Tensor:$new_param, MoE_F32Tensor:$new_m,
+                      MoE_F32Tensor:$new_v);
+  let assemblyFormat = [{
+    operands attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 include "dialect/MoEGradientOps.td"
 
 #endif // MOE_DIALECT_MOEPRIMITIVEOPS_TD

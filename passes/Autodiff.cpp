@@ -42,8 +42,8 @@ Value splat(OpBuilder &b, Location loc, Type type, float value) {
   auto tensor = cast<RankedTensorType>(type);
   return b.create<arith::ConstantOp>(
       loc, tensor,
-      DenseElementsAttr::get(tensor, b.getFloatAttr(tensor.getElementType(),
-                                                    value)));
+      DenseElementsAttr::get(tensor,
+                             b.getFloatAttr(tensor.getElementType(), value)));
 }
 
 /// The gradients of one function's values, summed as paths are added.
@@ -126,11 +126,11 @@ struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
     SmallVector<Value> results = {loss};
     SmallVector<Type> resultTypes = {loss.getType()};
     SmallVector<DictionaryAttr> resultAttrs = {DictionaryAttr::get(
-        &getContext(), {b.getNamedAttr("moe.output", b.getStringAttr("loss"))})};
+        &getContext(),
+        {b.getNamedAttr("moe.output", b.getStringAttr("loss"))})};
     for (BlockArgument arg : func.getArguments()) {
-      auto name =
-          func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                            MoEDialect::kParamAttrName);
+      auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                    MoEDialect::kParamAttrName);
       if (!name)
         continue;
       Value grad = grads.lookup(arg);
@@ -159,8 +159,7 @@ struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
     return success();
   }
 
-  LogicalResult backpropagate(Operation *op, OpBuilder &b,
-                              GradientMap &grads,
+  LogicalResult backpropagate(Operation *op, OpBuilder &b, GradientMap &grads,
                               const DenseSet<Value> &active) {
     SmallVector<Value> resultGrads;
     bool any = false;
@@ -197,8 +196,7 @@ struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
     }
 
     for (auto [operand, grad] : llvm::zip(op->getOperands(), operandGrads))
-      if (grad && active.contains(operand) &&
-          isFloatTensor(operand.getType()))
+      if (grad && active.contains(operand) && isFloatTensor(operand.getType()))
         grads.accumulate(operand, grad, loc);
     return success();
   }

@@ -53,8 +53,7 @@ public:
     int64_t rows = 1;
     for (int64_t dim : type.getShape().drop_back())
       rows *= dim;
-    SmallVector<ReassociationIndices> groups = {leading,
-                                                {type.getRank() - 1}};
+    SmallVector<ReassociationIndices> groups = {leading, {type.getRank() - 1}};
     return b.create<tensor::CollapseShapeOp>(
         loc, f32({rows, type.getShape().back()}), value, groups);
   }
@@ -66,16 +65,15 @@ public:
     ReassociationIndices leading;
     for (int64_t i = 0; i + 1 < type.getRank(); ++i)
       leading.push_back(i);
-    SmallVector<ReassociationIndices> groups = {leading,
-                                                {type.getRank() - 1}};
+    SmallVector<ReassociationIndices> groups = {leading, {type.getRank() - 1}};
     return b.create<tensor::ExpandShapeOp>(loc, type, rows, groups);
   }
 
   /// [T, k] -> [T * k] (assignment form).
   Value flatten(Value matrix) {
     auto type = cast<RankedTensorType>(matrix.getType());
-    auto flat = RankedTensorType::get({type.getNumElements()},
-                                      type.getElementType());
+    auto flat =
+        RankedTensorType::get({type.getNumElements()}, type.getElementType());
     SmallVector<ReassociationIndices> groups = {{0, 1}};
     return b.create<tensor::CollapseShapeOp>(loc, flat, matrix, groups);
   }
@@ -194,8 +192,8 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       if (loadWeight > 0) {
         // The verifier allows the load loss with noisy_top_k only.
         Value load = b.create<LoadEstimateOp>(
-            loc, pb.f32({n}), clean, noise, topK.getNoisy(),
-            topK.getNoiseStd(), topK.getTopValues(), b.getI64IntegerAttr(k));
+            loc, pb.f32({n}), clean, noise, topK.getNoisy(), topK.getNoiseStd(),
+            topK.getTopValues(), b.getI64IntegerAttr(k));
         auxTerms.push_back(b.create<CvSquaredOp>(
             loc, pb.f32({}), load, b.getF32FloatAttr(loadWeight)));
       }
@@ -206,8 +204,8 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       int64_t m = *op.getK() * tokens / n;
       auto mask = b.create<BatchwiseMaskOp>(
           loc,
-          TypeRange{pb.f32({tokens, n}), pb.i32({tokens + 1}),
-                    pb.i32({n * m}), pb.f32({n * m})},
+          TypeRange{pb.f32({tokens, n}), pb.i32({tokens + 1}), pb.i32({n * m}),
+                    pb.f32({n * m})},
           clean, m);
       expert = mask.getExpert();
       gate = mask.getGate();
@@ -217,8 +215,8 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       if (thresholdWeight > 0) {
         Value loss = b.create<BatchwiseThresholdLossOp>(
             loc, pb.f32({}), clean, mask.getMask(), op.getThresholds());
-        auxTerms.push_back(b.create<ScaleOp>(
-            loc, loss, b.getF32FloatAttr(thresholdWeight)));
+        auxTerms.push_back(
+            b.create<ScaleOp>(loc, loss, b.getF32FloatAttr(thresholdWeight)));
       }
       break;
     }
@@ -235,28 +233,28 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
           b.create<ImportanceOp>(loc, pb.f32({n}), expert, gate, n);
       if (importanceWeight > 0)
         auxTerms.push_back(b.create<CvSquaredOp>(
-            loc, pb.f32({}), importance,
-            b.getF32FloatAttr(importanceWeight)));
+            loc, pb.f32({}), importance, b.getF32FloatAttr(importanceWeight)));
       if (l2Weight > 0)
-        auxTerms.push_back(b.create<L2BalanceOp>(
-            loc, pb.f32({}), importance, b.getI64IntegerAttr(tokens),
-            b.getF32FloatAttr(l2Weight)));
+        auxTerms.push_back(b.create<L2BalanceOp>(loc, pb.f32({}), importance,
+                                                 b.getI64IntegerAttr(tokens),
+                                                 b.getF32FloatAttr(l2Weight)));
     }
 
-    int64_t assignments = cast<RankedTensorType>(expert.getType()).getDimSize(0);
-    auto plan = b.create<DispatchPlanOp>(
-        loc,
-        TypeRange{pb.i32({n + 1}), pb.i32({assignments}),
-                  pb.i32({assignments})},
-        expert, rowPtr, n, tokens);
-    Value buffer = b.create<DispatchOp>(loc, pb.f32({assignments, d}), x,
-                                        plan.getToken());
+    int64_t assignments =
+        cast<RankedTensorType>(expert.getType()).getDimSize(0);
+    auto plan = b.create<DispatchPlanOp>(loc,
+                                         TypeRange{pb.i32({n + 1}),
+                                                   pb.i32({assignments}),
+                                                   pb.i32({assignments})},
+                                         expert, rowPtr, n, tokens);
+    Value buffer =
+        b.create<DispatchOp>(loc, pb.f32({assignments, d}), x, plan.getToken());
     ValueRange weights = op.getExpertWeights();
     Value out = buffer;
     for (auto [index, w] : llvm::enumerate(weights)) {
       int64_t width = cast<RankedTensorType>(w.getType()).getDimSize(2);
-      out = b.create<GroupedMatmulOp>(loc, pb.f32({assignments, width}), out,
-                                      w, plan.getExpertOffset());
+      out = b.create<GroupedMatmulOp>(loc, pb.f32({assignments, width}), out, w,
+                                      plan.getExpertOffset());
       // The hidden layer of an ffn expert takes the expert's activation.
       if (index + 1 < weights.size())
         out = pb.activate(out, op.getExpert().getAct());
@@ -266,8 +264,8 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
                                   plan.getPosition(), rowPtr, tokens);
     y = pb.activate(y, op.getOutputAct());
 
-    op.getOutput().replaceAllUsesWith(pb.expandRows(
-        y, cast<RankedTensorType>(op.getOutput().getType())));
+    op.getOutput().replaceAllUsesWith(
+        pb.expandRows(y, cast<RankedTensorType>(op.getOutput().getType())));
     op.getAuxLoss().replaceAllUsesWith(pb.sumLosses(auxTerms));
     op.erase();
     return success();

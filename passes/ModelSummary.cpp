@@ -164,17 +164,16 @@ struct ModelSummaryPass
     int64_t perExpert = expertMultiplyAdds(moe.getExpertWeights());
     // Softmax gating evaluates every expert; threshold gating a
     // data-dependent number, reported as zero expert evaluations.
-    int64_t k = moe.getK() ? *moe.getK()
+    int64_t k = moe.getK()                      ? *moe.getK()
                 : gating == GatingKind::softmax ? n
                                                 : 0;
     int64_t multiplyAdds =
         gateMultiplyAdds(moe.getGateWeights(), moe.getNoiseWeights()) +
         k * perExpert;
-    int64_t params = sumElements(moe.getExpertWeights()) +
-                     gateMultiplyAdds(moe.getGateWeights(),
-                                      moe.getNoiseWeights()) +
-                     (moe.getThresholds() ? numElements(moe.getThresholds())
-                                          : 0);
+    int64_t params =
+        sumElements(moe.getExpertWeights()) +
+        gateMultiplyAdds(moe.getGateWeights(), moe.getNoiseWeights()) +
+        (moe.getThresholds() ? numElements(moe.getThresholds()) : 0);
     std::string line;
     llvm::raw_string_ostream os(line);
     os << "moe_layer: " << n << " experts ("
@@ -193,10 +192,9 @@ struct ModelSummaryPass
     int64_t kSecondary = moe.getKSecondary().value_or(0);
     int64_t perExpert = expertMultiplyAdds(moe.getExpertWeights());
     // Only the k_primary chosen groups run their secondary gates.
-    int64_t secondaryGate =
-        gateMultiplyAdds(moe.getSecondaryGateWeights(),
-                         moe.getSecondaryNoiseWeights()) /
-        moe.getGroups();
+    int64_t secondaryGate = gateMultiplyAdds(moe.getSecondaryGateWeights(),
+                                             moe.getSecondaryNoiseWeights()) /
+                            moe.getGroups();
     int64_t multiplyAdds = gateMultiplyAdds(moe.getPrimaryGateWeights(),
                                             moe.getPrimaryNoiseWeights()) +
                            kPrimary * secondaryGate +

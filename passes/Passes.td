@@ -107,4 +107,42 @@ def Autodiff : Pass<"moe-autodiff", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def Optimizer : Pass<"moe-optimizer", "mlir::ModuleOp"> {
+  let summary = "Add Adam and the paper's learning-rate schedule to train steps";
+  let description = [{
+    Turns every function produced by moe-autodiff (results tagged
+    `moe.grad`) into a complete training step: it takes the step counter
+    (`{moe.state = "step"}`, 1-based) and the Adam moments of each parameter
+    (`{moe.state = "<param>.adam_m"}`, `"<param>.adam_v"`) as extra
+    arguments, and returns the loss, the learning rate and the updated
+    parameters and moments instead of the gradients. Optimizer state is
+    ordinary function arguments and results, so checkpoints, partitioning
+    and buffer planning treat it like parameters.
+
+    Learning rate (paper 5.1): linear warm-up for `warmup-steps`, constant
+    for `constant-steps`, then proportional to 1/sqrt(step).
+
+    ```mlir
+    // after
+    %lr = moe.lr_schedule %step {base_lr = 1.0e-03, warmup_steps = 200,
+                                 constant_steps = 200}
+    %w2, %m2, %v2 = moe.adam_update %w, %dw, %m, %v, %lr, %step {...}
+    return %loss, %lr, %w2, %m2, %v2
+    ```
+  }];
+  let options = [
+    Option<"learningRate", "lr", "float", "1.0e-3",
+           "Peak learning rate (after warm-up)">,
+    Option<"beta1", "beta1", "float", "0.9", "Adam beta1">,
+    Option<"beta2", "beta2", "float", "0.999", "Adam beta2">,
+    Option<"epsilon", "eps", "float", "1.0e-8", "Adam epsilon">,
+    Option<"weightDecay", "weight-decay", "float", "0.0",
+           "Decoupled weight decay (0 disables)">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", "200",
+           "Steps of linear learning-rate warm-up">,
+    Option<"constantSteps", "constant-steps", "int64_t", "200",
+           "Steps at the peak learning rate before 1/sqrt decay">,
+  ];
+}
+
 #endif // MOE_PASSES_PASSES_TD

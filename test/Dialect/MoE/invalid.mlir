@@ -739,7 +739,7 @@ func.func private @input_not_string(%ids: tensor<4xi32> {moe.input = 1 : i32})
 // -----
 
 // Misspelt moe.* attributes are errors, not silently ignored.
-// expected-error@+1 {{argument #0: unknown argument attribute 'moe.params'; expected moe.param, moe.init or moe.input}}
+// expected-error@+1 {{argument #0: unknown argument attribute 'moe.params'; expected moe.param, moe.init, moe.input or moe.state}}
 func.func private @unknown_moe_arg_attr(%w: tensor<4xf32> {moe.params = "w"})
 
 // -----
@@ -747,3 +747,11 @@ func.func private @unknown_moe_arg_attr(%w: tensor<4xf32> {moe.params = "w"})
 // Data inputs are token ids or targets, which are i32.
 // expected-error@+1 {{argument #0: data input 'tokens' must be a statically shaped i32 tensor of ids, got 'tensor<4x5xf32>'}}
 func.func private @input_not_i32(%ids: tensor<4x5xf32> {moe.input = "tokens"})
+
+// -----
+
+// Training state is named, like parameters, so checkpoints can store it.
+// expected-error@+1 {{argument #0: 'moe.state' must be a non-empty string naming the training state}}
+func.func @state_without_name(%m: tensor<4xf32> {moe.state = ""}) {
+  return
+}

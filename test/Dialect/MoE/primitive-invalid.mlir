@@ -204,3 +204,57 @@ func.func @combine_uneven(%y: tensor<7x4xf32>, %g: tensor<7xf32>, %p: tensor<7xi
   %o = moe.combine %y, %g, %p {tokens = 3 : i64} : (tensor<7x4xf32>, tensor<7xf32>, tensor<7xi32>) -> tensor<3x4xf32>
   return
 }
+
+// -----
+
+// A learning rate schedule needs a positive peak rate.
+func.func @lr_schedule_zero(%s: tensor<i64>) {
+  // expected-error@+1 {{expects a positive base_lr}}
+  %lr = moe.lr_schedule %s {base_lr = 0.0 : f32, warmup_steps = 1 : i64, constant_steps = 1 : i64} : (tensor<i64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Warm-up and plateau lengths are step counts.
+func.func @lr_schedule_negative(%s: tensor<i64>) {
+  // expected-error@+1 {{expects non-negative warmup_steps and constant_steps}}
+  %lr = moe.lr_schedule %s {base_lr = 1.0 : f32, warmup_steps = -1 : i64, constant_steps = 1 : i64} : (tensor<i64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Adam's decay rates are in [0, 1).
+func.func @adam_beta(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects beta1 and beta2 in [0, 1)}}
+  %a:3 = moe.adam_update %p, %p, %p, %p, %lr, %s {beta1 = 1.0 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// eps keeps the denominator away from zero.
+func.func @adam_eps(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects a positive eps}}
+  %a:3 = moe.adam_update %p, %p, %p, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 0.0 : f32, weight_decay = 0.0 : f32} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// Weight decay shrinks weights; a negative one would grow them.
+func.func @adam_decay(%p: tensor<4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects a non-negative weight_decay}}
+  %a:3 = moe.adam_update %p, %p, %p, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = -0.1 : f32} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// The optimizer state has the parameter's type.
+func.func @adam_state_type(%p: tensor<4xf32>, %m: tensor<3xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{failed to verify that all of {param, grad, m, v, new_param, new_m, new_v} have same type}}
+  %a:3 = moe.adam_update %p, %p, %m, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<4xf32>, tensor<4xf32>, tensor<3xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return
+}
