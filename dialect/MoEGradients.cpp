@@ -143,6 +143,19 @@ BatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 }
 
 LogicalResult
+ThresholdMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                               SmallVectorImpl<Value> &operandGrads) {
+  // As for the batchwise mask, only the gates carry gradient; the
+  // thresholds are trained by Eq. 8 alone.
+  int64_t numExperts = shapeOf(getLogits())[1];
+  operandGrads.push_back(b.create<MaskedGateGradOp>(
+      getLoc(), getLogits().getType(), getRowPtr(), getExpert(), getGate(),
+      grads[2], numExperts));
+  operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult
 BatchwiseThresholdLossOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                         SmallVectorImpl<Value> &operandGrads) {
   // Eq. 8 trains the thresholds; logits and mask are constants here.

@@ -182,3 +182,16 @@ LogicalResult AdamUpdateOp::verify() {
     return emitOpError("expects a non-negative weight_decay");
   return success();
 }
+
+LogicalResult ThresholdMaskOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  int64_t t = logits[0], n = logits[1];
+  if (failed(expectShape(*this, getThresholds(), "thresholds", {n}, "[n]")) ||
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1},
+                         "[T + 1]")) ||
+      failed(expectShape(*this, getExpert(), "expert", {t * n},
+                         "[T * n], room for every token and expert")))
+    return failure();
+  return expectShape(*this, getGate(), "gate", {t * n},
+                     "[T * n], room for every token and expert");
+}

@@ -234,6 +234,33 @@ def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask", [
   let hasVerifier = 1;
 }
 
+def MoE_ThresholdMaskOp : MoE_Op<"threshold_mask", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "Eq. 7: keep expert i when its logit exceeds threshold T_i";
+  let description = [{
+    The inference-time replacement of the batchwise mask: each token keeps
+    the experts whose logits exceed the learned per-expert thresholds, so
+    the number of assignments depends on the data. Assignments are written
+    token-major into buffers of `tokens * n` entries (every token could
+    pass every threshold, and no token is dropped); `row_ptr[T]` is the
+    number actually used, and the ops downstream read only that many. Gates
+    are the softmax over each token's kept logits.
+
+    ```mlir
+    %rows, %e, %g = moe.threshold_mask %logits, %t
+        : (tensor<64x8xf32>, tensor<8xf32>)
+        -> (tensor<65xi32>, tensor<512xi32>, tensor<512xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits, MoE_Vector:$thresholds);
+  let results = (outs MoE_IdVector:$row_ptr, MoE_IdVector:$expert,
+                      MoE_Vector:$gate);
+  let assemblyFormat = [{
+    $logits `,` $thresholds attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def MoE_BatchwiseThresholdLossOp : MoE_Op<"batchwise_threshold_loss", [
     DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Eq. 8: trains thresholds to imitate the batchwise mask";

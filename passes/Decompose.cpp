@@ -117,6 +117,8 @@ double lossWeight(std::optional<LossesAttr> losses,
 }
 
 struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
+  using DecomposeBase::DecomposeBase;
+
   void runOnOperation() override {
     SmallVector<Operation *> layers;
     getOperation().walk([&](Operation *op) {
@@ -127,17 +129,30 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
           layerRngStream[op] = nextRngStream++;
       // Ops that stay as they are but draw random numbers get their own
       // stream, in program order.
-      if (auto dropout = dyn_cast<DropoutOp>(op))
-        dropout.setRngStream(nextRngStream++);
-      if (auto ce = dyn_cast<SoftmaxCrossEntropyOp>(op))
-        if (ce.getNumSamples())
+      if (auto dropout = dyn_cast<DropoutOp>(op)) {
+        if (inference)
+          layers.push_back(op);
+        else
+          dropout.setRngStream(nextRngStream++);
+      }
+      if (auto ce = dyn_cast<SoftmaxCrossEntropyOp>(op)) {
+        // Evaluation reports the exact perplexity: full softmax.
+        if (inference)
+          ce.removeNumSamplesAttr();
+        else if (ce.getNumSamples())
           ce.setRngStream(nextRngStream++);
+      }
     });
     for (Operation *op : layers) {
       LogicalResult result =
           TypeSwitch<Operation *, LogicalResult>(op)
               .Case([&](MoELayerOp layer) { return decompose(layer); })
-              .Case([&](LinearOp linear) { return decompose(linear); });
+              .Case([&](LinearOp linear) { return decompose(linear); })
+              .Case([&](DropoutOp dropout) {
+                dropout.getOutput().replaceAllUsesWith(dropout.getInput());
+                dropout.erase();
+                return success();
+              });
       if (failed(result))
         return signalPassFailure();
     }
@@ -169,6 +184,12 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
 
     Value clean = pb.matmul(x, op.getGateWeights());
     Value expert, gate, rowPtr;
+    // A batch of one has nothing to rank: batchwise-trained layers route
+    // with their learned thresholds at inference.
+    if (inference && gating == GatingKind::batchwise)
+      gating = GatingKind::threshold;
+    if (inference)
+      losses = std::nullopt;
     switch (gating) {
     case GatingKind::softmax:
     case GatingKind::top_k:
@@ -177,7 +198,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       // same dispatch path for the experts.
       int64_t k = gating == GatingKind::softmax ? n : *op.getK();
       Value noise;
-      if (gating == GatingKind::noisy_top_k)
+      if (gating == GatingKind::noisy_top_k && !inference)
         noise = pb.matmul(x, op.getNoiseWeights());
       auto topK = b.create<NoisyTopKOp>(
           loc,
@@ -220,10 +241,17 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       }
       break;
     }
-    case GatingKind::threshold:
-      return op.emitOpError(
-          "threshold gating (inference) is not lowered by moe-decompose yet; "
-          "train with batchwise gating");
+    case GatingKind::threshold: {
+      auto mask = b.create<ThresholdMaskOp>(
+          loc,
+          TypeRange{pb.i32({tokens + 1}), pb.i32({tokens * n}),
+                    pb.f32({tokens * n})},
+          clean, op.getThresholds());
+      expert = mask.getExpert();
+      gate = mask.getGate();
+      rowPtr = mask.getRowPtr();
+      break;
+    }
     }
 
     double importanceWeight = lossWeight(losses, &LossesAttr::getImportance);

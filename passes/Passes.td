@@ -62,9 +62,18 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
     numbers (noisy gates, dropout, sampled softmax) gets its own RNG stream,
     numbered in program order, so noise and masks are independent across
     layers and the backward pass can redraw a dropout mask. Hierarchical layers
-    are left to `moe-expand-hierarchy`; threshold gating (inference) is not
-    lowered yet and is reported as an error.
+    are left to `moe-expand-hierarchy`.
+
+    With `inference`, the graph is lowered for evaluation: gates carry no
+    noise, batchwise-trained layers route with their learned thresholds
+    (Eq. 7, `moe.threshold_mask`) since a single example has no batch to
+    rank, dropout is the identity, the sampled softmax becomes the full
+    softmax, and the auxiliary losses are zero.
   }];
+  let options = [
+    Option<"inference", "inference", "bool", "false",
+           "Lower for evaluation: no noise, threshold masks, no dropout">,
+  ];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
 }

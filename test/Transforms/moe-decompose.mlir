@@ -1,4 +1,5 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose --verify-diagnostics | FileCheck %s
+// RUN: moe-opt %s -split-input-file --moe-decompose="inference=true" | FileCheck %s --check-prefix=INFER
 
 // Noisy top-k over a [batch, time, d] input: the layer runs once on all
 // batch * time tokens, the load loss goes through the smooth load estimate
@@ -111,10 +112,15 @@ func.func @hierarchical_untouched(%x: tensor<6x4xf32>, %pg: tensor<4x2xf32>, %sg
 
 // -----
 
-// Threshold gating needs a data-dependent number of assignments, which the
-// static-shape primitives cannot express yet: a clear error, not a crash.
-func.func @threshold_not_lowered(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %t: tensor<2xf32>, %we: tensor<2x8x8xf32>) -> tensor<4x8xf32> {
-  // expected-error@+1 {{threshold gating (inference) is not lowered by moe-decompose yet}}
+// Threshold gating (Eq. 7) routes each token to the experts whose logits
+// pass their thresholds: a data-dependent count, so assignments get room
+// for every (token, expert) pair and a row pointer says how many are used.
+// CHECK-LABEL: func.func @threshold_gating
+// CHECK: %[[CLEAN:.*]] = moe.matmul
+// CHECK: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %[[CLEAN]], %{{.*}} : (tensor<4x2xf32>, tensor<2xf32>) -> (tensor<5xi32>, tensor<8xi32>, tensor<8xf32>)
+// CHECK: moe.dispatch_plan %[[E]] rows %[[ROWS]] {num_experts = 2 : i64, tokens = 4 : i64}
+// CHECK: moe.combine %{{.*}}, %[[G]], %{{.*}} rows %[[ROWS]]
+func.func @threshold_gating(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %t: tensor<2xf32>, %we: tensor<2x8x8xf32>) -> tensor<4x8xf32> {
   %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%we) {num_experts = 2 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
   return %y : tensor<4x8xf32>
 }
@@ -137,4 +143,29 @@ func.func @rng_streams(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %wn: tensor<8x
   %l1 = moe.softmax_cross_entropy %d, %t weights(%wo, %bo) {num_samples = 2 : i64} : (tensor<4x8xf32>, tensor<4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
   %l2 = moe.softmax_cross_entropy %d, %t weights(%wo, %bo) : (tensor<4x8xf32>, tensor<4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
   return %l1, %l2 : tensor<f32>, tensor<f32>
+}
+
+// -----
+
+// For evaluation: no gating noise and no load estimate, batchwise layers
+// route by their learned thresholds, dropout disappears, the softmax is
+// full, and the auxiliary loss is zero.
+// INFER-LABEL: func.func @inference
+// INFER: %[[CLEAN:.*]] = moe.matmul
+// INFER-NEXT: moe.noisy_top_k %[[CLEAN]] {k = 1 : i64} : (tensor<4x2xf32>)
+// INFER-NOT: moe.load_estimate
+// INFER: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : tensor<f32>
+// INFER-NOT: moe.batchwise_mask
+// INFER: moe.threshold_mask
+// INFER-NOT: moe.dropout
+// INFER: moe.softmax_cross_entropy
+// INFER-NOT: num_samples
+// INFER-SAME: -> tensor<f32>
+// INFER: return %{{.*}}, %[[ZERO]]
+func.func @inference(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %wn: tensor<8x2xf32>, %we: tensor<2x8x8xf32>, %t: tensor<2xf32>, %tg: tensor<4xi32>, %wo: tensor<5x8xf32>, %bo: tensor<5xf32>) -> (tensor<f32>, tensor<f32>) {
+  %y, %a = moe.moe_layer %x gate(%wg, noise %wn) experts(%we) {num_experts = 2 : i64, k = 1 : i64, gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>, losses = #moe.losses<importance = 0.1, load = 0.1>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
+  %z, %b = moe.moe_layer %y gate(%wg) thresholds(%t) experts(%we) {num_experts = 2 : i64, k = 1 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
+  %d = moe.dropout %z {rate = 0.3 : f32} : tensor<4x8xf32>
+  %l = moe.softmax_cross_entropy %d, %tg weights(%wo, %bo) {num_samples = 2 : i64} : (tensor<4x8xf32>, tensor<4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
+  return %l, %a : tensor<f32>, tensor<f32>
 }

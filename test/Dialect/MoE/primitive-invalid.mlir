@@ -258,3 +258,22 @@ func.func @adam_state_type(%p: tensor<4xf32>, %m: tensor<3xf32>, %lr: tensor<f32
   %a:3 = moe.adam_update %p, %p, %m, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<4xf32>, tensor<4xf32>, tensor<3xf32>, tensor<4xf32>, tensor<f32>, tensor<i64>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
   return
 }
+
+// -----
+
+// Threshold routing keeps room for every (token, expert) pair: it must not
+// drop a token whatever the thresholds are.
+func.func @threshold_mask_capacity(%l: tensor<3x2xf32>, %t: tensor<2xf32>) {
+  // expected-error@+1 {{expects expert of shape 6 ([T * n], room for every token and expert) but got 3}}
+  %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<3xi32>, tensor<6xf32>)
+  return
+}
+
+// -----
+
+// One threshold per expert.
+func.func @threshold_mask_thresholds(%l: tensor<3x2xf32>, %t: tensor<3xf32>) {
+  // expected-error@+1 {{expects thresholds of shape 2 ([n]) but got 3}}
+  %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<3xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
+  return
+}

@@ -72,3 +72,10 @@ func.func @optimizer(%p: tensor<4x2xf32>, %g: tensor<4x2xf32>, %m: tensor<4x2xf3
   %p2, %m2, %v2 = moe.adam_update %p, %g, %m, %v, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<f32>, tensor<i64>) -> (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>)
   return %p2 : tensor<4x2xf32>
 }
+
+// CHECK-LABEL: func.func @threshold_mask
+// CHECK: moe.threshold_mask %{{.*}}, %{{.*}} : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
+func.func @threshold_mask(%l: tensor<3x2xf32>, %t: tensor<2xf32>) -> tensor<6xf32> {
+  %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
+  return %g : tensor<6xf32>
+}

@@ -24,6 +24,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -160,6 +161,16 @@ protected:
 
   std::unique_ptr<rt::Backend> cpu, gpu;
 };
+
+// Runs everywhere: the build has the real CUDA entry points, and asking for
+// a device that does not exist is a clear error, GPU or not.
+TEST(CudaBackendEntry, CompiledInAndRejectsMissingDevice) {
+  EXPECT_TRUE(rt::cudaBackendCompiled());
+  int count = rt::cudaDeviceCount();
+  EXPECT_GE(count, 0);
+  EXPECT_THROW(rt::createCudaBackend(count), std::runtime_error);
+  EXPECT_THROW(rt::createCudaBackend(-1), std::runtime_error);
+}
 
 //===----------------------------------------------------------------------===//
 // Memory, GEMM, elementwise
