@@ -13,8 +13,19 @@
 
 namespace moe::rt {
 
+namespace gpu {
+struct Context;
+} // namespace gpu
+
 class CudaBackend final : public Backend {
 public:
+  /// Binds the backend to `device`: creates its stream (all work of the
+  /// backend is ordered on it) and its cuBLAS handle.
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend &) = delete;
+  CudaBackend &operator=(const CudaBackend &) = delete;
+
   std::string name() const override;
   void *alloc(size_t bytes) override;
   void release(void *ptr) override;
@@ -136,8 +147,8 @@ public:
       float *v, float lr, int64_t step, const AdamConfig &config) override;
 
 private:
-  // Backend state (thread pool, handles, streams) is added by the kernel
-  // families that need it.
+  /// Device, stream and cuBLAS handle (runtime/cuda/Common.cuh).
+  std::unique_ptr<gpu::Context> ctx_;
 };
 
 } // namespace moe::rt

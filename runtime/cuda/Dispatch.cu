@@ -1,0 +1,407 @@
+//===- Dispatch.cu - CUDA dispatch plan, gather/combine, grouped GEMM -----===//
+//
+// The dispatch plan is a stable sort of the assignments by expert (CUB radix
+// sort, which is stable) followed by a binary search for each expert's
+// segment start. Dispatch gathers token rows into the expert-major buffer;
+// its backward and the combine loop over a token's assignments in order, so
+// nothing is accumulated with atomics. The experts run as one
+// cublasGemmGroupedBatchedEx call over the non-empty segments; its per-group
+// sizes are host arrays, so each call reads the segment offsets back once.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/cuda/Common.cuh"
+#include "runtime/cuda/CudaBackend.h"
+#include "runtime/cuda/Gemm.cuh"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace moe::rt {
+namespace {
+
+using namespace gpu;
+
+/// tokenOf[a] = t for every assignment a of token t.
+__global__ void tokenOfAssignmentKernel(int64_t T, const int32_t *rowPtr,
+                                        int32_t *tokenOf) {
+  MOE_GRID_STRIDE(t, T) {
+    for (int64_t a = rowPtr[t]; a < rowPtr[t + 1]; ++a)
+      tokenOf[a] = static_cast<int32_t>(t);
+  }
+}
+
+/// positionOf[order[p]] = p and tokenOfPosition[p] = tokenOf[order[p]].
+__global__ void planPositionsKernel(int64_t A, const int32_t *order,
+                                    const int32_t *tokenOf, int32_t *positionOf,
+                                    int32_t *tokenOfPosition) {
+  MOE_GRID_STRIDE(p, A) {
+    int32_t a = order[p];
+    positionOf[a] = static_cast<int32_t>(p);
+    tokenOfPosition[p] = tokenOf[a];
+  }
+}
+
+__global__ void countsFromOffsetsKernel(int64_t n, const int32_t *offsets,
+                                        int32_t *counts) {
+  MOE_GRID_STRIDE(e, n) { counts[e] = offsets[e + 1] - offsets[e]; }
+}
+
+/// y[t] = sum over the token's assignments a, in order, of
+/// weight[a] * rows[positionOf[a]] (weight 1 when null).
+__global__ void sumAssignmentsKernel(int64_t T, int64_t d,
+                                     const int32_t *rowPtr,
+                                     const int32_t *positionOf,
+                                     const float *weight, const float *rows,
+                                     float *y) {
+  MOE_GRID_STRIDE(q, T * d) {
+    int64_t t = q / d, c = q % d;
+    float acc = 0.0f;
+    for (int64_t a = rowPtr[t]; a < rowPtr[t + 1]; ++a) {
+      float v = rows[static_cast<int64_t>(positionOf[a]) * d + c];
+      acc += weight ? weight[a] * v : v;
+    }
+    y[q] = acc;
+  }
+}
+
+/// dExpertOut[positionOf[a]] = gate[a] * dy[t] and dGate[a] = <dy[t],
+/// expertOut[positionOf[a]]>. One row group per token.
+template <class G>
+__global__ void __launch_bounds__(G::kBlock)
+    combineBackwardKernel(int64_t T, int64_t d, const int32_t *rowPtr,
+                          const int32_t *positionOf, const float *gate,
+                          const float *expertOut, const float *dy,
+                          float *dExpertOut, float *dGate) {
+  int64_t t = groupRow<G>();
+  int lane = groupLane<G>();
+  if (t >= T)
+    return;
+  const float *dyRow = dy + t * d;
+  for (int64_t a = rowPtr[t]; a < rowPtr[t + 1]; ++a) {
+    int64_t p = positionOf[a];
+    const float *out = expertOut + p * d;
+    float *dOut = dExpertOut + p * d;
+    float g = gate[a], acc = 0.0f;
+    for (int64_t c = lane; c < d; c += G::kThreads) {
+      dOut[c] = g * dyRow[c];
+      acc += dyRow[c] * out[c];
+    }
+    acc = groupSum<G>(acc);
+    if (lane == 0)
+      dGate[a] = acc;
+  }
+}
+
+/// Zeroes dWeights[e] ([size] floats each) of the experts without tokens:
+/// blockIdx.x is the expert, blockIdx.y a slice of its matrix.
+__global__ void zeroEmptyExpertsKernel(int64_t size, const int32_t *counts,
+                                       float *dWeights) {
+  if (counts[blockIdx.x] != 0)
+    return;
+  float *w = dWeights + static_cast<int64_t>(blockIdx.x) * size;
+  for (int64_t i = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; i < size;
+       i += int64_t(gridDim.y) * blockDim.x)
+    w[i] = 0.0f;
+}
+
+void checkPlan(const char *kernel, const DispatchPlan &plan, int64_t d) {
+  if (plan.numTokens < 0 || plan.numExperts < 1 || plan.numAssignments < 0 ||
+      d < 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": invalid plan sizes or width");
+}
+
+/// Host copy of the plan's segment offsets [n+1].
+std::vector<int32_t> hostOffsets(const Context &ctx, const DispatchPlan &plan) {
+  std::vector<int32_t> offsets(plan.numExperts + 1);
+  MOE_CUDA_CHECK(cudaMemcpyAsync(offsets.data(), plan.expertOffset,
+                                 offsets.size() * sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, ctx.stream));
+  MOE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  return offsets;
+}
+
+/// One column-major GEMM C = op(A) op(B) of a grouped call.
+struct GroupGemm {
+  int64_t m, n, k;
+  const void *A;
+  int64_t lda;
+  const void *B;
+  int64_t ldb;
+  void *C;
+  int64_t ldc;
+};
+
+/// Runs `problems` (same transposes and types) as one grouped cuBLAS call,
+/// each problem its own group of size 1.
+void groupedGemm(const Context &ctx, cublasOperation_t opA,
+                 cublasOperation_t opB, const std::vector<GroupGemm> &problems,
+                 cudaDataType_t abType, cudaDataType_t cType,
+                 cublasComputeType_t compute) {
+  size_t count = problems.size();
+  if (count == 0)
+    return;
+  std::vector<cublasOperation_t> transA(count, opA), transB(count, opB);
+  std::vector<int64_t> m, n, k, lda, ldb, ldc, groupSize(count, 1);
+  std::vector<float> alpha(count, 1.0f), beta(count, 0.0f);
+  // The matrix pointers live in device memory: A's, then B's, then C's.
+  std::vector<const void *> pointers;
+  pointers.reserve(3 * count);
+  for (const GroupGemm &p : problems) {
+    m.push_back(p.m);
+    n.push_back(p.n);
+    k.push_back(p.k);
+    lda.push_back(p.lda);
+    ldb.push_back(p.ldb);
+    ldc.push_back(p.ldc);
+    pointers.push_back(p.A);
+  }
+  for (const GroupGemm &p : problems)
+    pointers.push_back(p.B);
+  for (const GroupGemm &p : problems)
+    pointers.push_back(p.C);
+  DeviceBuffer<const void *> devicePointers(ctx.stream, pointers.size());
+  // From pageable memory the copy is staged before the call returns, so the
+  // host vector may go away afterwards.
+  MOE_CUDA_CHECK(cudaMemcpyAsync(devicePointers.get(), pointers.data(),
+                                 pointers.size() * sizeof(void *),
+                                 cudaMemcpyHostToDevice, ctx.stream));
+  const void *const *aArray = devicePointers.get();
+  const void *const *bArray = aArray + count;
+  void *const *cArray = const_cast<void *const *>(aArray + 2 * count);
+  MOE_CUBLAS_CHECK(cublasGemmGroupedBatchedEx_64(
+      ctx.blas, transA.data(), transB.data(), m.data(), n.data(), k.data(),
+      alpha.data(), aArray, abType, lda.data(), bArray, abType, ldb.data(),
+      beta.data(), cArray, cType, ldc.data(), static_cast<int64_t>(count),
+      groupSize.data(), compute));
+}
+
+/// Operands of the grouped GEMMs in the precision's storage: f32 as given,
+/// or bf16 copies with 16-byte aligned rows (cuBLAS's grouped GEMM has bf16
+/// inputs only with a bf16 output).
+struct GroupedMatrix {
+  DeviceBuffer<__nv_bfloat16> copy;
+  const void *data;
+  int64_t ld;
+
+  GroupedMatrix(const Context &ctx, const float *src, int64_t rows,
+                int64_t cols, GemmPrecision precision)
+      : data(src), ld(cols) {
+    if (precision != GemmPrecision::BF16)
+      return;
+    ld = bf16LeadingDim(cols);
+    copy = DeviceBuffer<__nv_bfloat16>(ctx.stream, rows * ld);
+    convertToBf16(ctx, rows, cols, src, cols, copy.get(), ld);
+    data = copy.get();
+  }
+
+  /// Element offset of row r.
+  const char *row(int64_t r, size_t elementBytes) const {
+    return static_cast<const char *>(data) + r * ld * elementBytes;
+  }
+};
+
+/// Where a grouped GEMM writes: the f32 output itself, or a bf16 buffer
+/// widened into it by finish().
+struct GroupedOutput {
+  DeviceBuffer<__nv_bfloat16> copy;
+  float *dst;
+  int64_t rows, cols, ld;
+
+  GroupedOutput(const Context &ctx, float *out, int64_t rows, int64_t cols,
+                GemmPrecision precision)
+      : dst(out), rows(rows), cols(cols), ld(cols) {
+    if (precision != GemmPrecision::BF16)
+      return;
+    ld = bf16LeadingDim(cols);
+    copy = DeviceBuffer<__nv_bfloat16>(ctx.stream, rows * ld);
+  }
+
+  void *row(int64_t r) const {
+    if (copy.get())
+      return copy.get() + r * ld;
+    return dst + r * ld;
+  }
+  void finish(const Context &ctx) const {
+    if (copy.get())
+      convertFromBf16(ctx, rows, cols, copy.get(), ld, dst, cols);
+  }
+};
+
+size_t storageBytes(GemmPrecision precision) {
+  return precision == GemmPrecision::BF16 ? sizeof(__nv_bfloat16)
+                                          : sizeof(float);
+}
+
+cudaDataType_t storageType(GemmPrecision precision) {
+  return precision == GemmPrecision::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+} // namespace
+
+void CudaBackend::buildDispatchPlan(DispatchPlan &plan) {
+  checkPlan("buildDispatchPlan", plan, 0);
+  const Context &ctx = *ctx_;
+  int64_t T = plan.numTokens, n = plan.numExperts, A = plan.numAssignments;
+  if (A == 0) {
+    MOE_CUDA_CHECK(
+        cudaMemsetAsync(plan.expertCount, 0, n * sizeof(int32_t), ctx.stream));
+    MOE_CUDA_CHECK(cudaMemsetAsync(plan.expertOffset, 0,
+                                   (n + 1) * sizeof(int32_t), ctx.stream));
+    return;
+  }
+  DeviceBuffer<int32_t> sortedExperts(ctx.stream, A), order(ctx.stream, A);
+  DeviceBuffer<int32_t> tokenOf(ctx.stream, A);
+  stableSortByKey(ctx, A, n, plan.expert, sortedExperts.get(), order.get());
+  segmentOffsets(ctx, A, n, sortedExperts.get(), plan.expertOffset);
+  MOE_LAUNCH(countsFromOffsetsKernel, dim3(gridFor(n)),
+             dim3(kElementwiseThreads), 0, ctx.stream, n, plan.expertOffset,
+             plan.expertCount);
+  MOE_LAUNCH(tokenOfAssignmentKernel, dim3(gridFor(T)),
+             dim3(kElementwiseThreads), 0, ctx.stream, T, plan.rowPtr,
+             tokenOf.get());
+  MOE_LAUNCH(planPositionsKernel, dim3(gridFor(A)), dim3(kElementwiseThreads),
+             0, ctx.stream, A, order.get(), tokenOf.get(), plan.positionOf,
+             plan.tokenOfPosition);
+}
+
+void CudaBackend::dispatchForward(const DispatchPlan &plan, int64_t d,
+                                  const float *x, float *buffer) {
+  checkPlan("dispatchForward", plan, d);
+  gatherRows(*ctx_, plan.numAssignments, d, plan.tokenOfPosition, x, buffer);
+}
+
+void CudaBackend::dispatchBackward(const DispatchPlan &plan, int64_t d,
+                                   const float *dBuffer, float *dx) {
+  checkPlan("dispatchBackward", plan, d);
+  int64_t T = plan.numTokens;
+  MOE_LAUNCH(sumAssignmentsKernel, dim3(gridFor(T * d)),
+             dim3(kElementwiseThreads), 0, ctx_->stream, T, d, plan.rowPtr,
+             plan.positionOf, static_cast<const float *>(nullptr), dBuffer, dx);
+}
+
+void CudaBackend::combineForward(const DispatchPlan &plan, int64_t d,
+                                 const float *gate, const float *expertOut,
+                                 float *y) {
+  checkPlan("combineForward", plan, d);
+  int64_t T = plan.numTokens;
+  MOE_LAUNCH(sumAssignmentsKernel, dim3(gridFor(T * d)),
+             dim3(kElementwiseThreads), 0, ctx_->stream, T, d, plan.rowPtr,
+             plan.positionOf, gate, expertOut, y);
+}
+
+void CudaBackend::combineBackward(const DispatchPlan &plan, int64_t d,
+                                  const float *gate, const float *expertOut,
+                                  const float *dy, float *dExpertOut,
+                                  float *dGate) {
+  checkPlan("combineBackward", plan, d);
+  int64_t T = plan.numTokens;
+  forRowLength(d, [&](auto group) {
+    using G = decltype(group);
+    MOE_LAUNCH(combineBackwardKernel<G>, dim3(rowGrid<G>(T)), dim3(G::kBlock),
+               0, ctx_->stream, T, d, plan.rowPtr, plan.positionOf, gate,
+               expertOut, dy, dExpertOut, dGate);
+  });
+}
+
+void CudaBackend::groupedMatmulForward(const DispatchPlan &plan, int64_t dIn,
+                                       int64_t dOut, const float *in,
+                                       const float *weights, float *out,
+                                       GemmPrecision precision) {
+  checkPlan("groupedMatmulForward", plan, dIn);
+  if (dOut < 0)
+    throw std::invalid_argument("groupedMatmulForward: negative dOut");
+  const Context &ctx = *ctx_;
+  int64_t n = plan.numExperts, A = plan.numAssignments;
+  if (A == 0 || dOut == 0)
+    return;
+  if (dIn == 0) {
+    MOE_CUDA_CHECK(
+        cudaMemsetAsync(out, 0, A * dOut * sizeof(float), ctx.stream));
+    return;
+  }
+  std::vector<int32_t> offsets = hostOffsets(ctx, plan);
+  GroupedMatrix x(ctx, in, A, dIn, precision);
+  GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
+  GroupedOutput y(ctx, out, A, dOut, precision);
+  size_t bytes = storageBytes(precision);
+  // Row-major out_e = in_e W_e is column-major out_e^T = W_e^T in_e^T.
+  std::vector<GroupGemm> problems;
+  for (int64_t e = 0; e < n; ++e) {
+    int64_t rows = offsets[e + 1] - offsets[e];
+    if (rows == 0)
+      continue;
+    problems.push_back({dOut, rows, dIn, w.row(e * dIn, bytes), w.ld,
+                        x.row(offsets[e], bytes), x.ld, y.row(offsets[e]),
+                        y.ld});
+  }
+  groupedGemm(ctx, CUBLAS_OP_N, CUBLAS_OP_N, problems, storageType(precision),
+              storageType(precision), computeType(precision));
+  y.finish(ctx);
+}
+
+void CudaBackend::groupedMatmulBackward(const DispatchPlan &plan, int64_t dIn,
+                                        int64_t dOut, const float *in,
+                                        const float *weights,
+                                        const float *dOutput, float *dInput,
+                                        float *dWeights,
+                                        GemmPrecision precision) {
+  checkPlan("groupedMatmulBackward", plan, dIn);
+  if (dOut < 0)
+    throw std::invalid_argument("groupedMatmulBackward: negative dOut");
+  const Context &ctx = *ctx_;
+  int64_t n = plan.numExperts, A = plan.numAssignments;
+  int64_t weightSize = dIn * dOut;
+  if (weightSize == 0) {
+    if (A * dIn > 0)
+      MOE_CUDA_CHECK(
+          cudaMemsetAsync(dInput, 0, A * dIn * sizeof(float), ctx.stream));
+    return;
+  }
+  std::vector<int32_t> offsets = hostOffsets(ctx, plan);
+  GroupedMatrix x(ctx, in, A, dIn, precision);
+  GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
+  GroupedMatrix dy(ctx, dOutput, A, dOut, precision);
+  GroupedOutput dx(ctx, dInput, A, dIn, precision);
+  GroupedOutput dw(ctx, dWeights, n * dIn, dOut, precision);
+  size_t bytes = storageBytes(precision);
+  std::vector<GroupGemm> inputGrads, weightGrads;
+  bool anyEmpty = false;
+  for (int64_t e = 0; e < n; ++e) {
+    int64_t rows = offsets[e + 1] - offsets[e];
+    if (rows == 0) {
+      anyEmpty = true;
+      continue;
+    }
+    // dIn_e = dOut_e W_e^T, column-major dIn_e^T = W_e (dOut_e)^T.
+    inputGrads.push_back({dIn, rows, dOut, w.row(e * dIn, bytes), w.ld,
+                          dy.row(offsets[e], bytes), dy.ld, dx.row(offsets[e]),
+                          dx.ld});
+    // dW_e = in_e^T dOut_e, column-major dW_e^T = dOut_e^T in_e.
+    weightGrads.push_back({dOut, dIn, rows, dy.row(offsets[e], bytes), dy.ld,
+                           x.row(offsets[e], bytes), x.ld, dw.row(e * dIn),
+                           dw.ld});
+  }
+  // Experts without tokens get zero gradients: through the bf16 copy
+  // (zeroed before the GEMMs fill the others) or directly in dWeights.
+  if (anyEmpty && precision == GemmPrecision::BF16)
+    MOE_CUDA_CHECK(cudaMemsetAsync(
+        dw.copy.get(), 0, n * dIn * dw.ld * sizeof(__nv_bfloat16), ctx.stream));
+  if (anyEmpty && precision != GemmPrecision::BF16)
+    MOE_LAUNCH(zeroEmptyExpertsKernel,
+               dim3(static_cast<unsigned>(n),
+                    std::min<unsigned>(ceilDiv(weightSize, 256), 64)),
+               dim3(256), 0, ctx.stream, weightSize, plan.expertCount,
+               dWeights);
+  cudaDataType_t type = storageType(precision);
+  groupedGemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, inputGrads, type, type,
+              computeType(precision));
+  groupedGemm(ctx, CUBLAS_OP_N, CUBLAS_OP_T, weightGrads, type, type,
+              computeType(precision));
+  dx.finish(ctx);
+  dw.finish(ctx);
+}
+
+} // namespace moe::rt
