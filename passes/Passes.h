@@ -14,6 +14,9 @@ namespace mlir::moe {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// Registers --moe-train-pipeline and --moe-inference-pipeline.
+void registerMoEPipelines();
+
 } // namespace mlir::moe
 
 #endif // MOE_PASSES_PASSES_H

@@ -16,9 +16,13 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
   mlir::moe::registerMoEPasses();
+  mlir::moe::registerMoEPipelines();
+  mlir::registerCSEPass();
+  mlir::registerCanonicalizerPass();
   mlir::DialectRegistry registry;
   registry.insert<mlir::moe::MoEDialect, mlir::arith::ArithDialect,
                   mlir::func::FuncDialect, mlir::mesh::MeshDialect,

@@ -1,0 +1,82 @@
+//===- Pipelines.cpp - The training and inference pass pipelines ----------===//
+//
+// --moe-train-pipeline: model -> decomposed, differentiated, optimized
+// training step. --moe-inference-pipeline: model -> evaluation graph.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+struct TrainPipelineOptions
+    : public PassPipelineOptions<TrainPipelineOptions> {
+  Option<float> lr{*this, "lr",
+                   llvm::cl::desc("Peak learning rate (after warm-up)"),
+                   llvm::cl::init(1.0e-3f)};
+  Option<float> beta1{*this, "beta1", llvm::cl::desc("Adam beta1"),
+                      llvm::cl::init(0.9f)};
+  Option<float> beta2{*this, "beta2", llvm::cl::desc("Adam beta2"),
+                      llvm::cl::init(0.999f)};
+  Option<float> eps{*this, "eps", llvm::cl::desc("Adam epsilon"),
+                    llvm::cl::init(1.0e-8f)};
+  Option<float> weightDecay{
+      *this, "weight-decay",
+      llvm::cl::desc("Decoupled weight decay (0 disables)"),
+      llvm::cl::init(0.0f)};
+  Option<int64_t> warmupSteps{
+      *this, "warmup-steps",
+      llvm::cl::desc("Steps of linear learning-rate warm-up"),
+      llvm::cl::init(200)};
+  Option<int64_t> constantSteps{
+      *this, "constant-steps",
+      llvm::cl::desc("Steps at the peak rate before 1/sqrt decay"),
+      llvm::cl::init(200)};
+};
+
+void buildTrainPipeline(OpPassManager &pm,
+                        const TrainPipelineOptions &options) {
+  pm.addNestedPass<func::FuncOp>(createDecompose());
+  pm.addPass(createAutodiff());
+  OptimizerOptions optimizer;
+  optimizer.learningRate = options.lr;
+  optimizer.beta1 = options.beta1;
+  optimizer.beta2 = options.beta2;
+  optimizer.epsilon = options.eps;
+  optimizer.weightDecay = options.weightDecay;
+  optimizer.warmupSteps = options.warmupSteps;
+  optimizer.constantSteps = options.constantSteps;
+  pm.addPass(createOptimizer(optimizer));
+  pm.addPass(createCSEPass());
+}
+
+void buildInferencePipeline(OpPassManager &pm) {
+  DecomposeOptions decompose;
+  decompose.inference = true;
+  pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
+  pm.addPass(createCSEPass());
+}
+
+} // namespace
+
+void mlir::moe::registerMoEPipelines() {
+  PassPipelineRegistration<TrainPipelineOptions>(
+      "moe-train-pipeline",
+      "Lower a model to a training step: decompose layers, derive the "
+      "backward pass, add Adam and the learning-rate schedule",
+      buildTrainPipeline);
+  PassPipelineRegistration<>(
+      "moe-inference-pipeline",
+      "Lower a model for evaluation: no gating noise, threshold masks for "
+      "batchwise-trained layers, no dropout, full softmax, no backward pass",
+      buildInferencePipeline);
+}

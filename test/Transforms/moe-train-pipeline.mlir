@@ -1,0 +1,43 @@
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="lr=0.01 warmup-steps=5 constant-steps=5" | FileCheck %s
+// RUN: moe-opt %examples/lstm2x512_moe512.mlir --moe-train-pipeline | FileCheck %s --check-prefix=BATCHWISE
+// RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="lr=0" 2>&1 | FileCheck %s --check-prefix=BADLR
+// RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="learning-rate=1" 2>&1 | FileCheck %s --check-prefix=BADOPT
+
+// The tiny LM becomes a full training step: the model function stays (in
+// primitive form) beside @tiny_moe_train_step, which holds the forward pass,
+// its backward pass, and one Adam update for each of the 12 parameters.
+// CHECK-LABEL: func.func @tiny_moe(
+// CHECK-NOT: moe.moe_layer
+// CHECK: moe.noisy_top_k
+// CHECK-NOT: _grad
+// CHECK-LABEL: func.func @tiny_moe_train_step(
+// CHECK-SAME: {moe.state = "step"}
+// CHECK-SAME: -> (tensor<f32> {moe.output = "loss"}, tensor<f32> {moe.output = "lr"}
+// CHECK-NOT: moe.moe_layer
+// CHECK: moe.noisy_top_k
+// CHECK: moe.dispatch_plan
+// CHECK: moe.grouped_matmul
+// CHECK: moe.combine
+// CHECK: moe.softmax_cross_entropy_grad
+// CHECK: moe.combine_grad
+// CHECK: moe.grouped_matmul_grad
+// CHECK: moe.load_estimate_grad
+// CHECK: moe.noisy_top_k_grad
+// CHECK: moe.embedding_grad
+// CHECK: moe.lr_schedule %{{.*}} {base_lr = 0.00999999977 : f32, constant_steps = 5 : i64, warmup_steps = 5 : i64}
+// CHECK-COUNT-12: moe.adam_update
+// CHECK-NOT: moe.adam_update
+// CHECK: return
+
+// The paper's 512-expert batchwise model: batchwise routing with a row
+// pointer, the Eq. 8 threshold loss and its gradient, sampled softmax.
+// BATCHWISE-LABEL: func.func @lstm2x512_moe512_train_step(
+// BATCHWISE: moe.batchwise_mask %{{.*}} {m = 128 : i64} : (tensor<8192x512xf32>)
+// BATCHWISE: moe.batchwise_threshold_loss
+// BATCHWISE: moe.grouped_matmul %{{.*}} : (tensor<65536x512xf32>, tensor<512x512x512xf32>, tensor<513xi32>) -> tensor<65536x512xf32>
+// BATCHWISE: moe.softmax_cross_entropy_grad {{.*}}num_samples = 8192
+// BATCHWISE: moe.batchwise_threshold_loss_grad
+// BATCHWISE: moe.masked_gate_grad
+
+// BADLR: error: moe-optimizer: lr must be positive, got 0
+// BADOPT: no such option learning-rate
