@@ -242,11 +242,11 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       break;
     }
     case GatingKind::threshold: {
-      auto mask = b.create<ThresholdMaskOp>(
-          loc,
-          TypeRange{pb.i32({tokens + 1}), pb.i32({tokens * n}),
-                    pb.f32({tokens * n})},
-          clean, op.getThresholds());
+      auto mask = b.create<ThresholdMaskOp>(loc,
+                                            TypeRange{pb.i32({tokens + 1}),
+                                                      pb.i32({tokens * n}),
+                                                      pb.f32({tokens * n})},
+                                            clean, op.getThresholds());
       expert = mask.getExpert();
       gate = mask.getGate();
       rowPtr = mask.getRowPtr();

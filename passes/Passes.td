@@ -154,4 +154,34 @@ def Optimizer : Pass<"moe-optimizer", "mlir::ModuleOp"> {
   ];
 }
 
+def PlanBuffers : Pass<"moe-plan-buffers", "mlir::func::FuncOp"> {
+  let summary = "Assign tensors to offsets of one arena, reusing dead buffers";
+  let description = [{
+    Liveness-based buffer planning for straight-line training steps. Every
+    tensor an op produces lives from its definition to its last use (views
+    made by `tensor.collapse_shape` / `expand_shape` share their source's
+    buffer and extend its life; returned values live to the end). Buffers
+    are placed first-fit, in definition order, into one arena, so a buffer
+    reuses the space of tensors that died before it was born. An LSTM's
+    saved state (gates and cells for the backward pass) is planned with its
+    output. `moe.adam_update` writes parameters and moments in place (it
+    runs after every read of the old values), so its results take no
+    space.
+
+    Each op gets `moe.offsets` (byte offset of each result in the arena)
+    and the function `moe.arena_bytes`, which code generation allocates
+    once. The pass reports, as a remark on the function, the memory with
+    and without reuse and the peak of live tensors, so users can see what a
+    batch size or an expert count costs:
+
+    ```
+    remark: moe-plan-buffers: 52 buffers, 9.1 MiB without reuse,
+            arena 3.0 MiB (peak live 2.9 MiB)
+    ```
+
+    Function arguments (parameters, inputs, optimizer state) are owned by
+    the runtime and are not planned.
+  }];
+}
+
 #endif // MOE_PASSES_PASSES_TD

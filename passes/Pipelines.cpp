@@ -18,8 +18,7 @@ using namespace mlir::moe;
 
 namespace {
 
-struct TrainPipelineOptions
-    : public PassPipelineOptions<TrainPipelineOptions> {
+struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
   Option<float> lr{*this, "lr",
                    llvm::cl::desc("Peak learning rate (after warm-up)"),
                    llvm::cl::init(1.0e-3f)};
@@ -57,6 +56,7 @@ void buildTrainPipeline(OpPassManager &pm,
   optimizer.constantSteps = options.constantSteps;
   pm.addPass(createOptimizer(optimizer));
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
 void buildInferencePipeline(OpPassManager &pm) {
@@ -64,6 +64,7 @@ void buildInferencePipeline(OpPassManager &pm) {
   decompose.inference = true;
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
 } // namespace
@@ -72,7 +73,7 @@ void mlir::moe::registerMoEPipelines() {
   PassPipelineRegistration<TrainPipelineOptions>(
       "moe-train-pipeline",
       "Lower a model to a training step: decompose layers, derive the "
-      "backward pass, add Adam and the learning-rate schedule",
+      "backward pass, add Adam and the learning-rate schedule, plan buffers",
       buildTrainPipeline);
   PassPipelineRegistration<>(
       "moe-inference-pipeline",

@@ -1,0 +1,197 @@
+//===- PlanBuffers.cpp - Liveness-based buffer reuse ----------------------===//
+//
+// Places every tensor of a straight-line function at an offset of one arena
+// so that tensors with disjoint lifetimes share memory. See the pass
+// description in Passes.td.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "dialect/MoEOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/Format.h"
+
+#include <map>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_PLANBUFFERS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#define DEBUG_TYPE "moe-plan-buffers"
+
+namespace {
+
+/// Buffers start at multiples of this, enough for any vector load.
+constexpr int64_t kAlignment = 64;
+
+int64_t alignUp(int64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+int64_t tensorBytes(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape())
+    return 0;
+  int64_t bits = tensor.getElementTypeBitWidth();
+  return alignUp(std::max<int64_t>(tensor.getNumElements() * bits / 8, 1));
+}
+
+/// Extra bytes an op keeps for its backward pass, tied to its result.
+int64_t savedStateBytes(Operation *op) {
+  if (auto lstm = dyn_cast<LSTMOp>(op)) {
+    // Gate activations, cells, shifted states and the pre-projection
+    // output: B*S*(6H + P) floats (runtime/Backend.h, lstmWorkspaceSize).
+    ArrayRef<int64_t> out = lstm.getOutput().getType().getShape();
+    int64_t hidden = lstm.getInputWeights().getType().getDimSize(1) / 4;
+    return alignUp(out[0] * out[1] * (6 * hidden + out[2]) * 4);
+  }
+  return 0;
+}
+
+std::string formatBytes(int64_t bytes) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  if (bytes >= (int64_t(1) << 30))
+    os << llvm::format("%.1f GiB", bytes / double(int64_t(1) << 30));
+  else if (bytes >= (1 << 20))
+    os << llvm::format("%.1f MiB", bytes / double(1 << 20));
+  else
+    os << llvm::format("%.1f KiB", bytes / 1024.0);
+  return text;
+}
+
+/// First-fit allocation of intervals of one arena.
+class Arena {
+public:
+  int64_t allocate(int64_t bytes) {
+    for (auto it = free.begin(); it != free.end(); ++it) {
+      if (it->second < bytes)
+        continue;
+      int64_t offset = it->first, size = it->second;
+      free.erase(it);
+      if (size > bytes)
+        free[offset + bytes] = size - bytes;
+      return offset;
+    }
+    // Grow: reuse a free block that ends at the top.
+    int64_t offset = top;
+    if (!free.empty()) {
+      auto last = std::prev(free.end());
+      if (last->first + last->second == top) {
+        offset = last->first;
+        free.erase(last);
+      }
+    }
+    top = offset + bytes;
+    return offset;
+  }
+
+  void release(int64_t offset, int64_t bytes) {
+    auto [it, inserted] = free.emplace(offset, bytes);
+    (void)inserted;
+    // Merge with the neighbours so large buffers can reuse the space.
+    auto next = std::next(it);
+    if (next != free.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      free.erase(next);
+    }
+    if (it != free.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free.erase(it);
+      }
+    }
+  }
+
+  int64_t size() const { return top; }
+
+private:
+  std::map<int64_t, int64_t> free; ///< offset -> size
+  int64_t top = 0;
+};
+
+struct PlanBuffersPass
+    : public mlir::moe::impl::PlanBuffersBase<PlanBuffersPass> {
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (!func.getBody().hasOneBlock())
+      return;
+    Block &body = func.getBody().front();
+
+    // Views share their source's buffer.
+    DenseMap<Value, Value> root;
+    auto rootOf = [&](Value v) {
+      Value r = root.lookup(v);
+      return r ? r : v;
+    };
+    DenseMap<Operation *, int64_t> index;
+    DenseMap<Value, int64_t> lastUse;
+    int64_t position = 0;
+    for (Operation &op : body) {
+      index[&op] = position;
+      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(op))
+        root[op.getResult(0)] = rootOf(op.getOperand(0));
+      // Adam updates parameters and moments in place: the optimizer runs
+      // last, after every read of the old values.
+      if (auto adam = dyn_cast<AdamUpdateOp>(op)) {
+        root[adam.getNewParam()] = rootOf(adam.getParam());
+        root[adam.getNewM()] = rootOf(adam.getM());
+        root[adam.getNewV()] = rootOf(adam.getV());
+      }
+      for (Value operand : op.getOperands())
+        lastUse[rootOf(operand)] = position;
+      ++position;
+    }
+
+    // Buffers die after their last use; allocate in definition order.
+    std::multimap<int64_t, std::pair<int64_t, int64_t>> deaths;
+    Arena arena;
+    int64_t buffers = 0, unshared = 0, live = 0, peak = 0;
+    Builder b(&getContext());
+    for (Operation &op : body) {
+      int64_t here = index[&op];
+      for (auto it = deaths.begin(); it != deaths.end() && it->first < here;
+           it = deaths.erase(it)) {
+        arena.release(it->second.first, it->second.second);
+        live -= it->second.second;
+      }
+      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp>(
+              op) ||
+          op.getNumResults() == 0)
+        continue;
+      SmallVector<int64_t> offsets;
+      for (auto [i, result] : llvm::enumerate(op.getResults())) {
+        int64_t bytes = tensorBytes(result.getType());
+        if (i == 0)
+          bytes += savedStateBytes(&op);
+        int64_t offset = arena.allocate(bytes);
+        offsets.push_back(offset);
+        ++buffers;
+        unshared += bytes;
+        live += bytes;
+        peak = std::max(peak, live);
+        // Unused results die at once; returned ones at the terminator.
+        int64_t death = lastUse.count(result) ? lastUse[result] : here;
+        deaths.emplace(death, std::make_pair(offset, bytes));
+      }
+      op.setAttr("moe.offsets", b.getDenseI64ArrayAttr(offsets));
+    }
+    func->setAttr("moe.arena_bytes", b.getI64IntegerAttr(arena.size()));
+    func.emitRemark() << "moe-plan-buffers: " << buffers << " buffers, "
+                      << formatBytes(unshared) << " without reuse, arena "
+                      << formatBytes(arena.size()) << " (peak live "
+                      << formatBytes(peak) << ")";
+  }
+};
+
+} // namespace
