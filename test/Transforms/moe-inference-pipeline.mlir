@@ -15,5 +15,5 @@
 
 // Noisy top-k gates drop their noise at inference.
 // NOISY-LABEL: func.func @small_lstm_moe(
-// NOISY: moe.noisy_top_k %{{[^,]*}} {k = 2 : i64} : (tensor<320x8xf32>)
+// NOISY: moe.noisy_top_k %{{[^,]*}} {k = 2 : i64, {{.*}}} : (tensor<320x8xf32>)
 // NOISY-NOT: moe.load_estimate
