@@ -10,6 +10,7 @@
 #include "dialect/VerifierUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
 using namespace mlir;
@@ -148,9 +149,9 @@ ThresholdMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   // As for the batchwise mask, only the gates carry gradient; the
   // thresholds are trained by Eq. 8 alone.
   int64_t numExperts = shapeOf(getLogits())[1];
-  operandGrads.push_back(b.create<MaskedGateGradOp>(
-      getLoc(), getLogits().getType(), getRowPtr(), getExpert(), getGate(),
-      grads[2], numExperts));
+  operandGrads.push_back(
+      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
+                                 getExpert(), getGate(), grads[2], numExperts));
   operandGrads.push_back(Value());
   return success();
 }
@@ -198,13 +199,20 @@ LogicalResult DispatchOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                         SmallVectorImpl<Value> &operandGrads) {
   // The backward sums rows per token, which needs the plan's positions and
   // row pointer, not just the gather indices.
-  auto plan = getToken().getDefiningOp<DispatchPlanOp>();
-  if (!plan)
+  Value position, rowPtr;
+  if (auto plan = getToken().getDefiningOp<DispatchPlanOp>()) {
+    position = plan.getPosition();
+    rowPtr = plan.getRowPtr();
+  } else if (auto fused = getToken().getDefiningOp<FusedRouteOp>()) {
+    position = fused.getPosition();
+  } else {
     return emitOpError("can only be differentiated when its token indices "
-                       "come from moe.dispatch_plan");
-  operandGrads.push_back(b.create<DispatchGradOp>(
-      getLoc(), getInput().getType(), grads[0], plan.getPosition(),
-      plan.getRowPtr(), plan.getTokensAttr()));
+                       "come from moe.dispatch_plan or moe.fused_route");
+  }
+  int64_t tokens = shapeOf(getInput())[0];
+  operandGrads.push_back(
+      b.create<DispatchGradOp>(getLoc(), getInput().getType(), grads[0],
+                               position, rowPtr, b.getI64IntegerAttr(tokens)));
   operandGrads.push_back(Value());
   return success();
 }
@@ -365,5 +373,68 @@ SoftmaxCrossEntropyOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 LogicalResult TotalLossOp::buildGradient(OpBuilder &, ArrayRef<Value> grads,
                                          SmallVectorImpl<Value> &operandGrads) {
   operandGrads.assign(getTerms().size(), grads[0]);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Fused routing
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+FusedRouteOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                            SmallVectorImpl<Value> &operandGrads) {
+  // Gradients enter through the gates, the load and the importance; the
+  // other results are saved values and integer plans.
+  if (failed(expectNoGradient(*this, grads, {0, 1, 4, 5, 6})))
+    return failure();
+  Location loc = getLoc();
+  Value clean = getCleanLogits(), raw = getNoiseLogits();
+  auto gateType = cast<RankedTensorType>(getGate().getType());
+  auto add = [&](Value a, Value c) -> Value {
+    if (!a)
+      return c;
+    return c ? b.create<AddOp>(loc, a, c).getResult() : a;
+  };
+
+  // Importance sums gates per expert: its gradient returns to the gates.
+  Value dGate = grads[3];
+  if (Value dImportance = grads[8]) {
+    auto flat = RankedTensorType::get({gateType.getNumElements()},
+                                      gateType.getElementType());
+    auto flatIds =
+        RankedTensorType::get({gateType.getNumElements()}, b.getI32Type());
+    SmallVector<ReassociationIndices> rows = {{0, 1}};
+    Value ids =
+        b.create<tensor::CollapseShapeOp>(loc, flatIds, getExpert(), rows);
+    Value dFlat = b.create<ImportanceGradOp>(loc, flat, ids, dImportance);
+    dGate =
+        add(dGate, b.create<tensor::ExpandShapeOp>(loc, gateType, dFlat, rows));
+  }
+  Value dClean, dRaw;
+  if (dGate) {
+    auto grad = b.create<NoisyTopKGradOp>(
+        loc, TypeRange{clean.getType(), raw.getType()},
+        ValueRange{clean, raw, getNoisy(), getNoiseStd(), getExpert(),
+                   getGate(), dGate});
+    dClean = grad.getDCleanLogits();
+    dRaw = grad.getDNoiseLogits();
+  }
+  if (Value dLoad = grads[7]) {
+    auto grad = b.create<LoadEstimateGradOp>(
+        loc, clean.getType(), raw.getType(), clean, raw, getNoisy(),
+        getNoiseStd(), getTopValues(), dLoad, getKAttr());
+    dClean = add(dClean, grad.getDCleanLogits());
+    dRaw = add(dRaw, grad.getDNoiseLogits());
+  }
+  // Both logits are x times a weight matrix.
+  Value x = getInput();
+  auto product = [&](Value l, Value r, bool tl, bool tr, Type type) -> Value {
+    return b.create<MatmulOp>(loc, type, l, r, tl, tr);
+  };
+  Value dx = add(product(dClean, getGateWeights(), false, true, x.getType()),
+                 product(dRaw, getNoiseWeights(), false, true, x.getType()));
+  operandGrads.assign(
+      {dx, product(x, dClean, true, false, getGateWeights().getType()),
+       product(x, dRaw, true, false, getNoiseWeights().getType())});
   return success();
 }

@@ -187,11 +187,42 @@ LogicalResult ThresholdMaskOp::verify() {
   ArrayRef<int64_t> logits = shapeOf(getLogits());
   int64_t t = logits[0], n = logits[1];
   if (failed(expectShape(*this, getThresholds(), "thresholds", {n}, "[n]")) ||
-      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1},
-                         "[T + 1]")) ||
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1}, "[T + 1]")) ||
       failed(expectShape(*this, getExpert(), "expert", {t * n},
                          "[T * n], room for every token and expert")))
     return failure();
   return expectShape(*this, getGate(), "gate", {t * n},
                      "[T * n], room for every token and expert");
+}
+
+LogicalResult FusedRouteOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getInput());
+  ArrayRef<int64_t> w = shapeOf(getGateWeights());
+  int64_t t = x[0], n = w[1], k = getK();
+  if (w[0] != x[1])
+    return emitOpError() << "expects gate weights of shape " << x[1]
+                         << "xN ([d, num_experts]) but got " << formatShape(w);
+  if (k > n)
+    return emitOpError() << "k = " << k << " exceeds the " << n << " experts";
+  SmallVector<int64_t> logits = {t, n};
+  if (failed(expectShape(*this, getNoiseWeights(), "noise weights", w,
+                         "the gate weights' shape")) ||
+      failed(expectShape(*this, getCleanLogits(), "clean logits", logits,
+                         "[T, n]")) ||
+      failed(expectShape(*this, getNoiseLogits(), "noise logits", logits,
+                         "[T, n]")) ||
+      failed(expectShape(*this, getExpert(), "expert", {t, k}, "[T, k]")) ||
+      failed(expectShape(*this, getGate(), "gate", {t, k}, "[T, k]")) ||
+      failed(expectShape(*this, getNoisy(), "noisy", logits, "[T, n]")) ||
+      failed(
+          expectShape(*this, getNoiseStd(), "noise_std", logits, "[T, n]")) ||
+      failed(expectShape(*this, getTopValues(), "top_values", {t, k + 1},
+                         "[T, k + 1]")) ||
+      failed(expectShape(*this, getLoad(), "load", {n}, "[n]")) ||
+      failed(expectShape(*this, getImportance(), "importance", {n}, "[n]")) ||
+      failed(expectShape(*this, getExpertOffset(), "expert_offset", {n + 1},
+                         "[n + 1]")) ||
+      failed(expectShape(*this, getPosition(), "position", {t * k}, "[T * k]")))
+    return failure();
+  return expectShape(*this, getToken(), "token", {t * k}, "[T * k]");
 }

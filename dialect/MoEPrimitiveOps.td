@@ -438,6 +438,50 @@ def MoE_CombineOp : MoE_Op<"combine", [
 }
 
 //===----------------------------------------------------------------------===//
+// Fused routing
+//===----------------------------------------------------------------------===//
+
+def MoE_FusedRouteOp : MoE_Op<"fused_route", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "logits, noisy top-k, load, importance and plan in one op";
+  let description = [{
+    Produced by moe-fuse-routing from the chain moe-decompose emits for a
+    noisy top-k layer, never written by users: one pass over the token
+    rows computes both gate matmuls, the noise, the top-(k+1) selection,
+    the softmax over the kept k, the smooth load estimate, the importance
+    and the dispatch plan, so the router reads `x` once and keeps its
+    [T, n] intermediates out of the critical path. Everything runs in f32.
+
+    Results, in order: clean and raw noise logits [T, n]; `expert` and
+    `gate` [T, k]; `noisy`, `noise_std` [T, n] and `top_values` [T, k + 1]
+    (saved for the backward pass); `load` and `importance` [n];
+    `expert_offset` [n + 1], `position` and `token` [T * k] (the dispatch
+    plan).
+
+    ```mlir
+    %clean, %raw, %e, %g, %h, %std, %top, %load, %imp, %off, %pos, %tok =
+        moe.fused_route %x, %w_gate, %w_noise {k = 2 : i64}
+        : (tensor<64x16xf32>, tensor<16x8xf32>, tensor<16x8xf32>) -> (...)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$input, MoE_Matrix:$gate_weights,
+                       MoE_Matrix:$noise_weights,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$k,
+                       DefaultValuedAttr<F32Attr, "1.0e-2">:$noise_eps,
+                       DefaultValuedAttr<I64Attr, "0">:$rng_stream);
+  let results = (outs MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
+                      MoE_IdMatrix:$expert, MoE_Matrix:$gate,
+                      MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
+                      MoE_Matrix:$top_values, MoE_Vector:$load,
+                      MoE_Vector:$importance, MoE_IdVector:$expert_offset,
+                      MoE_IdVector:$position, MoE_IdVector:$token);
+  let assemblyFormat = [{
+    operands attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Optimizer
 //===----------------------------------------------------------------------===//
 

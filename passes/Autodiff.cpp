@@ -187,9 +187,13 @@ struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
         return op->emitOpError("built ")
                << operandGrads.size() << " operand gradients for "
                << op->getNumOperands() << " operands";
-    } else if (isa<MoELayerOp, HierarchicalMoELayerOp, LinearOp>(op)) {
+    } else if (isa<MoELayerOp, LinearOp>(op)) {
       return op->emitOpError("has no gradient of its own: run "
                              "--moe-decompose before --moe-autodiff");
+    } else if (isa<HierarchicalMoELayerOp>(op)) {
+      return op->emitOpError(
+          "has no gradient of its own and no lowering yet: two-level routing "
+          "(moe-expand-hierarchy) is not implemented");
     } else {
       return op->emitOpError(
           "has no gradient: moe-autodiff cannot differentiate through it");

@@ -184,4 +184,31 @@ def PlanBuffers : Pass<"moe-plan-buffers", "mlir::func::FuncOp"> {
   }];
 }
 
+def FuseRouting : Pass<"moe-fuse-routing", "mlir::func::FuncOp"> {
+  let summary = "Fuse the noisy top-k routing chain into moe.fused_route";
+  let description = [{
+    Matches the chain moe-decompose emits for a noisy top-k layer,
+
+    ```mlir
+    %clean = moe.matmul %x, %w_gate
+    %raw = moe.matmul %x, %w_noise
+    %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k}
+    %ef = tensor.collapse_shape %e
+    %off, %pos, %tok = moe.dispatch_plan %ef
+    %load = moe.load_estimate %clean, noise %raw, %h, %s, %top  // optional
+    %imp = moe.importance %ef, %gf                              // optional
+    ```
+
+    and replaces it with one `moe.fused_route`, so routing reads the
+    tokens once and runs as one kernel; the expert matmuls, the combine and
+    the loss arithmetic stay separate. Run before moe-autodiff: the fused
+    op has its own gradient.
+
+    Not fused: gating without noise (top_k, softmax), whose chain has no
+    noise matmul; batchwise and threshold masks, which rank whole columns
+    of the batch rather than rows; and any chain whose logits or selection
+    are also used outside it (fusing would recompute or hide them).
+  }];
+}
+
 #endif // MOE_PASSES_PASSES_TD

@@ -45,6 +45,7 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
 void buildTrainPipeline(OpPassManager &pm,
                         const TrainPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(createDecompose());
+  pm.addNestedPass<func::FuncOp>(createFuseRouting());
   pm.addPass(createAutodiff());
   OptimizerOptions optimizer;
   optimizer.learningRate = options.lr;
@@ -72,8 +73,9 @@ void buildInferencePipeline(OpPassManager &pm) {
 void mlir::moe::registerMoEPipelines() {
   PassPipelineRegistration<TrainPipelineOptions>(
       "moe-train-pipeline",
-      "Lower a model to a training step: decompose layers, derive the "
-      "backward pass, add Adam and the learning-rate schedule, plan buffers",
+      "Lower a model to a training step: decompose layers, fuse routing, "
+      "derive the backward pass, add Adam and the learning-rate schedule, "
+      "plan buffers",
       buildTrainPipeline);
   PassPipelineRegistration<>(
       "moe-inference-pipeline",

@@ -8,21 +8,20 @@
 // its backward pass, and one Adam update for each of the 12 parameters.
 // CHECK-LABEL: func.func @tiny_moe(
 // CHECK-NOT: moe.moe_layer
-// CHECK: moe.noisy_top_k
+// CHECK: moe.fused_route
 // CHECK-NOT: _grad
 // CHECK-LABEL: func.func @tiny_moe_train_step(
 // CHECK-SAME: {moe.state = "step"}
 // CHECK-SAME: -> (tensor<f32> {moe.output = "loss"}, tensor<f32> {moe.output = "lr"}
 // CHECK-NOT: moe.moe_layer
-// CHECK: moe.noisy_top_k
-// CHECK: moe.dispatch_plan
+// CHECK: moe.fused_route
 // CHECK: moe.grouped_matmul
 // CHECK: moe.combine
 // CHECK: moe.softmax_cross_entropy_grad
 // CHECK: moe.combine_grad
 // CHECK: moe.grouped_matmul_grad
-// CHECK: moe.load_estimate_grad
-// CHECK: moe.noisy_top_k_grad
+// CHECK-DAG: moe.load_estimate_grad
+// CHECK-DAG: moe.noisy_top_k_grad
 // CHECK: moe.embedding_grad
 // CHECK: moe.lr_schedule %{{.*}} {base_lr = 0.00999999977 : f32, constant_steps = 5 : i64, {{.*}}warmup_steps = 5 : i64}
 // CHECK-COUNT-12: moe.adam_update

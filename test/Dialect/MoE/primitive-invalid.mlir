@@ -277,3 +277,30 @@ func.func @threshold_mask_thresholds(%l: tensor<3x2xf32>, %t: tensor<3xf32>) {
   %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<3xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
   return
 }
+
+// -----
+
+// The fused router makes k assignments per token; its plan must hold them.
+func.func @fused_route_plan(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects position of shape 12 ([T * k]) but got 6}}
+  %r:12 = moe.fused_route %x, %wg, %wn {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<6xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+// Gate weights map the token width d to the experts.
+func.func @fused_route_gate(%x: tensor<6x8xf32>, %wg: tensor<7x4xf32>, %wn: tensor<7x4xf32>) {
+  // expected-error@+1 {{expects gate weights of shape 8xN ([d, num_experts]) but got 7x4}}
+  %r:12 = moe.fused_route %x, %wg, %wn {k = 2 : i64} : (tensor<6x8xf32>, tensor<7x4xf32>, tensor<7x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+// Fusion cannot select more experts than exist.
+func.func @fused_route_k(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x4xf32>) {
+  // expected-error@+1 {{k = 5 exceeds the 4 experts}}
+  %r:12 = moe.fused_route %x, %wg, %wn {k = 5 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x5xi32>, tensor<6x5xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x6xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<30xi32>, tensor<30xi32>)
+  return
+}

@@ -79,3 +79,10 @@ func.func @threshold_mask(%l: tensor<3x2xf32>, %t: tensor<2xf32>) -> tensor<6xf3
   %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
   return %g : tensor<6xf32>
 }
+
+// CHECK-LABEL: func.func @fused_route
+// CHECK: moe.fused_route %{{.*}}, %{{.*}}, %{{.*}} {k = 2 : i64, rng_stream = 1 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+func.func @fused_route(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x4xf32>) -> tensor<5xi32> {
+  %r:12 = moe.fused_route %x, %wg, %wn {k = 2 : i64, rng_stream = 1 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return %r#9 : tensor<5xi32>
+}
