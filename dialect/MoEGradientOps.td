@@ -181,6 +181,27 @@ def MoE_L2BalanceGradOp : MoE_GradOp<"l2_balance_grad",
   let results = (outs MoE_Vector:$d_importance);
 }
 
+def MoE_ComposeRoutesGradOp : MoE_GradOp<"compose_routes_grad", [
+    AllTypesMatch<["primary_gate", "d_primary_gate"]>,
+    AllTypesMatch<["secondary_gate", "d_secondary_gate"]>]> {
+  let summary = "backward of moe.compose_routes to both levels' gates";
+  let description = [{
+    d_primary[a] = sum_s d_gate[a * ks + s] * secondary_gate[position[a], s];
+    d_secondary[position[a], s] = d_gate[a * ks + s] * primary_gate[a].
+
+    ```mlir
+    %dp, %ds = moe.compose_routes_grad %pg, %pos, %sg, %dg
+        : (tensor<128xf32>, tensor<128xi32>, tensor<128x4xf32>,
+           tensor<512xf32>) -> (tensor<128xf32>, tensor<128x4xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Vector:$primary_gate, MoE_IdVector:$position,
+                       MoE_Matrix:$secondary_gate, MoE_Vector:$d_gate);
+  let results = (outs MoE_Vector:$d_primary_gate,
+                      MoE_Matrix:$d_secondary_gate);
+  let hasVerifier = 1;
+}
+
 def MoE_DispatchGradOp : MoE_Op<"dispatch_grad"> {
   let summary = "backward of moe.dispatch: sums buffer rows back per token";
   let description = [{

@@ -438,3 +438,24 @@ FusedRouteOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
        product(x, dRaw, true, false, getNoiseWeights().getType())});
   return success();
 }
+
+LogicalResult
+ComposeRoutesOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                               SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<ComposeRoutesGradOp>(
+      getLoc(), getPrimaryGate().getType(), getSecondaryGate().getType(),
+      getPrimaryGate(), getPosition(), getSecondaryGate(), grads[1]);
+  operandGrads.assign({Value(), grad.getDPrimaryGate(), Value(), Value(),
+                       grad.getDSecondaryGate()});
+  return success();
+}
+
+LogicalResult ComposeRoutesGradOp::verify() {
+  int64_t a = shapeOf(getPrimaryGate())[0];
+  int64_t k = shapeOf(getSecondaryGate())[1];
+  if (failed(expectShape(*this, getPosition(), "position", {a},
+                         "one buffer row per primary assignment")))
+    return failure();
+  return expectShape(*this, getDGate(), "d_gate", {a * k},
+                     "[primary assignments * k]");
+}

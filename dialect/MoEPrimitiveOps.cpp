@@ -226,3 +226,21 @@ LogicalResult FusedRouteOp::verify() {
     return failure();
   return expectShape(*this, getToken(), "token", {t * k}, "[T * k]");
 }
+
+LogicalResult ComposeRoutesOp::verify() {
+  int64_t a = shapeOf(getPrimaryExpert())[0];
+  ArrayRef<int64_t> secondary = shapeOf(getSecondaryExpert());
+  if (failed(expectShape(*this, getPrimaryGate(), "primary gate", {a},
+                         "one gate per primary assignment")) ||
+      failed(expectShape(*this, getPosition(), "position", {a},
+                         "one buffer row per primary assignment")) ||
+      failed(expectShape(*this, getSecondaryExpert(), "secondary expert",
+                         {a, secondary[1]}, "[primary assignments, k]")) ||
+      failed(expectShape(*this, getSecondaryGate(), "secondary gate", secondary,
+                         "the secondary experts' shape")) ||
+      failed(expectShape(*this, getExpert(), "expert", {a * secondary[1]},
+                         "[primary assignments * k]")))
+    return failure();
+  return expectShape(*this, getGate(), "gate", {a * secondary[1]},
+                     "[primary assignments * k]");
+}

@@ -437,6 +437,36 @@ def MoE_CombineOp : MoE_Op<"combine", [
   let hasVerifier = 1;
 }
 
+def MoE_ComposeRoutesOp : MoE_Op<"compose_routes", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "two-level routing: primary groups times secondary experts";
+  let description = [{
+    Paper 3.3: a token routed to group g with gate p (primary assignment a,
+    token-major) and, inside the group, to local expert j with gate s
+    (row `position[a]` of the secondary selection, which is in group-major
+    dispatch order) goes to expert g * experts_per_group + j with gate
+    p * s. The result is token-major assignment form: assignment a
+    expands into k_secondary consecutive ones.
+
+    ```mlir
+    %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg
+        {experts_per_group = 16 : i64}
+        : (tensor<128xi32>, tensor<128xf32>, tensor<128xi32>,
+           tensor<128x4xi32>, tensor<128x4xf32>)
+        -> (tensor<512xi32>, tensor<512xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$primary_expert, MoE_Vector:$primary_gate,
+                       MoE_IdVector:$position, MoE_IdMatrix:$secondary_expert,
+                       MoE_Matrix:$secondary_gate,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$experts_per_group);
+  let results = (outs MoE_IdVector:$expert, MoE_Vector:$gate);
+  let assemblyFormat = [{
+    operands attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Fused routing
 //===----------------------------------------------------------------------===//

@@ -191,9 +191,8 @@ struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
       return op->emitOpError("has no gradient of its own: run "
                              "--moe-decompose before --moe-autodiff");
     } else if (isa<HierarchicalMoELayerOp>(op)) {
-      return op->emitOpError(
-          "has no gradient of its own and no lowering yet: two-level routing "
-          "(moe-expand-hierarchy) is not implemented");
+      return op->emitOpError("has no gradient of its own: run "
+                             "--moe-expand-hierarchy before --moe-autodiff");
     } else {
       return op->emitOpError(
           "has no gradient: moe-autodiff cannot differentiate through it");

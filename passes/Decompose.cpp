@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/PrimitiveBuilder.h"
 
 #include "dialect/MoEDialect.h"
 #include "dialect/MoEOps.h"
@@ -29,92 +30,6 @@ using namespace mlir::moe;
 #define DEBUG_TYPE "moe-decompose"
 
 namespace {
-
-/// Builds primitive ops at one insertion point, with shape helpers.
-class PrimitiveBuilder {
-public:
-  PrimitiveBuilder(Operation *op) : b(op), loc(op->getLoc()) {}
-
-  RankedTensorType f32(ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, b.getF32Type());
-  }
-  RankedTensorType i32(ArrayRef<int64_t> shape) {
-    return RankedTensorType::get(shape, b.getI32Type());
-  }
-
-  /// [d0, ..., dk, d] -> [d0 * ... * dk, d]; rank-2 values pass through.
-  Value collapseToRows(Value value) {
-    auto type = cast<RankedTensorType>(value.getType());
-    if (type.getRank() == 2)
-      return value;
-    ReassociationIndices leading;
-    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
-      leading.push_back(i);
-    int64_t rows = 1;
-    for (int64_t dim : type.getShape().drop_back())
-      rows *= dim;
-    SmallVector<ReassociationIndices> groups = {leading, {type.getRank() - 1}};
-    return b.create<tensor::CollapseShapeOp>(
-        loc, f32({rows, type.getShape().back()}), value, groups);
-  }
-
-  /// Inverse of collapseToRows for a result of type `type`.
-  Value expandRows(Value rows, RankedTensorType type) {
-    if (type.getRank() == 2)
-      return rows;
-    ReassociationIndices leading;
-    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
-      leading.push_back(i);
-    SmallVector<ReassociationIndices> groups = {leading, {type.getRank() - 1}};
-    return b.create<tensor::ExpandShapeOp>(loc, type, rows, groups);
-  }
-
-  /// [T, k] -> [T * k] (assignment form).
-  Value flatten(Value matrix) {
-    auto type = cast<RankedTensorType>(matrix.getType());
-    auto flat =
-        RankedTensorType::get({type.getNumElements()}, type.getElementType());
-    SmallVector<ReassociationIndices> groups = {{0, 1}};
-    return b.create<tensor::CollapseShapeOp>(loc, flat, matrix, groups);
-  }
-
-  Value matmul(Value lhs, Value rhs) {
-    int64_t rows = cast<RankedTensorType>(lhs.getType()).getDimSize(0);
-    int64_t cols = cast<RankedTensorType>(rhs.getType()).getDimSize(1);
-    return b.create<MatmulOp>(loc, f32({rows, cols}), lhs, rhs,
-                              /*transpose_rhs=*/false);
-  }
-
-  Value activate(Value value, std::optional<Activation> act) {
-    if (!act || *act == Activation::none)
-      return value;
-    return b.create<ActivateOp>(loc, value, *act);
-  }
-
-  Value scalarZero() {
-    auto type = f32({});
-    return b.create<arith::ConstantOp>(
-        loc, type, DenseElementsAttr::get(type, b.getF32FloatAttr(0.0f)));
-  }
-
-  /// The sum of the auxiliary loss terms (zero when there are none).
-  Value sumLosses(ArrayRef<Value> terms) {
-    if (terms.empty())
-      return scalarZero();
-    if (terms.size() == 1)
-      return terms.front();
-    return b.create<TotalLossOp>(loc, f32({}), terms);
-  }
-
-  OpBuilder b;
-  Location loc;
-};
-
-/// Weight of one balancing loss, 0 when the layer has no losses attribute.
-double lossWeight(std::optional<LossesAttr> losses,
-                  APFloat (LossesAttr::*get)() const) {
-  return losses ? ((*losses).*get)().convertToDouble() : 0.0;
-}
 
 struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
   using DecomposeBase::DecomposeBase;
@@ -200,24 +115,12 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       Value noise;
       if (gating == GatingKind::noisy_top_k && !inference)
         noise = pb.matmul(x, op.getNoiseWeights());
-      auto topK = b.create<NoisyTopKOp>(
-          loc,
-          TypeRange{pb.i32({tokens, k}), pb.f32({tokens, k}),
-                    pb.f32({tokens, n}), pb.f32({tokens, n}),
-                    pb.f32({tokens, k + 1})},
-          clean, noise, b.getI64IntegerAttr(k), b.getF32FloatAttr(kNoiseEps),
-          b.getI64IntegerAttr(layerRngStream.lookup(op)));
+      NoisyTopKOp topK =
+          pb.topK(clean, noise, k, layerRngStream.lookup(op), kNoiseEps);
       expert = pb.flatten(topK.getExpert());
       gate = pb.flatten(topK.getGate());
-      double loadWeight = lossWeight(losses, &LossesAttr::getLoad);
-      if (loadWeight > 0) {
-        // The verifier allows the load loss with noisy_top_k only.
-        Value load = b.create<LoadEstimateOp>(
-            loc, pb.f32({n}), clean, noise, topK.getNoisy(), topK.getNoiseStd(),
-            topK.getTopValues(), b.getI64IntegerAttr(k));
-        auxTerms.push_back(b.create<CvSquaredOp>(
-            loc, pb.f32({}), load, b.getF32FloatAttr(loadWeight)));
-      }
+      // The verifier allows the load loss with noisy_top_k only.
+      pb.loadLoss(topK, k, lossWeight(losses, &LossesAttr::getLoad), auxTerms);
       break;
     }
     case GatingKind::batchwise: {
@@ -254,42 +157,11 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     }
     }
 
-    double importanceWeight = lossWeight(losses, &LossesAttr::getImportance);
-    double l2Weight = lossWeight(losses, &LossesAttr::getL2Balance);
-    if (importanceWeight > 0 || l2Weight > 0) {
-      Value importance =
-          b.create<ImportanceOp>(loc, pb.f32({n}), expert, gate, n);
-      if (importanceWeight > 0)
-        auxTerms.push_back(b.create<CvSquaredOp>(
-            loc, pb.f32({}), importance, b.getF32FloatAttr(importanceWeight)));
-      if (l2Weight > 0)
-        auxTerms.push_back(b.create<L2BalanceOp>(loc, pb.f32({}), importance,
-                                                 b.getI64IntegerAttr(tokens),
-                                                 b.getF32FloatAttr(l2Weight)));
-    }
-
-    int64_t assignments =
-        cast<RankedTensorType>(expert.getType()).getDimSize(0);
-    auto plan = b.create<DispatchPlanOp>(loc,
-                                         TypeRange{pb.i32({n + 1}),
-                                                   pb.i32({assignments}),
-                                                   pb.i32({assignments})},
-                                         expert, rowPtr, n, tokens);
-    Value buffer =
-        b.create<DispatchOp>(loc, pb.f32({assignments, d}), x, plan.getToken());
-    ValueRange weights = op.getExpertWeights();
-    Value out = buffer;
-    for (auto [index, w] : llvm::enumerate(weights)) {
-      int64_t width = cast<RankedTensorType>(w.getType()).getDimSize(2);
-      out = b.create<GroupedMatmulOp>(loc, pb.f32({assignments, width}), out, w,
-                                      plan.getExpertOffset());
-      // The hidden layer of an ffn expert takes the expert's activation.
-      if (index + 1 < weights.size())
-        out = pb.activate(out, op.getExpert().getAct());
-    }
-    int64_t dOut = cast<RankedTensorType>(out.getType()).getDimSize(1);
-    Value y = b.create<CombineOp>(loc, pb.f32({tokens, dOut}), out, gate,
-                                  plan.getPosition(), rowPtr, tokens);
+    pb.balanceLosses(expert, gate, n, tokens,
+                     lossWeight(losses, &LossesAttr::getImportance),
+                     lossWeight(losses, &LossesAttr::getL2Balance), auxTerms);
+    Value y = pb.experts(x, expert, gate, rowPtr, n, op.getExpertWeights(),
+                         op.getExpert().getAct());
     y = pb.activate(y, op.getOutputAct());
 
     op.getOutput().replaceAllUsesWith(
@@ -299,8 +171,6 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     return success();
   }
 
-  /// Tensor2Tensor's noise_epsilon: keeps the noise std positive.
-  static constexpr float kNoiseEps = 1e-2f;
   int64_t nextRngStream = 0;
   /// The stream of each noisy layer, reserved in program order.
   DenseMap<Operation *, int64_t> layerRngStream;

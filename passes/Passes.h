@@ -1,4 +1,5 @@
-//===- Passes.h - Passes of moe-compiler -------------------------*- C++ -*-===//
+//===- Passes.h - Passes of moe-compiler -------------------------*- C++
+//-*-===//
 
 #ifndef MOE_PASSES_PASSES_H
 #define MOE_PASSES_PASSES_H

@@ -211,4 +211,42 @@ def FuseRouting : Pass<"moe-fuse-routing", "mlir::func::FuncOp"> {
   }];
 }
 
+def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
+  let summary = "Lower hierarchical MoE layers to two levels of routing";
+  let description = [{
+    Paper 3.3: a primary gate picks k_primary of the groups for each token;
+    the token's row is dispatched to those groups, where each group's own
+    gate (one grouped matmul for all groups) picks k_secondary of its
+    experts. `moe.compose_routes` turns the two selections into one list
+    of k_primary * k_secondary (expert, gate) assignments per token with
+    gate = primary gate * secondary gate, and the experts run as in a flat
+    layer. A rank-3 input is routed as batch * time tokens.
+
+    Losses per level: the primary importance / L2 balance over groups and,
+    with noisy gating, the primary load; the secondary importance over all
+    experts with the composed gates (the paper's Importance_H). The
+    secondary load estimate is not lowered yet.
+
+    Runs after moe-decompose (which leaves hierarchical layers alone); new
+    RNG streams continue after the highest one in the function. Batchwise
+    and threshold gating rank examples per group and are not lowered yet:
+    they are reported as errors.
+
+    ```mlir
+    %cp = moe.matmul %x, %w_primary
+    %pe, %pg, ... = moe.noisy_top_k %cp, noise %rp {k = 2}
+    %off1, %pos1, %tok1 = moe.dispatch_plan %pe_flat {num_experts = groups}
+    %xg = moe.dispatch %x, %tok1
+    %cs = moe.grouped_matmul %xg, %w_secondary, %off1
+    %se, %sg, ... = moe.noisy_top_k %cs, noise %rs {k = 4}
+    %e, %g = moe.compose_routes %pe_flat, %pg_flat, %pos1, %se, %sg
+    ... experts and combine as in a flat layer ...
+    ```
+  }];
+  let options = [
+    Option<"inference", "inference", "bool", "false",
+           "Lower for evaluation: no gating noise, no auxiliary losses">,
+  ];
+}
+
 #endif // MOE_PASSES_PASSES_TD

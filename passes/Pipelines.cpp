@@ -45,6 +45,7 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
 void buildTrainPipeline(OpPassManager &pm,
                         const TrainPipelineOptions &options) {
   pm.addNestedPass<func::FuncOp>(createDecompose());
+  pm.addNestedPass<func::FuncOp>(createExpandHierarchy());
   pm.addNestedPass<func::FuncOp>(createFuseRouting());
   pm.addPass(createAutodiff());
   OptimizerOptions optimizer;
@@ -64,6 +65,9 @@ void buildInferencePipeline(OpPassManager &pm) {
   DecomposeOptions decompose;
   decompose.inference = true;
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
+  ExpandHierarchyOptions hierarchy;
+  hierarchy.inference = true;
+  pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }

@@ -304,3 +304,30 @@ func.func @fused_route_k(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<
   %r:12 = moe.fused_route %x, %wg, %wn {k = 5 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x5xi32>, tensor<6x5xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x6xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<30xi32>, tensor<30xi32>)
   return
 }
+
+// -----
+
+// Each primary assignment expands into k secondary ones.
+func.func @compose_routes_count(%pe: tensor<6xi32>, %pg: tensor<6xf32>, %pos: tensor<6xi32>, %se: tensor<6x2xi32>, %sg: tensor<6x2xf32>) {
+  // expected-error@+1 {{expects expert of shape 12 ([primary assignments * k]) but got 6}}
+  %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<6xf32>, tensor<6xi32>, tensor<6x2xi32>, tensor<6x2xf32>) -> (tensor<6xi32>, tensor<12xf32>)
+  return
+}
+
+// -----
+
+// The secondary selection has one row per primary assignment.
+func.func @compose_routes_rows(%pe: tensor<6xi32>, %pg: tensor<6xf32>, %pos: tensor<6xi32>, %se: tensor<5x2xi32>, %sg: tensor<5x2xf32>) {
+  // expected-error@+1 {{expects secondary expert of shape 6x2 ([primary assignments, k]) but got 5x2}}
+  %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<6xf32>, tensor<6xi32>, tensor<5x2xi32>, tensor<5x2xf32>) -> (tensor<10xi32>, tensor<10xf32>)
+  return
+}
+
+// -----
+
+// The incoming gradient has one entry per composed assignment.
+func.func @compose_routes_grad_count(%pg: tensor<6xf32>, %pos: tensor<6xi32>, %sg: tensor<6x2xf32>, %dg: tensor<6xf32>) {
+  // expected-error@+1 {{expects d_gate of shape 12 ([primary assignments * k]) but got 6}}
+  %dp, %ds = moe.compose_routes_grad %pg, %pos, %sg, %dg : (tensor<6xf32>, tensor<6xi32>, tensor<6x2xf32>, tensor<6xf32>) -> (tensor<6xf32>, tensor<6x2xf32>)
+  return
+}

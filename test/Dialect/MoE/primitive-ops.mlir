@@ -86,3 +86,12 @@ func.func @fused_route(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x
   %r:12 = moe.fused_route %x, %wg, %wn {k = 2 : i64, rng_stream = 1 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
   return %r#9 : tensor<5xi32>
 }
+
+// CHECK-LABEL: func.func @compose_routes
+// CHECK: moe.compose_routes %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<6xf32>, tensor<6xi32>, tensor<6x2xi32>, tensor<6x2xf32>) -> (tensor<12xi32>, tensor<12xf32>)
+// CHECK: moe.compose_routes_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (tensor<6xf32>, tensor<6xi32>, tensor<6x2xf32>, tensor<12xf32>) -> (tensor<6xf32>, tensor<6x2xf32>)
+func.func @compose_routes(%pe: tensor<6xi32>, %pg: tensor<6xf32>, %pos: tensor<6xi32>, %se: tensor<6x2xi32>, %sg: tensor<6x2xf32>) -> tensor<6x2xf32> {
+  %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<6xf32>, tensor<6xi32>, tensor<6x2xi32>, tensor<6x2xf32>) -> (tensor<12xi32>, tensor<12xf32>)
+  %dp, %ds = moe.compose_routes_grad %pg, %pos, %sg, %g : (tensor<6xf32>, tensor<6xi32>, tensor<6x2xf32>, tensor<12xf32>) -> (tensor<6xf32>, tensor<6x2xf32>)
+  return %ds : tensor<6x2xf32>
+}

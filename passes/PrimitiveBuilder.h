@@ -1,0 +1,183 @@
+//===- PrimitiveBuilder.h - Building blocks of the layer lowerings -*- C++
+//-*-===//
+//
+// Shared by moe-decompose and moe-expand-hierarchy: shape helpers and the
+// pieces of an MoE layer (top-k selection, balancing losses, experts) in
+// primitive ops.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_PASSES_PRIMITIVEBUILDER_H
+#define MOE_PASSES_PRIMITIVEBUILDER_H
+
+#include "dialect/MoEOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe {
+
+/// Builds primitive ops at one insertion point, with shape helpers.
+class PrimitiveBuilder {
+public:
+  PrimitiveBuilder(Operation *op) : b(op), loc(op->getLoc()) {}
+
+  RankedTensorType f32(ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, b.getF32Type());
+  }
+  RankedTensorType i32(ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, b.getI32Type());
+  }
+
+  /// [d0, ..., dk, d] -> [d0 * ... * dk, d]; rank-2 values pass through.
+  Value collapseToRows(Value value) {
+    auto type = cast<RankedTensorType>(value.getType());
+    if (type.getRank() == 2)
+      return value;
+    ReassociationIndices leading;
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      leading.push_back(i);
+    int64_t rows = 1;
+    for (int64_t dim : type.getShape().drop_back())
+      rows *= dim;
+    SmallVector<ReassociationIndices> groups = {leading, {type.getRank() - 1}};
+    return b.create<tensor::CollapseShapeOp>(
+        loc, f32({rows, type.getShape().back()}), value, groups);
+  }
+
+  /// Inverse of collapseToRows for a result of type `type`.
+  Value expandRows(Value rows, RankedTensorType type) {
+    if (type.getRank() == 2)
+      return rows;
+    ReassociationIndices leading;
+    for (int64_t i = 0; i + 1 < type.getRank(); ++i)
+      leading.push_back(i);
+    SmallVector<ReassociationIndices> groups = {leading, {type.getRank() - 1}};
+    return b.create<tensor::ExpandShapeOp>(loc, type, rows, groups);
+  }
+
+  /// [T, k] -> [T * k] (assignment form).
+  Value flatten(Value matrix) {
+    auto type = cast<RankedTensorType>(matrix.getType());
+    auto flat =
+        RankedTensorType::get({type.getNumElements()}, type.getElementType());
+    SmallVector<ReassociationIndices> groups = {{0, 1}};
+    return b.create<tensor::CollapseShapeOp>(loc, flat, matrix, groups);
+  }
+
+  Value matmul(Value lhs, Value rhs) {
+    int64_t rows = cast<RankedTensorType>(lhs.getType()).getDimSize(0);
+    int64_t cols = cast<RankedTensorType>(rhs.getType()).getDimSize(1);
+    return b.create<MatmulOp>(loc, f32({rows, cols}), lhs, rhs,
+                              /*transpose_rhs=*/false);
+  }
+
+  Value activate(Value value, std::optional<Activation> act) {
+    if (!act || *act == Activation::none)
+      return value;
+    return b.create<ActivateOp>(loc, value, *act);
+  }
+
+  Value scalarZero() {
+    auto type = f32({});
+    return b.create<arith::ConstantOp>(
+        loc, type, DenseElementsAttr::get(type, b.getF32FloatAttr(0.0f)));
+  }
+
+  /// The sum of the auxiliary loss terms (zero when there are none).
+  Value sumLosses(ArrayRef<Value> terms) {
+    if (terms.empty())
+      return scalarZero();
+    if (terms.size() == 1)
+      return terms.front();
+    return b.create<TotalLossOp>(loc, f32({}), terms);
+  }
+
+  /// Noisy top-k over the rows of `clean` (plain top-k without `noise`).
+  NoisyTopKOp topK(Value clean, Value noise, int64_t k, int64_t rngStream,
+                   float noiseEps) {
+    auto type = cast<RankedTensorType>(clean.getType());
+    int64_t rows = type.getDimSize(0), n = type.getDimSize(1);
+    return b.create<NoisyTopKOp>(
+        loc,
+        TypeRange{i32({rows, k}), f32({rows, k}), f32({rows, n}),
+                  f32({rows, n}), f32({rows, k + 1})},
+        clean, noise, b.getI64IntegerAttr(k), b.getF32FloatAttr(noiseEps),
+        b.getI64IntegerAttr(rngStream));
+  }
+
+  /// weight * CV^2 of the smooth load estimate of `topK` (noisy only).
+  void loadLoss(NoisyTopKOp topK, int64_t k, double weight,
+                SmallVectorImpl<Value> &auxTerms) {
+    if (weight <= 0 || !topK.getNoiseLogits())
+      return;
+    int64_t n = topK.getCleanLogits().getType().getDimSize(1);
+    Value load = b.create<LoadEstimateOp>(
+        loc, f32({n}), topK.getCleanLogits(), topK.getNoiseLogits(),
+        topK.getNoisy(), topK.getNoiseStd(), topK.getTopValues(),
+        b.getI64IntegerAttr(k));
+    auxTerms.push_back(
+        b.create<CvSquaredOp>(loc, f32({}), load, b.getF32FloatAttr(weight)));
+  }
+
+  /// The importance losses over `n` experts: weight * CV^2 (importance)
+  /// and Eq. 5 (l2), each only when its weight is positive.
+  void balanceLosses(Value expert, Value gate, int64_t n, int64_t tokens,
+                     double importanceWeight, double l2Weight,
+                     SmallVectorImpl<Value> &auxTerms) {
+    if (importanceWeight <= 0 && l2Weight <= 0)
+      return;
+    Value importance = b.create<ImportanceOp>(loc, f32({n}), expert, gate, n);
+    if (importanceWeight > 0)
+      auxTerms.push_back(b.create<CvSquaredOp>(
+          loc, f32({}), importance, b.getF32FloatAttr(importanceWeight)));
+    if (l2Weight > 0)
+      auxTerms.push_back(b.create<L2BalanceOp>(loc, f32({}), importance,
+                                               b.getI64IntegerAttr(tokens),
+                                               b.getF32FloatAttr(l2Weight)));
+  }
+
+  /// Eq. 1 over assignments: dispatch the rows of `x` [T, d] into expert
+  /// segments, run the experts (one grouped matmul per weight, `act`
+  /// between them) and combine the outputs weighted by `gate`.
+  Value experts(Value x, Value expert, Value gate, Value rowPtr, int64_t n,
+                ValueRange weights, Activation act) {
+    int64_t tokens = cast<RankedTensorType>(x.getType()).getDimSize(0);
+    int64_t d = cast<RankedTensorType>(x.getType()).getDimSize(1);
+    int64_t assignments =
+        cast<RankedTensorType>(expert.getType()).getDimSize(0);
+    auto plan = b.create<DispatchPlanOp>(
+        loc, TypeRange{i32({n + 1}), i32({assignments}), i32({assignments})},
+        expert, rowPtr, n, tokens);
+    Value out =
+        b.create<DispatchOp>(loc, f32({assignments, d}), x, plan.getToken());
+    for (auto [index, w] : llvm::enumerate(weights)) {
+      int64_t width = cast<RankedTensorType>(w.getType()).getDimSize(2);
+      out = b.create<GroupedMatmulOp>(loc, f32({assignments, width}), out, w,
+                                      plan.getExpertOffset());
+      // The hidden layer of an ffn expert takes the expert's activation.
+      if (index + 1 < weights.size())
+        out = activate(out, act);
+    }
+    int64_t dOut = cast<RankedTensorType>(out.getType()).getDimSize(1);
+    return b.create<CombineOp>(loc, f32({tokens, dOut}), out, gate,
+                               plan.getPosition(), rowPtr, tokens);
+  }
+
+  OpBuilder b;
+  Location loc;
+};
+
+/// Weight of one balancing loss, 0 when the layer has no losses attribute.
+inline double lossWeight(std::optional<LossesAttr> losses,
+                         APFloat (LossesAttr::*get)() const) {
+  return losses ? ((*losses).*get)().convertToDouble() : 0.0;
+}
+
+/// Tensor2Tensor's noise_epsilon: keeps the noise std positive.
+constexpr float kNoiseEps = 1e-2f;
+
+} // namespace mlir::moe
+
+#endif // MOE_PASSES_PRIMITIVEBUILDER_H
