@@ -106,7 +106,9 @@ LogicalResult NoisyTopKOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   }
   operands.append({getNoisy(), getNoiseStd(), getExpert(), getGate(), dGate});
   auto grad = b.create<NoisyTopKGradOp>(getLoc(), types, operands);
-  operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits()});
+  operandGrads.push_back(grad.getDCleanLogits());
+  if (getNoiseLogits())
+    operandGrads.push_back(grad.getDNoiseLogits());
   return success();
 }
 

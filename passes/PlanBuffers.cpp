@@ -187,7 +187,8 @@ struct PlanBuffersPass
       op.setAttr("moe.offsets", b.getDenseI64ArrayAttr(offsets));
     }
     func->setAttr("moe.arena_bytes", b.getI64IntegerAttr(arena.size()));
-    func.emitRemark() << "moe-plan-buffers: " << buffers << " buffers, "
+    // A located remark, not an op remark: the summary without an IR dump.
+    emitRemark(func.getLoc()) << "moe-plan-buffers: " << buffers << " buffers, "
                       << formatBytes(unshared) << " without reuse, arena "
                       << formatBytes(arena.size()) << " (peak live "
                       << formatBytes(peak) << ")";

@@ -138,3 +138,19 @@ func.func @sequence_layers(
   %loss = moe.total_loss %ce, %aux : tensor<f32>
   return %loss : tensor<f32>
 }
+
+// -----
+
+// Plain top-k (no noise operand): one gradient, to the clean logits.
+// CHECK-LABEL: func.func @plain_top_k_train_step
+// CHECK: %[[DC:.*]] = moe.noisy_top_k_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : {{.*}} -> tensor<6x4xf32>
+// CHECK: moe.matmul %{{.*}}, %[[DC]] {transpose_lhs}
+func.func @plain_top_k(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "gate", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean {k = 2 : i64} : (tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
+  %gf = tensor.collapse_shape %g [[0, 1]] : tensor<6x2xf32> into tensor<12xf32>
+  %imp = moe.importance %ef, %gf {num_experts = 4 : i64} : (tensor<12xi32>, tensor<12xf32>) -> tensor<4xf32>
+  %loss = moe.cv_squared %imp {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
