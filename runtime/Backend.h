@@ -215,6 +215,30 @@ public:
                                  float weight, float dLoss,
                                  float *dImportance) = 0;
 
+  /// Hierarchical MoE (paper 3.3): composes A1 primary assignments (group
+  /// primaryExpert[a], gate primaryGate[a], token-major) with the secondary
+  /// top-k of dispatch-buffer row position[a] (secondaryExpert /
+  /// secondaryGate [A1, k], expert ids local to the group) into A1 * k
+  /// assignments: expert[a*k+s] = group * expertsPerGroup + local,
+  /// gate[a*k+s] = primaryGate[a] * secondaryGate[position[a], s].
+  virtual void composeRoutesForward(int64_t A1, int64_t k,
+                                    int64_t expertsPerGroup,
+                                    const int32_t *primaryExpert,
+                                    const float *primaryGate,
+                                    const int32_t *position,
+                                    const int32_t *secondaryExpert,
+                                    const float *secondaryGate,
+                                    int32_t *expert, float *gate) = 0;
+  /// dPrimaryGate[a] = sum_s dGate[a*k+s] * secondaryGate[position[a], s];
+  /// dSecondaryGate[position[a], s] = dGate[a*k+s] * primaryGate[a] (both
+  /// written; position is a permutation of [0, A1)).
+  virtual void composeRoutesBackward(int64_t A1, int64_t k,
+                                     const float *primaryGate,
+                                     const int32_t *position,
+                                     const float *secondaryGate,
+                                     const float *dGate, float *dPrimaryGate,
+                                     float *dSecondaryGate) = 0;
+
   //===--------------------------------------------------------------------===//
   // Dispatch / experts / combine
   //===--------------------------------------------------------------------===//

@@ -81,6 +81,17 @@ public:
       weight, float *loss) override;
   void l2BalanceBackward(int64_t T, int64_t n, const float *importance, float
       weight, float dLoss, float *dImportance) override;
+  void composeRoutesForward(int64_t A1, int64_t k, int64_t expertsPerGroup,
+                            const int32_t *primaryExpert,
+                            const float *primaryGate, const int32_t *position,
+                            const int32_t *secondaryExpert,
+                            const float *secondaryGate, int32_t *expert,
+                            float *gate) override;
+  void composeRoutesBackward(int64_t A1, int64_t k, const float *primaryGate,
+                             const int32_t *position,
+                             const float *secondaryGate, const float *dGate,
+                             float *dPrimaryGate,
+                             float *dSecondaryGate) override;
   void buildDispatchPlan(DispatchPlan &plan) override;
   void dispatchForward(const DispatchPlan &plan, int64_t d, const float *x,
       float *buffer) override;

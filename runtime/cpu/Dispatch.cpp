@@ -1,31 +1,57 @@
-//===- Dispatch.cpp - PENDING: replaced by the kernel implementation ---------===//
+//===- Dispatch.cpp - Dispatch, combine and expert GEMMs on the CPU -------===//
+//
+// Thin f32 entry points over the templates in kernels/DispatchKernels.h. The
+// GEMM precision only matters on CUDA: the CPU always computes in f32.
+//
+//===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/CpuBackend.h"
 
-#include <stdexcept>
+#include "runtime/cpu/kernels/DispatchKernels.h"
 
 namespace moe::rt {
 
-void CpuBackend::buildDispatchPlan(DispatchPlan &) {
-  throw std::logic_error("cpu kernel buildDispatchPlan is not implemented yet");
+void CpuBackend::buildDispatchPlan(DispatchPlan &plan) {
+  cpu::buildDispatchPlan(plan);
 }
-void CpuBackend::dispatchForward(const DispatchPlan &, int64_t, const float *, float *) {
-  throw std::logic_error("cpu kernel dispatchForward is not implemented yet");
+
+void CpuBackend::dispatchForward(const DispatchPlan &plan, int64_t d,
+                                 const float *x, float *buffer) {
+  cpu::dispatchForward(plan, d, x, buffer);
 }
-void CpuBackend::dispatchBackward(const DispatchPlan &, int64_t, const float *, float *) {
-  throw std::logic_error("cpu kernel dispatchBackward is not implemented yet");
+
+void CpuBackend::dispatchBackward(const DispatchPlan &plan, int64_t d,
+                                  const float *dBuffer, float *dx) {
+  cpu::dispatchBackward(plan, d, dBuffer, dx);
 }
-void CpuBackend::combineForward(const DispatchPlan &, int64_t, const float *, const float *, float *) {
-  throw std::logic_error("cpu kernel combineForward is not implemented yet");
+
+void CpuBackend::combineForward(const DispatchPlan &plan, int64_t d,
+                                const float *gate, const float *expertOut,
+                                float *y) {
+  cpu::combineForward(plan, d, gate, expertOut, y);
 }
-void CpuBackend::combineBackward(const DispatchPlan &, int64_t, const float *, const float *, const float *, float *, float *) {
-  throw std::logic_error("cpu kernel combineBackward is not implemented yet");
+
+void CpuBackend::combineBackward(const DispatchPlan &plan, int64_t d,
+                                 const float *gate, const float *expertOut,
+                                 const float *dy, float *dExpertOut,
+                                 float *dGate) {
+  cpu::combineBackward(plan, d, gate, expertOut, dy, dExpertOut, dGate);
 }
-void CpuBackend::groupedMatmulForward(const DispatchPlan &, int64_t, int64_t, const float *, const float *, float *, GemmPrecision) {
-  throw std::logic_error("cpu kernel groupedMatmulForward is not implemented yet");
+
+void CpuBackend::groupedMatmulForward(const DispatchPlan &plan, int64_t dIn,
+                                      int64_t dOut, const float *in,
+                                      const float *weights, float *out,
+                                      GemmPrecision) {
+  cpu::groupedMatmulForward(plan, dIn, dOut, in, weights, out);
 }
-void CpuBackend::groupedMatmulBackward(const DispatchPlan &, int64_t, int64_t, const float *, const float *, const float *, float *, float *, GemmPrecision) {
-  throw std::logic_error("cpu kernel groupedMatmulBackward is not implemented yet");
+
+void CpuBackend::groupedMatmulBackward(const DispatchPlan &plan, int64_t dIn,
+                                       int64_t dOut, const float *in,
+                                       const float *weights,
+                                       const float *dOutput, float *dInput,
+                                       float *dWeights, GemmPrecision) {
+  cpu::groupedMatmulBackward(plan, dIn, dOut, in, weights, dOutput, dInput,
+                             dWeights);
 }
 
 } // namespace moe::rt

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -962,3 +963,41 @@ TEST_F(CudaEquality, RunToRunDeterminism) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// Hierarchical routing
+//===----------------------------------------------------------------------===//
+
+TEST_F(CudaEquality, ComposeRoutes) {
+  const int64_t primary = 37, k = 3, perGroup = 5;
+  std::vector<int32_t> groups(primary), local(primary * k), position(primary);
+  std::mt19937 gen(41);
+  for (int64_t a = 0; a < primary; ++a)
+    groups[a] = static_cast<int32_t>(gen() % 7);
+  for (auto &id : local)
+    id = static_cast<int32_t>(gen() % perGroup);
+  std::iota(position.begin(), position.end(), 0);
+  std::shuffle(position.begin(), position.end(), gen);
+  auto pe = twin(groups);
+  auto pg = twin(randomVector(primary, 42, 0.1, 1.0));
+  auto pos = twin(position);
+  auto se = twin(local);
+  auto sg = twin(randomVector(primary * k, 43, 0.1, 1.0));
+  auto dg = twin(randomVector(primary * k, 44));
+  auto expert = output<int32_t>(primary * k);
+  auto gate = output<float>(primary * k);
+  auto dpg = output<float>(primary), dsg = output<float>(primary * k);
+  for (rt::Backend *backend : {cpu.get(), gpu.get()}) {
+    bool onGpu = backend == gpu.get();
+    auto at = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    backend->composeRoutesForward(primary, k, perGroup, at(pe), at(pg),
+                                  at(pos), at(se), at(sg), at(expert),
+                                  at(gate));
+    backend->composeRoutesBackward(primary, k, at(pg), at(pos), at(sg),
+                                   at(dg), at(dpg), at(dsg));
+  }
+  expectSame(*expert, "composeRoutes expert");
+  expectClose(*gate, kRtol, kAtol, "composeRoutes gate");
+  expectClose(*dpg, kRtol, kAtol, "composeRoutes dPrimaryGate");
+  expectClose(*dsg, kRtol, kAtol, "composeRoutes dSecondaryGate");
+}

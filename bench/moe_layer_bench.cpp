@@ -1,0 +1,410 @@
+//===- moe_layer_bench.cpp - MoE layer vs dense GEMM on the CPU backend ---===//
+//
+// Times one MoE layer, forward + backward, through the Backend interface of
+// the CPU backend: gate logits (x W_g, x W_noise), noisy top-k, the load
+// estimator and importance with their CV^2 losses, the dispatch plan,
+// dispatch, the grouped expert GEMMs (linear d x d experts), combine, and all
+// their backwards. In the same run it times a dense sgemm forward + backward
+// with the same useful FLOPs: the three expert GEMMs of [T*k, d] x [d, d].
+// The throughput ratio dense time / MoE time says how close the sparse layer
+// gets to plain GEMM speed; the routing share is the part of the layer spent
+// outside the expert GEMMs.
+//
+// Usage: moe-layer-bench [--tokens T] [--dmodel d] [--experts 8,64,512]
+//          [--k 4,8] [--reps R] [--commit HASH] [--results FILE]
+// With --results, one Markdown table row per configuration is appended.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Backend.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace moe::rt;
+
+namespace {
+
+/// The parts of the layer that the breakdown reports, forward + backward.
+enum Phase {
+  GateGemm,   ///< x W_g, x W_noise and their three backward GEMMs each
+  TopK,       ///< noisy top-k forward / backward
+  Balance,    ///< load estimate, importance, CV^2, forward and backward
+  Plan,       ///< buildDispatchPlan
+  Dispatch,   ///< dispatch forward / backward
+  ExpertGemm, ///< grouped GEMMs forward / backward
+  Combine,    ///< combine forward / backward
+  NumPhases
+};
+
+const char *const kPhaseNames[NumPhases] = {
+    "gate GEMMs",    "noisy top-k", "load/importance/CV^2",
+    "dispatch plan", "dispatch",    "expert GEMMs",
+    "combine"};
+
+struct Config {
+  int64_t T, d, n, k;
+};
+
+struct Options {
+  int64_t tokens = 8192;
+  int64_t dmodel = 512;
+  std::vector<int64_t> experts = {8, 64, 512};
+  std::vector<int64_t> ks = {4, 8};
+  int reps = 3;
+  std::string commit = "unknown";
+  std::string results;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// A typed buffer in backend memory, released on destruction.
+template <typename T> class DeviceArray {
+public:
+  DeviceArray(Backend &backend, int64_t count)
+      : backend(backend),
+        ptr(static_cast<T *>(backend.alloc(sizeof(T) * count))), count(count) {}
+  ~DeviceArray() { backend.release(ptr); }
+  DeviceArray(const DeviceArray &) = delete;
+  DeviceArray &operator=(const DeviceArray &) = delete;
+  T *get() const { return ptr; }
+  /// Fills with uniform values in [-scale, scale) from `seed`.
+  void randomize(uint32_t seed, float scale) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<float> dist(-scale, scale);
+    std::vector<float> host(count);
+    for (float &x : host)
+      x = dist(gen);
+    backend.copyFromHost(ptr, host.data(), sizeof(T) * count);
+  }
+
+private:
+  Backend &backend;
+  T *ptr;
+  int64_t count;
+};
+
+/// Every tensor of one MoE layer and of the dense reference.
+struct LayerState {
+  Config c;
+  DeviceArray<float> x, Wg, Wn, We, dy;
+  DeviceArray<float> clean, raw, noisy, noiseStd, top, gate, load, importance,
+      loss;
+  DeviceArray<int32_t> expert, rowPtr, count, offset, positionOf,
+      tokenOfPosition;
+  DeviceArray<float> buffer, expertOut, y;
+  DeviceArray<float> dExpertOut, dGate, dGateImportance, dBuffer, dWe, dx,
+      dClean, dRaw, dLoad, dImportance, dWg, dWn;
+  DeviceArray<float> denseX, denseY, denseDy, denseDx, denseDw;
+  DispatchPlan plan;
+
+  LayerState(Backend &b, const Config &c)
+      : c(c), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
+        We(b, c.n * c.d * c.d), dy(b, c.T * c.d), clean(b, c.T * c.n),
+        raw(b, c.T * c.n), noisy(b, c.T * c.n), noiseStd(b, c.T * c.n),
+        top(b, c.T * (c.k + 1)), gate(b, c.T * c.k), load(b, c.n),
+        importance(b, c.n), loss(b, 2), expert(b, c.T * c.k),
+        rowPtr(b, c.T + 1), count(b, c.n), offset(b, c.n + 1),
+        positionOf(b, c.T * c.k), tokenOfPosition(b, c.T * c.k),
+        buffer(b, c.T * c.k * c.d), expertOut(b, c.T * c.k * c.d),
+        y(b, c.T * c.d), dExpertOut(b, c.T * c.k * c.d), dGate(b, c.T * c.k),
+        dGateImportance(b, c.T * c.k), dBuffer(b, c.T * c.k * c.d),
+        dWe(b, c.n * c.d * c.d), dx(b, c.T * c.d), dClean(b, c.T * c.n),
+        dRaw(b, c.T * c.n), dLoad(b, c.n), dImportance(b, c.n),
+        dWg(b, c.d * c.n), dWn(b, c.d * c.n), denseX(b, c.T * c.k * c.d),
+        denseY(b, c.T * c.k * c.d), denseDy(b, c.T * c.k * c.d),
+        denseDx(b, c.T * c.k * c.d), denseDw(b, c.d * c.d) {
+    // Unit-variance inputs and 1/sqrt(d) weights give logits of order one,
+    // so the routing spreads tokens over all experts as in training.
+    float wScale = std::sqrt(3.0f / c.d);
+    x.randomize(1, std::sqrt(3.0f));
+    Wg.randomize(2, wScale);
+    Wn.randomize(3, wScale);
+    We.randomize(4, wScale);
+    dy.randomize(5, 1.0f);
+    denseX.randomize(6, 1.0f);
+    denseDy.randomize(7, 1.0f);
+    std::vector<int32_t> hostRowPtr(c.T + 1);
+    for (int64_t t = 0; t <= c.T; ++t)
+      hostRowPtr[t] = static_cast<int32_t>(t * c.k);
+    b.copyFromHost(rowPtr.get(), hostRowPtr.data(),
+                   sizeof(int32_t) * hostRowPtr.size());
+    plan.numTokens = c.T;
+    plan.numExperts = c.n;
+    plan.numAssignments = c.T * c.k;
+    plan.rowPtr = rowPtr.get();
+    plan.expert = expert.get();
+    plan.expertCount = count.get();
+    plan.expertOffset = offset.get();
+    plan.positionOf = positionOf.get();
+    plan.tokenOfPosition = tokenOfPosition.get();
+  }
+};
+
+/// Times each phase of the layer; seconds[p] accumulates phase p.
+struct PhaseClock {
+  Backend *backend;
+  double seconds[NumPhases] = {};
+  template <typename F> void run(Phase p, F f) {
+    Clock::time_point start = Clock::now();
+    f();
+    backend->synchronize();
+    seconds[p] += secondsSince(start);
+  }
+};
+
+/// One forward + backward of the MoE layer (importance and load losses with
+/// weight 0.1 each, as in the paper).
+void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
+  const Config &c = s.c;
+  int64_t T = c.T, d = c.d, n = c.n, k = c.k, A = c.T * c.k;
+  const float lossWeight = 0.1f;
+  // Forward.
+  clock.run(GateGemm, [&] {
+    b.gemm(false, false, T, n, d, 1.0f, s.x.get(), d, s.Wg.get(), n, 0.0f,
+           s.clean.get(), n);
+    b.gemm(false, false, T, n, d, 1.0f, s.x.get(), d, s.Wn.get(), n, 0.0f,
+           s.raw.get(), n);
+  });
+  clock.run(TopK, [&] {
+    b.noisyTopKForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
+                       /*seed=*/42, /*counter=*/1, s.noisy.get(),
+                       s.noiseStd.get(), s.top.get(), s.expert.get(),
+                       s.gate.get());
+  });
+  clock.run(Balance, [&] {
+    b.loadEstimateForward(T, n, k, s.clean.get(), s.noisy.get(),
+                          s.noiseStd.get(), s.top.get(), s.load.get());
+    b.importanceForward(T, n, s.rowPtr.get(), s.expert.get(), s.gate.get(),
+                        s.importance.get());
+    b.cvSquaredForward(n, s.importance.get(), lossWeight, s.loss.get());
+    b.cvSquaredForward(n, s.load.get(), lossWeight, s.loss.get() + 1);
+  });
+  clock.run(Plan, [&] { b.buildDispatchPlan(s.plan); });
+  clock.run(Dispatch,
+            [&] { b.dispatchForward(s.plan, d, s.x.get(), s.buffer.get()); });
+  clock.run(ExpertGemm, [&] {
+    b.groupedMatmulForward(s.plan, d, d, s.buffer.get(), s.We.get(),
+                           s.expertOut.get(), GemmPrecision::F32);
+  });
+  clock.run(Combine, [&] {
+    b.combineForward(s.plan, d, s.gate.get(), s.expertOut.get(), s.y.get());
+  });
+
+  // Backward.
+  clock.run(Combine, [&] {
+    b.combineBackward(s.plan, d, s.gate.get(), s.expertOut.get(), s.dy.get(),
+                      s.dExpertOut.get(), s.dGate.get());
+  });
+  clock.run(ExpertGemm, [&] {
+    b.groupedMatmulBackward(s.plan, d, d, s.buffer.get(), s.We.get(),
+                            s.dExpertOut.get(), s.dBuffer.get(), s.dWe.get(),
+                            GemmPrecision::F32);
+  });
+  clock.run(Dispatch, [&] {
+    b.dispatchBackward(s.plan, d, s.dBuffer.get(), s.dx.get());
+  });
+  clock.run(Balance, [&] {
+    b.cvSquaredBackward(n, s.importance.get(), lossWeight, 1.0f,
+                        s.dImportance.get());
+    b.importanceBackward(T, n, s.rowPtr.get(), s.expert.get(),
+                         s.dImportance.get(), s.dGateImportance.get());
+    b.accumulate(s.dGateImportance.get(), s.dGate.get(), A);
+    b.cvSquaredBackward(n, s.load.get(), lossWeight, 1.0f, s.dLoad.get());
+  });
+  clock.run(TopK, [&] {
+    b.noisyTopKBackward(T, n, k, s.noisy.get(), s.clean.get(), s.raw.get(),
+                        s.noiseStd.get(), s.expert.get(), s.gate.get(),
+                        s.dGate.get(), s.dClean.get(), s.dRaw.get());
+  });
+  clock.run(Balance, [&] {
+    b.loadEstimateBackward(T, n, k, s.clean.get(), s.noisy.get(), s.raw.get(),
+                           s.noiseStd.get(), s.top.get(), s.dLoad.get(),
+                           s.dClean.get(), s.dRaw.get());
+  });
+  clock.run(GateGemm, [&] {
+    b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dClean.get(), n, 0.0f,
+           s.dWg.get(), n);
+    b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dRaw.get(), n, 0.0f,
+           s.dWn.get(), n);
+    b.gemm(false, true, T, d, n, 1.0f, s.dClean.get(), n, s.Wg.get(), n, 1.0f,
+           s.dx.get(), d);
+    b.gemm(false, true, T, d, n, 1.0f, s.dRaw.get(), n, s.Wn.get(), n, 1.0f,
+           s.dx.get(), d);
+  });
+}
+
+/// The dense reference: Y = X W, dX = dY W^T, dW = X^T dY on [T*k, d].
+double denseStep(Backend &b, LayerState &s) {
+  int64_t rows = s.c.T * s.c.k, d = s.c.d;
+  Clock::time_point start = Clock::now();
+  b.gemm(false, false, rows, d, d, 1.0f, s.denseX.get(), d, s.We.get(), d, 0.0f,
+         s.denseY.get(), d);
+  b.gemm(false, true, rows, d, d, 1.0f, s.denseDy.get(), d, s.We.get(), d, 0.0f,
+         s.denseDx.get(), d);
+  b.gemm(true, false, d, d, rows, 1.0f, s.denseX.get(), d, s.denseDy.get(), d,
+         0.0f, s.denseDw.get(), d);
+  b.synchronize();
+  return secondsSince(start);
+}
+
+/// "AMD EPYC 7B13" from /proc/cpuinfo, or "unknown CPU".
+std::string cpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      if (colon != std::string::npos && colon + 2 <= line.size())
+        return line.substr(colon + 2);
+    }
+  return "unknown CPU";
+}
+
+std::string today() {
+  std::time_t now = std::time(nullptr);
+  char text[16];
+  std::strftime(text, sizeof(text), "%Y-%m-%d", std::gmtime(&now));
+  return text;
+}
+
+std::vector<int64_t> parseList(const std::string &text) {
+  std::vector<int64_t> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ','))
+    values.push_back(std::stoll(item));
+  if (values.empty())
+    throw std::invalid_argument("empty list '" + text + "'");
+  return values;
+}
+
+Options parseOptions(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc)
+      throw std::invalid_argument("missing value after " + flag);
+    std::string value = argv[++i];
+    if (flag == "--tokens")
+      o.tokens = std::stoll(value);
+    else if (flag == "--dmodel")
+      o.dmodel = std::stoll(value);
+    else if (flag == "--experts")
+      o.experts = parseList(value);
+    else if (flag == "--k")
+      o.ks = parseList(value);
+    else if (flag == "--reps")
+      o.reps = std::stoi(value);
+    else if (flag == "--commit")
+      o.commit = value;
+    else if (flag == "--results")
+      o.results = value;
+    else
+      throw std::invalid_argument("unknown flag " + flag);
+  }
+  if (o.tokens < 1 || o.dmodel < 1 || o.reps < 1)
+    throw std::invalid_argument("--tokens, --dmodel and --reps must be >= 1");
+  return o;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options options;
+  try {
+    options = parseOptions(argc, argv);
+  } catch (const std::exception &e) {
+    std::cerr << "moe-layer-bench: " << e.what() << "\n";
+    return 2;
+  }
+  std::unique_ptr<Backend> backend = createCpuBackend();
+  int threads = omp_get_max_threads();
+  std::string device = cpuModel() + ", " + std::to_string(threads) + " threads";
+  std::printf("device: %s\ncommit: %s\n", device.c_str(),
+              options.commit.c_str());
+
+  for (int64_t n : options.experts)
+    for (int64_t k : options.ks) {
+      if (k > n)
+        continue;
+      Config c{options.tokens, options.dmodel, n, k};
+      LayerState state(*backend, c);
+      // Warm-up: page in every buffer, start the thread pools.
+      PhaseClock warm{backend.get()};
+      moeLayerStep(*backend, state, warm);
+      denseStep(*backend, state);
+
+      // Alternate the two so that both see the same machine load; keep the
+      // fastest repetition of each.
+      double bestMoe = INFINITY, bestDense = INFINITY;
+      PhaseClock bestClock{backend.get()};
+      for (int rep = 0; rep < options.reps; ++rep) {
+        PhaseClock clock{backend.get()};
+        Clock::time_point start = Clock::now();
+        moeLayerStep(*backend, state, clock);
+        double moe = secondsSince(start);
+        if (moe < bestMoe) {
+          bestMoe = moe;
+          bestClock = clock;
+        }
+        bestDense = std::min(bestDense, denseStep(*backend, state));
+      }
+
+      double usefulFlops = 6.0 * c.T * c.k * c.d * c.d;
+      double gateFlops = 12.0 * c.T * c.d * c.n;
+      double ratio = bestDense / bestMoe;
+      double routingShare = 1.0 - bestClock.seconds[ExpertGemm] / bestMoe;
+      double gateShare = bestClock.seconds[GateGemm] / bestMoe;
+      std::printf("\nT=%lld d=%lld n=%lld k=%lld: MoE %.1f ms (%.1f useful "
+                  "GFLOP/s), dense %.1f ms (%.1f GFLOP/s), MoE/dense %.2f, "
+                  "routing share %.1f%% (gate GEMMs %.1f%%, %.2f GFLOP)\n",
+                  (long long)c.T, (long long)c.d, (long long)c.n,
+                  (long long)c.k, bestMoe * 1e3, usefulFlops / bestMoe / 1e9,
+                  bestDense * 1e3, usefulFlops / bestDense / 1e9, ratio,
+                  100 * routingShare, 100 * gateShare, gateFlops / 1e9);
+      for (int p = 0; p < NumPhases; ++p)
+        std::printf("  %-22s %8.2f ms  %5.1f%%\n", kPhaseNames[p],
+                    bestClock.seconds[p] * 1e3,
+                    100 * bestClock.seconds[p] / bestMoe);
+
+      if (!options.results.empty()) {
+        std::ofstream out(options.results, std::ios::app);
+        if (!out) {
+          std::cerr << "moe-layer-bench: cannot append to " << options.results
+                    << "\n";
+          return 1;
+        }
+        char row[512];
+        std::snprintf(row, sizeof(row),
+                      "| %s | %s | %s | %lld | %lld | %lld | %lld | %.1f | "
+                      "%.1f | %.0f | %.2f | %.1f%% | %.1f%% |\n",
+                      today().c_str(), options.commit.c_str(), device.c_str(),
+                      (long long)c.T, (long long)c.d, (long long)c.n,
+                      (long long)c.k, bestMoe * 1e3, bestDense * 1e3,
+                      usefulFlops / bestDense / 1e9, ratio, 100 * routingShare,
+                      100 * gateShare);
+        out << row;
+      }
+    }
+  return 0;
+}
