@@ -255,6 +255,8 @@ static LogicalResult verifyInputRank(Operation *op, Value input) {
     return op->emitOpError() << "expects input of rank 2 ([tokens, d]) or 3 "
                                 "([batch, time, d]) but got rank "
                              << rank;
+  if (llvm::is_contained(shapeOf(input), 0))
+    return op->emitOpError("expects at least one token of width > 0");
   return success();
 }
 
@@ -398,8 +400,8 @@ LogicalResult EmbeddingOp::verify() {
 LogicalResult LinearOp::verify() {
   ArrayRef<int64_t> in = shapeOf(getInput());
   ArrayRef<int64_t> w = shapeOf(getWeights());
-  if (in.empty())
-    return emitOpError("expects an input of rank >= 1");
+  if (in.size() < 2)
+    return emitOpError("expects an input of rank >= 2 ([..., d_in])");
   if (w.size() != 2 || w[0] != in.back())
     return emitOpError() << "expects weights of shape " << in.back()
                          << "xN ([d_in, d_out]) but got " << formatShape(w);

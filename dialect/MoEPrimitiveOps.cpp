@@ -78,7 +78,12 @@ LogicalResult NoisyTopKOp::verify() {
 
 LogicalResult LoadEstimateOp::verify() {
   ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
-  if (failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
+  if (getK() > clean[1])
+    return emitOpError() << "k = " << getK() << " exceeds the " << clean[1]
+                         << " experts";
+  if (failed(expectShape(*this, getNoiseLogits(), "noise logits", clean,
+                         "the clean logits' shape")) ||
+      failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
       failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[T, n]")) ||
       failed(expectShape(*this, getTopValues(), "top_values",
                          {clean[0], getK() + 1}, "[T, k + 1]")))

@@ -145,6 +145,11 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       break;
     }
     case GatingKind::threshold: {
+      // The thresholds learn through Eq. 8, which needs the batchwise mask.
+      if (!inference)
+        return op.emitOpError("threshold gating is for inference: train with "
+                              "batchwise gating, whose learned thresholds "
+                              "the inference pipeline uses");
       auto mask = b.create<ThresholdMaskOp>(loc,
                                             TypeRange{pb.i32({tokens + 1}),
                                                       pb.i32({tokens * n}),

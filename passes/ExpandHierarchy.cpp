@@ -54,6 +54,10 @@ struct ExpandHierarchyPass
              << stringifyGatingKind(gating)
              << " gating in hierarchical layers ranks examples per group "
                 "and is not lowered yet; use top_k or noisy_top_k";
+    if (op.getLosses() && op.getLosses()->getLoad().convertToDouble() > 0)
+      return op.emitOpError("the hierarchical load estimate (the paper's "
+                            "Load_H) is not lowered yet; balance with the "
+                            "importance loss");
     bool noisy = gating == GatingKind::noisy_top_k && !inference;
     std::optional<LossesAttr> losses = op.getLosses();
     if (inference)
@@ -79,8 +83,6 @@ struct ExpandHierarchyPass
                                   nextRngStream++, kNoiseEps);
     Value groupIds = pb.flatten(primary.getExpert());
     Value groupGates = pb.flatten(primary.getGate());
-    pb.loadLoss(primary, kPrimary, lossWeight(losses, &LossesAttr::getLoad),
-                auxTerms);
     pb.balanceLosses(groupIds, groupGates, groups, tokens, importanceWeight,
                      l2Weight, auxTerms);
 

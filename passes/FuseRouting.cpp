@@ -45,7 +45,9 @@ struct FuseNoisyRouting : public OpRewritePattern<NoisyTopKOp> {
       return rewriter.notifyMatchFailure(topK, "no noise: nothing to fuse");
     MatmulOp gateProduct = plainProduct(topK.getCleanLogits());
     MatmulOp noiseProduct = plainProduct(noise);
-    if (!gateProduct || !noiseProduct ||
+    // One product feeding both logits (gate and noise weights the same
+    // value, merged by CSE) would be replaced twice.
+    if (!gateProduct || !noiseProduct || gateProduct == noiseProduct ||
         gateProduct.getLhs() != noiseProduct.getLhs())
       return rewriter.notifyMatchFailure(
           topK, "logits are not x * W_gate and x * W_noise of one x");

@@ -164,7 +164,10 @@ def PlanBuffers : Pass<"moe-plan-buffers", "mlir::func::FuncOp"> {
     are placed first-fit, in definition order, into one arena, so a buffer
     reuses the space of tensors that died before it was born. An LSTM's
     saved state (gates and cells for the backward pass) is planned with its
-    output. `moe.adam_update` writes parameters and moments in place (it
+    output, and so is attention's (its keys, queries and weights). The
+    softmax's [tokens, vocab] logits are not planned: the kernel is
+    expected to work through them in row blocks. `moe.adam_update` writes
+    parameters and moments in place (it
     runs after every read of the old values), so its results take no
     space.
 
@@ -222,10 +225,10 @@ def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
     gate = primary gate * secondary gate, and the experts run as in a flat
     layer. A rank-3 input is routed as batch * time tokens.
 
-    Losses per level: the primary importance / L2 balance over groups and,
-    with noisy gating, the primary load; the secondary importance over all
-    experts with the composed gates (the paper's Importance_H). The
-    secondary load estimate is not lowered yet.
+    Losses per level: the primary importance / L2 balance over groups and
+    the importance over all experts with the composed gates (the paper's
+    Importance_H). The hierarchical load estimate (Load_H) is not lowered
+    yet: a load weight is reported as an error.
 
     Runs after moe-decompose (which leaves hierarchical layers alone); new
     RNG streams continue after the highest one in the function. Batchwise

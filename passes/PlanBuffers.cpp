@@ -54,6 +54,15 @@ int64_t savedStateBytes(Operation *op) {
     int64_t hidden = lstm.getInputWeights().getType().getDimSize(1) / 4;
     return alignUp(out[0] * out[1] * (6 * hidden + out[2]) * 4);
   }
+  if (auto attention = dyn_cast<AttentionOp>(op)) {
+    // tanh(xU) [B,Sx,E], tanh(yW) and the queries [B,Sy,E], the weights
+    // [B,Sy,Sx] (attentionWorkspaceSize).
+    ArrayRef<int64_t> src = attention.getSource().getType().getShape();
+    ArrayRef<int64_t> tgt = attention.getTarget().getType().getShape();
+    int64_t e = attention.getScoreWeights().getType().getDimSize(0);
+    return alignUp(src[0] * (src[1] * e + 2 * tgt[1] * e + tgt[1] * src[1]) *
+                   4);
+  }
   return 0;
 }
 
@@ -188,10 +197,11 @@ struct PlanBuffersPass
     }
     func->setAttr("moe.arena_bytes", b.getI64IntegerAttr(arena.size()));
     // A located remark, not an op remark: the summary without an IR dump.
-    emitRemark(func.getLoc()) << "moe-plan-buffers: " << buffers << " buffers, "
-                      << formatBytes(unshared) << " without reuse, arena "
-                      << formatBytes(arena.size()) << " (peak live "
-                      << formatBytes(peak) << ")";
+    emitRemark(func.getLoc())
+        << "moe-plan-buffers: " << buffers << " buffers, "
+        << formatBytes(unshared) << " without reuse, arena "
+        << formatBytes(arena.size()) << " (peak live " << formatBytes(peak)
+        << ")";
   }
 };
 

@@ -20,9 +20,29 @@ start=$(date +%s)
 cmake --build "$BUILD_DIR" -j "$JOBS"
 echo "== build took $(( $(date +%s) - start ))s"
 
-echo "== lit (compiler tests)"
-python3 "$(llvm-config-19 --prefix)/build/utils/lit/lit.py" -sv "$BUILD_DIR/test"
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
 
-echo "== ctest (unit tests)"
-cd "$BUILD_DIR"
-ctest --output-on-failure -j "$JOBS" -E '^lit$'
+echo "== lit (compiler tests)"
+lit_rc=0
+python3 "$(llvm-config-19 --prefix)/build/utils/lit/lit.py" -sv "$BUILD_DIR/test" \
+  2>&1 | tee "$LOGS/lit.log" || lit_rc=$?
+
+echo "== ctest (unit tests; CUDA tests skip without a GPU)"
+ctest_rc=0
+(cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS" -E '^lit$') \
+  2>&1 | tee "$LOGS/ctest.log" || ctest_rc=$?
+
+# One closing line over both suites.
+count() { { grep -Eo "$1" "$2" || true; } | grep -Eo '[0-9]+' | head -n 1 || true; }
+lit_passed=$(count 'Passed: *[0-9]+' "$LOGS/lit.log")
+lit_failed=$(count 'Failed: *[0-9]+' "$LOGS/lit.log")
+ctest_failed=$(count '[0-9]+ tests failed' "$LOGS/ctest.log")
+ctest_total=$(count 'out of [0-9]+' "$LOGS/ctest.log")
+skipped=$(grep -c '(Skipped)' "$LOGS/ctest.log" || true)
+passed=$(( ${lit_passed:-0} + ${ctest_total:-0} - ${ctest_failed:-0} - skipped ))
+failed=$(( ${lit_failed:-0} + ${ctest_failed:-0} ))
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [ "$lit_rc" -ne 0 ] || [ "$ctest_rc" -ne 0 ] || [ -z "${lit_passed:-}" ] || [ -z "${ctest_total:-}" ]; then
+  exit 1
+fi

@@ -112,15 +112,18 @@ func.func @hierarchical_untouched(%x: tensor<6x4xf32>, %pg: tensor<4x2xf32>, %sg
 
 // -----
 
-// Threshold gating (Eq. 7) routes each token to the experts whose logits
-// pass their thresholds: a data-dependent count, so assignments get room
-// for every (token, expert) pair and a row pointer says how many are used.
-// CHECK-LABEL: func.func @threshold_gating
-// CHECK: %[[CLEAN:.*]] = moe.matmul
-// CHECK: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %[[CLEAN]], %{{.*}} : (tensor<4x2xf32>, tensor<2xf32>) -> (tensor<5xi32>, tensor<8xi32>, tensor<8xf32>)
-// CHECK: moe.dispatch_plan %[[E]] rows %[[ROWS]] {num_experts = 2 : i64, tokens = 4 : i64}
-// CHECK: moe.combine %{{.*}}, %[[G]], %{{.*}} rows %[[ROWS]]
+// Threshold gating (Eq. 7) is for evaluation: its thresholds are trained by
+// Eq. 8 under batchwise gating. At inference each token keeps the experts
+// whose logits pass their thresholds: a data-dependent count, so the
+// assignments get room for every (token, expert) pair and a row pointer
+// says how many are used.
+// INFER-LABEL: func.func @threshold_gating
+// INFER: %[[CLEAN:.*]] = moe.matmul
+// INFER: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %[[CLEAN]], %{{.*}} : (tensor<4x2xf32>, tensor<2xf32>) -> (tensor<5xi32>, tensor<8xi32>, tensor<8xf32>)
+// INFER: moe.dispatch_plan %[[E]] rows %[[ROWS]] {num_experts = 2 : i64, tokens = 4 : i64}
+// INFER: moe.combine %{{.*}}, %[[G]], %{{.*}} rows %[[ROWS]]
 func.func @threshold_gating(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %t: tensor<2xf32>, %we: tensor<2x8x8xf32>) -> tensor<4x8xf32> {
+  // expected-error@+1 {{threshold gating is for inference: train with batchwise gating, whose learned thresholds the inference pipeline uses}}
   %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%we) {num_experts = 2 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
   return %y : tensor<4x8xf32>
 }

@@ -90,3 +90,18 @@ func.func @logits_escape(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<
   %p = moe.softmax %clean : tensor<6x4xf32>
   return %off, %p : tensor<5xi32>, tensor<6x4xf32>
 }
+
+// -----
+
+// One product feeding both the clean and the noise logits (the same weights
+// for both, merged by CSE) is not the pattern: left alone, not fused twice.
+// CHECK-LABEL: func.func @shared_product
+// CHECK: moe.noisy_top_k
+// CHECK-NOT: moe.fused_route
+func.func @shared_product(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) -> tensor<5xi32> {
+  %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %clean {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
+  %off, %pos, %tok = moe.dispatch_plan %ef {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return %off : tensor<5xi32>
+}

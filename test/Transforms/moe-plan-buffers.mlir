@@ -56,3 +56,18 @@ func.func @adam_in_place(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>
 // what reuse saves for the forward model and for the training step.
 // PAPER: remark: moe-plan-buffers: {{[0-9]+}} buffers, {{.*}} MiB without reuse, arena {{.*}} MiB
 // PAPER: remark: moe-plan-buffers: {{[0-9]+}} buffers, {{.*}} GiB without reuse, arena {{.*}} GiB
+
+// -----
+
+// Attention keeps tanh(xU), tanh(yW), the queries and the weights for its
+// backward pass: B * (Sx*E + 2*Sy*E + Sy*Sx) = 1 * (2*4 + 2*3*4 + 3*2) = 38
+// floats (152 B, 192 aligned) on top of the 3x8 context (96 B, 128
+// aligned): 320 bytes.
+// CHECK-LABEL: func.func @attention_state
+// CHECK-SAME: attributes {moe.arena_bytes = 320 : i64}
+// CHECK: moe.attention {{.*}}moe.offsets = array<i64: 0>
+// expected-remark@+1 {{moe-plan-buffers: 1 buffers, 0.3 KiB without reuse, arena 0.3 KiB (peak live 0.3 KiB)}}
+func.func @attention_state(%src: tensor<1x2x8xf32>, %tgt: tensor<1x3x8xf32>, %u: tensor<8x4xf32>, %w: tensor<8x4xf32>, %v: tensor<4xf32>) -> tensor<1x3x8xf32> {
+  %c = moe.attention %src, %tgt weights(%u, %w, %v) : (tensor<1x2x8xf32>, tensor<1x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<4xf32>) -> tensor<1x3x8xf32>
+  return %c : tensor<1x3x8xf32>
+}

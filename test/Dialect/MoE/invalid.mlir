@@ -461,8 +461,26 @@ func.func @embedding_i64_ids(%table: tensor<100x16xf32>, %ids: tensor<4x5xi64>) 
 
 // A scalar has no feature dimension to map.
 func.func @linear_scalar_input(%x: tensor<f32>, %w: tensor<1x4xf32>) {
-  // expected-error@+1 {{'moe.linear' op expects an input of rank >= 1}}
+  // expected-error@+1 {{'moe.linear' op expects an input of rank >= 2 ([..., d_in])}}
   %y = moe.linear %x, %w : (tensor<f32>, tensor<1x4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// A single vector is not a batch of rows: write it as [1, d_in].
+func.func @linear_vector_input(%x: tensor<8xf32>, %w: tensor<8x4xf32>) {
+  // expected-error@+1 {{'moe.linear' op expects an input of rank >= 2 ([..., d_in])}}
+  %y = moe.linear %x, %w : (tensor<8xf32>, tensor<8x4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// An empty batch has nothing to route (and no expert batch to form).
+func.func @moe_layer_no_tokens(%x: tensor<0x8xf32>, %wg: tensor<8x2xf32>, %we: tensor<2x8x8xf32>) {
+  // expected-error@+1 {{expects at least one token of width > 0}}
+  %y, %aux = moe.moe_layer %x gate(%wg) experts(%we) {num_experts = 2 : i64, k = 1 : i64, gating = #moe.gating<top_k>, expert = #moe.expert<linear>} : (tensor<0x8xf32>, tensor<8x2xf32>, tensor<2x8x8xf32>) -> (tensor<0x8xf32>, tensor<f32>)
   return
 }
 

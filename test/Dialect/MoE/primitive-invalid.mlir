@@ -331,3 +331,12 @@ func.func @compose_routes_grad_count(%pg: tensor<6xf32>, %pos: tensor<6xi32>, %s
   %dp, %ds = moe.compose_routes_grad %pg, %pos, %sg, %dg : (tensor<6xf32>, tensor<6xi32>, tensor<6x2xf32>, tensor<6xf32>) -> (tensor<6xf32>, tensor<6x2xf32>)
   return
 }
+
+// -----
+
+// The raw noise logits are per (token, expert), like the clean ones.
+func.func @load_noise_shape(%c: tensor<4x3xf32>, %n: tensor<2x2xf32>, %t: tensor<4x3xf32>) {
+  // expected-error@+1 {{expects noise logits of shape 4x3 (the clean logits' shape) but got 2x2}}
+  %l = moe.load_estimate %c, noise %n, %c, %c, %t {k = 2 : i64} : (tensor<4x3xf32>, tensor<2x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<3xf32>
+  return
+}
