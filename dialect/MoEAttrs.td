@@ -21,7 +21,8 @@ def MoE_GatingKind : I32EnumAttr<"GatingKind", "how the gate picks experts", [
     // Appendix A: top m = k|X|/n tokens per expert over the batch, with
     // learned thresholds for inference.
     I32EnumAttrCase<"batchwise", 3>,
-    // Eq. 7: keep expert i when its logit exceeds the learned threshold T_i.
+    // Eq. 7: keep expert i when its gate probability exceeds the learned
+    // threshold T_i.
     I32EnumAttrCase<"threshold", 4>,
   ]> {
   let cppNamespace = "::mlir::moe";

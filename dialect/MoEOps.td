@@ -34,8 +34,9 @@ def MoE_MoELayerOp : MoE_Op<"moe_layer", [AttrSizedOperandSegments]> {
     Operands:
     - `gate(W_g[, noise W_noise])`: gate weights `[d, n]`; `noisy_top_k`
       also takes noise weights `[d, n]`.
-    - `thresholds(T)`: per-expert thresholds `[n]`, required by `batchwise`
-      (learned through Eq. 8) and `threshold` gating.
+    - `thresholds(T)`: per-expert thresholds `[n]` on the gate
+      probabilities, required by `batchwise` (learned through Eq. 8) and
+      `threshold` gating.
     - `experts(...)`: `[n, d, d_out]` for `#moe.expert<linear>`;
       `[n, d, hidden]` and `[n, hidden, d_out]` for `#moe.expert<ffn>`.
 

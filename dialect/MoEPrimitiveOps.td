@@ -213,8 +213,10 @@ def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask", [
     DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Appendix A: top m tokens per expert over the batch";
   let description = [{
-    Keeps, for each expert (column of `logits` [T, n]), the m tokens with
-    the largest logits (ties to the lower token). Results: the 0/1 `mask`
+    Keeps, for each expert, the m tokens with the largest gate
+    probability G_sigma = softmax(logits) of the token (ties to the lower
+    token): the paper masks G_sigma (Eq. 3), and ranking probabilities is
+    not ranking logits across tokens. Results: the 0/1 `mask`
     [T, n], and the assignments token-major: `row_ptr` [T + 1], `expert`
     [n * m] and `gate` [n * m] (softmax over each token's kept logits).
 
@@ -236,10 +238,11 @@ def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask", [
 
 def MoE_ThresholdMaskOp : MoE_Op<"threshold_mask", [
     DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
-  let summary = "Eq. 7: keep expert i when its logit exceeds threshold T_i";
+  let summary = "Eq. 7: keep expert i when its probability exceeds T_i";
   let description = [{
     The inference-time replacement of the batchwise mask: each token keeps
-    the experts whose logits exceed the learned per-expert thresholds, so
+    the experts whose gate probability softmax(logits) exceeds the learned
+    per-expert threshold (a probability), so
     the number of assignments depends on the data. Assignments are written
     token-major into buffers of `tokens * n` entries (every token could
     pass every threshold, and no token is dropped); `row_ptr[T]` is the
@@ -265,8 +268,9 @@ def MoE_BatchwiseThresholdLossOp : MoE_Op<"batchwise_threshold_loss", [
     DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "Eq. 8: trains thresholds to imitate the batchwise mask";
   let description = [{
-    L = sum_x sum_i (Mthreshold(x, T)_i - Mbatchwise(X, m)_x,i) (X_x,i - T_i).
-    The logits are treated as constants: the loss trains the thresholds.
+    L = sum_x sum_i (Mthreshold(x, T)_i - Mbatchwise(X, m)_x,i) (X_x,i - T_i)
+    with X = softmax(logits), the gate probabilities. X is treated as a
+    constant: the loss trains the thresholds.
 
     ```mlir
     %l = moe.batchwise_threshold_loss %logits, %mask, %thresholds
