@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialect/MoEOps.h"
+#include "dialect/VerifierUtils.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -68,35 +69,8 @@ static std::string formatNumber(double value) {
 }
 
 //===----------------------------------------------------------------------===//
-// Shape helpers
+// Shape helpers (formatShape, shapeOf, expectShape: dialect/VerifierUtils.h)
 //===----------------------------------------------------------------------===//
-
-/// "512x8" for a shape, "scalar" for rank 0.
-static std::string formatShape(ArrayRef<int64_t> shape) {
-  if (shape.empty())
-    return "scalar";
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  llvm::interleave(shape, os, "x");
-  return text;
-}
-
-static ArrayRef<int64_t> shapeOf(Value value) {
-  return cast<RankedTensorType>(value.getType()).getShape();
-}
-
-/// Emits "expects <what> of shape <expected> (<meaning>) but got <actual>"
-/// unless `value` has the expected shape.
-static LogicalResult expectShape(Operation *op, Value value, StringRef what,
-                                 ArrayRef<int64_t> expected,
-                                 StringRef meaning) {
-  ArrayRef<int64_t> actual = shapeOf(value);
-  if (actual == expected)
-    return success();
-  return op->emitOpError() << "expects " << what << " of shape "
-                           << formatShape(expected) << " (" << meaning
-                           << ") but got " << formatShape(actual);
-}
 
 /// `shape` with its last dimension replaced by `last`.
 static SmallVector<int64_t> withLastDim(ArrayRef<int64_t> shape, int64_t last) {
@@ -260,6 +234,18 @@ static LogicalResult verifyInputRank(Operation *op, Value input) {
   return success();
 }
 
+/// The experts' weights, then the output shape and loss settings that
+/// depend on them (shared by flat and hierarchical layers).
+static LogicalResult
+verifyExpertsAndOutput(Operation *op, ExpertAttr expert, ValueRange weights,
+                       int64_t numExperts, int64_t d, Value input, Value output,
+                       GatingKind gating, std::optional<LossesAttr> losses) {
+  FailureOr<int64_t> dOut = verifyExperts(op, expert, weights, numExperts, d);
+  if (failed(dOut))
+    return failure();
+  return verifyLayerIO(op, input, output, *dOut, gating, losses);
+}
+
 //===----------------------------------------------------------------------===//
 // MoELayerOp
 //===----------------------------------------------------------------------===//
@@ -285,12 +271,8 @@ LogicalResult MoELayerOp::verify() {
                     "[num_experts]"};
   if (failed(verifyGatingLevel(*this, gating, level, numTokens(in))))
     return failure();
-  FailureOr<int64_t> dOut =
-      verifyExperts(*this, getExpert(), getExpertWeights(), n, d);
-  if (failed(dOut))
-    return failure();
-  return verifyLayerIO(*this, getInput(), getOutput(), *dOut, gating,
-                       getLosses());
+  return verifyExpertsAndOutput(*this, getExpert(), getExpertWeights(), n, d,
+                                getInput(), getOutput(), gating, getLosses());
 }
 
 //===----------------------------------------------------------------------===//
@@ -342,12 +324,8 @@ LogicalResult HierarchicalMoELayerOp::verify() {
                         "[groups, num_experts / groups]"};
   if (failed(verifyGatingLevel(*this, gating, secondary, /*tokens=*/0)))
     return failure();
-  FailureOr<int64_t> dOut =
-      verifyExperts(*this, getExpert(), getExpertWeights(), n, d);
-  if (failed(dOut))
-    return failure();
-  return verifyLayerIO(*this, getInput(), getOutput(), *dOut, gating,
-                       getLosses());
+  return verifyExpertsAndOutput(*this, getExpert(), getExpertWeights(), n, d,
+                                getInput(), getOutput(), gating, getLosses());
 }
 
 //===----------------------------------------------------------------------===//

@@ -169,10 +169,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
                          op.getExpert().getAct());
     y = pb.activate(y, op.getOutputAct());
 
-    op.getOutput().replaceAllUsesWith(
-        pb.expandRows(y, cast<RankedTensorType>(op.getOutput().getType())));
-    op.getAuxLoss().replaceAllUsesWith(pb.sumLosses(auxTerms));
-    op.erase();
+    pb.replaceLayer(op, y, auxTerms);
     return success();
   }
 

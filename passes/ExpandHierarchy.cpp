@@ -116,10 +116,7 @@ struct ExpandHierarchyPass
     Value y = pb.experts(x, composed.getExpert(), composed.getGate(), Value(),
                          n, op.getExpertWeights(), op.getExpert().getAct());
     y = pb.activate(y, op.getOutputAct());
-    op.getOutput().replaceAllUsesWith(
-        pb.expandRows(y, cast<RankedTensorType>(op.getOutput().getType())));
-    op.getAuxLoss().replaceAllUsesWith(pb.sumLosses(auxTerms));
-    op.erase();
+    pb.replaceLayer(op, y, auxTerms);
     return success();
   }
 

@@ -165,6 +165,15 @@ public:
                                plan.getPosition(), rowPtr, tokens);
   }
 
+  /// Replaces a layer's two results, its output (from rows `y` [T, d_out])
+  /// and its auxiliary loss (the sum of `auxTerms`), and erases the layer.
+  void replaceLayer(Operation *layer, Value y, ArrayRef<Value> auxTerms) {
+    auto type = cast<RankedTensorType>(layer->getResult(0).getType());
+    layer->getResult(0).replaceAllUsesWith(expandRows(y, type));
+    layer->getResult(1).replaceAllUsesWith(sumLosses(auxTerms));
+    layer->erase();
+  }
+
   OpBuilder b;
   Location loc;
 };
