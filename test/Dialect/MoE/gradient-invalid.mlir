@@ -105,3 +105,74 @@ func.func @grouped_grad_weights(%b: tensor<6x4xf32>, %w: tensor<2x4x4xf32>, %o: 
   %0:2 = moe.grouped_matmul_grad %b, %w, %o, %b : (tensor<6x4xf32>, tensor<2x4x4xf32>, tensor<3xi32>, tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<2x4x5xf32>)
   return
 }
+
+// -----
+
+// The softmax backward needs the forward probabilities of the same shape.
+func.func @softmax_grad_type(%p: tensor<4x3xf32>, %dp: tensor<4x2xf32>) {
+  // expected-error@+1 {{failed to verify that all of {probs, d_probs, d_logits} have same type}}
+  %d = moe.softmax_grad %p, %dp : (tensor<4x3xf32>, tensor<4x2xf32>) -> tensor<4x3xf32>
+  return
+}
+
+// -----
+
+// Load gradients land on the clean and raw noise logits, both [T, n].
+func.func @load_estimate_grad_type(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %t: tensor<4x3xf32>, %d: tensor<3xf32>) {
+  // expected-error@+1 {{failed to verify that all of {clean_logits, noise_logits, d_clean_logits, d_noise_logits} have same type}}
+  %a:2 = moe.load_estimate_grad %c, %r, %c, %c, %t, %d {k = 2 : i64} : (tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<3xf32>) -> (tensor<4x3xf32>, tensor<4x2xf32>)
+  return
+}
+
+// -----
+
+// Eq. 8 trains one threshold per expert.
+func.func @threshold_loss_grad_type(%l: tensor<4x3xf32>, %t: tensor<3xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{failed to verify that all of {thresholds, d_thresholds} have same type}}
+  %d = moe.batchwise_threshold_loss_grad %l, %l, %t, %s : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<3xf32>, tensor<f32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// CV^2 and Eq. 5 gradients have the shape of their vector.
+func.func @cv_squared_grad_type(%v: tensor<3xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{failed to verify that all of {values, d_values} have same type}}
+  %d = moe.cv_squared_grad %v, %s {weight = 1.0 : f32} : (tensor<3xf32>, tensor<f32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @l2_balance_grad_type(%v: tensor<3xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{failed to verify that all of {importance, d_importance} have same type}}
+  %d = moe.l2_balance_grad %v, %s {tokens = 4 : i64, weight = 1.0 : f32} : (tensor<3xf32>, tensor<f32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// The gate gradient of combine is per assignment, like the gates.
+func.func @combine_grad_type(%y: tensor<6x4xf32>, %g: tensor<6xf32>, %p: tensor<6xi32>, %dy: tensor<3x4xf32>) {
+  // expected-error@+1 {{failed to verify that all of {gate, d_gate} have same type}}
+  %a:2 = moe.combine_grad %y, %g, %p, %dy {tokens = 3 : i64} : (tensor<6x4xf32>, tensor<6xf32>, tensor<6xi32>, tensor<3x4xf32>) -> (tensor<6x4xf32>, tensor<3xf32>)
+  return
+}
+
+// -----
+
+// Attention gradients have the types of the values they differentiate.
+func.func @attention_grad_type(%x: tensor<1x2x4xf32>, %u: tensor<4x3xf32>, %v: tensor<3xf32>) {
+  // expected-error@+1 {{failed to verify that all of {score_weights, d_score_weights} have same type}}
+  %a:5 = moe.attention_grad %x, %x, %u, %u, %v, %x, %x : (tensor<1x2x4xf32>, tensor<1x2x4xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<3xf32>, tensor<1x2x4xf32>, tensor<1x2x4xf32>) -> (tensor<1x2x4xf32>, tensor<1x2x4xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// The output layer's gradients match its weights and bias.
+func.func @softmax_ce_grad_type(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tensor<5x4xf32>, %b: tensor<5xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{failed to verify that all of {bias, d_bias} have same type}}
+  %a:3 = moe.softmax_cross_entropy_grad %h, %t, %w, %b, %s : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>) -> (tensor<2x4xf32>, tensor<5x4xf32>, tensor<4xf32>)
+  return
+}

@@ -340,3 +340,48 @@ func.func @load_noise_shape(%c: tensor<4x3xf32>, %n: tensor<2x2xf32>, %t: tensor
   %l = moe.load_estimate %c, noise %n, %c, %c, %t {k = 2 : i64} : (tensor<4x3xf32>, tensor<2x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<3xf32>
   return
 }
+
+// -----
+
+// Row softmax keeps the logits' shape.
+func.func @softmax_shape(%l: tensor<4x3xf32>) {
+  // expected-error@+1 {{'moe.softmax' op requires the same type for all operands and results}}
+  %p = "moe.softmax"(%l) : (tensor<4x3xf32>) -> tensor<4x4xf32>
+  return
+}
+
+// -----
+
+// CV^2 summarises a vector (importance or load) into a scalar loss.
+func.func @cv_squared_matrix(%v: tensor<4x3xf32>) {
+  // expected-error@+1 {{'moe.cv_squared' op operand #0 must be 1D tensor of 32-bit float values}}
+  %l = moe.cv_squared %v {weight = 1.0 : f32} : (tensor<4x3xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Eq. 5 needs the batch size to turn importance into mean gates.
+func.func @l2_balance_no_tokens(%v: tensor<4xf32>) {
+  // expected-error@+1 {{'moe.l2_balance' op attribute 'tokens' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %l = moe.l2_balance %v {tokens = 0 : i64, weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Scaling keeps the type.
+func.func @scale_type(%x: tensor<4xf32>) {
+  // expected-error@+1 {{'moe.scale' op requires the same type for all operands and results}}
+  %y = "moe.scale"(%x) {factor = 2.0 : f32} : (tensor<4xf32>) -> tensor<5xf32>
+  return
+}
+
+// -----
+
+// Gradient accumulation adds values of one type.
+func.func @add_mismatch(%a: tensor<4xf32>, %b: tensor<5xf32>) {
+  // expected-error@+1 {{'moe.add' op requires the same type for all operands and results}}
+  %c = "moe.add"(%a, %b) : (tensor<4xf32>, tensor<5xf32>) -> tensor<4xf32>
+  return
+}
