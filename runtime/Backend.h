@@ -157,19 +157,22 @@ public:
                               float *probs) = 0;
   virtual void softmaxBackward(int64_t T, int64_t n, const float *probs,
                                const float *dProbs, float *dLogits) = 0;
-  /// Batchwise mask (Appendix A, Eq. 6): for each expert keep the top m
-  /// tokens of column i of `logits` [T,n] (ties: lower token index). Writes
-  /// mask [T,n] (0/1) and the assignment form: rowPtr [T+1], expert [n*m]
-  /// (sorted by expert within a token) and gate [n*m] = softmax of the kept
-  /// logits of the token (tokens with no expert get an empty row).
+  /// Batchwise mask (Appendix A, Eq. 6): for each expert i keep the top m
+  /// tokens of column i of the router probabilities p [T,n] = softmax of
+  /// each row of `logits` [T,n] (X = G_sigma(x) of Eq. 3; ties: lower token
+  /// index). Writes mask [T,n] (0/1) and the assignment form: rowPtr [T+1],
+  /// expert [n*m] (sorted by expert within a token) and gate [n*m] = softmax
+  /// of the kept logits of the token, i.e. p renormalised over the kept
+  /// experts (tokens with no expert get an empty row).
   virtual void batchwiseMaskForward(int64_t T, int64_t n, int64_t m,
                                     const float *logits, float *mask,
                                     int32_t *rowPtr, int32_t *expert,
                                     float *gate) = 0;
   /// Threshold mask (Eq. 7) for inference: keep expert i of token x when
-  /// logits[x,i] > thresholds[i]. Writes mask [T,n], rowPtr [T+1] and the
-  /// assignments (expert/gate, capacity T*n); returns A through numAssigned
-  /// (host pointer).
+  /// p[x,i] = softmax(logits[x,:])[i] > thresholds[i] (thresholds on the
+  /// probability scale). Writes mask [T,n], rowPtr [T+1] and the assignments
+  /// (expert/gate as in batchwiseMaskForward, capacity T*n); returns A
+  /// through numAssigned (host pointer).
   virtual void thresholdMaskForward(int64_t T, int64_t n, const float *logits,
                                     const float *thresholds, float *mask,
                                     int32_t *rowPtr, int32_t *expert,
@@ -180,8 +183,10 @@ public:
                                   const int32_t *expert, const float *gate,
                                   const float *dGate, float *dLogits) = 0;
   /// Eq. 8: L = sum_x sum_i (Mthr(x,T)_i - Mbw_x,i) (X_x,i - T_i), written
-  /// to loss[0]. Backward: dThresholds [n] = -dLoss * sum_x (Mthr - Mbw)
-  /// (written). X is treated as a constant: the loss trains the thresholds.
+  /// to loss[0], with X = softmax of each row of `logits` (the router
+  /// probabilities, as in the masks) and Mthr = [X > T_i]. Backward:
+  /// dThresholds [n] = -dLoss * sum_x (Mthr - Mbw) (written). X is treated
+  /// as a constant: the loss trains the thresholds.
   virtual void batchwiseThresholdLossForward(int64_t T, int64_t n,
                                              const float *logits,
                                              const float *batchMask,

@@ -1,7 +1,9 @@
 //===- Routing.cu - CUDA gating kernels (router math in f32) --------------===//
 //
 // Noisy top-k gating, the smooth load estimator, dense softmax gating, the
-// batchwise and threshold masks of Appendix A, and the balancing losses.
+// batchwise and threshold masks of Appendix A with their threshold loss (on
+// the per-token softmax probabilities of the logits, computed into a scratch
+// buffer by the softmax kernel), and the balancing losses.
 //
 // Top-k selection orders a row by (value descending, index ascending), the
 // CPU's tie rule. Values are compared through an order-preserving map to
@@ -503,6 +505,21 @@ __global__ void __launch_bounds__(G::kBlock)
     dLogits[t * n + i] = y[i] * (dy[i] - dot);
 }
 
+/// The router probabilities X = G_sigma(x) [T, n] = softmax of each row of
+/// logits (Eq. 3), which the batchwise mask ranks (Eq. 6), the threshold
+/// mask compares with its thresholds (Eq. 7) and the threshold loss
+/// measures (Eq. 8). Same kernel as softmaxForward.
+DeviceBuffer<float> routerProbabilities(const Context &ctx, int64_t T,
+                                        int64_t n, const float *logits) {
+  DeviceBuffer<float> probs(ctx.stream, T * n);
+  forRowLength(n, [&](auto group) {
+    using G = decltype(group);
+    MOE_LAUNCH(softmaxForwardKernel<G>, dim3(rowGrid<G>(T)), dim3(G::kBlock), 0,
+               ctx.stream, T, n, logits, probs.get());
+  });
+  return probs;
+}
+
 //===----------------------------------------------------------------------===//
 // Masks in assignment form
 //===----------------------------------------------------------------------===//
@@ -535,10 +552,11 @@ __global__ void scatterBatchwiseKernel(int64_t n, int64_t m,
   }
 }
 
-__global__ void thresholdMaskKernel(int64_t T, int64_t n, const float *logits,
+/// mask[t, i] = 1 when the router probability probs[t, i] > thresholds[i].
+__global__ void thresholdMaskKernel(int64_t T, int64_t n, const float *probs,
                                     const float *thresholds, float *mask) {
   MOE_GRID_STRIDE(q, T * n) {
-    mask[q] = logits[q] > thresholds[q % n] ? 1.0f : 0.0f;
+    mask[q] = probs[q] > thresholds[q % n] ? 1.0f : 0.0f;
   }
 }
 
@@ -639,24 +657,25 @@ __global__ void __launch_bounds__(WarpPerRow::kBlock)
 // Losses and statistics
 //===----------------------------------------------------------------------===//
 
-/// (Mthr - Mbw)(x, i) * (X - T_i) of Eq. 8, element q of [T, n].
+/// (Mthr - Mbw)(x, i) * (X - T_i) of Eq. 8, element q of [T, n], with X
+/// the router probabilities.
 struct ThresholdLossTerm {
-  const float *logits, *batchMask, *thresholds;
+  const float *probs, *batchMask, *thresholds;
   int64_t n;
   __device__ float operator()(int64_t q) const {
-    float x = logits[q], thr = thresholds[q % n];
+    float x = probs[q], thr = thresholds[q % n];
     float thresholdMask = x > thr ? 1.0f : 0.0f;
     return (thresholdMask - batchMask[q]) * (x - thr);
   }
 };
 
-/// Mthr - Mbw at (t, i).
+/// Mthr - Mbw at (t, i), Mthr from the router probabilities.
 struct MaskDifference {
-  const float *logits, *batchMask, *thresholds;
+  const float *probs, *batchMask, *thresholds;
   int64_t n;
   __device__ float operator()(int64_t t, int64_t i) const {
     int64_t q = t * n + i;
-    return (logits[q] > thresholds[i] ? 1.0f : 0.0f) - batchMask[q];
+    return (probs[q] > thresholds[i] ? 1.0f : 0.0f) - batchMask[q];
   }
 };
 
@@ -854,10 +873,12 @@ void CudaBackend::batchwiseMaskForward(int64_t T, int64_t n, int64_t m,
   MOE_CUDA_CHECK(cudaMemsetAsync(
       mask, 0, static_cast<size_t>(T * n) * sizeof(float), ctx.stream));
   if (m > 0) {
-    // Columns become rows so that the selection reads contiguous memory.
+    // Tokens are ranked by their probabilities; the columns of those become
+    // rows so that the selection reads contiguous memory.
+    DeviceBuffer<float> probs = routerProbabilities(ctx, T, n, logits);
     DeviceBuffer<float> columns(ctx.stream, n * T);
     MOE_LAUNCH(transposeKernel, dim3(ceilDiv(T, 32), ceilDiv(n, 32)),
-               dim3(32, 8), 0, ctx.stream, T, n, logits, columns.get());
+               dim3(32, 8), 0, ctx.stream, T, n, probs.get(), columns.get());
     DeviceBuffer<int32_t> cand(ctx.stream, n * m);
     selectTopK(ctx, n, T, m, columns.get(), /*sorted=*/false, cand.get());
     MOE_LAUNCH(scatterBatchwiseKernel, dim3(gridFor(n * m)),
@@ -880,9 +901,10 @@ void CudaBackend::thresholdMaskForward(int64_t T, int64_t n,
       *numAssigned = 0;
     return;
   }
+  DeviceBuffer<float> probs = routerProbabilities(ctx, T, n, logits);
   MOE_LAUNCH(thresholdMaskKernel, dim3(gridFor(T * n)),
-             dim3(kElementwiseThreads), 0, ctx.stream, T, n, logits, thresholds,
-             mask);
+             dim3(kElementwiseThreads), 0, ctx.stream, T, n, probs.get(),
+             thresholds, mask);
   maskToAssignments(ctx, T, n, logits, mask, rowPtr, expert, gate);
   if (numAssigned)
     *numAssigned = readInt(ctx, rowPtr + T);
@@ -909,16 +931,20 @@ void CudaBackend::batchwiseThresholdLossForward(int64_t T, int64_t n,
                                                 const float *thresholds,
                                                 float *loss) {
   checkRouterShape("batchwiseThresholdLossForward", T, n);
-  deterministicSum(*ctx_, T * n,
-                   ThresholdLossTerm{logits, batchMask, thresholds, n}, 1.0f,
-                   loss);
+  const Context &ctx = *ctx_;
+  DeviceBuffer<float> probs = routerProbabilities(ctx, T, n, logits);
+  deterministicSum(ctx, T * n,
+                   ThresholdLossTerm{probs.get(), batchMask, thresholds, n},
+                   1.0f, loss);
 }
 
 void CudaBackend::batchwiseThresholdLossBackward(
     int64_t T, int64_t n, const float *logits, const float *batchMask,
     const float *thresholds, float dLoss, float *dThresholds) {
   checkRouterShape("batchwiseThresholdLossBackward", T, n);
-  columnSum(*ctx_, T, n, MaskDifference{logits, batchMask, thresholds, n},
+  const Context &ctx = *ctx_;
+  DeviceBuffer<float> probs = routerProbabilities(ctx, T, n, logits);
+  columnSum(ctx, T, n, MaskDifference{probs.get(), batchMask, thresholds, n},
             -dLoss, /*accumulate=*/false, dThresholds);
 }
 

@@ -2,8 +2,9 @@
 //
 // The router of the MoE layer on the CPU: noisy top-k gating with the smooth
 // load estimator, dense softmax gating, the batchwise and threshold masks of
-// Appendix A with their threshold loss, and the importance / CV^2 / L2
-// balancing losses. Templates over the scalar type: the backend runs them in
+// Appendix A with their threshold loss (all three on the per-token softmax
+// probabilities of the logits, as in the paper), and the importance / CV^2 /
+// L2 balancing losses. Templates over the scalar type: the backend runs them in
 // float, the gradient tests in double.
 //
 // Parallelism is over tokens (rows). Sums over tokens (load, importance, the
@@ -412,6 +413,17 @@ void softmaxBackward(int64_t numTokens, int64_t n, const T *probs,
 // Batchwise and threshold masks (Appendix A)
 //===----------------------------------------------------------------------===//
 
+/// The router probabilities X = G_sigma(x) = softmax(logits) per row (Eq. 3),
+/// which the batchwise mask ranks (Eq. 6), the threshold mask compares with
+/// its thresholds (Eq. 7) and the threshold loss measures (Eq. 8).
+template <typename T>
+std::vector<T> routerProbabilities(int64_t numTokens, int64_t n,
+                                   const T *logits) {
+  std::vector<T> probs(static_cast<size_t>(numTokens * n));
+  softmaxForward(numTokens, n, logits, probs.data());
+  return probs;
+}
+
 /// From a 0/1 mask [T,n], writes the assignment form: rowPtr [T+1], the
 /// kept experts of each token in increasing order and their gates = softmax
 /// of the kept logits.
@@ -456,9 +468,11 @@ void maskToAssignments(int64_t numTokens, int64_t n, const T *logits,
   }
 }
 
-/// Batchwise mask (Eq. 6): for each expert, keep the m tokens with the
-/// largest logit in its column (ties: lower token index), then the
-/// assignment form as in maskToAssignments. Exactly n*m assignments.
+/// Batchwise mask (Eq. 6): for each expert i, keep the m tokens with the
+/// largest probability p[t,i] = softmax(logits[t,:])[i] in its column (ties:
+/// lower token index), then the assignment form as in maskToAssignments
+/// (gates = softmax of the kept logits, i.e. p renormalised over the kept
+/// experts). Exactly n*m assignments.
 template <typename T>
 void batchwiseMaskForward(int64_t numTokens, int64_t n, int64_t m,
                           const T *logits, T *mask, int32_t *rowPtr,
@@ -469,39 +483,45 @@ void batchwiseMaskForward(int64_t numTokens, int64_t n, int64_t m,
         "batchwiseMaskForward: m = " + std::to_string(m) +
         " is not in [0, numTokens]");
   std::fill(mask, mask + numTokens * n, T(0));
-  std::vector<int32_t> chosen(static_cast<size_t>(n * m));
+  if (m > 0) {
+    std::vector<T> probs = routerProbabilities(numTokens, n, logits);
+    std::vector<int32_t> chosen(static_cast<size_t>(n * m));
 #pragma omp parallel if (numTokens * n > kRoutingParallelGrain)
-  {
-    std::vector<T> column(static_cast<size_t>(numTokens));
-    std::vector<int32_t> order(static_cast<size_t>(numTokens));
+    {
+      std::vector<T> column(static_cast<size_t>(numTokens));
+      std::vector<int32_t> order(static_cast<size_t>(numTokens));
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t t = 0; t < numTokens; ++t)
-        column[t] = logits[t * n + i];
-      std::iota(order.begin(), order.end(), 0);
-      std::nth_element(order.begin(), order.begin() + m, order.end(),
-                       DescendingByValue<T>{column.data()});
-      std::copy(order.begin(), order.begin() + m, chosen.begin() + i * m);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t t = 0; t < numTokens; ++t)
+          column[t] = probs[t * n + i];
+        std::iota(order.begin(), order.end(), 0);
+        std::nth_element(order.begin(), order.begin() + m, order.end(),
+                         DescendingByValue<T>{column.data()});
+        std::copy(order.begin(), order.begin() + m, chosen.begin() + i * m);
+      }
     }
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < m; ++j)
+        mask[chosen[i * m + j] * n + i] = T(1);
   }
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < m; ++j)
-      mask[chosen[i * m + j] * n + i] = T(1);
   maskToAssignments(numTokens, n, logits, mask, rowPtr, expert, gate);
 }
 
-/// Threshold mask (Eq. 7): keep expert i of token t when logits > thr[i];
-/// writes the assignment form and the number of assignments.
+/// Threshold mask (Eq. 7): keep expert i of token t when p[t,i] =
+/// softmax(logits[t,:])[i] > thr[i] (thresholds on the probability scale);
+/// writes the assignment form (gates = softmax of the kept logits) and the
+/// number of assignments.
 template <typename T>
 void thresholdMaskForward(int64_t numTokens, int64_t n, const T *logits,
                           const T *thresholds, T *mask, int32_t *rowPtr,
                           int32_t *expert, T *gate, int64_t *numAssigned) {
   checkRouterShape("thresholdMaskForward", numTokens, n);
+  std::vector<T> probs = routerProbabilities(numTokens, n, logits);
 #pragma omp parallel for if (numTokens * n > kRoutingParallelGrain)            \
     schedule(static)
   for (int64_t t = 0; t < numTokens; ++t)
     for (int64_t i = 0; i < n; ++i)
-      mask[t * n + i] = logits[t * n + i] > thresholds[i] ? T(1) : T(0);
+      mask[t * n + i] = probs[t * n + i] > thresholds[i] ? T(1) : T(0);
   maskToAssignments(numTokens, n, logits, mask, rowPtr, expert, gate);
   if (numAssigned)
     *numAssigned = rowPtr[numTokens];
@@ -527,17 +547,18 @@ void maskedGateBackward(int64_t numTokens, int64_t n, const int32_t *rowPtr,
   }
 }
 
-/// Eq. 8: loss[0] = sum_t sum_i (Mthr - Mbw) * (X - thr_i) with Mthr =
-/// [X > thr_i].
+/// Eq. 8: loss[0] = sum_t sum_i (Mthr - Mbw) * (X - thr_i) with X = p[t,i]
+/// = softmax(logits[t,:])[i] and Mthr = [X > thr_i].
 template <typename T>
 void batchwiseThresholdLossForward(int64_t numTokens, int64_t n,
                                    const T *logits, const T *batchMask,
                                    const T *thresholds, T *loss) {
   checkRouterShape("batchwiseThresholdLossForward", numTokens, n);
+  std::vector<T> probs = routerProbabilities(numTokens, n, logits);
   std::vector<T> perExpert(static_cast<size_t>(n));
   auto addRow = [&](int64_t t, double *acc) {
     for (int64_t i = 0; i < n; ++i) {
-      T x = logits[t * n + i];
+      T x = probs[t * n + i];
       T diff = (x > thresholds[i] ? T(1) : T(0)) - batchMask[t * n + i];
       acc[i] += diff * (x - thresholds[i]);
     }
@@ -549,16 +570,18 @@ void batchwiseThresholdLossForward(int64_t numTokens, int64_t n,
   loss[0] = static_cast<T>(sum);
 }
 
-/// dThresholds[i] = -dLoss * sum_t (Mthr - Mbw) (written); X is constant.
+/// dThresholds[i] = -dLoss * sum_t (Mthr - Mbw) (written), Mthr = [p[t,i] >
+/// thr_i] as in the forward pass; X = p is constant.
 template <typename T>
 void batchwiseThresholdLossBackward(int64_t numTokens, int64_t n,
                                     const T *logits, const T *batchMask,
                                     const T *thresholds, T dLoss,
                                     T *dThresholds) {
   checkRouterShape("batchwiseThresholdLossBackward", numTokens, n);
+  std::vector<T> probs = routerProbabilities(numTokens, n, logits);
   auto addRow = [&](int64_t t, double *acc) {
     for (int64_t i = 0; i < n; ++i)
-      acc[i] += (logits[t * n + i] > thresholds[i] ? 1.0 : 0.0) -
+      acc[i] += (probs[t * n + i] > thresholds[i] ? 1.0 : 0.0) -
                 static_cast<double>(batchMask[t * n + i]);
   };
   deterministicColumnSums(numTokens, n, addRow, dThresholds);

@@ -130,6 +130,56 @@ std::vector<float> tiedValues(size_t count, uint32_t seed) {
   return v;
 }
 
+/// Router logits [T, n] whose tokens repeat `distinct` random rows: equal
+/// rows have bit-identical softmax probabilities on either backend, so every
+/// column of the probabilities has groups of exact ties (permuted rows would
+/// tie only mathematically, the two backends rounding them differently).
+std::vector<float> repeatedRows(int64_t T, int64_t n, int64_t distinct,
+                                uint32_t seed) {
+  std::vector<float> pool = randomVector(distinct * n, seed, -2.0, 2.0);
+  std::vector<float> pick = randomVector(T, seed + 1, 0.0, double(distinct));
+  std::vector<float> v(T * n);
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t row = std::min<int64_t>(int64_t(pick[t]), distinct - 1);
+    std::copy_n(pool.begin() + row * n, n, v.begin() + t * n);
+  }
+  return v;
+}
+
+/// Thresholds on the probability scale for the router `logits` [T, n]: the
+/// one of expert i lies in the middle of the widest gap between consecutive
+/// sorted probabilities of column i near rank T/4 .. 3T/4, so the
+/// ulp-level differences between the CPU and CUDA softmax cannot flip a
+/// comparison with it. T >= 2.
+std::vector<float>
+thresholdsBetweenProbabilities(const std::vector<float> &logits, int64_t T,
+                               int64_t n) {
+  std::vector<double> p(T * n);
+  for (int64_t t = 0; t < T; ++t) {
+    const float *x = logits.data() + t * n;
+    double maxValue = *std::max_element(x, x + n), sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      sum += std::exp(double(x[i]) - maxValue);
+    for (int64_t i = 0; i < n; ++i)
+      p[t * n + i] = std::exp(double(x[i]) - maxValue) / sum;
+  }
+  std::vector<float> thresholds(n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<double> column(T);
+    for (int64_t t = 0; t < T; ++t)
+      column[t] = p[t * n + i];
+    std::sort(column.begin(), column.end());
+    int64_t target = T / 4 + (i * 37) % std::max<int64_t>(1, T / 2);
+    int64_t best = std::min(target, T - 2);
+    for (int64_t r = std::max<int64_t>(0, target - 4);
+         r <= std::min(target + 4, T - 2); ++r)
+      if (column[r + 1] - column[r] > column[best + 1] - column[best])
+        best = r;
+    thresholds[i] = float(0.5 * (column[best] + column[best + 1]));
+  }
+  return thresholds;
+}
+
 /// f32 tolerances of kernels without long sums.
 constexpr double kRtol = 1e-5, kAtol = 1e-6;
 
@@ -465,15 +515,16 @@ struct MaskCase {
 
 TEST_F(CudaEquality, BatchwiseMask) {
   // Warp selection (T <= 256) and radix selection (T > 256), m = 0, m = T,
-  // ties between tokens of one column.
+  // ties between tokens of one column (of the probabilities, which both
+  // backends rank).
   const MaskCase cases[] = {{100, 8, 25, false}, {1000, 16, 250, false},
                             {300, 5, 0, false},  {40, 6, 40, false},
                             {500, 4, 77, true},  {1, 3, 1, false},
                             {64, 33, 9, true}};
   for (const MaskCase &c : cases) {
     int64_t T = c.T, n = c.n, m = c.m, A = n * m;
-    auto logits =
-        twin(c.ties ? tiedValues(T * n, 23) : randomVector(T * n, 23, -4, 4));
+    auto logits = twin(c.ties ? repeatedRows(T, n, 7, 23)
+                              : randomVector(T * n, 23, -4, 4));
     auto mask = output<float>(T * n), gate = output<float>(A);
     auto rowPtr = output<int32_t>(T + 1), expert = output<int32_t>(A);
     for (bool onGpu : {false, true}) {
@@ -494,8 +545,9 @@ TEST_F(CudaEquality, BatchwiseMask) {
 TEST_F(CudaEquality, ThresholdMaskAndMaskedGateBackward) {
   for (int64_t n : {5, 40, 1500}) {
     const int64_t T = 77;
-    auto logits = twin(randomVector(T * n, 24, -2, 2));
-    auto thresholds = twin(randomVector(n, 25, -0.5, 1.5));
+    std::vector<float> logitsHost = randomVector(T * n, 24, -2, 2);
+    auto logits = twin(logitsHost);
+    auto thresholds = twin(thresholdsBetweenProbabilities(logitsHost, T, n));
     auto mask = output<float>(T * n), gate = output<float>(T * n);
     auto rowPtr = output<int32_t>(T + 1), expert = output<int32_t>(T * n);
     int64_t assigned[2] = {-1, -1};
@@ -537,12 +589,13 @@ TEST_F(CudaEquality, ThresholdMaskAndMaskedGateBackward) {
 
 TEST_F(CudaEquality, BatchwiseThresholdLoss) {
   const int64_t T = 513, n = 12;
-  auto logits = twin(randomVector(T * n, 27, -2, 2));
+  std::vector<float> logitsHost = randomVector(T * n, 27, -2, 2);
+  auto logits = twin(logitsHost);
   std::vector<float> maskHost = randomVector(T * n, 28, 0, 1);
   for (float &x : maskHost)
     x = x < 0.3f ? 1.0f : 0.0f;
   auto mask = twin(maskHost);
-  auto thresholds = twin(randomVector(n, 29));
+  auto thresholds = twin(thresholdsBetweenProbabilities(logitsHost, T, n));
   auto loss = output<float>(1), dThr = output<float>(n);
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;

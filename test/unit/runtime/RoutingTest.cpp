@@ -2,9 +2,9 @@
 //
 // Forward kernels are compared with straightforward re-implementations of
 // their definitions (full sorts, "k-th largest of the other experts", masks
-// built column by column); every backward is checked in double against
-// central differences of sum(out * w) for random w, with inputs drawn away
-// from ties so that the selection is locally constant.
+// built column by column from the softmax probabilities); every backward is
+// checked in double against central differences of sum(out * w) for random w,
+// with inputs drawn away from ties so that the selection is locally constant.
 //
 //===----------------------------------------------------------------------===//
 
@@ -446,8 +446,44 @@ TEST(Softmax, GradientMatchesFiniteDifferences) {
 // Batchwise and threshold masks
 //===----------------------------------------------------------------------===//
 
+/// The router probabilities X = G_sigma(x) of Eq. 3 by the definition:
+/// softmax(logits[t,:]) per token, which the masks (Eq. 6, 7) and the
+/// threshold loss (Eq. 8) work on.
+std::vector<double> referenceProbabilities(int64_t T, int64_t n,
+                                           const std::vector<double> &logits) {
+  std::vector<double> p(T * n);
+  for (int64_t t = 0; t < T; ++t) {
+    double maxValue = -kInf, sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      maxValue = std::max(maxValue, logits[t * n + i]);
+    for (int64_t i = 0; i < n; ++i)
+      sum += std::exp(logits[t * n + i] - maxValue);
+    for (int64_t i = 0; i < n; ++i)
+      p[t * n + i] = std::exp(logits[t * n + i] - maxValue) / sum;
+  }
+  return p;
+}
+
+/// The batchwise mask of Eq. 6 by the definition: column i keeps the first
+/// m tokens of a full sort of p[:,i] (descending, ties by lower index).
+std::vector<double> referenceBatchwiseMask(int64_t T, int64_t n, int64_t m,
+                                           const std::vector<double> &logits) {
+  std::vector<double> p = referenceProbabilities(T, n, logits);
+  std::vector<double> mask(T * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<double> column(T);
+    for (int64_t t = 0; t < T; ++t)
+      column[t] = p[t * n + i];
+    std::vector<int32_t> order = sortedOrder(column.data(), T);
+    for (int64_t j = 0; j < m; ++j)
+      mask[order[j] * n + i] = 1.0;
+  }
+  return mask;
+}
+
 /// Checks rowPtr / expert / gate against a 0/1 mask: the kept experts of
-/// each token in increasing order, gates = softmax of their logits.
+/// each token in increasing order, gates = softmax of their logits (Eq. 3:
+/// the probabilities renormalised over the kept experts).
 void expectAssignmentsMatchMask(int64_t T, int64_t n,
                                 const std::vector<double> &logits,
                                 const std::vector<double> &mask,
@@ -473,7 +509,7 @@ void expectAssignmentsMatchMask(int64_t T, int64_t n,
   }
 }
 
-TEST(BatchwiseMask, KeepsTheTopMTokensOfEveryExpert) {
+TEST(BatchwiseMask, KeepsTheTopMProbabilitiesOfEveryExpert) {
   struct Case {
     int64_t T, n, m;
     bool ties;
@@ -485,64 +521,132 @@ TEST(BatchwiseMask, KeepsTheTopMTokensOfEveryExpert) {
     SCOPED_TRACE(testing::Message() << "T=" << c.T << " n=" << c.n
                                     << " m=" << c.m << " ties=" << c.ties);
     auto logits = randomVector<double>(c.T * c.n, 21, -3.0, 3.0);
-    if (c.ties) // Quarter steps: many equal values per column.
-      for (double &x : logits)
-        x = std::round(x * 4) / 4;
+    if (c.ties) {
+      // Tokens repeat six distinct rows: equal rows have bit-identical
+      // probabilities, so every column has groups of exact ties.
+      std::vector<double> pool(logits.begin(), logits.begin() + 6 * c.n);
+      auto pick = randomVector<double>(c.T, 34, 0.0, 6.0);
+      for (int64_t t = 0; t < c.T; ++t)
+        std::copy_n(pool.begin() + int64_t(pick[t]) * c.n, c.n,
+                    logits.begin() + t * c.n);
+    }
     std::vector<double> mask(c.T * c.n, -1.0), gate(c.n * c.m);
     std::vector<int32_t> rowPtr(c.T + 1), expert(c.n * c.m);
     rt::cpu::batchwiseMaskForward<double>(c.T, c.n, c.m, logits.data(),
                                           mask.data(), rowPtr.data(),
                                           expert.data(), gate.data());
-    std::vector<double> expected(c.T * c.n, 0.0);
     for (int64_t i = 0; i < c.n; ++i) {
-      std::vector<double> column(c.T);
-      for (int64_t t = 0; t < c.T; ++t)
-        column[t] = logits[t * c.n + i];
-      std::vector<int32_t> order = sortedOrder(column.data(), c.T);
       int64_t kept = 0;
       for (int64_t t = 0; t < c.T; ++t)
         kept += mask[t * c.n + i] == 1.0;
       EXPECT_EQ(kept, c.m) << "expert " << i;
-      for (int64_t j = 0; j < c.m; ++j)
-        expected[order[j] * c.n + i] = 1.0;
     }
-    EXPECT_EQ(mask, expected);
+    EXPECT_EQ(mask, referenceBatchwiseMask(c.T, c.n, c.m, logits));
     EXPECT_EQ(rowPtr[c.T], c.n * c.m);
     expectAssignmentsMatchMask(c.T, c.n, logits, mask, rowPtr, expert, gate);
   }
 }
 
-TEST(ThresholdMask, KeepsLogitsAboveTheThresholds) {
+TEST(BatchwiseMask, RanksTokensByProbabilityAsInAppendixA) {
+  // Token A has logits [2, 0] (p = .88 / .12), token B [3, 3] (p = .5 / .5).
+  // Ranked by logits, B would take both experts; by the probabilities
+  // X = G_sigma(x) of Eq. 6, expert 0 takes A and expert 1 takes B.
+  int64_t T = 2, n = 2, m = 1;
+  for (double shiftB : {0.0, 100.0}) {
+    // A constant added to a token's logits changes neither its
+    // probabilities nor its gates.
+    SCOPED_TRACE(testing::Message() << "shiftB=" << shiftB);
+    std::vector<double> logits = {2.0, 0.0, 3.0 + shiftB, 3.0 + shiftB};
+    std::vector<double> mask(T * n), gate(n * m);
+    std::vector<int32_t> rowPtr(T + 1), expert(n * m);
+    rt::cpu::batchwiseMaskForward<double>(T, n, m, logits.data(), mask.data(),
+                                          rowPtr.data(), expert.data(),
+                                          gate.data());
+    EXPECT_EQ(mask, (std::vector<double>{1, 0, 0, 1}));
+    EXPECT_EQ(rowPtr, (std::vector<int32_t>{0, 1, 2}));
+    EXPECT_EQ(expert, (std::vector<int32_t>{0, 1}));
+    EXPECT_EQ(gate, (std::vector<double>{1.0, 1.0}));
+
+    // Eq. 7 on the same probabilities: at 0.6 only A's expert 0 passes; at
+    // 0.3 B keeps both experts with gates .5 / .5.
+    std::vector<double> thrMask(T * n), thrGate(T * n);
+    std::vector<int32_t> thrRowPtr(T + 1), thrExpert(T * n);
+    int64_t numAssigned = -1;
+    std::vector<double> high = {0.6, 0.6}, low = {0.3, 0.3};
+    rt::cpu::thresholdMaskForward<double>(
+        T, n, logits.data(), high.data(), thrMask.data(), thrRowPtr.data(),
+        thrExpert.data(), thrGate.data(), &numAssigned);
+    EXPECT_EQ(thrMask, (std::vector<double>{1, 0, 0, 0}));
+    EXPECT_EQ(numAssigned, 1);
+    EXPECT_EQ(thrRowPtr, (std::vector<int32_t>{0, 1, 1}));
+    rt::cpu::thresholdMaskForward<double>(
+        T, n, logits.data(), low.data(), thrMask.data(), thrRowPtr.data(),
+        thrExpert.data(), thrGate.data(), &numAssigned);
+    EXPECT_EQ(thrMask, (std::vector<double>{1, 0, 1, 1}));
+    EXPECT_EQ(numAssigned, 3);
+    EXPECT_EQ(std::vector<int32_t>(thrExpert.begin(), thrExpert.begin() + 3),
+              (std::vector<int32_t>{0, 0, 1}));
+    EXPECT_EQ(thrGate[0], 1.0);
+    EXPECT_EQ(thrGate[1], 0.5);
+    EXPECT_EQ(thrGate[2], 0.5);
+
+    // Eq. 8 with the batchwise mask above and thresholds 0.6: the masks
+    // differ only at (B, 1), where X = .5: L = -(.5 - .6) = .1 and
+    // dL/dT_1 = -sum_t (Mthr - Mbw) = 1.
+    double loss = -1;
+    rt::cpu::batchwiseThresholdLossForward<double>(
+        T, n, logits.data(), mask.data(), high.data(), &loss);
+    EXPECT_NEAR(loss, 0.1, 1e-15);
+    std::vector<double> dThresholds(n, 7.0);
+    rt::cpu::batchwiseThresholdLossBackward<double>(
+        T, n, logits.data(), mask.data(), high.data(), 2.0, dThresholds.data());
+    EXPECT_EQ(dThresholds, (std::vector<double>{0.0, 2.0}));
+  }
+}
+
+TEST(ThresholdMask, KeepsProbabilitiesAboveTheThresholds) {
   for (auto [T, n] : {std::pair<int64_t, int64_t>{1, 1}, {23, 6}, {400, 50}}) {
+    SCOPED_TRACE(testing::Message() << "T=" << T << " n=" << n);
     auto logits = randomVector<double>(T * n, 22, -2.0, 2.0);
-    auto thresholds = randomVector<double>(n, 23, -1.0, 2.5);
+    // On the probability scale, around the uniform 1 / n.
+    auto thresholds = randomVector<double>(n, 23, 0.3 / n, 2.0 / n);
     std::vector<double> mask(T * n), gate(T * n);
     std::vector<int32_t> rowPtr(T + 1), expert(T * n);
     int64_t numAssigned = -1;
     rt::cpu::thresholdMaskForward<double>(
         T, n, logits.data(), thresholds.data(), mask.data(), rowPtr.data(),
         expert.data(), gate.data(), &numAssigned);
+    std::vector<double> p = referenceProbabilities(T, n, logits);
     int64_t expectedCount = 0;
     for (int64_t t = 0; t < T; ++t)
       for (int64_t i = 0; i < n; ++i) {
-        bool keep = logits[t * n + i] > thresholds[i];
-        EXPECT_EQ(mask[t * n + i], keep ? 1.0 : 0.0);
+        bool keep = p[t * n + i] > thresholds[i];
+        EXPECT_EQ(mask[t * n + i], keep ? 1.0 : 0.0) << t << "," << i;
         expectedCount += keep;
       }
     EXPECT_EQ(numAssigned, expectedCount);
+    if (n > 1) { // Some entries pass, some do not.
+      EXPECT_GT(expectedCount, 0);
+      EXPECT_LT(expectedCount, T * n);
+    }
     expectAssignmentsMatchMask(T, n, logits, mask, rowPtr, expert, gate);
   }
 }
 
 TEST(MaskedGateBackward, GradientMatchesFiniteDifferences) {
-  // Batchwise routing: tokens with zero, one and several experts.
+  // Batchwise routing with m = 3 over four experts. Tokens 2-5 put p ~ .9
+  // on one expert, tokens 1 and 6-8 p ~ .5 on two; each expert is the
+  // favourite of one single and two double tokens, which are its top three.
+  // Token 0 (p ~ .25 everywhere) is nobody's choice: tokens with zero, one
+  // and two experts, every column with a wide gap at rank m.
   int64_t T = 9, n = 4, m = 3;
-  auto logits = randomVector<double>(T * n, 24, -2.0, 2.0);
-  // Token 0 is nobody's choice, token 1 everybody's.
-  for (int64_t i = 0; i < n; ++i) {
-    logits[i] = -5.0 - 0.1 * i;
-    logits[n + i] = 5.0 + 0.1 * i;
-  }
+  const int32_t favourites[9][2] = {{-1, -1}, {0, 1}, {0, -1}, {1, -1}, {2, -1},
+                                    {3, -1},  {2, 3}, {0, 2},  {1, 3}};
+  auto logits = randomVector<double>(T * n, 24, -0.2, 0.2);
+  for (int64_t t = 0; t < T; ++t)
+    for (int32_t e : favourites[t])
+      if (e >= 0)
+        logits[t * n + e] += favourites[t][1] >= 0 ? 4.0 : 3.0;
   auto w = randomVector<double>(n * m, 25);
   std::vector<double> mask(T * n), gate(n * m);
   std::vector<int32_t> rowPtr(T + 1), expert(n * m);
@@ -554,8 +658,8 @@ TEST(MaskedGateBackward, GradientMatchesFiniteDifferences) {
   };
   std::vector<double> numeric = numericGradient(forward, logits);
   forward(logits);
-  ASSERT_EQ(rowPtr[1], 0);
-  ASSERT_EQ(rowPtr[2], n);
+  std::vector<int32_t> expectedRowPtr = {0, 0, 2, 3, 4, 5, 6, 8, 10, 12};
+  ASSERT_EQ(rowPtr, expectedRowPtr);
   std::vector<double> dLogits(T * n, 99.0);
   rt::cpu::maskedGateBackward<double>(T, n, rowPtr.data(), expert.data(),
                                       gate.data(), w.data(), dLogits.data());
@@ -565,14 +669,17 @@ TEST(MaskedGateBackward, GradientMatchesFiniteDifferences) {
 TEST(BatchwiseThresholdLoss, MatchesEquation8AndItsGradient) {
   int64_t T = 31, n = 5, m = 6;
   auto logits = randomVector<double>(T * n, 26, -2.0, 2.0);
-  // Thresholds at midpoints between sorted logits stay clear of every kink.
+  std::vector<double> p = referenceProbabilities(T, n, logits);
+  // Thresholds at midpoints between sorted probabilities stay clear of
+  // every kink.
   std::vector<double> thresholds(n);
   for (int64_t i = 0; i < n; ++i) {
     std::vector<double> column;
     for (int64_t t = 0; t < T; ++t)
-      column.push_back(logits[t * n + i]);
+      column.push_back(p[t * n + i]);
     std::sort(column.begin(), column.end());
     int64_t r = 10 + 3 * i;
+    ASSERT_GT(column[r + 1] - column[r], 1e-4) << i;
     thresholds[i] = 0.5 * (column[r] + column[r + 1]);
   }
   std::vector<double> mask(T * n), gate(n * m);
@@ -586,15 +693,18 @@ TEST(BatchwiseThresholdLoss, MatchesEquation8AndItsGradient) {
                                                    mask.data(), thr.data(), &l);
     return l;
   };
-  double expected = 0;
+  // X = p (Eq. 8); the logits would give another value.
+  double expected = 0, onLogits = 0;
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < n; ++i) {
-      double x = logits[t * n + i];
-      expected += ((x > thresholds[i] ? 1.0 : 0.0) - mask[t * n + i]) *
-                  (x - thresholds[i]);
+      double x = p[t * n + i], thr = thresholds[i], mbw = mask[t * n + i];
+      expected += ((x > thr ? 1.0 : 0.0) - mbw) * (x - thr);
+      double l = logits[t * n + i];
+      onLogits += ((l > thr ? 1.0 : 0.0) - mbw) * (l - thr);
     }
   EXPECT_NEAR(loss(thresholds), expected, 1e-12);
   EXPECT_GT(expected, 0.0); // The masks disagree: the loss is not trivial.
+  EXPECT_GT(std::fabs(expected - onLogits), 1e-3);
 
   double dLoss = 1.7;
   std::vector<double> dThresholds(n, 5.0);
@@ -605,6 +715,48 @@ TEST(BatchwiseThresholdLoss, MatchesEquation8AndItsGradient) {
   for (double &g : numeric)
     g *= dLoss;
   expectAllClose(dThresholds, numeric, 1e-6, 1e-8, "dThresholds");
+}
+
+TEST(BatchwiseMask, ResultsDoNotDependOnTheThreadCount) {
+  // Large enough for the parallel paths and several column-sum blocks.
+  int64_t T = 700, n = 64, m = 20;
+  auto logits = randomVector<float>(T * n, 35, -3.0, 3.0);
+  auto thresholds = randomVector<float>(n, 36, 0.005, 0.03);
+  auto run = [&](int threads) {
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    std::vector<float> mask(T * n), gate(n * m), thrMask(T * n), thrGate(T * n),
+        loss(1), dThresholds(n);
+    std::vector<int32_t> rowPtr(T + 1), expert(n * m), thrRowPtr(T + 1),
+        thrExpert(T * n);
+    int64_t numAssigned = 0;
+    rt::cpu::batchwiseMaskForward<float>(T, n, m, logits.data(), mask.data(),
+                                         rowPtr.data(), expert.data(),
+                                         gate.data());
+    rt::cpu::thresholdMaskForward<float>(
+        T, n, logits.data(), thresholds.data(), thrMask.data(),
+        thrRowPtr.data(), thrExpert.data(), thrGate.data(), &numAssigned);
+    rt::cpu::batchwiseThresholdLossForward<float>(
+        T, n, logits.data(), mask.data(), thresholds.data(), loss.data());
+    rt::cpu::batchwiseThresholdLossBackward<float>(
+        T, n, logits.data(), mask.data(), thresholds.data(), 0.5f,
+        dThresholds.data());
+    omp_set_num_threads(saved);
+    std::vector<float> all = mask;
+    thrGate.resize(numAssigned);
+    for (const auto *v : {&gate, &thrMask, &thrGate, &loss, &dThresholds})
+      all.insert(all.end(), v->begin(), v->end());
+    for (const auto *v : {&rowPtr, &expert, &thrRowPtr})
+      for (int32_t x : *v)
+        all.push_back(float(x));
+    for (int64_t a = 0; a < numAssigned; ++a)
+      all.push_back(float(thrExpert[a]));
+    return all;
+  };
+  std::vector<float> first = run(1), again = run(1), parallel = run(3);
+  ASSERT_EQ(first.size(), parallel.size());
+  EXPECT_EQ(std::memcmp(first.data(), again.data(), 4 * first.size()), 0);
+  EXPECT_EQ(std::memcmp(first.data(), parallel.data(), 4 * first.size()), 0);
 }
 
 //===----------------------------------------------------------------------===//
