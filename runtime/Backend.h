@@ -17,6 +17,9 @@
 //    and threshold gating give a variable number of experts per token. The
 //    dispatch plan sorts assignments into expert-major segments.
 //  * Every kernel is deterministic: same inputs give bit-identical outputs.
+//  * Index inputs (token ids, targets, expert ids, row pointers) are checked
+//    by the CPU backend, which throws; the CUDA backend trusts them, so the
+//    caller validates data (ids < vocab) before it reaches a GPU.
 //
 //===----------------------------------------------------------------------===//
 

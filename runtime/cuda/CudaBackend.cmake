@@ -3,9 +3,11 @@
 # whose objects go into moe_runtime, so the one runtime library carries both
 # backends.
 
-# One architecture by default keeps nvcc time moderate; the H100/H200 are
-# sm_90a. CMAKE_CUDA_ARCHITECTURES, when given, wins (e.g. "80;90a").
-set(MOE_CUDA_ARCHITECTURES "90a" CACHE STRING
+# One architecture by default keeps nvcc time moderate: sm_90 (H100/H200)
+# plus its PTX, which newer GPUs can JIT (the code needs no sm_90a-only
+# feature, and sm_90a PTX would not JIT elsewhere).
+# CMAKE_CUDA_ARCHITECTURES, when given, wins (e.g. "80;90").
+set(MOE_CUDA_ARCHITECTURES "90" CACHE STRING
   "CUDA architectures of the backend when CMAKE_CUDA_ARCHITECTURES is unset")
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
   set(CMAKE_CUDA_ARCHITECTURES ${MOE_CUDA_ARCHITECTURES})

@@ -14,6 +14,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include <limits>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -333,10 +334,10 @@ CudaBackend::~CudaBackend() {
 std::string CudaBackend::name() const { return "cuda"; }
 
 void *CudaBackend::alloc(size_t bytes) {
-  if (bytes == 0)
-    return nullptr;
+  // As on the CPU, an empty tensor still gets a unique non-null block: null
+  // means "operand absent" to several kernels.
   void *ptr = nullptr;
-  MOE_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  MOE_CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(bytes, 256)));
   return ptr;
 }
 
@@ -365,6 +366,19 @@ void CudaBackend::copyToHost(void *dst, const void *src, size_t bytes) {
 void CudaBackend::copyDevice(void *dst, const void *src, size_t bytes) {
   if (bytes == 0)
     return;
+  auto d = reinterpret_cast<uintptr_t>(dst), s = reinterpret_cast<uintptr_t>(src);
+  if (d < s + bytes && s < d + bytes && d != s) {
+    // Overlapping views of one buffer (allowed, as memmove on the CPU):
+    // device-to-device copies are undefined then, so go through scratch.
+    void *scratch = nullptr;
+    MOE_CUDA_CHECK(cudaMallocAsync(&scratch, bytes, ctx_->stream));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(scratch, src, bytes,
+                                   cudaMemcpyDeviceToDevice, ctx_->stream));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(dst, scratch, bytes,
+                                   cudaMemcpyDeviceToDevice, ctx_->stream));
+    MOE_CUDA_CHECK(cudaFreeAsync(scratch, ctx_->stream));
+    return;
+  }
   MOE_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_->stream));
 }
@@ -402,8 +416,16 @@ bool cudaBackendCompiled() { return true; }
 
 int cudaDeviceCount() {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+  cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) {
     // No driver or no device: not an error for the caller, just no GPU.
+    // Say why once, so an old driver is not mistaken for a missing GPU.
+    static bool reported = false;
+    if (!reported && error != cudaErrorNoDevice) {
+      std::fprintf(stderr, "moe-runtime: no usable CUDA device: %s\n",
+                   cudaGetErrorString(error));
+      reported = true;
+    }
     (void)cudaGetLastError();
     return 0;
   }

@@ -434,8 +434,14 @@ __global__ void __launch_bounds__(WarpPerRow::kBlock)
       continue;
     bool inTop = noisy[idx] > vIn;
     float thr = inTop ? vIn : vOut;
+    // As on the CPU: no gradient past an infinite threshold (k = n), and
+    // none where the density underflows (avoids inf * 0).
+    if (!isfinite(thr))
+      continue;
     float u = (clean[idx] - thr) / s;
     float g = dLoad[i] * kInvSqrt2Pi * expf(-0.5f * u * u) / s;
+    if (g == 0.0f)
+      continue;
     dClean[idx] += g;
     dRawNoise[idx] -= g * u * sigmoidf(rawNoise[idx]);
     if (inTop)
