@@ -24,4 +24,4 @@ llvm_config.with_environment("FILECHECK_OPTS", "--enable-var-scope")
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["moe-opt"], tool_dirs)
+llvm_config.add_tool_substitutions(["moe-opt", "moe-translate"], tool_dirs)
