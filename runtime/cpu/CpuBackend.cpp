@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/CpuBackend.h"
+#include "runtime/Checks.h"
 
 #include "runtime/cpu/kernels/Blas.h"
 
@@ -68,12 +69,7 @@ void CpuBackend::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *A, int64_t lda, const float *B,
                       int64_t ldb, float beta, float *C, int64_t ldc,
                       GemmPrecision) {
-  if (m < 0 || n < 0 || k < 0)
-    throw std::invalid_argument("gemm: negative dimension");
-  if (ldc < std::max<int64_t>(n, 1) ||
-      lda < std::max<int64_t>(transA ? m : k, 1) ||
-      ldb < std::max<int64_t>(transB ? k : n, 1))
-    throw std::invalid_argument("gemm: leading dimension too small");
+  checkGemmShape(transA, transB, m, n, k, lda, ldb, ldc);
   // Precision is a GPU tensor-core choice; the CPU always computes in f32.
   cpu::gemm<float>(transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C,
                    ldc);

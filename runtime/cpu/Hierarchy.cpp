@@ -15,9 +15,9 @@ void CpuBackend::composeRoutesForward(
     const int32_t *primaryExpert, const float *primaryGate,
     const int32_t *position, const int32_t *secondaryExpert,
     const float *secondaryGate, int32_t *expert, float *gate) {
-  cpu::composeRoutesForward(A1, k, expertsPerGroup, primaryExpert,
-                            primaryGate, position, secondaryExpert,
-                            secondaryGate, expert, gate);
+  cpu::composeRoutesForward(A1, k, expertsPerGroup, primaryExpert, primaryGate,
+                            position, secondaryExpert, secondaryGate, expert,
+                            gate);
 }
 
 void CpuBackend::composeRoutesBackward(int64_t A1, int64_t k,
@@ -26,8 +26,8 @@ void CpuBackend::composeRoutesBackward(int64_t A1, int64_t k,
                                        const float *secondaryGate,
                                        const float *dGate, float *dPrimaryGate,
                                        float *dSecondaryGate) {
-  cpu::composeRoutesBackward(A1, k, primaryGate, position, secondaryGate,
-                             dGate, dPrimaryGate, dSecondaryGate);
+  cpu::composeRoutesBackward(A1, k, primaryGate, position, secondaryGate, dGate,
+                             dPrimaryGate, dSecondaryGate);
 }
 
 } // namespace moe::rt

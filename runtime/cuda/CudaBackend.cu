@@ -7,14 +7,15 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Checks.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
 #include "runtime/cuda/Gemm.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
 
-#include <limits>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -366,7 +367,8 @@ void CudaBackend::copyToHost(void *dst, const void *src, size_t bytes) {
 void CudaBackend::copyDevice(void *dst, const void *src, size_t bytes) {
   if (bytes == 0)
     return;
-  auto d = reinterpret_cast<uintptr_t>(dst), s = reinterpret_cast<uintptr_t>(src);
+  auto d = reinterpret_cast<uintptr_t>(dst),
+       s = reinterpret_cast<uintptr_t>(src);
   if (d < s + bytes && s < d + bytes && d != s) {
     // Overlapping views of one buffer (allowed, as memmove on the CPU):
     // device-to-device copies are undefined then, so go through scratch.
@@ -398,12 +400,7 @@ void CudaBackend::gemm(bool transA, bool transB, int64_t m, int64_t n,
                        int64_t k, float alpha, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float beta, float *C,
                        int64_t ldc, GemmPrecision precision) {
-  if (m < 0 || n < 0 || k < 0)
-    throw std::invalid_argument("gemm: negative dimension");
-  if (ldc < std::max<int64_t>(n, 1) ||
-      lda < std::max<int64_t>(transA ? m : k, 1) ||
-      ldb < std::max<int64_t>(transB ? k : n, 1))
-    throw std::invalid_argument("gemm: leading dimension too small");
+  checkGemmShape(transA, transB, m, n, k, lda, ldb, ldc);
   gpu::gemm(*ctx_, transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
             precision);
 }

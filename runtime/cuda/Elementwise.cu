@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Checks.h"
 #include "runtime/Philox.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
@@ -65,17 +66,6 @@ __global__ void dropoutKernel(const float *x, float *y, int64_t count,
   }
 }
 
-void checkCount(const char *kernel, int64_t count) {
-  if (count < 0)
-    throw std::invalid_argument(std::string(kernel) + ": negative count");
-}
-
-void checkRate(const char *kernel, float rate) {
-  if (!(rate >= 0.0f && rate < 1.0f))
-    throw std::invalid_argument(std::string(kernel) +
-                                ": dropout rate must be in [0, 1)");
-}
-
 } // namespace
 
 void CudaBackend::add(const float *a, const float *b, float *y, int64_t count) {
@@ -119,7 +109,7 @@ void CudaBackend::reluBackward(const float *y, const float *dy, float *dx,
 void CudaBackend::dropoutForward(const float *x, float *y, int64_t count,
                                  float rate, uint64_t seed, uint64_t counter) {
   checkCount("dropoutForward", count);
-  checkRate("dropoutForward", rate);
+  checkDropoutRate("dropoutForward", rate);
   MOE_LAUNCH(dropoutKernel, dim3(gridFor((count + 3) / 4)),
              dim3(kElementwiseThreads), 0, ctx_->stream, x, y, count, rate,
              1.0f / (1.0f - rate), seed, counter);
@@ -128,7 +118,7 @@ void CudaBackend::dropoutForward(const float *x, float *y, int64_t count,
 void CudaBackend::dropoutBackward(const float *dy, float *dx, int64_t count,
                                   float rate, uint64_t seed, uint64_t counter) {
   checkCount("dropoutBackward", count);
-  checkRate("dropoutBackward", rate);
+  checkDropoutRate("dropoutBackward", rate);
   MOE_LAUNCH(dropoutKernel, dim3(gridFor((count + 3) / 4)),
              dim3(kElementwiseThreads), 0, ctx_->stream, dy, dx, count, rate,
              1.0f / (1.0f - rate), seed, counter);

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Checks.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
 
@@ -32,10 +33,11 @@ __global__ void composeRoutesForwardKernel(
   }
 }
 
-__global__ void composeRoutesBackwardKernel(
-    int64_t assignments, int64_t k, const float *primaryGate,
-    const int32_t *position, const float *secondaryGate, const float *dGate,
-    float *dPrimaryGate, float *dSecondaryGate) {
+__global__ void
+composeRoutesBackwardKernel(int64_t assignments, int64_t k,
+                            const float *primaryGate, const int32_t *position,
+                            const float *secondaryGate, const float *dGate,
+                            float *dPrimaryGate, float *dSecondaryGate) {
   MOE_GRID_STRIDE(a, assignments) {
     int64_t row = position[a];
     float sum = 0.0f;
@@ -47,12 +49,6 @@ __global__ void composeRoutesBackwardKernel(
   }
 }
 
-void checkComposeShape(const char *kernel, int64_t assignments, int64_t k) {
-  if (assignments < 0 || k < 1)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": needs A1 >= 0 and k >= 1");
-}
-
 } // namespace
 
 void CudaBackend::composeRoutesForward(
@@ -62,17 +58,16 @@ void CudaBackend::composeRoutesForward(
     const float *secondaryGate, int32_t *expert, float *gate) {
   checkComposeShape("composeRoutesForward", A1, k);
   MOE_LAUNCH(composeRoutesForwardKernel, dim3(gridFor(A1)),
-             dim3(kElementwiseThreads), 0, ctx_->stream, A1, k,
-             expertsPerGroup, primaryExpert, primaryGate, position,
-             secondaryExpert, secondaryGate, expert, gate);
+             dim3(kElementwiseThreads), 0, ctx_->stream, A1, k, expertsPerGroup,
+             primaryExpert, primaryGate, position, secondaryExpert,
+             secondaryGate, expert, gate);
 }
 
 void CudaBackend::composeRoutesBackward(int64_t A1, int64_t k,
                                         const float *primaryGate,
                                         const int32_t *position,
                                         const float *secondaryGate,
-                                        const float *dGate,
-                                        float *dPrimaryGate,
+                                        const float *dGate, float *dPrimaryGate,
                                         float *dSecondaryGate) {
   checkComposeShape("composeRoutesBackward", A1, k);
   MOE_LAUNCH(composeRoutesBackwardKernel, dim3(gridFor(A1)),

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Checks.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
 
@@ -35,13 +36,7 @@ __global__ void adamKernel(int64_t count, float *param, const float *grad,
 void CudaBackend::adamUpdate(int64_t count, float *param, const float *grad,
                              float *m, float *v, float lr, int64_t step,
                              const AdamConfig &config) {
-  if (count < 0)
-    throw std::invalid_argument("adamUpdate: negative count");
-  if (step < 1)
-    throw std::invalid_argument("adamUpdate: step is 1-based");
-  if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 &&
-        config.beta2 < 1))
-    throw std::invalid_argument("adamUpdate: betas must be in [0, 1)");
+  checkAdam(count, step, config);
   // Inverse bias corrections 1 / (1 - beta^step), once per call in double
   // (beta2^step loses float precision long before training ends).
   double s = static_cast<double>(step);

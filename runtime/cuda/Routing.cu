@@ -17,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Checks.h"
 #include "runtime/Philox.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
@@ -347,20 +348,6 @@ __global__ void __launch_bounds__(WarpPerRow::kBlock)
       dRawNoise[idx] = dh * z * sigmoidf(rawNoise[idx]);
     }
   }
-}
-
-void checkRouterShape(const char *kernel, int64_t T, int64_t n) {
-  if (T < 0 || n < 1)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": need T >= 0 and n >= 1");
-}
-
-void checkTopK(const char *kernel, int64_t T, int64_t n, int64_t k) {
-  checkRouterShape(kernel, T, n);
-  if (k < 1 || k > n)
-    throw std::invalid_argument(
-        std::string(kernel) + ": k = " + std::to_string(k) +
-        " is not in [1, n = " + std::to_string(n) + "]");
 }
 
 //===----------------------------------------------------------------------===//

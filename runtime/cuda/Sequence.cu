@@ -18,6 +18,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/Checks.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
 #include "runtime/cuda/Gemm.cuh"
@@ -95,16 +96,6 @@ __global__ void lstmCellBackwardKernel(int64_t B, int64_t S, int64_t H,
   }
 }
 
-void checkLstm(const char *kernel, int64_t B, int64_t S, int64_t dIn, int64_t H,
-               int64_t P, const float *proj) {
-  if (B < 0 || S < 0 || dIn < 1 || H < 1 || P < 1)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": need B, S >= 0 and dIn, H, P >= 1");
-  if (!proj && P != H)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": P must equal H without a projection");
-}
-
 //===----------------------------------------------------------------------===//
 // Attention
 //===----------------------------------------------------------------------===//
@@ -170,7 +161,7 @@ void CudaBackend::lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H,
                               const float *Wh, const float *bias,
                               const float *proj, float *y, float *workspace,
                               GemmPrecision precision) {
-  checkLstm("lstmForward", B, S, dIn, H, P, proj);
+  checkLstmShape("lstmForward", B, S, dIn, H, P, proj != nullptr);
   if (B == 0 || S == 0)
     return;
   const Context &ctx = *ctx_;
@@ -213,7 +204,7 @@ void CudaBackend::lstmBackward(int64_t B, int64_t S, int64_t dIn, int64_t H,
                                const float *dy, float *dx, float *dWx,
                                float *dWh, float *dBias, float *dProj,
                                GemmPrecision precision) {
-  checkLstm("lstmBackward", B, S, dIn, H, P, proj);
+  checkLstmShape("lstmBackward", B, S, dIn, H, P, proj != nullptr);
   const Context &ctx = *ctx_;
   const int64_t rows = B * S, G4 = 4 * H;
   if (rows == 0) {
@@ -297,9 +288,7 @@ void CudaBackend::attentionForward(int64_t B, int64_t Sx, int64_t Sy,
                                    const float *U, const float *W,
                                    const float *V, float *context,
                                    float *workspace) {
-  if (B < 0 || Sy < 0 || Sx < 1 || dX < 1 || dY < 1 || E < 1)
-    throw std::invalid_argument(
-        "attentionForward: need B, Sy >= 0 and Sx, dX, dY, E >= 1");
+  checkAttentionShape("attentionForward", B, Sx, Sy, dX, dY, E);
   const Context &ctx = *ctx_;
   constexpr GemmPrecision f32 = GemmPrecision::F32;
   float *xu = workspace;
@@ -332,9 +321,7 @@ void CudaBackend::attentionBackward(int64_t B, int64_t Sx, int64_t Sy,
                                     const float *V, const float *workspace,
                                     const float *dContext, float *dx, float *dy,
                                     float *dU, float *dW, float *dV) {
-  if (B < 0 || Sy < 0 || Sx < 1 || dX < 1 || dY < 1 || E < 1)
-    throw std::invalid_argument(
-        "attentionBackward: need B, Sy >= 0 and Sx, dX, dY, E >= 1");
+  checkAttentionShape("attentionBackward", B, Sx, Sy, dX, dY, E);
   const Context &ctx = *ctx_;
   constexpr GemmPrecision f32 = GemmPrecision::F32;
   const float *xu = workspace;

@@ -10,6 +10,7 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_ELEMENTWISEKERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_ELEMENTWISEKERNELS_H
 
+#include "runtime/Checks.h"
 #include "runtime/Philox.h"
 
 #include <cmath>
@@ -22,19 +23,6 @@ namespace moe::rt::cpu {
 /// Below this many elements a loop runs on the calling thread: waking the
 /// OpenMP team costs more than the work.
 constexpr int64_t kParallelGrain = 1 << 15;
-
-/// Throws std::invalid_argument naming `kernel` when count is negative.
-inline void checkCount(const char *kernel, int64_t count) {
-  if (count < 0)
-    throw std::invalid_argument(std::string(kernel) + ": negative count");
-}
-
-/// Throws std::invalid_argument naming `kernel` unless 0 <= rate < 1.
-inline void checkDropoutRate(const char *kernel, float rate) {
-  if (!(rate >= 0.0f && rate < 1.0f))
-    throw std::invalid_argument(std::string(kernel) +
-                                ": dropout rate must be in [0, 1)");
-}
 
 /// y = a + b.
 template <typename T> void add(const T *a, const T *b, T *y, int64_t count) {

@@ -9,26 +9,18 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_HIERARCHYKERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_HIERARCHYKERNELS_H
 
+#include "runtime/Checks.h"
+
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 
 namespace moe::rt::cpu {
-
-inline void checkComposeShape(const char *kernel, int64_t assignments,
-                              int64_t k) {
-  if (assignments < 0 || k < 1)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": needs A1 >= 0 and k >= 1");
-}
 
 /// expert[a*k+s] = primaryExpert[a] * expertsPerGroup + local id,
 /// gate[a*k+s] = primaryGate[a] * secondaryGate[position[a], s].
 template <typename T>
 void composeRoutesForward(int64_t assignments, int64_t k,
-                          int64_t expertsPerGroup,
-                          const int32_t *primaryExpert, const T *primaryGate,
-                          const int32_t *position,
+                          int64_t expertsPerGroup, const int32_t *primaryExpert,
+                          const T *primaryGate, const int32_t *position,
                           const int32_t *secondaryExpert,
                           const T *secondaryGate, int32_t *expert, T *gate) {
   checkComposeShape("composeRoutesForward", assignments, k);
@@ -46,10 +38,9 @@ void composeRoutesForward(int64_t assignments, int64_t k,
 /// The product rule over each composed gate; position is a permutation,
 /// so every secondary row is written by exactly one primary assignment.
 template <typename T>
-void composeRoutesBackward(int64_t assignments, int64_t k,
-                           const T *primaryGate, const int32_t *position,
-                           const T *secondaryGate, const T *dGate,
-                           T *dPrimaryGate, T *dSecondaryGate) {
+void composeRoutesBackward(int64_t assignments, int64_t k, const T *primaryGate,
+                           const int32_t *position, const T *secondaryGate,
+                           const T *dGate, T *dPrimaryGate, T *dSecondaryGate) {
   checkComposeShape("composeRoutesBackward", assignments, k);
 #pragma omp parallel for schedule(static) if (assignments * k > (1 << 15))
   for (int64_t a = 0; a < assignments; ++a) {

@@ -10,6 +10,7 @@
 #define MOE_RUNTIME_CPU_KERNELS_OPTIMIZERKERNELS_H
 
 #include "runtime/Backend.h"
+#include "runtime/Checks.h"
 #include "runtime/cpu/kernels/ElementwiseKernels.h"
 
 #include <cmath>
@@ -25,12 +26,7 @@ namespace moe::rt::cpu {
 template <typename T>
 void adamUpdate(int64_t count, T *param, const T *grad, T *m, T *v, T lr,
                 int64_t step, const AdamConfig &config) {
-  checkCount("adamUpdate", count);
-  if (step < 1)
-    throw std::invalid_argument("adamUpdate: step is 1-based");
-  if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 &&
-        config.beta2 < 1))
-    throw std::invalid_argument("adamUpdate: betas must be in [0, 1)");
+  checkAdam(count, step, config);
   // Bias corrections in double: b2^step underflows float precision long
   // before training ends, and they are computed once per call.
   double s = static_cast<double>(step);

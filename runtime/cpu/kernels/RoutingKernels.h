@@ -16,6 +16,7 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_ROUTINGKERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_ROUTINGKERNELS_H
 
+#include "runtime/Checks.h"
 #include "runtime/Philox.h"
 
 #include <algorithm>
@@ -37,24 +38,6 @@ constexpr int64_t kRoutingSumBlock = 256;
 /// into a sorted list (one comparison per rejected entry); above it, a
 /// partial sort of the row's indices.
 constexpr int64_t kInsertionSelectMax = 24;
-
-/// Throws std::invalid_argument naming `kernel` unless numTokens >= 0 and
-/// n >= 1.
-inline void checkRouterShape(const char *kernel, int64_t numTokens, int64_t n) {
-  if (numTokens < 0 || n < 1)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": need numTokens >= 0 and n >= 1");
-}
-
-/// Throws std::invalid_argument naming `kernel` unless 1 <= k <= n.
-inline void checkTopK(const char *kernel, int64_t numTokens, int64_t n,
-                      int64_t k) {
-  checkRouterShape(kernel, numTokens, n);
-  if (k < 1 || k > n)
-    throw std::invalid_argument(
-        std::string(kernel) + ": k = " + std::to_string(k) +
-        " is not in [1, n = " + std::to_string(n) + "]");
-}
 
 /// log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), without overflow. The
 /// log1p uses Goldberg's identity log1p(e) = e * log(u) / (u - 1), u = 1 + e,

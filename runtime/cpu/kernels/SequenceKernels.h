@@ -17,6 +17,7 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_SEQUENCEKERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_SEQUENCEKERNELS_H
 
+#include "runtime/Checks.h"
 #include "runtime/cpu/kernels/Blas.h"
 #include "runtime/cpu/kernels/ElementwiseKernels.h"
 
@@ -130,18 +131,6 @@ struct LstmWorkspaceLayout {
     total = cellOut + rows * H;
   }
 };
-
-/// Validates the LSTM shapes; P must equal H without a projection.
-inline void checkLstmShape(const char *kernel, int64_t B, int64_t S,
-                           int64_t dIn, int64_t H, int64_t P,
-                           bool hasProjection) {
-  if (B < 0 || S < 0 || dIn <= 0 || H <= 0 || P <= 0)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": need B, S >= 0 and dIn, H, P > 0");
-  if (!hasProjection && P != H)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": P must equal H without a projection");
-}
 
 /// Elements of workspace lstmForward needs (the projection case; without a
 /// projection the cellOut region is unused).
@@ -310,13 +299,6 @@ struct AttentionWorkspaceLayout {
     total = weights + B * Sy * Sx;
   }
 };
-
-inline void checkAttentionShape(const char *kernel, int64_t B, int64_t Sx,
-                                int64_t Sy, int64_t dX, int64_t dY, int64_t E) {
-  if (B < 0 || Sy < 0 || Sx <= 0 || dX <= 0 || dY <= 0 || E <= 0)
-    throw std::invalid_argument(std::string(kernel) +
-                                ": need B, Sy >= 0 and Sx, dX, dY, E > 0");
-}
 
 /// Elements of workspace attentionForward needs.
 inline int64_t attentionWorkspaceSize(int64_t B, int64_t Sx, int64_t Sy,
