@@ -1,8 +1,11 @@
 //===- Manifest.cpp - The package manifest of a compiled model ------------===//
 //
-// Emits manifest.json with llvm::json: arguments by role (inputs,
-// parameters with initializers, optimizer state), results by role (loss,
-// learning rate, updated parameters and state) and the planned arena sizes.
+// Emits manifest.json with llvm::json. For each compiled function (the
+// training step, the evaluation copy and the training-mode model): its C
+// symbol, arena size, arguments by role (inputs with the id range they
+// index, parameters with initializers, optimizer state), results by role,
+// the dispatch plans in program order (for per-expert load histograms) and
+// the floating-point operations of one call (for achieved TFLOP/s).
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,11 +13,13 @@
 
 #include "dialect/MoEAttrs.h"
 #include "dialect/MoEDialect.h"
+#include "dialect/MoEOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/JSON.h"
 
 using namespace mlir;
@@ -22,7 +27,7 @@ using namespace mlir::moe;
 
 namespace {
 
-constexpr llvm::StringLiteral kFormat = "moe-package/1";
+constexpr llvm::StringLiteral kFormat = "moe-package/2";
 
 llvm::json::Array shapeOf(RankedTensorType type) {
   llvm::json::Array shape;
@@ -38,21 +43,146 @@ std::string dtypeOf(RankedTensorType type) {
   return text;
 }
 
-/// {"name", "shape", "dtype", "arg"} plus `extra`.
-llvm::json::Object tensorEntry(StringRef name, Type type, unsigned index) {
-  auto tensor = cast<RankedTensorType>(type);
-  return llvm::json::Object{{"name", name},
+int64_t elements(Value v) {
+  return cast<ShapedType>(v.getType()).getNumElements();
+}
+
+int64_t dim(Value v, unsigned i) {
+  return cast<ShapedType>(v.getType()).getDimSize(i);
+}
+
+/// Floating-point operations of one op (multiply-adds count two): the
+/// GEMM-like work, which is what TF/s figures compare. Element-wise and
+/// routing arithmetic is left out.
+double opFlops(Operation *op) {
+  return llvm::TypeSwitch<Operation *, double>(op)
+      .Case([](MatmulOp m) {
+        // m x n result, inner dimension k.
+        int64_t k = m.getTransposeLhs() ? dim(m.getLhs(), 0)
+                                        : dim(m.getLhs(), 1);
+        return 2.0 * elements(m.getResult()) * k;
+      })
+      .Case([](GroupedMatmulOp g) {
+        return 2.0 * elements(g.getBuffer()) * dim(g.getOutput(), 1);
+      })
+      .Case([](GroupedMatmulGradOp g) {
+        return 4.0 * elements(g.getBuffer()) * dim(g.getDOutput(), 1);
+      })
+      .Case([](FusedRouteOp f) {
+        return 4.0 * elements(f.getInput()) * dim(f.getGateWeights(), 1);
+      })
+      .Case([](LSTMOp l) {
+        int64_t tokens = dim(l.getInput(), 0) * dim(l.getInput(), 1);
+        return 2.0 * tokens *
+               (elements(l.getInputWeights()) +
+                elements(l.getRecurrentWeights()) +
+                (l.getProjection() ? elements(l.getProjection()) : 0));
+      })
+      .Case([](LSTMGradOp l) {
+        int64_t tokens = dim(l.getInput(), 0) * dim(l.getInput(), 1);
+        return 4.0 * tokens *
+               (elements(l.getInputWeights()) +
+                elements(l.getRecurrentWeights()) +
+                (l.getProjection() ? elements(l.getProjection()) : 0));
+      })
+      .Case([](AttentionOp a) {
+        int64_t b = dim(a.getSource(), 0), sx = dim(a.getSource(), 1),
+                sy = dim(a.getTarget(), 1), dx = dim(a.getSource(), 2),
+                dy = dim(a.getTarget(), 2), e = dim(a.getScoreWeights(), 0);
+        return 2.0 * b * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
+      })
+      .Case([](AttentionGradOp a) {
+        int64_t b = dim(a.getSource(), 0), sx = dim(a.getSource(), 1),
+                sy = dim(a.getTarget(), 1), dx = dim(a.getSource(), 2),
+                dy = dim(a.getTarget(), 2), e = dim(a.getScoreWeights(), 0);
+        return 4.0 * b * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
+      })
+      .Case([](SoftmaxCrossEntropyOp ce) {
+        int64_t classes = ce.getNumSamples()
+                              ? *ce.getNumSamples() + 1
+                              : dim(ce.getWeights(), 0);
+        return 2.0 * elements(ce.getHidden()) * classes;
+      })
+      .Case([](SoftmaxCrossEntropyGradOp ce) {
+        // The logits are recomputed, then two products for the gradients.
+        int64_t classes = ce.getNumSamples()
+                              ? *ce.getNumSamples() + 1
+                              : dim(ce.getWeights(), 0);
+        return 6.0 * elements(ce.getHidden()) * classes;
+      })
+      .Default([](Operation *) { return 0.0; });
+}
+
+/// The ops that read `value`, looking through reshapes.
+void collectUsers(Value value, SmallVectorImpl<Operation *> &users) {
+  for (Operation *user : value.getUsers()) {
+    if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(user))
+      collectUsers(user->getResult(0), users);
+    else
+      users.push_back(user);
+  }
+}
+
+/// The id range an input indexes: the rows of the embedding or output
+/// layer it feeds (0 when it feeds neither).
+int64_t idBound(ArrayRef<Operation *> users) {
+  for (Operation *user : users) {
+    if (auto embedding = dyn_cast<EmbeddingOp>(user))
+      return dim(embedding.getTable(), 0);
+    if (auto ce = dyn_cast<SoftmaxCrossEntropyOp>(user))
+      return dim(ce.getWeights(), 0);
+    if (auto ce = dyn_cast<SoftmaxCrossEntropyGradOp>(user))
+      return dim(ce.getWeights(), 0);
+  }
+  return 0;
+}
+
+llvm::json::Object tensorEntry(StringRef role, StringRef name, Value value,
+                               unsigned index) {
+  auto tensor = cast<RankedTensorType>(value.getType());
+  return llvm::json::Object{{"role", role},
+                            {"name", name},
                             {"shape", shapeOf(tensor)},
                             {"dtype", dtypeOf(tensor)},
                             {"index", index}};
 }
 
-int64_t arenaBytes(func::FuncOp func) {
-  auto bytes = func->getAttrOfType<IntegerAttr>("moe.arena_bytes");
-  return bytes ? bytes.getInt() : 0;
+FailureOr<llvm::json::Array> describeArguments(func::FuncOp func) {
+  llvm::json::Array arguments;
+  for (BlockArgument arg : func.getArguments()) {
+    unsigned i = arg.getArgNumber();
+    if (auto name =
+            func.getArgAttrOfType<StringAttr>(i, MoEDialect::kInputAttrName)) {
+      llvm::json::Object entry = tensorEntry("input", name, arg, i);
+      SmallVector<Operation *> users;
+      collectUsers(arg, users);
+      if (int64_t bound = idBound(users))
+        entry["id_bound"] = bound;
+      // Loss targets may be -1 (padding); embedding ids may not.
+      bool targets = !users.empty();
+      for (Operation *user : users)
+        targets &= isa<SoftmaxCrossEntropyOp, SoftmaxCrossEntropyGradOp>(user);
+      entry["padding"] = targets;
+      arguments.push_back(std::move(entry));
+    } else if (auto name = func.getArgAttrOfType<StringAttr>(
+                   i, MoEDialect::kParamAttrName)) {
+      auto init = func.getArgAttrOfType<InitAttr>(i, MoEDialect::kInitAttrName);
+      llvm::json::Object entry = tensorEntry("param", name, arg, i);
+      entry["init"] =
+          llvm::json::Object{{"kind", stringifyInitKind(init.getKind())},
+                             {"scale", init.getScale().convertToDouble()}};
+      arguments.push_back(std::move(entry));
+    } else if (auto name = func.getArgAttrOfType<StringAttr>(
+                   i, MoEDialect::kStateAttrName)) {
+      arguments.push_back(tensorEntry("state", name, arg, i));
+    } else {
+      return func.emitOpError("argument #")
+             << i << " has no role (moe.input, moe.param or moe.state)";
+    }
+  }
+  return arguments;
 }
 
-/// The function's results by role, from their moe.* result attributes.
 FailureOr<llvm::json::Array> describeResults(func::FuncOp func) {
   llvm::json::Array results;
   for (unsigned i = 0, e = func.getNumResults(); i < e; ++i) {
@@ -67,13 +197,49 @@ FailureOr<llvm::json::Array> describeResults(func::FuncOp func) {
                    i, MoEDialect::kStateAttrName)) {
       entry["kind"] = "state";
       entry["name"] = state.getValue();
+    } else if (auto grad =
+                   func.getResultAttrOfType<StringAttr>(i, "moe.grad")) {
+      entry["kind"] = "grad";
+      entry["name"] = grad.getValue();
+    } else if (i == 0) {
+      // A model function returns its loss first (moe-autodiff checks it).
+      entry["kind"] = "loss";
     } else {
       return func.emitOpError("result #")
-             << i << " has no role (moe.output, moe.param or moe.state)";
+             << i << " has no role (moe.output, moe.param, moe.state or "
+                     "moe.grad)";
     }
     results.push_back(std::move(entry));
   }
   return results;
+}
+
+FailureOr<llvm::json::Object> describeFunction(func::FuncOp func) {
+  FailureOr<llvm::json::Array> arguments = describeArguments(func);
+  FailureOr<llvm::json::Array> results = describeResults(func);
+  if (failed(arguments) || failed(results))
+    return failure();
+  auto bytes = func->getAttrOfType<IntegerAttr>("moe.arena_bytes");
+  if (!bytes)
+    return func.emitOpError("has no buffer plan: run the training pipeline "
+                            "(moe-plan-buffers) before --moe-to-manifest");
+  double flops = 0;
+  llvm::json::Array plans;
+  func.walk([&](Operation *op) {
+    flops += opFlops(op);
+    if (auto route = dyn_cast<FusedRouteOp>(op))
+      plans.push_back(llvm::json::Object{
+          {"experts", dim(route.getGateWeights(), 1)}, {"op", "fused_route"}});
+    if (auto plan = dyn_cast<DispatchPlanOp>(op))
+      plans.push_back(llvm::json::Object{{"experts", plan.getNumExperts()},
+                                         {"op", "dispatch_plan"}});
+  });
+  return llvm::json::Object{{"symbol", func.getSymName()},
+                            {"arena_bytes", bytes.getInt()},
+                            {"flops", flops},
+                            {"arguments", std::move(*arguments)},
+                            {"results", std::move(*results)},
+                            {"dispatch_plans", std::move(plans)}};
 }
 
 } // namespace
@@ -81,12 +247,7 @@ FailureOr<llvm::json::Array> describeResults(func::FuncOp func) {
 LogicalResult mlir::moe::writeManifest(ModuleOp module, raw_ostream &os) {
   func::FuncOp step;
   for (auto func : module.getOps<func::FuncOp>()) {
-    bool isStep = false;
-    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
-      if (auto state =
-              func.getArgAttrOfType<StringAttr>(i, MoEDialect::kStateAttrName))
-        isStep |= state.getValue() == "step";
-    if (!isStep)
+    if (!func.getSymName().ends_with("_train_step"))
       continue;
     if (step)
       return func.emitOpError("is a second training step; a package holds "
@@ -98,57 +259,43 @@ LogicalResult mlir::moe::writeManifest(ModuleOp module, raw_ostream &os) {
     return module.emitError("no training step: run --moe-train-pipeline "
                             "before --moe-to-manifest");
 
-  llvm::json::Array inputs, parameters, state;
-  for (BlockArgument arg : step.getArguments()) {
-    unsigned i = arg.getArgNumber();
-    if (auto name =
-            step.getArgAttrOfType<StringAttr>(i, MoEDialect::kInputAttrName)) {
-      inputs.push_back(tensorEntry(name.getValue(), arg.getType(), i));
-    } else if (auto name = step.getArgAttrOfType<StringAttr>(
-                   i, MoEDialect::kParamAttrName)) {
-      auto init = step.getArgAttrOfType<InitAttr>(i, MoEDialect::kInitAttrName);
-      llvm::json::Object entry = tensorEntry(name.getValue(), arg.getType(), i);
-      entry["init"] =
-          llvm::json::Object{{"kind", stringifyInitKind(init.getKind())},
-                             {"scale", init.getScale().convertToDouble()}};
-      parameters.push_back(std::move(entry));
-    } else if (auto name = step.getArgAttrOfType<StringAttr>(
-                   i, MoEDialect::kStateAttrName)) {
-      state.push_back(tensorEntry(name.getValue(), arg.getType(), i));
-    } else {
-      return step.emitOpError("argument #")
-             << i << " has no role (moe.input, moe.param or moe.state)";
-    }
-  }
-  FailureOr<llvm::json::Array> results = describeResults(step);
-  if (failed(results))
-    return failure();
-
-  // The model function the step was derived from evaluates the loss.
-  StringRef stepName = step.getSymName();
-  StringRef modelName = stepName;
+  StringRef modelName = step.getSymName();
   modelName.consume_back("_train_step");
-  auto model = module.lookupSymbol<func::FuncOp>(modelName);
+  llvm::json::Object functions;
+  FailureOr<llvm::json::Object> train = describeFunction(step);
+  if (failed(train))
+    return failure();
+  bool adam = false;
+  for (unsigned i = 0, e = step.getNumArguments(); i < e; ++i)
+    if (auto state =
+            step.getArgAttrOfType<StringAttr>(i, MoEDialect::kStateAttrName))
+      adam |= state.getValue() == "step";
+  functions["train_step"] = std::move(*train);
+  for (auto [role, name] :
+       {std::make_pair("eval", (modelName + "_eval").str()),
+        std::make_pair("model", modelName.str())}) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (!func)
+      continue;
+    FailureOr<llvm::json::Object> entry = describeFunction(func);
+    if (failed(entry))
+      return failure();
+    functions[role] = std::move(*entry);
+  }
 
-  llvm::json::Object manifest{
-      {"format", kFormat},
-      {"model", modelName},
-      {"train_step", llvm::json::Object{{"function", stepName},
-                                        {"arena_bytes", arenaBytes(step)},
-                                        {"inputs", std::move(inputs)},
-                                        {"parameters", std::move(parameters)},
-                                        {"state", std::move(state)},
-                                        {"results", std::move(*results)}}}};
-  if (model && model != step)
-    manifest["eval"] = llvm::json::Object{{"function", model.getSymName()},
-                                          {"arena_bytes", arenaBytes(model)}};
+  llvm::json::Object manifest{{"format", kFormat},
+                              {"model", modelName},
+                              {"optimizer", adam ? "adam" : "none"},
+                              {"functions", std::move(functions)}};
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest))) << "\n";
   return success();
 }
 
 void mlir::moe::registerManifestTranslation() {
   TranslateFromMLIRRegistration registration(
-      "moe-to-manifest", "Write the manifest.json of a compiled training step",
+      "moe-to-manifest",
+      "Write the manifest.json of a compiled model (functions, argument and "
+      "result roles, initializers, arena sizes, FLOPs)",
       [](ModuleOp module, raw_ostream &os) {
         return writeManifest(module, os);
       },

@@ -42,6 +42,11 @@ def MoE_Dialect : Dialect {
     /// Argument attribute naming training state that a step reads and
     /// returns updated (Adam moments "<param>.adam_m", the step counter).
     static constexpr ::llvm::StringLiteral kStateAttrName = "moe.state";
+    /// Function attribute: lower this function for evaluation (no noise,
+    /// threshold masks, no dropout, full softmax), as moe-add-eval marks
+    /// the evaluation copy of a model.
+    static constexpr ::llvm::StringLiteral kInferenceAttrName =
+        "moe.inference";
 
   private:
     void registerAttributes();

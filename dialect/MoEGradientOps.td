@@ -367,4 +367,103 @@ def MoE_SoftmaxCrossEntropyGradOp : MoE_GradOp<"softmax_cross_entropy_grad", [
                       MoE_F32Tensor:$d_bias);
 }
 
+//===----------------------------------------------------------------------===//
+// Hierarchical routing with batchwise and threshold masks, Load_H
+//===----------------------------------------------------------------------===//
+
+def MoE_GroupedBatchwiseThresholdLossGradOp
+    : MoE_GradOp<"grouped_batchwise_threshold_loss_grad",
+                 [AllTypesMatch<["thresholds", "d_thresholds"]>]> {
+  let summary = "backward of the grouped Eq. 8 to the secondary thresholds";
+  let description = [{
+    d_thresholds[g, j] = -d_loss * sum over the rows r of segment g of
+    (Mthreshold(x_r, T_g)_j - Mbatchwise_r,j).
+
+    ```mlir
+    %dt = moe.grouped_batchwise_threshold_loss_grad %l, %mask, %t, %dloss
+        : (tensor<16x4xf32>, tensor<16x4xf32>, tensor<2x4xf32>, tensor<f32>)
+        -> tensor<2x4xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$batch_mask,
+                       MoE_Matrix:$thresholds, MoE_Scalar:$d_loss);
+  let results = (outs MoE_Matrix:$d_thresholds);
+  let hasVerifier = 1;
+}
+
+def MoE_ComposeRoutesCsrGradOp : MoE_GradOp<"compose_routes_csr_grad", [
+    AllTypesMatch<["primary_gate", "d_primary_gate"]>,
+    AllTypesMatch<["secondary_gate", "d_secondary_gate"]>]> {
+  let summary = "backward of moe.compose_routes_csr to both levels' gates";
+  let description = [{
+    With o the composed assignment that primary assignment a and secondary
+    assignment b formed (token-major, from `row_ptr`, the forward op's
+    first result): d_primary[a] = sum_b d_gate[o] * secondary_gate[b];
+    d_secondary[b] = d_gate[o] * primary_gate[a]; zero for unused slots.
+
+    ```mlir
+    %dp, %ds = moe.compose_routes_csr_grad %rows, %prows, %pg, %pos,
+        %srows, %sg, %dg
+        : (tensor<9xi32>, tensor<9xi32>, tensor<16xf32>, tensor<16xi32>,
+           tensor<17xi32>, tensor<32xf32>, tensor<32xf32>)
+        -> (tensor<16xf32>, tensor<32xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$row_ptr, MoE_IdVector:$primary_row_ptr,
+                       MoE_Vector:$primary_gate, MoE_IdVector:$position,
+                       MoE_IdVector:$secondary_row_ptr,
+                       MoE_Vector:$secondary_gate, MoE_Vector:$d_gate);
+  let results = (outs MoE_Vector:$d_primary_gate,
+                      MoE_Vector:$d_secondary_gate);
+  let hasVerifier = 1;
+}
+
+def MoE_GroupedLoadEstimateGradOp : MoE_GradOp<"grouped_load_estimate_grad", [
+    AllTypesMatch<["clean_logits", "noise_logits", "d_clean_logits",
+                   "d_noise_logits"]>]> {
+  let summary = "backward of moe.grouped_load_estimate";
+  let description = [{
+    `moe.load_estimate_grad` of each group's rows with that group's row of
+    `d_load` [groups, n]; rows outside every group get zero.
+
+    ```mlir
+    %dc, %dr = moe.grouped_load_estimate_grad %clean, %raw, %h, %std, %top,
+        %off, %dload {k = 2 : i64}
+        : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x4xf32>,
+           tensor<12x4xf32>, tensor<12x3xf32>, tensor<5xi32>,
+           tensor<4x4xf32>) -> (tensor<12x4xf32>, tensor<12x4xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
+                       MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
+                       MoE_Matrix:$top_values, MoE_IdVector:$expert_offset,
+                       MoE_Matrix:$d_load,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$k);
+  let results = (outs MoE_Matrix:$d_clean_logits,
+                      MoE_Matrix:$d_noise_logits);
+  let hasVerifier = 1;
+}
+
+def MoE_HierarchicalLoadGradOp : MoE_GradOp<"hierarchical_load_grad", [
+    AllTypesMatch<["primary_load", "d_primary_load"]>,
+    AllTypesMatch<["secondary_load", "d_secondary_load"]>]> {
+  let summary = "backward of moe.hierarchical_load (Load_H)";
+  let description = [{
+    With c_g = max(|X^(g)|, 1): d_primary[g] = sum_j d_load[g * n + j] *
+    secondary_load[g, j] / c_g; d_secondary[g, j] = d_load[g * n + j] *
+    primary_load[g] / c_g.
+
+    ```mlir
+    %dp, %ds = moe.hierarchical_load_grad %pload, %sload, %off, %dlh
+        : (tensor<4xf32>, tensor<4x4xf32>, tensor<5xi32>, tensor<16xf32>)
+        -> (tensor<4xf32>, tensor<4x4xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Vector:$primary_load, MoE_Matrix:$secondary_load,
+                       MoE_IdVector:$expert_offset, MoE_Vector:$d_load);
+  let results = (outs MoE_Vector:$d_primary_load,
+                      MoE_Matrix:$d_secondary_load);
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOEGRADIENTOPS_TD

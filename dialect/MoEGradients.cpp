@@ -461,3 +461,135 @@ LogicalResult ComposeRoutesGradOp::verify() {
   return expectShape(*this, getDGate(), "d_gate", {a * k},
                      "[primary assignments * k]");
 }
+
+//===----------------------------------------------------------------------===//
+// Hierarchical routing with batchwise and threshold masks, Load_H
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+GroupedBatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                      SmallVectorImpl<Value> &operandGrads) {
+  // As for the flat mask: the mask is a step function of the logits, the
+  // gates (a softmax over each row's kept logits) carry the gradient.
+  if (failed(expectNoGradient(*this, grads, {0})))
+    return failure();
+  int64_t numExperts = shapeOf(getLogits())[1];
+  operandGrads.push_back(
+      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
+                                 getExpert(), getGate(), grads[3], numExperts));
+  return success();
+}
+
+LogicalResult
+GroupedThresholdMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                      SmallVectorImpl<Value> &operandGrads) {
+  int64_t numExperts = shapeOf(getLogits())[1];
+  operandGrads.push_back(
+      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
+                                 getExpert(), getGate(), grads[2], numExperts));
+  // Thresholds learn through Eq. 8 only; the offsets are integers.
+  operandGrads.append({Value(), Value()});
+  return success();
+}
+
+LogicalResult GroupedBatchwiseThresholdLossOp::buildGradient(
+    OpBuilder &b, ArrayRef<Value> grads, SmallVectorImpl<Value> &operandGrads) {
+  Value dThresholds = b.create<GroupedBatchwiseThresholdLossGradOp>(
+      getLoc(), getThresholds().getType(), getLogits(), getBatchMask(),
+      getThresholds(), grads[0]);
+  operandGrads.assign({Value(), Value(), dThresholds});
+  return success();
+}
+
+LogicalResult
+ComposeRoutesCsrOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                  SmallVectorImpl<Value> &operandGrads) {
+  if (!grads[2])
+    return emitOpError("expects a gradient of the composed gates");
+  auto grad = b.create<ComposeRoutesCsrGradOp>(
+      getLoc(), getPrimaryGate().getType(), getSecondaryGate().getType(),
+      getRowPtr(), getPrimaryRowPtr(), getPrimaryGate(), getPosition(),
+      getSecondaryRowPtr(), getSecondaryGate(), grads[2]);
+  operandGrads.assign({Value(), Value(), grad.getDPrimaryGate(), Value(),
+                       Value(), Value(), grad.getDSecondaryGate()});
+  return success();
+}
+
+LogicalResult
+GroupedLoadEstimateOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<GroupedLoadEstimateGradOp>(
+      getLoc(), getCleanLogits().getType(), getNoiseLogits().getType(),
+      getCleanLogits(), getNoiseLogits(), getNoisy(), getNoiseStd(),
+      getTopValues(), getExpertOffset(), grads[0], getKAttr());
+  operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits(), Value(),
+                       Value(), Value(), Value()});
+  return success();
+}
+
+LogicalResult
+HierarchicalLoadOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                  SmallVectorImpl<Value> &operandGrads) {
+  auto grad = b.create<HierarchicalLoadGradOp>(
+      getLoc(), getPrimaryLoad().getType(), getSecondaryLoad().getType(),
+      getPrimaryLoad(), getSecondaryLoad(), getExpertOffset(), grads[0]);
+  operandGrads.assign(
+      {grad.getDPrimaryLoad(), grad.getDSecondaryLoad(), Value()});
+  return success();
+}
+
+LogicalResult GroupedBatchwiseThresholdLossGradOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  int64_t groups = shapeOf(getThresholds())[0];
+  if (failed(
+          expectShape(*this, getBatchMask(), "batch mask", logits, "[R, n]")) ||
+      failed(expectShape(*this, getThresholds(), "thresholds",
+                         {groups, logits[1]}, "[groups, n]")))
+    return failure();
+  return expectEqualSegments(*this, logits[0], groups, "logits");
+}
+
+LogicalResult ComposeRoutesCsrGradOp::verify() {
+  int64_t primary = shapeOf(getPrimaryGate())[0];
+  int64_t secondary = shapeOf(getSecondaryGate())[0];
+  if (failed(expectShape(*this, getRowPtr(), "row_ptr",
+                         shapeOf(getPrimaryRowPtr()),
+                         "the primary row pointers' shape [tokens + 1]")) ||
+      failed(expectShape(*this, getPosition(), "position", {primary},
+                         "one buffer row per primary assignment")) ||
+      failed(expectShape(*this, getSecondaryRowPtr(), "secondary row_ptr",
+                         {primary + 1}, "[primary assignments + 1]")))
+    return failure();
+  return expectShape(*this, getDGate(), "d_gate", {secondary},
+                     "one gradient per secondary assignment");
+}
+
+LogicalResult GroupedLoadEstimateGradOp::verify() {
+  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
+  int64_t k = getK();
+  int64_t groups = shapeOf(getExpertOffset())[0] - 1;
+  if (k > clean[1])
+    return emitOpError() << "k = " << k << " exceeds the " << clean[1]
+                         << " experts of a group";
+  if (groups < 1)
+    return emitOpError("expects expert_offset of shape [groups + 1] with at "
+                       "least one group");
+  if (failed(expectShape(*this, getNoisy(), "noisy", clean, "[R, n]")) ||
+      failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[R, n]")) ||
+      failed(expectShape(*this, getTopValues(), "top_values", {clean[0], k + 1},
+                         "[R, k + 1]")))
+    return failure();
+  return expectShape(*this, getDLoad(), "d_load", {groups, clean[1]},
+                     "[groups, n]");
+}
+
+LogicalResult HierarchicalLoadGradOp::verify() {
+  int64_t groups = shapeOf(getPrimaryLoad())[0];
+  int64_t n = shapeOf(getSecondaryLoad())[1];
+  if (failed(expectShape(*this, getSecondaryLoad(), "secondary load",
+                         {groups, n}, "[groups, n], one row per group")) ||
+      failed(expectShape(*this, getExpertOffset(), "expert_offset",
+                         {groups + 1}, "[groups + 1]")))
+    return failure();
+  return expectShape(*this, getDLoad(), "d_load", {groups * n}, "[groups * n]");
+}

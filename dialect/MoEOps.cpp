@@ -307,9 +307,9 @@ LogicalResult HierarchicalMoELayerOp::verify() {
                       "[groups]"};
   if (failed(verifyGatingLevel(*this, gating, primary, numTokens(in))))
     return failure();
-  // A group sees about k_primary / groups of the tokens; the batchwise
-  // divisibility rule applies to the flat token count at the first level
-  // only, so the secondary level is checked with a token count of 0.
+  // The batchwise divisibility rule of the first level is about tokens;
+  // the second level's (about the rows each group sees) follows below, so
+  // the secondary level is checked with a token count of 0 here.
   GatingLevel secondary{"secondary ",
                         "k_secondary",
                         getKSecondary(),
@@ -324,6 +324,20 @@ LogicalResult HierarchicalMoELayerOp::verify() {
                         "[groups, num_experts / groups]"};
   if (failed(verifyGatingLevel(*this, gating, secondary, /*tokens=*/0)))
     return failure();
+  // Appendix A at each level: the primary mask gives every group exactly
+  // k_primary * tokens / groups rows, of which each expert of the group
+  // keeps k_secondary * rows / experts per group.
+  if (gating == GatingKind::batchwise) {
+    int64_t rows = *getKPrimary() * numTokens(in) / groups;
+    int64_t kSecondary = *getKSecondary();
+    if ((kSecondary * rows) % perGroup != 0)
+      return emitOpError()
+             << "batchwise gating gives each group k_primary * tokens / "
+                "groups = "
+             << rows << " rows, and k_secondary * rows / experts per group = "
+             << kSecondary << " * " << rows << " / " << perGroup
+             << " rows per expert must be a whole number";
+  }
   return verifyExpertsAndOutput(*this, getExpert(), getExpertWeights(), n, d,
                                 getInput(), getOutput(), gating, getLosses());
 }

@@ -249,3 +249,111 @@ LogicalResult ComposeRoutesOp::verify() {
   return expectShape(*this, getGate(), "gate", {a * secondary[1]},
                      "[primary assignments * k]");
 }
+
+//===----------------------------------------------------------------------===//
+// Hierarchical routing with batchwise and threshold masks, Load_H
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupedBatchwiseMaskOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  int64_t rows = logits[0], n = logits[1], groups = getGroups(), m = getM();
+  if (failed(expectEqualSegments(*this, rows, groups, "logits")))
+    return failure();
+  if (m > rows / groups)
+    return emitOpError() << "m = " << m << " exceeds the " << rows / groups
+                         << " rows of a group";
+  int64_t kept = groups * n * m;
+  if (failed(expectShape(*this, getMask(), "mask", logits, "[R, n]")) ||
+      failed(
+          expectShape(*this, getRowPtr(), "row_ptr", {rows + 1}, "[R + 1]")) ||
+      failed(expectShape(*this, getExpert(), "expert", {kept},
+                         "[groups * n * m]")))
+    return failure();
+  return expectShape(*this, getGate(), "gate", {kept}, "[groups * n * m]");
+}
+
+LogicalResult GroupedThresholdMaskOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  int64_t rows = logits[0], n = logits[1];
+  int64_t groups = shapeOf(getThresholds())[0];
+  if (failed(expectShape(*this, getThresholds(), "thresholds", {groups, n},
+                         "[groups, n], one row per group")) ||
+      failed(expectShape(*this, getExpertOffset(), "expert_offset",
+                         {groups + 1}, "[groups + 1]")) ||
+      failed(
+          expectShape(*this, getRowPtr(), "row_ptr", {rows + 1}, "[R + 1]")) ||
+      failed(expectShape(*this, getExpert(), "expert", {rows * n},
+                         "[R * n], room for every row and expert")))
+    return failure();
+  return expectShape(*this, getGate(), "gate", {rows * n},
+                     "[R * n], room for every row and expert");
+}
+
+LogicalResult GroupedBatchwiseThresholdLossOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  int64_t groups = shapeOf(getThresholds())[0];
+  if (failed(
+          expectShape(*this, getBatchMask(), "batch mask", logits, "[R, n]")) ||
+      failed(expectShape(*this, getThresholds(), "thresholds",
+                         {groups, logits[1]}, "[groups, n]")))
+    return failure();
+  return expectEqualSegments(*this, logits[0], groups, "logits");
+}
+
+LogicalResult ComposeRoutesCsrOp::verify() {
+  int64_t tokens = shapeOf(getPrimaryRowPtr())[0] - 1;
+  if (tokens < 0)
+    return emitOpError("expects primary row_ptr of shape [tokens + 1] but "
+                       "got an empty tensor");
+  int64_t primary = shapeOf(getPrimaryExpert())[0];
+  int64_t secondary = shapeOf(getSecondaryExpert())[0];
+  if (failed(expectShape(*this, getPrimaryGate(), "primary gate", {primary},
+                         "one gate per primary assignment")) ||
+      failed(expectShape(*this, getPosition(), "position", {primary},
+                         "one buffer row per primary assignment")) ||
+      failed(expectShape(*this, getSecondaryRowPtr(), "secondary row_ptr",
+                         {primary + 1},
+                         "[primary assignments + 1], one row per "
+                         "dispatched primary assignment")) ||
+      failed(expectShape(*this, getSecondaryGate(), "secondary gate",
+                         {secondary}, "one gate per secondary assignment")) ||
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {tokens + 1},
+                         "[tokens + 1], as the primary row pointers")) ||
+      failed(expectShape(*this, getExpert(), "expert", {secondary},
+                         "[secondary assignments]")))
+    return failure();
+  return expectShape(*this, getGate(), "gate", {secondary},
+                     "[secondary assignments]");
+}
+
+LogicalResult GroupedLoadEstimateOp::verify() {
+  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
+  int64_t k = getK();
+  int64_t groups = shapeOf(getExpertOffset())[0] - 1;
+  if (k > clean[1])
+    return emitOpError() << "k = " << k << " exceeds the " << clean[1]
+                         << " experts of a group";
+  if (groups < 1)
+    return emitOpError("expects expert_offset of shape [groups + 1] with at "
+                       "least one group");
+  if (failed(expectShape(*this, getNoiseLogits(), "noise logits", clean,
+                         "the clean logits' shape")) ||
+      failed(expectShape(*this, getNoisy(), "noisy", clean, "[R, n]")) ||
+      failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[R, n]")) ||
+      failed(expectShape(*this, getTopValues(), "top_values", {clean[0], k + 1},
+                         "[R, k + 1]")))
+    return failure();
+  return expectShape(*this, getLoad(), "load", {groups, clean[1]},
+                     "[groups, n]");
+}
+
+LogicalResult HierarchicalLoadOp::verify() {
+  int64_t groups = shapeOf(getPrimaryLoad())[0];
+  int64_t n = shapeOf(getSecondaryLoad())[1];
+  if (failed(expectShape(*this, getSecondaryLoad(), "secondary load",
+                         {groups, n}, "[groups, n], one row per group")) ||
+      failed(expectShape(*this, getExpertOffset(), "expert_offset",
+                         {groups + 1}, "[groups + 1]")))
+    return failure();
+  return expectShape(*this, getLoad(), "load", {groups * n}, "[groups * n]");
+}

@@ -472,6 +472,209 @@ def MoE_ComposeRoutesOp : MoE_Op<"compose_routes", [
 }
 
 //===----------------------------------------------------------------------===//
+// Hierarchical routing with batchwise and threshold masks, Load_H
+//===----------------------------------------------------------------------===//
+//
+// The secondary level of a hierarchical layer works on the rows that the
+// primary level dispatched to the groups, in group-major order: group g
+// owns rows [expert_offset[g], expert_offset[g + 1]) of the dispatch
+// buffer. With a primary batchwise mask every group gets the same number of
+// rows, so these ops take `groups` equal segments; with a primary threshold
+// mask the segments come from the plan's offsets.
+
+def MoE_GroupedBatchwiseMaskOp : MoE_Op<"grouped_batchwise_mask", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "Appendix A per group: top m rows per expert of each segment";
+  let description = [{
+    The secondary batchwise mask of a hierarchical layer (paper 3.3 with
+    Appendix A at each level). The R rows of `logits` [R, n] form `groups`
+    equal segments of R / groups rows (the rows dispatched to each group);
+    within each segment, each of the group's n experts keeps the m rows
+    with the largest gate probability softmax(logits) (ties to the lower
+    row), exactly as `moe.batchwise_mask` does on the segment alone.
+
+    Results: the 0/1 `mask` [R, n] and the assignments row-major:
+    `row_ptr` [R + 1], `expert` [groups * n * m] (ids local to the group,
+    in increasing order within a row) and `gate` [groups * n * m] (softmax
+    over each row's kept logits).
+
+    ```mlir
+    %mask, %rows, %e, %g = moe.grouped_batchwise_mask %logits
+        {groups = 2 : i64, m = 4 : i64}
+        : (tensor<16x4xf32>) -> (tensor<16x4xf32>, tensor<17xi32>,
+           tensor<32xi32>, tensor<32xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$groups,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$m);
+  let results = (outs MoE_Matrix:$mask, MoE_IdVector:$row_ptr,
+                      MoE_IdVector:$expert, MoE_Vector:$gate);
+  let assemblyFormat = [{
+    $logits attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_GroupedThresholdMaskOp : MoE_Op<"grouped_threshold_mask", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "Eq. 7 per group: row r of group g keeps expert j when p > T[g, j]";
+  let description = [{
+    The inference-time secondary mask of a hierarchical layer. Row r of
+    `logits` [R, n] belongs to group g when expert_offset[g] <= r <
+    expert_offset[g + 1] (`expert_offset` [groups + 1] is the primary
+    dispatch plan); it keeps local expert j when its gate probability
+    softmax(logits[r])_j exceeds `thresholds`[g, j] ([groups, n]). Rows past
+    expert_offset[groups] (unused slots of a data-dependent primary mask)
+    keep nothing. As for `moe.threshold_mask`, the assignments are written
+    row-major into buffers of R * n entries and `row_ptr[R]` says how many
+    are used; gates are the softmax over each row's kept logits.
+
+    ```mlir
+    %rows, %e, %g = moe.grouped_threshold_mask %logits, %t, %off
+        : (tensor<24x4xf32>, tensor<2x4xf32>, tensor<3xi32>)
+        -> (tensor<25xi32>, tensor<96xi32>, tensor<96xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$thresholds,
+                       MoE_IdVector:$expert_offset);
+  let results = (outs MoE_IdVector:$row_ptr, MoE_IdVector:$expert,
+                      MoE_Vector:$gate);
+  let assemblyFormat = [{
+    $logits `,` $thresholds `,` $expert_offset attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_GroupedBatchwiseThresholdLossOp
+    : MoE_Op<"grouped_batchwise_threshold_loss", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "Eq. 8 per group: trains the secondary thresholds";
+  let description = [{
+    The R rows of `logits` [R, n] and `batch_mask` [R, n] form G equal
+    segments, G = the first dimension of `thresholds` [G, n]; row r of
+    segment g is compared with the thresholds of its group:
+    L = sum_g sum_{r in g} sum_j (Mthreshold(x_r, T_g)_j - Mbatchwise_r,j)
+    (X_r,j - T_g,j) with X = softmax(logits), the gate probabilities,
+    treated as a constant (the loss trains the thresholds).
+
+    ```mlir
+    %l = moe.grouped_batchwise_threshold_loss %logits, %mask, %t
+        : (tensor<16x4xf32>, tensor<16x4xf32>, tensor<2x4xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$batch_mask,
+                       MoE_Matrix:$thresholds);
+  let results = (outs MoE_Scalar:$loss);
+  let assemblyFormat = [{
+    $logits `,` $batch_mask `,` $thresholds attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ComposeRoutesCsrOp : MoE_Op<"compose_routes_csr", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "two-level routing with a variable number of experts per row";
+  let description = [{
+    `moe.compose_routes` for masks that keep a variable number of groups
+    per token and of experts per dispatched row (batchwise and threshold
+    masks). The primary level is token-major assignment form
+    (`primary_row_ptr` [T + 1], group `primary_expert` [A1], `primary_gate`
+    [A1]); primary assignment a was dispatched to buffer row `position`[a];
+    the secondary level is assignment form over the A1 buffer rows
+    (`secondary_row_ptr` [A1 + 1], local `secondary_expert` [A2],
+    `secondary_gate` [A2]). For each token, in order, each of its primary
+    assignments a (group g, gate p) expands into the secondary assignments
+    of row position[a] (local expert j, gate s): expert g *
+    experts_per_group + j with gate p * s.
+
+    Results: `row_ptr` [T + 1], `expert` [A2] and `gate` [A2]. With
+    data-dependent masks only the first row_ptr[T] entries are used.
+
+    ```mlir
+    %rows, %e, %g = moe.compose_routes_csr %prows, %pe, %pg, %pos, %srows,
+        %se, %sg {experts_per_group = 4 : i64}
+        : (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>, tensor<16xi32>,
+           tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
+        -> (tensor<9xi32>, tensor<32xi32>, tensor<32xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$primary_row_ptr,
+                       MoE_IdVector:$primary_expert, MoE_Vector:$primary_gate,
+                       MoE_IdVector:$position, MoE_IdVector:$secondary_row_ptr,
+                       MoE_IdVector:$secondary_expert,
+                       MoE_Vector:$secondary_gate,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$experts_per_group);
+  let results = (outs MoE_IdVector:$row_ptr, MoE_IdVector:$expert,
+                      MoE_Vector:$gate);
+  let assemblyFormat = [{
+    operands attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_GroupedLoadEstimateOp : MoE_Op<"grouped_load_estimate", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "smooth load per group: Load_g(X^(g)) of the secondary gates";
+  let description = [{
+    `moe.load_estimate` summed per group: load[g, j] = sum over the rows r
+    of group g (expert_offset[g] <= r < expert_offset[g + 1]) of
+    Phi((clean_r,j - thr_r,j) / std_r,j), the probability that local
+    expert j stays in the row's top k. Operands as in `moe.load_estimate`
+    over the R dispatched rows, n experts per group. The gradient flows to
+    the clean and raw noise logits.
+
+    ```mlir
+    %load = moe.grouped_load_estimate %clean, noise %raw, %noisy, %std,
+        %top, %off {k = 2 : i64}
+        : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x4xf32>,
+           tensor<12x4xf32>, tensor<12x3xf32>, tensor<5xi32>)
+        -> tensor<4x4xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
+                       MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
+                       MoE_Matrix:$top_values, MoE_IdVector:$expert_offset,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$k);
+  let results = (outs MoE_Matrix:$load);
+  let assemblyFormat = [{
+    $clean_logits `,` `noise` $noise_logits `,` $noisy `,` $noise_std `,`
+    $top_values `,` $expert_offset attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_HierarchicalLoadOp : MoE_Op<"hierarchical_load", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "Load_H: primary load times the secondary load share";
+  let description = [{
+    The hierarchical load estimate (paper, final version, Appendix B):
+    Load_H[g * n + j] = Load_primary[g] * Load_g(X^(g))[j] / |X^(g)|, with
+    |X^(g)| = expert_offset[g + 1] - expert_offset[g] the number of rows
+    the primary level sent to group g (a group without rows has load 0).
+    Load_primary [G] is the expected number of tokens reaching group g
+    (`moe.load_estimate` of the primary gate), Load_g [G, n] the smooth
+    secondary load (`moe.grouped_load_estimate`); the product keeps a
+    gradient to the primary gate, which Load_g alone would not have.
+
+    ```mlir
+    %lh = moe.hierarchical_load %pload, %sload, %off
+        : (tensor<4xf32>, tensor<4x4xf32>, tensor<5xi32>) -> tensor<16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Vector:$primary_load, MoE_Matrix:$secondary_load,
+                       MoE_IdVector:$expert_offset);
+  let results = (outs MoE_Vector:$load);
+  let assemblyFormat = [{
+    operands attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Fused routing
 //===----------------------------------------------------------------------===//
 

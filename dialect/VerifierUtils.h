@@ -39,6 +39,19 @@ inline LogicalResult expectShape(Operation *op, Value value, StringRef what,
                            << ") but got " << formatShape(actual);
 }
 
+/// Emits "expects the <rows> rows of <what> to form <groups> equal group
+/// segments" unless `groups` divides `rows` (the secondary level of a
+/// hierarchical layer under a primary batchwise mask).
+inline LogicalResult expectEqualSegments(Operation *op, int64_t rows,
+                                         int64_t groups, StringRef what) {
+  if (groups > 0 && rows % groups == 0)
+    return success();
+  return op->emitOpError() << "expects the " << rows << " rows of " << what
+                           << " to form " << groups
+                           << " equal group segments, but " << rows
+                           << " is not a multiple of " << groups;
+}
+
 } // namespace mlir::moe
 
 #endif // MOE_DIALECT_VERIFIERUTILS_H

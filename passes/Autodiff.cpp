@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/ModelFunctions.h"
 #include "passes/Passes.h"
 
 #include "dialect/MoEDialect.h"
@@ -65,26 +66,10 @@ private:
 
 struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
   void runOnOperation() override {
-    ModuleOp module = getOperation();
-    SymbolTable symbols(module);
-    SmallVector<func::FuncOp> models;
-    for (auto func : module.getOps<func::FuncOp>())
-      if (isModel(func))
-        models.push_back(func);
-    for (func::FuncOp model : models) {
-      func::FuncOp step = model.clone();
-      step.setSymName((model.getSymName() + "_train_step").str());
-      symbols.insert(step, std::next(Block::iterator(model)));
-      if (failed(differentiate(step)))
-        return signalPassFailure();
-    }
-  }
-
-  static bool isModel(func::FuncOp func) {
-    for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
-      if (func.getArgAttr(i, MoEDialect::kParamAttrName))
-        return true;
-    return false;
+    if (failed(deriveFromModels(
+            getOperation(), "_train_step",
+            [&](func::FuncOp step) { return differentiate(step); })))
+      signalPassFailure();
   }
 
   LogicalResult differentiate(func::FuncOp func) {

@@ -35,6 +35,12 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
   using DecomposeBase::DecomposeBase;
 
   void runOnOperation() override {
+    // The evaluation copy of a model (moe-add-eval) is lowered for
+    // inference whatever the option says.
+    inferenceMode =
+        inference || getOperation()->hasAttr(MoEDialect::kInferenceAttrName);
+    nextRngStream = 0;
+    layerRngStream.clear();
     SmallVector<Operation *> layers;
     getOperation().walk([&](Operation *op) {
       if (isa<MoELayerOp, LinearOp>(op))
@@ -45,14 +51,14 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       // Ops that stay as they are but draw random numbers get their own
       // stream, in program order.
       if (auto dropout = dyn_cast<DropoutOp>(op)) {
-        if (inference)
+        if (inferenceMode)
           layers.push_back(op);
         else
           dropout.setRngStream(nextRngStream++);
       }
       if (auto ce = dyn_cast<SoftmaxCrossEntropyOp>(op)) {
         // Evaluation reports the exact perplexity: full softmax.
-        if (inference)
+        if (inferenceMode)
           ce.removeNumSamplesAttr();
         else if (ce.getNumSamples())
           ce.setRngStream(nextRngStream++);
@@ -101,9 +107,9 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     Value expert, gate, rowPtr;
     // A batch of one has nothing to rank: batchwise-trained layers route
     // with their learned thresholds at inference.
-    if (inference && gating == GatingKind::batchwise)
+    if (inferenceMode && gating == GatingKind::batchwise)
       gating = GatingKind::threshold;
-    if (inference)
+    if (inferenceMode)
       losses = std::nullopt;
     switch (gating) {
     case GatingKind::softmax:
@@ -113,7 +119,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       // same dispatch path for the experts.
       int64_t k = gating == GatingKind::softmax ? n : *op.getK();
       Value noise;
-      if (gating == GatingKind::noisy_top_k && !inference)
+      if (gating == GatingKind::noisy_top_k && !inferenceMode)
         noise = pb.matmul(x, op.getNoiseWeights());
       NoisyTopKOp topK =
           pb.topK(clean, noise, k, layerRngStream.lookup(op), kNoiseEps);
@@ -146,7 +152,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     }
     case GatingKind::threshold: {
       // The thresholds learn through Eq. 8, which needs the batchwise mask.
-      if (!inference)
+      if (!inferenceMode)
         return op.emitOpError("threshold gating is for inference: train with "
                               "batchwise gating, whose learned thresholds "
                               "the inference pipeline uses");
@@ -173,6 +179,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     return success();
   }
 
+  bool inferenceMode = false;
   int64_t nextRngStream = 0;
   /// The stream of each noisy layer, reserved in program order.
   DenseMap<Operation *, int64_t> layerRngStream;

@@ -1,13 +1,16 @@
 //===- ExpandHierarchy.cpp - Two-level routing for hierarchical MoE -------===//
 //
 // Lowers moe.hierarchical_moe_layer: primary routing to groups, secondary
-// routing inside each group, composed into one assignment list, then the
-// experts. See the pass description in Passes.td.
+// routing inside each group (top-k, batchwise or threshold masks), composed
+// into one assignment list, then the experts; balancing losses per level
+// and the hierarchical load Load_H. See the pass description in Passes.td.
 //
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
 #include "passes/PrimitiveBuilder.h"
+
+#include "dialect/MoEDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
@@ -33,11 +36,61 @@ int64_t firstFreeRngStream(func::FuncOp func) {
   return next;
 }
 
+/// The composed routing of a layer: token-major assignments over all
+/// experts; `rowPtr` is null when every token has the same number.
+struct Routes {
+  Value expert, gate, rowPtr;
+};
+
+/// What the routing of one hierarchical layer needs.
+struct LayerContext {
+  HierarchicalMoELayerOp op;
+  PrimitiveBuilder &pb;
+  Value x;
+  int64_t tokens, d, groups, perGroup, n;
+  double importanceWeight, l2Weight, loadWeight, thresholdWeight;
+  SmallVector<Value> auxTerms;
+
+  /// weight * term, for the Eq. 8 losses.
+  void addScaled(Value term, double weight) {
+    auxTerms.push_back(
+        pb.b.create<ScaleOp>(pb.loc, term, pb.b.getF32FloatAttr(weight)));
+  }
+  /// weight * CV^2 of `values`.
+  void addCvSquared(Value values, double weight) {
+    auxTerms.push_back(pb.b.create<CvSquaredOp>(pb.loc, pb.f32({}), values,
+                                                pb.b.getF32FloatAttr(weight)));
+  }
+  /// The dispatch plan of the primary assignments over the groups (with
+  /// `rowPtr` when tokens have a variable number of groups).
+  DispatchPlanOp planGroups(Value groupIds, Value rowPtr) {
+    int64_t rows = cast<RankedTensorType>(groupIds.getType()).getDimSize(0);
+    return pb.b.create<DispatchPlanOp>(
+        pb.loc, TypeRange{pb.i32({groups + 1}), pb.i32({rows}), pb.i32({rows})},
+        groupIds, rowPtr, groups, tokens);
+  }
+  /// The token rows the plan sends to the groups, group-major.
+  Value groupRows(DispatchPlanOp plan) {
+    int64_t rows = plan.getToken().getType().getDimSize(0);
+    return pb.b.create<DispatchOp>(pb.loc, pb.f32({rows, d}), x,
+                                   plan.getToken());
+  }
+  /// Each group's rows times that group's weights [groups, d, perGroup]:
+  /// one grouped matmul for all groups' secondary gates.
+  Value groupProduct(Value rows, Value weights, DispatchPlanOp plan) {
+    int64_t count = cast<RankedTensorType>(rows.getType()).getDimSize(0);
+    return pb.b.create<GroupedMatmulOp>(pb.loc, pb.f32({count, perGroup}), rows,
+                                        weights, plan.getExpertOffset());
+  }
+};
+
 struct ExpandHierarchyPass
     : public mlir::moe::impl::ExpandHierarchyBase<ExpandHierarchyPass> {
   using ExpandHierarchyBase::ExpandHierarchyBase;
 
   void runOnOperation() override {
+    inferenceMode =
+        inference || getOperation()->hasAttr(MoEDialect::kInferenceAttrName);
     nextRngStream = firstFreeRngStream(getOperation());
     SmallVector<HierarchicalMoELayerOp> layers;
     getOperation().walk(
@@ -49,77 +102,218 @@ struct ExpandHierarchyPass
 
   LogicalResult expand(HierarchicalMoELayerOp op) {
     GatingKind gating = op.getGating();
-    if (gating != GatingKind::top_k && gating != GatingKind::noisy_top_k)
-      return op.emitOpError()
-             << stringifyGatingKind(gating)
-             << " gating in hierarchical layers ranks examples per group "
-                "and is not lowered yet; use top_k or noisy_top_k";
-    if (op.getLosses() && op.getLosses()->getLoad().convertToDouble() > 0)
-      return op.emitOpError("the hierarchical load estimate (the paper's "
-                            "Load_H) is not lowered yet; balance with the "
-                            "importance loss");
-    bool noisy = gating == GatingKind::noisy_top_k && !inference;
+    // As in moe-decompose: a batch of one has nothing to rank, so
+    // batchwise-trained layers route with their learned thresholds at
+    // inference, at both levels.
+    if (inferenceMode && gating == GatingKind::batchwise)
+      gating = GatingKind::threshold;
+    if (gating == GatingKind::threshold && !inferenceMode)
+      return op.emitOpError("threshold gating is for inference: train with "
+                            "batchwise gating, whose learned thresholds the "
+                            "inference pipeline uses");
     std::optional<LossesAttr> losses = op.getLosses();
-    if (inference)
+    if (inferenceMode)
       losses = std::nullopt;
 
     PrimitiveBuilder pb(op);
-    OpBuilder &b = pb.b;
-    Location loc = pb.loc;
     Value x = pb.collapseToRows(op.getInput());
-    int64_t tokens = cast<RankedTensorType>(x.getType()).getDimSize(0);
-    int64_t d = cast<RankedTensorType>(x.getType()).getDimSize(1);
-    int64_t groups = op.getGroups(), perGroup = op.getExpertsPerGroup();
+    auto xType = cast<RankedTensorType>(x.getType());
+    LayerContext c{op,
+                   pb,
+                   x,
+                   xType.getDimSize(0),
+                   xType.getDimSize(1),
+                   static_cast<int64_t>(op.getGroups()),
+                   op.getExpertsPerGroup(),
+                   static_cast<int64_t>(op.getNumExperts()),
+                   lossWeight(losses, &LossesAttr::getImportance),
+                   lossWeight(losses, &LossesAttr::getL2Balance),
+                   lossWeight(losses, &LossesAttr::getLoad),
+                   lossWeight(losses, &LossesAttr::getBatchwiseThreshold),
+                   {}};
+
+    Routes routes;
+    switch (gating) {
+    case GatingKind::top_k:
+    case GatingKind::noisy_top_k:
+      routes =
+          routeTopK(c, gating == GatingKind::noisy_top_k && !inferenceMode);
+      break;
+    case GatingKind::batchwise:
+      routes = routeBatchwise(c);
+      break;
+    case GatingKind::threshold:
+      routes = routeThreshold(c);
+      break;
+    case GatingKind::softmax:
+      return op.emitOpError("hierarchical layers need sparse gating");
+    }
+
+    Value y = pb.experts(x, routes.expert, routes.gate, routes.rowPtr, c.n,
+                         op.getExpertWeights(), op.getExpert().getAct());
+    y = pb.activate(y, op.getOutputAct());
+    pb.replaceLayer(op, y, c.auxTerms);
+    return success();
+  }
+
+  /// Top-k at both levels: k_primary groups per token, k_secondary experts
+  /// per dispatched row, composed into k_primary * k_secondary assignments
+  /// per token. With noise and a load weight, the load is balanced per
+  /// level: the groups' load and Load_H over all experts.
+  Routes routeTopK(LayerContext &c, bool noisy) {
+    PrimitiveBuilder &pb = c.pb;
+    HierarchicalMoELayerOp op = c.op;
     int64_t kPrimary = *op.getKPrimary(), kSecondary = *op.getKSecondary();
-    double importanceWeight = lossWeight(losses, &LossesAttr::getImportance);
-    double l2Weight = lossWeight(losses, &LossesAttr::getL2Balance);
-    SmallVector<Value> auxTerms;
 
     // Primary level: route tokens to groups.
-    Value primaryClean = pb.matmul(x, op.getPrimaryGateWeights());
+    Value primaryClean = pb.matmul(c.x, op.getPrimaryGateWeights());
     Value primaryNoise =
-        noisy ? pb.matmul(x, op.getPrimaryNoiseWeights()) : Value();
+        noisy ? pb.matmul(c.x, op.getPrimaryNoiseWeights()) : Value();
     NoisyTopKOp primary = pb.topK(primaryClean, primaryNoise, kPrimary,
                                   nextRngStream++, kNoiseEps);
     Value groupIds = pb.flatten(primary.getExpert());
     Value groupGates = pb.flatten(primary.getGate());
-    pb.balanceLosses(groupIds, groupGates, groups, tokens, importanceWeight,
-                     l2Weight, auxTerms);
+    pb.balanceLosses(groupIds, groupGates, c.groups, c.tokens,
+                     c.importanceWeight, c.l2Weight, c.auxTerms);
+    bool balanceLoad = noisy && c.loadWeight > 0;
+    Value primaryLoad;
+    if (balanceLoad) {
+      primaryLoad = pb.b.create<LoadEstimateOp>(
+          pb.loc, pb.f32({c.groups}), primaryClean, primaryNoise,
+          primary.getNoisy(), primary.getNoiseStd(), primary.getTopValues(),
+          pb.b.getI64IntegerAttr(kPrimary));
+      c.addCvSquared(primaryLoad, c.loadWeight);
+    }
 
     // Secondary level: each group's gate scores the rows sent to it.
-    int64_t rows = tokens * kPrimary;
-    auto groupPlan = b.create<DispatchPlanOp>(
-        loc, TypeRange{pb.i32({groups + 1}), pb.i32({rows}), pb.i32({rows})},
-        groupIds, Value(), groups, tokens);
-    Value groupRows =
-        b.create<DispatchOp>(loc, pb.f32({rows, d}), x, groupPlan.getToken());
-    auto groupProduct = [&](Value weights) -> Value {
-      return b.create<GroupedMatmulOp>(loc, pb.f32({rows, perGroup}), groupRows,
-                                       weights, groupPlan.getExpertOffset());
-    };
-    Value secondaryClean = groupProduct(op.getSecondaryGateWeights());
+    DispatchPlanOp groupPlan = c.planGroups(groupIds, Value());
+    Value rows = c.groupRows(groupPlan);
+    Value secondaryClean =
+        c.groupProduct(rows, op.getSecondaryGateWeights(), groupPlan);
     Value secondaryNoise =
-        noisy ? groupProduct(op.getSecondaryNoiseWeights()) : Value();
+        noisy ? c.groupProduct(rows, op.getSecondaryNoiseWeights(), groupPlan)
+              : Value();
     NoisyTopKOp secondary = pb.topK(secondaryClean, secondaryNoise, kSecondary,
                                     nextRngStream++, kNoiseEps);
 
     // Compose: expert g * perGroup + j, gate primary * secondary.
-    int64_t assignments = rows * kSecondary;
-    auto composed = b.create<ComposeRoutesOp>(
-        loc, TypeRange{pb.i32({assignments}), pb.f32({assignments})}, groupIds,
-        groupGates, groupPlan.getPosition(), secondary.getExpert(),
-        secondary.getGate(), b.getI64IntegerAttr(perGroup));
-    int64_t n = op.getNumExperts();
-    pb.balanceLosses(composed.getExpert(), composed.getGate(), n, tokens,
-                     importanceWeight, l2Weight, auxTerms);
+    int64_t assignments = c.tokens * kPrimary * kSecondary;
+    auto composed = pb.b.create<ComposeRoutesOp>(
+        pb.loc, TypeRange{pb.i32({assignments}), pb.f32({assignments})},
+        groupIds, groupGates, groupPlan.getPosition(), secondary.getExpert(),
+        secondary.getGate(), pb.b.getI64IntegerAttr(c.perGroup));
 
-    Value y = pb.experts(x, composed.getExpert(), composed.getGate(), Value(),
-                         n, op.getExpertWeights(), op.getExpert().getAct());
-    y = pb.activate(y, op.getOutputAct());
-    pb.replaceLayer(op, y, auxTerms);
-    return success();
+    // Load_H[g, j] = Load_primary[g] * Load_g(X^(g))[j] / |X^(g)|.
+    if (balanceLoad) {
+      Value secondaryLoad = pb.b.create<GroupedLoadEstimateOp>(
+          pb.loc, pb.f32({c.groups, c.perGroup}), secondaryClean,
+          secondaryNoise, secondary.getNoisy(), secondary.getNoiseStd(),
+          secondary.getTopValues(), groupPlan.getExpertOffset(),
+          pb.b.getI64IntegerAttr(kSecondary));
+      Value load = pb.b.create<HierarchicalLoadOp>(pb.loc, pb.f32({c.n}),
+                                                   primaryLoad, secondaryLoad,
+                                                   groupPlan.getExpertOffset());
+      c.addCvSquared(load, c.loadWeight);
+    }
+    pb.balanceLosses(composed.getExpert(), composed.getGate(), c.n, c.tokens,
+                     c.importanceWeight, c.l2Weight, c.auxTerms);
+    return {composed.getExpert(), composed.getGate(), Value()};
   }
 
+  /// Appendix A at each level (training): each group keeps the m_p =
+  /// k_primary * T / groups tokens of highest primary probability, so each
+  /// group sees exactly m_p rows; inside a group's rows each of its experts
+  /// keeps m_s = k_secondary * m_p / experts_per_group of them. Eq. 8
+  /// trains the thresholds of each level.
+  Routes routeBatchwise(LayerContext &c) {
+    PrimitiveBuilder &pb = c.pb;
+    OpBuilder &b = pb.b;
+    HierarchicalMoELayerOp op = c.op;
+    int64_t mPrimary = *op.getKPrimary() * c.tokens / c.groups;
+    int64_t rows = c.groups * mPrimary;
+    int64_t mSecondary = *op.getKSecondary() * mPrimary / c.perGroup;
+    int64_t assignments = c.n * mSecondary;
+
+    Value primaryLogits = pb.matmul(c.x, op.getPrimaryGateWeights());
+    auto primary = b.create<BatchwiseMaskOp>(
+        pb.loc,
+        TypeRange{pb.f32({c.tokens, c.groups}), pb.i32({c.tokens + 1}),
+                  pb.i32({rows}), pb.f32({rows})},
+        primaryLogits, mPrimary);
+    if (c.thresholdWeight > 0)
+      c.addScaled(b.create<BatchwiseThresholdLossOp>(
+                      pb.loc, pb.f32({}), primaryLogits, primary.getMask(),
+                      op.getPrimaryThresholds()),
+                  c.thresholdWeight);
+    pb.balanceLosses(primary.getExpert(), primary.getGate(), c.groups, c.tokens,
+                     c.importanceWeight, c.l2Weight, c.auxTerms);
+
+    DispatchPlanOp groupPlan =
+        c.planGroups(primary.getExpert(), primary.getRowPtr());
+    Value secondaryLogits = c.groupProduct(
+        c.groupRows(groupPlan), op.getSecondaryGateWeights(), groupPlan);
+    auto secondary = b.create<GroupedBatchwiseMaskOp>(
+        pb.loc,
+        TypeRange{pb.f32({rows, c.perGroup}), pb.i32({rows + 1}),
+                  pb.i32({assignments}), pb.f32({assignments})},
+        secondaryLogits, c.groups, mSecondary);
+    if (c.thresholdWeight > 0)
+      c.addScaled(b.create<GroupedBatchwiseThresholdLossOp>(
+                      pb.loc, pb.f32({}), secondaryLogits, secondary.getMask(),
+                      op.getSecondaryThresholds()),
+                  c.thresholdWeight);
+
+    auto composed = b.create<ComposeRoutesCsrOp>(
+        pb.loc,
+        TypeRange{pb.i32({c.tokens + 1}), pb.i32({assignments}),
+                  pb.f32({assignments})},
+        primary.getRowPtr(), primary.getExpert(), primary.getGate(),
+        groupPlan.getPosition(), secondary.getRowPtr(), secondary.getExpert(),
+        secondary.getGate(), b.getI64IntegerAttr(c.perGroup));
+    pb.balanceLosses(composed.getExpert(), composed.getGate(), c.n, c.tokens,
+                     c.importanceWeight, c.l2Weight, c.auxTerms);
+    return {composed.getExpert(), composed.getGate(), composed.getRowPtr()};
+  }
+
+  /// Eq. 7 at each level (inference): a token goes to every group whose
+  /// primary threshold its probability exceeds, and inside a group to
+  /// every expert whose secondary threshold it exceeds. The numbers of
+  /// assignments depend on the data; buffers hold the most possible
+  /// (tokens * groups rows, tokens * num_experts assignments) and the row
+  /// pointers say how many are used.
+  Routes routeThreshold(LayerContext &c) {
+    PrimitiveBuilder &pb = c.pb;
+    OpBuilder &b = pb.b;
+    HierarchicalMoELayerOp op = c.op;
+    int64_t rows = c.tokens * c.groups;
+    int64_t assignments = rows * c.perGroup;
+
+    Value primaryLogits = pb.matmul(c.x, op.getPrimaryGateWeights());
+    auto primary = b.create<ThresholdMaskOp>(
+        pb.loc,
+        TypeRange{pb.i32({c.tokens + 1}), pb.i32({rows}), pb.f32({rows})},
+        primaryLogits, op.getPrimaryThresholds());
+    DispatchPlanOp groupPlan =
+        c.planGroups(primary.getExpert(), primary.getRowPtr());
+    Value secondaryLogits = c.groupProduct(
+        c.groupRows(groupPlan), op.getSecondaryGateWeights(), groupPlan);
+    auto secondary = b.create<GroupedThresholdMaskOp>(
+        pb.loc,
+        TypeRange{pb.i32({rows + 1}), pb.i32({assignments}),
+                  pb.f32({assignments})},
+        secondaryLogits, op.getSecondaryThresholds(),
+        groupPlan.getExpertOffset());
+    auto composed = b.create<ComposeRoutesCsrOp>(
+        pb.loc,
+        TypeRange{pb.i32({c.tokens + 1}), pb.i32({assignments}),
+                  pb.f32({assignments})},
+        primary.getRowPtr(), primary.getExpert(), primary.getGate(),
+        groupPlan.getPosition(), secondary.getRowPtr(), secondary.getExpert(),
+        secondary.getGate(), b.getI64IntegerAttr(c.perGroup));
+    return {composed.getExpert(), composed.getGate(), composed.getRowPtr()};
+  }
+
+  bool inferenceMode = false;
   int64_t nextRngStream = 0;
 };
 

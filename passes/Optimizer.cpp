@@ -78,6 +78,16 @@ struct OptimizerPass : public mlir::moe::impl::OptimizerBase<OptimizerPass> {
       if (auto name = func.getArgAttrOfType<StringAttr>(
               arg.getArgNumber(), MoEDialect::kParamAttrName))
         params[name.getValue()] = arg;
+    // Checkpoints and the driver name state and parameters alike.
+    for (auto &entry : params) {
+      StringRef name = entry.getKey();
+      if (name == "step" || name.ends_with(".adam_m") ||
+          name.ends_with(".adam_v"))
+        return func.emitOpError("parameter '")
+               << name
+               << "' has a name the optimizer state uses (step, "
+                  "<param>.adam_m, <param>.adam_v); rename it";
+    }
 
     auto stepType = RankedTensorType::get({}, b.getI64Type());
     func.insertArgument(func.getNumArguments(), stepType, stateAttr("step"),

@@ -29,6 +29,27 @@ def ModelSummary : Pass<"moe-model-summary", "mlir::ModuleOp"> {
   }];
 }
 
+def AddEval : Pass<"moe-add-eval", "mlir::ModuleOp"> {
+  let summary = "Add an evaluation copy <model>_eval of every model function";
+  let description = [{
+    The training pipeline turns a model into its training step, whose
+    forward pass draws gating noise and dropout masks and ranks batchwise
+    masks over the batch. Test perplexity needs the inference-time model
+    (paper Appendix A: threshold masks; no noise, no dropout, full softmax)
+    in the same package, so that both run on the same parameters. This
+    pass clones every model function `@m` (one with `moe.param` arguments)
+    into `@m_eval` with the unit attribute `moe.inference`, which
+    moe-decompose and moe-expand-hierarchy honour as their `inference`
+    option and moe-autodiff leaves alone.
+
+    ```mlir
+    // after
+    func.func @m(...) -> tensor<f32> { ... }
+    func.func @m_eval(...) -> tensor<f32> attributes {moe.inference} { ... }
+    ```
+  }];
+}
+
 def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
   let summary = "Lower model-level layers to primitive ops";
   let description = [{
@@ -68,7 +89,8 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
     noise, batchwise-trained layers route with their learned thresholds
     (Eq. 7, `moe.threshold_mask`) since a single example has no batch to
     rank, dropout is the identity, the sampled softmax becomes the full
-    softmax, and the auxiliary losses are zero.
+    softmax, and the auxiliary losses are zero. Functions marked
+    `moe.inference` (moe-add-eval) are lowered this way without the option.
   }];
   let options = [
     Option<"inference", "inference", "bool", "false",
@@ -94,6 +116,7 @@ def Autodiff : Pass<"moe-autodiff", "mlir::ModuleOp"> {
     paths are summed with `moe.add`. Reshapes (`tensor.collapse_shape`,
     `tensor.expand_shape`) are inverted. An op without a gradient is an
     error naming the op; model-level MoE layers must be decomposed first.
+    Evaluation copies (`moe.inference`) are not differentiated.
 
     ```mlir
     // before
@@ -217,33 +240,76 @@ def FuseRouting : Pass<"moe-fuse-routing", "mlir::func::FuncOp"> {
 def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
   let summary = "Lower hierarchical MoE layers to two levels of routing";
   let description = [{
-    Paper 3.3: a primary gate picks k_primary of the groups for each token;
-    the token's row is dispatched to those groups, where each group's own
-    gate (one grouped matmul for all groups) picks k_secondary of its
-    experts. `moe.compose_routes` turns the two selections into one list
-    of k_primary * k_secondary (expert, gate) assignments per token with
-    gate = primary gate * secondary gate, and the experts run as in a flat
-    layer. A rank-3 input is routed as batch * time tokens.
+    Paper 3.3: a primary gate routes each token to groups; the token's row
+    is dispatched to those groups (group-major, one segment per group),
+    where each group's own gate (one grouped matmul for all groups) routes
+    the row to the group's experts. The two selections are composed into
+    one token-major list of (expert g * experts_per_group + j, gate
+    primary gate * secondary gate) assignments, and the experts run as in a
+    flat layer. A rank-3 input is routed as batch * time tokens.
 
-    Losses per level: the primary importance / L2 balance over groups and
-    the importance over all experts with the composed gates (the paper's
-    Importance_H). The hierarchical load estimate (Load_H) is not lowered
-    yet: a load weight is reported as an error.
+    Gating, per level:
+    - `top_k` / `noisy_top_k`: k_primary groups per token, k_secondary
+      experts per row, composed by `moe.compose_routes` into k_primary *
+      k_secondary assignments per token.
+    - `batchwise` (Appendix A at each level): the primary mask keeps, for
+      each group, the m_p = k_primary * tokens / groups tokens of highest
+      primary probability, so every group sees exactly m_p rows; inside
+      each group's m_p rows, `moe.grouped_batchwise_mask` keeps for each of
+      its experts the m_s = k_secondary * m_p / experts_per_group rows of
+      highest secondary probability. Both levels give a variable number of
+      choices per token / row, so `moe.compose_routes_csr` composes them
+      with row pointers. Eq. 8 trains each level's thresholds
+      (`moe.batchwise_threshold_loss` for the primary [groups],
+      `moe.grouped_batchwise_threshold_loss` for the secondary [groups,
+      experts_per_group], each group's rows against its own row).
+    - `threshold` (Eq. 7, inference only; batchwise layers lower this way
+      in inference mode): `moe.threshold_mask` on the primary
+      probabilities and `moe.grouped_threshold_mask` on the secondary ones
+      (each row against the thresholds of its group, found from the
+      primary plan's offsets). The number of assignments depends on the
+      data, so buffers have the largest possible size (tokens * groups
+      dispatched rows, tokens * num_experts assignments) and row pointers
+      say how many are used, as for the flat threshold mask. Written by a
+      user and lowered for training it is an error: its thresholds learn
+      only through Eq. 8, which needs the batchwise mask.
 
-    Runs after moe-decompose (which leaves hierarchical layers alone); new
-    RNG streams continue after the highest one in the function. Batchwise
-    and threshold gating rank examples per group and are not lowered yet:
-    they are reported as errors.
+    Balancing losses per level: importance / L2 balance over the groups
+    (primary gates) and over all experts with the composed gates (the
+    paper's Importance_H); with a `load` weight (noisy_top_k only) the
+    groups' smooth load (`moe.load_estimate` of the primary gate) and the
+    hierarchical load Load_H over all experts.
+
+    Load_H: the paper text in shared/seeds (the conference version) does
+    not define it (its section 3.3 has no losses); the arXiv version
+    (Appendix B, Eq. 14) defines Load_H(X)_{i,j} = Load_primary(X)_i *
+    Load_i(X^(i))_j / |X^(i)|, X^(i) the tokens with G_primary(x)_i > 0,
+    and prefers it to Load_i(X^(i))_j alone because that would have no
+    gradient with respect to the primary gate. That is what is lowered:
+    Load_primary is the
+    expected number of tokens reaching group i, `moe.grouped_load_estimate`
+    sums each group's smooth secondary load Load_i over the rows it
+    received, and `moe.hierarchical_load` multiplies the first by the
+    second's share per row, |X^(i)| being the group's row count from the
+    primary plan (the probability of reaching the group times the smooth
+    secondary load, normalised per received row).
+
+    Inference mode (the `inference` option, or the `moe.inference`
+    function attribute that moe-add-eval puts on evaluation copies): no
+    gating noise, threshold masks for batchwise layers, no auxiliary
+    losses. Runs after moe-decompose (which leaves hierarchical layers
+    alone); new RNG streams continue after the highest one in the function.
 
     ```mlir
+    // batchwise, training
     %cp = moe.matmul %x, %w_primary
-    %pe, %pg, ... = moe.noisy_top_k %cp, noise %rp {k = 2}
-    %off1, %pos1, %tok1 = moe.dispatch_plan %pe_flat {num_experts = groups}
-    %xg = moe.dispatch %x, %tok1
-    %cs = moe.grouped_matmul %xg, %w_secondary, %off1
-    %se, %sg, ... = moe.noisy_top_k %cs, noise %rs {k = 4}
-    %e, %g = moe.compose_routes %pe_flat, %pg_flat, %pos1, %se, %sg
-    ... experts and combine as in a flat layer ...
+    %pm, %prows, %pe, %pg = moe.batchwise_mask %cp {m = m_p}
+    %off, %pos, %tok = moe.dispatch_plan %pe rows %prows {num_experts = groups}
+    %cs = moe.grouped_matmul (moe.dispatch %x, %tok), %w_secondary, %off
+    %sm, %srows, %se, %sg = moe.grouped_batchwise_mask %cs {groups, m = m_s}
+    %rows, %e, %g = moe.compose_routes_csr %prows, %pe, %pg, %pos, %srows,
+        %se, %sg {experts_per_group}
+    ... experts and combine as in a flat layer, with `rows %rows` ...
     ```
   }];
   let options = [

@@ -18,7 +18,23 @@ using namespace mlir::moe;
 
 namespace {
 
+enum class OptimizerKind { Adam, None };
+
 struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
+  Option<OptimizerKind> optimizer{
+      *this, "optimizer",
+      llvm::cl::desc("What the training step does with the gradients"),
+      llvm::cl::init(OptimizerKind::Adam),
+      llvm::cl::values(
+          clEnumValN(OptimizerKind::Adam, "adam",
+                     "Adam: update the parameters and moments (default)"),
+          clEnumValN(OptimizerKind::None, "none",
+                     "return the gradients (for gradient checks)"))};
+  Option<bool> eval{
+      *this, "eval",
+      llvm::cl::desc("Add the evaluation copy <model>_eval (inference mode) "
+                     "that test perplexity and generation run"),
+      llvm::cl::init(true)};
   Option<float> lr{*this, "lr",
                    llvm::cl::desc("Peak learning rate (after warm-up)"),
                    llvm::cl::init(1.0e-3f)};
@@ -42,12 +58,23 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
       llvm::cl::init(200)};
 };
 
+void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options);
+
 void buildTrainPipeline(OpPassManager &pm,
                         const TrainPipelineOptions &options) {
+  if (options.eval)
+    pm.addPass(createAddEval());
   pm.addNestedPass<func::FuncOp>(createDecompose());
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy());
   pm.addNestedPass<func::FuncOp>(createFuseRouting());
   pm.addPass(createAutodiff());
+  if (options.optimizer == OptimizerKind::Adam)
+    addOptimizer(pm, options);
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createPlanBuffers());
+}
+
+void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options) {
   OptimizerOptions optimizer;
   optimizer.learningRate = options.lr;
   optimizer.beta1 = options.beta1;
@@ -57,8 +84,6 @@ void buildTrainPipeline(OpPassManager &pm,
   optimizer.warmupSteps = options.warmupSteps;
   optimizer.constantSteps = options.constantSteps;
   pm.addPass(createOptimizer(optimizer));
-  pm.addPass(createCSEPass());
-  pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
 void buildInferencePipeline(OpPassManager &pm) {

@@ -9,6 +9,7 @@
 #include "passes/Passes.h"
 
 #include "dialect/MoEOps.h"
+#include "passes/BufferPlan.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -30,12 +31,7 @@ using namespace mlir::moe;
 
 namespace {
 
-/// Buffers start at multiples of this, enough for any vector load.
-constexpr int64_t kAlignment = 64;
-
-int64_t alignUp(int64_t bytes) {
-  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-}
+int64_t alignUp(int64_t bytes) { return alignBufferSize(bytes); }
 
 int64_t tensorBytes(Type type) {
   auto tensor = dyn_cast<RankedTensorType>(type);
@@ -47,22 +43,13 @@ int64_t tensorBytes(Type type) {
 
 /// Extra bytes an op keeps for its backward pass, tied to its result.
 int64_t savedStateBytes(Operation *op) {
-  if (auto lstm = dyn_cast<LSTMOp>(op)) {
-    // Gate activations, cells, shifted states and the pre-projection
-    // output: B*S*(6H + P) floats (runtime/Backend.h, lstmWorkspaceSize).
-    ArrayRef<int64_t> out = lstm.getOutput().getType().getShape();
-    int64_t hidden = lstm.getInputWeights().getType().getDimSize(1) / 4;
-    return alignUp(out[0] * out[1] * (6 * hidden + out[2]) * 4);
-  }
-  if (auto attention = dyn_cast<AttentionOp>(op)) {
-    // tanh(xU) [B,Sx,E], tanh(yW) and the queries [B,Sy,E], the weights
-    // [B,Sy,Sx] (attentionWorkspaceSize).
-    ArrayRef<int64_t> src = attention.getSource().getType().getShape();
-    ArrayRef<int64_t> tgt = attention.getTarget().getType().getShape();
-    int64_t e = attention.getScoreWeights().getType().getDimSize(0);
-    return alignUp(src[0] * (src[1] * e + 2 * tgt[1] * e + tgt[1] * src[1]) *
-                   4);
-  }
+  if (auto lstm = dyn_cast<LSTMOp>(op))
+    return lstmSavedStateBytes(lstm.getInput(), lstm.getInputWeights(),
+                               lstm.getOutput());
+  if (auto attention = dyn_cast<AttentionOp>(op))
+    return attentionSavedStateBytes(attention.getSource(),
+                                    attention.getTarget(),
+                                    attention.getScoreWeights());
   return 0;
 }
 
@@ -198,7 +185,8 @@ struct PlanBuffersPass
     func->setAttr("moe.arena_bytes", b.getI64IntegerAttr(arena.size()));
     // A located remark, not an op remark: the summary without an IR dump.
     emitRemark(func.getLoc())
-        << "moe-plan-buffers: " << buffers << " buffers, "
+        << "moe-plan-buffers: @" << func.getSymName() << ": " << buffers
+        << " buffers, "
         << formatBytes(unshared) << " without reuse, arena "
         << formatBytes(arena.size()) << " (peak live " << formatBytes(peak)
         << ")";

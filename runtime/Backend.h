@@ -100,10 +100,22 @@ public:
   virtual void add(const float *a, const float *b, float *y, int64_t count) = 0;
   /// y += x (accumulates).
   virtual void accumulate(const float *x, float *y, int64_t count) = 0;
+  /// y = factor * x (y may alias x).
+  virtual void scale(const float *x, float factor, float *y, int64_t count) = 0;
+  /// y[r, :] = x[r, :] + bias for rows x d (y may alias x).
+  virtual void biasAdd(int64_t rows, int64_t d, const float *x,
+                       const float *bias, float *y) = 0;
+  /// y [d] (written) = sum over the rows of x [rows, d], rows summed in
+  /// order (deterministic; the gradient of a bias). rows = 0 gives zeros.
+  virtual void sumRows(int64_t rows, int64_t d, const float *x, float *y) = 0;
   /// y = sigmoid(x); backward: dx = dy * y * (1 - y).
   virtual void sigmoidForward(const float *x, float *y, int64_t count) = 0;
   virtual void sigmoidBackward(const float *y, const float *dy, float *dx,
                                int64_t count) = 0;
+  /// y = tanh(x); backward: dx = dy * (1 - y^2).
+  virtual void tanhForward(const float *x, float *y, int64_t count) = 0;
+  virtual void tanhBackward(const float *y, const float *dy, float *dx,
+                            int64_t count) = 0;
   /// Inverted dropout with a Philox mask keyed by (seed, counter): y = x *
   /// keep / (1 - rate). The same (seed, counter) gives the same mask on every
   /// backend. Backward recomputes the mask from the same key.
@@ -247,6 +259,106 @@ public:
                                      const float *dGate, float *dPrimaryGate,
                                      float *dSecondaryGate) = 0;
 
+  /// Hierarchical MoE with batchwise and threshold masks (paper 3.3 with
+  /// Appendix A at each level). The secondary level works on the R rows
+  /// the primary level dispatched to the groups, in group-major order.
+  ///
+  /// Batchwise mask per group: the rows of logits [groups * rowsPerGroup,
+  /// n] form `groups` segments of rowsPerGroup rows; within each segment
+  /// every expert keeps the m rows of largest probability p = softmax of
+  /// the row (exactly batchwiseMaskForward on the segment alone). Writes
+  /// mask [R, n] and the row-major assignments rowPtr [R+1], expert
+  /// [groups*n*m] (ids local to the group), gate [groups*n*m].
+  virtual void groupedBatchwiseMaskForward(int64_t groups, int64_t rowsPerGroup,
+                                           int64_t n, int64_t m,
+                                           const float *logits, float *mask,
+                                           int32_t *rowPtr, int32_t *expert,
+                                           float *gate) = 0;
+  /// Threshold mask per group (Eq. 7, inference): row r of logits [R, n]
+  /// belongs to group g when groupOffset[g] <= r < groupOffset[g+1]
+  /// (groupOffset [groups+1] in backend memory: the primary dispatch
+  /// plan's offsets) and keeps expert j when p[r,j] > thresholds[g*n+j];
+  /// rows outside [groupOffset[0], groupOffset[groups]) keep nothing (their
+  /// logits are never read). Writes mask [R, n], rowPtr [R+1] and the
+  /// assignments (capacity R*n); numAssigned (host, may be null) =
+  /// rowPtr[R].
+  virtual void groupedThresholdMaskForward(
+      int64_t R, int64_t groups, int64_t n, const float *logits,
+      const float *thresholds, const int32_t *groupOffset, float *mask,
+      int32_t *rowPtr, int32_t *expert, float *gate, int64_t *numAssigned) = 0;
+  /// Eq. 8 per group: segment g (rowsPerGroup rows of logits / batchMask
+  /// [groups * rowsPerGroup, n]) against thresholds [g, :] of thresholds
+  /// [groups, n]; loss[0] = the sum over all segments. Backward writes
+  /// dThresholds [groups, n] = -dLoss * sum over segment g of (Mthr - Mbw).
+  virtual void groupedBatchwiseThresholdLossForward(
+      int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
+      const float *batchMask, const float *thresholds, float *loss) = 0;
+  virtual void groupedBatchwiseThresholdLossBackward(
+      int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
+      const float *batchMask, const float *thresholds, float dLoss,
+      float *dThresholds) = 0;
+  /// Composition when both levels give a variable number of choices: the
+  /// primary assignments (primaryRowPtr [T+1], groups primaryExpert [A1],
+  /// primaryGate [A1]; capacity A1, of which primaryRowPtr[T] are used),
+  /// the buffer row position[a] of each, and the secondary assignments of
+  /// the A1 buffer rows (secondaryRowPtr [A1+1], local secondaryExpert and
+  /// secondaryGate, capacity A2). For each token in order, each primary
+  /// assignment a in order expands into the secondary assignments b of row
+  /// position[a]: expert = group * expertsPerGroup + local, gate =
+  /// primaryGate[a] * secondaryGate[b]. Writes rowPtr [T+1] and expert /
+  /// gate (capacity A2; rowPtr[T] used).
+  virtual void composeRoutesCsrForward(
+      int64_t T, int64_t A1, int64_t A2, int64_t expertsPerGroup,
+      const int32_t *primaryRowPtr, const int32_t *primaryExpert,
+      const float *primaryGate, const int32_t *position,
+      const int32_t *secondaryRowPtr, const int32_t *secondaryExpert,
+      const float *secondaryGate, int32_t *rowPtr, int32_t *expert,
+      float *gate) = 0;
+  /// With o the composed assignment of (a, b) (rowPtr is the forward's):
+  /// dPrimaryGate[a] = sum_b dGate[o] * secondaryGate[b] (b in order),
+  /// dSecondaryGate[b] = dGate[o] * primaryGate[a]; both written, zero for
+  /// the slots no composed assignment uses.
+  virtual void
+  composeRoutesCsrBackward(int64_t T, int64_t A1, int64_t A2,
+                           const int32_t *rowPtr, const int32_t *primaryRowPtr,
+                           const float *primaryGate, const int32_t *position,
+                           const int32_t *secondaryRowPtr,
+                           const float *secondaryGate, const float *dGate,
+                           float *dPrimaryGate, float *dSecondaryGate) = 0;
+  /// The smooth load of each group's rows: load [groups, n] (written),
+  /// load[g, j] = loadEstimateForward's sum over the rows r of group g
+  /// (groupOffset[g] <= r < groupOffset[g+1], groupOffset [groups+1] in
+  /// backend memory) of the R x n clean / noisy / noiseStd and R x (k+1)
+  /// topValues. Backward accumulates dLoad [groups, n] into dClean and
+  /// dRawNoise [R, n] of those rows, as loadEstimateBackward.
+  virtual void
+  groupedLoadEstimateForward(int64_t R, int64_t groups, int64_t n, int64_t k,
+                             const int32_t *groupOffset, const float *clean,
+                             const float *noisy, const float *noiseStd,
+                             const float *topValues, float *load) = 0;
+  virtual void groupedLoadEstimateBackward(
+      int64_t R, int64_t groups, int64_t n, int64_t k,
+      const int32_t *groupOffset, const float *clean, const float *noisy,
+      const float *rawNoise, const float *noiseStd, const float *topValues,
+      const float *dLoad, float *dClean, float *dRawNoise) = 0;
+  /// Load_H (paper, final version, Appendix B): load[g*n+j] (written) =
+  /// primaryLoad[g] * secondaryLoad[g*n+j] / max(c_g, 1) with c_g =
+  /// groupOffset[g+1] - groupOffset[g] the rows sent to group g. Backward
+  /// writes dPrimaryLoad[g] = sum_j dLoad[g*n+j] * secondaryLoad[g*n+j] /
+  /// max(c_g, 1) (j in order) and dSecondaryLoad[g*n+j] = dLoad[g*n+j] *
+  /// primaryLoad[g] / max(c_g, 1).
+  virtual void hierarchicalLoadForward(int64_t groups, int64_t n,
+                                       const int32_t *groupOffset,
+                                       const float *primaryLoad,
+                                       const float *secondaryLoad,
+                                       float *load) = 0;
+  virtual void hierarchicalLoadBackward(int64_t groups, int64_t n,
+                                        const int32_t *groupOffset,
+                                        const float *primaryLoad,
+                                        const float *secondaryLoad,
+                                        const float *dLoad, float *dPrimaryLoad,
+                                        float *dSecondaryLoad) = 0;
+
   //===--------------------------------------------------------------------===//
   // Dispatch / experts / combine
   //===--------------------------------------------------------------------===//
@@ -346,6 +458,8 @@ public:
   /// ignored). lossSum[0] = sum of -log p(target) over non-padding tokens;
   /// dLogits (written) = (softmax - onehot) * dLossSum for non-padding rows,
   /// zero for padding rows. numTokens (host) = count of non-padding rows.
+  /// dLogits may be null (forward only, for evaluation): then only lossSum
+  /// and numTokens are computed, with the same values as with dLogits.
   virtual void softmaxCrossEntropy(int64_t T, int64_t V, const float *logits,
                                    const int32_t *targets, float dLossSum,
                                    float *lossSum, float *dLogits,
@@ -355,7 +469,10 @@ public:
   /// [0, V) with Philox(seed, counter), shared by all tokens; logits are
   /// computed for the target and the samples only, corrected by -log Q.
   /// hidden [T,d], weights [V,d], bias [V]. Writes lossSum[0], dHidden [T,d]
-  /// and accumulates dWeights/dBias rows of the touched classes.
+  /// and accumulates dWeights/dBias rows of the touched classes. dHidden,
+  /// dWeights and dBias may all be null (loss only, for evaluation; the same
+  /// lossSum as with gradients); some null and others not is an error
+  /// when T > 0.
   virtual void sampledSoftmaxCrossEntropy(
       int64_t T, int64_t d, int64_t V, int64_t S, const float *hidden,
       const float *weights, const float *bias, const int32_t *targets,

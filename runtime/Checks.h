@@ -65,6 +65,23 @@ inline void checkComposeShape(const char *kernel, int64_t assignments,
                                 ": needs A1 >= 0 and k >= 1");
 }
 
+/// The secondary level of a hierarchical layer: groups >= 1 segments of
+/// rows >= 0 rows each (or rows in all), n >= 1 experts per group.
+inline void checkGroupedShape(const char *kernel, int64_t groups, int64_t rows,
+                              int64_t n) {
+  if (groups < 1 || rows < 0 || n < 1)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": need groups >= 1, rows >= 0 and n >= 1");
+}
+
+/// T tokens, capacities A1 (primary) and A2 (secondary) >= 0.
+inline void checkComposeCsrShape(const char *kernel, int64_t T, int64_t A1,
+                                 int64_t A2) {
+  if (T < 0 || A1 < 0 || A2 < 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": needs T, A1 and A2 >= 0");
+}
+
 inline void checkLstmShape(const char *kernel, int64_t B, int64_t S,
                            int64_t dIn, int64_t H, int64_t P,
                            bool hasProjection) {

@@ -9,9 +9,10 @@ PACKAGES=(
   cmake ninja-build g++ python3 pkg-config
   # Compiler: LLVM/MLIR 19 (mlir-tblgen, FileCheck, lit live in its prefix).
   llvm-19-dev libmlir-19-dev mlir-19-tools llvm-19-tools
-  # Runtime: BLAS, MPI, tests, JSON, SHA-256 for checkpoints.
+  # Runtime: BLAS, MPI, tests, JSON, SHA-256 for checkpoints, moe-run's
+  # command line.
   libopenblas-dev libopenmpi-dev openmpi-bin libgtest-dev nlohmann-json3-dev
-  libssl-dev
+  libssl-dev libcli11-dev
   # Demo corpus: the King James Bible (`bible -l0 "Gen1:1-Rev22:21"`).
   bible-kjv
 )

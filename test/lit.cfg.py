@@ -2,6 +2,7 @@
 # lit configuration for moe-compiler's compiler tests.
 
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -11,7 +12,7 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moe_obj_root, "test")
-config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "Inputs"]
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
@@ -25,3 +26,25 @@ llvm_config.with_environment("FILECHECK_OPTS", "--enable-var-scope")
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 llvm_config.add_tool_substitutions(["moe-opt", "moe-translate"], tool_dirs)
+
+# Emitted sources are compiled in tests: %cxx always, %nvcc where CUDA is.
+config.substitutions.append(("%cxx", config.cxx_compiler))
+if config.nvcc:
+    config.available_features.add("nvcc")
+    config.substitutions.append(("%nvcc", config.nvcc))
+    config.substitutions.append(("%cuda_includes", " ".join(
+        "-I" + d for d in config.cuda_include_dirs.split(";") if d)))
+
+# The runtime driver, for the integration tests. Compiled packages are
+# cached in the build tree, shared by the tests.
+if config.have_moe_run:
+    config.available_features.add("moe-run")
+    llvm_config.add_tool_substitutions(["moe-run"], tool_dirs)
+    config.environment["MOE_RUN_CACHE"] = os.path.join(
+        config.moe_obj_root, "moe-run-cache")
+config.substitutions.append(("%package", "bash " + os.path.join(
+    config.moe_src_root, "scripts", "package.sh")))
+config.environment["BUILD_DIR"] = config.moe_obj_root
+# The King James Bible for the end-to-end tests, when bible-kjv is there.
+if shutil.which("bible"):
+    config.available_features.add("kjv")

@@ -18,6 +18,19 @@ void CpuBackend::accumulate(const float *x, float *y, int64_t count) {
   cpu::accumulate(x, y, count);
 }
 
+void CpuBackend::scale(const float *x, float factor, float *y, int64_t count) {
+  cpu::scale(x, factor, y, count);
+}
+
+void CpuBackend::biasAdd(int64_t rows, int64_t d, const float *x,
+                         const float *bias, float *y) {
+  cpu::biasAdd(rows, d, x, bias, y);
+}
+
+void CpuBackend::sumRows(int64_t rows, int64_t d, const float *x, float *y) {
+  cpu::sumRows(rows, d, x, y);
+}
+
 void CpuBackend::sigmoidForward(const float *x, float *y, int64_t count) {
   cpu::sigmoidForward(x, y, count);
 }
@@ -25,6 +38,15 @@ void CpuBackend::sigmoidForward(const float *x, float *y, int64_t count) {
 void CpuBackend::sigmoidBackward(const float *y, const float *dy, float *dx,
                                  int64_t count) {
   cpu::sigmoidBackward(y, dy, dx, count);
+}
+
+void CpuBackend::tanhForward(const float *x, float *y, int64_t count) {
+  cpu::tanhForward(x, y, count);
+}
+
+void CpuBackend::tanhBackward(const float *y, const float *dy, float *dx,
+                              int64_t count) {
+  cpu::tanhBackward(y, dy, dx, count);
 }
 
 void CpuBackend::dropoutForward(const float *x, float *y, int64_t count,

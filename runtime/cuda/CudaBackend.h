@@ -39,9 +39,16 @@ public:
       beta, float *C, int64_t ldc, GemmPrecision precision) override;
   void add(const float *a, const float *b, float *y, int64_t count) override;
   void accumulate(const float *x, float *y, int64_t count) override;
+  void scale(const float *x, float factor, float *y, int64_t count) override;
+  void biasAdd(int64_t rows, int64_t d, const float *x, const float *bias,
+      float *y) override;
+  void sumRows(int64_t rows, int64_t d, const float *x, float *y) override;
   void sigmoidForward(const float *x, float *y, int64_t count) override;
   void sigmoidBackward(const float *y, const float *dy, float *dx, int64_t
       count) override;
+  void tanhForward(const float *x, float *y, int64_t count) override;
+  void tanhBackward(const float *y, const float *dy, float *dx, int64_t count)
+      override;
   void dropoutForward(const float *x, float *y, int64_t count, float rate,
       uint64_t seed, uint64_t counter) override;
   void dropoutBackward(const float *dy, float *dx, int64_t count, float rate,
@@ -103,6 +110,58 @@ public:
                              const float *secondaryGate, const float *dGate,
                              float *dPrimaryGate,
                              float *dSecondaryGate) override;
+  void groupedBatchwiseMaskForward(int64_t groups, int64_t rowsPerGroup,
+                                   int64_t n, int64_t m, const float *logits,
+                                   float *mask, int32_t *rowPtr,
+                                   int32_t *expert, float *gate) override;
+  void groupedThresholdMaskForward(int64_t R, int64_t groups, int64_t n,
+                                   const float *logits, const float *thresholds,
+                                   const int32_t *groupOffset, float *mask,
+                                   int32_t *rowPtr, int32_t *expert,
+                                   float *gate, int64_t *numAssigned) override;
+  void groupedBatchwiseThresholdLossForward(
+      int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
+      const float *batchMask, const float *thresholds, float *loss) override;
+  void groupedBatchwiseThresholdLossBackward(
+      int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
+      const float *batchMask, const float *thresholds, float dLoss,
+      float *dThresholds) override;
+  void composeRoutesCsrForward(
+      int64_t T, int64_t A1, int64_t A2, int64_t expertsPerGroup,
+      const int32_t *primaryRowPtr, const int32_t *primaryExpert,
+      const float *primaryGate, const int32_t *position,
+      const int32_t *secondaryRowPtr, const int32_t *secondaryExpert,
+      const float *secondaryGate, int32_t *rowPtr, int32_t *expert,
+      float *gate) override;
+  void
+  composeRoutesCsrBackward(int64_t T, int64_t A1, int64_t A2,
+                           const int32_t *rowPtr, const int32_t *primaryRowPtr,
+                           const float *primaryGate, const int32_t *position,
+                           const int32_t *secondaryRowPtr,
+                           const float *secondaryGate, const float *dGate,
+                           float *dPrimaryGate, float *dSecondaryGate) override;
+  void groupedLoadEstimateForward(int64_t R, int64_t groups, int64_t n,
+                                  int64_t k, const int32_t *groupOffset,
+                                  const float *clean, const float *noisy,
+                                  const float *noiseStd, const float *topValues,
+                                  float *load) override;
+  void groupedLoadEstimateBackward(int64_t R, int64_t groups, int64_t n,
+                                   int64_t k, const int32_t *groupOffset,
+                                   const float *clean, const float *noisy,
+                                   const float *rawNoise, const float *noiseStd,
+                                   const float *topValues, const float *dLoad,
+                                   float *dClean, float *dRawNoise) override;
+  void hierarchicalLoadForward(int64_t groups, int64_t n,
+                               const int32_t *groupOffset,
+                               const float *primaryLoad,
+                               const float *secondaryLoad,
+                               float *load) override;
+  void hierarchicalLoadBackward(int64_t groups, int64_t n,
+                                const int32_t *groupOffset,
+                                const float *primaryLoad,
+                                const float *secondaryLoad, const float *dLoad,
+                                float *dPrimaryLoad,
+                                float *dSecondaryLoad) override;
   void buildDispatchPlan(DispatchPlan &plan) override;
   void dispatchForward(const DispatchPlan &plan, int64_t d, const float *x,
       float *buffer) override;

@@ -1,9 +1,11 @@
 //===- Elementwise.cu - CUDA elementwise kernels --------------------------===//
 //
-// Residual add, accumulate, sigmoid, ReLU and inverted dropout. Dropout masks
-// come from Philox keyed by (seed, counter) with element i reading uniform i
-// of the stream, so they equal the CPU backend's masks bit for bit; each
-// thread draws one Philox block for four consecutive elements.
+// Residual add, accumulate, scale, bias add, column sums, sigmoid, tanh, ReLU
+// and inverted dropout. Dropout masks come from Philox keyed by (seed,
+// counter) with element i reading uniform i of the stream, so they equal the
+// CPU backend's masks bit for bit; each thread draws one Philox block for
+// four consecutive elements. sumRows gives each column one thread that adds
+// the rows in order, the CPU's summation order, so the sums match it exactly.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +30,38 @@ __global__ void addKernel(const float *a, const float *b, float *y,
 
 __global__ void accumulateKernel(const float *x, float *y, int64_t count) {
   MOE_GRID_STRIDE(i, count) { y[i] += x[i]; }
+}
+
+__global__ void scaleKernel(const float *x, float factor, float *y,
+                            int64_t count) {
+  MOE_GRID_STRIDE(i, count) { y[i] = factor * x[i]; }
+}
+
+__global__ void biasAddKernel(int64_t d, const float *x, const float *bias,
+                              float *y, int64_t count) {
+  MOE_GRID_STRIDE(i, count) { y[i] = x[i] + bias[i % d]; }
+}
+
+/// y[c] = sum of x[r, c] over r = 0, 1, ..., rows - 1 in that order.
+/// Neighbouring threads read neighbouring columns, so each row's loads
+/// coalesce.
+__global__ void sumRowsKernel(int64_t rows, int64_t d, const float *x,
+                              float *y) {
+  MOE_GRID_STRIDE(c, d) {
+    float acc = 0.0f;
+    for (int64_t r = 0; r < rows; ++r)
+      acc += x[r * d + c];
+    y[c] = acc;
+  }
+}
+
+__global__ void tanhForwardKernel(const float *x, float *y, int64_t count) {
+  MOE_GRID_STRIDE(i, count) { y[i] = tanhf(x[i]); }
+}
+
+__global__ void tanhBackwardKernel(const float *y, const float *dy, float *dx,
+                                   int64_t count) {
+  MOE_GRID_STRIDE(i, count) { dx[i] = dy[i] * (1.0f - y[i] * y[i]); }
 }
 
 __global__ void sigmoidForwardKernel(const float *x, float *y, int64_t count) {
@@ -80,6 +114,28 @@ void CudaBackend::accumulate(const float *x, float *y, int64_t count) {
              0, ctx_->stream, x, y, count);
 }
 
+void CudaBackend::scale(const float *x, float factor, float *y, int64_t count) {
+  checkCount("scale", count);
+  MOE_LAUNCH(scaleKernel, dim3(gridFor(count)), dim3(kElementwiseThreads), 0,
+             ctx_->stream, x, factor, y, count);
+}
+
+void CudaBackend::biasAdd(int64_t rows, int64_t d, const float *x,
+                          const float *bias, float *y) {
+  checkCount("biasAdd", rows);
+  checkCount("biasAdd", d);
+  int64_t count = rows * d;
+  MOE_LAUNCH(biasAddKernel, dim3(gridFor(count)), dim3(kElementwiseThreads), 0,
+             ctx_->stream, d, x, bias, y, count);
+}
+
+void CudaBackend::sumRows(int64_t rows, int64_t d, const float *x, float *y) {
+  checkCount("sumRows", rows);
+  checkCount("sumRows", d);
+  MOE_LAUNCH(sumRowsKernel, dim3(gridFor(d)), dim3(kElementwiseThreads), 0,
+             ctx_->stream, rows, d, x, y);
+}
+
 void CudaBackend::sigmoidForward(const float *x, float *y, int64_t count) {
   checkCount("sigmoidForward", count);
   MOE_LAUNCH(sigmoidForwardKernel, dim3(gridFor(count)),
@@ -90,6 +146,19 @@ void CudaBackend::sigmoidBackward(const float *y, const float *dy, float *dx,
                                   int64_t count) {
   checkCount("sigmoidBackward", count);
   MOE_LAUNCH(sigmoidBackwardKernel, dim3(gridFor(count)),
+             dim3(kElementwiseThreads), 0, ctx_->stream, y, dy, dx, count);
+}
+
+void CudaBackend::tanhForward(const float *x, float *y, int64_t count) {
+  checkCount("tanhForward", count);
+  MOE_LAUNCH(tanhForwardKernel, dim3(gridFor(count)), dim3(kElementwiseThreads),
+             0, ctx_->stream, x, y, count);
+}
+
+void CudaBackend::tanhBackward(const float *y, const float *dy, float *dx,
+                               int64_t count) {
+  checkCount("tanhBackward", count);
+  MOE_LAUNCH(tanhBackwardKernel, dim3(gridFor(count)),
              dim3(kElementwiseThreads), 0, ctx_->stream, y, dy, dx, count);
 }
 

@@ -6,6 +6,8 @@
 // gathered, and the logits of all tokens computed by one GEMM; gradients go
 // back through two more GEMMs, and the per-class weight updates (sampled
 // rows plus each token's target row) are summed by key without atomics.
+// Given null gradient outputs (evaluation), both stop after the loss, which
+// they compute exactly as in training.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +27,7 @@ using namespace gpu;
 
 /// Per token: rowLoss = -log softmax(x)[target], dLogits = (softmax -
 /// onehot) * dLossSum, valid = 1; padding rows (target < 0) get zeros.
+/// dLogits may be null (forward only): the loss is computed the same way.
 template <class G>
 __global__ void __launch_bounds__(G::kBlock)
     crossEntropyKernel(int64_t T, int64_t V, const float *logits,
@@ -35,11 +38,12 @@ __global__ void __launch_bounds__(G::kBlock)
   if (t >= T)
     return;
   const float *x = logits + t * V;
-  float *dx = dLogits + t * V;
+  float *dx = dLogits ? dLogits + t * V : nullptr;
   int64_t target = targets[t];
   if (target < 0) {
-    for (int64_t i = lane; i < V; i += G::kThreads)
-      dx[i] = 0.0f;
+    if (dx)
+      for (int64_t i = lane; i < V; i += G::kThreads)
+        dx[i] = 0.0f;
     if (lane == 0) {
       rowLoss[t] = 0.0f;
       valid[t] = 0;
@@ -54,9 +58,11 @@ __global__ void __launch_bounds__(G::kBlock)
   for (int64_t i = lane; i < V; i += G::kThreads)
     acc += expf(x[i] - mx);
   float sum = groupSum<G>(acc);
-  float scale = dLossSum / sum;
-  for (int64_t i = lane; i < V; i += G::kThreads)
-    dx[i] = expf(x[i] - mx) * scale - (i == target ? dLossSum : 0.0f);
+  if (dx) {
+    float scale = dLossSum / sum;
+    for (int64_t i = lane; i < V; i += G::kThreads)
+      dx[i] = expf(x[i] - mx) * scale - (i == target ? dLossSum : 0.0f);
+  }
   if (lane == 0) {
     // The shifted target logit keeps the loss accurate for large logits.
     rowLoss[t] = logf(sum) - (x[target] - mx);
@@ -217,6 +223,11 @@ void CudaBackend::sampledSoftmaxCrossEntropy(
   if (T < 0 || d < 1 || V < 1 || S < 1)
     throw std::invalid_argument(
         "sampledSoftmaxCrossEntropy: need T >= 0 and d, V, S >= 1");
+  bool lossOnly = !dHidden && !dWeights && !dBias;
+  if (T > 0 && !lossOnly && (!dHidden || !dWeights || !dBias))
+    throw std::invalid_argument(
+        "sampledSoftmaxCrossEntropy: dHidden, dWeights and dBias must be all "
+        "null (loss only) or all non-null");
   const Context &ctx = *ctx_;
   constexpr GemmPrecision f32 = GemmPrecision::F32;
   DeviceBuffer<int32_t> keys(ctx.stream, S + T); // samples, then targets
@@ -240,6 +251,9 @@ void CudaBackend::sampledSoftmaxCrossEntropy(
                rowLoss.get());
   });
   deterministicSum(ctx, T, VectorElement{rowLoss.get()}, 1.0f, lossSum);
+  // Without tokens there is nothing to accumulate (as on the CPU).
+  if (lossOnly || T == 0)
+    return;
 
   // dHidden = dZ Ws + dTrue * w_target.
   gpu::gemm(ctx, false, false, T, d, S, 1.0f, scores.get(), S,

@@ -1,31 +1,61 @@
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline=optimizer=none 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=GRAD
 // RUN: not moe-translate --moe-to-manifest %s 2>&1 | FileCheck %s --check-prefix=NOSTEP
 
-// The manifest of the tiny LM's training step: the data inputs, every
-// parameter with its initializer, the step counter and Adam moments, and the
-// role of every result, so a runtime without MLIR can call the step.
-// CHECK: "eval": {
+// The manifest of the tiny LM: its three functions (the evaluation copy,
+// the training-mode model and the training step) with their C symbols,
+// arena sizes and FLOPs; every argument's role (inputs with the id range
+// they index and whether -1 padding is allowed, parameters with their
+// initializers, the step counter and Adam moments), every result's role and
+// the dispatch plans whose per-expert loads the driver reports. Keys are
+// printed in alphabetical order.
+// CHECK: "format": "moe-package/2",
+// CHECK-NEXT: "functions": {
+// CHECK-NEXT: "eval": {
 // CHECK-NEXT: "arena_bytes": {{[1-9][0-9]*}},
-// CHECK-NEXT: "function": "tiny_moe"
-// CHECK: "format": "moe-package/1",
-// CHECK-NEXT: "model": "tiny_moe",
-// CHECK-NEXT: "train_step": {
-// CHECK-NEXT: "arena_bytes": {{[1-9][0-9]*}},
-// CHECK-NEXT: "function": "tiny_moe_train_step",
-// CHECK-NEXT: "inputs": [
-// CHECK: "name": "tokens",
-// CHECK: "name": "targets",
-// CHECK: "parameters": [
+// CHECK-NEXT: "arguments": [
+// CHECK: "id_bound": 50,
+// CHECK-NEXT: "index": 0,
+// CHECK-NEXT: "name": "tokens",
+// CHECK-NEXT: "padding": false,
+// CHECK-NEXT: "role": "input",
+// CHECK: "id_bound": 50,
+// CHECK-NEXT: "index": 1,
+// CHECK-NEXT: "name": "targets",
+// CHECK-NEXT: "padding": true,
 // CHECK: "index": 2,
 // CHECK-NEXT: "init": {
 // CHECK-NEXT: "kind": "uniform",
 // CHECK-NEXT: "scale": 0.1
 // CHECK: "name": "embedding",
+// CHECK-NEXT: "role": "param",
 // CHECK-NEXT: "shape": [
 // CHECK-NEXT: 50,
 // CHECK-NEXT: 8
 // CHECK: "kind": "zeros",
 // CHECK: "name": "moe.gate_weights",
+// The evaluation copy routes without noise: a plain dispatch plan.
+// CHECK: "dispatch_plans": [
+// CHECK-NEXT: {
+// CHECK-NEXT: "experts": 4,
+// CHECK-NEXT: "op": "dispatch_plan"
+// CHECK: "flops": {{[1-9][0-9]*}},
+// CHECK-NEXT: "results": [
+// CHECK-NEXT: {
+// CHECK-NEXT: "index": 0,
+// CHECK-NEXT: "kind": "loss"
+// CHECK: "symbol": "tiny_moe_eval"
+// CHECK: "model": {
+// CHECK: "op": "fused_route"
+// CHECK: "symbol": "tiny_moe"
+// CHECK: "train_step": {
+// CHECK: "index": 14,
+// CHECK-NEXT: "name": "step",
+// CHECK-NEXT: "role": "state",
+// CHECK-NEXT: "shape": []
+// CHECK: "name": "embedding.adam_m",
+// CHECK-NEXT: "role": "state",
+// CHECK: "op": "fused_route"
 // CHECK: "results": [
 // CHECK: "index": 0,
 // CHECK-NEXT: "kind": "loss"
@@ -36,12 +66,17 @@
 // CHECK-NEXT: "name": "embedding"
 // CHECK: "kind": "state",
 // CHECK-NEXT: "name": "embedding.adam_m"
-// CHECK: "state": [
-// CHECK: "dtype": "i64",
-// CHECK-NEXT: "index": 14,
-// CHECK-NEXT: "name": "step",
-// CHECK-NEXT: "shape": []
-// CHECK: "name": "embedding.adam_v",
+// CHECK: "symbol": "tiny_moe_train_step"
+// CHECK: "model": "tiny_moe",
+// CHECK-NEXT: "optimizer": "adam"
+
+// Without the optimizer the step returns gradients, for gradient checks.
+// GRAD: "train_step": {
+// GRAD: "results": [
+// GRAD: "index": 1,
+// GRAD-NEXT: "kind": "grad",
+// GRAD-NEXT: "name": "embedding"
+// GRAD: "optimizer": "none"
 
 // A model that was not compiled has no training step to describe.
 // NOSTEP: error: no training step: run --moe-train-pipeline before --moe-to-manifest

@@ -63,20 +63,136 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 
 // -----
 
-// Batchwise gating ranks the examples of each group separately, which is
-// not lowered yet: a clear error instead of a wrong graph.
-func.func @batchwise_hierarchy(%x: tensor<8x4xf32>, %pg: tensor<4x2xf32>, %pt: tensor<2xf32>, %sg: tensor<2x4x2xf32>, %st: tensor<2x2xf32>, %we: tensor<4x4x4xf32>) -> tensor<8x4xf32> {
-  // expected-error@+1 {{batchwise gating in hierarchical layers ranks examples per group and is not lowered yet; use top_k or noisy_top_k}}
-  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 4 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 1 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<8x4xf32>, tensor<4x2xf32>, tensor<2xf32>, tensor<2x4x2xf32>, tensor<2x2xf32>, tensor<4x4x4xf32>) -> (tensor<8x4xf32>, tensor<f32>)
-  return %y : tensor<8x4xf32>
+// Batchwise masks at both levels (Appendix A per level): the primary mask
+// keeps m_p = 1 * 8 / 2 = 4 tokens per group, so each group sees exactly 4
+// rows; inside each group's 4 rows every expert keeps m_s = 2 * 4 / 4 = 2.
+// Eq. 8 trains the thresholds of each level, and the composed routes carry
+// row pointers into the experts.
+// CHECK-LABEL: func.func @batchwise_hierarchy
+// CHECK-SAME: %[[PG:[^:]*]]: tensor<8x2xf32> {{{[^}]*}}}, %[[PT:[^:]*]]: tensor<2xf32> {{{[^}]*}}}, %[[SG:[^:]*]]: tensor<2x8x4xf32> {{{[^}]*}}}, %[[ST:[^:]*]]: tensor<2x4xf32> {{{[^}]*}}}, %[[WE:[^:]*]]: tensor<8x8x8xf32>
+// CHECK: %[[X:.*]] = tensor.collapse_shape %{{.*}} : tensor<2x4x8xf32> into tensor<8x8xf32>
+// CHECK: %[[CP:.*]] = moe.matmul %[[X]], %[[PG]] : (tensor<8x8xf32>, tensor<8x2xf32>) -> tensor<8x2xf32>
+// CHECK: %[[PM:.*]], %[[PROWS:.*]], %[[PE:.*]], %[[PGT:.*]] = moe.batchwise_mask %[[CP]] {m = 4 : i64} : (tensor<8x2xf32>) -> (tensor<8x2xf32>, tensor<9xi32>, tensor<8xi32>, tensor<8xf32>)
+// CHECK: %[[PL:.*]] = moe.batchwise_threshold_loss %[[CP]], %[[PM]], %[[PT]]
+// CHECK: moe.scale %[[PL]] {factor = 0.00999999977 : f32}
+// CHECK: moe.importance %[[PE]], %[[PGT]] {num_experts = 2 : i64}
+// CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64}
+// CHECK: %[[ROWS:.*]] = moe.dispatch %[[X]], %[[TOK1]] : (tensor<8x8xf32>, tensor<8xi32>) -> tensor<8x8xf32>
+// CHECK: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %[[SG]], %[[OFF1]] : (tensor<8x8xf32>, tensor<2x8x4xf32>, tensor<3xi32>) -> tensor<8x4xf32>
+// CHECK: %[[SM:.*]], %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_batchwise_mask %[[CS]] {groups = 2 : i64, m = 2 : i64} : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+// CHECK: %[[SL:.*]] = moe.grouped_batchwise_threshold_loss %[[CS]], %[[SM]], %[[ST]] : (tensor<8x4xf32>, tensor<8x4xf32>, tensor<2x4xf32>) -> tensor<f32>
+// CHECK: moe.scale %[[SL]] {factor = 0.00999999977 : f32}
+// CHECK: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+// CHECK: moe.importance %[[E]], %[[G]] {num_experts = 8 : i64}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[R]] {num_experts = 8 : i64, tokens = 8 : i64}
+// CHECK: %[[BUF:.*]] = moe.dispatch %[[X]], %[[TOK]]
+// CHECK: moe.grouped_matmul %[[BUF]], %[[WE]], %[[OFF]]
+// CHECK: moe.combine %{{.*}}, %[[G]], %[[POS]] rows %[[R]] {tokens = 8 : i64}
+// CHECK-NOT: moe.hierarchical_moe_layer
+
+// The composed gates' gradient splits into both levels; each level's gates
+// train through its masked softmax and each level's thresholds through
+// Eq. 8.
+// GRAD-LABEL: func.func @batchwise_hierarchy_train_step
+// GRAD: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr
+// GRAD: %[[DP:.*]], %[[DS:.*]] = moe.compose_routes_csr_grad %[[R]], %{{.*}} : (tensor<9xi32>, tensor<9xi32>, tensor<8xf32>, tensor<8xi32>, tensor<9xi32>, tensor<16xf32>, tensor<16xf32>) -> (tensor<8xf32>, tensor<16xf32>)
+// GRAD: %[[DST:.*]] = moe.grouped_batchwise_threshold_loss_grad %{{.*}} : (tensor<8x4xf32>, tensor<8x4xf32>, tensor<2x4xf32>, tensor<f32>) -> tensor<2x4xf32>
+// GRAD: %[[DCS:.*]] = moe.masked_gate_grad %{{.*}}, %{{.*}}, %{{.*}}, %[[DS]] {num_experts = 4 : i64}
+// GRAD: moe.grouped_matmul_grad %{{.*}}, %{{.*}}, %{{.*}}, %[[DCS]] : (tensor<8x8xf32>, tensor<2x8x4xf32>, tensor<3xi32>, tensor<8x4xf32>)
+// GRAD: %[[DPT:.*]] = moe.batchwise_threshold_loss_grad
+// GRAD: moe.masked_gate_grad %{{.*}} {num_experts = 2 : i64} : (tensor<9xi32>, tensor<8xi32>, tensor<8xf32>, tensor<8xf32>) -> tensor<8x2xf32>
+// GRAD: return %{{[^,]*}}, %{{[^,]*}}, %[[DPT]], %{{[^,]*}}, %[[DST]],
+
+// Inference: Eq. 7 at both levels. The primary threshold mask can send a
+// token to every group (8 * 2 rows), and each row to every expert of its
+// group (16 * 4 assignments); the row pointers say how many are used.
+// INFER-LABEL: func.func @batchwise_hierarchy
+// INFER-NOT: moe.batchwise_mask
+// INFER: %[[CP:.*]] = moe.matmul
+// INFER: %[[PROWS:.*]], %[[PE:.*]], %[[PGT:.*]] = moe.threshold_mask %[[CP]], %{{.*}} : (tensor<8x2xf32>, tensor<2xf32>) -> (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+// INFER-NOT: moe.importance
+// INFER: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64}
+// INFER: %[[ROWS:.*]] = moe.dispatch %{{.*}}, %[[TOK1]] : (tensor<8x8xf32>, tensor<16xi32>) -> tensor<16x8xf32>
+// INFER: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %{{.*}}, %[[OFF1]]
+// INFER: %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_threshold_mask %[[CS]], %{{.*}}, %[[OFF1]] : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<64xi32>, tensor<64xf32>)
+// INFER: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<64xi32>, tensor<64xf32>)
+// INFER: moe.dispatch_plan %[[E]] rows %[[R]] {num_experts = 8 : i64, tokens = 8 : i64}
+// INFER-NOT: moe.threshold_loss
+func.func @batchwise_hierarchy(%x: tensor<2x4x8xf32>,
+    %pg: tensor<8x2xf32> {moe.param = "pg", moe.init = #moe.init<zeros>},
+    %pt: tensor<2xf32> {moe.param = "pt", moe.init = #moe.init<zeros>},
+    %sg: tensor<2x8x4xf32> {moe.param = "sg", moe.init = #moe.init<zeros>},
+    %st: tensor<2x4xf32> {moe.param = "st", moe.init = #moe.init<zeros>},
+    %we: tensor<8x8x8xf32> {moe.param = "we", moe.init = #moe.init<glorot_uniform>},
+    %t: tensor<2x4xi32>, %wo: tensor<5x8xf32> {moe.param = "wo", moe.init = #moe.init<zeros>}, %bo: tensor<5xf32> {moe.param = "bo", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 8 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>, losses = #moe.losses<importance = 0.1, batchwise_threshold = 0.01>} : (tensor<2x4x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x4xf32>, tensor<2x4xf32>, tensor<8x8x8xf32>) -> (tensor<2x4x8xf32>, tensor<f32>)
+  %ce = moe.softmax_cross_entropy %y, %t weights(%wo, %bo) : (tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
+  %loss = moe.total_loss %ce, %aux : tensor<f32>
+  return %loss : tensor<f32>
 }
 
 // -----
 
-// The paper's hierarchical load (Load_H) is not lowered yet; balancing only
-// the groups' load would leave the experts inside a group unbalanced.
-func.func @hierarchical_load(%x: tensor<8x4xf32>, %pg: tensor<4x2xf32>, %pn: tensor<4x2xf32>, %sg: tensor<2x4x2xf32>, %sn: tensor<2x4x2xf32>, %we: tensor<4x4x4xf32>) -> tensor<8x4xf32> {
-  // expected-error@+1 {{the hierarchical load estimate (the paper's Load_H) is not lowered yet; balance with the importance loss}}
-  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, noise %pn) secondary(%sg, noise %sn) experts(%we) {num_experts = 4 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 1 : i64, gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>, losses = #moe.losses<load = 0.1>} : (tensor<8x4xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<2x4x2xf32>, tensor<2x4x2xf32>, tensor<4x4x4xf32>) -> (tensor<8x4xf32>, tensor<f32>)
-  return %y : tensor<8x4xf32>
+// The evaluation copy (moe.inference, from moe-add-eval) routes with the
+// thresholds of both levels whatever the pass option says; threshold
+// gating written by the user lowers the same way there.
+// CHECK-LABEL: func.func @eval_copy
+// CHECK-NOT: moe.batchwise_mask
+// CHECK: moe.threshold_mask
+// CHECK: moe.grouped_threshold_mask
+// CHECK: moe.compose_routes_csr
+// CHECK: moe.threshold_mask
+// CHECK: moe.grouped_threshold_mask
+// CHECK: moe.compose_routes_csr
+// GRAD-LABEL: func.func @eval_copy
+// GRAD-NOT: _train_step
+// INFER-LABEL: func.func @eval_copy
+// INFER-COUNT-2: moe.grouped_threshold_mask
+func.func @eval_copy(%x: tensor<8x8xf32>, %pg: tensor<8x2xf32>, %pt: tensor<2xf32>, %sg: tensor<2x8x4xf32>, %st: tensor<2x4xf32>, %we: tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>) attributes {moe.inference} {
+  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 8 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<8x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x4xf32>, tensor<2x4xf32>, tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)
+  %z, %aux2 = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 8 : i64, groups = 2 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<8x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x4xf32>, tensor<2x4xf32>, tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)
+  return %y, %z : tensor<8x8xf32>, tensor<8x8xf32>
+}
+
+// -----
+
+// The hierarchical load (Load_H) with a load weight: the groups' smooth
+// load from the primary noise, each group's smooth load over the rows it
+// received, and Load_H[g, j] = Load_primary[g] * Load_g[j] / |X^(g)| over
+// all 8 experts, balanced with CV^2 at both levels.
+// CHECK-LABEL: func.func @hierarchical_load
+// CHECK: %[[CP:.*]] = moe.matmul
+// CHECK: %[[RP:.*]] = moe.matmul
+// CHECK: %{{.*}}, %{{.*}}, %[[PH:.*]], %[[PS:.*]], %[[PTOP:.*]] = moe.noisy_top_k %[[CP]], noise %[[RP]] {k = 1 : i64}
+// CHECK: %[[PLOAD:.*]] = moe.load_estimate %[[CP]], noise %[[RP]], %[[PH]], %[[PS]], %[[PTOP]] {k = 1 : i64} : {{.*}} -> tensor<2xf32>
+// CHECK: moe.cv_squared %[[PLOAD]] {weight = 2.000000e-01 : f32}
+// CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan
+// CHECK: %[[CS:.*]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF1]]
+// CHECK: %[[RS:.*]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF1]]
+// CHECK: %{{.*}}, %{{.*}}, %[[SH:.*]], %[[SS:.*]], %[[STOP:.*]] = moe.noisy_top_k %[[CS]], noise %[[RS]] {k = 2 : i64, rng_stream = 1 : i64}
+// CHECK: moe.compose_routes
+// CHECK: %[[SLOAD:.*]] = moe.grouped_load_estimate %[[CS]], noise %[[RS]], %[[SH]], %[[SS]], %[[STOP]], %[[OFF1]] {k = 2 : i64} : (tensor<8x4xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<8x3xf32>, tensor<3xi32>) -> tensor<2x4xf32>
+// CHECK: %[[LH:.*]] = moe.hierarchical_load %[[PLOAD]], %[[SLOAD]], %[[OFF1]] : (tensor<2xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<8xf32>
+// CHECK: moe.cv_squared %[[LH]] {weight = 2.000000e-01 : f32}
+
+// Load_H reaches both gates: through the secondary load to the secondary
+// logits and through the primary load to the primary logits.
+// GRAD-LABEL: func.func @hierarchical_load_train_step
+// GRAD: %[[DLH:.*]] = moe.cv_squared_grad
+// GRAD: %[[DPL:.*]], %[[DSL:.*]] = moe.hierarchical_load_grad %{{.*}}, %{{.*}}, %{{.*}}, %[[DLH]] : (tensor<2xf32>, tensor<2x4xf32>, tensor<3xi32>, tensor<8xf32>) -> (tensor<2xf32>, tensor<2x4xf32>)
+// GRAD: moe.grouped_load_estimate_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[DSL]] {k = 2 : i64}
+// GRAD: moe.load_estimate_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {k = 1 : i64}
+
+// INFER-LABEL: func.func @hierarchical_load
+// INFER-NOT: load_estimate
+// INFER-NOT: moe.hierarchical_load
+// INFER: return
+func.func @hierarchical_load(%x: tensor<8x8xf32>,
+    %pg: tensor<8x2xf32> {moe.param = "pg", moe.init = #moe.init<zeros>},
+    %pn: tensor<8x2xf32> {moe.param = "pn", moe.init = #moe.init<zeros>},
+    %sg: tensor<2x8x4xf32> {moe.param = "sg", moe.init = #moe.init<zeros>},
+    %sn: tensor<2x8x4xf32> {moe.param = "sn", moe.init = #moe.init<zeros>},
+    %we: tensor<8x8x8xf32> {moe.param = "we", moe.init = #moe.init<glorot_uniform>}) -> tensor<f32> {
+  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, noise %pn) secondary(%sg, noise %sn) experts(%we) {num_experts = 8 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 2 : i64, gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>, losses = #moe.losses<load = 0.2>} : (tensor<8x8xf32>, tensor<8x2xf32>, tensor<8x2xf32>, tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)
+  return %aux : tensor<f32>
 }

@@ -33,3 +33,4 @@ func.func @m(%w: tensor<4x2xf32> {moe.param = "w", moe.init = #moe.init<zeros>},
 
 // BADLR: error: moe-optimizer: lr must be positive, got -1
 // BADBETA: error: moe-optimizer: beta1 and beta2 must be in [0, 1)
+

@@ -9,7 +9,7 @@
 // CHECK: moe.scale %{{.*}} {factor = 3.000000e+00 : f32, moe.offsets = array<i64: 64>}
 // CHECK: moe.scale %{{.*}} {factor = 4.000000e+00 : f32, moe.offsets = array<i64: 0>}
 // CHECK: moe.cv_squared %{{.*}} {moe.offsets = array<i64: 64>, weight = 1.000000e+00 : f32}
-// expected-remark@+1 {{moe-plan-buffers: 4 buffers, 0.2 KiB without reuse, arena 0.1 KiB (peak live 0.1 KiB)}}
+// expected-remark@+1 {{moe-plan-buffers: @chain: 4 buffers, 0.2 KiB without reuse, arena 0.1 KiB (peak live 0.1 KiB)}}
 func.func @chain(%x: tensor<16xf32>) -> tensor<f32> {
   %a = moe.scale %x {factor = 2.0 : f32} : tensor<16xf32>
   %b = moe.scale %a {factor = 3.0 : f32} : tensor<16xf32>
@@ -28,7 +28,7 @@ func.func @chain(%x: tensor<16xf32>) -> tensor<f32> {
 // CHECK-NOT: moe.offsets
 // CHECK: moe.scale %{{.*}} {factor = 3.000000e+00 : f32, moe.offsets = array<i64: 64>}
 // CHECK: moe.add {{.*}} {moe.offsets = array<i64: 128>}
-// expected-remark@+1 {{moe-plan-buffers: 3 buffers, 0.2 KiB without reuse, arena 0.2 KiB (peak live 0.2 KiB)}}
+// expected-remark@+1 {{moe-plan-buffers: @view_extends_life: 3 buffers, 0.2 KiB without reuse, arena 0.2 KiB (peak live 0.2 KiB)}}
 func.func @view_extends_life(%x: tensor<4x4xf32>, %y: tensor<16xf32>) -> tensor<16xf32> {
   %a = moe.scale %x {factor = 2.0 : f32} : tensor<4x4xf32>
   %v = tensor.collapse_shape %a [[0, 1]] : tensor<4x4xf32> into tensor<16xf32>
@@ -45,7 +45,7 @@ func.func @view_extends_life(%x: tensor<4x4xf32>, %y: tensor<16xf32>) -> tensor<
 // CHECK: moe.adam_update
 // CHECK-NOT: moe.offsets
 // CHECK-SAME: -> (
-// expected-remark@+1 {{moe-plan-buffers: 1 buffers, 0.1 KiB without reuse, arena 0.1 KiB (peak live 0.1 KiB)}}
+// expected-remark@+1 {{moe-plan-buffers: @adam_in_place: 1 buffers, 0.1 KiB without reuse, arena 0.1 KiB (peak live 0.1 KiB)}}
 func.func @adam_in_place(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %s: tensor<i64>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
   %lr = moe.lr_schedule %s {base_lr = 1.0e-3 : f32, warmup_steps = 2 : i64, constant_steps = 2 : i64} : (tensor<i64>) -> tensor<f32>
   %p2, %m2, %v2 = moe.adam_update %p, %g, %m, %v, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<f32>, tensor<i64>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
@@ -54,8 +54,9 @@ func.func @adam_in_place(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>
 
 // The paper's 512-expert model at 8192 tokens per step: the summary shows
 // what reuse saves for the forward model and for the training step.
-// PAPER: remark: moe-plan-buffers: {{[0-9]+}} buffers, {{.*}} MiB without reuse, arena {{.*}} MiB
-// PAPER: remark: moe-plan-buffers: {{[0-9]+}} buffers, {{.*}} GiB without reuse, arena {{.*}} GiB
+// PAPER: remark: moe-plan-buffers: @lstm2x512_moe512: {{[0-9]+}} buffers, {{.*}} MiB without reuse, arena {{.*}} MiB
+// PAPER: remark: moe-plan-buffers: @lstm2x512_moe512_train_step: {{[0-9]+}} buffers, {{.*}} GiB without reuse, arena {{.*}} GiB
+// PAPER: remark: moe-plan-buffers: @lstm2x512_moe512_eval: {{[0-9]+}} buffers, {{.*}}iB without reuse, arena {{.*}}iB
 
 // -----
 
@@ -66,7 +67,7 @@ func.func @adam_in_place(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>
 // CHECK-LABEL: func.func @attention_state
 // CHECK-SAME: attributes {moe.arena_bytes = 320 : i64}
 // CHECK: moe.attention {{.*}}moe.offsets = array<i64: 0>
-// expected-remark@+1 {{moe-plan-buffers: 1 buffers, 0.3 KiB without reuse, arena 0.3 KiB (peak live 0.3 KiB)}}
+// expected-remark@+1 {{moe-plan-buffers: @attention_state: 1 buffers, 0.3 KiB without reuse, arena 0.3 KiB (peak live 0.3 KiB)}}
 func.func @attention_state(%src: tensor<1x2x8xf32>, %tgt: tensor<1x3x8xf32>, %u: tensor<8x4xf32>, %w: tensor<8x4xf32>, %v: tensor<4xf32>) -> tensor<1x3x8xf32> {
   %c = moe.attention %src, %tgt weights(%u, %w, %v) : (tensor<1x2x8xf32>, tensor<1x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<4xf32>) -> tensor<1x3x8xf32>
   return %c : tensor<1x3x8xf32>

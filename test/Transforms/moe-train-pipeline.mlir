@@ -2,6 +2,8 @@
 // RUN: moe-opt %examples/lstm2x512_moe512.mlir --moe-train-pipeline | FileCheck %s --check-prefix=BATCHWISE
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="lr=0" 2>&1 | FileCheck %s --check-prefix=BADLR
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="learning-rate=1" 2>&1 | FileCheck %s --check-prefix=BADOPT
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=none eval=false" 2>/dev/null | FileCheck %s --check-prefix=GRADS
+// RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=sgd" 2>&1 | FileCheck %s --check-prefix=BADOPTIMIZER
 
 // The tiny LM becomes a full training step: the model function stays (in
 // primitive form) beside @tiny_moe_train_step, which holds the forward pass,
@@ -27,6 +29,21 @@
 // CHECK-COUNT-12: moe.adam_update
 // CHECK-NOT: moe.adam_update
 // CHECK: return
+// The evaluation copy (moe-add-eval): inference mode, no noise so no fused
+// router, no backward pass.
+// CHECK-LABEL: func.func @tiny_moe_eval(
+// CHECK-SAME: attributes {moe.arena_bytes = {{[0-9]+}} : i64, moe.inference}
+// CHECK-NOT: moe.fused_route
+// CHECK: moe.noisy_top_k
+// CHECK-NOT: _grad
+// CHECK: return
+
+// optimizer=none leaves the gradients as the step's results, for gradient
+// checks; eval=false adds no evaluation copy.
+// GRADS-LABEL: func.func @tiny_moe_train_step(
+// GRADS-SAME: {moe.grad = "embedding"}
+// GRADS-NOT: moe.adam_update
+// GRADS-NOT: func.func @tiny_moe_eval
 
 // The paper's 512-expert batchwise model: batchwise routing with a row
 // pointer, the Eq. 8 threshold loss and its gradient, sampled softmax.
@@ -40,3 +57,4 @@
 
 // BADLR: error: moe-optimizer: lr must be positive, got 0
 // BADOPT: no such option learning-rate
+// BADOPTIMIZER: for the --optimizer option: Cannot find option named 'sgd'!

@@ -6,10 +6,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/Passes.h"
 #include "dialect/MoEDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/Extensions/AllExtensions.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Mesh/IR/MeshDialect.h"
@@ -21,10 +23,12 @@
 int main(int argc, char **argv) {
   mlir::moe::registerMoEPasses();
   mlir::moe::registerMoEPipelines();
+  mlir::moe::registerMoECodegenPasses();
   mlir::registerCSEPass();
   mlir::registerCanonicalizerPass();
   mlir::DialectRegistry registry;
   registry.insert<mlir::moe::MoEDialect, mlir::arith::ArithDialect,
+                  mlir::emitc::EmitCDialect,
                   mlir::func::FuncDialect, mlir::mesh::MeshDialect,
                   mlir::tensor::TensorDialect>();
   mlir::func::registerAllExtensions(registry);

@@ -1,9 +1,10 @@
 //===- ElementwiseKernels.h - Pointwise CPU kernels -------------*- C++ -*-===//
 //
-// Residual add, accumulation, sigmoid, ReLU and Philox inverted dropout as
-// templates over the scalar type (float in the backend, double in the
-// gradient tests). Every element is independent, so the loops split across
-// OpenMP threads without changing any result.
+// Residual add, accumulation, scaling, bias add, column sums, sigmoid, tanh,
+// ReLU and Philox inverted dropout as templates over the scalar type (float
+// in the backend, double in the gradient tests). Every element is
+// independent, so the loops split across OpenMP threads without changing any
+// result; sumRows splits the columns, never the rows, for the same reason.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +14,7 @@
 #include "runtime/Checks.h"
 #include "runtime/Philox.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -40,6 +42,50 @@ template <typename T> void accumulate(const T *x, T *y, int64_t count) {
     y[i] += x[i];
 }
 
+/// y = factor * x; y may alias x.
+template <typename T> void scale(const T *x, T factor, T *y, int64_t count) {
+  checkCount("scale", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    y[i] = factor * x[i];
+}
+
+/// y[r, :] = x[r, :] + bias for x, y [rows, d]; y may alias x.
+template <typename T>
+void biasAdd(int64_t rows, int64_t d, const T *x, const T *bias, T *y) {
+  checkCount("biasAdd", rows);
+  checkCount("biasAdd", d);
+#pragma omp parallel for if (rows * d > kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *xr = x + r * d;
+    T *yr = y + r * d;
+    for (int64_t j = 0; j < d; ++j)
+      yr[j] = xr[j] + bias[j];
+  }
+}
+
+/// y [d] (written) = sum over the rows of x [rows, d], each column summed
+/// from row 0 upwards starting at zero. The threads split the columns in
+/// blocks, so every column is one sequential sum whatever the thread count.
+template <typename T> void sumRows(int64_t rows, int64_t d, const T *x, T *y) {
+  checkCount("sumRows", rows);
+  checkCount("sumRows", d);
+  constexpr int64_t kColumnBlock = 64;
+  int64_t numBlocks = (d + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for if (rows * d > kParallelGrain) schedule(static)
+  for (int64_t blk = 0; blk < numBlocks; ++blk) {
+    int64_t begin = blk * kColumnBlock;
+    int64_t end = std::min(d, begin + kColumnBlock);
+    T *yb = y + begin;
+    std::fill(yb, y + end, T(0));
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *xr = x + r * d + begin;
+      for (int64_t j = 0; j < end - begin; ++j)
+        yb[j] += xr[j];
+    }
+  }
+}
+
 /// y = 1 / (1 + exp(-x)); exp overflows to inf for very negative x, which
 /// still gives the correct limit 0.
 template <typename T> void sigmoidForward(const T *x, T *y, int64_t count) {
@@ -56,6 +102,23 @@ void sigmoidBackward(const T *y, const T *dy, T *dx, int64_t count) {
 #pragma omp parallel for if (count > kParallelGrain) schedule(static)
   for (int64_t i = 0; i < count; ++i)
     dx[i] = dy[i] * y[i] * (T(1) - y[i]);
+}
+
+/// y = tanh(x).
+template <typename T> void tanhForward(const T *x, T *y, int64_t count) {
+  checkCount("tanhForward", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    y[i] = std::tanh(x[i]);
+}
+
+/// dx = dy * (1 - y^2), from the saved output y.
+template <typename T>
+void tanhBackward(const T *y, const T *dy, T *dx, int64_t count) {
+  checkCount("tanhBackward", count);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    dx[i] = dy[i] * (T(1) - y[i] * y[i]);
 }
 
 /// y = max(x, 0).

@@ -104,7 +104,9 @@ inline double logUniformLogExpectedCount(int64_t c, int64_t range,
 /// does. lossSum[0] = sum over non-padding rows of the cross-entropy with
 /// the target at position 0. dHidden [rows, d] is written; dWeights [V, d]
 /// and dBias [V] are accumulated, sample rows first (s = 0..S-1), then
-/// target rows in row order.
+/// target rows in row order. With dHidden, dWeights and dBias all null only
+/// the loss is computed (the same value); a partly null set throws unless
+/// rows = 0 (nothing is written then).
 template <typename T>
 void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
                                 const T *hidden, const T *weights,
@@ -114,6 +116,11 @@ void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
   if (rows < 0 || d <= 0 || V <= 0 || S <= 0)
     throw std::invalid_argument(
         "sampledSoftmaxCrossEntropy: need rows >= 0 and d, V, S > 0");
+  bool lossOnly = !dHidden && !dWeights && !dBias;
+  if (rows > 0 && !lossOnly && (!dHidden || !dWeights || !dBias))
+    throw std::invalid_argument(
+        "sampledSoftmaxCrossEntropy: dHidden, dWeights and dBias must be all "
+        "null (loss only) or all non-null");
   checkTargets("sampledSoftmaxCrossEntropy", rows, targets, V);
   *lossSum = T(0);
   if (rows == 0)
@@ -178,6 +185,8 @@ void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
   for (int64_t t = 0; t < rows; ++t)
     total += rowLoss[t];
   *lossSum = static_cast<T>(total);
+  if (lossOnly)
+    return;
 
   // dHidden = dZ * W_sampled + targetGrad * W[target].
   gemm<T>(false, false, rows, d, S, T(1), z.data(), S, sampledW.data(), d, T(0),

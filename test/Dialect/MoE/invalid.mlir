@@ -352,6 +352,16 @@ func.func @hierarchical_batchwise_m_not_whole(%x: tensor<6x32xf32>, %pg: tensor<
 
 // -----
 
+// Batchwise at the secondary level: each group sees 1 * 8 / 2 = 4 rows,
+// and 2 * 4 / 3 rows per expert of a group is not whole.
+func.func @hierarchical_batchwise_secondary_m_not_whole(%x: tensor<8x32xf32>, %pg: tensor<32x2xf32>, %pt: tensor<2xf32>, %sg: tensor<2x32x3xf32>, %st: tensor<2x3xf32>, %we: tensor<6x32x32xf32>) {
+  // expected-error@+1 {{'moe.hierarchical_moe_layer' op batchwise gating gives each group k_primary * tokens / groups = 4 rows, and k_secondary * rows / experts per group = 2 * 4 / 3 rows per expert must be a whole number}}
+  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 6 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<8x32xf32>, tensor<32x2xf32>, tensor<2xf32>, tensor<2x32x3xf32>, tensor<2x3xf32>, tensor<6x32x32xf32>) -> (tensor<8x32xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
 // The load loss needs noisy top-k in hierarchical layers too.
 func.func @hierarchical_load_loss_without_noise(%x: tensor<16x32xf32>, %pg: tensor<32x4xf32>, %sg: tensor<4x32x2xf32>, %we: tensor<8x32x32xf32>) {
   // expected-error@+1 {{'moe.hierarchical_moe_layer' op the load loss needs noisy_top_k gating (it estimates load from the gating noise)}}

@@ -326,6 +326,78 @@ TEST_F(CudaEquality, ElementwiseKernels) {
   expectSame(*dx, "reluBackward");
 }
 
+TEST_F(CudaEquality, TanhForwardBackward) {
+  const int64_t count = 1001;
+  auto x = twin(randomVector(count, 13, -5, 5));
+  auto dy = twin(randomVector(count, 14));
+  auto y = output<float>(count), dx = output<float>(count);
+  cpu->tanhForward(x->cpu(), y->cpu(), count);
+  gpu->tanhForward(x->gpu(), y->gpu(), count);
+  expectClose(*y, kRtol, kAtol, "tanhForward");
+  // Backward from the CPU's forward output on both sides.
+  auto yIn = twin(y->onCpu());
+  cpu->tanhBackward(yIn->cpu(), dy->cpu(), dx->cpu(), count);
+  gpu->tanhBackward(yIn->gpu(), dy->gpu(), dx->gpu(), count);
+  expectClose(*dx, kRtol, kAtol, "tanhBackward");
+  EXPECT_THROW(gpu->tanhForward(x->gpu(), y->gpu(), -1), std::invalid_argument);
+}
+
+TEST_F(CudaEquality, ScaleAndBiasAdd) {
+  // One multiply or add per element: the same bits on both backends.
+  const int64_t rows = 37, d = 29;
+  std::vector<float> values = randomVector(rows * d, 15);
+  auto x = twin(values);
+  auto bias = twin(randomVector(d, 16));
+  auto y = output<float>(rows * d);
+  cpu->scale(x->cpu(), -0.37f, y->cpu(), rows * d);
+  gpu->scale(x->gpu(), -0.37f, y->gpu(), rows * d);
+  expectSame(*y, "scale");
+  cpu->biasAdd(rows, d, x->cpu(), bias->cpu(), y->cpu());
+  gpu->biasAdd(rows, d, x->gpu(), bias->gpu(), y->gpu());
+  expectSame(*y, "biasAdd");
+  // In place (y == x).
+  auto z = twin(values);
+  cpu->scale(z->cpu(), 1.5f, z->cpu(), rows * d);
+  gpu->scale(z->gpu(), 1.5f, z->gpu(), rows * d);
+  expectSame(*z, "scale in place");
+  cpu->biasAdd(rows, d, z->cpu(), bias->cpu(), z->cpu());
+  gpu->biasAdd(rows, d, z->gpu(), bias->gpu(), z->gpu());
+  expectSame(*z, "biasAdd in place");
+  EXPECT_THROW(gpu->scale(x->gpu(), 1.0f, y->gpu(), -1), std::invalid_argument);
+  EXPECT_THROW(gpu->biasAdd(-1, d, x->gpu(), bias->gpu(), y->gpu()),
+               std::invalid_argument);
+  EXPECT_THROW(gpu->biasAdd(rows, -1, x->gpu(), bias->gpu(), y->gpu()),
+               std::invalid_argument);
+}
+
+TEST_F(CudaEquality, SumRows) {
+  struct Shape {
+    int64_t rows, d;
+  };
+  // Both backends add the rows of each column in order in f32, so the sums
+  // agree exactly; rows = 0 writes zeros over the sentinel.
+  for (Shape s : {Shape{0, 29}, Shape{1, 1}, Shape{37, 29}, Shape{3000, 70},
+                  Shape{5, 2000}}) {
+    // rows = 0 still passes a valid (unread) x.
+    auto x =
+        twin(randomVector(std::max<int64_t>(1, s.rows * s.d), 17, -10, 10));
+    auto y = output<float>(s.d);
+    cpu->sumRows(s.rows, s.d, x->cpu(), y->cpu());
+    gpu->sumRows(s.rows, s.d, x->gpu(), y->gpu());
+    std::string what =
+        "sumRows " + std::to_string(s.rows) + "x" + std::to_string(s.d);
+    expectSame(*y, what);
+    if (s.rows == 0)
+      expectEqual(y->onGpu(), std::vector<float>(s.d, 0.0f), what);
+    std::vector<float> first = y->onGpu();
+    gpu->sumRows(s.rows, s.d, x->gpu(), y->gpu());
+    expectBitwiseEqual(y->onGpu(), first, what);
+  }
+  auto x = twin(randomVector(4, 18));
+  EXPECT_THROW(gpu->sumRows(-1, 2, x->gpu(), x->gpu()), std::invalid_argument);
+  EXPECT_THROW(gpu->sumRows(2, -1, x->gpu(), x->gpu()), std::invalid_argument);
+}
+
 TEST_F(CudaEquality, DropoutMaskMatchesCpu) {
   for (int64_t count : {1, 6, 1003}) {
     for (float rate : {0.0f, 0.3f, 0.9f}) {
@@ -951,6 +1023,69 @@ TEST_F(CudaEquality, SampledSoftmaxCrossEntropy) {
   expectClose(*dBias, 1e-4, 1e-6, "sampled dBias");
 }
 
+TEST_F(CudaEquality, CrossEntropyWithoutGradients) {
+  // Full softmax with dLogits == nullptr: the GPU's loss equals its own
+  // training loss bit for bit and the CPU's to f32 accuracy.
+  for (int64_t V : {10, 5000}) {
+    const int64_t T = 23;
+    std::vector<int32_t> targets(T);
+    std::mt19937 gen(66);
+    for (int64_t t = 0; t < T; ++t)
+      targets[t] = t % 5 == 3 ? -1 : static_cast<int32_t>(gen() % V);
+    auto tg = twin(targets);
+    auto logits = twin(randomVector(T * V, 67, -6, 6));
+    auto loss = output<float>(1), lossOnly = output<float>(1);
+    auto dLogits = output<float>(T * V);
+    int64_t tokens = -1, tokensOnly[2] = {-1, -1};
+    gpu->softmaxCrossEntropy(T, V, logits->gpu(), tg->gpu(), 0.25f, loss->gpu(),
+                             dLogits->gpu(), &tokens);
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.softmaxCrossEntropy(T, V, p(logits), p(tg), 0.25f, p(lossOnly), nullptr,
+                            &tokensOnly[onGpu]);
+    }
+    std::string what = "forward-only cross-entropy V=" + std::to_string(V);
+    EXPECT_EQ(tokensOnly[1], tokens) << what;
+    EXPECT_EQ(tokensOnly[0], tokens) << what;
+    expectBitwiseEqual(lossOnly->onGpu(), loss->onGpu(), what + " loss");
+    expectClose(*lossOnly, 1e-5, 1e-5, what + " loss vs cpu");
+  }
+
+  // Sampled softmax with no gradient outputs.
+  const int64_t T = 33, d = 16, V = 1000, S = 64;
+  std::vector<int32_t> targets(T);
+  std::mt19937 gen(68);
+  for (int64_t t = 0; t < T; ++t)
+    targets[t] = t == 4 ? -1 : static_cast<int32_t>(gen() % 20);
+  auto tg = twin(targets);
+  auto hidden = twin(randomVector(T * d, 69));
+  auto weights = twin(randomVector(V * d, 70));
+  auto bias = twin(randomVector(V, 71));
+  auto loss = output<float>(1), lossOnly = output<float>(1);
+  auto dHidden = output<float>(T * d);
+  auto dWeights = twin(std::vector<float>(V * d, 0.0f));
+  auto dBias = twin(std::vector<float>(V, 0.0f));
+  gpu->sampledSoftmaxCrossEntropy(T, d, V, S, hidden->gpu(), weights->gpu(),
+                                  bias->gpu(), tg->gpu(), kSeed, kCounter, 0.5f,
+                                  loss->gpu(), dHidden->gpu(), dWeights->gpu(),
+                                  dBias->gpu());
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.sampledSoftmaxCrossEntropy(T, d, V, S, p(hidden), p(weights), p(bias),
+                                 p(tg), kSeed, kCounter, 0.5f, p(lossOnly),
+                                 nullptr, nullptr, nullptr);
+  }
+  expectBitwiseEqual(lossOnly->onGpu(), loss->onGpu(), "sampled loss only");
+  expectClose(*lossOnly, 1e-5, 1e-5, "sampled loss only vs cpu");
+  EXPECT_THROW(gpu->sampledSoftmaxCrossEntropy(
+                   T, d, V, S, hidden->gpu(), weights->gpu(), bias->gpu(),
+                   tg->gpu(), kSeed, kCounter, 0.5f, loss->gpu(), nullptr,
+                   dWeights->gpu(), nullptr),
+               std::invalid_argument);
+}
+
 TEST_F(CudaEquality, Adam) {
   const int64_t count = 777;
   auto param = twin(randomVector(count, 64));
@@ -1053,4 +1188,230 @@ TEST_F(CudaEquality, ComposeRoutes) {
   expectClose(*gate, kRtol, kAtol, "composeRoutes gate");
   expectClose(*dpg, kRtol, kAtol, "composeRoutes dPrimaryGate");
   expectClose(*dsg, kRtol, kAtol, "composeRoutes dSecondaryGate");
+}
+
+//===----------------------------------------------------------------------===//
+// Batchwise hierarchies: masks inside groups, CSR composition, Load_H
+//===----------------------------------------------------------------------===//
+
+TEST_F(CudaEquality, GroupedBatchwiseMask) {
+  struct Case {
+    int64_t groups, rowsPerGroup, n, m;
+    bool ties;
+  };
+  // Warp and radix selection over the rows of a group, ties between rows,
+  // m = rows of a group, the paper's 32 groups.
+  const Case cases[] = {{3, 100, 8, 25, false},
+                        {2, 300, 5, 77, true},
+                        {4, 64, 33, 64, false},
+                        {32, 12, 16, 6, false}};
+  for (const Case &c : cases) {
+    int64_t rows = c.groups * c.rowsPerGroup, A = c.groups * c.n * c.m;
+    auto logits = twin(c.ties ? repeatedRows(rows, c.n, 7, 81)
+                              : randomVector(rows * c.n, 81, -4, 4));
+    auto mask = output<float>(rows * c.n), gate = output<float>(A);
+    auto rowPtr = output<int32_t>(rows + 1), expert = output<int32_t>(A);
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.groupedBatchwiseMaskForward(c.groups, c.rowsPerGroup, c.n, c.m,
+                                    p(logits), p(mask), p(rowPtr), p(expert),
+                                    p(gate));
+    }
+    std::string what = "grouped batchwise groups=" + std::to_string(c.groups) +
+                       " rows=" + std::to_string(c.rowsPerGroup) +
+                       " n=" + std::to_string(c.n) +
+                       " m=" + std::to_string(c.m);
+    expectSame(*mask, what + " mask");
+    expectSame(*rowPtr, what + " rowPtr");
+    expectSame(*expert, what + " expert");
+    expectClose(*gate, kRtol, kAtol, what + " gate");
+  }
+}
+
+TEST_F(CudaEquality, GroupedThresholdMask) {
+  // Group 1 is empty and rows 70-79 belong to no group (NaN logits).
+  const int64_t rows = 80, groups = 3;
+  const std::vector<int32_t> offsetsHost = {0, 30, 30, 70};
+  for (int64_t n : {5, 40}) {
+    std::vector<float> logitsHost = randomVector(rows * n, 82, -2, 2);
+    for (int64_t q = 70 * n; q < rows * n; ++q)
+      logitsHost[q] = std::nanf("");
+    std::vector<float> thresholdsHost(groups * n, 0.5f);
+    for (int64_t g : {0, 2}) {
+      int64_t first = offsetsHost[g], count = offsetsHost[g + 1] - first;
+      std::vector<float> segment(logitsHost.begin() + first * n,
+                                 logitsHost.begin() + (first + count) * n);
+      std::vector<float> t = thresholdsBetweenProbabilities(segment, count, n);
+      std::copy(t.begin(), t.end(), thresholdsHost.begin() + g * n);
+    }
+    auto logits = twin(logitsHost), thresholds = twin(thresholdsHost);
+    auto offsets = twin(offsetsHost);
+    auto mask = output<float>(rows * n), gate = output<float>(rows * n);
+    auto rowPtr = output<int32_t>(rows + 1), expert = output<int32_t>(rows * n);
+    int64_t assigned[2] = {-1, -1};
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.groupedThresholdMaskForward(rows, groups, n, p(logits), p(thresholds),
+                                    p(offsets), p(mask), p(rowPtr), p(expert),
+                                    p(gate), &assigned[onGpu]);
+    }
+    std::string what = "grouped threshold n=" + std::to_string(n);
+    EXPECT_EQ(assigned[1], assigned[0]) << what;
+    ASSERT_GT(assigned[0], 0) << what;
+    expectSame(*mask, what + " mask");
+    expectSame(*rowPtr, what + " rowPtr");
+    int64_t A = assigned[0];
+    std::vector<int32_t> ge = expert->onGpu(), ce = expert->onCpu();
+    expectEqual(std::vector<int32_t>(ge.begin(), ge.begin() + A),
+                std::vector<int32_t>(ce.begin(), ce.begin() + A),
+                what + " expert");
+    std::vector<float> gg = gate->onGpu(), cg = gate->onCpu();
+    expectNear(std::vector<float>(gg.begin(), gg.begin() + A),
+               std::vector<float>(cg.begin(), cg.begin() + A), kRtol, kAtol,
+               what + " gate");
+  }
+}
+
+TEST_F(CudaEquality, GroupedBatchwiseThresholdLoss) {
+  const int64_t groups = 3, rowsPerGroup = 171, n = 12;
+  const int64_t rows = groups * rowsPerGroup;
+  std::vector<float> logitsHost = randomVector(rows * n, 83, -2, 2);
+  std::vector<float> maskHost = randomVector(rows * n, 84, 0, 1);
+  for (float &x : maskHost)
+    x = x < 0.3f ? 1.0f : 0.0f;
+  std::vector<float> thresholdsHost;
+  for (int64_t g = 0; g < groups; ++g) {
+    std::vector<float> segment(logitsHost.begin() + g * rowsPerGroup * n,
+                               logitsHost.begin() + (g + 1) * rowsPerGroup * n);
+    std::vector<float> t =
+        thresholdsBetweenProbabilities(segment, rowsPerGroup, n);
+    thresholdsHost.insert(thresholdsHost.end(), t.begin(), t.end());
+  }
+  auto logits = twin(logitsHost), mask = twin(maskHost);
+  auto thresholds = twin(thresholdsHost);
+  auto loss = output<float>(1), dThr = output<float>(groups * n);
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.groupedBatchwiseThresholdLossForward(groups, rowsPerGroup, n, p(logits),
+                                           p(mask), p(thresholds), p(loss));
+    b.groupedBatchwiseThresholdLossBackward(groups, rowsPerGroup, n, p(logits),
+                                            p(mask), p(thresholds), 0.7f,
+                                            p(dThr));
+  }
+  expectClose(*loss, 1e-5, 1e-5, "grouped threshold loss");
+  expectClose(*dThr, kRtol, kAtol, "grouped dThresholds");
+}
+
+TEST_F(CudaEquality, ComposeRoutesCsr) {
+  // Tokens with 0-3 groups, rows with 0-4 experts, spare slots at both
+  // levels.
+  const int64_t tokens = 211, groups = 7, perGroup = 5;
+  std::mt19937 gen(85);
+  std::vector<int32_t> primaryRowPtr = {0}, group;
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t j = 0, c = gen() % 4; j < c; ++j)
+      group.push_back(static_cast<int32_t>(gen() % groups));
+    primaryRowPtr.push_back(static_cast<int32_t>(group.size()));
+  }
+  int64_t used = group.size(), A1 = used + 9;
+  group.resize(A1, 0);
+  std::vector<int32_t> position(A1, 0);
+  std::iota(position.begin(), position.begin() + used, 0);
+  std::shuffle(position.begin(), position.begin() + used, gen);
+  std::vector<int32_t> secondaryRowPtr = {0}, local;
+  for (int64_t r = 0; r < A1; ++r) {
+    for (int64_t j = 0, c = r < used ? gen() % 5 : 0; j < c; ++j)
+      local.push_back(static_cast<int32_t>(gen() % perGroup));
+    secondaryRowPtr.push_back(static_cast<int32_t>(local.size()));
+  }
+  int64_t A2 = local.size() + 13;
+  local.resize(A2, 0);
+  auto prow = twin(primaryRowPtr), pe = twin(group), pos = twin(position);
+  auto srow = twin(secondaryRowPtr), se = twin(local);
+  auto pg = twin(randomVector(A1, 86, 0.1, 1.0));
+  auto sg = twin(randomVector(A2, 87, 0.1, 1.0));
+  auto dg = twin(randomVector(A2, 88));
+  auto rowPtr = output<int32_t>(tokens + 1), expert = output<int32_t>(A2);
+  auto gate = output<float>(A2);
+  auto dpg = output<float>(A1), dsg = output<float>(A2);
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.composeRoutesCsrForward(tokens, A1, A2, perGroup, p(prow), p(pe), p(pg),
+                              p(pos), p(srow), p(se), p(sg), p(rowPtr),
+                              p(expert), p(gate));
+  }
+  expectSame(*rowPtr, "composeRoutesCsr rowPtr");
+  int64_t composed = rowPtr->onCpu()[tokens];
+  ASSERT_GT(composed, 0);
+  std::vector<int32_t> ge = expert->onGpu(), ce = expert->onCpu();
+  expectEqual(std::vector<int32_t>(ge.begin(), ge.begin() + composed),
+              std::vector<int32_t>(ce.begin(), ce.begin() + composed),
+              "composeRoutesCsr expert");
+  std::vector<float> gg = gate->onGpu(), cg = gate->onCpu();
+  expectNear(std::vector<float>(gg.begin(), gg.begin() + composed),
+             std::vector<float>(cg.begin(), cg.begin() + composed), kRtol,
+             kAtol, "composeRoutesCsr gate");
+  // The backward reads the CPU's composed row pointers on both sides.
+  auto cpuRowPtr = twin(rowPtr->onCpu());
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.composeRoutesCsrBackward(tokens, A1, A2, p(cpuRowPtr), p(prow), p(pg),
+                               p(pos), p(srow), p(sg), p(dg), p(dpg), p(dsg));
+  }
+  expectClose(*dpg, kRtol, kAtol, "composeRoutesCsr dPrimaryGate");
+  expectClose(*dsg, kRtol, kAtol, "composeRoutesCsr dSecondaryGate");
+}
+
+TEST_F(CudaEquality, GroupedLoadEstimate) {
+  // 300 dispatched rows: group 1 empty, rows 220-299 of no group.
+  const TopKCase c = {300, 8, 2, true, true, false};
+  const int64_t groups = 4, n = c.n, k = c.k, rows = c.T;
+  const std::vector<int32_t> offsetsHost = {0, 50, 50, 120, 220};
+  TopKState s = cpuTopK(*cpu, c);
+  auto clean = twin(s.clean), raw = twin(s.raw), noisy = twin(s.noisy);
+  auto noiseStd = twin(s.noiseStd), top = twin(s.top);
+  auto offsets = twin(offsetsHost);
+  auto load = output<float>(groups * n);
+  auto dLoad = twin(randomVector(groups * n, 89));
+  // Backward accumulates: start from the same random gradients.
+  auto dClean = twin(randomVector(rows * n, 90));
+  auto dRaw = twin(randomVector(rows * n, 91));
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.groupedLoadEstimateForward(rows, groups, n, k, p(offsets), p(clean),
+                                 p(noisy), p(noiseStd), p(top), p(load));
+    b.groupedLoadEstimateBackward(rows, groups, n, k, p(offsets), p(clean),
+                                  p(noisy), p(raw), p(noiseStd), p(top),
+                                  p(dLoad), p(dClean), p(dRaw));
+  }
+  expectClose(*load, 1e-5, 1e-5, "grouped load");
+  expectClose(*dClean, 1e-4, 1e-5, "grouped load dClean");
+  expectClose(*dRaw, 1e-4, 1e-5, "grouped load dRawNoise");
+}
+
+TEST_F(CudaEquality, HierarchicalLoad) {
+  const int64_t groups = 6, n = 37;
+  const std::vector<int32_t> offsetsHost = {0, 10, 10, 55, 60, 61, 99};
+  auto offsets = twin(offsetsHost);
+  auto pl = twin(randomVector(groups, 92, 0.5, 9.0));
+  auto sl = twin(randomVector(groups * n, 93, 0.0, 4.0));
+  auto dLoad = twin(randomVector(groups * n, 94));
+  auto load = output<float>(groups * n);
+  auto dpl = output<float>(groups), dsl = output<float>(groups * n);
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.hierarchicalLoadForward(groups, n, p(offsets), p(pl), p(sl), p(load));
+    b.hierarchicalLoadBackward(groups, n, p(offsets), p(pl), p(sl), p(dLoad),
+                               p(dpl), p(dsl));
+  }
+  expectClose(*load, kRtol, kAtol, "Load_H");
+  expectClose(*dpl, 1e-5, 1e-6, "Load_H dPrimaryLoad");
+  expectClose(*dsl, kRtol, kAtol, "Load_H dSecondaryLoad");
 }

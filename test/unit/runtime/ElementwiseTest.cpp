@@ -13,6 +13,7 @@
 #include "runtime/TestUtil.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
@@ -193,6 +194,177 @@ TEST(Elementwise, SigmoidGradientCheck) {
   rt::cpu::sigmoidForward(x.data(), y.data(), 33);
   rt::cpu::sigmoidBackward(y.data(), w.data(), dx.data(), 33);
   expectAllClose(dx, numericGradient(loss, x), 1e-7, 1e-9, "sigmoid dx");
+}
+
+TEST(Elementwise, TanhForwardMatchesNaiveAndSaturates) {
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    auto x = randomVector(n, 30, -5, 5);
+    std::vector<float> y(n, 123.0f), ref(n);
+    for (int64_t i = 0; i < n; ++i)
+      ref[i] = std::tanh(double(x[i]));
+    be->tanhForward(x.data(), y.data(), n);
+    expectAllClose(y, ref, 1e-6, 1e-7, "tanh");
+  }
+  std::vector<float> extreme = {-200.0f, 200.0f, 0.0f}, y(3);
+  be->tanhForward(extreme.data(), y.data(), 3);
+  EXPECT_EQ(y[0], -1.0f);
+  EXPECT_EQ(y[1], 1.0f);
+  EXPECT_EQ(y[2], 0.0f);
+  EXPECT_THROW(be->tanhForward(extreme.data(), y.data(), -1),
+               std::invalid_argument);
+  EXPECT_THROW(be->tanhBackward(y.data(), y.data(), y.data(), -1),
+               std::invalid_argument);
+}
+
+TEST(Elementwise, TanhBackwardMatchesNaive) {
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    auto y = randomVector(n, 31, -1, 1), dy = randomVector(n, 32);
+    std::vector<float> dx(n, 123.0f);
+    std::vector<double> ref(n);
+    for (int64_t i = 0; i < n; ++i)
+      ref[i] = double(dy[i]) * (1.0 - double(y[i]) * y[i]);
+    be->tanhBackward(y.data(), dy.data(), dx.data(), n);
+    expectAllClose(dx, ref, 1e-6, 1e-7, "tanh dx");
+  }
+}
+
+TEST(Elementwise, TanhGradientCheck) {
+  auto x = randomVector<double>(37, 33, -3, 3);
+  auto w = randomVector<double>(37, 34);
+  auto loss = [&](const std::vector<double> &in) {
+    std::vector<double> y(in.size());
+    rt::cpu::tanhForward(in.data(), y.data(), in.size());
+    return dot(y, w);
+  };
+  std::vector<double> y(37), dx(37);
+  rt::cpu::tanhForward(x.data(), y.data(), 37);
+  rt::cpu::tanhBackward(y.data(), w.data(), dx.data(), 37);
+  expectAllClose(dx, numericGradient(loss, x), 1e-7, 1e-9, "tanh dx");
+}
+
+//===----------------------------------------------------------------------===//
+// Scale, bias add, row sums
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+struct RowsShape {
+  int64_t rows, d;
+};
+
+/// Empty shapes, single elements, d not a multiple of the column block of
+/// sumRows (64), and shapes above the OpenMP grain with many rows or many
+/// columns.
+const RowsShape kRowsShapes[] = {{0, 5},   {4, 0},    {1, 1},     {3, 7},
+                                 {9, 130}, {500, 70}, {40, 1000}, {2, 20000}};
+
+} // namespace
+
+TEST(Elementwise, ScaleMatchesNaiveAndAliases) {
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    for (float factor : {0.37f, -2.0f, 0.0f}) {
+      auto x = randomVector(n, 35);
+      std::vector<float> y(n, 123.0f), ref(n);
+      for (int64_t i = 0; i < n; ++i)
+        ref[i] = factor * x[i];
+      be->scale(x.data(), factor, y.data(), n);
+      EXPECT_EQ(y, ref) << n << " " << factor;
+      // In place: y == x.
+      be->scale(x.data(), factor, x.data(), n);
+      EXPECT_EQ(x, ref) << "in place " << n << " " << factor;
+    }
+  }
+  std::vector<float> x(4);
+  EXPECT_THROW(be->scale(x.data(), 1.0f, x.data(), -1), std::invalid_argument);
+}
+
+TEST(Elementwise, BiasAddMatchesNaiveAndAliases) {
+  auto be = rt::createCpuBackend();
+  for (RowsShape s : kRowsShapes) {
+    auto x = randomVector(s.rows * s.d, 36);
+    auto bias = randomVector(s.d, 37);
+    std::vector<float> y(s.rows * s.d, 123.0f), ref(s.rows * s.d);
+    for (int64_t r = 0; r < s.rows; ++r)
+      for (int64_t j = 0; j < s.d; ++j)
+        ref[r * s.d + j] = x[r * s.d + j] + bias[j];
+    be->biasAdd(s.rows, s.d, x.data(), bias.data(), y.data());
+    EXPECT_EQ(y, ref) << s.rows << "x" << s.d;
+    be->biasAdd(s.rows, s.d, x.data(), bias.data(), x.data());
+    EXPECT_EQ(x, ref) << "in place " << s.rows << "x" << s.d;
+  }
+  std::vector<float> x(4);
+  EXPECT_THROW(be->biasAdd(-1, 2, x.data(), x.data(), x.data()),
+               std::invalid_argument);
+  EXPECT_THROW(be->biasAdd(2, -1, x.data(), x.data(), x.data()),
+               std::invalid_argument);
+}
+
+TEST(Elementwise, SumRowsMatchesNaiveInRowOrder) {
+  auto be = rt::createCpuBackend();
+  for (RowsShape s : kRowsShapes) {
+    auto x = randomVector(s.rows * s.d, 38);
+    // A sentinel start: y is written, not accumulated, and rows = 0 gives
+    // zeros.
+    std::vector<float> y(s.d, 123.0f), ref(s.d);
+    for (int64_t j = 0; j < s.d; ++j) {
+      float acc = 0.0f;
+      for (int64_t r = 0; r < s.rows; ++r)
+        acc += x[r * s.d + j];
+      ref[j] = acc;
+    }
+    be->sumRows(s.rows, s.d, x.data(), y.data());
+    // Rows summed in order in f32: the naive loop's bits exactly.
+    EXPECT_EQ(y, ref) << s.rows << "x" << s.d;
+    if (s.rows == 0) {
+      EXPECT_EQ(y, std::vector<float>(s.d, 0.0f));
+    }
+  }
+  std::vector<float> x(4);
+  EXPECT_THROW(be->sumRows(-1, 2, x.data(), x.data()), std::invalid_argument);
+  EXPECT_THROW(be->sumRows(2, -1, x.data(), x.data()), std::invalid_argument);
+}
+
+TEST(Elementwise, SumRowsGradientOfBiasAdd) {
+  // sumRows is the adjoint of biasAdd in the bias: d/db sum(biasAdd(x, b) *
+  // w) = sumRows(w).
+  const int64_t rows = 6, d = 5;
+  auto x = randomVector<double>(rows * d, 39);
+  auto b = randomVector<double>(d, 40);
+  auto w = randomVector<double>(rows * d, 41);
+  auto loss = [&](const std::vector<double> &bias) {
+    std::vector<double> y(rows * d);
+    rt::cpu::biasAdd(rows, d, x.data(), bias.data(), y.data());
+    return dot(y, w);
+  };
+  std::vector<double> db(d);
+  rt::cpu::sumRows(rows, d, w.data(), db.data());
+  expectAllClose(db, numericGradient(loss, b), 1e-7, 1e-9, "bias gradient");
+}
+
+TEST(Elementwise, SumRowsDeterministicAcrossRunsAndThreadCounts) {
+  // Many rows of few columns and few rows of many columns, both above the
+  // grain; values of mixed magnitude make the sum order visible in the bits.
+  for (RowsShape s : {RowsShape{5000, 70}, RowsShape{50, 3000}}) {
+    auto x = randomVector(s.rows * s.d, 42, -1000, 1000);
+    for (size_t i = 0; i < x.size(); i += 3)
+      x[i] *= 1e-6f;
+    auto run = [&](int threads) {
+      int saved = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      std::vector<float> y(s.d);
+      rt::cpu::sumRows<float>(s.rows, s.d, x.data(), y.data());
+      omp_set_num_threads(saved);
+      return y;
+    };
+    auto first = run(2);
+    EXPECT_EQ(first, run(2));
+    EXPECT_EQ(first, run(1));
+    EXPECT_EQ(first, run(3));
+    EXPECT_EQ(first, run(8));
+  }
 }
 
 //===----------------------------------------------------------------------===//

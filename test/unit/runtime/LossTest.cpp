@@ -128,6 +128,41 @@ TEST(SoftmaxCrossEntropy, GradientCheck) {
     EXPECT_EQ(d[V + c], 0.0) << "padding row";
 }
 
+TEST(SoftmaxCrossEntropy, ForwardOnlyGivesTheSameLossAndTokens) {
+  auto be = rt::createCpuBackend();
+  struct Shape {
+    int64_t rows, V, padEvery;
+  };
+  for (Shape s : {Shape{0, 3, 0}, Shape{1, 1, 0}, Shape{7, 13, 3},
+                  Shape{40, 1001, 4}, Shape{3, 2, 1}}) {
+    auto logits = randomVector(s.rows * s.V, 20, -3, 3);
+    auto targets = randomTargets(s.rows, s.V, 21, s.padEvery);
+    float loss = -1, lossOnly = -2;
+    int64_t count = -1, countOnly = -2;
+    std::vector<float> dLogits(s.rows * s.V);
+    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), 0.5f,
+                            &loss, dLogits.data(), &count);
+    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), 0.5f,
+                            &lossOnly, nullptr, &countOnly);
+    EXPECT_EQ(lossOnly, loss) << s.rows << "x" << s.V;
+    EXPECT_EQ(countOnly, count) << s.rows << "x" << s.V;
+    // And the loss is the real one, not a leftover.
+    double lossRef = 0;
+    int64_t countRef = 0;
+    for (int64_t t = 0; t < s.rows; ++t) {
+      if (targets[t] < 0)
+        continue;
+      ++countRef;
+      double sum = 0;
+      for (int64_t c = 0; c < s.V; ++c)
+        sum += std::exp(double(logits[t * s.V + c]));
+      lossRef += std::log(sum) - logits[t * s.V + targets[t]];
+    }
+    EXPECT_EQ(countOnly, countRef);
+    EXPECT_NEAR(lossOnly, lossRef, 1e-5 * (1 + std::fabs(lossRef)));
+  }
+}
+
 TEST(SoftmaxCrossEntropy, RejectsBadTargets) {
   auto be = rt::createCpuBackend();
   std::vector<float> logits(6), d(6);
@@ -330,6 +365,46 @@ TEST(SampledSoftmax, DeterministicAcrossRunsAndThreadCounts) {
   EXPECT_EQ(first, run(2));
   EXPECT_EQ(first, run(1));
   EXPECT_EQ(first, run(3));
+}
+
+TEST(SampledSoftmax, LossOnlyGivesTheSameLoss) {
+  auto be = rt::createCpuBackend();
+  for (SampledCase c :
+       {SampledCase{0, 3, 4, 3, 1, 0}, SampledCase{1, 3, 4, 3, 1, 0},
+        SampledCase{9, 5, 7, 6, 2, 3}, SampledCase{33, 70, 500, 40, 3, 9}}) {
+    auto hidden = randomVector(c.rows * c.d, 22);
+    auto W = randomVector(c.V * c.d, 23);
+    auto b = randomVector(c.V, 24);
+    auto targets = randomTargets(c.rows, c.V, 25, c.rows > 1 ? 4 : 0);
+    std::vector<float> dH(c.rows * c.d), dW(c.V * c.d, 0.0f), dB(c.V, 0.0f);
+    float loss = -1, lossOnly = -2;
+    be->sampledSoftmaxCrossEntropy(c.rows, c.d, c.V, c.S, hidden.data(),
+                                   W.data(), b.data(), targets.data(), c.seed,
+                                   c.counter, 0.5f, &loss, dH.data(), dW.data(),
+                                   dB.data());
+    be->sampledSoftmaxCrossEntropy(c.rows, c.d, c.V, c.S, hidden.data(),
+                                   W.data(), b.data(), targets.data(), c.seed,
+                                   c.counter, 0.5f, &lossOnly, nullptr, nullptr,
+                                   nullptr);
+    EXPECT_EQ(lossOnly, loss) << c.rows;
+    double lossRef;
+    std::vector<double> dHRef, dWRef(c.V * c.d, 0.0), dBRef(c.V, 0.0);
+    referenceSampled(c, hidden, W, b, targets, 0.5, lossRef, dHRef, dWRef,
+                     dBRef);
+    EXPECT_NEAR(lossOnly, lossRef, 1e-5 * (1 + std::fabs(lossRef))) << c.rows;
+  }
+  // Either all gradients or none.
+  std::vector<float> h(4), W(8), b(4), dH(4), dW(8), dB(4);
+  std::vector<int32_t> targets = {1, 0};
+  float loss;
+  EXPECT_THROW(be->sampledSoftmaxCrossEntropy(
+                   2, 2, 4, 3, h.data(), W.data(), b.data(), targets.data(), 0,
+                   0, 1, &loss, dH.data(), nullptr, dB.data()),
+               std::invalid_argument);
+  EXPECT_THROW(be->sampledSoftmaxCrossEntropy(
+                   2, 2, 4, 3, h.data(), W.data(), b.data(), targets.data(), 0,
+                   0, 1, &loss, nullptr, dW.data(), nullptr),
+               std::invalid_argument);
 }
 
 TEST(SampledSoftmax, RejectsBadArguments) {

@@ -1,0 +1,85 @@
+//===- LossToEmitC.cpp - Output layer, learning rate and Adam -------------===//
+//
+// Lowers the cross-entropy ops (full or sampled softmax, with the output
+// layer's GEMMs at the target's precision), the learning-rate schedule and
+// Adam. moe.adam_update writes its parameter and moments in place, so its
+// results are its operands' pointers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/MoEToEmitC.h"
+
+#include "dialect/MoEOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// tokens, d, vocab of an output layer over `hidden` [..., d].
+void outputSizes(StepCall &c, Value hidden, Value weights) {
+  int64_t d = dimSize(weights, 1);
+  c.i64(numElements(hidden) / d).i64(d).i64(dimSize(weights, 0));
+}
+
+} // namespace
+
+void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
+                                               RewritePatternSet &patterns,
+                                               const EmitCTarget &target) {
+  std::string precision = target.gemmPrecision;
+  addStepCall<SoftmaxCrossEntropyOp>(
+      patterns, converter, "softmaxCrossEntropy",
+      [precision](SoftmaxCrossEntropyOp op, SoftmaxCrossEntropyOp::Adaptor a,
+                  StepCall &c) {
+        c.ptr(a.getHidden())
+            .ptr(a.getTargets())
+            .ptr(a.getWeights())
+            .ptr(a.getBias())
+            .results();
+        outputSizes(c, op.getHidden(), op.getWeights());
+        c.i64(op.getNumSamples().value_or(0))
+            .i64(op.getRngStream())
+            .literal(precision);
+      });
+  addStepCall<SoftmaxCrossEntropyGradOp>(
+      patterns, converter, "softmaxCrossEntropyGrad",
+      [precision](SoftmaxCrossEntropyGradOp op,
+                  SoftmaxCrossEntropyGradOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getHidden())
+            .ptr(a.getTargets())
+            .ptr(a.getWeights())
+            .ptr(a.getBias())
+            .ptr(a.getDLoss())
+            .results();
+        outputSizes(c, op.getHidden(), op.getWeights());
+        c.i64(op.getNumSamples().value_or(0))
+            .i64(op.getRngStream())
+            .literal(precision);
+      });
+  addStepCall<LrScheduleOp>(
+      patterns, converter, "lrSchedule",
+      [](LrScheduleOp op, LrScheduleOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getStep())
+            .results()
+            .f32(op.getBaseLr().convertToFloat())
+            .i64(op.getWarmupSteps())
+            .i64(op.getConstantSteps());
+      });
+  addStepCall<AdamUpdateOp>(
+      patterns, converter, "adamUpdate",
+      [](AdamUpdateOp op, AdamUpdateOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getParam())
+            .ptr(a.getGrad())
+            .ptr(a.getM())
+            .ptr(a.getV())
+            .ptr(a.getLr())
+            .ptr(a.getStep())
+            .i64(numElements(op.getParam()))
+            .f32(op.getBeta1().convertToFloat())
+            .f32(op.getBeta2().convertToFloat())
+            .f32(op.getEps().convertToFloat())
+            .f32(op.getWeightDecay().convertToFloat())
+            .replaceWith({a.getParam(), a.getM(), a.getV()});
+      });
+}

@@ -1,0 +1,138 @@
+//===- MoEToEmitC.h - Lowering of moe ops to step ABI calls ----*- C++ -*-===//
+//
+// Every moe op of a planned function becomes one `emitc.call_opaque` of a
+// function of runtime/step/Step.h. The patterns are split by op family
+// (populateMoE<Family>ToEmitCPatterns); what differs between the CPU and
+// CUDA code is in EmitCTarget.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CODEGEN_MOETOEMITC_H
+#define MOE_CODEGEN_MOETOEMITC_H
+
+#include "mlir/Dialect/EmitC/IR/EmitC.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <functional>
+#include <string>
+
+namespace mlir::moe {
+
+/// The backend seam of code generation.
+struct EmitCTarget {
+  /// "cpu" or "cuda".
+  std::string name = "cpu";
+  /// C++ enumerator passed to the large GEMMs (experts, LSTM, output
+  /// layer), e.g. "moe::rt::GemmPrecision::TF32".
+  std::string gemmPrecision = "moe::rt::GemmPrecision::F32";
+};
+
+/// The namespace of the step ABI in the emitted code.
+constexpr llvm::StringLiteral kStepNamespace = "moe::rt::step::";
+
+/// Tensors become `!emitc.ptr<element>` (f32, i32, i64, static shapes).
+class StepTypeConverter : public TypeConverter {
+public:
+  StepTypeConverter();
+};
+
+/// Collects the operands and literal arguments of one step ABI call, in
+/// order, and replaces the op with pointers to its results in the arena.
+/// The call always starts with the function's context.
+class StepCall {
+public:
+  StepCall(Operation *op, ConversionPatternRewriter &rewriter,
+           const TypeConverter &converter, StringRef callee);
+
+  /// A pointer operand (an already converted value); a null Value passes
+  /// nullptr (an absent optional operand).
+  StepCall &ptr(Value converted);
+  /// The arena pointer of result `i`; results(): all of them in order.
+  StepCall &result(unsigned i);
+  StepCall &results();
+  StepCall &i64(int64_t value);
+  StepCall &f32(float value);
+  StepCall &flag(bool value);
+  /// A C++ expression, e.g. an enumerator.
+  StepCall &literal(StringRef text);
+  /// Replaces the op's results by `replacements` instead of arena pointers
+  /// (in-place ops).
+  StepCall &replaceWith(ValueRange replacements);
+
+  /// Emits the call and replaces the op.
+  LogicalResult emit();
+
+  /// The arena pointer of result `i` of the op.
+  Value resultPointer(unsigned i);
+
+private:
+  Operation *op;
+  ConversionPatternRewriter &rewriter;
+  const TypeConverter &converter;
+  std::string callee;
+  SmallVector<Value> operands;
+  SmallVector<Attribute> args;
+  SmallVector<Value> resultPtrs;
+  SmallVector<Value> replacements;
+  bool replaced = false;
+};
+
+/// A pattern that lowers OpTy with `describe`, which fills in the call.
+template <typename OpTy>
+class StepCallPattern : public OpConversionPattern<OpTy> {
+public:
+  using Adaptor = typename OpTy::Adaptor;
+  using Describe = std::function<void(OpTy, Adaptor, StepCall &)>;
+
+  StepCallPattern(const TypeConverter &converter, MLIRContext *context,
+                  StringRef callee, Describe describe)
+      : OpConversionPattern<OpTy>(converter, context), callee(callee.str()),
+        describe(std::move(describe)) {}
+
+  LogicalResult
+  matchAndRewrite(OpTy op, Adaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    StepCall call(op, rewriter, *this->getTypeConverter(),
+                  (kStepNamespace + callee).str());
+    describe(op, adaptor, call);
+    return call.emit();
+  }
+
+private:
+  std::string callee;
+  Describe describe;
+};
+
+/// Adds a StepCallPattern for OpTy calling moe::rt::step::<callee>.
+template <typename OpTy, typename Fn>
+void addStepCall(RewritePatternSet &patterns, const TypeConverter &converter,
+                 StringRef callee, Fn &&describe) {
+  patterns.add<StepCallPattern<OpTy>>(
+      converter, patterns.getContext(), callee,
+      typename StepCallPattern<OpTy>::Describe(std::forward<Fn>(describe)));
+}
+
+/// Number of elements of a tensor value; dimension i of it.
+int64_t numElements(Value tensor);
+int64_t dimSize(Value tensor, unsigned i);
+
+void populateMoEAlgebraToEmitCPatterns(const TypeConverter &converter,
+                                       RewritePatternSet &patterns,
+                                       const EmitCTarget &target);
+void populateMoERoutingToEmitCPatterns(const TypeConverter &converter,
+                                       RewritePatternSet &patterns,
+                                       const EmitCTarget &target);
+void populateMoEDispatchToEmitCPatterns(const TypeConverter &converter,
+                                        RewritePatternSet &patterns,
+                                        const EmitCTarget &target);
+void populateMoESequenceToEmitCPatterns(const TypeConverter &converter,
+                                        RewritePatternSet &patterns,
+                                        const EmitCTarget &target);
+void populateMoELossToEmitCPatterns(const TypeConverter &converter,
+                                    RewritePatternSet &patterns,
+                                    const EmitCTarget &target);
+
+} // namespace mlir::moe
+
+#endif // MOE_CODEGEN_MOETOEMITC_H

@@ -1,0 +1,157 @@
+//===- Collectives.h - Communication between training ranks ----*- C++ -*-===//
+//
+// One interface for the collectives of a synchronous multi-rank training
+// step: experts are model-parallel (each rank holds n/ranks experts and the
+// tokens routed to them are exchanged with allToAllV), everything else is
+// data-parallel (gradients summed with allReduceSum). The generated step
+// and moe-run call only this interface; the implementations are
+//  * SingleProcess: one rank, every operation is a copy (no MPI needed);
+//  * MpiCollectives: MPI on host memory (the CPU backend);
+//  * NcclCollectives: NCCL on device memory (the CUDA backend), bootstrapped
+//    over MPI.
+//
+// Conventions:
+//  * Every operation is collective: all ranks call it, in the same order,
+//    with the same sizes (count, rowWidth, bytes, root), and it returns when
+//    it has completed on the calling rank.
+//  * Data pointers are backend memory (host memory for MPI and
+//    SingleProcess, device memory for NCCL). Count arrays of allToAllV
+//    (sendCounts, recvCounts) are host memory on every implementation,
+//    because the caller needs them on the host to size its buffers.
+//  * Row segments are laid out in rank order: the send buffer holds the rows
+//    for rank 0, then those for rank 1, ...; the receive buffer holds the
+//    rows from rank 0, then those from rank 1, ... A pointer whose segments
+//    are all empty may be null.
+//  * Deterministic: allReduceSum of floats adds the ranks' values in rank
+//    order, ((x0 + x1) + x2) + ..., whatever the timing or the transport, and
+//    every rank receives bit-identical results.
+//  * Never hangs: a blocking operation that does not complete within the
+//    timeout (CollectivesOptions::timeoutSeconds, else the environment
+//    variable MOE_COLLECTIVE_TIMEOUT_S, else 120 s) throws
+//    std::runtime_error("collective <op> timed out after <t> s: a rank is
+//    unresponsive or died ..."). The object is unusable afterwards (every
+//    later call throws) and the job should end: an exception escaping main
+//    ends the process, mpirun then stops the other ranks; a process that
+//    exits normally after such a failure calls MPI_Abort instead of
+//    MPI_Finalize, which would wait for the missing rank.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_COLLECTIVES_COLLECTIVES_H
+#define MOE_RUNTIME_COLLECTIVES_COLLECTIVES_H
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace moe::rt {
+
+class Collectives {
+public:
+  virtual ~Collectives();
+  /// "single", "mpi" or "nccl".
+  virtual std::string name() const = 0;
+  /// This process's rank in [0, size()).
+  virtual int rank() const = 0;
+  /// Number of ranks.
+  virtual int size() const = 0;
+
+  //===--------------------------------------------------------------------===//
+  // Reductions
+  //===--------------------------------------------------------------------===//
+  /// data [count] = the sum over ranks of every rank's data, in place. The
+  /// floats of rank 0, 1, ... are added in that order, so the result does
+  /// not depend on timing and is bit-identical on every rank.
+  virtual void allReduceSum(float *data, int64_t count) = 0;
+  /// Integer sums (token counts, loads); exact, so the order is irrelevant.
+  virtual void allReduceSum(int64_t *data, int64_t count) = 0;
+  virtual void allReduceSum(int32_t *data, int64_t count) = 0;
+
+  //===--------------------------------------------------------------------===//
+  // Fixed-size exchanges
+  //===--------------------------------------------------------------------===//
+  /// recv [size * bytesPerRank] = the send blocks [bytesPerRank] of ranks
+  /// 0, 1, ... in rank order. send and recv must not overlap.
+  virtual void allGather(const void *send, size_t bytesPerRank, void *recv) = 0;
+  /// The count exchange that precedes allToAllV: send [size * countPerRank]
+  /// holds countPerRank values for each destination rank; recv [size *
+  /// countPerRank] receives countPerRank values from each source rank:
+  /// recv[s * countPerRank + j] on rank r = send[r * countPerRank + j] on
+  /// rank s. send and recv must not overlap.
+  virtual void allToAll(const int32_t *send, int64_t countPerRank,
+                        int32_t *recv) = 0;
+  virtual void allToAll(const int64_t *send, int64_t countPerRank,
+                        int64_t *recv) = 0;
+  /// Copies `bytes` of root's data into data on every other rank.
+  virtual void broadcast(void *data, size_t bytes, int root) = 0;
+  /// Returns once every rank has entered the barrier.
+  virtual void barrier() = 0;
+
+  //===--------------------------------------------------------------------===//
+  // Variable-size row exchange (the token dispatch of expert parallelism)
+  //===--------------------------------------------------------------------===//
+  /// Sends sendCounts[d] rows of rowWidth floats to each rank d and
+  /// receives recvCounts[s] rows from each rank s (both host arrays
+  /// [size]). send holds the segments for ranks 0, 1, ... back to back and
+  /// recv receives the segments from ranks 0, 1, ... back to back. Counts
+  /// may be zero, for any pair or for all of a rank's pairs (a rank without
+  /// tokens still calls). The caller guarantees that recvCounts[s] on rank r
+  /// equals sendCounts[r] on rank s (exchange them with allToAll first);
+  /// rowWidth is the same on every rank. send and recv must not overlap.
+  virtual void allToAllV(const float *send, const int64_t *sendCounts,
+                         int64_t rowWidth, float *recv,
+                         const int64_t *recvCounts) = 0;
+  /// The same for int32 rows (token and expert indices).
+  virtual void allToAllV(const int32_t *send, const int64_t *sendCounts,
+                         int64_t rowWidth, int32_t *recv,
+                         const int64_t *recvCounts) = 0;
+};
+
+/// Settings of createCollectives. Zero / negative / null fields take their
+/// defaults.
+struct CollectivesOptions {
+  /// Deadline of each blocking operation; <= 0 reads
+  /// collectiveTimeoutSeconds().
+  double timeoutSeconds = 0;
+  /// NCCL only: the CUDA device of this rank; < 0 picks the node-local rank
+  /// modulo the number of visible devices.
+  int device = -1;
+  /// NCCL only: the cudaStream_t to order the collectives on (e.g. the
+  /// backend's). Null creates a stream; the caller then synchronizes its
+  /// backend before each collective that reads backend data.
+  void *cudaStream = nullptr;
+};
+
+/// The collectives of this process. `kind`:
+///  * "single": one rank (SingleProcess);
+///  * "mpi": MPI on host memory (needs MPI compiled in);
+///  * "nccl": NCCL on device memory (needs CUDA, NCCL and MPI compiled in and
+///    a GPU);
+///  * "auto": "mpi" when launched by mpirun (OMPI_COMM_WORLD_SIZE or PMI_SIZE
+///    is set), else "single".
+/// MPI is initialised on first use (MPI_Init_thread, MPI_THREAD_FUNNELED,
+/// unless the program already did) and finalised at exit. Creating an MPI
+/// or NCCL object is itself collective. Throws std::invalid_argument for an
+/// unknown kind and std::runtime_error when the kind is not available.
+std::unique_ptr<Collectives>
+createCollectives(const std::string &kind,
+                  const CollectivesOptions &options = {});
+
+/// True when `kind` ("single", "mpi", "nccl") is compiled into this build.
+bool collectivesCompiled(const std::string &kind);
+
+/// The default timeout of blocking collectives in seconds: the environment
+/// variable MOE_COLLECTIVE_TIMEOUT_S when set (a positive number; anything
+/// else throws std::invalid_argument), else 120.
+double collectiveTimeoutSeconds();
+
+/// Number of collective operations of this process that timed out or
+/// failed and never completed. While it is non-zero, exit calls MPI_Abort
+/// instead of MPI_Finalize (which would wait forever for a missing rank),
+/// which ends the whole job with an error.
+int unrecoveredCollectiveFailures();
+
+} // namespace moe::rt
+
+#endif // MOE_RUNTIME_COLLECTIVES_COLLECTIVES_H

@@ -1,0 +1,169 @@
+//===- Corpus.cpp - Train and test splits of an LM corpus -----------------===//
+//
+// The whole file is read at once (the KJV is 4 MB) and tokenized line by
+// line; the string tokens live only until both splits are mapped to ids.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/data/Corpus.h"
+
+#include "runtime/data/Tokenizer.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+namespace moe::rt::data {
+
+namespace {
+
+std::runtime_error corpusError(const std::string &path,
+                               const std::string &what) {
+  return std::runtime_error("corpus " + path + ": " + what);
+}
+
+std::string readFile(const std::string &path) {
+  std::FILE *file = std::fopen(path.c_str(), "rb");
+  if (!file)
+    throw corpusError(path, std::string("cannot open (") +
+                                std::strerror(errno) + ")");
+  std::string text;
+  char buffer[1 << 16];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
+    text.append(buffer, got);
+  // A directory opens but fails to read (EISDIR).
+  bool failed = std::ferror(file);
+  int readErrno = errno;
+  std::fclose(file);
+  if (failed)
+    throw corpusError(path, std::string("cannot read (") +
+                                std::strerror(readErrno) + ")");
+  return text;
+}
+
+std::vector<int32_t> toIds(const Vocabulary &vocab,
+                           const std::vector<std::string> &words) {
+  std::vector<int32_t> ids;
+  ids.reserve(words.size());
+  for (const auto &word : words)
+    ids.push_back(vocab.id(word));
+  return ids;
+}
+
+} // namespace
+
+std::vector<bool> testSplitMask(int64_t numLines, double testFraction) {
+  if (!(testFraction >= 0.0 && testFraction < 1.0))
+    throw std::invalid_argument(
+        "testSplitMask: testFraction must be in [0, 1)");
+  if (numLines < 0)
+    throw std::invalid_argument("testSplitMask: negative line count");
+  std::vector<bool> heldOut(numLines, false);
+  for (int64_t b = 0; b < kSplitBlocks; ++b) {
+    int64_t begin = b * numLines / kSplitBlocks;
+    int64_t end = (b + 1) * numLines / kSplitBlocks;
+    int64_t test =
+        std::llround(testFraction * static_cast<double>(end - begin));
+    for (int64_t i = end - test; i < end; ++i)
+      heldOut[i] = true;
+  }
+  return heldOut;
+}
+
+Corpus loadCorpus(const std::string &path, const CorpusOptions &options) {
+  if (options.vocabSize < 2)
+    throw std::invalid_argument(
+        "loadCorpus: vocabSize must be at least 2 (<unk> and <eos>)");
+  if (!(options.testFraction >= 0.0 && options.testFraction < 1.0))
+    throw std::invalid_argument("loadCorpus: testFraction must be in [0, 1)");
+  if (options.minCount < 1 || options.maxLines < 0)
+    throw std::invalid_argument(
+        "loadCorpus: minCount must be >= 1 and maxLines >= 0");
+
+  std::string text = readFile(path);
+  if (text.empty())
+    throw corpusError(path, "empty file");
+  size_t start = 0;
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0)
+    start = 3;
+
+  std::vector<std::vector<std::string>> lines;
+  while (start < text.size() &&
+         (options.maxLines == 0 ||
+          static_cast<int64_t>(lines.size()) < options.maxLines)) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    auto words =
+        tokenizeWords(std::string_view(text).substr(start, end - start));
+    if (!words.empty())
+      lines.push_back(std::move(words));
+    start = end + 1;
+  }
+  if (lines.empty())
+    throw corpusError(path, "no words (every line is empty)");
+
+  std::vector<bool> heldOut =
+      testSplitMask(static_cast<int64_t>(lines.size()), options.testFraction);
+  std::vector<std::vector<std::string>> trainWords, testWords;
+  for (size_t i = 0; i < lines.size(); ++i)
+    (heldOut[i] ? testWords : trainWords).push_back(std::move(lines[i]));
+
+  Corpus corpus;
+  corpus.vocab =
+      Vocabulary::build(trainWords, options.vocabSize, options.minCount);
+  for (const auto &words : trainWords) {
+    corpus.train.push_back(toIds(corpus.vocab, words));
+    corpus.trainWords += static_cast<int64_t>(words.size());
+  }
+  for (const auto &words : testWords) {
+    corpus.test.push_back(toIds(corpus.vocab, words));
+    corpus.testWords += static_cast<int64_t>(words.size());
+  }
+  return corpus;
+}
+
+double unigramPerplexity(const Corpus &corpus) {
+  int64_t V = corpus.vocab.size();
+  auto checkId = [&](int32_t id) {
+    if (id < 0 || id >= V)
+      throw std::invalid_argument("unigramPerplexity: id " +
+                                  std::to_string(id) +
+                                  " outside the vocabulary");
+  };
+  std::vector<int64_t> counts(V, 0);
+  int64_t total = 0;
+  for (const auto &sentence : corpus.train) {
+    for (int32_t id : sentence) {
+      checkId(id);
+      ++counts[id];
+    }
+    ++counts[kEosId];
+    total += static_cast<int64_t>(sentence.size()) + 1;
+  }
+
+  double denominator = static_cast<double>(total + V);
+  double negLogLikelihood = 0.0;
+  int64_t scored = 0;
+  auto score = [&](int32_t id) {
+    negLogLikelihood -=
+        std::log(static_cast<double>(counts[id] + 1) / denominator);
+    ++scored;
+  };
+  for (const auto &sentence : corpus.test) {
+    for (int32_t id : sentence) {
+      checkId(id);
+      score(id);
+    }
+    score(kEosId);
+  }
+  if (scored == 0)
+    return std::numeric_limits<double>::quiet_NaN();
+  return std::exp(negLogLikelihood / static_cast<double>(scored));
+}
+
+} // namespace moe::rt::data

@@ -1,0 +1,98 @@
+//===- Context.cpp - The state a compiled function runs in ----------------===//
+//
+// Scratch memory, RNG counters, host scalars and the memory ops of the step
+// ABI (runtime/step/Step.h).
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/step/OpSupport.h"
+
+#include <stdexcept>
+
+namespace moe::rt::step {
+
+void fail(const char *op, const std::string &message) {
+  throw std::runtime_error(std::string(op) + ": " + message);
+}
+
+void Stats::clear() {
+  crossEntropySum = 0;
+  crossEntropyTokens = 0;
+  expertTokens.clear();
+}
+
+Scratch::~Scratch() {
+  for (auto &[ptr, bytes] : blocks)
+    backend->release(ptr);
+}
+
+void *Scratch::get(size_t bytes) {
+  if (cursor == blocks.size())
+    blocks.emplace_back(nullptr, 0);
+  auto &[ptr, size] = blocks[cursor++];
+  if (size < bytes || !ptr) {
+    if (ptr)
+      backend->release(ptr);
+    // Grow geometrically: batch shapes are fixed, so this settles at once.
+    size = std::max(bytes, size + size / 2);
+    ptr = backend->alloc(size);
+  }
+  return ptr;
+}
+
+Context::Context(Backend *backend) : backend(backend), scratch(backend) {}
+
+Context::~Context() {
+  for (auto &[key, ptr] : rowPtrs)
+    backend->release(ptr);
+}
+
+uint64_t Context::counterFor(int64_t stream) const {
+  // 48 bits of step, 16 of stream: streams are numbered per model (a few
+  // dozen), steps never reach 2^48.
+  return (static_cast<uint64_t>(step) << 16) |
+         (static_cast<uint64_t>(stream) & 0xffff);
+}
+
+double Context::hostScalar(const void *ptr, bool isInt64) {
+  if (isInt64) {
+    int64_t v = 0;
+    backend->copyToHost(&v, ptr, sizeof(v));
+    return static_cast<double>(v);
+  }
+  float v = 0;
+  backend->copyToHost(&v, ptr, sizeof(v));
+  return v;
+}
+
+void Context::beginCall() {
+  stats.clear();
+  results.assign(results.size(), nullptr);
+}
+
+const int32_t *Context::uniformRowPtr(int64_t tokens, int64_t perToken) {
+  auto key = std::make_pair(tokens, perToken);
+  auto it = rowPtrs.find(key);
+  if (it != rowPtrs.end())
+    return it->second;
+  std::vector<int32_t> host(static_cast<size_t>(tokens + 1));
+  for (int64_t t = 0; t <= tokens; ++t)
+    host[t] = static_cast<int32_t>(t * perToken);
+  auto *ptr = static_cast<int32_t *>(backend->alloc(host.size() * 4));
+  backend->copyFromHost(ptr, host.data(), host.size() * 4);
+  rowPtrs[key] = ptr;
+  return ptr;
+}
+
+void result(Context *ctx, int64_t index, const void *ptr) {
+  if (index < 0 || static_cast<size_t>(index) >= ctx->results.size())
+    fail("result", "index " + std::to_string(index) + " out of range (" +
+                       std::to_string(ctx->results.size()) + " results)");
+  ctx->results[index] = ptr;
+}
+
+void fill(Context *ctx, float *out, int64_t count, float value) {
+  ctx->backend->fill(out, value, count);
+}
+
+} // namespace moe::rt::step

@@ -1,0 +1,177 @@
+//===- LossOps.cpp - Output layer, cross-entropy and Adam step ops --------===//
+//
+// The full softmax never holds all [tokens, vocab] logits: it works through
+// row blocks of at most kLogitBlockBytes, so a 793K-word vocabulary costs a
+// block of scratch, not tokens x vocab floats. The op's loss is the mean
+// over non-padding targets; the statistics keep the sum and the count, from
+// which the driver computes perplexity over many batches.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/step/OpSupport.h"
+
+#include <algorithm>
+
+namespace moe::rt::step {
+
+namespace {
+
+constexpr int64_t kLogitBlockBytes = int64_t(64) << 20;
+
+int64_t rowsPerBlock(int64_t tokens, int64_t vocab) {
+  int64_t rows = kLogitBlockBytes / (4 * std::max<int64_t>(vocab, 1));
+  return std::clamp<int64_t>(rows, 1, std::max<int64_t>(tokens, 1));
+}
+
+int64_t countTargets(Context *ctx, const int32_t *targets, int64_t tokens,
+                     int64_t vocab) {
+  std::vector<int32_t> host = toHost(ctx, targets, tokens);
+  int64_t count = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (host[t] == -1)
+      continue;
+    if (host[t] < 0 || host[t] >= vocab)
+      fail("softmax_cross_entropy",
+           "target " + std::to_string(host[t]) + " at position " +
+               std::to_string(t) + " is outside the vocabulary [0, " +
+               std::to_string(vocab) + ") (-1 marks padding)");
+    ++count;
+  }
+  return count;
+}
+
+/// logits [rows, vocab] = hidden [rows, d] W^T + b.
+void outputLogits(Backend &b, const float *hidden, const float *weights,
+                  const float *bias, float *logits, int64_t rows, int64_t d,
+                  int64_t vocab, GemmPrecision precision) {
+  b.gemm(false, true, rows, vocab, d, 1.0f, hidden, d, weights, d, 0.0f,
+         logits, vocab, precision);
+  b.biasAdd(rows, vocab, logits, bias, logits);
+}
+
+void writeScalar(Context *ctx, float *out, double value) {
+  float v = static_cast<float>(value);
+  ctx->backend->copyFromHost(out, &v, sizeof(v));
+}
+
+} // namespace
+
+void softmaxCrossEntropy(Context *ctx, const float *hidden,
+                         const int32_t *targets, const float *weights,
+                         const float *bias, float *loss, int64_t tokens,
+                         int64_t d, int64_t vocab, int64_t samples,
+                         int64_t stream, GemmPrecision precision) {
+  Backend &b = *ctx->backend;
+  ScratchScope scratch(ctx);
+  int64_t count = countTargets(ctx, targets, tokens, vocab);
+  float *blockLoss = scratch.get<float>(1);
+  if (samples > 0 && ctx->training) {
+    b.sampledSoftmaxCrossEntropy(tokens, d, vocab, samples, hidden, weights,
+                                 bias, targets, ctx->seed,
+                                 ctx->counterFor(stream), 0.0f, blockLoss,
+                                 nullptr, nullptr, nullptr);
+    float sum = 0;
+    b.copyToHost(&sum, blockLoss, sizeof(sum));
+    writeScalar(ctx, loss, count ? sum / count : 0.0);
+    return;
+  }
+  int64_t block = rowsPerBlock(tokens, vocab);
+  float *logits = scratch.get<float>(block * vocab);
+  double sum = 0;
+  for (int64_t row = 0; row < tokens; row += block) {
+    int64_t rows = std::min(block, tokens - row);
+    outputLogits(b, hidden + row * d, weights, bias, logits, rows, d, vocab,
+                 precision);
+    if (ctx->captureRow >= row && ctx->captureRow < row + rows) {
+      ctx->capturedLogits.resize(static_cast<size_t>(vocab));
+      b.copyToHost(ctx->capturedLogits.data(),
+                   logits + (ctx->captureRow - row) * vocab,
+                   sizeof(float) * vocab);
+    }
+    int64_t blockTokens = 0;
+    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, 0.0f,
+                          blockLoss, nullptr, &blockTokens);
+    float part = 0;
+    b.copyToHost(&part, blockLoss, sizeof(part));
+    sum += part;
+  }
+  if (ctx->collectStats) {
+    ctx->stats.crossEntropySum += sum;
+    ctx->stats.crossEntropyTokens += count;
+  }
+  writeScalar(ctx, loss, count ? sum / count : 0.0);
+}
+
+void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
+                             const int32_t *targets, const float *weights,
+                             const float *bias, const float *dLoss,
+                             float *dHidden, float *dWeights, float *dBias,
+                             int64_t tokens, int64_t d, int64_t vocab,
+                             int64_t samples, int64_t stream,
+                             GemmPrecision precision) {
+  Backend &b = *ctx->backend;
+  ScratchScope scratch(ctx);
+  int64_t count = countTargets(ctx, targets, tokens, vocab);
+  // The op's loss is a mean: each target's share of dLoss.
+  float dLossSum =
+      count ? static_cast<float>(ctx->hostScalar(dLoss) / count) : 0.0f;
+  float *blockLoss = scratch.get<float>(1);
+  if (samples > 0 && ctx->training) {
+    // The kernel accumulates the rows of the classes it touched.
+    b.fill(dWeights, 0.0f, vocab * d);
+    b.fill(dBias, 0.0f, vocab);
+    b.sampledSoftmaxCrossEntropy(tokens, d, vocab, samples, hidden, weights,
+                                 bias, targets, ctx->seed,
+                                 ctx->counterFor(stream), dLossSum, blockLoss,
+                                 dHidden, dWeights, dBias);
+    return;
+  }
+  int64_t block = rowsPerBlock(tokens, vocab);
+  float *logits = scratch.get<float>(block * vocab);
+  float *dLogits = scratch.get<float>(block * vocab);
+  float *dBiasPart = scratch.get<float>(vocab);
+  for (int64_t row = 0; row < tokens; row += block) {
+    int64_t rows = std::min(block, tokens - row);
+    bool first = row == 0;
+    const float *h = hidden + row * d;
+    outputLogits(b, h, weights, bias, logits, rows, d, vocab, precision);
+    int64_t blockTokens = 0;
+    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, dLossSum,
+                          blockLoss, dLogits, &blockTokens);
+    // dHidden = dLogits W; dW (+)= dLogits^T h; db (+)= column sums.
+    b.gemm(false, false, rows, d, vocab, 1.0f, dLogits, vocab, weights, d,
+           0.0f, dHidden + row * d, d, precision);
+    b.gemm(true, false, vocab, d, rows, 1.0f, dLogits, vocab, h, d,
+           first ? 0.0f : 1.0f, dWeights, d, precision);
+    if (first) {
+      b.sumRows(rows, vocab, dLogits, dBias);
+    } else {
+      b.sumRows(rows, vocab, dLogits, dBiasPart);
+      b.accumulate(dBiasPart, dBias, vocab);
+    }
+  }
+  if (tokens == 0) {
+    b.fill(dWeights, 0.0f, vocab * d);
+    b.fill(dBias, 0.0f, vocab);
+  }
+}
+
+void lrSchedule(Context *ctx, const int64_t *step, float *lr, float baseLr,
+                int64_t warmupSteps, int64_t constantSteps) {
+  LrSchedule schedule{baseLr, warmupSteps, constantSteps};
+  int64_t at = static_cast<int64_t>(ctx->hostScalar(step, true));
+  writeScalar(ctx, lr, schedule.at(at));
+}
+
+void adamUpdate(Context *ctx, float *param, const float *grad, float *m,
+                float *v, const float *lr, const int64_t *step,
+                int64_t count, float beta1, float beta2, float eps,
+                float weightDecay) {
+  AdamConfig config{beta1, beta2, eps, weightDecay};
+  ctx->backend->adamUpdate(count, param, grad, m, v,
+                           static_cast<float>(ctx->hostScalar(lr)),
+                           static_cast<int64_t>(ctx->hostScalar(step, true)),
+                           config);
+}
+
+} // namespace moe::rt::step

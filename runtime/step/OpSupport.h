@@ -1,0 +1,55 @@
+//===- OpSupport.h - Helpers shared by the step op files -------*- C++ -*-===//
+//
+// Internal to runtime/step: not part of the ABI the generated code sees.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_STEP_OPSUPPORT_H
+#define MOE_RUNTIME_STEP_OPSUPPORT_H
+
+#include "runtime/step/Step.h"
+
+#include <string>
+#include <vector>
+
+namespace moe::rt::step {
+
+/// Hands out scratch blocks for the duration of a scope and returns them
+/// when it ends; scopes nest (an op's helper may open its own).
+class ScratchScope {
+public:
+  explicit ScratchScope(Context *ctx)
+      : ctx(ctx), start(ctx->scratch.mark()) {}
+  ~ScratchScope() { ctx->scratch.release(start); }
+  ScratchScope(const ScratchScope &) = delete;
+  ScratchScope &operator=(const ScratchScope &) = delete;
+  template <typename T> T *get(int64_t count) {
+    return ctx->scratch.get<T>(count);
+  }
+
+private:
+  Context *ctx;
+  size_t start;
+};
+
+/// Copies `count` elements of backend memory to a host vector.
+template <typename T>
+std::vector<T> toHost(Context *ctx, const T *ptr, int64_t count) {
+  std::vector<T> host(static_cast<size_t>(count));
+  if (count > 0)
+    ctx->backend->copyToHost(host.data(), ptr, sizeof(T) * host.size());
+  return host;
+}
+
+/// Builds the dispatch plan of `assignments` token-major assignments and
+/// records the per-expert counts when the context collects statistics.
+void buildPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
+               int32_t *expertOffset, int32_t *position, int32_t *token,
+               int64_t assignments, int64_t n, int64_t tokens);
+
+/// Throws std::runtime_error("<op>: <message>").
+[[noreturn]] void fail(const char *op, const std::string &message);
+
+} // namespace moe::rt::step
+
+#endif // MOE_RUNTIME_STEP_OPSUPPORT_H

@@ -1,0 +1,405 @@
+//===- Step.h - What generated training steps call ------------*- C++ -*-===//
+//
+// The ABI between the code that `moe-translate --moe-to-cpp/--moe-to-cuda`
+// emits and the runtime. A compiled function is
+//
+//   extern "C" void <name>(moe::rt::step::Context *ctx);
+//
+// It finds its arguments in ctx->arguments (backend pointers, in the order
+// of the MLIR function's arguments), places every tensor at the byte offset
+// that moe-plan-buffers chose in ctx->arena, calls one function of this
+// header per op, and stores a backend pointer for each result in
+// ctx->results. The functions here translate an op into Backend calls
+// (runtime/Backend.h): they own the sizes, the scratch memory and the RNG
+// keys, so the emitted code is a flat list of calls with literal sizes, the
+// same for every backend.
+//
+// Conventions: pointers are backend memory; sizes are element counts; an
+// optional operand is nullptr. Randomness is keyed by (ctx->seed, ctx->step,
+// the op's rng stream), so a step replays exactly when repeated.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_STEP_STEP_H
+#define MOE_RUNTIME_STEP_STEP_H
+
+#include "runtime/Backend.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace moe::rt::step {
+
+/// Element-wise activations, numbered as the dialect's moe::Activation.
+enum class Activation : int32_t { None = 0, Relu = 1, Sigmoid = 2, Tanh = 3 };
+
+/// What one call of a compiled function observed, on the host. Filled only
+/// when Context::collectStats is set (it costs small device-to-host copies).
+struct Stats {
+  /// Sum of -log p(target) and number of non-padding targets over the task
+  /// losses (moe.softmax_cross_entropy) of the call: the perplexity.
+  double crossEntropySum = 0;
+  int64_t crossEntropyTokens = 0;
+  /// Tokens routed to each expert, one entry per dispatch plan in program
+  /// order (the MoE layers, and both levels of a hierarchical one).
+  std::vector<std::vector<int64_t>> expertTokens;
+  void clear();
+};
+
+/// Backend memory that lives for one op call: the i-th request of a call
+/// gets block i, grown when too small, so steady-state steps allocate
+/// nothing.
+class Scratch {
+public:
+  explicit Scratch(Backend *backend) : backend(backend) {}
+  ~Scratch();
+  Scratch(const Scratch &) = delete;
+  Scratch &operator=(const Scratch &) = delete;
+  void *get(size_t bytes);
+  template <typename T> T *get(int64_t count) {
+    return static_cast<T *>(get(sizeof(T) * static_cast<size_t>(count)));
+  }
+  /// The next block to hand out, and giving back every block from there on
+  /// (scopes nest).
+  size_t mark() const { return cursor; }
+  void release(size_t mark) { cursor = mark; }
+
+private:
+  Backend *backend;
+  std::vector<std::pair<void *, size_t>> blocks;
+  size_t cursor = 0;
+};
+
+/// Everything a compiled function reads and writes besides its arena.
+struct Context {
+  explicit Context(Backend *backend);
+  ~Context();
+  Context(const Context &) = delete;
+  Context &operator=(const Context &) = delete;
+
+  Backend *backend;
+  /// At least the function's moe.arena_bytes of backend memory.
+  char *arena = nullptr;
+  /// One backend pointer per function argument.
+  std::vector<void *> arguments;
+  /// Written by the call: one backend pointer per function result.
+  std::vector<const void *> results;
+  /// RNG key and the 1-based step: gating noise, dropout masks and softmax
+  /// samples are drawn from Philox(seed, counterFor(stream)).
+  uint64_t seed = 0;
+  int64_t step = 1;
+  /// Training draws gating noise and dropout masks; evaluation does not.
+  bool training = true;
+  bool collectStats = false;
+  Stats stats;
+  /// When >= 0, the full softmax copies the logits of this token row (of
+  /// the flattened [tokens, vocab]) to capturedLogits: text generation.
+  int64_t captureRow = -1;
+  std::vector<float> capturedLogits;
+
+  /// The Philox counter of rng stream `stream` at this step.
+  uint64_t counterFor(int64_t stream) const;
+  /// Host value of a scalar in backend memory. Not cached: arena slots are
+  /// reused, so a cached value could outlive its tensor.
+  double hostScalar(const void *ptr, bool isInt64 = false);
+  /// Forgets per-call state (results, statistics) before a call.
+  void beginCall();
+  /// [0, k, 2k, ..., T k]: the row pointers of fixed-k routing, cached.
+  const int32_t *uniformRowPtr(int64_t tokens, int64_t perToken);
+
+  Scratch scratch;
+
+private:
+  std::map<std::pair<int64_t, int64_t>, int32_t *> rowPtrs;
+};
+
+/// The signature of every compiled function.
+using CompiledFunction = void (*)(Context *);
+
+//===----------------------------------------------------------------------===//
+// Memory
+//===----------------------------------------------------------------------===//
+
+template <typename T> T *argument(Context *ctx, int64_t index) {
+  return static_cast<T *>(ctx->arguments.at(static_cast<size_t>(index)));
+}
+template <typename T> T *arena(Context *ctx, int64_t byteOffset) {
+  return reinterpret_cast<T *>(ctx->arena + byteOffset);
+}
+void result(Context *ctx, int64_t index, const void *ptr);
+/// A splat constant.
+void fill(Context *ctx, float *out, int64_t count, float value);
+
+//===----------------------------------------------------------------------===//
+// Algebra and element-wise ops
+//===----------------------------------------------------------------------===//
+
+/// out = op(lhs) * op(rhs) for lhs [lhsRows, lhsCols], rhs [rhsRows, rhsCols].
+void matmul(Context *ctx, const float *lhs, const float *rhs, float *out,
+            int64_t lhsRows, int64_t lhsCols, int64_t rhsRows, int64_t rhsCols,
+            bool transposeLhs, bool transposeRhs);
+void add(Context *ctx, const float *lhs, const float *rhs, float *out,
+         int64_t count);
+void scale(Context *ctx, const float *input, float *out, int64_t count,
+           float factor);
+void biasAdd(Context *ctx, const float *input, const float *bias, float *out,
+             int64_t rows, int64_t d);
+void sumRows(Context *ctx, const float *input, float *out, int64_t rows,
+             int64_t d);
+void activate(Context *ctx, const float *input, float *out, int64_t count,
+              Activation act);
+void activateGrad(Context *ctx, const float *output, const float *dOutput,
+                  float *dInput, int64_t count, Activation act);
+/// Inverted dropout in training (the backward pass is the same call with
+/// the same stream), the identity otherwise.
+void dropout(Context *ctx, const float *input, float *out, int64_t count,
+             float rate, int64_t stream);
+/// Sum of scalar loss terms.
+template <typename... Terms>
+void totalLoss(Context *ctx, float *out, const Terms *...terms);
+void totalLossOf(Context *ctx, float *out, const float *const *terms,
+                 int64_t count);
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
+               int32_t *expert, float *gate, float *noisy, float *noiseStd,
+               float *topValues, int64_t tokens, int64_t n, int64_t k,
+               float noiseEps, int64_t stream);
+void noisyTopKGrad(Context *ctx, const float *clean, const float *rawNoise,
+                   const float *noisy, const float *noiseStd,
+                   const int32_t *expert, const float *gate,
+                   const float *dGate, float *dClean, float *dRawNoise,
+                   int64_t tokens, int64_t n, int64_t k);
+void loadEstimate(Context *ctx, const float *clean, const float *rawNoise,
+                  const float *noisy, const float *noiseStd,
+                  const float *topValues, float *load, int64_t tokens,
+                  int64_t n, int64_t k);
+void loadEstimateGrad(Context *ctx, const float *clean, const float *rawNoise,
+                      const float *noisy, const float *noiseStd,
+                      const float *topValues, const float *dLoad,
+                      float *dClean, float *dRawNoise, int64_t tokens,
+                      int64_t n, int64_t k);
+void softmax(Context *ctx, const float *logits, float *probs, int64_t tokens,
+             int64_t n);
+void softmaxGrad(Context *ctx, const float *probs, const float *dProbs,
+                 float *dLogits, int64_t tokens, int64_t n);
+void batchwiseMask(Context *ctx, const float *logits, float *mask,
+                   int32_t *rowPtr, int32_t *expert, float *gate,
+                   int64_t tokens, int64_t n, int64_t m);
+void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
+                   int32_t *rowPtr, int32_t *expert, float *gate,
+                   int64_t tokens, int64_t n);
+void maskedGateGrad(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
+                    const float *gate, const float *dGate, float *dLogits,
+                    int64_t tokens, int64_t n);
+void batchwiseThresholdLoss(Context *ctx, const float *logits,
+                            const float *batchMask, const float *thresholds,
+                            float *loss, int64_t tokens, int64_t n);
+void batchwiseThresholdLossGrad(Context *ctx, const float *logits,
+                                const float *batchMask,
+                                const float *thresholds, const float *dLoss,
+                                float *dThresholds, int64_t tokens, int64_t n);
+/// Importance over `assignments` entries (every entry in use).
+void importance(Context *ctx, const int32_t *expert, const float *gate,
+                float *out, int64_t assignments, int64_t n);
+void importanceGrad(Context *ctx, const int32_t *expert,
+                    const float *dImportance, float *dGate,
+                    int64_t assignments, int64_t n);
+void cvSquared(Context *ctx, const float *values, float *loss, int64_t n,
+               float weight);
+void cvSquaredGrad(Context *ctx, const float *values, const float *dLoss,
+                   float *dValues, int64_t n, float weight);
+void l2Balance(Context *ctx, const float *importance, float *loss, int64_t n,
+               int64_t tokens, float weight);
+void l2BalanceGrad(Context *ctx, const float *importance, const float *dLoss,
+                   float *dImportance, int64_t n, int64_t tokens,
+                   float weight);
+void composeRoutes(Context *ctx, const int32_t *primaryExpert,
+                   const float *primaryGate, const int32_t *position,
+                   const int32_t *secondaryExpert, const float *secondaryGate,
+                   int32_t *expert, float *gate, int64_t primaryAssignments,
+                   int64_t k, int64_t expertsPerGroup);
+void composeRoutesGrad(Context *ctx, const float *primaryGate,
+                       const int32_t *position, const float *secondaryGate,
+                       const float *dGate, float *dPrimaryGate,
+                       float *dSecondaryGate, int64_t primaryAssignments,
+                       int64_t k);
+/// moe.fused_route: both gate GEMMs, noisy top-k, load, importance and the
+/// dispatch plan of x [tokens, d] over n experts.
+void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
+                const float *noiseWeights, float *clean, float *rawNoise,
+                int32_t *expert, float *gate, float *noisy, float *noiseStd,
+                float *topValues, float *load, float *importanceOut,
+                int32_t *expertOffset, int32_t *position, int32_t *token,
+                int64_t tokens, int64_t d, int64_t n, int64_t k,
+                float noiseEps, int64_t stream);
+/// Hierarchical layers with batchwise and threshold masks (paper 3.3 with
+/// Appendix A per level) and the hierarchical load Load_H: `rows` are the
+/// rows the primary level dispatched to the `groups` groups, `n` the
+/// experts of a group, `expertOffset` the primary plan's group offsets.
+void groupedBatchwiseMask(Context *ctx, const float *logits, float *mask,
+                          int32_t *rowPtr, int32_t *expert, float *gate,
+                          int64_t rows, int64_t n, int64_t groups, int64_t m);
+void groupedThresholdMask(Context *ctx, const float *logits,
+                          const float *thresholds, const int32_t *expertOffset,
+                          int32_t *rowPtr, int32_t *expert, float *gate,
+                          int64_t rows, int64_t n, int64_t groups);
+void groupedBatchwiseThresholdLoss(Context *ctx, const float *logits,
+                                   const float *batchMask,
+                                   const float *thresholds, float *loss,
+                                   int64_t rows, int64_t n, int64_t groups);
+void groupedBatchwiseThresholdLossGrad(Context *ctx, const float *logits,
+                                       const float *batchMask,
+                                       const float *thresholds,
+                                       const float *dLoss, float *dThresholds,
+                                       int64_t rows, int64_t n, int64_t groups);
+/// `primaryCapacity` / `secondaryCapacity`: the slots of the primary and
+/// secondary assignment lists (the used ones end at their row pointers).
+void composeRoutesCsr(Context *ctx, const int32_t *primaryRowPtr,
+                      const int32_t *primaryExpert, const float *primaryGate,
+                      const int32_t *position, const int32_t *secondaryRowPtr,
+                      const int32_t *secondaryExpert,
+                      const float *secondaryGate, int32_t *rowPtr,
+                      int32_t *expert, float *gate, int64_t tokens,
+                      int64_t primaryCapacity, int64_t secondaryCapacity,
+                      int64_t expertsPerGroup);
+void composeRoutesCsrGrad(Context *ctx, const int32_t *rowPtr,
+                          const int32_t *primaryRowPtr,
+                          const float *primaryGate, const int32_t *position,
+                          const int32_t *secondaryRowPtr,
+                          const float *secondaryGate, const float *dGate,
+                          float *dPrimaryGate, float *dSecondaryGate,
+                          int64_t tokens, int64_t primaryCapacity,
+                          int64_t secondaryCapacity);
+void groupedLoadEstimate(Context *ctx, const float *clean,
+                         const float *rawNoise, const float *noisy,
+                         const float *noiseStd, const float *topValues,
+                         const int32_t *expertOffset, float *load, int64_t rows,
+                         int64_t n, int64_t groups, int64_t k);
+void groupedLoadEstimateGrad(Context *ctx, const float *clean,
+                             const float *rawNoise, const float *noisy,
+                             const float *noiseStd, const float *topValues,
+                             const int32_t *expertOffset, const float *dLoad,
+                             float *dClean, float *dRawNoise, int64_t rows,
+                             int64_t n, int64_t groups, int64_t k);
+void hierarchicalLoad(Context *ctx, const float *primaryLoad,
+                      const float *secondaryLoad, const int32_t *expertOffset,
+                      float *load, int64_t groups, int64_t n);
+void hierarchicalLoadGrad(Context *ctx, const float *primaryLoad,
+                          const float *secondaryLoad,
+                          const int32_t *expertOffset, const float *dLoad,
+                          float *dPrimaryLoad, float *dSecondaryLoad,
+                          int64_t groups, int64_t n);
+
+//===----------------------------------------------------------------------===//
+// Dispatch, experts, combine
+//===----------------------------------------------------------------------===//
+
+/// The plan of `capacity` assignment slots; with rowPtr (tokens + 1) the
+/// slots in use are rowPtr[tokens] (threshold masks), otherwise all, with
+/// capacity / tokens per token.
+void dispatchPlan(Context *ctx, const int32_t *expert, const int32_t *rowPtr,
+                  int32_t *expertOffset, int32_t *position, int32_t *token,
+                  int64_t capacity, int64_t n, int64_t tokens);
+void dispatch(Context *ctx, const float *input, const int32_t *token,
+              float *buffer, int64_t rows, int64_t d);
+void dispatchGrad(Context *ctx, const float *dBuffer, const int32_t *position,
+                  const int32_t *rowPtr, float *dInput, int64_t rows,
+                  int64_t d, int64_t tokens);
+void groupedMatmul(Context *ctx, const float *buffer, const float *weights,
+                   const int32_t *expertOffset, float *out, int64_t rows,
+                   int64_t n, int64_t dIn, int64_t dOut,
+                   GemmPrecision precision);
+void groupedMatmulGrad(Context *ctx, const float *buffer, const float *weights,
+                       const int32_t *expertOffset, const float *dOut,
+                       float *dBuffer, float *dWeights, int64_t rows,
+                       int64_t n, int64_t dIn, int64_t dOutWidth,
+                       GemmPrecision precision);
+void combine(Context *ctx, const float *expertOutput, const float *gate,
+             const int32_t *position, const int32_t *rowPtr, float *out,
+             int64_t rows, int64_t tokens, int64_t d);
+void combineGrad(Context *ctx, const float *expertOutput, const float *gate,
+                 const int32_t *position, const int32_t *rowPtr,
+                 const float *dOut, float *dExpertOutput, float *dGate,
+                 int64_t rows, int64_t tokens, int64_t d);
+
+//===----------------------------------------------------------------------===//
+// Sequence layers
+//===----------------------------------------------------------------------===//
+
+void embedding(Context *ctx, const float *table, const int32_t *ids,
+               float *out, int64_t tokens, int64_t d, int64_t vocab);
+void embeddingGrad(Context *ctx, const int32_t *ids, const float *dOut,
+                   float *dTable, int64_t tokens, int64_t d, int64_t vocab);
+/// The LSTM's saved state lives in the `savedBytes` after its output (the
+/// buffer plan reserves them), so lstmGrad finds it from the output.
+void lstm(Context *ctx, const float *input, const float *inputWeights,
+          const float *recurrentWeights, const float *bias,
+          const float *projection, float *out, int64_t batch, int64_t time,
+          int64_t dIn, int64_t hidden, int64_t projected, int64_t savedBytes,
+          GemmPrecision precision);
+void lstmGrad(Context *ctx, const float *input, const float *inputWeights,
+              const float *recurrentWeights, const float *bias,
+              const float *projection, const float *output,
+              const float *dOutput, float *dInput, float *dInputWeights,
+              float *dRecurrentWeights, float *dBias, float *dProjection,
+              int64_t batch, int64_t time, int64_t dIn, int64_t hidden,
+              int64_t projected, int64_t savedBytes, GemmPrecision precision);
+void attention(Context *ctx, const float *source, const float *target,
+               const float *sourceWeights, const float *targetWeights,
+               const float *scoreWeights, float *context, int64_t batch,
+               int64_t sourceLen, int64_t targetLen, int64_t sourceWidth,
+               int64_t targetWidth, int64_t scoreWidth, int64_t savedBytes);
+void attentionGrad(Context *ctx, const float *source, const float *target,
+                   const float *sourceWeights, const float *targetWeights,
+                   const float *scoreWeights, const float *context,
+                   const float *dContext, float *dSource, float *dTarget,
+                   float *dSourceWeights, float *dTargetWeights,
+                   float *dScoreWeights, int64_t batch, int64_t sourceLen,
+                   int64_t targetLen, int64_t sourceWidth, int64_t targetWidth,
+                   int64_t scoreWidth, int64_t savedBytes);
+
+//===----------------------------------------------------------------------===//
+// Losses and the optimizer
+//===----------------------------------------------------------------------===//
+
+/// Mean cross-entropy of softmax(hidden W^T + b) over non-padding targets;
+/// `samples` > 0 is the sampled softmax (training only).
+void softmaxCrossEntropy(Context *ctx, const float *hidden,
+                         const int32_t *targets, const float *weights,
+                         const float *bias, float *loss, int64_t tokens,
+                         int64_t d, int64_t vocab, int64_t samples,
+                         int64_t stream, GemmPrecision precision);
+void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
+                             const int32_t *targets, const float *weights,
+                             const float *bias, const float *dLoss,
+                             float *dHidden, float *dWeights, float *dBias,
+                             int64_t tokens, int64_t d, int64_t vocab,
+                             int64_t samples, int64_t stream,
+                             GemmPrecision precision);
+void lrSchedule(Context *ctx, const int64_t *step, float *lr, float baseLr,
+                int64_t warmupSteps, int64_t constantSteps);
+void adamUpdate(Context *ctx, float *param, const float *grad, float *m,
+                float *v, const float *lr, const int64_t *step,
+                int64_t count, float beta1, float beta2, float eps,
+                float weightDecay);
+
+//===----------------------------------------------------------------------===//
+// Templates
+//===----------------------------------------------------------------------===//
+
+template <typename... Terms>
+void totalLoss(Context *ctx, float *out, const Terms *...terms) {
+  const float *list[] = {terms...};
+  totalLossOf(ctx, out, list, static_cast<int64_t>(sizeof...(terms)));
+}
+
+} // namespace moe::rt::step
+
+#endif // MOE_RUNTIME_STEP_STEP_H

@@ -1,0 +1,100 @@
+// RUN: moe-opt %s --split-input-file --convert-moe-to-emitc | FileCheck %s
+// RUN: moe-opt %s --split-input-file --convert-moe-to-emitc="target=cuda gemm-precision=bf16" | FileCheck %s --check-prefix=CUDA
+
+// A planned function becomes an extern "C" function of the step context:
+// arguments come from argument<T>(ctx, i), every tensor from the arena at
+// the planner's offset, each op is one call with its sizes as literals, and
+// views are the same pointer.
+// CHECK: emitc.include "runtime/step/Step.h"
+// CHECK-LABEL: emitc.func @residual_and_view
+// CHECK-SAME: (%[[CTX:.*]]: !emitc.ptr<!emitc.opaque<"moe::rt::step::Context">>)
+// CHECK-SAME: specifiers = ["extern \22C\22"]
+// CHECK: %[[X:.*]] = emitc.call_opaque "moe::rt::step::argument"(%[[CTX]]) {args = [0 : index, 0], template_args = [f32]}
+// CHECK: %[[Y:.*]] = emitc.call_opaque "moe::rt::step::argument"(%[[CTX]]) {args = [0 : index, 1], template_args = [f32]}
+// CHECK: %[[SUM:.*]] = emitc.call_opaque "moe::rt::step::arena"(%[[CTX]]) {args = [0 : index, 128], template_args = [f32]}
+// CHECK: emitc.call_opaque "moe::rt::step::add"(%[[CTX]], %[[X]], %[[Y]], %[[SUM]]) {args = [0 : index, 1 : index, 2 : index, 3 : index, 24]}
+// The collapsed view is the sum's own pointer.
+// CHECK: emitc.call_opaque "moe::rt::step::result"(%[[CTX]], %[[SUM]]) {args = [0 : index, 0, 1 : index]}
+// CHECK: emitc.return
+func.func @residual_and_view(%x: tensor<2x3x4xf32>, %y: tensor<2x3x4xf32>)
+    -> tensor<6x4xf32> attributes {moe.arena_bytes = 256} {
+  %s = moe.residual %x, %y {moe.offsets = array<i64: 128>} : tensor<2x3x4xf32>
+  %v = tensor.collapse_shape %s [[0, 1], [2]] : tensor<2x3x4xf32> into tensor<6x4xf32>
+  return %v : tensor<6x4xf32>
+}
+
+// -----
+
+// Optional operands pass nullptr; the noise stream and k are literals.
+// CHECK-LABEL: emitc.func @top_k_without_noise
+// CHECK: emitc.call_opaque "moe::rt::step::noisyTopK"
+// CHECK-SAME: args = [0 : index, 1 : index, #emitc.opaque<"nullptr">, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 16, 8, 2, 0.00999999977 : f32, 3]
+func.func @top_k_without_noise(%logits: tensor<16x8xf32>)
+    -> tensor<16x2xi32> attributes {moe.arena_bytes = 4096} {
+  %e, %g, %h, %s, %top = moe.noisy_top_k %logits {k = 2, rng_stream = 3,
+      moe.offsets = array<i64: 0, 128, 256, 768, 1280>}
+      : (tensor<16x8xf32>) -> (tensor<16x2xi32>, tensor<16x2xf32>,
+         tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x3xf32>)
+  return %e : tensor<16x2xi32>
+}
+
+// -----
+
+// The expert GEMMs take the target's precision: f32 on the CPU whatever
+// was asked, the requested one on CUDA.
+// CHECK-LABEL: emitc.func @experts
+// CHECK: emitc.call_opaque "moe::rt::step::groupedMatmul"
+// CHECK-SAME: 32, 4, 8, 16, #emitc.opaque<"moe::rt::GemmPrecision::F32">
+// CUDA-LABEL: emitc.func @experts
+// CUDA: emitc.call_opaque "moe::rt::step::groupedMatmul"
+// CUDA-SAME: #emitc.opaque<"moe::rt::GemmPrecision::BF16">
+func.func @experts(%buf: tensor<32x8xf32>, %w: tensor<4x8x16xf32>, %off: tensor<5xi32>)
+    -> tensor<32x16xf32> attributes {moe.arena_bytes = 2048} {
+  %y = moe.grouped_matmul %buf, %w, %off {moe.offsets = array<i64: 0>}
+      : (tensor<32x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>) -> tensor<32x16xf32>
+  return %y : tensor<32x16xf32>
+}
+
+// -----
+
+// Adam updates in place: its results are the parameter's and moments'
+// own pointers, so the returned parameter is the argument. The step and
+// the learning rate are pointers the runtime reads.
+// CHECK-LABEL: emitc.func @adam
+// CHECK: %[[P:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 0], template_args = [f32]}
+// CHECK: %[[STEP:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 4], template_args = [i64]}
+// CHECK: %[[LR:.*]] = emitc.call_opaque "moe::rt::step::arena"
+// CHECK: emitc.call_opaque "moe::rt::step::lrSchedule"({{.*}}, %[[STEP]], %[[LR]]) {args = [0 : index, 1 : index, 2 : index, 0.00999999977 : f32, 10, 20]}
+// CHECK: emitc.call_opaque "moe::rt::step::adamUpdate"({{.*}}, %[[P]], {{.*}}, %[[LR]], %[[STEP]])
+// CHECK-SAME: 12, 0.899999976 : f32, 9.990000e-01 : f32
+// CHECK: emitc.call_opaque "moe::rt::step::result"({{.*}}, %[[P]]) {args = [0 : index, 0, 1 : index]}
+func.func @adam(%p: tensor<3x4xf32>, %g: tensor<3x4xf32>, %m: tensor<3x4xf32>,
+                %v: tensor<3x4xf32>, %step: tensor<i64>) -> tensor<3x4xf32>
+    attributes {moe.arena_bytes = 64} {
+  %lr = moe.lr_schedule %step {base_lr = 1.0e-02 : f32, warmup_steps = 10,
+      constant_steps = 20, moe.offsets = array<i64: 0>} : (tensor<i64>) -> tensor<f32>
+  %p2, %m2, %v2 = moe.adam_update %p, %g, %m, %v, %lr, %step {beta1 = 0.9 : f32,
+      beta2 = 0.999 : f32, eps = 1.0e-08 : f32, weight_decay = 0.0 : f32}
+      : (tensor<3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>,
+         tensor<f32>, tensor<i64>) -> (tensor<3x4xf32>, tensor<3x4xf32>, tensor<3x4xf32>)
+  return %p2 : tensor<3x4xf32>
+}
+
+// -----
+
+// The LSTM's saved state follows its output; the planned size is passed on
+// for the runtime to check against its kernels. Splat constants are fills.
+// CHECK-LABEL: emitc.func @lstm_and_constant
+// CHECK: emitc.call_opaque "moe::rt::step::lstm"
+// CHECK-SAME: #emitc.opaque<"nullptr">
+// CHECK-SAME: 2, 5, 8, 8, 8, 2240, #emitc.opaque<"moe::rt::GemmPrecision::F32">
+// CHECK: emitc.call_opaque "moe::rt::step::fill"
+// CHECK-SAME: 1, 1.000000e+00 : f32
+func.func @lstm_and_constant(%x: tensor<2x5x8xf32>, %wx: tensor<8x32xf32>,
+                             %wh: tensor<8x32xf32>, %b: tensor<32xf32>)
+    -> (tensor<2x5x8xf32>, tensor<f32>) attributes {moe.arena_bytes = 4096} {
+  %h = moe.lstm %x weights(%wx, %wh, %b) {moe.offsets = array<i64: 0>}
+      : (tensor<2x5x8xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<32xf32>) -> tensor<2x5x8xf32>
+  %one = arith.constant {moe.offsets = array<i64: 2624>} dense<1.0> : tensor<f32>
+  return %h, %one : tensor<2x5x8xf32>, tensor<f32>
+}

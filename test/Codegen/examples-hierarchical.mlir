@@ -1,0 +1,20 @@
+// The paper's hierarchical 5.1 models (batchwise gating at both levels)
+// compile through the training pipeline into C++ that the system compiler
+// accepts; compile time does not grow with the number of experts.
+// RUN: %package %examples/lstm2x512_hmoe512.mlir %t/h512 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/h512/step.cpp
+// RUN: %package %examples/lstm2x512_hmoe4096.mlir %t/h4096 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/h4096/step.cpp
+// RUN: %package %examples/lstm2x512_hmoe32768.mlir %t/h32768 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/h32768/step.cpp
+// RUN: FileCheck %s --input-file=%t/h32768/step.cpp
+
+// Training: a batchwise mask over the groups, one per group over its
+// experts, the two levels composed; evaluation: threshold masks at both.
+// CHECK-LABEL: extern "C" void lstm2x512_hmoe32768_train_step(
+// CHECK: moe::rt::step::batchwiseMask(
+// CHECK: moe::rt::step::groupedBatchwiseMask(
+// CHECK: moe::rt::step::composeRoutesCsr(
+// CHECK-LABEL: extern "C" void lstm2x512_hmoe32768_eval(
+// CHECK: moe::rt::step::thresholdMask(
+// CHECK: moe::rt::step::groupedThresholdMask(

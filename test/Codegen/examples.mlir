@@ -1,0 +1,27 @@
+// Every flat example of examples/ compiles through the training pipeline
+// into C++ that the system compiler accepts (the hierarchical ones are in
+// examples-hierarchical.mlir).
+// RUN: %package %examples/lstm3x512_baseline.mlir %t/baseline 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/baseline/step.cpp
+// RUN: %package %examples/lstm2x512_moe8.mlir %t/moe8 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/moe8/step.cpp
+// RUN: %package %examples/lstm2x512_moe64.mlir %t/moe64 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/moe64/step.cpp
+// RUN: %package %examples/lstm2x512_moe512.mlir %t/moe512 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/moe512/step.cpp
+// RUN: %package %examples/nmt_ffn_moe.mlir %t/nmt 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/nmt/step.cpp
+// RUN: %package %examples/small_lstm_moe.mlir %t/small 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/small/step.cpp
+// RUN: FileCheck %s --input-file=%t/moe8/step.cpp
+
+// Batchwise gating (paper Appendix A) trains with the batchwise mask and
+// Eq. 8; its evaluation copy routes with the learned thresholds (Eq. 7).
+// CHECK-LABEL: extern "C" void lstm2x512_moe8_train_step(
+// CHECK: moe::rt::step::batchwiseMask(
+// CHECK: moe::rt::step::batchwiseThresholdLoss(
+// CHECK: moe::rt::step::batchwiseThresholdLossGrad(
+// CHECK-LABEL: extern "C" void lstm2x512_moe8_eval(
+// CHECK-NOT: batchwiseMask
+// CHECK: moe::rt::step::thresholdMask(
+// CHECK: moe::rt::step::dispatchPlan(

@@ -1,0 +1,45 @@
+// REQUIRES: moe-run
+// RUN: rm -rf %t && mkdir -p %t
+// RUN: python3 %S/Inputs/make-corpus.py %t/corpus.txt --lines 300
+// RUN: %package %examples/tiny_moe.mlir %t/pkg 2>/dev/null
+// RUN: moe-run train %t/pkg --data %t/corpus.txt --steps 4 --checkpoint-dir %t/ckpt -q
+
+// Bad input gets one line naming what is wrong and a non-zero exit.
+// RUN: not moe-run train %t/pkg --data %t/missing.txt 2>&1 | FileCheck %s --check-prefix=NODATA
+// NODATA: moe-run: error: corpus {{.*}}missing.txt: cannot open
+// RUN: not moe-run train %t/nowhere --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=NOPKG
+// NOPKG: moe-run: error: package {{.*}}nowhere: no such directory
+// RUN: mkdir -p %t/empty
+// RUN: not moe-run train %t/empty --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=NOMANIFEST
+// NOMANIFEST: moe-run: error: package {{.*}}empty: no manifest.json (write it with moe-translate --moe-to-manifest)
+// RUN: mkdir -p %t/badjson && cp %t/pkg/step.cpp %t/badjson/ && echo '{"format": ' > %t/badjson/manifest.json
+// RUN: not moe-run train %t/badjson --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADJSON
+// BADJSON: moe-run: error: {{.*}}badjson/manifest.json: malformed JSON
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --batch-tokens 64 2>&1 | FileCheck %s --check-prefix=BATCH
+// BATCH: moe-run: error: --batch-tokens 64: the model was compiled for batches of 2 x 5 = 10 tokens
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --vocab-size 100 2>&1 | FileCheck %s --check-prefix=VOCAB
+// VOCAB: moe-run: error: --vocab-size 100 exceeds the model's vocabulary of 50
+// RUN: not moe-run train %t/pkg 2>&1 | FileCheck %s --check-prefix=USAGE
+// USAGE: --data is required
+
+// A checkpoint of another vocabulary is refused.
+// RUN: not moe-run eval %t/pkg --data %t/corpus.txt --vocab-size 20 --checkpoint %t/ckpt/step-00000004 2>&1 | FileCheck %s --check-prefix=OTHERVOCAB
+// OTHERVOCAB: moe-run: error: checkpoint {{.*}}step-00000004 was trained with another vocabulary
+
+// A corrupt or truncated checkpoint is never loaded.
+// RUN: cp -r %t/ckpt/step-00000004 %t/flipped
+// RUN: python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[-5]^=0xff; open(p,'wb').write(bytes(b))" %t/flipped/tensors.safetensors
+// RUN: not moe-run eval %t/pkg --data %t/corpus.txt --checkpoint %t/flipped 2>&1 | FileCheck %s --check-prefix=FLIPPED
+// FLIPPED: moe-run: error: checkpoint {{.*}}flipped: tensors.safetensors: SHA-256 mismatch
+// RUN: cp -r %t/ckpt/step-00000004 %t/truncated
+// RUN: truncate -s 100 %t/truncated/tensors.safetensors
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --resume %t/truncated 2>&1 | FileCheck %s --check-prefix=TRUNCATED
+// TRUNCATED: moe-run: error: checkpoint {{.*}}truncated: tensors.safetensors: truncated
+// RUN: not moe-run eval %t/pkg --data %t/corpus.txt --checkpoint %t/ckpt/none 2>&1 | FileCheck %s --check-prefix=NOCKPT
+// NOCKPT: moe-run: error: checkpoint {{.*}}none
+
+// A source that does not compile reports the compiler's message.
+// RUN: mkdir -p %t/broken && cp %t/pkg/manifest.json %t/broken/ && echo 'this is not C++' > %t/broken/step.cpp
+// RUN: not moe-run train %t/broken --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BROKEN
+// BROKEN: moe-run: error: compiling {{.*}}broken/step.cpp failed:
+// BROKEN: error:

@@ -1,0 +1,46 @@
+//===- Metrics.h - Progress display and JSONL metrics -----------*- C++ -*-===//
+
+#ifndef MOE_TOOLS_MOE_RUN_METRICS_H
+#define MOE_TOOLS_MOE_RUN_METRICS_H
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+namespace moe::run {
+
+/// One line per record in a JSON Lines file (flushed at once, so a killed
+/// run keeps what it measured); a no-op without a path.
+class MetricsFile {
+public:
+  explicit MetricsFile(const std::string &path, bool append);
+  void write(const nlohmann::json &record);
+
+private:
+  std::ofstream out;
+};
+
+/// Training progress: a bar redrawn in place on a terminal, one line per
+/// report otherwise.
+class Progress {
+public:
+  Progress(int64_t totalSteps, bool quiet);
+  void report(int64_t step, double loss, double perplexity, double lr,
+              double tokensPerSecond, double tflops, double etaSeconds);
+  /// Ends the bar's line before other output.
+  void finishLine();
+  bool interactive() const { return terminal; }
+
+private:
+  int64_t total;
+  bool quiet, terminal, open = false;
+};
+
+/// "1:02:03" or "02:03".
+std::string formatDuration(double seconds);
+
+} // namespace moe::run
+
+#endif // MOE_TOOLS_MOE_RUN_METRICS_H

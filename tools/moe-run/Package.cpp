@@ -1,0 +1,360 @@
+//===- Package.cpp - Manifest validation, compile cache, loading ----------===//
+//
+// The compiled object is cached under $MOE_RUN_CACHE (default
+// ~/.cache/moe-run) by the SHA-256 of the source, the compile command and
+// the step ABI headers, so a package compiles once per machine and a
+// changed runtime recompiles it. The object is written to a temporary name
+// and renamed, so ranks that compile at the same time never load a torn
+// file.
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/moe-run/Package.h"
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace moe::run {
+
+namespace {
+
+[[noreturn]] void fail(const std::string &message) {
+  throw std::runtime_error(message);
+}
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    fail(path + ": cannot open");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string sha256Hex(const std::string &bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(),
+                  nullptr))
+    fail("SHA-256 failed");
+  static const char *hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string cacheDirectory() {
+  if (const char *dir = std::getenv("MOE_RUN_CACHE"))
+    return dir;
+  if (const char *xdg = std::getenv("XDG_CACHE_HOME"))
+    return std::string(xdg) + "/moe-run";
+  if (const char *home = std::getenv("HOME"))
+    return std::string(home) + "/.cache/moe-run";
+  return "/tmp/moe-run-cache";
+}
+
+void makeDirectories(const std::string &path) {
+  std::string prefix;
+  std::stringstream parts(path);
+  std::string part;
+  if (!path.empty() && path[0] == '/')
+    prefix = "/";
+  while (std::getline(parts, part, '/')) {
+    if (part.empty())
+      continue;
+    prefix += part + "/";
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      fail("cannot create " + prefix + ": " + std::strerror(errno));
+  }
+}
+
+/// Runs `command`, returning its exit status and combined output.
+int runCommand(const std::string &command, std::string &output) {
+  FILE *pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe)
+    fail("cannot run: " + command);
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    output.append(buffer, n);
+  int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string quote(const std::string &text) {
+  std::string out = "'";
+  for (char c : text)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+template <typename T>
+T field(const nlohmann::json &object, const char *key,
+        const std::string &where) {
+  if (!object.is_object() || !object.contains(key))
+    fail(where + ": missing \"" + key + "\"");
+  try {
+    return object.at(key).get<T>();
+  } catch (const nlohmann::json::exception &) {
+    fail(where + ": \"" + key + "\" has the wrong type");
+  }
+}
+
+FunctionInfo parseFunction(const nlohmann::json &json,
+                           const std::string &where) {
+  FunctionInfo info;
+  info.symbol = field<std::string>(json, "symbol", where);
+  info.arenaBytes = field<int64_t>(json, "arena_bytes", where);
+  info.flops = field<double>(json, "flops", where);
+  if (info.arenaBytes < 0)
+    fail(where + ": negative arena_bytes");
+  auto arguments = field<nlohmann::json>(json, "arguments", where);
+  if (!arguments.is_array())
+    fail(where + ": arguments must be an array");
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    std::string at = where + ".arguments[" + std::to_string(i) + "]";
+    const nlohmann::json &a = arguments[i];
+    ArgumentInfo arg;
+    arg.role = field<std::string>(a, "role", at);
+    arg.name = field<std::string>(a, "name", at);
+    arg.dtype = field<std::string>(a, "dtype", at);
+    arg.shape = field<std::vector<int64_t>>(a, "shape", at);
+    if (field<int64_t>(a, "index", at) != static_cast<int64_t>(i))
+      fail(at + ": arguments must be listed in order");
+    if (arg.dtype != "f32" && arg.dtype != "i32" && arg.dtype != "i64")
+      fail(at + ": unsupported dtype " + arg.dtype);
+    for (int64_t d : arg.shape)
+      if (d < 0)
+        fail(at + ": negative dimension");
+    if (arg.role == "input") {
+      arg.idBound = a.value("id_bound", int64_t(0));
+      arg.allowsPadding = a.value("padding", false);
+    } else if (arg.role == "param") {
+      auto init = field<nlohmann::json>(a, "init", at);
+      arg.init = field<std::string>(init, "kind", at + ".init");
+      arg.initScale = field<double>(init, "scale", at + ".init");
+    } else if (arg.role != "state") {
+      fail(at + ": unknown role " + arg.role);
+    }
+    info.arguments.push_back(std::move(arg));
+  }
+  auto results = field<nlohmann::json>(json, "results", where);
+  if (!results.is_array() || !arguments.is_array())
+    fail(where + ": arguments and results must be arrays");
+  for (const nlohmann::json &r : results) {
+    ResultInfo result{field<std::string>(r, "kind", where),
+                      r.is_object() ? r.value("name", "") : ""};
+    bool named = result.kind == "param" || result.kind == "state" ||
+                 result.kind == "grad";
+    if (named) {
+      bool found = false;
+      for (const ArgumentInfo &arg : info.arguments)
+        found |= arg.name == result.name && arg.role != "input";
+      if (!found)
+        fail(where + ": result '" + result.name +
+             "' names no parameter or state argument");
+    } else if (result.kind != "loss" && result.kind != "lr") {
+      fail(where + ": unknown result kind " + result.kind);
+    }
+    info.results.push_back(std::move(result));
+  }
+  auto plans = field<nlohmann::json>(json, "dispatch_plans", where);
+  if (!plans.is_array())
+    fail(where + ": dispatch_plans must be an array");
+  for (const nlohmann::json &p : plans)
+    info.planExperts.push_back(field<int64_t>(p, "experts", where));
+  return info;
+}
+
+} // namespace
+
+int64_t ArgumentInfo::elements() const {
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  return count;
+}
+
+size_t ArgumentInfo::bytes() const {
+  return static_cast<size_t>(elements()) * (dtype == "i64" ? 8 : 4);
+}
+
+const ArgumentInfo *FunctionInfo::input(const std::string &name) const {
+  for (const ArgumentInfo &arg : arguments)
+    if (arg.role == "input" && arg.name == name)
+      return &arg;
+  return nullptr;
+}
+
+int FunctionInfo::resultIndex(const std::string &kind,
+                              const std::string &name) const {
+  for (size_t i = 0; i < results.size(); ++i)
+    if (results[i].kind == kind && (name.empty() || results[i].name == name))
+      return static_cast<int>(i);
+  return -1;
+}
+
+Package Package::open(const std::string &dir) {
+  Package package;
+  package.dir = dir;
+  std::string manifestPath = dir + "/manifest.json";
+  if (!exists(dir))
+    fail("package " + dir + ": no such directory");
+  if (!exists(manifestPath))
+    fail("package " + dir + ": no manifest.json (write it with "
+         "moe-translate --moe-to-manifest)");
+  nlohmann::json manifest;
+  try {
+    manifest = nlohmann::json::parse(readFile(manifestPath));
+  } catch (const nlohmann::json::parse_error &e) {
+    fail(manifestPath + ": malformed JSON (" + e.what() + ")");
+  }
+  std::string format = field<std::string>(manifest, "format", manifestPath);
+  if (format != "moe-package/2")
+    fail(manifestPath + ": format " + format +
+         " is not moe-package/2 (recompile the model)");
+  package.modelName = field<std::string>(manifest, "model", manifestPath);
+  package.optimizer = field<std::string>(manifest, "optimizer", manifestPath);
+  auto functions = field<nlohmann::json>(manifest, "functions", manifestPath);
+  for (auto it = functions.begin(); it != functions.end(); ++it)
+    package.functions[it.key()] =
+        parseFunction(it.value(), manifestPath + ": functions." + it.key());
+  if (!package.functions.count("train_step"))
+    fail(manifestPath + ": no train_step function");
+
+  if (exists(dir + "/step.cu")) {
+    package.sourcePath = dir + "/step.cu";
+    package.sourceTarget = "cuda";
+  } else if (exists(dir + "/step.cpp")) {
+    package.sourcePath = dir + "/step.cpp";
+    package.sourceTarget = "cpu";
+  } else {
+    fail("package " + dir + ": no step.cpp or step.cu (write it with "
+         "moe-translate --moe-to-cpp or --moe-to-cuda)");
+  }
+  return package;
+}
+
+void Package::load(bool verbose) {
+  std::string includeDir = MOE_RUN_INCLUDE_DIR, libraryDir =
+                                                   MOE_RUN_LIBRARY_DIR;
+  if (const char *root = std::getenv("MOE_RUN_INCLUDE_DIR"))
+    includeDir = root;
+  if (const char *lib = std::getenv("MOE_RUN_LIBRARY_DIR"))
+    libraryDir = lib;
+  std::string compiler;
+  std::string flags;
+  if (sourceTarget == "cuda") {
+    compiler = MOE_RUN_NVCC;
+    if (compiler.empty())
+      fail("package " + dir + " is a CUDA package (step.cu) but this moe-run "
+           "was built without CUDA");
+    flags = "-std=c++17 -O2 -x cu -shared -Xcompiler -fPIC";
+  } else {
+    compiler = MOE_RUN_CXX;
+    if (const char *cxx = std::getenv("CXX"))
+      compiler = cxx;
+    flags = "-std=c++17 -O2 -fPIC -shared";
+  }
+  std::string source = readFile(sourcePath);
+  std::string abi = readFile(includeDir + "/runtime/step/Step.h") +
+                    readFile(includeDir + "/runtime/Backend.h");
+  // nvcc passes linker flags with -Xlinker, not -Wl.
+  std::string rpath = sourceTarget == "cuda"
+                          ? " -Xlinker -rpath -Xlinker " + quote(libraryDir)
+                          : " -Wl,-rpath," + quote(libraryDir);
+  std::string command = quote(compiler) + " " + flags + " -I" +
+                        quote(includeDir) + " " + quote(sourcePath) +
+                        " -L" + quote(libraryDir) + " -lmoe_rt" + rpath;
+  std::string key = sha256Hex(source + "\n" + compiler + " " + flags + "\n" +
+                              includeDir + "\n" + libraryDir + "\n" + abi);
+  std::string cache = cacheDirectory();
+  makeDirectories(cache);
+  std::string object = cache + "/" + key.substr(0, 32) + ".so";
+  if (!exists(object)) {
+    std::string temp = object + ".tmp." + std::to_string(::getpid());
+    std::string full = command + " -o " + quote(temp);
+    if (verbose)
+      std::cerr << "moe-run: compiling " << sourcePath << "\n  " << full
+                << "\n";
+    std::string output;
+    if (runCommand(full, output) != 0) {
+      ::unlink(temp.c_str());
+      fail("compiling " + sourcePath + " failed:\n" + output);
+    }
+    if (::rename(temp.c_str(), object.c_str()) != 0)
+      fail("cannot move the compiled package into " + cache + ": " +
+           std::strerror(errno));
+  } else if (verbose) {
+    std::cerr << "moe-run: using cached " << object << "\n";
+  }
+  library = ::dlopen(object.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library)
+    fail("cannot load " + object + ": " + ::dlerror());
+  auto mismatch = [&](const FunctionInfo &info, const std::string &what) {
+    fail("package " + dir + ": manifest.json and " + sourcePath +
+         " describe different code (" + info.symbol + ": " + what +
+         "); regenerate both from the same compiled module");
+  };
+  for (auto &[role, info] : functions) {
+    void *symbol = ::dlsym(library, info.symbol.c_str());
+    auto arena = reinterpret_cast<int64_t (*)()>(
+        ::dlsym(library, (info.symbol + "_arena_bytes").c_str()));
+    auto signature = reinterpret_cast<const char *(*)()>(
+        ::dlsym(library, (info.symbol + "_signature").c_str()));
+    if (!symbol || !arena || !signature)
+      mismatch(info, "no such function in the source");
+    // The arena and argument buffers are sized from the manifest: it must
+    // be this code's.
+    if (arena() != info.arenaBytes)
+      mismatch(info, "arena of " + std::to_string(arena()) + " bytes, " +
+                         std::to_string(info.arenaBytes) + " in the manifest");
+    std::string expected;
+    for (size_t i = 0; i < info.arguments.size(); ++i) {
+      const ArgumentInfo &arg = info.arguments[i];
+      expected += (i ? "," : "") + arg.dtype + ":";
+      for (size_t d = 0; d < arg.shape.size(); ++d)
+        expected += (d ? "x" : "") + std::to_string(arg.shape[d]);
+    }
+    if (expected != signature())
+      mismatch(info, "argument types differ");
+    info.entry = reinterpret_cast<rt::step::CompiledFunction>(symbol);
+  }
+}
+
+const FunctionInfo *Package::function(const std::string &role) const {
+  auto it = functions.find(role);
+  return it == functions.end() ? nullptr : &it->second;
+}
+
+std::vector<const ArgumentInfo *> Package::trainableState() const {
+  std::vector<const ArgumentInfo *> state;
+  for (const ArgumentInfo &arg : functions.at("train_step").arguments)
+    if (arg.role == "param" || arg.role == "state")
+      state.push_back(&arg);
+  return state;
+}
+
+} // namespace moe::run

@@ -1,0 +1,305 @@
+//===- Session.cpp - Parameters, initializers and function calls ----------===//
+//
+// Initial values are a pure function of (seed, parameter name, element), so
+// a run is reproducible on any backend or rank count. A call copies the
+// inputs in, runs the compiled function, and copies the scalar results and
+// statistics out; parameters and moments are updated in place by Adam (a
+// result that is not the argument's own buffer is copied back).
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/moe-run/Session.h"
+
+#include "runtime/Philox.h"
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+namespace moe::run {
+
+namespace {
+
+uint64_t fnv1a(const std::string &text) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+std::string checkpointDtype(const std::string &dtype) {
+  return dtype == "f32" ? "F32" : dtype == "i32" ? "I32" : "I64";
+}
+
+/// Host values of a parameter from its initializer.
+std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed) {
+  int64_t count = param.elements();
+  std::vector<float> values(static_cast<size_t>(count), 0.0f);
+  uint64_t stream = fnv1a(param.name);
+  double scale = param.initScale;
+  if (param.init == "zeros")
+    return values;
+  if (param.init == "constant") {
+    std::fill(values.begin(), values.end(), static_cast<float>(scale));
+    return values;
+  }
+  double bound = scale;
+  if (param.init == "glorot_uniform") {
+    // Fans of the last two dimensions: per expert for [n, d_in, d_out].
+    size_t rank = param.shape.size();
+    double fanIn = rank >= 2 ? param.shape[rank - 2]
+                             : (rank == 1 ? param.shape[0] : 1);
+    double fanOut = rank >= 1 ? param.shape[rank - 1] : 1;
+    bound = (scale == 0 ? 1.0 : scale) * std::sqrt(6.0 / (fanIn + fanOut));
+  } else if (param.init != "uniform" && param.init != "normal") {
+    throw std::runtime_error("parameter " + param.name +
+                             ": unknown initializer " + param.init);
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    if (param.init == "normal")
+      values[i] = static_cast<float>(
+          scale * rt::philoxNormalAt(seed, stream, static_cast<uint64_t>(i)));
+    else
+      values[i] = static_cast<float>(
+          bound *
+          (2.0 * rt::philoxUniformAt(seed, stream, static_cast<uint64_t>(i)) -
+           1.0));
+  }
+  return values;
+}
+
+} // namespace
+
+/// The arena, input buffers and context of one compiled function.
+struct Session::FunctionState {
+  const FunctionInfo *info = nullptr;
+  std::unique_ptr<rt::step::Context> context;
+  std::map<std::string, void *> inputs;
+  void *arena = nullptr;
+};
+
+Session::Session(const Package &package, std::unique_ptr<rt::Backend> backend)
+    : package(package), backend_(std::move(backend)) {
+  for (const char *role : {"train_step", "eval", "model"}) {
+    const FunctionInfo *info = package.function(role);
+    if (!info)
+      continue;
+    for (const ArgumentInfo &arg : info->arguments) {
+      if (arg.role == "input")
+        continue;
+      auto it = buffers.find(arg.name);
+      if (it != buffers.end()) {
+        if (it->second.first.shape != arg.shape ||
+            it->second.first.dtype != arg.dtype)
+          throw std::runtime_error("package " + package.directory() + ": " +
+                                   arg.name +
+                                   " has different shapes in its functions");
+        continue;
+      }
+      void *ptr = backend_->alloc(arg.bytes());
+      buffers.emplace(arg.name, std::make_pair(arg, ptr));
+    }
+  }
+}
+
+Session::~Session() {
+  for (auto &[role, fs] : functions) {
+    fs->context.reset();
+    backend_->release(fs->arena);
+    for (auto &[name, ptr] : fs->inputs)
+      backend_->release(ptr);
+  }
+  functions.clear();
+  for (auto &[name, entry] : buffers)
+    backend_->release(entry.second);
+}
+
+void Session::initialize(uint64_t seed) {
+  seed_ = seed;
+  for (auto &[name, entry] : buffers) {
+    const ArgumentInfo &arg = entry.first;
+    if (arg.role == "param") {
+      std::vector<float> values = initialValues(arg, seed);
+      backend_->copyFromHost(entry.second, values.data(), arg.bytes());
+    } else {
+      std::vector<uint8_t> zeros(arg.bytes(), 0);
+      backend_->copyFromHost(entry.second, zeros.data(), zeros.size());
+    }
+  }
+}
+
+Session::FunctionState &Session::state(const std::string &role) {
+  auto it = functions.find(role);
+  if (it != functions.end())
+    return *it->second;
+  const FunctionInfo *info = package.function(role);
+  if (!info)
+    throw std::runtime_error("package " + package.directory() + " has no " +
+                             role + " function");
+  if (!info->entry)
+    throw std::runtime_error("package " + package.directory() +
+                             " is not loaded");
+  auto fs = std::make_unique<FunctionState>();
+  fs->info = info;
+  fs->context = std::make_unique<rt::step::Context>(backend_.get());
+  fs->arena = backend_->alloc(static_cast<size_t>(info->arenaBytes));
+  fs->context->arena = static_cast<char *>(fs->arena);
+  fs->context->results.assign(info->results.size(), nullptr);
+  for (const ArgumentInfo &arg : info->arguments) {
+    if (arg.role == "input") {
+      void *ptr = backend_->alloc(arg.bytes());
+      fs->inputs[arg.name] = ptr;
+      fs->context->arguments.push_back(ptr);
+    } else {
+      fs->context->arguments.push_back(buffers.at(arg.name).second);
+    }
+  }
+  FunctionState &ref = *fs;
+  functions.emplace(role, std::move(fs));
+  return ref;
+}
+
+CallResult Session::call(const std::string &role,
+                         const std::map<std::string, const int32_t *> &inputs,
+                         int64_t step, bool training, bool collectStats) {
+  FunctionState &fs = state(role);
+  rt::step::Context &ctx = *fs.context;
+  for (const ArgumentInfo &arg : fs.info->arguments) {
+    if (arg.role != "input")
+      continue;
+    auto it = inputs.find(arg.name);
+    if (it == inputs.end())
+      throw std::runtime_error("no data for input '" + arg.name + "'");
+    if (arg.dtype != "i32")
+      throw std::runtime_error("input '" + arg.name + "' is " + arg.dtype +
+                               "; moe-run feeds i32 ids");
+    // Ids are checked on the host: the CUDA kernels trust them.
+    if (arg.idBound > 0)
+      for (int64_t i = 0, e = arg.elements(); i < e; ++i) {
+        int32_t id = it->second[i];
+        if (id >= arg.idBound || id < (arg.allowsPadding ? -1 : 0))
+          throw std::runtime_error("input '" + arg.name + "': id " +
+                                   std::to_string(id) + " outside [0, " +
+                                   std::to_string(arg.idBound) + ")");
+      }
+    backend_->copyFromHost(fs.inputs.at(arg.name), it->second, arg.bytes());
+  }
+  auto stepBuffer = buffers.find("step");
+  if (stepBuffer != buffers.end() && role == "train_step")
+    backend_->copyFromHost(stepBuffer->second.second, &step, sizeof(step));
+
+  ctx.beginCall();
+  ctx.capturedLogits.clear();
+  ctx.seed = seed_;
+  ctx.step = step;
+  ctx.training = training;
+  ctx.collectStats = collectStats;
+  auto start = std::chrono::steady_clock::now();
+  fs.info->entry(&ctx);
+  backend_->synchronize();
+  CallResult result;
+  result.seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+
+  for (size_t i = 0; i < fs.info->results.size(); ++i) {
+    const ResultInfo &r = fs.info->results[i];
+    const void *ptr = ctx.results[i];
+    if (!ptr)
+      throw std::runtime_error(fs.info->symbol + " did not set result #" +
+                               std::to_string(i));
+    if (r.kind == "loss")
+      backend_->copyToHost(&result.loss, ptr, sizeof(float));
+    else if (r.kind == "lr")
+      backend_->copyToHost(&result.lr, ptr, sizeof(float));
+    else if (r.kind == "param" || r.kind == "state") {
+      auto found = buffers.find(r.name);
+      if (found == buffers.end())
+        throw std::runtime_error(fs.info->symbol + ": result '" + r.name +
+                                 "' is no parameter or state");
+      auto &[info, buffer] = found->second;
+      if (ptr != buffer)
+        backend_->copyDevice(buffer, ptr, info.bytes());
+    }
+  }
+  result.stats = ctx.stats;
+  return result;
+}
+
+void Session::prepare(const std::string &role) {
+  try {
+    state(role);
+  } catch (const std::bad_alloc &) {
+    const FunctionInfo *info = package.function(role);
+    throw std::runtime_error(
+        "cannot allocate the " + std::to_string(info->arenaBytes >> 20) +
+        " MiB arena of " + info->symbol + " on the " + backend_->name() +
+        " backend");
+  }
+}
+
+void Session::captureLogits(const std::string &role, int64_t row) {
+  state(role).context->captureRow = row;
+}
+
+const std::vector<float> &Session::capturedLogits(const std::string &role) {
+  return state(role).context->capturedLogits;
+}
+
+const void *Session::resultPointer(const std::string &role, int index) const {
+  auto it = functions.find(role);
+  if (it == functions.end() || index < 0 ||
+      static_cast<size_t>(index) >= it->second->context->results.size())
+    return nullptr;
+  return it->second->context->results[index];
+}
+
+std::vector<rt::HostTensor> Session::snapshot() const {
+  std::vector<rt::HostTensor> tensors;
+  for (const auto &[name, entry] : buffers) {
+    rt::HostTensor t;
+    t.name = name;
+    t.dtype = checkpointDtype(entry.first.dtype);
+    t.shape = entry.first.shape;
+    t.data.resize(entry.first.bytes());
+    backend_->copyToHost(t.data.data(), entry.second, t.data.size());
+    tensors.push_back(std::move(t));
+  }
+  return tensors;
+}
+
+void Session::restore(const rt::Checkpoint &checkpoint) {
+  for (auto &[name, entry] : buffers) {
+    const rt::HostTensor *t = checkpoint.find(name);
+    if (!t)
+      throw rt::CheckpointError("checkpoint has no tensor '" + name +
+                                "' (saved from a different model?)");
+    if (t->shape != entry.first.shape ||
+        t->dtype != checkpointDtype(entry.first.dtype) ||
+        t->data.size() != entry.first.bytes())
+      throw rt::CheckpointError("checkpoint tensor '" + name +
+                                "' has another shape or type than the "
+                                "package's");
+    backend_->copyFromHost(entry.second, t->data.data(), t->data.size());
+  }
+}
+
+void *Session::buffer(const std::string &name) const {
+  return buffers.at(name).second;
+}
+
+const ArgumentInfo &Session::bufferInfo(const std::string &name) const {
+  return buffers.at(name).first;
+}
+
+std::vector<std::string> Session::parameterNames() const {
+  std::vector<std::string> names;
+  for (const ArgumentInfo *arg : package.trainableState())
+    if (arg->role == "param")
+      names.push_back(arg->name);
+  return names;
+}
+
+} // namespace moe::run

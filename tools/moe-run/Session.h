@@ -1,0 +1,91 @@
+//===- Session.h - A package's parameters, state and calls -----*- C++ -*-===//
+//
+// Owns the backend memory of a loaded package: one buffer per parameter and
+// optimizer state tensor (shared by every function of the package), the
+// input buffers and arena of each function, and the calls themselves.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_TOOLS_MOE_RUN_SESSION_H
+#define MOE_TOOLS_MOE_RUN_SESSION_H
+
+#include "tools/moe-run/Package.h"
+
+#include "runtime/Backend.h"
+#include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/step/Step.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moe::run {
+
+/// What one call returned, on the host.
+struct CallResult {
+  float loss = 0;
+  float lr = 0;
+  rt::step::Stats stats;
+  double seconds = 0;
+};
+
+class Session {
+public:
+  Session(const Package &package, std::unique_ptr<rt::Backend> backend);
+  ~Session();
+  Session(const Session &) = delete;
+  Session &operator=(const Session &) = delete;
+
+  /// Parameters from their initializers (Philox keyed by `seed` and the
+  /// parameter's name, so every backend and rank draws the same values),
+  /// optimizer state zero.
+  void initialize(uint64_t seed);
+
+  /// Runs the package function `role` ("train_step", "eval", "model") on
+  /// `inputs` (host arrays, by input name) at the 1-based `step`.
+  CallResult call(const std::string &role,
+                  const std::map<std::string, const int32_t *> &inputs,
+                  int64_t step, bool training, bool collectStats);
+
+  /// Allocates the arena and input buffers of `role` now (they are
+  /// otherwise allocated at its first call); throws when there is no memory.
+  void prepare(const std::string &role);
+
+  /// Makes the next calls of `role` keep the logits of token row `row`
+  /// (-1: none), and returns what the last call kept.
+  void captureLogits(const std::string &role, int64_t row);
+  const std::vector<float> &capturedLogits(const std::string &role);
+
+  /// Backend pointer of a result of the last call of `role`.
+  const void *resultPointer(const std::string &role, int index) const;
+
+  /// Parameters and optimizer state as host tensors (checkpoints), and back.
+  std::vector<rt::HostTensor> snapshot() const;
+  /// Restores every tensor of the package from `checkpoint`; throws
+  /// rt::CheckpointError naming a missing or mis-shaped tensor.
+  void restore(const rt::Checkpoint &checkpoint);
+
+  /// The named parameter or state tensor, in backend memory.
+  void *buffer(const std::string &name) const;
+  const ArgumentInfo &bufferInfo(const std::string &name) const;
+  std::vector<std::string> parameterNames() const;
+
+  rt::Backend &backend() { return *backend_; }
+  uint64_t seed() const { return seed_; }
+
+private:
+  struct FunctionState;
+  FunctionState &state(const std::string &role);
+
+  const Package &package;
+  std::unique_ptr<rt::Backend> backend_;
+  uint64_t seed_ = 0;
+  /// Parameters and optimizer state by name.
+  std::map<std::string, std::pair<ArgumentInfo, void *>> buffers;
+  std::map<std::string, std::unique_ptr<FunctionState>> functions;
+};
+
+} // namespace moe::run
+
+#endif // MOE_TOOLS_MOE_RUN_SESSION_H

@@ -1,0 +1,247 @@
+//===- moe-run.cpp - The runtime driver of compiled MoE models ------------===//
+//
+// Runs the packages moe-translate writes (manifest.json + step.cpp/.cu):
+//
+//   moe-run train PACKAGE --data corpus.txt --steps 2000 [--checkpoint-dir D]
+//   moe-run eval PACKAGE --data corpus.txt --checkpoint D/step-00002000
+//   moe-run generate PACKAGE --data corpus.txt --checkpoint ... --prompt "In"
+//   moe-run gradcheck PACKAGE          (a package compiled with optimizer=none)
+//   moe-run info PACKAGE
+//
+// Needs no LLVM: it compiles the package source against the runtime with
+// the system compiler (or nvcc) and loads it. Errors are one line and a
+// non-zero exit.
+//
+//===----------------------------------------------------------------------===//
+
+#include "tools/moe-run/Commands.h"
+
+#include "runtime/checkpoint/Safetensors.h"
+
+#include <CLI/CLI.hpp>
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+
+using namespace moe::run;
+
+namespace {
+
+void addCommon(CLI::App *app, CommonOptions &common) {
+  app->add_option("package", common.package,
+                  "Package directory (manifest.json and step.cpp or step.cu)")
+      ->required();
+  app->add_option("--backend", common.backend,
+                  "auto (the package's target), cpu or cuda")
+      ->capture_default_str();
+  app->add_option("--threads", common.threads,
+                  "CPU threads (0: every core)")
+      ->capture_default_str();
+  app->add_option("--device", common.device, "CUDA device")
+      ->capture_default_str();
+  app->add_option("--seed", common.seed,
+                  "Seed of parameter initialisation, gating noise, dropout "
+                  "and data order")
+      ->capture_default_str();
+  app->add_flag("-v,--verbose", common.verbose,
+                "Print the compile command and per-layer expert load");
+  app->add_flag("-q,--quiet", common.quiet, "Print only errors and results");
+}
+
+void addData(CLI::App *app, DataOptions &data) {
+  app->add_option("--data", data.path,
+                  "Text corpus, one sentence per line (e.g. the King James "
+                  "Bible, see scripts/demo.sh)")
+      ->required();
+  app->add_option("--vocab-size", data.vocabSize,
+                  "Most frequent words kept, with <unk> and <eos> (0: the "
+                  "model's vocabulary)")
+      ->capture_default_str();
+  app->add_option("--min-count", data.minCount,
+                  "Words seen fewer times become <unk>")
+      ->capture_default_str();
+  app->add_option("--test-fraction", data.testFraction,
+                  "Share of sentences held out for test perplexity (in 20 "
+                  "blocks spread over the corpus)")
+      ->capture_default_str();
+  app->add_option("--max-lines", data.maxLines,
+                  "Read only the first N sentences (0: all)")
+      ->capture_default_str();
+}
+
+/// Settings that the BLAS and OpenMP runtimes read only when they load, so
+/// moe-run sets them and starts itself again:
+///  * OpenBLAS picks its kernels from the CPU model and falls back to the
+///    SSE3 "Prescott" ones on models it does not know (virtual CPUs report
+///    generic names): half the speed on an AVX-512 machine. Name the core
+///    from the CPU's features instead.
+///  * OpenBLAS's threads and OpenMP's share the cores; OpenMP workers that
+///    spin between the many small kernels of a step steal the GEMMs' time
+///    (1.5x slower steps on 2 cores). Let them sleep (OMP_WAIT_POLICY).
+/// A variable the user set is never changed.
+void ensureRuntimeEnvironment(char **argv) {
+  if (std::getenv("MOE_RUN_REEXEC"))
+    return;
+  bool changed = false;
+  using CoreName = char *(*)();
+  auto corename = reinterpret_cast<CoreName>(
+      ::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (corename && !std::getenv("OPENBLAS_CORETYPE") &&
+      std::strcmp(corename(), "Prescott") == 0) {
+    const char *core = nullptr;
+    if (__builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq"))
+      core = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      core = "Haswell";
+    if (core) {
+      ::setenv("OPENBLAS_CORETYPE", core, 1);
+      changed = true;
+    }
+  }
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    changed = true;
+  }
+  if (!changed)
+    return;
+  ::setenv("MOE_RUN_REEXEC", "1", 1);
+  ::execv("/proc/self/exe", argv);
+  // Not fatal: carry on with the defaults.
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  ensureRuntimeEnvironment(argv);
+  CLI::App app{"moe-run: train, evaluate and sample compiled mixture-of-"
+               "experts language models.\n\nA package is what moe-translate "
+               "writes from a model compiled by moe-opt --moe-train-pipeline:"
+               "\n  moe-opt --moe-train-pipeline model.mlir -o step.mlir\n"
+               "  moe-translate --moe-to-cpp step.mlir -o pkg/step.cpp\n"
+               "  moe-translate --moe-to-manifest step.mlir -o "
+               "pkg/manifest.json\n(scripts/package.sh does all three)."};
+  app.require_subcommand(1);
+
+  CommonOptions common;
+  DataOptions data;
+  TrainOptions train;
+  EvalOptions eval;
+  GenerateOptions generate;
+  GradcheckOptions gradcheck;
+
+  CLI::App *trainCmd = app.add_subcommand(
+      "train", "Train on a corpus, with progress, metrics, checkpoints and "
+               "test perplexity");
+  addCommon(trainCmd, common);
+  addData(trainCmd, data);
+  trainCmd->add_option("--steps", train.steps, "Total training steps")
+      ->capture_default_str();
+  trainCmd->add_option("--max-minutes", train.maxMinutes,
+                       "Stop (and checkpoint) after this long (0: no limit)")
+      ->capture_default_str();
+  trainCmd->add_option("--batch-tokens", train.batchTokens,
+                       "Check that the compiled batch has this many tokens")
+      ->capture_default_str();
+  trainCmd->add_option("--log-every", train.logEvery,
+                       "Steps between progress reports and metrics records")
+      ->capture_default_str();
+  trainCmd->add_option("--eval-every", train.evalEvery,
+                       "Steps between test evaluations (0: at the end)")
+      ->capture_default_str();
+  trainCmd->add_option("--eval-batches", train.evalBatches,
+                       "Test batches per evaluation (0: the whole split)")
+      ->capture_default_str();
+  trainCmd->add_option("--checkpoint-dir", train.checkpointDir,
+                       "Where to write step-NNNNNNNN checkpoints");
+  trainCmd->add_option("--checkpoint-every", train.checkpointEvery,
+                       "Steps between checkpoints (0: at the end only)")
+      ->capture_default_str();
+  trainCmd->add_option("--keep", train.keep,
+                       "Checkpoints kept (older ones are deleted; 0: all)")
+      ->capture_default_str();
+  trainCmd->add_option("--resume", train.resume,
+                       "Continue from a checkpoint directory, or 'latest' in "
+                       "--checkpoint-dir; the run continues exactly as if "
+                       "uninterrupted");
+  trainCmd->add_option("--metrics", train.metrics,
+                       "JSON Lines file of loss, perplexity, learning rate, "
+                       "tokens/s, TFLOP/s and per-expert load");
+
+  CLI::App *evalCmd =
+      app.add_subcommand("eval", "Perplexity of a checkpoint on a split");
+  addCommon(evalCmd, common);
+  addData(evalCmd, data);
+  evalCmd->add_option("--checkpoint", eval.checkpoint, "Checkpoint directory")
+      ->required();
+  evalCmd->add_option("--split", eval.split, "test or train")
+      ->capture_default_str();
+  evalCmd->add_option("--batches", eval.batches, "Batches (0: all)")
+      ->capture_default_str();
+
+  CLI::App *generateCmd =
+      app.add_subcommand("generate", "Sample text from a checkpoint");
+  addCommon(generateCmd, common);
+  addData(generateCmd, data);
+  generateCmd
+      ->add_option("--checkpoint", generate.checkpoint, "Checkpoint directory")
+      ->required();
+  generateCmd->add_option("--prompt", generate.prompt, "Text to continue");
+  generateCmd->add_option("--words", generate.words, "Words to sample")
+      ->capture_default_str();
+  generateCmd
+      ->add_option("--temperature", generate.temperature,
+                   "Softmax temperature (lower: more likely words)")
+      ->capture_default_str();
+
+  CLI::App *gradCmd = app.add_subcommand(
+      "gradcheck", "Compare the compiled gradients with finite differences "
+                   "of the compiled forward pass (package compiled with "
+                   "optimizer=none)");
+  addCommon(gradCmd, common);
+  gradCmd->add_option("--samples", gradcheck.samples,
+                      "Parameter entries to check")
+      ->capture_default_str();
+  gradCmd->add_option("--epsilon", gradcheck.epsilon, "Finite-difference step")
+      ->capture_default_str();
+  gradCmd->add_option("--tolerance", gradcheck.tolerance,
+                      "Largest relative error that passes")
+      ->capture_default_str();
+  gradCmd->add_option("--max-fail-fraction", gradcheck.maxFailFraction,
+                      "Share of samples allowed to miss (routing flips)")
+      ->capture_default_str();
+
+  CLI::App *infoCmd =
+      app.add_subcommand("info", "Describe a package's functions");
+  infoCmd->add_option("package", common.package, "Package directory")
+      ->required();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (trainCmd->parsed())
+      return runTrain(common, data, train);
+    if (evalCmd->parsed())
+      return runEval(common, data, eval);
+    if (generateCmd->parsed())
+      return runGenerate(common, data, generate);
+    if (gradCmd->parsed())
+      return runGradcheck(common, gradcheck);
+    if (infoCmd->parsed())
+      return runInfo(common);
+  } catch (const std::exception &e) {
+    std::fflush(stdout);
+    // A progress bar may be open on the terminal: start a fresh line.
+    std::fprintf(stderr, "%smoe-run: error: %s\n",
+                 ::isatty(STDERR_FILENO) ? "\n" : "", e.what());
+    return 1;
+  }
+  return 1;
+}
