@@ -15,6 +15,7 @@
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Mesh/IR/MeshDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringSet.h"
@@ -238,6 +239,7 @@ struct ConvertMoEToEmitCPass
     populateMoEDispatchToEmitCPatterns(converter, patterns, *emitTarget);
     populateMoESequenceToEmitCPatterns(converter, patterns, *emitTarget);
     populateMoELossToEmitCPatterns(converter, patterns, *emitTarget);
+    populateMoECollectivesToEmitCPatterns(converter, patterns, *emitTarget);
 
     llvm::StringSet<> lowered;
     for (const auto &pattern : patterns.getNativePatterns())
@@ -258,7 +260,8 @@ struct ConvertMoEToEmitCPass
     target.addLegalDialect<emitc::EmitCDialect>();
     target.addLegalOp<ModuleOp, UnrealizedConversionCastOp>();
     target.addIllegalDialect<MoEDialect, func::FuncDialect,
-                             tensor::TensorDialect, arith::ArithDialect>();
+                             tensor::TensorDialect, arith::ArithDialect,
+                             mesh::MeshDialect>();
     if (failed(applyFullConversion(module, target, std::move(patterns))))
       return signalPassFailure();
 

@@ -17,6 +17,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Mesh/IR/MeshDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -301,6 +302,6 @@ void mlir::moe::registerManifestTranslation() {
       },
       [](DialectRegistry &registry) {
         registry.insert<MoEDialect, func::FuncDialect, arith::ArithDialect,
-                        tensor::TensorDialect>();
+                        tensor::TensorDialect, mesh::MeshDialect>();
       });
 }

@@ -129,6 +129,9 @@ void populateMoEDispatchToEmitCPatterns(const TypeConverter &converter,
 void populateMoESequenceToEmitCPatterns(const TypeConverter &converter,
                                         RewritePatternSet &patterns,
                                         const EmitCTarget &target);
+void populateMoECollectivesToEmitCPatterns(const TypeConverter &converter,
+                                           RewritePatternSet &patterns,
+                                           const EmitCTarget &target);
 void populateMoELossToEmitCPatterns(const TypeConverter &converter,
                                     RewritePatternSet &patterns,
                                     const EmitCTarget &target);

@@ -105,7 +105,8 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .ptr(a.getThresholds())
             .results()
             .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1));
+            .i64(dimSize(op.getLogits(), 1))
+            .i64(numElements(op.getExpert()));
       });
   addStepCall<MaskedGateGradOp>(
       patterns, converter, "maskedGateGrad",
@@ -256,7 +257,8 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .results()
             .i64(dimSize(op.getLogits(), 0))
             .i64(dimSize(op.getLogits(), 1))
-            .i64(dimSize(op.getThresholds(), 0));
+            .i64(dimSize(op.getThresholds(), 0))
+            .i64(numElements(op.getExpert()));
       });
   addStepCall<GroupedBatchwiseThresholdLossOp>(
       patterns, converter, "groupedBatchwiseThresholdLoss",

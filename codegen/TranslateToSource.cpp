@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Mesh/IR/MeshDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/Cpp/CppEmitter.h"
@@ -50,7 +51,8 @@ LogicalResult emitSource(ModuleOp module, raw_ostream &os, StringRef target,
 
 void registerDialects(DialectRegistry &registry) {
   registry.insert<MoEDialect, func::FuncDialect, arith::ArithDialect,
-                  tensor::TensorDialect, emitc::EmitCDialect>();
+                  tensor::TensorDialect, emitc::EmitCDialect,
+                  mesh::MeshDialect>();
 }
 
 } // namespace

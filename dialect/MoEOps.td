@@ -347,5 +347,6 @@ def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType,
 }
 
 include "dialect/MoEPrimitiveOps.td"
+include "dialect/MoECollectiveOps.td"
 
 #endif // MOE_DIALECT_MOEOPS_TD

@@ -188,16 +188,30 @@ LogicalResult AdamUpdateOp::verify() {
   return success();
 }
 
+/// The assignment buffers of a threshold mask over `rows` rows of `n`
+/// choices: `expert` and `gate` of one capacity C with 1 <= C <= rows * n
+/// (the compiled capacity; the kernel fails when more pass).
+static LogicalResult verifyThresholdCapacity(Operation *op, Value expert,
+                                             Value gate, int64_t rows,
+                                             int64_t n, StringRef bound) {
+  int64_t capacity = shapeOf(expert)[0];
+  if (capacity < 1 || capacity > rows * n)
+    return op->emitOpError()
+           << "expects expert of shape C, an assignment capacity with 1 <= "
+              "C <= "
+           << bound << " = " << rows * n << ", but got "
+           << formatShape(shapeOf(expert));
+  return expectShape(op, gate, "gate", {capacity},
+                     "the shape of expert, one gate per assignment slot");
+}
+
 LogicalResult ThresholdMaskOp::verify() {
   ArrayRef<int64_t> logits = shapeOf(getLogits());
   int64_t t = logits[0], n = logits[1];
   if (failed(expectShape(*this, getThresholds(), "thresholds", {n}, "[n]")) ||
-      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1}, "[T + 1]")) ||
-      failed(expectShape(*this, getExpert(), "expert", {t * n},
-                         "[T * n], room for every token and expert")))
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1}, "[T + 1]")))
     return failure();
-  return expectShape(*this, getGate(), "gate", {t * n},
-                     "[T * n], room for every token and expert");
+  return verifyThresholdCapacity(*this, getExpert(), getGate(), t, n, "T * n");
 }
 
 LogicalResult FusedRouteOp::verify() {
@@ -280,13 +294,10 @@ LogicalResult GroupedThresholdMaskOp::verify() {
                          "[groups, n], one row per group")) ||
       failed(expectShape(*this, getExpertOffset(), "expert_offset",
                          {groups + 1}, "[groups + 1]")) ||
-      failed(
-          expectShape(*this, getRowPtr(), "row_ptr", {rows + 1}, "[R + 1]")) ||
-      failed(expectShape(*this, getExpert(), "expert", {rows * n},
-                         "[R * n], room for every row and expert")))
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {rows + 1}, "[R + 1]")))
     return failure();
-  return expectShape(*this, getGate(), "gate", {rows * n},
-                     "[R * n], room for every row and expert");
+  return verifyThresholdCapacity(*this, getExpert(), getGate(), rows, n,
+                                 "R * n");
 }
 
 LogicalResult GroupedBatchwiseThresholdLossOp::verify() {

@@ -244,15 +244,18 @@ def MoE_ThresholdMaskOp : MoE_Op<"threshold_mask", [
     the experts whose gate probability softmax(logits) exceeds the learned
     per-expert threshold (a probability), so
     the number of assignments depends on the data. Assignments are written
-    token-major into buffers of `tokens * n` entries (every token could
-    pass every threshold, and no token is dropped); `row_ptr[T]` is the
-    number actually used, and the ops downstream read only that many. Gates
-    are the softmax over each token's kept logits.
+    token-major into `expert` and `gate` buffers of a compiled capacity C,
+    1 <= C <= T * n (both the same size; moe-decompose sizes them from its
+    `threshold-capacity` option, T * n being room for every token and
+    expert); `row_ptr[T]` is the number actually used, and the ops
+    downstream read only that many. No token is dropped: when more than C
+    assignments pass, the kernel fails at run time instead. Gates are the
+    softmax over each token's kept logits.
 
     ```mlir
     %rows, %e, %g = moe.threshold_mask %logits, %t
         : (tensor<64x8xf32>, tensor<8xf32>)
-        -> (tensor<65xi32>, tensor<512xi32>, tensor<512xf32>)
+        -> (tensor<65xi32>, tensor<256xi32>, tensor<256xf32>)
     ```
   }];
   let arguments = (ins MoE_Matrix:$logits, MoE_Vector:$thresholds);
@@ -527,13 +530,16 @@ def MoE_GroupedThresholdMaskOp : MoE_Op<"grouped_threshold_mask", [
     softmax(logits[r])_j exceeds `thresholds`[g, j] ([groups, n]). Rows past
     expert_offset[groups] (unused slots of a data-dependent primary mask)
     keep nothing. As for `moe.threshold_mask`, the assignments are written
-    row-major into buffers of R * n entries and `row_ptr[R]` says how many
-    are used; gates are the softmax over each row's kept logits.
+    row-major into `expert` and `gate` buffers of a compiled capacity C, 1
+    <= C <= R * n (the same for both; moe-expand-hierarchy sizes them from
+    its `threshold-capacity` option), `row_ptr[R]` says how many are used,
+    and the kernel fails at run time when more than C pass; gates are the
+    softmax over each row's kept logits.
 
     ```mlir
     %rows, %e, %g = moe.grouped_threshold_mask %logits, %t, %off
         : (tensor<24x4xf32>, tensor<2x4xf32>, tensor<3xi32>)
-        -> (tensor<25xi32>, tensor<96xi32>, tensor<96xf32>)
+        -> (tensor<25xi32>, tensor<48xi32>, tensor<48xf32>)
     ```
   }];
   let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$thresholds,

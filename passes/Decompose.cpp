@@ -35,6 +35,8 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
   using DecomposeBase::DecomposeBase;
 
   void runOnOperation() override {
+    if (failed(checkThresholdCapacityFactor(getOperation(), thresholdCapacity)))
+      return signalPassFailure();
     // The evaluation copy of a model (moe-add-eval) is lowered for
     // inference whatever the option says.
     inferenceMode =
@@ -156,10 +158,18 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
         return op.emitOpError("threshold gating is for inference: train with "
                               "batchwise gating, whose learned thresholds "
                               "the inference pipeline uses");
+      // Room for `threshold-capacity` times the k * tokens assignments of
+      // the batchwise mask the layer was trained with (n * m, m = k *
+      // tokens / n); the kernel fails when more pass.
+      std::optional<int64_t> expected;
+      if (std::optional<uint64_t> k = op.getK())
+        expected = static_cast<int64_t>(*k) * tokens;
+      int64_t capacity =
+          thresholdMaskCapacity(tokens, n, expected, thresholdCapacity);
       auto mask = b.create<ThresholdMaskOp>(loc,
                                             TypeRange{pb.i32({tokens + 1}),
-                                                      pb.i32({tokens * n}),
-                                                      pb.f32({tokens * n})},
+                                                      pb.i32({capacity}),
+                                                      pb.f32({capacity})},
                                             clean, op.getThresholds());
       expert = mask.getExpert();
       gate = mask.getGate();

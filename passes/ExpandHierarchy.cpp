@@ -89,6 +89,8 @@ struct ExpandHierarchyPass
   using ExpandHierarchyBase::ExpandHierarchyBase;
 
   void runOnOperation() override {
+    if (failed(checkThresholdCapacityFactor(getOperation(), thresholdCapacity)))
+      return signalPassFailure();
     inferenceMode =
         inference || getOperation()->hasAttr(MoEDialect::kInferenceAttrName);
     nextRngStream = firstFreeRngStream(getOperation());
@@ -278,15 +280,25 @@ struct ExpandHierarchyPass
   /// Eq. 7 at each level (inference): a token goes to every group whose
   /// primary threshold its probability exceeds, and inside a group to
   /// every expert whose secondary threshold it exceeds. The numbers of
-  /// assignments depend on the data; buffers hold the most possible
-  /// (tokens * groups rows, tokens * num_experts assignments) and the row
-  /// pointers say how many are used.
+  /// assignments depend on the data; each level's buffers hold
+  /// `threshold-capacity` times what its batchwise mask keeps in training
+  /// (k_primary * tokens rows; k_secondary of them per row), at most every
+  /// choice, and the row pointers say how many are used.
   Routes routeThreshold(LayerContext &c) {
     PrimitiveBuilder &pb = c.pb;
     OpBuilder &b = pb.b;
     HierarchicalMoELayerOp op = c.op;
-    int64_t rows = c.tokens * c.groups;
-    int64_t assignments = rows * c.perGroup;
+    std::optional<int64_t> primaryExpected, secondaryExpected;
+    if (std::optional<uint64_t> kPrimary = op.getKPrimary()) {
+      primaryExpected = static_cast<int64_t>(*kPrimary) * c.tokens;
+      if (std::optional<uint64_t> kSecondary = op.getKSecondary())
+        secondaryExpected =
+            static_cast<int64_t>(*kSecondary) * *primaryExpected;
+    }
+    int64_t rows = thresholdMaskCapacity(c.tokens, c.groups, primaryExpected,
+                                         thresholdCapacity);
+    int64_t assignments = thresholdMaskCapacity(
+        rows, c.perGroup, secondaryExpected, thresholdCapacity);
 
     Value primaryLogits = pb.matmul(c.x, op.getPrimaryGateWeights());
     auto primary = b.create<ThresholdMaskOp>(

@@ -91,10 +91,34 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
     rank, dropout is the identity, the sampled softmax becomes the full
     softmax, and the auxiliary losses are zero. Functions marked
     `moe.inference` (moe-add-eval) are lowered this way without the option.
+
+    How many tokens pass the thresholds depends on the data, so a threshold
+    mask gets a compiled capacity: `min(tokens * n, ceil(threshold-capacity
+    * expected))` assignment slots, where `expected` = k * tokens is the
+    number of assignments the layer's batchwise mask makes in training (n
+    experts times m = k * tokens / n). The mask's `expert` and `gate` and
+    everything downstream (dispatch plan, dispatch buffer, expert outputs)
+    have that size; the kernel throws at run time when more assignments
+    pass than fit, naming the option. Threshold gating written by the user
+    has no k: its capacity is `tokens * n`, room for every pair, which a
+    factor of at least n / k gives any layer (thresholds that have not
+    learned yet let every pair pass).
+
+    ```mlir
+    // inference, tokens = 64, n = 8, k = 2, threshold-capacity = 2.0:
+    // ceil(2.0 * 2 * 64) = 256 of the 512 slots
+    %rows, %e, %g = moe.threshold_mask %clean, %t
+        : (tensor<64x8xf32>, tensor<8xf32>)
+        -> (tensor<65xi32>, tensor<256xi32>, tensor<256xf32>)
+    ```
   }];
   let options = [
     Option<"inference", "inference", "bool", "false",
            "Lower for evaluation: no noise, threshold masks, no dropout">,
+    Option<"thresholdCapacity", "threshold-capacity", "double", "2.0",
+           "Assignment slots of a threshold mask (inference) as a multiple "
+           "of the assignments its batchwise mask makes in training, at "
+           "most tokens * experts; must be positive">,
   ];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
@@ -268,11 +292,19 @@ def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
       probabilities and `moe.grouped_threshold_mask` on the secondary ones
       (each row against the thresholds of its group, found from the
       primary plan's offsets). The number of assignments depends on the
-      data, so buffers have the largest possible size (tokens * groups
-      dispatched rows, tokens * num_experts assignments) and row pointers
-      say how many are used, as for the flat threshold mask. Written by a
-      user and lowered for training it is an error: its thresholds learn
-      only through Eq. 8, which needs the batchwise mask.
+      data, so each level gets a compiled capacity as the flat threshold
+      mask does (`threshold-capacity`, see moe-decompose): the primary
+      mask `C1 = min(tokens * groups, ceil(factor * k_primary * tokens))`
+      assignments, which are also the rows dispatched to the groups, and
+      the secondary mask `min(C1 * experts_per_group, ceil(factor *
+      k_secondary * k_primary * tokens))` (k_secondary times the rows the
+      groups receive in training); row pointers say how many are used, and
+      the kernels throw when more pass than fit. Without k_primary /
+      k_secondary (threshold gating written by a user) a level holds
+      every choice: tokens * groups rows, C1 * experts_per_group
+      assignments. Written by a user and lowered for training it is an
+      error: its thresholds learn only through Eq. 8, which needs the
+      batchwise mask.
 
     Balancing losses per level: importance / L2 balance over the groups
     (primary gates) and over all experts with the composed gates (the
@@ -315,7 +347,56 @@ def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
   let options = [
     Option<"inference", "inference", "bool", "false",
            "Lower for evaluation: no gating noise, no auxiliary losses">,
+    Option<"thresholdCapacity", "threshold-capacity", "double", "2.0",
+           "Assignment slots of each level's threshold mask (inference) as "
+           "a multiple of the assignments its batchwise mask makes in "
+           "training, at most every choice; must be positive">,
   ];
+}
+
+def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
+  let summary = "Make model functions data-parallel over a mesh of ranks";
+  let description = [{
+    The paper's combination across batches (section 4), first slice: every
+    rank reads its own batch and holds a copy of the parameters; the loss is
+    the loss of the global batch of all ranks. Adds a 1-D mesh
+    `mesh.mesh @ranks(shape = ?)` (one compiled graph for any number of
+    ranks) and, in every model function:
+
+    ```mlir
+    %ce = moe.softmax_cross_entropy ...
+    %global = mesh.all_reduce %ce on @ranks mesh_axes = [0] reduction = <average>
+    %imp_all = mesh.all_reduce %imp on @ranks mesh_axes = [0] reduction = <average>
+    %l = moe.cv_squared %imp_all ...
+    ```
+
+    The cross-entropy of the global batch is the average of the ranks' means
+    (equal batches); the balancing losses see the average importance and
+    load, which gives the global batch's CV^2 (it does not change with
+    scale) and Eq. 5 (which divides by the local token count). moe-autodiff
+    differentiates the collectives (the average's adjoint divides by the
+    mesh size), and moe-sync-gradients sums the parameter gradients.
+
+    Runs after moe-fuse-routing and before moe-autodiff. Batchwise gating,
+    which ranks the combined batch, is an error for now; so is expert
+    sharding, which comes with the all-to-all exchange (see
+    docs/PARTITIONING.md).
+  }];
+  let dependentDialects = ["mlir::mesh::MeshDialect"];
+}
+
+def SyncGradients : Pass<"moe-sync-gradients", "mlir::ModuleOp"> {
+  let summary = "Sum the gradients of replicated parameters over the ranks";
+  let description = [{
+    In a module that moe-partition made data-parallel, every gradient a
+    training step returns (`moe.grad`) becomes
+    `mesh.all_reduce %g on @ranks mesh_axes = [0] reduction = <sum>`, so
+    every rank applies the same update (Adam runs on identical gradients).
+    The runtime adds the ranks' values in rank order, so the result has the
+    same bits on every rank. A module without a mesh is left alone. Runs
+    after moe-autodiff and before moe-optimizer.
+  }];
+  let dependentDialects = ["mlir::mesh::MeshDialect"];
 }
 
 #endif // MOE_PASSES_PASSES_TD

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
+#include "passes/PrimitiveBuilder.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
@@ -30,6 +31,12 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
                      "Adam: update the parameters and moments (default)"),
           clEnumValN(OptimizerKind::None, "none",
                      "return the gradients (for gradient checks)"))};
+  Option<bool> dataParallel{
+      *this, "data-parallel",
+      llvm::cl::desc("Train on any number of ranks (mpirun): the loss of "
+                     "the global batch, gradients summed over the ranks "
+                     "(moe-partition, moe-sync-gradients)"),
+      llvm::cl::init(false)};
   Option<bool> eval{
       *this, "eval",
       llvm::cl::desc("Add the evaluation copy <model>_eval (inference mode) "
@@ -56,6 +63,23 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
       *this, "constant-steps",
       llvm::cl::desc("Steps at the peak rate before 1/sqrt decay"),
       llvm::cl::init(200)};
+  Option<double> thresholdCapacity{
+      *this, "threshold-capacity",
+      llvm::cl::desc("Assignment slots of the threshold masks of the "
+                     "evaluation copy, as a multiple of what the batchwise "
+                     "masks keep in training (moe-decompose, "
+                     "moe-expand-hierarchy)"),
+      llvm::cl::init(2.0)};
+};
+
+struct InferencePipelineOptions
+    : public PassPipelineOptions<InferencePipelineOptions> {
+  Option<double> thresholdCapacity{
+      *this, "threshold-capacity",
+      llvm::cl::desc("Assignment slots of the threshold masks, as a "
+                     "multiple of what the batchwise masks keep in training "
+                     "(moe-decompose, moe-expand-hierarchy)"),
+      llvm::cl::init(2.0)};
 };
 
 void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options);
@@ -64,10 +88,20 @@ void buildTrainPipeline(OpPassManager &pm,
                         const TrainPipelineOptions &options) {
   if (options.eval)
     pm.addPass(createAddEval());
-  pm.addNestedPass<func::FuncOp>(createDecompose());
-  pm.addNestedPass<func::FuncOp>(createExpandHierarchy());
+  // The evaluation copy (moe.inference) lowers its batchwise layers to
+  // threshold masks of this capacity.
+  DecomposeOptions decompose;
+  decompose.thresholdCapacity = options.thresholdCapacity;
+  pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
+  ExpandHierarchyOptions hierarchy;
+  hierarchy.thresholdCapacity = options.thresholdCapacity;
+  pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addNestedPass<func::FuncOp>(createFuseRouting());
+  if (options.dataParallel)
+    pm.addPass(createPartition());
   pm.addPass(createAutodiff());
+  if (options.dataParallel)
+    pm.addPass(createSyncGradients());
   if (options.optimizer == OptimizerKind::Adam)
     addOptimizer(pm, options);
   pm.addPass(createCSEPass());
@@ -86,27 +120,55 @@ void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options) {
   pm.addPass(createOptimizer(optimizer));
 }
 
-void buildInferencePipeline(OpPassManager &pm) {
+void buildInferencePipeline(OpPassManager &pm,
+                            const InferencePipelineOptions &options) {
   DecomposeOptions decompose;
   decompose.inference = true;
+  decompose.thresholdCapacity = options.thresholdCapacity;
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   ExpandHierarchyOptions hierarchy;
   hierarchy.inference = true;
+  hierarchy.thresholdCapacity = options.thresholdCapacity;
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
+/// PassPipelineRegistration<Options> that also rejects a non-positive
+/// threshold-capacity when the options are parsed, with one error rather
+/// than one per function from each pass.
+template <typename Options>
+void registerPipeline(StringRef arg, StringRef description,
+                      void (*builder)(OpPassManager &, const Options &)) {
+  registerPassPipeline(
+      arg, description,
+      [builder](OpPassManager &pm, StringRef text,
+                function_ref<LogicalResult(const Twine &)> errorHandler) {
+        Options options;
+        if (failed(options.parseFromString(text)))
+          return failure();
+        std::string error =
+            thresholdCapacityFactorError(options.thresholdCapacity);
+        if (!error.empty())
+          return errorHandler(error);
+        builder(pm, options);
+        return success();
+      },
+      [](function_ref<void(const mlir::detail::PassOptions &)> optHandler) {
+        optHandler(Options());
+      });
+}
+
 } // namespace
 
 void mlir::moe::registerMoEPipelines() {
-  PassPipelineRegistration<TrainPipelineOptions>(
+  registerPipeline<TrainPipelineOptions>(
       "moe-train-pipeline",
       "Lower a model to a training step: decompose layers, fuse routing, "
       "derive the backward pass, add Adam and the learning-rate schedule, "
       "plan buffers",
       buildTrainPipeline);
-  PassPipelineRegistration<>(
+  registerPipeline<InferencePipelineOptions>(
       "moe-inference-pipeline",
       "Lower a model for evaluation: no gating noise, threshold masks for "
       "batchwise-trained layers, no dropout, full softmax, no backward pass",

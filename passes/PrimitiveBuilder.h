@@ -15,6 +15,14 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
 
 namespace mlir::moe {
 
@@ -182,6 +190,49 @@ public:
 inline double lossWeight(std::optional<LossesAttr> losses,
                          APFloat (LossesAttr::*get)() const) {
   return losses ? ((*losses).*get)().convertToDouble() : 0.0;
+}
+
+/// The assignment slots of a threshold mask over `rows` rows of `choices`
+/// choices each: min(rows * choices, ceil(factor * expected)), where
+/// `expected` is the number of assignments the batchwise mask of the same
+/// layer makes in training; every (row, choice) pair without one
+/// (threshold gating written by the user has no k). `factor` > 0.
+inline int64_t thresholdMaskCapacity(int64_t rows, int64_t choices,
+                                     std::optional<int64_t> expected,
+                                     double factor) {
+  int64_t all = rows * choices;
+  if (!expected)
+    return all;
+  // Less a few ulps, so that 1.1 * 10 slots are 11, not the 12 that the
+  // binary 1.1 would round up to.
+  double wanted =
+      std::ceil(factor * static_cast<double>(*expected) * (1.0 - 1e-15));
+  if (!(wanted < static_cast<double>(all)))
+    return all;
+  return std::max<int64_t>(1, static_cast<int64_t>(wanted));
+}
+
+/// The error message for a threshold-capacity factor, empty when it is
+/// valid (positive).
+inline std::string thresholdCapacityFactorError(double factor) {
+  if (factor > 0)
+    return {};
+  std::string message;
+  llvm::raw_string_ostream os(message);
+  os << "threshold-capacity must be positive (a factor on the assignments "
+        "of training), got "
+     << llvm::format("%g", factor);
+  return message;
+}
+
+/// Fails with an error at `op` unless the threshold-capacity factor is
+/// positive.
+inline LogicalResult checkThresholdCapacityFactor(Operation *op,
+                                                  double factor) {
+  std::string error = thresholdCapacityFactorError(factor);
+  if (error.empty())
+    return success();
+  return emitError(op->getLoc(), error);
 }
 
 /// Tensor2Tensor's noise_epsilon: keeps the noise std positive.

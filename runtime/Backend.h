@@ -185,13 +185,18 @@ public:
                                     float *gate) = 0;
   /// Threshold mask (Eq. 7) for inference: keep expert i of token x when
   /// p[x,i] = softmax(logits[x,:])[i] > thresholds[i] (thresholds on the
-  /// probability scale). Writes mask [T,n], rowPtr [T+1] and the assignments
-  /// (expert/gate as in batchwiseMaskForward, capacity T*n); returns A
-  /// through numAssigned (host pointer).
+  /// probability scale). Writes mask [T,n], rowPtr [T+1] and the A
+  /// assignments (expert/gate as in batchwiseMaskForward) into `capacity`
+  /// slots (the compiled size of expert and gate, at most T*n); returns A
+  /// through numAssigned (host pointer, may be null). Nothing is written
+  /// past `capacity`: when A > capacity it throws std::runtime_error after
+  /// writing mask and rowPtr (expert and gate are then unspecified). The
+  /// row pointers come first, so A is known before any assignment is.
   virtual void thresholdMaskForward(int64_t T, int64_t n, const float *logits,
                                     const float *thresholds, float *mask,
                                     int32_t *rowPtr, int32_t *expert,
-                                    float *gate, int64_t *numAssigned) = 0;
+                                    float *gate, int64_t capacity,
+                                    int64_t *numAssigned) = 0;
   /// Backward of the masked softmax gates in assignment form: dGate [A] to
   /// dLogits [T,n] (written; zero where not selected).
   virtual void maskedGateBackward(int64_t T, int64_t n, const int32_t *rowPtr,
@@ -280,12 +285,15 @@ public:
   /// plan's offsets) and keeps expert j when p[r,j] > thresholds[g*n+j];
   /// rows outside [groupOffset[0], groupOffset[groups]) keep nothing (their
   /// logits are never read). Writes mask [R, n], rowPtr [R+1] and the
-  /// assignments (capacity R*n); numAssigned (host, may be null) =
-  /// rowPtr[R].
-  virtual void groupedThresholdMaskForward(
-      int64_t R, int64_t groups, int64_t n, const float *logits,
-      const float *thresholds, const int32_t *groupOffset, float *mask,
-      int32_t *rowPtr, int32_t *expert, float *gate, int64_t *numAssigned) = 0;
+  /// assignments into `capacity` slots (at most R*n); numAssigned (host,
+  /// may be null) = rowPtr[R]. As thresholdMaskForward, it throws
+  /// std::runtime_error rather than write past `capacity`.
+  virtual void
+  groupedThresholdMaskForward(int64_t R, int64_t groups, int64_t n,
+                              const float *logits, const float *thresholds,
+                              const int32_t *groupOffset, float *mask,
+                              int32_t *rowPtr, int32_t *expert, float *gate,
+                              int64_t capacity, int64_t *numAssigned) = 0;
   /// Eq. 8 per group: segment g (rowsPerGroup rows of logits / batchMask
   /// [groups * rowsPerGroup, n]) against thresholds [g, :] of thresholds
   /// [groups, n]; loss[0] = the sum over all segments. Backward writes

@@ -48,6 +48,23 @@ inline void checkRouterShape(const char *kernel, int64_t numTokens, int64_t n) {
                                 ": need numTokens >= 0 and n >= 1");
 }
 
+/// Threshold masks (Eq. 7) write at most their compiled `capacity` of
+/// assignments. More passing the thresholds depends on the data, not on
+/// the call, so it throws std::runtime_error (not invalid_argument), with
+/// what to change.
+inline void checkThresholdCapacity(const char *kernel, int64_t assigned,
+                                   int64_t capacity) {
+  if (assigned <= capacity)
+    return;
+  throw std::runtime_error(
+      std::string(kernel) + ": " + std::to_string(assigned) +
+      " assignments pass the thresholds but the compiled capacity is " +
+      std::to_string(capacity) +
+      " (recompile with a larger "
+      "--moe-inference-pipeline=\"threshold-capacity=...\" or "
+      "--moe-train-pipeline=\"threshold-capacity=...\")");
+}
+
 /// 1 <= k <= n.
 inline void checkTopK(const char *kernel, int64_t numTokens, int64_t n,
                       int64_t k) {

@@ -45,6 +45,14 @@ if config.have_moe_run:
 config.substitutions.append(("%package", "bash " + os.path.join(
     config.moe_src_root, "scripts", "package.sh")))
 config.environment["BUILD_DIR"] = config.moe_obj_root
+# Multi-rank runs on one machine (the CPU backend over MPI).
+if shutil.which("mpirun"):
+    config.available_features.add("mpi")
+    flags = "--oversubscribe"
+    if os.geteuid() == 0:
+        flags += " --allow-run-as-root"
+    config.substitutions.append(("%mpirun", "mpirun " + flags))
+
 # The King James Bible for the end-to-end tests, when bible-kjv is there.
 if shutil.which("bible"):
     config.available_features.add("kjv")

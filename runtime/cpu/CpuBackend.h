@@ -66,7 +66,7 @@ public:
       override;
   void thresholdMaskForward(int64_t T, int64_t n, const float *logits, const
       float *thresholds, float *mask, int32_t *rowPtr, int32_t *expert, float
-      *gate, int64_t *numAssigned) override;
+      *gate, int64_t capacity, int64_t *numAssigned) override;
   void maskedGateBackward(int64_t T, int64_t n, const int32_t *rowPtr, const
       int32_t *expert, const float *gate, const float *dGate, float *dLogits)
       override;
@@ -107,7 +107,8 @@ public:
                                    const float *logits, const float *thresholds,
                                    const int32_t *groupOffset, float *mask,
                                    int32_t *rowPtr, int32_t *expert,
-                                   float *gate, int64_t *numAssigned) override;
+                                   float *gate, int64_t capacity,
+                                   int64_t *numAssigned) override;
   void groupedBatchwiseThresholdLossForward(
       int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
       const float *batchMask, const float *thresholds, float *loss) override;

@@ -44,10 +44,11 @@ void CpuBackend::groupedBatchwiseMaskForward(int64_t groups,
 void CpuBackend::groupedThresholdMaskForward(
     int64_t R, int64_t groups, int64_t n, const float *logits,
     const float *thresholds, const int32_t *groupOffset, float *mask,
-    int32_t *rowPtr, int32_t *expert, float *gate, int64_t *numAssigned) {
+    int32_t *rowPtr, int32_t *expert, float *gate, int64_t capacity,
+    int64_t *numAssigned) {
   cpu::groupedThresholdMaskForward(R, groups, n, logits, thresholds,
                                    groupOffset, mask, rowPtr, expert, gate,
-                                   numAssigned);
+                                   capacity, numAssigned);
 }
 
 void CpuBackend::groupedBatchwiseThresholdLossForward(

@@ -65,9 +65,10 @@ void CpuBackend::batchwiseMaskForward(int64_t T, int64_t n, int64_t m,
 void CpuBackend::thresholdMaskForward(int64_t T, int64_t n, const float *logits,
                                       const float *thresholds, float *mask,
                                       int32_t *rowPtr, int32_t *expert,
-                                      float *gate, int64_t *numAssigned) {
+                                      float *gate, int64_t capacity,
+                                      int64_t *numAssigned) {
   cpu::thresholdMaskForward(T, n, logits, thresholds, mask, rowPtr, expert,
-                            gate, numAssigned);
+                            gate, capacity, numAssigned);
 }
 
 void CpuBackend::maskedGateBackward(int64_t T, int64_t n, const int32_t *rowPtr,

@@ -607,11 +607,24 @@ __global__ void __launch_bounds__(WarpPerRow::kBlock)
     gate[p] /= sum;
 }
 
+int32_t readInt(const Context &ctx, const int32_t *devicePtr) {
+  int32_t value = 0;
+  MOE_CUDA_CHECK(cudaMemcpyAsync(&value, devicePtr, sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, ctx.stream));
+  MOE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  return value;
+}
+
 /// From a 0/1 mask [T, n]: rowPtr [T+1] and the token-major assignments
-/// with softmax gates over each token's kept logits.
-void maskToAssignments(const Context &ctx, int64_t T, int64_t n,
-                       const float *logits, const float *mask, int32_t *rowPtr,
-                       int32_t *expert, float *gate) {
+/// with softmax gates over each token's kept logits. With a `kernel` name
+/// (threshold masks) the assignments must fit in `capacity` slots: the
+/// row pointers are scanned first and their total read to the host, which
+/// throws std::runtime_error (as the CPU does) before any assignment is
+/// written; returns the total then, else -1 (no synchronisation).
+int64_t maskToAssignments(const Context &ctx, int64_t T, int64_t n,
+                          const float *logits, const float *mask,
+                          int32_t *rowPtr, int32_t *expert, float *gate,
+                          const char *kernel = nullptr, int64_t capacity = 0) {
   DeviceBuffer<int32_t> counts(ctx.stream, T + 1);
   MOE_CUDA_CHECK(
       cudaMemsetAsync(counts.get() + T, 0, sizeof(int32_t), ctx.stream));
@@ -623,9 +636,15 @@ void maskToAssignments(const Context &ctx, int64_t T, int64_t n,
   DeviceBuffer<unsigned char> temp(ctx.stream, bytes);
   MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp.get(), bytes, counts.get(),
                                                rowPtr, T + 1, ctx.stream));
+  int64_t total = -1;
+  if (kernel) {
+    total = readInt(ctx, rowPtr + T);
+    checkThresholdCapacity(kernel, total, capacity);
+  }
   MOE_LAUNCH(compactMaskKernel, dim3(rowGrid<WarpPerRow>(T)),
              dim3(WarpPerRow::kBlock), 0, ctx.stream, T, n, logits, mask,
              rowPtr, expert, gate);
+  return total;
 }
 
 /// dLogits of the kept experts through each token's softmax (dLogits
@@ -754,14 +773,6 @@ __global__ void l2BalanceBackwardKernel(int64_t T, int64_t n,
   }
 }
 
-int32_t readInt(const Context &ctx, const int32_t *devicePtr) {
-  int32_t value = 0;
-  MOE_CUDA_CHECK(cudaMemcpyAsync(&value, devicePtr, sizeof(int32_t),
-                                 cudaMemcpyDeviceToHost, ctx.stream));
-  MOE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-  return value;
-}
-
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -886,8 +897,10 @@ void CudaBackend::thresholdMaskForward(int64_t T, int64_t n,
                                        const float *logits,
                                        const float *thresholds, float *mask,
                                        int32_t *rowPtr, int32_t *expert,
-                                       float *gate, int64_t *numAssigned) {
+                                       float *gate, int64_t capacity,
+                                       int64_t *numAssigned) {
   checkRouterShape("thresholdMaskForward", T, n);
+  checkCount("thresholdMaskForward", capacity);
   const Context &ctx = *ctx_;
   if (T == 0) {
     MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
@@ -899,9 +912,10 @@ void CudaBackend::thresholdMaskForward(int64_t T, int64_t n,
   MOE_LAUNCH(thresholdMaskKernel, dim3(gridFor(T * n)),
              dim3(kElementwiseThreads), 0, ctx.stream, T, n, probs.get(),
              thresholds, mask);
-  maskToAssignments(ctx, T, n, logits, mask, rowPtr, expert, gate);
+  int64_t assigned = maskToAssignments(ctx, T, n, logits, mask, rowPtr, expert,
+                                       gate, "thresholdMaskForward", capacity);
   if (numAssigned)
-    *numAssigned = readInt(ctx, rowPtr + T);
+    *numAssigned = assigned;
 }
 
 void CudaBackend::maskedGateBackward(int64_t T, int64_t n,
@@ -1133,8 +1147,10 @@ void CudaBackend::groupedBatchwiseMaskForward(int64_t groups,
 void CudaBackend::groupedThresholdMaskForward(
     int64_t R, int64_t groups, int64_t n, const float *logits,
     const float *thresholds, const int32_t *groupOffset, float *mask,
-    int32_t *rowPtr, int32_t *expert, float *gate, int64_t *numAssigned) {
+    int32_t *rowPtr, int32_t *expert, float *gate, int64_t capacity,
+    int64_t *numAssigned) {
   checkGroupedShape("groupedThresholdMaskForward", groups, R, n);
+  checkCount("groupedThresholdMaskForward", capacity);
   const Context &ctx = *ctx_;
   if (R == 0) {
     MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
@@ -1148,9 +1164,11 @@ void CudaBackend::groupedThresholdMaskForward(
   MOE_LAUNCH(groupedThresholdMaskKernel, dim3(gridFor(R * n)),
              dim3(kElementwiseThreads), 0, ctx.stream, R, groups, n,
              probs.get(), thresholds, groupOffset, mask);
-  maskToAssignments(ctx, R, n, logits, mask, rowPtr, expert, gate);
+  int64_t assigned =
+      maskToAssignments(ctx, R, n, logits, mask, rowPtr, expert, gate,
+                        "groupedThresholdMaskForward", capacity);
   if (numAssigned)
-    *numAssigned = readInt(ctx, rowPtr + R);
+    *numAssigned = assigned;
 }
 
 void CudaBackend::groupedBatchwiseThresholdLossForward(

@@ -105,12 +105,12 @@ void batchwiseMask(Context *ctx, const float *logits, float *mask,
 
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
                    int32_t *rowPtr, int32_t *expert, float *gate,
-                   int64_t tokens, int64_t n) {
+                   int64_t tokens, int64_t n, int64_t capacity) {
   ScratchScope scratch(ctx);
   float *mask = scratch.get<float>(tokens * n);
   int64_t assigned = 0;
   ctx->backend->thresholdMaskForward(tokens, n, logits, thresholds, mask,
-                                     rowPtr, expert, gate, &assigned);
+                                     rowPtr, expert, gate, capacity, &assigned);
 }
 
 void maskedGateGrad(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
@@ -237,13 +237,14 @@ void groupedBatchwiseMask(Context *ctx, const float *logits, float *mask,
 void groupedThresholdMask(Context *ctx, const float *logits,
                           const float *thresholds, const int32_t *expertOffset,
                           int32_t *rowPtr, int32_t *expert, float *gate,
-                          int64_t rows, int64_t n, int64_t groups) {
+                          int64_t rows, int64_t n, int64_t groups,
+                          int64_t capacity) {
   ScratchScope scratch(ctx);
   float *mask = scratch.get<float>(rows * n);
   int64_t assigned = 0;
   ctx->backend->groupedThresholdMaskForward(rows, groups, n, logits, thresholds,
                                             expertOffset, mask, rowPtr, expert,
-                                            gate, &assigned);
+                                            gate, capacity, &assigned);
 }
 
 void groupedBatchwiseThresholdLoss(Context *ctx, const float *logits,

@@ -31,6 +31,10 @@
 #include <utility>
 #include <vector>
 
+namespace moe::rt {
+class Collectives;
+} // namespace moe::rt
+
 namespace moe::rt::step {
 
 /// Element-wise activations, numbered as the dialect's moe::Activation.
@@ -95,6 +99,8 @@ struct Context {
   bool training = true;
   bool collectStats = false;
   Stats stats;
+  /// The ranks of a data-parallel run (runtime/collectives); null: one rank.
+  Collectives *collectives = nullptr;
   /// When >= 0, the full softmax copies the logits of this token row (of
   /// the flattened [tokens, vocab]) to capturedLogits: text generation.
   int64_t captureRow = -1;
@@ -192,9 +198,11 @@ void softmaxGrad(Context *ctx, const float *probs, const float *dProbs,
 void batchwiseMask(Context *ctx, const float *logits, float *mask,
                    int32_t *rowPtr, int32_t *expert, float *gate,
                    int64_t tokens, int64_t n, int64_t m);
+/// `capacity`: the slots of expert and gate (the compiled capacity); more
+/// assignments passing the thresholds throw std::runtime_error.
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
                    int32_t *rowPtr, int32_t *expert, float *gate,
-                   int64_t tokens, int64_t n);
+                   int64_t tokens, int64_t n, int64_t capacity);
 void maskedGateGrad(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
                     const float *gate, const float *dGate, float *dLogits,
                     int64_t tokens, int64_t n);
@@ -246,10 +254,12 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
 void groupedBatchwiseMask(Context *ctx, const float *logits, float *mask,
                           int32_t *rowPtr, int32_t *expert, float *gate,
                           int64_t rows, int64_t n, int64_t groups, int64_t m);
+/// `capacity` as for thresholdMask.
 void groupedThresholdMask(Context *ctx, const float *logits,
                           const float *thresholds, const int32_t *expertOffset,
                           int32_t *rowPtr, int32_t *expert, float *gate,
-                          int64_t rows, int64_t n, int64_t groups);
+                          int64_t rows, int64_t n, int64_t groups,
+                          int64_t capacity);
 void groupedBatchwiseThresholdLoss(Context *ctx, const float *logits,
                                    const float *batchMask,
                                    const float *thresholds, float *loss,
@@ -389,6 +399,17 @@ void adamUpdate(Context *ctx, float *param, const float *grad, float *m,
                 float *v, const float *lr, const int64_t *step,
                 int64_t count, float beta1, float beta2, float eps,
                 float weightDecay);
+
+//===----------------------------------------------------------------------===//
+// Collectives (graphs partitioned by moe-partition)
+//===----------------------------------------------------------------------===//
+
+/// out = the sum (or the average) of `in` over the ranks, the same bits on
+/// every rank; a copy on one rank.
+void allReduce(Context *ctx, const float *in, float *out, int64_t count,
+               bool average);
+/// out = in / number of ranks.
+void divideByRanks(Context *ctx, const float *in, float *out, int64_t count);
 
 //===----------------------------------------------------------------------===//
 // Templates

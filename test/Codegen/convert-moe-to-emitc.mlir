@@ -98,3 +98,19 @@ func.func @lstm_and_constant(%x: tensor<2x5x8xf32>, %wx: tensor<8x32xf32>,
   %one = arith.constant {moe.offsets = array<i64: 2624>} dense<1.0> : tensor<f32>
   return %h, %one : tensor<2x5x8xf32>, tensor<f32>
 }
+
+// -----
+
+// Collectives call the runtime's; the mesh is only a symbol.
+// CHECK-LABEL: emitc.func @collectives
+// CHECK-NOT: mesh.mesh
+// CHECK: emitc.call_opaque "moe::rt::step::allReduce"({{.*}}) {args = [0 : index, 1 : index, 2 : index, 4, #emitc.opaque<"true">]}
+// CHECK: emitc.call_opaque "moe::rt::step::allReduce"({{.*}}) {args = [0 : index, 1 : index, 2 : index, 4, #emitc.opaque<"false">]}
+// CHECK: emitc.call_opaque "moe::rt::step::divideByRanks"({{.*}}) {args = [0 : index, 1 : index, 2 : index, 4]}
+mesh.mesh @ranks(shape = ?)
+func.func @collectives(%x: tensor<4xf32>) -> tensor<4xf32> attributes {moe.arena_bytes = 256 : i64} {
+  %a = mesh.all_reduce %x on @ranks mesh_axes = [0] reduction = <average> {moe.offsets = array<i64: 0>} : tensor<4xf32> -> tensor<4xf32>
+  %s = mesh.all_reduce %a on @ranks mesh_axes = [0] {moe.offsets = array<i64: 64>} : tensor<4xf32> -> tensor<4xf32>
+  %d = moe.divide_by_mesh_size %s on @ranks {moe.offsets = array<i64: 128>} : tensor<4xf32>
+  return %d : tensor<4xf32>
+}

@@ -16,5 +16,7 @@
 // CHECK: moe::rt::step::groupedBatchwiseMask(
 // CHECK: moe::rt::step::composeRoutesCsr(
 // CHECK-LABEL: extern "C" void lstm2x512_hmoe32768_eval(
-// CHECK: moe::rt::step::thresholdMask(
-// CHECK: moe::rt::step::groupedThresholdMask(
+// Their last arguments are the compiled capacities: twice the 16384 rows
+// and 65536 assignments of training.
+// CHECK: moe::rt::step::thresholdMask({{.*}}, 8192, 32, 32768);
+// CHECK: moe::rt::step::groupedThresholdMask({{.*}}, 32768, 1024, 32, 131072);

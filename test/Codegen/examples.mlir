@@ -23,5 +23,7 @@
 // CHECK: moe::rt::step::batchwiseThresholdLossGrad(
 // CHECK-LABEL: extern "C" void lstm2x512_moe8_eval(
 // CHECK-NOT: batchwiseMask
-// CHECK: moe::rt::step::thresholdMask(
+// The last argument is the compiled capacity of the assignments (here
+// every pair: twice k * tokens is more than 8192 * 8).
+// CHECK: moe::rt::step::thresholdMask({{.*}}, 8192, 8, 65536);
 // CHECK: moe::rt::step::dispatchPlan(

@@ -1,5 +1,10 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose --verify-diagnostics | FileCheck %s
 // RUN: moe-opt %s -split-input-file --moe-decompose="inference=true" | FileCheck %s --check-prefix=INFER
+// RUN: moe-opt %s -split-input-file --moe-decompose="inference=true threshold-capacity=1.5" | FileCheck %s --check-prefix=CAP
+// RUN: moe-opt %s -split-input-file --moe-decompose="inference=true threshold-capacity=1.1" | FileCheck %s --check-prefix=CAP11
+// RUN: not moe-opt %s -split-input-file --moe-decompose="threshold-capacity=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: error: threshold-capacity must be positive (a factor on the assignments of training), got 0
 
 // Noisy top-k over a [batch, time, d] input: the layer runs once on all
 // batch * time tokens, the load loss goes through the smooth load estimate
@@ -122,10 +127,39 @@ func.func @hierarchical_untouched(%x: tensor<6x4xf32>, %pg: tensor<4x2xf32>, %sg
 // INFER: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %[[CLEAN]], %{{.*}} : (tensor<4x2xf32>, tensor<2xf32>) -> (tensor<5xi32>, tensor<8xi32>, tensor<8xf32>)
 // INFER: moe.dispatch_plan %[[E]] rows %[[ROWS]] {num_experts = 2 : i64, tokens = 4 : i64}
 // INFER: moe.combine %{{.*}}, %[[G]], %{{.*}} rows %[[ROWS]]
+// Written without k there is no count of training to size it by: every
+// pair whatever the factor.
+// CAP-LABEL: func.func @threshold_gating
+// CAP: moe.threshold_mask {{.*}} -> (tensor<5xi32>, tensor<8xi32>, tensor<8xf32>)
 func.func @threshold_gating(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %t: tensor<2xf32>, %we: tensor<2x8x8xf32>) -> tensor<4x8xf32> {
   // expected-error@+1 {{threshold gating is for inference: train with batchwise gating, whose learned thresholds the inference pipeline uses}}
   %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%we) {num_experts = 2 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<4x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x8xf32>) -> (tensor<4x8xf32>, tensor<f32>)
   return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// A batchwise layer evaluates with threshold masks whose capacity is
+// threshold-capacity times the k * tokens = 16 assignments of training (2
+// by default: 32 of the 64 pairs), and everything downstream has that
+// size: the plan, the dispatch buffer, the expert outputs, the combine.
+// INFER-LABEL: func.func @batchwise_capacity
+// INFER: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %{{.*}} : (tensor<16x4xf32>, tensor<4xf32>) -> (tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
+// INFER: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[ROWS]] {{.*}} : (tensor<32xi32>, tensor<17xi32>) -> (tensor<5xi32>, tensor<32xi32>, tensor<32xi32>)
+// INFER: %[[BUF:.*]] = moe.dispatch %{{.*}}, %[[TOK]] : (tensor<16x8xf32>, tensor<32xi32>) -> tensor<32x8xf32>
+// INFER: %[[OUT:.*]] = moe.grouped_matmul %[[BUF]], %{{.*}}, %[[OFF]] : (tensor<32x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>) -> tensor<32x8xf32>
+// INFER: moe.combine %[[OUT]], %[[G]], %[[POS]] rows %[[ROWS]] {tokens = 16 : i64} : (tensor<32x8xf32>, tensor<32xf32>, tensor<32xi32>, tensor<17xi32>) -> tensor<16x8xf32>
+// 1.5 * 16 = 24 slots; 1.1 * 16 = 17.6 rounds up to 18.
+// CAP-LABEL: func.func @batchwise_capacity
+// CAP: moe.threshold_mask {{.*}} -> (tensor<17xi32>, tensor<24xi32>, tensor<24xf32>)
+// CAP: moe.dispatch {{.*}} -> tensor<24x8xf32>
+// CAP: moe.combine {{.*}} : (tensor<24x8xf32>, tensor<24xf32>, tensor<24xi32>, tensor<17xi32>) -> tensor<16x8xf32>
+// CAP11-LABEL: func.func @batchwise_capacity
+// CAP11: moe.threshold_mask {{.*}} -> (tensor<17xi32>, tensor<18xi32>, tensor<18xf32>)
+// CAP11: moe.combine {{.*}} : (tensor<18x8xf32>,
+func.func @batchwise_capacity(%x: tensor<16x8xf32>, %wg: tensor<8x4xf32>, %t: tensor<4xf32>, %we: tensor<4x8x8xf32>) -> tensor<16x8xf32> attributes {moe.inference} {
+  %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%we) {num_experts = 4 : i64, k = 1 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<16x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<4x8x8xf32>) -> (tensor<16x8xf32>, tensor<f32>)
+  return %y : tensor<16x8xf32>
 }
 
 // -----

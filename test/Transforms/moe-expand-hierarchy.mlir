@@ -1,6 +1,10 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy --verify-diagnostics | FileCheck %s
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy --moe-autodiff --verify-diagnostics | FileCheck %s --check-prefix=GRAD
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy="inference=true" --verify-diagnostics | FileCheck %s --check-prefix=INFER
+// RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy="inference=true threshold-capacity=1.5" | FileCheck %s --check-prefix=CAP
+// RUN: not moe-opt %s -split-input-file --moe-expand-hierarchy="threshold-capacity=-2" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: error: threshold-capacity must be positive (a factor on the assignments of training), got -2
 
 // Noisy two-level routing over [batch, time, d]: 2 of 4 groups per token,
 // then 2 of each group's 4 experts; 16 experts in all. The group gates run
@@ -103,9 +107,12 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // GRAD: moe.masked_gate_grad %{{.*}} {num_experts = 2 : i64} : (tensor<9xi32>, tensor<8xi32>, tensor<8xf32>, tensor<8xf32>) -> tensor<8x2xf32>
 // GRAD: return %{{[^,]*}}, %{{[^,]*}}, %[[DPT]], %{{[^,]*}}, %[[DST]],
 
-// Inference: Eq. 7 at both levels. The primary threshold mask can send a
-// token to every group (8 * 2 rows), and each row to every expert of its
-// group (16 * 4 assignments); the row pointers say how many are used.
+// Inference: Eq. 7 at both levels, each with a capacity of
+// threshold-capacity (2 by default) times what its batchwise mask keeps in
+// training, at most every choice: the primary mask min(8 * 2, 2 * k_primary
+// * 8) = 16 rows (every group for every token), the secondary min(16 * 4,
+// 2 * k_secondary * 8) = 32 assignments of the 64 (row, expert) pairs; the
+// row pointers say how many are used.
 // INFER-LABEL: func.func @batchwise_hierarchy
 // INFER-NOT: moe.batchwise_mask
 // INFER: %[[CP:.*]] = moe.matmul
@@ -114,10 +121,20 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // INFER: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64}
 // INFER: %[[ROWS:.*]] = moe.dispatch %{{.*}}, %[[TOK1]] : (tensor<8x8xf32>, tensor<16xi32>) -> tensor<16x8xf32>
 // INFER: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %{{.*}}, %[[OFF1]]
-// INFER: %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_threshold_mask %[[CS]], %{{.*}}, %[[OFF1]] : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<64xi32>, tensor<64xf32>)
-// INFER: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<64xi32>, tensor<64xf32>)
-// INFER: moe.dispatch_plan %[[E]] rows %[[R]] {num_experts = 8 : i64, tokens = 8 : i64}
+// INFER: %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_threshold_mask %[[CS]], %{{.*}}, %[[OFF1]] : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
+// INFER: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<32xi32>, tensor<32xf32>)
+// INFER: moe.dispatch_plan %[[E]] rows %[[R]] {num_experts = 8 : i64, tokens = 8 : i64} : (tensor<32xi32>, tensor<9xi32>)
+// INFER: moe.dispatch {{.*}} -> tensor<32x8xf32>
+// INFER: moe.combine {{.*}} : (tensor<32x8xf32>, tensor<32xf32>, tensor<32xi32>, tensor<9xi32>) -> tensor<8x8xf32>
 // INFER-NOT: moe.threshold_loss
+// With 1.5: ceil(1.5 * 8) = 12 rows reach the groups, and ceil(1.5 * 2 *
+// 8) = 24 assignments.
+// CAP-LABEL: func.func @batchwise_hierarchy
+// CAP: moe.threshold_mask {{.*}} -> (tensor<9xi32>, tensor<12xi32>, tensor<12xf32>)
+// CAP: moe.dispatch {{.*}} : (tensor<8x8xf32>, tensor<12xi32>) -> tensor<12x8xf32>
+// CAP: moe.grouped_threshold_mask {{.*}} : (tensor<12x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<13xi32>, tensor<24xi32>, tensor<24xf32>)
+// CAP: moe.compose_routes_csr {{.*}} -> (tensor<9xi32>, tensor<24xi32>, tensor<24xf32>)
+// CAP: moe.combine {{.*}} : (tensor<24x8xf32>,
 func.func @batchwise_hierarchy(%x: tensor<2x4x8xf32>,
     %pg: tensor<8x2xf32> {moe.param = "pg", moe.init = #moe.init<zeros>},
     %pt: tensor<2xf32> {moe.param = "pt", moe.init = #moe.init<zeros>},
@@ -148,6 +165,12 @@ func.func @batchwise_hierarchy(%x: tensor<2x4x8xf32>,
 // GRAD-NOT: _train_step
 // INFER-LABEL: func.func @eval_copy
 // INFER-COUNT-2: moe.grouped_threshold_mask
+// The batchwise-trained layer has its capacities from k_primary and
+// k_secondary; the threshold layer written without them keeps every
+// choice (16 rows, 64 assignments) whatever the factor.
+// CAP-LABEL: func.func @eval_copy
+// CAP: moe.grouped_threshold_mask {{.*}} -> (tensor<13xi32>, tensor<24xi32>, tensor<24xf32>)
+// CAP: moe.grouped_threshold_mask {{.*}} : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<64xi32>, tensor<64xf32>)
 func.func @eval_copy(%x: tensor<8x8xf32>, %pg: tensor<8x2xf32>, %pt: tensor<2xf32>, %sg: tensor<2x8x4xf32>, %st: tensor<2x4xf32>, %we: tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>) attributes {moe.inference} {
   %y, %aux = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 8 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<8x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x4xf32>, tensor<2x4xf32>, tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)
   %z, %aux2 = moe.hierarchical_moe_layer %x primary(%pg, thresholds %pt) secondary(%sg, thresholds %st) experts(%we) {num_experts = 8 : i64, groups = 2 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<8x8xf32>, tensor<8x2xf32>, tensor<2xf32>, tensor<2x8x4xf32>, tensor<2x4xf32>, tensor<8x8x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Passes.h"
+#include "dialect/MoECollectiveOps.h"
 #include "dialect/MoEDialect.h"
 #include "passes/Passes.h"
 
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
                   mlir::func::FuncDialect, mlir::mesh::MeshDialect,
                   mlir::tensor::TensorDialect>();
   mlir::func::registerAllExtensions(registry);
+  mlir::moe::registerMeshGradientModels(registry);
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "moe-opt: compiler driver for mixture-of-experts models\n",
       registry));

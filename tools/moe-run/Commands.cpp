@@ -16,6 +16,7 @@
 
 #include "runtime/Philox.h"
 #include "runtime/checkpoint/Checkpoint.h"
+#include "runtime/collectives/Collectives.h"
 #include "runtime/data/Batcher.h"
 #include "runtime/data/Corpus.h"
 #include "runtime/data/Tokenizer.h"
@@ -41,10 +42,14 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// A loaded package with its session.
+/// A loaded package with its session and the ranks it runs on (declared
+/// first: destroyed after the session that uses them).
 struct Loaded {
+  std::unique_ptr<rt::Collectives> collectives;
   std::unique_ptr<Package> package;
   std::unique_ptr<Session> session;
+  int rank() const { return collectives->rank(); }
+  int ranks() const { return collectives->size(); }
 };
 
 std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
@@ -67,10 +72,18 @@ std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
 
 Loaded loadPackage(const CommonOptions &options) {
   Loaded loaded;
+  // Under mpirun every rank runs this; "auto" finds out.
+  loaded.collectives = rt::createCollectives(options.collectives);
   loaded.package = std::make_unique<Package>(Package::open(options.package));
-  loaded.package->load(options.verbose);
+  // Rank 0 compiles the package; the others then find it in the cache.
+  if (loaded.rank() == 0)
+    loaded.package->load(options.verbose);
+  loaded.collectives->barrier();
+  if (loaded.rank() != 0)
+    loaded.package->load(false);
   loaded.session = std::make_unique<Session>(
       *loaded.package, makeBackend(options, *loaded.package));
+  loaded.session->setCollectives(loaded.collectives.get());
   return loaded;
 }
 
@@ -233,9 +246,13 @@ struct Evaluation {
   double seconds = 0;
 };
 
+/// Evaluates the split's batches, rank r taking batches r, r + R, ...; the
+/// sums are gathered and added in rank order, so every rank reports the
+/// same perplexity whatever the number of ranks.
 Evaluation evaluate(Session &session, const Package &package,
                     const std::vector<std::vector<int32_t>> &sentences,
-                    const LmShape &shape, int64_t maxBatches) {
+                    const LmShape &shape, int64_t maxBatches,
+                    rt::Collectives *collectives = nullptr) {
   if (sentences.empty())
     throw std::runtime_error("the split to evaluate has no sentences "
                              "(raise --test-fraction or use a larger "
@@ -247,17 +264,33 @@ Evaluation evaluate(Session &session, const Package &package,
       targets(shape.batch * shape.time);
   Evaluation result;
   double sum = 0;
-  int64_t batches = 0;
+  int64_t batches = 0, tokenCount = 0;
+  int rank = collectives ? collectives->rank() : 0;
+  int ranks = collectives ? collectives->size() : 1;
   auto start = Clock::now();
   while (batcher.next(tokens.data(), targets.data())) {
-    CallResult r = session.call(
-        role, {{"tokens", tokens.data()}, {"targets", targets.data()}},
-        /*step=*/1, /*training=*/false, /*collectStats=*/true);
-    sum += r.stats.crossEntropySum;
-    result.tokens += r.stats.crossEntropyTokens;
-    if (maxBatches && ++batches >= maxBatches)
+    if (batches++ % ranks == rank) {
+      CallResult r = session.call(
+          role, {{"tokens", tokens.data()}, {"targets", targets.data()}},
+          /*step=*/1, /*training=*/false, /*collectStats=*/true);
+      sum += r.stats.crossEntropySum;
+      tokenCount += r.stats.crossEntropyTokens;
+    }
+    if (maxBatches && batches >= maxBatches)
       break;
   }
+  if (ranks > 1) {
+    std::vector<double> local{sum, static_cast<double>(tokenCount)};
+    std::vector<double> all(2 * ranks);
+    collectives->allGather(local.data(), sizeof(double) * 2, all.data());
+    sum = 0;
+    tokenCount = 0;
+    for (int r = 0; r < ranks; ++r) {
+      sum += all[2 * r];
+      tokenCount += static_cast<int64_t>(all[2 * r + 1]);
+    }
+  }
+  result.tokens = tokenCount;
   result.seconds = secondsSince(start);
   result.crossEntropy = result.tokens ? sum / result.tokens : 0;
   result.perplexity = std::exp(result.crossEntropy);
@@ -302,6 +335,10 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   Loaded loaded = loadPackage(common);
   Package &package = *loaded.package;
   Session &session = *loaded.session;
+  rt::Collectives &ranks = *loaded.collectives;
+  // Rank 0 speaks, writes metrics and checkpoints for all.
+  bool lead = ranks.rank() == 0;
+  bool quiet = quiet || !lead;
   if (!package.hasAdam())
     throw std::runtime_error(
         "package " + package.directory() +
@@ -317,10 +354,14 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
         " tokens (change the shapes in the model and recompile)");
   if (train.steps < 1)
     throw std::runtime_error("--steps must be at least 1");
-  rt::data::Corpus corpus = loadData(data, shape, common.quiet);
+  rt::data::Corpus corpus = loadData(data, shape, quiet);
   double unigram = rt::data::unigramPerplexity(corpus);
 
-  rt::data::LmBatcher batcher(corpus.train, shape.batch, shape.time,
+  // The global batch of a step is R batches of the compiled shape, cut
+  // from one stream; rank r takes the r-th. R ranks thus read what one
+  // rank compiled for R times the batch reads.
+  int64_t globalRows = shape.batch * ranks.size();
+  rt::data::LmBatcher batcher(corpus.train, globalRows, shape.time,
                               common.seed, /*shuffle=*/true);
   std::string trainFingerprint = splitFingerprint(corpus.train);
   int64_t step = 0;
@@ -330,7 +371,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     if (train.checkpointDir.empty())
       throw std::runtime_error("--resume latest needs --checkpoint-dir");
     resumeDir = rt::latestCheckpoint(train.checkpointDir);
-    if (resumeDir.empty() && !common.quiet)
+    if (resumeDir.empty() && !quiet)
       std::printf("resume: no checkpoint in %s yet, starting fresh\n",
                   train.checkpointDir.c_str());
   }
@@ -343,15 +384,15 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     step = checkpoint.step;
     const nlohmann::json &state = checkpoint.state;
     refuseNewerCheckpoints(train.checkpointDir, step);
-    if (!train.metrics.empty())
+    if (!train.metrics.empty() && lead)
       dropMetricsAfter(train.metrics, step);
     rt::data::LmBatcher::Position position;
     position.epoch = state["data"].value("epoch", int64_t(0));
     position.batch = state["data"].value("batch", int64_t(0));
-    batcher = rt::data::LmBatcher(corpus.train, shape.batch, shape.time, seed,
+    batcher = rt::data::LmBatcher(corpus.train, globalRows, shape.time, seed,
                                   /*shuffle=*/true);
     batcher.seek(position);
-    if (!common.quiet)
+    if (!quiet)
       std::printf("resume: %s at step %lld (epoch %lld, batch %lld)\n",
                   resumeDir.c_str(), static_cast<long long>(step),
                   static_cast<long long>(position.epoch),
@@ -364,7 +405,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   int64_t parameters = 0;
   for (const std::string &name : session.parameterNames())
     parameters += session.bufferInfo(name).elements();
-  if (!common.quiet) {
+  if (!quiet) {
     std::printf("model: %s, %lld parameters, batch %lld x %lld, arena %.1f "
                 "MiB, %.3f GFLOP per step, backend %s\n",
                 package.model().c_str(), static_cast<long long>(parameters),
@@ -372,6 +413,10 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
                 static_cast<long long>(shape.time),
                 stepInfo.arenaBytes / 1048576.0, stepInfo.flops / 1e9,
                 session.backend().name().c_str());
+    if (ranks.size() > 1)
+      std::printf("ranks: %d (%s), global batch %lld x %lld\n", ranks.size(),
+                  ranks.name().c_str(), static_cast<long long>(globalRows),
+                  static_cast<long long>(shape.time));
     std::printf("unigram baseline: test perplexity %.2f\n", unigram);
     if (corpus.test.empty())
       std::printf("note: no test split (--test-fraction %.3g of %zu "
@@ -385,9 +430,12 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   if (!corpus.test.empty())
     session.prepare(package.function("eval") ? "eval" : "model");
 
-  MetricsFile metrics(train.metrics, /*append=*/!resumeDir.empty());
-  Progress progress(train.steps, common.quiet);
-  std::vector<int32_t> tokens(batchTokens), targets(batchTokens);
+  MetricsFile metrics(lead ? train.metrics : "", /*append=*/!resumeDir.empty());
+  Progress progress(train.steps, quiet);
+  std::vector<int32_t> globalTokens(globalRows * shape.time),
+      globalTargets(globalRows * shape.time);
+  int32_t *tokens = globalTokens.data() + ranks.rank() * batchTokens;
+  int32_t *targets = globalTargets.data() + ranks.rank() * batchTokens;
 
   auto saveAt = [&](int64_t at) {
     nlohmann::json state{
@@ -401,11 +449,14 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
         {"train_fingerprint", trainFingerprint},
         {"batch", {shape.batch, shape.time}},
         {"corpus", data.path}};
-    std::string dir = rt::saveCheckpoint(train.checkpointDir, at,
-                                         session.snapshot(), state,
-                                         train.keep);
+    // Every parameter is replicated: rank 0 writes them for all.
+    std::string dir;
+    if (lead)
+      dir = rt::saveCheckpoint(train.checkpointDir, at, session.snapshot(),
+                               state, train.keep);
+    ranks.barrier();
     progress.finishLine();
-    if (!common.quiet)
+    if (!quiet)
       std::printf("checkpoint: %s\n", dir.c_str());
     metrics.write({{"step", at}, {"checkpoint", dir}});
   };
@@ -415,9 +466,10 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
       e.perplexity = e.crossEntropy = std::nan("");
       return e;
     }
-    e = evaluate(session, package, corpus.test, shape, train.evalBatches);
+    e = evaluate(session, package, corpus.test, shape, train.evalBatches,
+                 &ranks);
     progress.finishLine();
-    if (!common.quiet)
+    if (!quiet)
       std::printf("eval at step %lld: test perplexity %.2f over %lld words "
                   "(%.1fs)\n",
                   static_cast<long long>(at), e.perplexity,
@@ -438,12 +490,12 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   int64_t firstStep = step, lastSaved = -1;
   bool stoppedEarly = false;
   while (step < train.steps) {
-    if (!batcher.next(tokens.data(), targets.data()))
+    if (!batcher.next(globalTokens.data(), globalTargets.data()))
       continue; // end of an epoch: the next call starts the next one
     ++step;
-    CallResult r = session.call(
-        "train_step", {{"tokens", tokens.data()}, {"targets", targets.data()}},
-        step, /*training=*/true, /*collectStats=*/true);
+    CallResult r = session.call("train_step",
+                                {{"tokens", tokens}, {"targets", targets}},
+                                step, /*training=*/true, /*collectStats=*/true);
     if (!std::isfinite(r.loss)) {
       progress.finishLine();
       throw std::runtime_error("the loss is " + std::to_string(r.loss) +
@@ -453,7 +505,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     windowLoss += r.loss;
     windowCe += r.stats.crossEntropySum;
     windowCeTokens += r.stats.crossEntropyTokens;
-    windowTokens += batcher.realTargets(targets.data());
+    windowTokens += batcher.realTargets(globalTargets.data());
     windowSeconds += r.seconds;
     ++windowSteps;
     if (windowLoad.size() != r.stats.expertTokens.size())
@@ -471,12 +523,25 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     if (step % std::max<int64_t>(train.logEvery, 1) == 0 || last ||
         outOfTime) {
       double loss = windowLoss / windowSteps;
+      if (ranks.size() > 1) {
+        // Perplexity of the global batches: every rank's cross-entropy.
+        std::vector<double> local{windowCe,
+                                  static_cast<double>(windowCeTokens)};
+        std::vector<double> all(2 * ranks.size());
+        ranks.allGather(local.data(), sizeof(double) * 2, all.data());
+        windowCe = 0;
+        windowCeTokens = 0;
+        for (int r = 0; r < ranks.size(); ++r) {
+          windowCe += all[2 * r];
+          windowCeTokens += static_cast<int64_t>(all[2 * r + 1]);
+        }
+      }
       // The sampled softmax has no exact perplexity: reported as null.
       double ppl = windowCeTokens ? std::exp(windowCe / windowCeTokens)
                                   : std::nan("");
       double tokensPerSecond = windowTokens / std::max(windowSeconds, 1e-9);
-      double tflops =
-          stepInfo.flops * windowSteps / std::max(windowSeconds, 1e-9) / 1e12;
+      double tflops = stepInfo.flops * windowSteps * ranks.size() /
+                      std::max(windowSeconds, 1e-9) / 1e12;
       double perStep = secondsSince(start) / (step - firstStep);
       double eta = perStep * (train.steps - step);
       if (train.maxMinutes > 0)
@@ -508,7 +573,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
       evalAt(step);
     if (outOfTime && !last) {
       progress.finishLine();
-      if (!common.quiet)
+      if (!quiet)
         std::printf("stopping at step %lld: --max-minutes %.1f reached\n",
                     static_cast<long long>(step), train.maxMinutes);
       stoppedEarly = true;
@@ -519,7 +584,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   if (!train.checkpointDir.empty() && lastSaved != step && step > firstStep)
     saveAt(step);
   Evaluation e = evalAt(step);
-  if (!common.quiet) {
+  if (!quiet) {
     std::printf("trained %lld steps in %s%s\n",
                 static_cast<long long>(step - firstStep),
                 formatDuration(secondsSince(start)).c_str(),
@@ -557,7 +622,9 @@ int runEval(const CommonOptions &common, const DataOptions &data,
   const auto &sentences = eval.split == "test" ? corpus.test : corpus.train;
   Evaluation e =
       evaluate(*loaded.session, *loaded.package, sentences, shape,
-               eval.batches);
+               eval.batches, loaded.collectives.get());
+  if (loaded.rank() != 0)
+    return 0;
   std::printf("%s perplexity at step %lld: %.2f over %lld words (unigram "
               "baseline %.2f)\n",
               eval.split.c_str(), static_cast<long long>(step), e.perplexity,
@@ -574,6 +641,8 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
                 const GenerateOptions &options) {
   Loaded loaded = loadPackage(common);
   Package &package = *loaded.package;
+  if (loaded.ranks() > 1)
+    throw std::runtime_error("generate runs on one rank (not under mpirun)");
   LmShape shape = languageModelShape(package);
   rt::data::Corpus corpus = loadData(data, shape, /*quiet=*/true);
   if (options.checkpoint.empty())

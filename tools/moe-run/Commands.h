@@ -15,6 +15,7 @@ struct CommonOptions {
   int threads = 0;              ///< CPU threads; 0 = all cores
   int device = 0;               ///< CUDA device
   uint64_t seed = 1;
+  std::string collectives = "auto"; ///< auto, single or mpi
   bool verbose = false;
   bool quiet = false;
 };

@@ -11,6 +11,7 @@
 #include "tools/moe-run/Session.h"
 
 #include "runtime/Philox.h"
+#include "runtime/collectives/Collectives.h"
 
 #include <chrono>
 #include <cmath>
@@ -144,6 +145,7 @@ Session::FunctionState &Session::state(const std::string &role) {
   auto fs = std::make_unique<FunctionState>();
   fs->info = info;
   fs->context = std::make_unique<rt::step::Context>(backend_.get());
+  fs->context->collectives = collectives_;
   fs->arena = backend_->alloc(static_cast<size_t>(info->arenaBytes));
   fs->context->arena = static_cast<char *>(fs->arena);
   fs->context->results.assign(info->results.size(), nullptr);
@@ -192,7 +194,8 @@ CallResult Session::call(const std::string &role,
 
   ctx.beginCall();
   ctx.capturedLogits.clear();
-  ctx.seed = seed_;
+  // Rank 0 keeps the seed, so a one-rank run is the plain run.
+  ctx.seed = seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(rank()));
   ctx.step = step;
   ctx.training = training;
   ctx.collectStats = collectStats;
@@ -239,6 +242,16 @@ void Session::prepare(const std::string &role) {
         " backend");
   }
 }
+
+void Session::setCollectives(rt::Collectives *collectives) {
+  collectives_ = collectives;
+  for (auto &[role, fs] : functions)
+    fs->context->collectives = collectives;
+}
+
+int Session::rank() const { return collectives_ ? collectives_->rank() : 0; }
+
+int Session::ranks() const { return collectives_ ? collectives_->size() : 1; }
 
 void Session::captureLogits(const std::string &role, int64_t row) {
   state(role).context->captureRow = row;

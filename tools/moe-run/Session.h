@@ -71,6 +71,13 @@ public:
   const ArgumentInfo &bufferInfo(const std::string &name) const;
   std::vector<std::string> parameterNames() const;
 
+  /// Makes the package's collectives (mesh.all_reduce) run over these
+  /// ranks; without, the session is one rank. Rank r > 0 draws its gating
+  /// noise and dropout masks from its own RNG key (its tokens differ).
+  void setCollectives(rt::Collectives *collectives);
+  int rank() const;
+  int ranks() const;
+
   rt::Backend &backend() { return *backend_; }
   uint64_t seed() const { return seed_; }
 
@@ -81,6 +88,7 @@ private:
   const Package &package;
   std::unique_ptr<rt::Backend> backend_;
   uint64_t seed_ = 0;
+  rt::Collectives *collectives_ = nullptr;
   /// Parameters and optimizer state by name.
   std::map<std::string, std::pair<ArgumentInfo, void *>> buffers;
   std::map<std::string, std::unique_ptr<FunctionState>> functions;

@@ -49,6 +49,10 @@ void addCommon(CLI::App *app, CommonOptions &common) {
                   "Seed of parameter initialisation, gating noise, dropout "
                   "and data order")
       ->capture_default_str();
+  app->add_option("--collectives", common.collectives,
+                  "How ranks talk: auto (MPI under mpirun, else one rank), "
+                  "single or mpi")
+      ->capture_default_str();
   app->add_flag("-v,--verbose", common.verbose,
                 "Print the compile command and per-layer expert load");
   app->add_flag("-q,--quiet", common.quiet, "Print only errors and results");
@@ -122,6 +126,9 @@ void ensureRuntimeEnvironment(char **argv) {
 
 int main(int argc, char **argv) {
   ensureRuntimeEnvironment(argv);
+  // Line by line: progress reaches a pipe (mpirun, tee) as it happens, and
+  // nothing is left in a buffer when MPI tears the pipe down at exit.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app{"moe-run: train, evaluate and sample compiled mixture-of-"
                "experts language models.\n\nA package is what moe-translate "
                "writes from a model compiled by moe-opt --moe-train-pipeline:"

@@ -142,14 +142,17 @@ void groupedBatchwiseMaskForward(int64_t groups, int64_t rowsPerGroup,
 /// Eq. 7 inside groups: row r of group g (groupOffset[g] <= r <
 /// groupOffset[g+1]) keeps expert i when softmax(logits[r, :])[i] >
 /// thresholds[g * n + i]; rows of no group keep nothing and their logits
-/// are not read. Writes the assignment form and the number of assignments.
+/// are not read. Writes the assignment form into `capacity` slots and the
+/// number of assignments; throws std::runtime_error, writing no
+/// assignment, when more than `capacity` pass.
 template <typename T>
 void groupedThresholdMaskForward(int64_t rows, int64_t groups, int64_t n,
                                  const T *logits, const T *thresholds,
                                  const int32_t *groupOffset, T *mask,
                                  int32_t *rowPtr, int32_t *expert, T *gate,
-                                 int64_t *numAssigned) {
+                                 int64_t capacity, int64_t *numAssigned) {
   checkGroupedShape("groupedThresholdMaskForward", groups, rows, n);
+  checkCount("groupedThresholdMaskForward", capacity);
   checkGroupOffsets("groupedThresholdMaskForward", groups, rows, groupOffset);
   std::fill(mask, mask + rows * n, T(0));
   int64_t begin = groupOffset[0], end = groupOffset[groups];
@@ -168,9 +171,8 @@ void groupedThresholdMaskForward(int64_t rows, int64_t groups, int64_t n,
         mask[r * n + i] = p[i] > thr[i] ? T(1) : T(0);
     }
   }
-  maskToAssignments(rows, n, logits, mask, rowPtr, expert, gate);
-  if (numAssigned)
-    *numAssigned = rowPtr[rows];
+  maskToCappedAssignments("groupedThresholdMaskForward", rows, n, logits, mask,
+                          rowPtr, expert, gate, capacity, numAssigned);
 }
 
 /// Eq. 8 inside groups: the sum over the segments of

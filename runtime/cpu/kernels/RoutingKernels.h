@@ -407,13 +407,11 @@ std::vector<T> routerProbabilities(int64_t numTokens, int64_t n,
   return probs;
 }
 
-/// From a 0/1 mask [T,n], writes the assignment form: rowPtr [T+1], the
-/// kept experts of each token in increasing order and their gates = softmax
-/// of the kept logits.
+/// The row pointers rowPtr [T+1] of a 0/1 mask [T,n]: rowPtr[T] is the
+/// number of assignments.
 template <typename T>
-void maskToAssignments(int64_t numTokens, int64_t n, const T *logits,
-                       const T *mask, int32_t *rowPtr, int32_t *expert,
-                       T *gate) {
+void maskRowPointers(int64_t numTokens, int64_t n, const T *mask,
+                     int32_t *rowPtr) {
   // Counts per token in parallel, then their prefix sum in order.
 #pragma omp parallel for if (numTokens * n > kRoutingParallelGrain)            \
     schedule(static)
@@ -427,6 +425,14 @@ void maskToAssignments(int64_t numTokens, int64_t n, const T *logits,
   rowPtr[0] = 0;
   for (int64_t t = 0; t < numTokens; ++t)
     rowPtr[t + 1] += rowPtr[t];
+}
+
+/// Given the mask's row pointers (maskRowPointers), writes the kept experts
+/// of each token in increasing order at rowPtr[t] and their gates = softmax
+/// of the kept logits: rowPtr[T] entries of expert and gate.
+template <typename T>
+void compactMask(int64_t numTokens, int64_t n, const T *logits, const T *mask,
+                 const int32_t *rowPtr, int32_t *expert, T *gate) {
 #pragma omp parallel for if (numTokens * n > kRoutingParallelGrain)            \
     schedule(static)
   for (int64_t t = 0; t < numTokens; ++t) {
@@ -449,6 +455,32 @@ void maskToAssignments(int64_t numTokens, int64_t n, const T *logits,
     for (int32_t a = begin; a < end; ++a)
       gate[a] /= sum;
   }
+}
+
+/// From a 0/1 mask [T,n], writes the assignment form: rowPtr [T+1], the
+/// kept experts of each token in increasing order and their gates = softmax
+/// of the kept logits.
+template <typename T>
+void maskToAssignments(int64_t numTokens, int64_t n, const T *logits,
+                       const T *mask, int32_t *rowPtr, int32_t *expert,
+                       T *gate) {
+  maskRowPointers(numTokens, n, mask, rowPtr);
+  compactMask(numTokens, n, logits, mask, rowPtr, expert, gate);
+}
+
+/// The assignments of a threshold mask into `capacity` slots: the row
+/// pointers, then, when rowPtr[T] fits (else std::runtime_error naming
+/// `kernel`), the assignments; sets numAssigned (may be null).
+template <typename T>
+void maskToCappedAssignments(const char *kernel, int64_t numTokens, int64_t n,
+                             const T *logits, const T *mask, int32_t *rowPtr,
+                             int32_t *expert, T *gate, int64_t capacity,
+                             int64_t *numAssigned) {
+  maskRowPointers(numTokens, n, mask, rowPtr);
+  checkThresholdCapacity(kernel, rowPtr[numTokens], capacity);
+  compactMask(numTokens, n, logits, mask, rowPtr, expert, gate);
+  if (numAssigned)
+    *numAssigned = rowPtr[numTokens];
 }
 
 /// Batchwise mask (Eq. 6): for each expert i, keep the m tokens with the
@@ -492,22 +524,25 @@ void batchwiseMaskForward(int64_t numTokens, int64_t n, int64_t m,
 
 /// Threshold mask (Eq. 7): keep expert i of token t when p[t,i] =
 /// softmax(logits[t,:])[i] > thr[i] (thresholds on the probability scale);
-/// writes the assignment form (gates = softmax of the kept logits) and the
-/// number of assignments.
+/// writes the assignment form (gates = softmax of the kept logits) into
+/// `capacity` slots and the number of assignments. Throws
+/// std::runtime_error, writing no assignment, when more than `capacity`
+/// pass.
 template <typename T>
 void thresholdMaskForward(int64_t numTokens, int64_t n, const T *logits,
                           const T *thresholds, T *mask, int32_t *rowPtr,
-                          int32_t *expert, T *gate, int64_t *numAssigned) {
+                          int32_t *expert, T *gate, int64_t capacity,
+                          int64_t *numAssigned) {
   checkRouterShape("thresholdMaskForward", numTokens, n);
+  checkCount("thresholdMaskForward", capacity);
   std::vector<T> probs = routerProbabilities(numTokens, n, logits);
 #pragma omp parallel for if (numTokens * n > kRoutingParallelGrain)            \
     schedule(static)
   for (int64_t t = 0; t < numTokens; ++t)
     for (int64_t i = 0; i < n; ++i)
       mask[t * n + i] = probs[t * n + i] > thresholds[i] ? T(1) : T(0);
-  maskToAssignments(numTokens, n, logits, mask, rowPtr, expert, gate);
-  if (numAssigned)
-    *numAssigned = rowPtr[numTokens];
+  maskToCappedAssignments("thresholdMaskForward", numTokens, n, logits, mask,
+                          rowPtr, expert, gate, capacity, numAssigned);
 }
 
 /// Backward of per-token softmax gates in assignment form: dLogits [T,n]

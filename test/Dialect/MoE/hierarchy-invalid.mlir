@@ -63,10 +63,19 @@ func.func @grouped_threshold_offsets(%l: tensor<16x4xf32>, %t: tensor<2x4xf32>, 
 
 // -----
 
-// Any row may pass every threshold: the buffers hold R * n assignments.
+// The compiled capacity holds at most every (row, expert) pair, R * n.
 func.func @grouped_threshold_capacity(%l: tensor<16x4xf32>, %t: tensor<2x4xf32>, %off: tensor<3xi32>) {
-  // expected-error@+1 {{'moe.grouped_threshold_mask' op expects gate of shape 64 ([R * n], room for every row and expert) but got 32}}
-  %r, %e, %g = moe.grouped_threshold_mask %l, %t, %off : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<64xi32>, tensor<32xf32>)
+  // expected-error@+1 {{'moe.grouped_threshold_mask' op expects expert of shape C, an assignment capacity with 1 <= C <= R * n = 64, but got 65}}
+  %r, %e, %g = moe.grouped_threshold_mask %l, %t, %off : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<65xi32>, tensor<65xf32>)
+  return
+}
+
+// -----
+
+// Expert and gate have the same capacity.
+func.func @grouped_threshold_gates(%l: tensor<16x4xf32>, %t: tensor<2x4xf32>, %off: tensor<3xi32>) {
+  // expected-error@+1 {{'moe.grouped_threshold_mask' op expects gate of shape 24 (the shape of expert, one gate per assignment slot) but got 32}}
+  %r, %e, %g = moe.grouped_threshold_mask %l, %t, %off : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<24xi32>, tensor<32xf32>)
   return
 }
 

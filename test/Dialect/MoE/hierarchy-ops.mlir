@@ -23,14 +23,15 @@ func.func @batchwise_hierarchy(%pl: tensor<8x2xf32>, %pos: tensor<8xi32>, %l: te
 }
 
 // Inference: the secondary threshold mask reads the group offsets of the
-// primary plan; buffers have room for every row and expert.
+// primary plan; buffers have a compiled capacity of at most every row and
+// expert (32 of the 64 here).
 // CHECK-LABEL: func.func @threshold_hierarchy
-// CHECK: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.grouped_threshold_mask %{{.*}}, %{{.*}}, %{{.*}} : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<64xi32>, tensor<64xf32>)
-// CHECK: moe.compose_routes_csr %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[R]], %[[E]], %[[G]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<64xi32>, tensor<64xf32>)
-func.func @threshold_hierarchy(%l: tensor<16x4xf32>, %t: tensor<2x4xf32>, %off: tensor<3xi32>, %pr: tensor<9xi32>, %pe: tensor<16xi32>, %pg: tensor<16xf32>, %pos: tensor<16xi32>) -> tensor<64xf32> {
-  %r, %e, %g = moe.grouped_threshold_mask %l, %t, %off : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<64xi32>, tensor<64xf32>)
-  %cr, %ce, %cg = moe.compose_routes_csr %pr, %pe, %pg, %pos, %r, %e, %g {experts_per_group = 4 : i64} : (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>, tensor<16xi32>, tensor<17xi32>, tensor<64xi32>, tensor<64xf32>) -> (tensor<9xi32>, tensor<64xi32>, tensor<64xf32>)
-  return %cg : tensor<64xf32>
+// CHECK: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.grouped_threshold_mask %{{.*}}, %{{.*}}, %{{.*}} : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
+// CHECK: moe.compose_routes_csr %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[R]], %[[E]], %[[G]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<32xi32>, tensor<32xf32>)
+func.func @threshold_hierarchy(%l: tensor<16x4xf32>, %t: tensor<2x4xf32>, %off: tensor<3xi32>, %pr: tensor<9xi32>, %pe: tensor<16xi32>, %pg: tensor<16xf32>, %pos: tensor<16xi32>) -> tensor<32xf32> {
+  %r, %e, %g = moe.grouped_threshold_mask %l, %t, %off : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
+  %cr, %ce, %cg = moe.compose_routes_csr %pr, %pe, %pg, %pos, %r, %e, %g {experts_per_group = 4 : i64} : (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>, tensor<16xi32>, tensor<17xi32>, tensor<32xi32>, tensor<32xf32>) -> (tensor<9xi32>, tensor<32xi32>, tensor<32xf32>)
+  return %cg : tensor<32xf32>
 }
 
 // The hierarchical load estimate and its backward.

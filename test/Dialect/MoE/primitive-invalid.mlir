@@ -261,10 +261,28 @@ func.func @adam_state_type(%p: tensor<4xf32>, %m: tensor<3xf32>, %lr: tensor<f32
 
 // -----
 
-// Threshold routing keeps room for every (token, expert) pair: it must not
-// drop a token whatever the thresholds are.
+// Threshold routing has a compiled capacity of at most every (token,
+// expert) pair...
 func.func @threshold_mask_capacity(%l: tensor<3x2xf32>, %t: tensor<2xf32>) {
-  // expected-error@+1 {{expects expert of shape 6 ([T * n], room for every token and expert) but got 3}}
+  // expected-error@+1 {{expects expert of shape C, an assignment capacity with 1 <= C <= T * n = 6, but got 7}}
+  %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<7xi32>, tensor<7xf32>)
+  return
+}
+
+// -----
+
+// ... and at least one slot...
+func.func @threshold_mask_no_capacity(%l: tensor<3x2xf32>, %t: tensor<2xf32>) {
+  // expected-error@+1 {{expects expert of shape C, an assignment capacity with 1 <= C <= T * n = 6, but got 0}}
+  %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<0xi32>, tensor<0xf32>)
+  return
+}
+
+// -----
+
+// ... with a gate for every slot.
+func.func @threshold_mask_gates(%l: tensor<3x2xf32>, %t: tensor<2xf32>) {
+  // expected-error@+1 {{expects gate of shape 3 (the shape of expert, one gate per assignment slot) but got 6}}
   %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<3xi32>, tensor<6xf32>)
   return
 }

@@ -73,11 +73,14 @@ func.func @optimizer(%p: tensor<4x2xf32>, %g: tensor<4x2xf32>, %m: tensor<4x2xf3
   return %p2 : tensor<4x2xf32>
 }
 
+// Room for every (token, expert) pair, or a smaller compiled capacity.
 // CHECK-LABEL: func.func @threshold_mask
 // CHECK: moe.threshold_mask %{{.*}}, %{{.*}} : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
-func.func @threshold_mask(%l: tensor<3x2xf32>, %t: tensor<2xf32>) -> tensor<6xf32> {
+// CHECK: moe.threshold_mask %{{.*}}, %{{.*}} : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<4xi32>, tensor<4xf32>)
+func.func @threshold_mask(%l: tensor<3x2xf32>, %t: tensor<2xf32>) -> (tensor<6xf32>, tensor<4xf32>) {
   %r, %e, %g = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<6xi32>, tensor<6xf32>)
-  return %g : tensor<6xf32>
+  %r2, %e2, %g2 = moe.threshold_mask %l, %t : (tensor<3x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<4xi32>, tensor<4xf32>)
+  return %g, %g2 : tensor<6xf32>, tensor<4xf32>
 }
 
 // CHECK-LABEL: func.func @fused_route

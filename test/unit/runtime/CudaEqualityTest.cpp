@@ -627,7 +627,7 @@ TEST_F(CudaEquality, ThresholdMaskAndMaskedGateBackward) {
       rt::Backend &b = onGpu ? *gpu : *cpu;
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
       b.thresholdMaskForward(T, n, p(logits), p(thresholds), p(mask), p(rowPtr),
-                             p(expert), p(gate), &assigned[onGpu]);
+                             p(expert), p(gate), T * n, &assigned[onGpu]);
     }
     std::string what = "threshold n=" + std::to_string(n);
     EXPECT_EQ(assigned[1], assigned[0]) << what;
@@ -656,6 +656,75 @@ TEST_F(CudaEquality, ThresholdMaskAndMaskedGateBackward) {
                            p(dGate), p(dLogits));
     }
     expectClose(*dLogits, 1e-5, 1e-6, what + " maskedGateBackward");
+  }
+}
+
+TEST_F(CudaEquality, ThresholdMaskCapacity) {
+  // As GroupedThresholdMaskCapacity for the flat mask: exactly enough slots
+  // give the uncapped routing and nothing written behind it on either
+  // backend; one less is the same runtime error on both, with nothing
+  // written.
+  for (int64_t n : {5, 40, 1500}) {
+    const int64_t T = 77, guard = 8;
+    std::vector<float> logitsHost = randomVector(T * n, 27, -2, 2);
+    auto logits = twin(logitsHost);
+    auto thresholds = twin(thresholdsBetweenProbabilities(logitsHost, T, n));
+    int64_t A = -1;
+    {
+      auto mask = output<float>(T * n), gate = output<float>(T * n);
+      auto rowPtr = output<int32_t>(T + 1), expert = output<int32_t>(T * n);
+      cpu->thresholdMaskForward(T, n, logits->cpu(), thresholds->cpu(),
+                                mask->cpu(), rowPtr->cpu(), expert->cpu(),
+                                gate->cpu(), T * n, &A);
+    }
+    std::string what = "threshold capacity n=" + std::to_string(n);
+    ASSERT_GT(A, 1) << what;
+    auto mask = output<float>(T * n), gate = output<float>(A + guard);
+    auto rowPtr = output<int32_t>(T + 1), expert = output<int32_t>(A + guard);
+    int64_t assigned[2] = {-1, -1};
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.thresholdMaskForward(T, n, p(logits), p(thresholds), p(mask), p(rowPtr),
+                             p(expert), p(gate), A, &assigned[onGpu]);
+    }
+    EXPECT_EQ(assigned[0], A) << what;
+    EXPECT_EQ(assigned[1], A) << what;
+    expectSame(*mask, what + " mask");
+    expectSame(*rowPtr, what + " rowPtr");
+    expectSame(*expert, what + " expert");
+    expectClose(*gate, kRtol, kAtol, what + " gate");
+    std::vector<int32_t> ge = expert->onGpu();
+    expectEqual(std::vector<int32_t>(ge.begin() + A, ge.end()),
+                std::vector<int32_t>(guard, -77), what + " guard");
+
+    auto lessGate = output<float>(A + guard);
+    auto lessExpert = output<int32_t>(A + guard);
+    std::string message[2];
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      try {
+        b.thresholdMaskForward(T, n, p(logits), p(thresholds), p(mask),
+                               p(rowPtr), p(lessExpert), p(lessGate), A - 1,
+                               nullptr);
+        ADD_FAILURE() << what << ": no error with a capacity of A - 1, gpu "
+                      << onGpu;
+      } catch (const std::runtime_error &e) {
+        message[onGpu] = e.what();
+      }
+    }
+    EXPECT_EQ(message[1], message[0]) << what;
+    EXPECT_NE(message[0].find("thresholdMaskForward: " + std::to_string(A) +
+                              " assignments pass the thresholds but the "
+                              "compiled capacity is " +
+                              std::to_string(A - 1)),
+              std::string::npos)
+        << message[0];
+    expectEqual(lessExpert->onGpu(), std::vector<int32_t>(A + guard, -77),
+                what + " overflow expert");
+    expectEqual(lessGate->onGpu(), std::vector<float>(A + guard, -77.0f),
+                what + " overflow gate");
   }
 }
 
@@ -1255,7 +1324,7 @@ TEST_F(CudaEquality, GroupedThresholdMask) {
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
       b.groupedThresholdMaskForward(rows, groups, n, p(logits), p(thresholds),
                                     p(offsets), p(mask), p(rowPtr), p(expert),
-                                    p(gate), &assigned[onGpu]);
+                                    p(gate), rows * n, &assigned[onGpu]);
     }
     std::string what = "grouped threshold n=" + std::to_string(n);
     EXPECT_EQ(assigned[1], assigned[0]) << what;
@@ -1272,6 +1341,84 @@ TEST_F(CudaEquality, GroupedThresholdMask) {
                std::vector<float>(cg.begin(), cg.begin() + A), kRtol, kAtol,
                what + " gate");
   }
+}
+
+TEST_F(CudaEquality, GroupedThresholdMaskCapacity) {
+  // A compiled capacity of exactly the assignments that pass gives the
+  // uncapped results on both backends and leaves the slots behind it
+  // alone; one less throws the same error on both before any assignment is
+  // written (the GPU scans the row pointers and checks their total first).
+  const int64_t rows = 80, groups = 3, n = 12, guard = 8;
+  const std::vector<int32_t> offsetsHost = {0, 30, 30, 70};
+  std::vector<float> logitsHost = randomVector(rows * n, 85, -2, 2);
+  for (int64_t q = 70 * n; q < rows * n; ++q)
+    logitsHost[q] = std::nanf("");
+  std::vector<float> thresholdsHost(groups * n, 0.5f);
+  for (int64_t g : {0, 2}) {
+    int64_t first = offsetsHost[g], count = offsetsHost[g + 1] - first;
+    std::vector<float> segment(logitsHost.begin() + first * n,
+                               logitsHost.begin() + (first + count) * n);
+    std::vector<float> t = thresholdsBetweenProbabilities(segment, count, n);
+    std::copy(t.begin(), t.end(), thresholdsHost.begin() + g * n);
+  }
+  auto logits = twin(logitsHost), thresholds = twin(thresholdsHost);
+  auto offsets = twin(offsetsHost);
+  int64_t A = -1;
+  {
+    auto mask = output<float>(rows * n), gate = output<float>(rows * n);
+    auto rowPtr = output<int32_t>(rows + 1);
+    auto expert = output<int32_t>(rows * n);
+    cpu->groupedThresholdMaskForward(
+        rows, groups, n, logits->cpu(), thresholds->cpu(), offsets->cpu(),
+        mask->cpu(), rowPtr->cpu(), expert->cpu(), gate->cpu(), rows * n, &A);
+  }
+  ASSERT_GT(A, 1);
+  auto mask = output<float>(rows * n), gate = output<float>(A + guard);
+  auto rowPtr = output<int32_t>(rows + 1), expert = output<int32_t>(A + guard);
+  int64_t assigned[2] = {-1, -1};
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.groupedThresholdMaskForward(rows, groups, n, p(logits), p(thresholds),
+                                  p(offsets), p(mask), p(rowPtr), p(expert),
+                                  p(gate), A, &assigned[onGpu]);
+  }
+  EXPECT_EQ(assigned[0], A);
+  EXPECT_EQ(assigned[1], A);
+  expectSame(*mask, "grouped capacity mask");
+  expectSame(*rowPtr, "grouped capacity rowPtr");
+  expectSame(*expert, "grouped capacity expert");
+  expectClose(*gate, kRtol, kAtol, "grouped capacity gate");
+  std::vector<int32_t> ge = expert->onGpu();
+  expectEqual(std::vector<int32_t>(ge.begin() + A, ge.end()),
+              std::vector<int32_t>(guard, -77), "grouped capacity guard");
+
+  auto lessGate = output<float>(A + guard);
+  auto lessExpert = output<int32_t>(A + guard);
+  std::string message[2];
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    try {
+      b.groupedThresholdMaskForward(rows, groups, n, p(logits), p(thresholds),
+                                    p(offsets), p(mask), p(rowPtr),
+                                    p(lessExpert), p(lessGate), A - 1, nullptr);
+      ADD_FAILURE() << "no error with a capacity of A - 1, gpu " << onGpu;
+    } catch (const std::runtime_error &e) {
+      message[onGpu] = e.what();
+    }
+  }
+  EXPECT_EQ(message[1], message[0]);
+  EXPECT_NE(message[0].find(std::to_string(A) +
+                            " assignments pass the thresholds but the "
+                            "compiled capacity is " +
+                            std::to_string(A - 1)),
+            std::string::npos)
+      << message[0];
+  expectEqual(lessExpert->onGpu(), std::vector<int32_t>(A + guard, -77),
+              "grouped overflow expert");
+  expectEqual(lessGate->onGpu(), std::vector<float>(A + guard, -77.0f),
+              "grouped overflow gate");
 }
 
 TEST_F(CudaEquality, GroupedBatchwiseThresholdLoss) {

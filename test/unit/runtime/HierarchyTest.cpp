@@ -21,6 +21,7 @@
 #include <numeric>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 using namespace moe;
@@ -337,7 +338,8 @@ TEST(GroupedThresholdMask, KeepsProbabilitiesAboveTheirGroupsThresholds) {
   int64_t numAssigned = -1;
   rt::cpu::groupedThresholdMaskForward<double>(
       rows, groups, n, logits.data(), thresholds.data(), offsets.data(),
-      mask.data(), rowPtr.data(), expert.data(), gate.data(), &numAssigned);
+      mask.data(), rowPtr.data(), expert.data(), gate.data(), rows * n,
+      &numAssigned);
   std::vector<double> p = probabilities(rows, n, logits);
   std::vector<double> expected(rows * n, 0.0);
   for (int64_t r = 0; r < 15; ++r) {
@@ -360,8 +362,71 @@ TEST(GroupedThresholdMask, KeepsProbabilitiesAboveTheirGroupsThresholds) {
   std::vector<double> swappedMask(rows * n);
   rt::cpu::groupedThresholdMaskForward<double>(
       rows, groups, n, logits.data(), swapped.data(), offsets.data(),
-      swappedMask.data(), rowPtr.data(), expert.data(), gate.data(), nullptr);
+      swappedMask.data(), rowPtr.data(), expert.data(), gate.data(), rows * n,
+      nullptr);
   EXPECT_NE(swappedMask, mask);
+}
+
+TEST(GroupedThresholdMask, CompiledCapacityHoldsExactlyWhatFits) {
+  // As above: group 1 empty, rows 15-19 unused slots (NaN, never read).
+  int64_t rows = 20, groups = 3, n = 4;
+  std::vector<int32_t> offsets = {0, 7, 7, 15};
+  auto logits = test::randomVector<double>(rows * n, 59, -2.0, 2.0);
+  for (int64_t q = 15 * n; q < rows * n; ++q)
+    logits[q] = std::numeric_limits<double>::quiet_NaN();
+  auto thresholds = test::randomVector<double>(groups * n, 60, 0.1, 0.4);
+  std::vector<double> mask(rows * n), gate(rows * n);
+  std::vector<int32_t> rowPtr(rows + 1), expert(rows * n);
+  int64_t A = -1;
+  rt::cpu::groupedThresholdMaskForward<double>(
+      rows, groups, n, logits.data(), thresholds.data(), offsets.data(),
+      mask.data(), rowPtr.data(), expert.data(), gate.data(), rows * n, &A);
+  ASSERT_GT(A, 1);
+  ASSERT_LT(A, 15 * n);
+
+  // Exactly A slots and guards behind them: the uncapped results, nothing
+  // written past the capacity.
+  const int64_t guard = 16;
+  std::vector<double> capMask(rows * n), capGate(A + guard, -3.5);
+  std::vector<int32_t> capRowPtr(rows + 1), capExpert(A + guard, -7);
+  int64_t capA = -1;
+  rt::cpu::groupedThresholdMaskForward<double>(
+      rows, groups, n, logits.data(), thresholds.data(), offsets.data(),
+      capMask.data(), capRowPtr.data(), capExpert.data(), capGate.data(), A,
+      &capA);
+  EXPECT_EQ(capA, A);
+  EXPECT_EQ(capMask, mask);
+  EXPECT_EQ(capRowPtr, rowPtr);
+  EXPECT_EQ(std::vector<int32_t>(capExpert.begin(), capExpert.begin() + A),
+            std::vector<int32_t>(expert.begin(), expert.begin() + A));
+  EXPECT_EQ(std::vector<double>(capGate.begin(), capGate.begin() + A),
+            std::vector<double>(gate.begin(), gate.begin() + A));
+  EXPECT_EQ(std::vector<int32_t>(capExpert.begin() + A, capExpert.end()),
+            std::vector<int32_t>(guard, -7));
+  EXPECT_EQ(std::vector<double>(capGate.begin() + A, capGate.end()),
+            std::vector<double>(guard, -3.5));
+
+  // One less: a runtime error naming the option, no assignment written.
+  std::vector<double> lessGate(A + guard, -3.5);
+  std::vector<int32_t> lessExpert(A + guard, -7);
+  try {
+    rt::cpu::groupedThresholdMaskForward<double>(
+        rows, groups, n, logits.data(), thresholds.data(), offsets.data(),
+        capMask.data(), capRowPtr.data(), lessExpert.data(), lessGate.data(),
+        A - 1, nullptr);
+    ADD_FAILURE() << "no error with a capacity of A - 1";
+  } catch (const std::runtime_error &e) {
+    EXPECT_EQ(std::string(e.what()),
+              "groupedThresholdMaskForward: " + std::to_string(A) +
+                  " assignments pass the thresholds but the compiled "
+                  "capacity is " +
+                  std::to_string(A - 1) +
+                  " (recompile with a larger "
+                  "--moe-inference-pipeline=\"threshold-capacity=...\" or "
+                  "--moe-train-pipeline=\"threshold-capacity=...\")");
+  }
+  EXPECT_EQ(lessExpert, std::vector<int32_t>(A + guard, -7));
+  EXPECT_EQ(lessGate, std::vector<double>(A + guard, -3.5));
 }
 
 TEST(GroupedThresholdMask, RejectsBadGroupOffsets) {
@@ -373,7 +438,7 @@ TEST(GroupedThresholdMask, RejectsBadGroupOffsets) {
         std::vector<int32_t>{-1, 3, 6}})
     EXPECT_THROW(rt::cpu::groupedThresholdMaskForward<double>(
                      6, 2, 2, logits.data(), thresholds.data(), offsets.data(),
-                     mask.data(), rowPtr.data(), expert.data(), gate.data(),
+                     mask.data(), rowPtr.data(), expert.data(), gate.data(), 12,
                      nullptr),
                  std::invalid_argument);
 }
@@ -758,7 +823,7 @@ TEST(CpuBackendHierarchy, EntryPointsRunTheKernels) {
   std::vector<float> thrGate(rows * n);
   backend->groupedThresholdMaskForward(
       rows, groups, n, logits.data(), thresholds.data(), offsets.data(),
-      mask.data(), thrRowPtr.data(), thrExpert.data(), thrGate.data(),
+      mask.data(), thrRowPtr.data(), thrExpert.data(), thrGate.data(), rows * n,
       &assigned);
   EXPECT_EQ(assigned, thrRowPtr[rows]);
   std::vector<float> pl = {2.0f, 4.0f}, sl = {1.0f, 3.0f, 2.0f, 2.0f};

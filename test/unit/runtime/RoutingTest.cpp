@@ -25,6 +25,7 @@
 #include <memory>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 using namespace moe;
@@ -575,13 +576,13 @@ TEST(BatchwiseMask, RanksTokensByProbabilityAsInAppendixA) {
     std::vector<double> high = {0.6, 0.6}, low = {0.3, 0.3};
     rt::cpu::thresholdMaskForward<double>(
         T, n, logits.data(), high.data(), thrMask.data(), thrRowPtr.data(),
-        thrExpert.data(), thrGate.data(), &numAssigned);
+        thrExpert.data(), thrGate.data(), T * n, &numAssigned);
     EXPECT_EQ(thrMask, (std::vector<double>{1, 0, 0, 0}));
     EXPECT_EQ(numAssigned, 1);
     EXPECT_EQ(thrRowPtr, (std::vector<int32_t>{0, 1, 1}));
     rt::cpu::thresholdMaskForward<double>(
         T, n, logits.data(), low.data(), thrMask.data(), thrRowPtr.data(),
-        thrExpert.data(), thrGate.data(), &numAssigned);
+        thrExpert.data(), thrGate.data(), T * n, &numAssigned);
     EXPECT_EQ(thrMask, (std::vector<double>{1, 0, 1, 1}));
     EXPECT_EQ(numAssigned, 3);
     EXPECT_EQ(std::vector<int32_t>(thrExpert.begin(), thrExpert.begin() + 3),
@@ -615,7 +616,7 @@ TEST(ThresholdMask, KeepsProbabilitiesAboveTheThresholds) {
     int64_t numAssigned = -1;
     rt::cpu::thresholdMaskForward<double>(
         T, n, logits.data(), thresholds.data(), mask.data(), rowPtr.data(),
-        expert.data(), gate.data(), &numAssigned);
+        expert.data(), gate.data(), T * n, &numAssigned);
     std::vector<double> p = referenceProbabilities(T, n, logits);
     int64_t expectedCount = 0;
     for (int64_t t = 0; t < T; ++t)
@@ -630,6 +631,104 @@ TEST(ThresholdMask, KeepsProbabilitiesAboveTheThresholds) {
       EXPECT_LT(expectedCount, T * n);
     }
     expectAssignmentsMatchMask(T, n, logits, mask, rowPtr, expert, gate);
+  }
+}
+
+/// The message a threshold mask throws when `assigned` assignments do not
+/// fit in `capacity`.
+std::string overflowMessage(const char *kernel, int64_t assigned,
+                            int64_t capacity) {
+  return std::string(kernel) + ": " + std::to_string(assigned) +
+         " assignments pass the thresholds but the compiled capacity is " +
+         std::to_string(capacity) +
+         " (recompile with a larger "
+         "--moe-inference-pipeline=\"threshold-capacity=...\" or "
+         "--moe-train-pipeline=\"threshold-capacity=...\")";
+}
+
+TEST(ThresholdMask, CompiledCapacityHoldsExactlyWhatFits) {
+  int64_t T = 37, n = 9;
+  auto logits = randomVector<double>(T * n, 27, -2.0, 2.0);
+  auto thresholds = randomVector<double>(n, 28, 0.3 / n, 2.0 / n);
+  // Uncapped: room for every (token, expert) pair.
+  std::vector<double> mask(T * n), gate(T * n);
+  std::vector<int32_t> rowPtr(T + 1), expert(T * n);
+  int64_t A = -1;
+  rt::cpu::thresholdMaskForward<double>(T, n, logits.data(), thresholds.data(),
+                                        mask.data(), rowPtr.data(),
+                                        expert.data(), gate.data(), T * n, &A);
+  ASSERT_GT(A, 1);
+  ASSERT_LT(A, T * n);
+
+  // Exactly A slots, followed by guards that must stay as they are: the
+  // same results, and nothing written past the capacity.
+  const int64_t guard = 16;
+  const int32_t guardId = -7;
+  const double guardGate = -3.5;
+  std::vector<double> capMask(T * n), capGate(A + guard, guardGate);
+  std::vector<int32_t> capRowPtr(T + 1), capExpert(A + guard, guardId);
+  int64_t capA = -1;
+  rt::cpu::thresholdMaskForward<double>(
+      T, n, logits.data(), thresholds.data(), capMask.data(), capRowPtr.data(),
+      capExpert.data(), capGate.data(), A, &capA);
+  EXPECT_EQ(capA, A);
+  EXPECT_EQ(capMask, mask);
+  EXPECT_EQ(capRowPtr, rowPtr);
+  EXPECT_EQ(std::vector<int32_t>(capExpert.begin(), capExpert.begin() + A),
+            std::vector<int32_t>(expert.begin(), expert.begin() + A));
+  EXPECT_EQ(std::vector<double>(capGate.begin(), capGate.begin() + A),
+            std::vector<double>(gate.begin(), gate.begin() + A));
+  for (int64_t a = A; a < A + guard; ++a) {
+    EXPECT_EQ(capExpert[a], guardId) << a;
+    EXPECT_EQ(capGate[a], guardGate) << a;
+  }
+
+  // One slot less: a runtime error that says what to recompile, and no
+  // assignment written at all.
+  std::vector<double> lessGate(A + guard, guardGate);
+  std::vector<int32_t> lessExpert(A + guard, guardId);
+  int64_t lessA = -1;
+  try {
+    rt::cpu::thresholdMaskForward<double>(
+        T, n, logits.data(), thresholds.data(), capMask.data(),
+        capRowPtr.data(), lessExpert.data(), lessGate.data(), A - 1, &lessA);
+    ADD_FAILURE() << "no error with a capacity of A - 1";
+  } catch (const std::runtime_error &e) {
+    EXPECT_EQ(std::string(e.what()),
+              overflowMessage("thresholdMaskForward", A, A - 1));
+  }
+  EXPECT_EQ(lessA, -1);
+  EXPECT_EQ(lessExpert, std::vector<int32_t>(A + guard, guardId));
+  EXPECT_EQ(lessGate, std::vector<double>(A + guard, guardGate));
+
+  // A capacity is a count.
+  EXPECT_THROW(rt::cpu::thresholdMaskForward<double>(
+                   T, n, logits.data(), thresholds.data(), capMask.data(),
+                   capRowPtr.data(), capExpert.data(), capGate.data(), -1,
+                   nullptr),
+               std::invalid_argument);
+}
+
+TEST(ThresholdMask, BackendChecksTheCapacity) {
+  std::unique_ptr<rt::Backend> backend = rt::createCpuBackend(1);
+  int64_t T = 20, n = 4;
+  auto logits = randomVector<float>(T * n, 29, -2.0, 2.0);
+  // Every probability exceeds 0: every pair passes.
+  std::vector<float> thresholds(n, 0.0f), mask(T * n), gate(T * n);
+  std::vector<int32_t> rowPtr(T + 1), expert(T * n);
+  int64_t A = -1;
+  backend->thresholdMaskForward(T, n, logits.data(), thresholds.data(),
+                                mask.data(), rowPtr.data(), expert.data(),
+                                gate.data(), T * n, &A);
+  EXPECT_EQ(A, T * n);
+  try {
+    backend->thresholdMaskForward(T, n, logits.data(), thresholds.data(),
+                                  mask.data(), rowPtr.data(), expert.data(),
+                                  gate.data(), 2 * T, &A);
+    ADD_FAILURE() << "no error with a capacity of 2 * T";
+  } catch (const std::runtime_error &e) {
+    EXPECT_EQ(std::string(e.what()),
+              overflowMessage("thresholdMaskForward", T * n, 2 * T));
   }
 }
 
@@ -733,9 +832,10 @@ TEST(BatchwiseMask, ResultsDoNotDependOnTheThreadCount) {
     rt::cpu::batchwiseMaskForward<float>(T, n, m, logits.data(), mask.data(),
                                          rowPtr.data(), expert.data(),
                                          gate.data());
-    rt::cpu::thresholdMaskForward<float>(
-        T, n, logits.data(), thresholds.data(), thrMask.data(),
-        thrRowPtr.data(), thrExpert.data(), thrGate.data(), &numAssigned);
+    rt::cpu::thresholdMaskForward<float>(T, n, logits.data(), thresholds.data(),
+                                         thrMask.data(), thrRowPtr.data(),
+                                         thrExpert.data(), thrGate.data(),
+                                         T * n, &numAssigned);
     rt::cpu::batchwiseThresholdLossForward<float>(
         T, n, logits.data(), mask.data(), thresholds.data(), loss.data());
     rt::cpu::batchwiseThresholdLossBackward<float>(

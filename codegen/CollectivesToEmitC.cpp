@@ -1,0 +1,50 @@
+//===- CollectivesToEmitC.cpp - Mesh collectives of partitioned graphs ----===//
+//
+// Lowers the upstream mesh.all_reduce (sum or average over the 1-D mesh of
+// ranks that moe-partition adds) and moe.divide_by_mesh_size to the step
+// ABI, which calls the runtime's Collectives; the mesh itself is only a
+// symbol and emits nothing.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/MoEToEmitC.h"
+
+#include "dialect/MoEOps.h"
+
+#include "mlir/Dialect/Mesh/IR/MeshOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+struct MeshLowering : public OpConversionPattern<mesh::MeshOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(mesh::MeshOp op, OpAdaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::moe::populateMoECollectivesToEmitCPatterns(
+    const TypeConverter &converter, RewritePatternSet &patterns,
+    const EmitCTarget &) {
+  patterns.add<MeshLowering>(converter, patterns.getContext());
+  addStepCall<mesh::AllReduceOp>(
+      patterns, converter, "allReduce",
+      [](mesh::AllReduceOp op, mesh::AllReduceOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getInput())
+            .results()
+            .i64(numElements(op.getResult()))
+            .flag(op.getReduction() == mesh::ReductionKind::Average);
+      });
+  addStepCall<DivideByMeshSizeOp>(
+      patterns, converter, "divideByRanks",
+      [](DivideByMeshSizeOp op, DivideByMeshSizeOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getInput()).results().i64(numElements(op.getOutput()));
+      });
+}

@@ -1,0 +1,42 @@
+//===- CollectiveOps.cpp - All-reduce for data-parallel graphs ------------===//
+//
+// The Collectives add in rank order (runtime/collectives), so a reduced
+// value has the same bits on every rank and replicated parameters stay
+// identical without being broadcast.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/step/OpSupport.h"
+
+#include "runtime/collectives/Collectives.h"
+
+namespace moe::rt::step {
+
+namespace {
+
+int rankCount(Context *ctx) {
+  return ctx->collectives ? ctx->collectives->size() : 1;
+}
+
+} // namespace
+
+void allReduce(Context *ctx, const float *in, float *out, int64_t count,
+               bool average) {
+  Backend &b = *ctx->backend;
+  if (out != in)
+    b.copyDevice(out, in, sizeof(float) * count);
+  int ranks = rankCount(ctx);
+  if (ranks == 1)
+    return;
+  b.synchronize(); // the collective reads what the kernels wrote
+  ctx->collectives->allReduceSum(out, count);
+  if (average)
+    b.scale(out, 1.0f / static_cast<float>(ranks), out, count);
+}
+
+void divideByRanks(Context *ctx, const float *in, float *out, int64_t count) {
+  ctx->backend->scale(in, 1.0f / static_cast<float>(rankCount(ctx)), out,
+                      count);
+}
+
+} // namespace moe::rt::step

@@ -1,0 +1,46 @@
+// REQUIRES: moe-run, mpi
+// RUN: rm -rf %t && mkdir -p %t
+// RUN: python3 %S/Inputs/make-corpus.py %t/corpus.txt --lines 400
+// RUN: %package %S/Inputs/tiny_topk.mlir %t/dp "lr=0.01 warmup-steps=5 data-parallel=true" 2>/dev/null
+// RUN: %package %S/Inputs/tiny_topk.mlir %t/plain "lr=0.01 warmup-steps=5" 2>/dev/null
+// RUN: sed 's/2x5/4x5/g' %S/Inputs/tiny_topk.mlir > %t/batch4.mlir
+// RUN: %package %t/batch4.mlir %t/ref4 "lr=0.01 warmup-steps=5" 2>/dev/null
+// RUN: sed 's/2x5/8x5/g' %S/Inputs/tiny_topk.mlir > %t/batch8.mlir
+// RUN: %package %t/batch8.mlir %t/ref8 "lr=0.01 warmup-steps=5" 2>/dev/null
+
+// On one rank the data-parallel package is the plain one, bit for bit.
+// RUN: moe-run train %t/dp --data %t/corpus.txt --steps 20 --checkpoint-dir %t/dp1 -q
+// RUN: moe-run train %t/plain --data %t/corpus.txt --steps 20 --checkpoint-dir %t/plain1 -q
+// RUN: cmp %t/dp1/step-00000020/tensors.safetensors %t/plain1/step-00000020/tensors.safetensors
+
+// Two ranks of batch 2 train as one rank of batch 4 (the same global
+// batches, the loss of the global batch, gradients summed in rank order):
+// the same loss at every step and the same parameters, to round-off.
+// RUN: %mpirun -np 2 moe-run train %t/dp --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/dp2 --metrics %t/dp2.jsonl > %t/dp2.out
+// RUN: FileCheck %s --check-prefix=TWO --input-file=%t/dp2.out
+// RUN: moe-run train %t/ref4 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref4c --metrics %t/ref4.jsonl -q
+// RUN: python3 %S/Inputs/compare-metrics.py %t/dp2.jsonl %t/ref4.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-checkpoints.py %t/dp2/step-00000020/tensors.safetensors %t/ref4c/step-00000020/tensors.safetensors --rtol 1e-4
+
+// Four ranks as one rank of batch 8.
+// RUN: %mpirun -np 4 moe-run train %t/dp --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/dp4 --metrics %t/dp4.jsonl -q
+// RUN: moe-run train %t/ref8 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref8c --metrics %t/ref8.jsonl -q
+// RUN: python3 %S/Inputs/compare-metrics.py %t/dp4.jsonl %t/ref8.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-checkpoints.py %t/dp4/step-00000020/tensors.safetensors %t/ref8c/step-00000020/tensors.safetensors --rtol 1e-4
+
+// A 2-rank checkpoint resumes on 4 ranks (every parameter is replicated).
+// RUN: %mpirun -np 4 moe-run train %t/dp --data %t/corpus.txt --steps 24 --checkpoint-dir %t/dp2to4 --resume %t/dp2/step-00000020 | FileCheck %s --check-prefix=RESHARD
+
+// Only rank 0 reports; the global batch is shown.
+// TWO: ranks: 2 (mpi), global batch 4 x 5
+// TWO-NOT: ranks: 2
+// TWO: step 20/20
+// TWO: checkpoint: {{.*}}dp2/step-00000020
+// RESHARD: resume: {{.*}}dp2/step-00000020 at step 20
+// RESHARD: step 24/24
+
+// With gating noise each rank draws its own (its tokens differ): the noisy
+// tiny LM trains on two ranks and its loss falls.
+// RUN: %package %examples/tiny_moe.mlir %t/noisy "lr=0.01 warmup-steps=10 data-parallel=true" 2>/dev/null
+// RUN: %mpirun -np 2 moe-run train %t/noisy --data %t/corpus.txt --steps 150 --log-every 50 --metrics %t/noisy.jsonl -q
+// RUN: python3 %S/Inputs/check-metrics.py %t/noisy.jsonl --max-loss-ratio 0.7
