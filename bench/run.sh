@@ -23,8 +23,10 @@ cmake --build "$build" --target moe-layer-bench -j "$jobs"
 # OpenBLAS falls back to its SSE3 "Prescott" kernels on CPU models it does
 # not know (virtual CPUs with generic names): 4x slower sgemm on the AVX-512
 # CI machines. Name the core from the CPU's features, as moe-run does.
-if [[ -z "${OPENBLAS_CORETYPE:-}" ]] &&
-   OPENBLAS_VERBOSE=2 "$build/bench/moe-layer-bench" --reps 2>&1 | grep -q "Core: Prescott"; then
+# (The probe exits non-zero on purpose; under pipefail its output is read
+# first, not piped.)
+probe="$(OPENBLAS_VERBOSE=2 "$build/bench/moe-layer-bench" --reps 2>&1 || true)"
+if [[ -z "${OPENBLAS_CORETYPE:-}" && "$probe" == *"Core: Prescott"* ]]; then
   if grep -q avx512bw /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
   elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
 fi

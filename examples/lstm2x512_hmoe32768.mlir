@@ -48,12 +48,16 @@ func.func @lstm2x512_hmoe32768(
         {moe.param = "lstm1.bias", moe.init = #moe.init<zeros>},
     %moe_pgate: tensor<512x32xf32>
         {moe.param = "moe.primary_gate_weights", moe.init = #moe.init<zeros>},
+    // Thresholds start at the uniform gate probability 1/n (per level): at
+    // initialisation (zero gate weights, every probability 1/n) no expert
+    // passes Eq. 7, instead of all of them overflowing the compiled
+    // threshold capacity; Eq. 8 then trains them.
     %moe_pthresholds: tensor<32xf32>
-        {moe.param = "moe.primary_thresholds", moe.init = #moe.init<zeros>},
+        {moe.param = "moe.primary_thresholds", moe.init = #moe.init<constant, scale = 0.03125>},
     %moe_sgate: tensor<32x512x1024xf32>
         {moe.param = "moe.secondary_gate_weights", moe.init = #moe.init<zeros>},
     %moe_sthresholds: tensor<32x1024xf32>
-        {moe.param = "moe.secondary_thresholds", moe.init = #moe.init<zeros>},
+        {moe.param = "moe.secondary_thresholds", moe.init = #moe.init<constant, scale = 0.0009765625>},
     %moe_experts: tensor<32768x512x512xf32>
         {moe.param = "moe.expert_weights", moe.init = #moe.init<glorot_uniform>},
     %lstm2_wx: tensor<512x2048xf32>

@@ -45,8 +45,12 @@ func.func @lstm2x512_moe64(
         {moe.param = "lstm1.bias", moe.init = #moe.init<zeros>},
     %moe_gate: tensor<512x64xf32>
         {moe.param = "moe.gate_weights", moe.init = #moe.init<zeros>},
+    // Thresholds start at the uniform gate probability 1/n (per level): at
+    // initialisation (zero gate weights, every probability 1/n) no expert
+    // passes Eq. 7, instead of all of them overflowing the compiled
+    // threshold capacity; Eq. 8 then trains them.
     %moe_thresholds: tensor<64xf32>
-        {moe.param = "moe.thresholds", moe.init = #moe.init<zeros>},
+        {moe.param = "moe.thresholds", moe.init = #moe.init<constant, scale = 0.015625>},
     %moe_experts: tensor<64x512x512xf32>
         {moe.param = "moe.expert_weights", moe.init = #moe.init<glorot_uniform>},
     %lstm2_wx: tensor<512x2048xf32>

@@ -45,6 +45,8 @@ Context::Context(Backend *backend) : backend(backend), scratch(backend) {}
 Context::~Context() {
   for (auto &[key, ptr] : rowPtrs)
     backend->release(ptr);
+  if (softmaxCache.dLogits)
+    backend->release(softmaxCache.dLogits);
 }
 
 uint64_t Context::counterFor(int64_t stream) const {
@@ -66,6 +68,8 @@ double Context::hostScalar(const void *ptr, bool isInt64) {
 }
 
 void Context::beginCall() {
+  ++call;
+  softmaxCache.valid = false;
   stats.clear();
   results.assign(results.size(), nullptr);
 }

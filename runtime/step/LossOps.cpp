@@ -17,6 +17,16 @@ namespace moe::rt::step {
 namespace {
 
 constexpr int64_t kLogitBlockBytes = int64_t(64) << 20;
+/// The largest softmax the forward op keeps for its gradient op.
+constexpr int64_t kSoftmaxCacheBytes = int64_t(256) << 20;
+
+bool cacheMatches(const Context::SoftmaxCache &cache, const Context *ctx,
+                  const float *hidden, const int32_t *targets,
+                  const float *weights, const float *bias) {
+  return cache.valid && cache.call == ctx->call && cache.hidden == hidden &&
+         cache.targets == targets && cache.weights == weights &&
+         cache.bias == bias;
+}
 
 int64_t rowsPerBlock(int64_t tokens, int64_t vocab) {
   int64_t rows = kLogitBlockBytes / (4 * std::max<int64_t>(vocab, 1));
@@ -75,7 +85,18 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
     writeScalar(ctx, loss, count ? sum / count : 0.0);
     return;
   }
-  int64_t block = rowsPerBlock(tokens, vocab);
+  // In training, keep softmax - onehot for the gradient op when it fits:
+  // one block of all rows.
+  bool cache = ctx->training && tokens > 0 &&
+               tokens * vocab * 4 <= kSoftmaxCacheBytes;
+  Context::SoftmaxCache &kept = ctx->softmaxCache;
+  if (cache && kept.capacity < static_cast<size_t>(tokens * vocab)) {
+    if (kept.dLogits)
+      b.release(kept.dLogits);
+    kept.capacity = static_cast<size_t>(tokens * vocab);
+    kept.dLogits = static_cast<float *>(b.alloc(kept.capacity * 4));
+  }
+  int64_t block = cache ? tokens : rowsPerBlock(tokens, vocab);
   float *logits = scratch.get<float>(block * vocab);
   double sum = 0;
   for (int64_t row = 0; row < tokens; row += block) {
@@ -89,11 +110,20 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
                    sizeof(float) * vocab);
     }
     int64_t blockTokens = 0;
-    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, 0.0f,
-                          blockLoss, nullptr, &blockTokens);
+    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, 1.0f,
+                          blockLoss, cache ? kept.dLogits : nullptr,
+                          &blockTokens);
     float part = 0;
     b.copyToHost(&part, blockLoss, sizeof(part));
     sum += part;
+  }
+  if (cache) {
+    kept.hidden = hidden;
+    kept.targets = targets;
+    kept.weights = weights;
+    kept.bias = bias;
+    kept.call = ctx->call;
+    kept.valid = true;
   }
   if (ctx->collectStats) {
     ctx->stats.crossEntropySum += sum;
@@ -124,6 +154,18 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
                                  bias, targets, ctx->seed,
                                  ctx->counterFor(stream), dLossSum, blockLoss,
                                  dHidden, dWeights, dBias);
+    return;
+  }
+  Context::SoftmaxCache &kept = ctx->softmaxCache;
+  if (cacheMatches(kept, ctx, hidden, targets, weights, bias)) {
+    // The forward op's softmax - onehot, for all rows: scale and multiply.
+    kept.valid = false;
+    b.scale(kept.dLogits, dLossSum, kept.dLogits, tokens * vocab);
+    b.gemm(false, false, tokens, d, vocab, 1.0f, kept.dLogits, vocab,
+           weights, d, 0.0f, dHidden, d, precision);
+    b.gemm(true, false, vocab, d, tokens, 1.0f, kept.dLogits, vocab, hidden,
+           d, 0.0f, dWeights, d, precision);
+    b.sumRows(tokens, vocab, kept.dLogits, dBias);
     return;
   }
   int64_t block = rowsPerBlock(tokens, vocab);

@@ -116,6 +116,21 @@ struct Context {
   /// [0, k, 2k, ..., T k]: the row pointers of fixed-k routing, cached.
   const int32_t *uniformRowPtr(int64_t tokens, int64_t perToken);
 
+  /// The training step runs the full softmax twice, for the loss and for
+  /// its gradient, on the same operands. The forward op leaves
+  /// softmax - onehot here when it fits (small vocabularies), and the
+  /// gradient op takes it instead of recomputing the logits.
+  struct SoftmaxCache {
+    const void *hidden = nullptr, *targets = nullptr, *weights = nullptr,
+               *bias = nullptr;
+    uint64_t call = 0;
+    float *dLogits = nullptr; ///< [tokens, vocab], for dLossSum = 1
+    size_t capacity = 0;
+    bool valid = false;
+  } softmaxCache;
+  /// Counts calls (beginCall), so cached values never outlive their call.
+  uint64_t call = 0;
+
   Scratch scratch;
 
 private:

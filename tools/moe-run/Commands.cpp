@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -72,9 +73,18 @@ std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
 
 Loaded loadPackage(const CommonOptions &options) {
   Loaded loaded;
-  // Under mpirun every rank runs this; "auto" finds out.
-  loaded.collectives = rt::createCollectives(options.collectives);
   loaded.package = std::make_unique<Package>(Package::open(options.package));
+  // Under mpirun every rank runs this; "auto" finds out. GPU ranks talk
+  // over NCCL (device memory, one GPU per rank); CPU ranks over MPI.
+  std::string kind = options.collectives;
+  bool cuda = options.backend == "cuda" ||
+              (options.backend == "auto" && loaded.package->target() == "cuda");
+  bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE");
+  if (kind == "auto" && cuda && launched)
+    kind = "nccl";
+  rt::CollectivesOptions collectiveOptions;
+  collectiveOptions.device = options.device;
+  loaded.collectives = rt::createCollectives(kind, collectiveOptions);
   // Rank 0 compiles the package; the others then find it in the cache.
   if (loaded.rank() == 0)
     loaded.package->load(options.verbose);
@@ -338,7 +348,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   rt::Collectives &ranks = *loaded.collectives;
   // Rank 0 speaks, writes metrics and checkpoints for all.
   bool lead = ranks.rank() == 0;
-  bool quiet = quiet || !lead;
+  bool quiet = common.quiet || !lead;
   if (!package.hasAdam())
     throw std::runtime_error(
         "package " + package.directory() +

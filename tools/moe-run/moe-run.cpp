@@ -50,8 +50,9 @@ void addCommon(CLI::App *app, CommonOptions &common) {
                   "and data order")
       ->capture_default_str();
   app->add_option("--collectives", common.collectives,
-                  "How ranks talk: auto (MPI under mpirun, else one rank), "
-                  "single or mpi")
+                  "How ranks talk: auto (under mpirun: NCCL for CUDA "
+                  "packages, MPI for CPU ones; else one rank), single, mpi "
+                  "or nccl")
       ->capture_default_str();
   app->add_flag("-v,--verbose", common.verbose,
                 "Print the compile command and per-layer expert load");
