@@ -118,11 +118,15 @@ public:
                             int64_t count) = 0;
   /// Inverted dropout with a Philox mask keyed by (seed, counter): y = x *
   /// keep / (1 - rate). The same (seed, counter) gives the same mask on every
-  /// backend. Backward recomputes the mask from the same key.
+  /// backend. Backward recomputes the mask from the same key. Element i
+  /// draws value elementOffset + i of the stream (elementOffset a multiple
+  /// of 4), so the shards of a tensor draw what the whole tensor would.
   virtual void dropoutForward(const float *x, float *y, int64_t count,
-                              float rate, uint64_t seed, uint64_t counter) = 0;
+                              float rate, uint64_t seed, uint64_t counter,
+                              uint64_t elementOffset = 0) = 0;
   virtual void dropoutBackward(const float *dy, float *dx, int64_t count,
-                               float rate, uint64_t seed, uint64_t counter) = 0;
+                               float rate, uint64_t seed, uint64_t counter,
+                               uint64_t elementOffset = 0) = 0;
 
   //===--------------------------------------------------------------------===//
   // Gating (router: always f32)
@@ -135,13 +139,15 @@ public:
   /// (over the kept k) to `gate` [T,k], and the sorted top-(k+1) values to
   /// `topValues` [T,k+1] (k+1 <= n; when k == n, column k is -inf). `noisy`
   /// [T,n] and `noiseStd` [T,n] are saved for the backward pass. `rawNoise`
-  /// may be null: then s = 0 and H = clean (plain top-k gating).
+  /// may be null: then s = 0 and H = clean (plain top-k gating). Element
+  /// (t, i) draws value elementOffset + t*n + i of the normal stream
+  /// (elementOffset a multiple of 4), as for dropout.
   virtual void noisyTopKForward(int64_t T, int64_t n, int64_t k,
                                 const float *clean, const float *rawNoise,
                                 float noiseEps, bool training, uint64_t seed,
                                 uint64_t counter, float *noisy, float *noiseStd,
-                                float *topValues, int32_t *expert,
-                                float *gate) = 0;
+                                float *topValues, int32_t *expert, float *gate,
+                                uint64_t elementOffset = 0) = 0;
   /// Backward of the gates: from dGate [T,k] to dClean [T,n] (written) and,
   /// when rawNoise is non-null, dRawNoise [T,n] (written), through
   /// H = clean + z * (softplus(raw) + eps).

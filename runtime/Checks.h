@@ -24,6 +24,13 @@ inline void checkCount(const char *kernel, int64_t count) {
 }
 
 /// 0 <= rate < 1.
+/// Sharded Philox streams start on a block of four values.
+inline void checkElementOffset(const char *kernel, uint64_t elementOffset) {
+  if (elementOffset % 4 != 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": elementOffset must be a multiple of 4");
+}
+
 inline void checkDropoutRate(const char *kernel, float rate) {
   if (!(rate >= 0.0f && rate < 1.0f))
     throw std::invalid_argument(std::string(kernel) +

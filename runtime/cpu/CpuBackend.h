@@ -39,13 +39,13 @@ public:
   void tanhBackward(const float *y, const float *dy, float *dx, int64_t count)
       override;
   void dropoutForward(const float *x, float *y, int64_t count, float rate,
-      uint64_t seed, uint64_t counter) override;
+      uint64_t seed, uint64_t counter, uint64_t elementOffset) override;
   void dropoutBackward(const float *dy, float *dx, int64_t count, float rate,
-      uint64_t seed, uint64_t counter) override;
+      uint64_t seed, uint64_t counter, uint64_t elementOffset) override;
   void noisyTopKForward(int64_t T, int64_t n, int64_t k, const float *clean,
       const float *rawNoise, float noiseEps, bool training, uint64_t seed,
       uint64_t counter, float *noisy, float *noiseStd, float *topValues,
-      int32_t *expert, float *gate) override;
+      int32_t *expert, float *gate, uint64_t elementOffset) override;
   void noisyTopKBackward(int64_t T, int64_t n, int64_t k, const float *noisy,
       const float *clean, const float *rawNoise, const float *noiseStd, const
       int32_t *expert, const float *gate, const float *dGate, float *dClean,

@@ -50,13 +50,15 @@ void CpuBackend::tanhBackward(const float *y, const float *dy, float *dx,
 }
 
 void CpuBackend::dropoutForward(const float *x, float *y, int64_t count,
-                                float rate, uint64_t seed, uint64_t counter) {
-  cpu::dropoutForward(x, y, count, rate, seed, counter);
+                                float rate, uint64_t seed, uint64_t counter,
+                                uint64_t elementOffset) {
+  cpu::dropoutForward(x, y, count, rate, seed, counter, elementOffset);
 }
 
 void CpuBackend::dropoutBackward(const float *dy, float *dx, int64_t count,
-                                 float rate, uint64_t seed, uint64_t counter) {
-  cpu::dropoutBackward(dy, dx, count, rate, seed, counter);
+                                 float rate, uint64_t seed, uint64_t counter,
+                                 uint64_t elementOffset) {
+  cpu::dropoutBackward(dy, dx, count, rate, seed, counter, elementOffset);
 }
 
 void CpuBackend::reluForward(const float *x, float *y, int64_t count) {

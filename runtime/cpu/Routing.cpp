@@ -15,9 +15,11 @@ void CpuBackend::noisyTopKForward(int64_t T, int64_t n, int64_t k,
                                   float noiseEps, bool training, uint64_t seed,
                                   uint64_t counter, float *noisy,
                                   float *noiseStd, float *topValues,
-                                  int32_t *expert, float *gate) {
+                                  int32_t *expert, float *gate,
+                                  uint64_t elementOffset) {
   cpu::noisyTopKForward(T, n, k, clean, rawNoise, noiseEps, training, seed,
-                        counter, noisy, noiseStd, topValues, expert, gate);
+                        counter, noisy, noiseStd, topValues, expert, gate,
+                        elementOffset);
 }
 
 void CpuBackend::noisyTopKBackward(int64_t T, int64_t n, int64_t k,

@@ -87,10 +87,11 @@ __global__ void reluBackwardKernel(const float *y, const float *dy, float *dx,
 /// elements [4g, 4g + 4), the four uniforms of Philox block g.
 __global__ void dropoutKernel(const float *x, float *y, int64_t count,
                               float rate, float scale, uint64_t seed,
-                              uint64_t counter) {
+                              uint64_t counter, uint64_t firstBlock) {
   int64_t groups = (count + 3) / 4;
   MOE_GRID_STRIDE(g, groups) {
-    PhiloxBlock bits = philox4x32(seed, static_cast<uint64_t>(g), counter);
+    PhiloxBlock bits =
+        philox4x32(seed, firstBlock + static_cast<uint64_t>(g), counter);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       int64_t i = 4 * g + j;
@@ -176,21 +177,25 @@ void CudaBackend::reluBackward(const float *y, const float *dy, float *dx,
 }
 
 void CudaBackend::dropoutForward(const float *x, float *y, int64_t count,
-                                 float rate, uint64_t seed, uint64_t counter) {
+                                 float rate, uint64_t seed, uint64_t counter,
+                                 uint64_t elementOffset) {
   checkCount("dropoutForward", count);
   checkDropoutRate("dropoutForward", rate);
+  checkElementOffset("dropoutForward", elementOffset);
   MOE_LAUNCH(dropoutKernel, dim3(gridFor((count + 3) / 4)),
              dim3(kElementwiseThreads), 0, ctx_->stream, x, y, count, rate,
-             1.0f / (1.0f - rate), seed, counter);
+             1.0f / (1.0f - rate), seed, counter, elementOffset / 4);
 }
 
 void CudaBackend::dropoutBackward(const float *dy, float *dx, int64_t count,
-                                  float rate, uint64_t seed, uint64_t counter) {
+                                  float rate, uint64_t seed, uint64_t counter,
+                                  uint64_t elementOffset) {
   checkCount("dropoutBackward", count);
   checkDropoutRate("dropoutBackward", rate);
+  checkElementOffset("dropoutBackward", elementOffset);
   MOE_LAUNCH(dropoutKernel, dim3(gridFor((count + 3) / 4)),
              dim3(kElementwiseThreads), 0, ctx_->stream, dy, dx, count, rate,
-             1.0f / (1.0f - rate), seed, counter);
+             1.0f / (1.0f - rate), seed, counter, elementOffset / 4);
 }
 
 } // namespace moe::rt

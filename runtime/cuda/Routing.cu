@@ -265,12 +265,14 @@ void selectTopK(const Context &ctx, int64_t rows, int64_t len, int64_t K,
 __global__ void noiseKernel(int64_t count, const float *clean,
                             const float *rawNoise, float noiseEps,
                             bool addNoise, uint64_t seed, uint64_t counter,
-                            float *noisy, float *noiseStd) {
+                            uint64_t firstBlock, float *noisy,
+                            float *noiseStd) {
   int64_t groups = (count + 3) / 4;
   MOE_GRID_STRIDE(g, groups) {
     float z[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (addNoise) {
-      PhiloxBlock bits = philox4x32(seed, static_cast<uint64_t>(g), counter);
+      PhiloxBlock bits =
+          philox4x32(seed, firstBlock + static_cast<uint64_t>(g), counter);
 #pragma unroll
       for (int pair = 0; pair < 2; ++pair) {
         float u1 = philoxUniform(bits.v[2 * pair]);
@@ -784,15 +786,18 @@ void CudaBackend::noisyTopKForward(int64_t T, int64_t n, int64_t k,
                                    float noiseEps, bool training, uint64_t seed,
                                    uint64_t counter, float *noisy,
                                    float *noiseStd, float *topValues,
-                                   int32_t *expert, float *gate) {
+                                   int32_t *expert, float *gate,
+                                   uint64_t elementOffset) {
   checkTopK("noisyTopKForward", T, n, k);
+  checkElementOffset("noisyTopKForward", elementOffset);
   if (T == 0)
     return;
   const Context &ctx = *ctx_;
   bool addNoise = training && rawNoise != nullptr;
   MOE_LAUNCH(noiseKernel, dim3(gridFor((T * n + 3) / 4)),
              dim3(kElementwiseThreads), 0, ctx.stream, T * n, clean, rawNoise,
-             noiseEps, addNoise, seed, counter, noisy, noiseStd);
+             noiseEps, addNoise, seed, counter, elementOffset / 4, noisy,
+             noiseStd);
   int64_t K = std::min(k + 1, n);
   DeviceBuffer<int32_t> cand(ctx.stream, T * K);
   selectTopK(ctx, T, n, K, noisy, /*sorted=*/true, cand.get());

@@ -91,8 +91,9 @@ void dropout(Context *ctx, const float *input, float *out, int64_t count,
     ctx->backend->copyDevice(out, input, sizeof(float) * count);
     return;
   }
+  Context::RngPlace place = ctx->rngFor(stream, count);
   ctx->backend->dropoutForward(input, out, count, rate, ctx->seed,
-                               ctx->counterFor(stream));
+                               place.counter, place.elementOffset);
 }
 
 void totalLossOf(Context *ctx, float *out, const float *const *terms,

@@ -14,11 +14,24 @@ namespace moe::rt::step {
 
 namespace {
 
-int rankCount(Context *ctx) {
-  return ctx->collectives ? ctx->collectives->size() : 1;
-}
+int rankCount(Context *ctx) { return ctx->ranks(); }
 
 } // namespace
+
+int Context::rank() const { return collectives ? collectives->rank() : 0; }
+
+int Context::ranks() const { return collectives ? collectives->size() : 1; }
+
+Context::RngPlace Context::rngFor(int64_t stream, int64_t count) const {
+  RngPlace place;
+  place.counter = counterFor(stream);
+  uint64_t offset = static_cast<uint64_t>(rank()) * static_cast<uint64_t>(count);
+  if (offset % 4 == 0)
+    place.elementOffset = offset;
+  else
+    place.counter ^= static_cast<uint64_t>(rank()) << 48;
+  return place;
+}
 
 void allReduce(Context *ctx, const float *in, float *out, int64_t count,
                bool average) {

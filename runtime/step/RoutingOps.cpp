@@ -49,10 +49,11 @@ void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
                int32_t *expert, float *gate, float *noisy, float *noiseStd,
                float *topValues, int64_t tokens, int64_t n, int64_t k,
                float noiseEps, int64_t stream) {
+  Context::RngPlace place = ctx->rngFor(stream, tokens * n);
   ctx->backend->noisyTopKForward(tokens, n, k, clean, rawNoise, noiseEps,
-                                 ctx->training, ctx->seed,
-                                 ctx->counterFor(stream), noisy, noiseStd,
-                                 topValues, expert, gate);
+                                 ctx->training, ctx->seed, place.counter,
+                                 noisy, noiseStd, topValues, expert, gate,
+                                 place.elementOffset);
 }
 
 void noisyTopKGrad(Context *ctx, const float *clean, const float *rawNoise,
@@ -212,9 +213,10 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
          clean, n, GemmPrecision::F32);
   b.gemm(false, false, tokens, n, d, 1.0f, input, d, noiseWeights, n, 0.0f,
          rawNoise, n, GemmPrecision::F32);
+  Context::RngPlace place = ctx->rngFor(stream, tokens * n);
   b.noisyTopKForward(tokens, n, k, clean, rawNoise, noiseEps, ctx->training,
-                     ctx->seed, ctx->counterFor(stream), noisy, noiseStd,
-                     topValues, expert, gate);
+                     ctx->seed, place.counter, noisy, noiseStd, topValues,
+                     expert, gate, place.elementOffset);
   b.loadEstimateForward(tokens, n, k, clean, noisy, noiseStd, topValues,
                         load);
   const int32_t *rowPtr = ctx->uniformRowPtr(tokens, k);

@@ -108,6 +108,19 @@ struct Context {
 
   /// The Philox counter of rng stream `stream` at this step.
   uint64_t counterFor(int64_t stream) const;
+  /// This rank and the number of ranks (0 and 1 without collectives).
+  int rank() const;
+  int ranks() const;
+  /// Where a rank's draws for a tensor of `count` elements per rank start:
+  /// the ranks' tensors are the shards, in rank order, of the one tensor a
+  /// single rank of the global batch would draw for, so a data-parallel run
+  /// draws the same noise and masks. (When rank * count is not a multiple
+  /// of Philox's block of 4, each rank takes its own counter instead.)
+  struct RngPlace {
+    uint64_t counter = 0;
+    uint64_t elementOffset = 0;
+  };
+  RngPlace rngFor(int64_t stream, int64_t count) const;
   /// Host value of a scalar in backend memory. Not cached: arena slots are
   /// reused, so a cached value could outlive its tensor.
   double hostScalar(const void *ptr, bool isInt64 = false);

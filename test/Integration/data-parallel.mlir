@@ -39,8 +39,14 @@
 // RESHARD: resume: {{.*}}dp2/step-00000020 at step 20
 // RESHARD: step 24/24
 
-// With gating noise each rank draws its own (its tokens differ): the noisy
-// tiny LM trains on two ranks and its loss falls.
+// With gating noise: each rank draws its shard of the global batch's noise
+// (Philox element offsets), so the noisy tiny LM on two ranks also equals
+// one rank of batch 4, and its loss falls.
 // RUN: %package %examples/tiny_moe.mlir %t/noisy "lr=0.01 warmup-steps=10 data-parallel=true" 2>/dev/null
-// RUN: %mpirun -np 2 moe-run train %t/noisy --data %t/corpus.txt --steps 150 --log-every 50 --metrics %t/noisy.jsonl -q
+// RUN: sed 's/2x5/4x5/g' %examples/tiny_moe.mlir > %t/noisy4.mlir
+// RUN: %package %t/noisy4.mlir %t/noisyref "lr=0.01 warmup-steps=10" 2>/dev/null
+// RUN: %mpirun -np 2 moe-run train %t/noisy --data %t/corpus.txt --steps 150 --log-every 10 --checkpoint-dir %t/noisy2 --metrics %t/noisy.jsonl -q
+// RUN: moe-run train %t/noisyref --data %t/corpus.txt --steps 150 --log-every 10 --checkpoint-dir %t/noisy1 --metrics %t/noisyref.jsonl -q
+// RUN: python3 %S/Inputs/compare-metrics.py %t/noisy.jsonl %t/noisyref.jsonl --rtol 1e-4
+// RUN: python3 %S/Inputs/compare-checkpoints.py %t/noisy2/step-00000150/tensors.safetensors %t/noisy1/step-00000150/tensors.safetensors --rtol 1e-3 --atol 1e-5
 // RUN: python3 %S/Inputs/check-metrics.py %t/noisy.jsonl --max-loss-ratio 0.7

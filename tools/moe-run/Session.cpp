@@ -194,8 +194,9 @@ CallResult Session::call(const std::string &role,
 
   ctx.beginCall();
   ctx.capturedLogits.clear();
-  // Rank 0 keeps the seed, so a one-rank run is the plain run.
-  ctx.seed = seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(rank()));
+  // One seed for all ranks: each rank draws its shard of the global batch's
+  // noise (Context::rngFor), and sampled-softmax classes are shared.
+  ctx.seed = seed_;
   ctx.step = step;
   ctx.training = training;
   ctx.collectStats = collectStats;

@@ -72,8 +72,8 @@ public:
   std::vector<std::string> parameterNames() const;
 
   /// Makes the package's collectives (mesh.all_reduce) run over these
-  /// ranks; without, the session is one rank. Rank r > 0 draws its gating
-  /// noise and dropout masks from its own RNG key (its tokens differ).
+  /// ranks; without, the session is one rank. Each rank draws its shard of
+  /// the global batch's gating noise and dropout masks.
   void setCollectives(rt::Collectives *collectives);
   int rank() const;
   int ranks() const;

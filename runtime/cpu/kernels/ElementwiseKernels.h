@@ -144,12 +144,14 @@ void reluBackward(const T *y, const T *dy, T *dx, int64_t count) {
 /// feeds four consecutive elements, exactly as philoxUniformAt indexes them.
 template <typename T>
 void dropoutApply(const T *in, T *out, int64_t count, float rate, uint64_t seed,
-                  uint64_t counter) {
+                  uint64_t counter, uint64_t elementOffset = 0) {
   T scale = T(1) / (T(1) - T(rate));
   int64_t numBlocks = (count + 3) / 4;
+  uint64_t firstBlock = elementOffset / 4;
 #pragma omp parallel for if (count > kParallelGrain) schedule(static)
   for (int64_t blk = 0; blk < numBlocks; ++blk) {
-    PhiloxBlock bits = philox4x32(seed, static_cast<uint64_t>(blk), counter);
+    PhiloxBlock bits =
+        philox4x32(seed, firstBlock + static_cast<uint64_t>(blk), counter);
     int64_t begin = blk * 4;
     int64_t end = begin + 4 < count ? begin + 4 : count;
     for (int64_t i = begin; i < end; ++i)
@@ -160,20 +162,23 @@ void dropoutApply(const T *in, T *out, int64_t count, float rate, uint64_t seed,
 /// Inverted dropout: y = x * keep / (1 - rate).
 template <typename T>
 void dropoutForward(const T *x, T *y, int64_t count, float rate, uint64_t seed,
-                    uint64_t counter) {
+                    uint64_t counter, uint64_t elementOffset = 0) {
   checkCount("dropoutForward", count);
   checkDropoutRate("dropoutForward", rate);
-  dropoutApply(x, y, count, rate, seed, counter);
+  checkElementOffset("dropoutForward", elementOffset);
+  dropoutApply(x, y, count, rate, seed, counter, elementOffset);
 }
 
 /// dx = dy * keep / (1 - rate), with the mask recomputed from (seed,
 /// counter).
 template <typename T>
 void dropoutBackward(const T *dy, T *dx, int64_t count, float rate,
-                     uint64_t seed, uint64_t counter) {
+                     uint64_t seed, uint64_t counter,
+                     uint64_t elementOffset = 0) {
   checkCount("dropoutBackward", count);
   checkDropoutRate("dropoutBackward", rate);
-  dropoutApply(dy, dx, count, rate, seed, counter);
+  checkElementOffset("dropoutBackward", elementOffset);
+  dropoutApply(dy, dx, count, rate, seed, counter, elementOffset);
 }
 
 } // namespace moe::rt::cpu

@@ -164,8 +164,10 @@ template <typename T>
 void noisyTopKForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
                       const T *rawNoise, T noiseEps, bool training,
                       uint64_t seed, uint64_t counter, T *noisy, T *noiseStd,
-                      T *topValues, int32_t *expert, T *gate) {
+                      T *topValues, int32_t *expert, T *gate,
+                      uint64_t elementOffset = 0) {
   checkTopK("noisyTopKForward", numTokens, n, k);
+  checkElementOffset("noisyTopKForward", elementOffset);
   int64_t kept = std::min(k + 1, n);
 #pragma omp parallel if (numTokens * n > kRoutingParallelGrain)
   {
@@ -185,7 +187,7 @@ void noisyTopKForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
       if (rawNoise && training) {
         // Element t*n + i of the normal stream; a block is generated when
         // the scan enters it, so rows need not start on a block boundary.
-        uint64_t base = static_cast<uint64_t>(t * n);
+        uint64_t base = elementOffset + static_cast<uint64_t>(t * n);
         uint64_t block = base >> 2;
         float z[4];
         philoxNormalBlock(seed, counter, block, z);

@@ -422,9 +422,40 @@ TEST_F(CudaEquality, DropoutMaskMatchesCpu) {
                std::invalid_argument);
 }
 
+// A shard's mask (elementOffset) is the same on both backends.
+TEST_F(CudaEquality, DropoutShardOffset) {
+  int64_t count = 1001;
+  auto x = twin(randomVector(count, 13, 0.5, 1.5));
+  auto y = output<float>(count);
+  cpu->dropoutForward(x->cpu(), y->cpu(), count, 0.4f, kSeed, kCounter, 4096);
+  gpu->dropoutForward(x->gpu(), y->gpu(), count, 0.4f, kSeed, kCounter, 4096);
+  std::vector<float> cy = y->onCpu(), gy = y->onGpu();
+  for (int64_t i = 0; i < count; ++i)
+    ASSERT_EQ(cy[i] == 0.0f, gy[i] == 0.0f) << "at " << i;
+  expectNear(gy, cy, kRtol, kAtol, "dropout with an element offset");
+}
+
 //===----------------------------------------------------------------------===//
 // Gating
 //===----------------------------------------------------------------------===//
+
+// A shard's gating noise (elementOffset) is the same on both backends.
+TEST_F(CudaEquality, NoisyTopKShardOffset) {
+  int64_t T = 33, n = 8, k = 2;
+  auto clean = twin(randomVector(T * n, 14));
+  auto raw = twin(randomVector(T * n, 15, -2.0, 2.0));
+  auto noisy = output<float>(T * n), std = output<float>(T * n);
+  auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
+  auto expert = output<int32_t>(T * k);
+  cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
+                        kCounter, noisy->cpu(), std->cpu(), top->cpu(),
+                        expert->cpu(), gate->cpu(), 264);
+  gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
+                        kCounter, noisy->gpu(), std->gpu(), top->gpu(),
+                        expert->gpu(), gate->gpu(), 264);
+  expectClose(*noisy, kRtol, kAtol, "noisy values with an element offset");
+  expectEqual(expert->onGpu(), expert->onCpu(), "experts with an element offset");
+}
 
 struct TopKCase {
   int64_t T, n, k;

@@ -384,6 +384,26 @@ TEST(Dropout, MaskFollowsPhiloxStream) {
   }
 }
 
+TEST(Dropout, ShardsDrawTheirPartOfTheWholeMask) {
+  // The second half of a tensor, dropped with elementOffset = its start,
+  // gets the whole tensor's mask for those elements (forward and backward).
+  int64_t count = 40, half = 20;
+  auto x = randomVector<float>(count, 5);
+  std::vector<float> whole(count), part(half), back(half);
+  rt::cpu::dropoutForward(x.data(), whole.data(), count, 0.5f, 11, 3);
+  rt::cpu::dropoutForward(x.data() + half, part.data(), half, 0.5f, 11, 3,
+                          half);
+  rt::cpu::dropoutBackward(x.data() + half, back.data(), half, 0.5f, 11, 3,
+                           half);
+  for (int64_t i = 0; i < half; ++i) {
+    EXPECT_EQ(part[i], whole[half + i]) << i;
+    EXPECT_EQ(back[i], whole[half + i]) << i;
+  }
+  EXPECT_THROW(rt::cpu::dropoutForward(x.data(), part.data(), half, 0.5f, 11,
+                                       3, 2),
+               std::invalid_argument);
+}
+
 TEST(Dropout, KeepFractionAndScalePreserveTheMean) {
   auto be = rt::createCpuBackend();
   const int64_t n = 200000;

@@ -139,6 +139,35 @@ TEST(NoisyTopK, NoiseIsThePhiloxNormalStream) {
   }
 }
 
+TEST(NoisyTopK, ShardsDrawTheirPartOfTheWholeBatchsNoise) {
+  // Two shards of 3 tokens (elementOffset = 3 * 4) draw what one batch of 6
+  // draws for the same rows: a data-parallel run replays one rank's noise.
+  int64_t T = 6, n = 4, k = 2, half = 3;
+  auto clean = randomVector<float>(T * n, 3);
+  auto raw = randomVector<float>(T * n, 4, -2.0, 2.0);
+  auto run = [&](int64_t rows, int64_t first, uint64_t offset) {
+    std::vector<float> noisy(rows * n), std(rows * n), top(rows * (k + 1)),
+        gate(rows * k);
+    std::vector<int32_t> expert(rows * k);
+    rt::cpu::noisyTopKForward<float>(
+        rows, n, k, clean.data() + first * n, raw.data() + first * n, 0.01f,
+        true, kSeed, kCounter, noisy.data(), std.data(), top.data(),
+        expert.data(), gate.data(), offset);
+    return noisy;
+  };
+  std::vector<float> whole = run(T, 0, 0);
+  std::vector<float> second = run(half, half, half * n);
+  for (int64_t i = 0; i < half * n; ++i)
+    EXPECT_EQ(second[i], whole[half * n + i]) << i;
+  // Without the offset the second shard would repeat the first's noise.
+  std::vector<float> unshifted = run(half, half, 0);
+  bool differs = false;
+  for (int64_t i = 0; i < half * n; ++i)
+    differs |= unshifted[i] != whole[half * n + i];
+  EXPECT_TRUE(differs);
+  EXPECT_THROW(run(half, half, 6), std::invalid_argument); // not a block
+}
+
 TEST(NoisyTopK, MatchesSortedReference) {
   for (const TopKShape &s : kTopKShapes) {
     for (int mode = 0; mode < 3; ++mode) {
