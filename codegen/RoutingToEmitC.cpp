@@ -96,7 +96,9 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .results()
             .i64(dimSize(op.getLogits(), 0))
             .i64(dimSize(op.getLogits(), 1))
-            .i64(op.getM());
+            .i64(op.getM())
+            .i64(numElements(op.getExpert()))
+            .flag(op.getCombinedBatch());
       });
   addStepCall<ThresholdMaskOp>(
       patterns, converter, "thresholdMask",

@@ -97,8 +97,18 @@ LogicalResult BatchwiseMaskOp::verify() {
   if (m > t)
     return emitOpError() << "m = " << m << " exceeds the " << t << " tokens";
   if (failed(expectShape(*this, getMask(), "mask", logits, "[T, n]")) ||
-      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1}, "[T + 1]")) ||
-      failed(expectShape(*this, getExpert(), "expert", {n * m}, "[n * m]")))
+      failed(expectShape(*this, getRowPtr(), "row_ptr", {t + 1}, "[T + 1]")))
+    return failure();
+  if (getCombinedBatch()) {
+    // A rank's share of the combined batch's assignments: a capacity.
+    int64_t capacity = shapeOf(getExpert())[0];
+    if (capacity < 1 || capacity > t * n)
+      return emitOpError() << "expects a capacity of 1 to " << t * n
+                           << " ([T * n]) assignments, got " << capacity;
+    return expectShape(*this, getGate(), "gate", {capacity},
+                       "the expert's size");
+  }
+  if (failed(expectShape(*this, getExpert(), "expert", {n * m}, "[n * m]")))
     return failure();
   return expectShape(*this, getGate(), "gate", {n * m}, "[n * m]");
 }

@@ -225,9 +225,19 @@ def MoE_BatchwiseMaskOp : MoE_Op<"batchwise_mask", [
         : (tensor<64x8xf32>) -> (tensor<64x8xf32>, tensor<65xi32>,
            tensor<128xi32>, tensor<128xf32>)
     ```
+
+    With `combined_batch` (moe-decompose's `combined-batch`, for
+    data-parallel training) the ranking is over the combined batch of all R
+    ranks (paper Appendix A): each expert keeps the m * R tokens with the
+    largest probability among every rank's tokens, ties to the lower rank
+    and then the lower token, as one rank of the global batch would choose.
+    A rank's share varies, so `expert` and `gate` have a capacity C (at most
+    T * n, checked at run time): row_ptr[T] slots are used, the others hold
+    expert 0 and gate 0.
   }];
   let arguments = (ins MoE_Matrix:$logits,
-                       ConfinedAttr<I64Attr, [IntPositive]>:$m);
+                       ConfinedAttr<I64Attr, [IntPositive]>:$m,
+                       UnitAttr:$combined_batch);
   let results = (outs MoE_Matrix:$mask, MoE_IdVector:$row_ptr,
                       MoE_IdVector:$expert, MoE_Vector:$gate);
   let assemblyFormat = [{

@@ -134,11 +134,17 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     case GatingKind::batchwise: {
       // Appendix A: every expert takes m = k |X| / n tokens of the batch.
       int64_t m = *op.getK() * tokens / n;
+      // Over the combined batch of all ranks a rank's share varies: room
+      // for `threshold-capacity` times the n * m of one batch.
+      int64_t slots = combinedBatch
+                          ? thresholdMaskCapacity(tokens, n, n * m,
+                                                  thresholdCapacity)
+                          : n * m;
       auto mask = b.create<BatchwiseMaskOp>(
           loc,
-          TypeRange{pb.f32({tokens, n}), pb.i32({tokens + 1}), pb.i32({n * m}),
-                    pb.f32({n * m})},
-          clean, m);
+          TypeRange{pb.f32({tokens, n}), pb.i32({tokens + 1}), pb.i32({slots}),
+                    pb.f32({slots})},
+          clean, m, combinedBatch);
       expert = mask.getExpert();
       gate = mask.getGate();
       rowPtr = mask.getRowPtr();

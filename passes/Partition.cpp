@@ -56,13 +56,20 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
   }
 
   LogicalResult partition(func::FuncOp func, StringRef mesh) {
-    // Ranking over the batch needs every rank's tokens (Appendix A).
+    // Ranking over the batch needs every rank's tokens (Appendix A): the
+    // mask must have been lowered for the combined batch.
     WalkResult unsupported = func.walk([&](Operation *op) -> WalkResult {
-      if (isa<BatchwiseMaskOp, GroupedBatchwiseMaskOp>(op))
+      if (auto mask = dyn_cast<BatchwiseMaskOp>(op))
+        if (!mask.getCombinedBatch())
+          return op->emitOpError(
+              "ranks only this rank's batch; data-parallel training ranks "
+              "the combined batch of all ranks (paper Appendix A): lower "
+              "with moe-decompose{combined-batch}");
+      if (isa<GroupedBatchwiseMaskOp>(op))
         return op->emitOpError(
-            "ranks the tokens of the combined batch of all ranks (paper "
-            "Appendix A), which moe-partition does not lower yet; train "
-            "batchwise models on one rank or use noisy_top_k gating");
+            "ranks the tokens of the combined batch of all ranks inside "
+            "each group, which moe-partition does not lower yet; train "
+            "hierarchical batchwise models on one rank");
       return WalkResult::advance();
     });
     if (unsupported.wasInterrupted())
@@ -80,6 +87,14 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
       b.setInsertionPointAfter(ce);
       auto global = average(ce.getLoss(), ce.getLoc());
       ce.getLoss().replaceAllUsesExcept(global.getResult(), global);
+    });
+    // Eq. 8 sums over the tokens: the global batch's is the ranks' sum.
+    func.walk([&](BatchwiseThresholdLossOp loss) {
+      b.setInsertionPointAfter(loss);
+      auto global = b.create<mesh::AllReduceOp>(
+          loss.getLoc(), loss.getLoss(), mesh, ArrayRef<mesh::MeshAxis>{0},
+          mesh::ReductionKind::Sum);
+      loss.getLoss().replaceAllUsesExcept(global.getResult(), global);
     });
     // Balancing statistics: averaged over the ranks before the losses.
     // CV^2 does not change when its vector is scaled, and Eq. 5 divides the

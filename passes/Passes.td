@@ -119,6 +119,9 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
            "Assignment slots of a threshold mask (inference) as a multiple "
            "of the assignments its batchwise mask makes in training, at "
            "most tokens * experts; must be positive">,
+    Option<"combinedBatch", "combined-batch", "bool", "false",
+           "Batchwise masks rank the combined batch of all ranks "
+           "(data-parallel training; sized by threshold-capacity)">,
   ];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
@@ -377,10 +380,13 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     differentiates the collectives (the average's adjoint divides by the
     mesh size), and moe-sync-gradients sums the parameter gradients.
 
-    Runs after moe-fuse-routing and before moe-autodiff. Batchwise gating,
-    which ranks the combined batch, is an error for now; so is expert
-    sharding, which comes with the all-to-all exchange (see
-    docs/PARTITIONING.md).
+    Batchwise masks must rank the combined batch of all ranks (paper
+    Appendix A): moe-decompose's `combined-batch` lowers them so (the
+    runtime finds each expert's global top m R by bisection over all-reduced
+    counts), and the Eq. 8 loss, a sum over the tokens, is summed over the
+    ranks. Runs after moe-fuse-routing and before moe-autodiff. Hierarchical
+    batchwise layers and expert sharding (the all-to-all exchange, see
+    docs/PARTITIONING.md) are errors for now.
   }];
   let dependentDialects = ["mlir::mesh::MeshDialect"];
 }

@@ -92,6 +92,8 @@ void buildTrainPipeline(OpPassManager &pm,
   // threshold masks of this capacity.
   DecomposeOptions decompose;
   decompose.thresholdCapacity = options.thresholdCapacity;
+  // Data-parallel batchwise masks rank the combined batch of all ranks.
+  decompose.combinedBatch = options.dataParallel;
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   ExpandHierarchyOptions hierarchy;
   hierarchy.thresholdCapacity = options.thresholdCapacity;

@@ -203,6 +203,18 @@ public:
                                     int32_t *rowPtr, int32_t *expert,
                                     float *gate, int64_t capacity,
                                     int64_t *numAssigned) = 0;
+  /// The assignment form of a given 0/1 mask [T,n] (a batchwise mask
+  /// chosen over the combined batch of several ranks): rowPtr [T+1], each
+  /// token's kept experts in increasing order and gates = softmax of its
+  /// kept logits, into `capacity` slots (std::runtime_error when more are
+  /// kept, as thresholdMaskForward). Unused slots get expert 0 and gate 0,
+  /// so sums over every slot (importance) count only the kept ones. Returns
+  /// the number kept through numAssigned (host pointer, may be null).
+  virtual void maskAssignmentsForward(int64_t T, int64_t n,
+                                      const float *logits, const float *mask,
+                                      int32_t *rowPtr, int32_t *expert,
+                                      float *gate, int64_t capacity,
+                                      int64_t *numAssigned) = 0;
   /// Backward of the masked softmax gates in assignment form: dGate [A] to
   /// dLogits [T,n] (written; zero where not selected).
   virtual void maskedGateBackward(int64_t T, int64_t n, const int32_t *rowPtr,

@@ -73,6 +73,15 @@ void CpuBackend::thresholdMaskForward(int64_t T, int64_t n, const float *logits,
                             gate, capacity, numAssigned);
 }
 
+void CpuBackend::maskAssignmentsForward(int64_t T, int64_t n,
+                                        const float *logits, const float *mask,
+                                        int32_t *rowPtr, int32_t *expert,
+                                        float *gate, int64_t capacity,
+                                        int64_t *numAssigned) {
+  cpu::maskAssignmentsForward(T, n, logits, mask, rowPtr, expert, gate,
+                              capacity, numAssigned);
+}
+
 void CpuBackend::maskedGateBackward(int64_t T, int64_t n, const int32_t *rowPtr,
                                     const int32_t *expert, const float *gate,
                                     const float *dGate, float *dLogits) {

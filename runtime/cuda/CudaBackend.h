@@ -78,6 +78,9 @@ public:
   void thresholdMaskForward(int64_t T, int64_t n, const float *logits, const
       float *thresholds, float *mask, int32_t *rowPtr, int32_t *expert, float
       *gate, int64_t capacity, int64_t *numAssigned) override;
+  void maskAssignmentsForward(int64_t T, int64_t n, const float *logits,
+      const float *mask, int32_t *rowPtr, int32_t *expert, float *gate,
+      int64_t capacity, int64_t *numAssigned) override;
   void maskedGateBackward(int64_t T, int64_t n, const int32_t *rowPtr, const
       int32_t *expert, const float *gate, const float *dGate, float *dLogits)
       override;

@@ -923,6 +923,35 @@ void CudaBackend::thresholdMaskForward(int64_t T, int64_t n,
     *numAssigned = assigned;
 }
 
+void CudaBackend::maskAssignmentsForward(int64_t T, int64_t n,
+                                         const float *logits,
+                                         const float *mask, int32_t *rowPtr,
+                                         int32_t *expert, float *gate,
+                                         int64_t capacity,
+                                         int64_t *numAssigned) {
+  checkRouterShape("maskAssignmentsForward", T, n);
+  checkCount("maskAssignmentsForward", capacity);
+  const Context &ctx = *ctx_;
+  int64_t used = 0;
+  if (T == 0) {
+    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+  } else {
+    used = maskToAssignments(ctx, T, n, logits, mask, rowPtr, expert, gate,
+                             "maskAssignmentsForward", capacity);
+  }
+  // All-zero bits: expert 0 and gate 0.0f in the unused slots.
+  if (capacity > used) {
+    MOE_CUDA_CHECK(cudaMemsetAsync(expert + used, 0,
+                                   (capacity - used) * sizeof(int32_t),
+                                   ctx.stream));
+    MOE_CUDA_CHECK(cudaMemsetAsync(gate + used, 0,
+                                   (capacity - used) * sizeof(float),
+                                   ctx.stream));
+  }
+  if (numAssigned)
+    *numAssigned = used;
+}
+
 void CudaBackend::maskedGateBackward(int64_t T, int64_t n,
                                      const int32_t *rowPtr,
                                      const int32_t *expert, const float *gate,

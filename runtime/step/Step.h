@@ -223,9 +223,12 @@ void softmax(Context *ctx, const float *logits, float *probs, int64_t tokens,
              int64_t n);
 void softmaxGrad(Context *ctx, const float *probs, const float *dProbs,
                  float *dLogits, int64_t tokens, int64_t n);
+/// `capacity` assignment slots; with `combinedBatch` each expert keeps the
+/// top m * ranks tokens of all ranks' batches (data-parallel training).
 void batchwiseMask(Context *ctx, const float *logits, float *mask,
                    int32_t *rowPtr, int32_t *expert, float *gate,
-                   int64_t tokens, int64_t n, int64_t m);
+                   int64_t tokens, int64_t n, int64_t m, int64_t capacity,
+                   bool combinedBatch);
 /// `capacity`: the slots of expert and gate (the compiled capacity); more
 /// assignments passing the thresholds throw std::runtime_error.
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,

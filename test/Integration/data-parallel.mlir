@@ -50,3 +50,22 @@
 // RUN: python3 %S/Inputs/compare-metrics.py %t/noisy.jsonl %t/noisyref.jsonl --rtol 1e-4
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/noisy2/step-00000150/tensors.safetensors %t/noisy1/step-00000150/tensors.safetensors --rtol 1e-3 --atol 1e-5
 // RUN: python3 %S/Inputs/check-metrics.py %t/noisy.jsonl --max-loss-ratio 0.7
+
+// Batchwise gating (Appendix A) ranks the combined batch of all ranks:
+// every expert keeps its top m R tokens of the R ranks' tokens, ties to the
+// lower (rank, token), which is one rank's choice over the concatenated
+// batch. Two and four ranks equal one rank of batch 4 and 8, from the
+// first step, where the zero gate weights make every probability tie.
+// RUN: %package %S/Inputs/tiny_batchwise.mlir %t/bw "lr=0.01 warmup-steps=5 data-parallel=true" 2>/dev/null
+// RUN: sed 's/2x5/4x5/g' %S/Inputs/tiny_batchwise.mlir > %t/bw4.mlir
+// RUN: %package %t/bw4.mlir %t/bwref4 "lr=0.01 warmup-steps=5" 2>/dev/null
+// RUN: sed 's/2x5/8x5/g' %S/Inputs/tiny_batchwise.mlir > %t/bw8.mlir
+// RUN: %package %t/bw8.mlir %t/bwref8 "lr=0.01 warmup-steps=5" 2>/dev/null
+// RUN: %mpirun -np 2 moe-run train %t/bw --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw2 --metrics %t/bw2.jsonl -q
+// RUN: moe-run train %t/bwref4 --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw4c --metrics %t/bw4.jsonl -q
+// RUN: python3 %S/Inputs/compare-metrics.py %t/bw2.jsonl %t/bw4.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-checkpoints.py %t/bw2/step-00000030/tensors.safetensors %t/bw4c/step-00000030/tensors.safetensors --rtol 1e-4
+// RUN: %mpirun -np 4 moe-run train %t/bw --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw4r --metrics %t/bw4r.jsonl -q
+// RUN: moe-run train %t/bwref8 --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw8c --metrics %t/bw8.jsonl -q
+// RUN: python3 %S/Inputs/compare-metrics.py %t/bw4r.jsonl %t/bw8.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-checkpoints.py %t/bw4r/step-00000030/tensors.safetensors %t/bw8c/step-00000030/tensors.safetensors --rtol 1e-4

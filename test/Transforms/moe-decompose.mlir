@@ -3,6 +3,7 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose="inference=true threshold-capacity=1.5" | FileCheck %s --check-prefix=CAP
 // RUN: moe-opt %s -split-input-file --moe-decompose="inference=true threshold-capacity=1.1" | FileCheck %s --check-prefix=CAP11
 // RUN: not moe-opt %s -split-input-file --moe-decompose="threshold-capacity=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: moe-opt %s -split-input-file --moe-decompose="combined-batch=true threshold-capacity=1.5" --verify-diagnostics | FileCheck %s --check-prefix=COMBINED
 
 // BAD: error: threshold-capacity must be positive (a factor on the assignments of training), got 0
 
@@ -86,6 +87,11 @@ func.func @softmax_gating(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %we: tensor
 // CHECK: %[[Y:.*]] = moe.combine %[[OUT]], %[[G]], %[[POS]] rows %[[ROWS]]
 // CHECK: %[[S:.*]] = moe.activate %[[Y]] {act = #moe.activation<sigmoid>}
 // CHECK: return %[[S]]
+// Data-parallel training ranks the combined batch of all ranks; a rank's
+// share of the n * m = 16 assignments varies: 1.5 x 16 = 24 slots.
+// COMBINED-LABEL: func.func @batchwise_ffn_sigmoid
+// COMBINED: moe.batchwise_mask %{{.*}} {combined_batch, m = 4 : i64} : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<24xi32>, tensor<24xf32>)
+// COMBINED: moe.dispatch_plan %{{.*}} rows %{{.*}} : (tensor<24xi32>, tensor<9xi32>)
 func.func @batchwise_ffn_sigmoid(%x: tensor<8x8xf32>, %wg: tensor<8x4xf32>, %t: tensor<4xf32>, %w1: tensor<4x8x16xf32>, %w2: tensor<4x16x8xf32>) -> (tensor<8x8xf32>, tensor<f32>) {
   %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%w1, %w2) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<ffn, hidden = 16, act = relu>, output_act = #moe.activation<sigmoid>, losses = #moe.losses<l2_balance = 1.0, batchwise_threshold = 0.5>} : (tensor<8x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)
   return %y, %aux : tensor<8x8xf32>, tensor<f32>

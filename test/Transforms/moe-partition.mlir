@@ -42,12 +42,31 @@ func.func @lm_eval(%h: tensor<8x4xf32> {moe.param = "hidden", moe.init = #moe.in
 
 // -----
 
-// Batchwise masks rank the combined batch of all ranks: not lowered yet.
-func.func @batchwise(%x: tensor<8x4xf32> {moe.param = "x", moe.init = #moe.init<zeros>}) -> tensor<f32> {
-  // expected-error@+1 {{ranks the tokens of the combined batch of all ranks}}
+// A batchwise mask must rank the combined batch of all ranks, as
+// moe-decompose{combined-batch} lowers it; one ranking only this rank's
+// batch is refused.
+func.func @batchwise_local(%x: tensor<8x4xf32> {moe.param = "x", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  // expected-error@+1 {{ranks only this rank's batch; data-parallel training ranks the combined batch}}
   %mask, %rows, %e, %g = moe.batchwise_mask %x {m = 2 : i64}
       : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<8xi32>, tensor<8xf32>)
   %l = moe.cv_squared %g {weight = 1.0 : f32} : (tensor<8xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// Eq. 8 sums over the tokens: the global batch's loss is the ranks' sum.
+// CHECK-LABEL: func.func @batchwise_combined(
+// CHECK: moe.batchwise_mask %{{.*}} {combined_batch, m = 2 : i64}
+// CHECK: %[[L8:.*]] = moe.batchwise_threshold_loss
+// CHECK: %[[L8_ALL:.*]] = mesh.all_reduce %[[L8]] on @ranks mesh_axes = [0] : tensor<f32> -> tensor<f32>
+// CHECK: return %[[L8_ALL]]
+func.func @batchwise_combined(%x: tensor<8x4xf32> {moe.param = "x", moe.init = #moe.init<zeros>},
+                              %t: tensor<4xf32> {moe.param = "t", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  %mask, %rows, %e, %g = moe.batchwise_mask %x {m = 2 : i64, combined_batch}
+      : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+  %l = moe.batchwise_threshold_loss %x, %mask, %t
+      : (tensor<8x4xf32>, tensor<8x4xf32>, tensor<4xf32>) -> tensor<f32>
   return %l : tensor<f32>
 }
 

@@ -485,6 +485,21 @@ void maskToCappedAssignments(const char *kernel, int64_t numTokens, int64_t n,
     *numAssigned = rowPtr[numTokens];
 }
 
+/// The assignments of a given mask into `capacity` slots (see
+/// Backend::maskAssignmentsForward); unused slots hold expert 0, gate 0.
+template <typename T>
+void maskAssignmentsForward(int64_t numTokens, int64_t n, const T *logits,
+                            const T *mask, int32_t *rowPtr, int32_t *expert,
+                            T *gate, int64_t capacity, int64_t *numAssigned) {
+  checkRouterShape("maskAssignmentsForward", numTokens, n);
+  checkCount("maskAssignmentsForward", capacity);
+  maskToCappedAssignments("maskAssignmentsForward", numTokens, n, logits,
+                          mask, rowPtr, expert, gate, capacity, numAssigned);
+  int64_t used = rowPtr[numTokens];
+  std::fill(expert + used, expert + capacity, 0);
+  std::fill(gate + used, gate + capacity, T(0));
+}
+
 /// Batchwise mask (Eq. 6): for each expert i, keep the m tokens with the
 /// largest probability p[t,i] = softmax(logits[t,:])[i] in its column (ties:
 /// lower token index), then the assignment form as in maskToAssignments

@@ -403,3 +403,14 @@ func.func @add_mismatch(%a: tensor<4xf32>, %b: tensor<5xf32>) {
   %c = "moe.add"(%a, %b) : (tensor<4xf32>, tensor<5xf32>) -> tensor<4xf32>
   return
 }
+
+// -----
+
+// Over the combined batch of all ranks a rank's assignments need a
+// capacity between 1 and T * n.
+func.func @combined_batchwise_capacity_too_large(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects a capacity of 1 to 8 ([T * n]) assignments, got 9}}
+  %mask, %rows, %e, %g = moe.batchwise_mask %l {m = 2 : i64, combined_batch}
+      : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<5xi32>, tensor<9xi32>, tensor<9xf32>)
+  return
+}

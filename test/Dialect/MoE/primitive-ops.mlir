@@ -35,6 +35,15 @@ func.func @routing_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<
   return %a : tensor<6x8xf32>
 }
 
+// Over the combined batch of all ranks (data-parallel training) the
+// assignments have a capacity.
+// CHECK-LABEL: func.func @combined_batchwise
+// CHECK: moe.batchwise_mask %{{.*}} {combined_batch, m = 3 : i64} : (tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<7xi32>, tensor<20xi32>, tensor<20xf32>)
+func.func @combined_batchwise(%logits: tensor<6x4xf32>) -> tensor<20xf32> {
+  %mask, %rows, %e, %g = moe.batchwise_mask %logits {m = 3 : i64, combined_batch} : (tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<7xi32>, tensor<20xi32>, tensor<20xf32>)
+  return %g : tensor<20xf32>
+}
+
 // Batchwise routing carries a row pointer through plan and combine.
 // CHECK-LABEL: func.func @batchwise_chain
 // CHECK: %[[MASK:.*]], %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.batchwise_mask %{{.*}} {m = 3 : i64}

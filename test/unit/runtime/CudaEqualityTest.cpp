@@ -439,6 +439,27 @@ TEST_F(CudaEquality, DropoutShardOffset) {
 // Gating
 //===----------------------------------------------------------------------===//
 
+// The assignments of a given mask, with the unused slots zeroed.
+TEST_F(CudaEquality, MaskAssignments) {
+  int64_t T = 37, n = 6, capacity = T * n;
+  auto logits = twin(randomVector(T * n, 16));
+  std::vector<float> hostMask(T * n);
+  for (int64_t i = 0; i < T * n; ++i)
+    hostMask[i] = (i * 7919 % 3) == 0 ? 1.0f : 0.0f;
+  auto mask = twin(hostMask);
+  auto rowPtr = output<int32_t>(T + 1), expert = output<int32_t>(capacity);
+  auto gate = output<float>(capacity);
+  int64_t cpuCount = 0, gpuCount = 0;
+  cpu->maskAssignmentsForward(T, n, logits->cpu(), mask->cpu(), rowPtr->cpu(),
+                              expert->cpu(), gate->cpu(), capacity, &cpuCount);
+  gpu->maskAssignmentsForward(T, n, logits->gpu(), mask->gpu(), rowPtr->gpu(),
+                              expert->gpu(), gate->gpu(), capacity, &gpuCount);
+  EXPECT_EQ(cpuCount, gpuCount);
+  expectSame(*rowPtr, "mask row pointers");
+  expectSame(*expert, "mask experts");
+  expectClose(*gate, kRtol, kAtol, "mask gates");
+}
+
 // A shard's gating noise (elementOffset) is the same on both backends.
 TEST_F(CudaEquality, NoisyTopKShardOffset) {
   int64_t T = 33, n = 8, k = 2;

@@ -634,6 +634,51 @@ TEST(BatchwiseMask, RanksTokensByProbabilityAsInAppendixA) {
   }
 }
 
+TEST(MaskAssignments, GivenMaskIntoCapacityWithEmptySlotsZeroed) {
+  // The assignment form of a mask chosen elsewhere (the combined batch of
+  // several ranks): kept experts in order, softmax of the kept logits, and
+  // expert 0 / gate 0 in the slots left over.
+  int64_t T = 5, n = 4;
+  auto logits = randomVector<float>(T * n, 21);
+  std::vector<float> mask = {1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1,
+                             1, 1, 1, 1, 0, 0, 0, 1};
+  int64_t kept = 0;
+  for (float v : mask)
+    kept += v != 0;
+  int64_t capacity = kept + 3;
+  std::vector<int32_t> rowPtr(T + 1), expert(capacity, -7);
+  std::vector<float> gate(capacity, -7.0f);
+  int64_t assigned = -1;
+  rt::cpu::maskAssignmentsForward<float>(T, n, logits.data(), mask.data(),
+                                         rowPtr.data(), expert.data(),
+                                         gate.data(), capacity, &assigned);
+  EXPECT_EQ(assigned, kept);
+  int64_t a = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    EXPECT_EQ(rowPtr[t], a) << t;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (mask[t * n + i] != 0)
+        sum += std::exp(double(logits[t * n + i]));
+    for (int64_t i = 0; i < n; ++i) {
+      if (mask[t * n + i] == 0)
+        continue;
+      EXPECT_EQ(expert[a], i) << t;
+      EXPECT_NEAR(gate[a], std::exp(double(logits[t * n + i])) / sum, 1e-6);
+      ++a;
+    }
+  }
+  EXPECT_EQ(rowPtr[T], kept);
+  for (int64_t slot = kept; slot < capacity; ++slot) {
+    EXPECT_EQ(expert[slot], 0) << slot;
+    EXPECT_EQ(gate[slot], 0.0f) << slot;
+  }
+  EXPECT_THROW(rt::cpu::maskAssignmentsForward<float>(
+                   T, n, logits.data(), mask.data(), rowPtr.data(),
+                   expert.data(), gate.data(), kept - 1, nullptr),
+               std::runtime_error);
+}
+
 TEST(ThresholdMask, KeepsProbabilitiesAboveTheThresholds) {
   for (auto [T, n] : {std::pair<int64_t, int64_t>{1, 1}, {23, 6}, {400, 50}}) {
     SCOPED_TRACE(testing::Message() << "T=" << T << " n=" << n);
