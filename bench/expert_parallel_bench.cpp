@@ -57,6 +57,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bench/BenchSupport.h"
 #include "runtime/Backend.h"
 #include "runtime/collectives/Collectives.h"
 
@@ -84,6 +85,8 @@
 #include <vector>
 
 using namespace moe::rt;
+using moe::bench::cpuModel;
+using moe::bench::today;
 
 namespace {
 
@@ -603,26 +606,6 @@ Error compare(const std::vector<float> &got, const std::vector<float> &want) {
 //===----------------------------------------------------------------------===//
 // Driver
 //===----------------------------------------------------------------------===//
-
-/// "Intel(R) Xeon(R) Processor" from /proc/cpuinfo, or "unknown CPU".
-std::string cpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos && colon + 2 <= line.size())
-        return line.substr(colon + 2);
-    }
-  return "unknown CPU";
-}
-
-std::string today() {
-  std::time_t now = std::time(nullptr);
-  char text[16];
-  std::strftime(text, sizeof(text), "%Y-%m-%d", std::gmtime(&now));
-  return text;
-}
 
 /// Returns false after --help.
 bool parseOptions(int argc, char **argv, Options &o) {

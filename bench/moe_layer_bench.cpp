@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "bench/BenchSupport.h"
 #include "runtime/Backend.h"
 
 #include <omp.h>
@@ -37,6 +38,8 @@
 #include <vector>
 
 using namespace moe::rt;
+using moe::bench::cpuModel;
+using moe::bench::today;
 
 namespace {
 
@@ -265,26 +268,6 @@ double denseStep(Backend &b, LayerState &s) {
          0.0f, s.denseDw.get(), d);
   b.synchronize();
   return secondsSince(start);
-}
-
-/// "AMD EPYC 7B13" from /proc/cpuinfo, or "unknown CPU".
-std::string cpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos && colon + 2 <= line.size())
-        return line.substr(colon + 2);
-    }
-  return "unknown CPU";
-}
-
-std::string today() {
-  std::time_t now = std::time(nullptr);
-  char text[16];
-  std::strftime(text, sizeof(text), "%Y-%m-%d", std::gmtime(&now));
-  return text;
 }
 
 std::vector<int64_t> parseList(const std::string &text) {

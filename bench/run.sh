@@ -20,16 +20,9 @@ if [[ ! -f "$build/build.ninja" && ! -f "$build/Makefile" ]]; then
 fi
 cmake --build "$build" --target moe-layer-bench -j "$jobs"
 
-# OpenBLAS falls back to its SSE3 "Prescott" kernels on CPU models it does
-# not know (virtual CPUs with generic names): 4x slower sgemm on the AVX-512
-# CI machines. Name the core from the CPU's features, as moe-run does.
-# (The probe exits non-zero on purpose; under pipefail its output is read
-# first, not piped.)
-probe="$(OPENBLAS_VERBOSE=2 "$build/bench/moe-layer-bench" --reps 2>&1 || true)"
-if [[ -z "${OPENBLAS_CORETYPE:-}" && "$probe" == *"Core: Prescott"* ]]; then
-  if grep -q avx512bw /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-  elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
-fi
+source "$repo/bench/openblas-core.sh"
+# `--reps` without a value makes the bench stop at once, after OpenBLAS loaded.
+choose_openblas_core "$build/bench/moe-layer-bench" --reps
 
 commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$repo" status --porcelain -- runtime bench 2>/dev/null)" ]]; then

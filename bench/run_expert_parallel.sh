@@ -36,18 +36,8 @@ fi
 bin="$build/bench/expert-parallel-bench"
 [[ -x "$bin" ]] || bin="$build/bin/expert-parallel-bench"
 
-# OpenBLAS falls back to its SSE3 "Prescott" kernels on CPU models it does
-# not know (virtual CPUs with generic names): 4x slower sgemm on the AVX-512
-# CI machines. Name the core from the CPU's features, as moe-run does. (The
-# probe's output is captured first: under pipefail, `probe | grep -q` would
-# take the probe's exit status, not grep's.)
-if [[ -z "${OPENBLAS_CORETYPE:-}" ]]; then
-  probe="$(OPENBLAS_VERBOSE=2 "$bin" --help 2>&1 || true)"
-  if grep -q "Core: Prescott" <<<"$probe"; then
-    if grep -q avx512bw /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-    elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
-  fi
-fi
+source "$repo/bench/openblas-core.sh"
+choose_openblas_core "$bin" --help
 # Idle OpenMP workers sleep instead of spinning: ranks share the cores.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 

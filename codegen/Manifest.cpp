@@ -52,6 +52,29 @@ int64_t dim(Value v, unsigned i) {
   return cast<ShapedType>(v.getType()).getDimSize(i);
 }
 
+/// Multiply-adds of an LSTM's forward pass over `input` [B, S, d_in].
+double lstmMacs(Value input, Value inputWeights, Value recurrentWeights,
+                Value projection) {
+  double tokens = dim(input, 0) * dim(input, 1);
+  return tokens * (elements(inputWeights) + elements(recurrentWeights) +
+                   (projection ? elements(projection) : 0));
+}
+
+/// Multiply-adds of the Appendix B attention's forward pass.
+double attentionMacs(Value source, Value target, Value scoreWeights) {
+  int64_t b = dim(source, 0), sx = dim(source, 1), sy = dim(target, 1),
+          dx = dim(source, 2), dy = dim(target, 2), e = dim(scoreWeights, 0);
+  return double(b) * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
+}
+
+/// Multiply-adds of the output layer's logits: every class, or the
+/// samples and the target.
+double outputLayerMacs(Value hidden, Value weights,
+                       std::optional<uint64_t> samples) {
+  int64_t classes = samples ? *samples + 1 : dim(weights, 0);
+  return double(elements(hidden)) * classes;
+}
+
 /// Floating-point operations of one op (multiply-adds count two): the
 /// GEMM-like work, which is what TF/s figures compare. Element-wise and
 /// routing arithmetic is left out.
@@ -73,43 +96,31 @@ double opFlops(Operation *op) {
         return 4.0 * elements(f.getInput()) * dim(f.getGateWeights(), 1);
       })
       .Case([](LSTMOp l) {
-        int64_t tokens = dim(l.getInput(), 0) * dim(l.getInput(), 1);
-        return 2.0 * tokens *
-               (elements(l.getInputWeights()) +
-                elements(l.getRecurrentWeights()) +
-                (l.getProjection() ? elements(l.getProjection()) : 0));
+        return 2.0 * lstmMacs(l.getInput(), l.getInputWeights(),
+                              l.getRecurrentWeights(), l.getProjection());
       })
       .Case([](LSTMGradOp l) {
-        int64_t tokens = dim(l.getInput(), 0) * dim(l.getInput(), 1);
-        return 4.0 * tokens *
-               (elements(l.getInputWeights()) +
-                elements(l.getRecurrentWeights()) +
-                (l.getProjection() ? elements(l.getProjection()) : 0));
+        return 4.0 * lstmMacs(l.getInput(), l.getInputWeights(),
+                              l.getRecurrentWeights(), l.getProjection());
       })
       .Case([](AttentionOp a) {
-        int64_t b = dim(a.getSource(), 0), sx = dim(a.getSource(), 1),
-                sy = dim(a.getTarget(), 1), dx = dim(a.getSource(), 2),
-                dy = dim(a.getTarget(), 2), e = dim(a.getScoreWeights(), 0);
-        return 2.0 * b * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
+        return 2.0 *
+               attentionMacs(a.getSource(), a.getTarget(), a.getScoreWeights());
       })
       .Case([](AttentionGradOp a) {
-        int64_t b = dim(a.getSource(), 0), sx = dim(a.getSource(), 1),
-                sy = dim(a.getTarget(), 1), dx = dim(a.getSource(), 2),
-                dy = dim(a.getTarget(), 2), e = dim(a.getScoreWeights(), 0);
-        return 4.0 * b * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
+        return 4.0 *
+               attentionMacs(a.getSource(), a.getTarget(), a.getScoreWeights());
       })
       .Case([](SoftmaxCrossEntropyOp ce) {
-        int64_t classes = ce.getNumSamples()
-                              ? *ce.getNumSamples() + 1
-                              : dim(ce.getWeights(), 0);
-        return 2.0 * elements(ce.getHidden()) * classes;
+        return 2.0 * outputLayerMacs(ce.getHidden(), ce.getWeights(),
+                                     ce.getNumSamples());
       })
       .Case([](SoftmaxCrossEntropyGradOp ce) {
-        // The logits are recomputed, then two products for the gradients.
-        int64_t classes = ce.getNumSamples()
-                              ? *ce.getNumSamples() + 1
-                              : dim(ce.getWeights(), 0);
-        return 6.0 * elements(ce.getHidden()) * classes;
+        // Counted as the logits again plus the two gradient products; the
+        // runtime reuses the forward op's softmax when [tokens, vocab] is
+        // small (runtime/step/LossOps.cpp), doing a third less.
+        return 6.0 * outputLayerMacs(ce.getHidden(), ce.getWeights(),
+                                     ce.getNumSamples());
       })
       .Default([](Operation *) { return 0.0; });
 }

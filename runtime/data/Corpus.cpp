@@ -6,13 +6,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/data/Corpus.h"
+#include "runtime/data/TextFile.h"
 
 #include "runtime/data/Tokenizer.h"
 
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -23,26 +21,6 @@ namespace {
 std::runtime_error corpusError(const std::string &path,
                                const std::string &what) {
   return std::runtime_error("corpus " + path + ": " + what);
-}
-
-std::string readFile(const std::string &path) {
-  std::FILE *file = std::fopen(path.c_str(), "rb");
-  if (!file)
-    throw corpusError(path, std::string("cannot open (") +
-                                std::strerror(errno) + ")");
-  std::string text;
-  char buffer[1 << 16];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
-    text.append(buffer, got);
-  // A directory opens but fails to read (EISDIR).
-  bool failed = std::ferror(file);
-  int readErrno = errno;
-  std::fclose(file);
-  if (failed)
-    throw corpusError(path, std::string("cannot read (") +
-                                std::strerror(readErrno) + ")");
-  return text;
 }
 
 std::vector<int32_t> toIds(const Vocabulary &vocab,
@@ -84,9 +62,7 @@ Corpus loadCorpus(const std::string &path, const CorpusOptions &options) {
     throw std::invalid_argument(
         "loadCorpus: minCount must be >= 1 and maxLines >= 0");
 
-  std::string text = readFile(path);
-  if (text.empty())
-    throw corpusError(path, "empty file");
+  std::string text = readNonEmptyFile(path, "corpus");
   size_t start = 0;
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0)
     start = 3;

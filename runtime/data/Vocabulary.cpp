@@ -8,6 +8,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/data/Vocabulary.h"
+#include "runtime/data/TextFile.h"
+
+#include "runtime/Fnv1a.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -97,23 +100,7 @@ Vocabulary::build(const std::vector<std::vector<std::string>> &sentences,
 }
 
 Vocabulary Vocabulary::load(const std::string &path) {
-  std::FILE *file = std::fopen(path.c_str(), "rb");
-  if (!file)
-    throw fileError(path,
-                    std::string("cannot open (") + std::strerror(errno) + ")");
-  std::string text;
-  char buffer[1 << 16];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
-    text.append(buffer, got);
-  bool failed = std::ferror(file);
-  int readErrno = errno;
-  std::fclose(file);
-  if (failed)
-    throw fileError(path, std::string("read error (") +
-                              std::strerror(readErrno) + ")");
-  if (text.empty())
-    throw fileError(path, "empty file");
+  std::string text = readNonEmptyFile(path, "vocabulary");
 
   // save() ends every word with '\n'; a missing final newline is accepted.
   std::vector<std::string> words;
@@ -163,20 +150,11 @@ const std::string &Vocabulary::word(int32_t id) const {
 }
 
 uint64_t Vocabulary::fingerprint() const {
-  constexpr uint64_t kOffsetBasis = 0xcbf29ce484222325ull;
-  constexpr uint64_t kPrime = 0x100000001b3ull;
-  uint64_t hash = kOffsetBasis;
-  auto mix = [&](unsigned char byte) {
-    hash ^= byte;
-    hash *= kPrime;
-  };
-  for (const auto &word : words_) {
-    for (char c : word)
-      mix(static_cast<unsigned char>(c));
+  Fnv1a hash;
+  for (const auto &word : words_)
     // The separator keeps {"ab", "c"} apart from {"a", "bc"}.
-    mix('\n');
-  }
-  return hash;
+    hash.bytes(word).byte('\n');
+  return hash.value();
 }
 
 } // namespace moe::rt::data

@@ -27,6 +27,20 @@ int32_t *expertCounts(Context *ctx, ScratchScope &scratch,
   return device;
 }
 
+/// The plan as the expert GEMMs read it: segments by expert over `rows`
+/// buffer rows (the counts live in `scratch`).
+DispatchPlan expertSidePlan(Context *ctx, ScratchScope &scratch,
+                            const int32_t *expertOffset, int64_t rows,
+                            int64_t n) {
+  DispatchPlan plan;
+  plan.numTokens = rows;
+  plan.numExperts = n;
+  plan.numAssignments = rows;
+  plan.expertOffset = const_cast<int32_t *>(expertOffset);
+  plan.expertCount = expertCounts(ctx, scratch, expertOffset, n);
+  return plan;
+}
+
 /// The plan as the combine-side kernels read it: rows per token and the
 /// buffer position of each assignment.
 DispatchPlan tokenSidePlan(Context *ctx, const int32_t *position,
@@ -95,12 +109,7 @@ void groupedMatmul(Context *ctx, const float *buffer, const float *weights,
                    int64_t n, int64_t dIn, int64_t dOut,
                    GemmPrecision precision) {
   ScratchScope scratch(ctx);
-  DispatchPlan plan;
-  plan.numTokens = rows;
-  plan.numExperts = n;
-  plan.numAssignments = rows;
-  plan.expertOffset = const_cast<int32_t *>(expertOffset);
-  plan.expertCount = expertCounts(ctx, scratch, expertOffset, n);
+  DispatchPlan plan = expertSidePlan(ctx, scratch, expertOffset, rows, n);
   ctx->backend->groupedMatmulForward(plan, dIn, dOut, buffer, weights, out,
                                      precision);
 }
@@ -111,12 +120,7 @@ void groupedMatmulGrad(Context *ctx, const float *buffer, const float *weights,
                        int64_t n, int64_t dIn, int64_t dOutWidth,
                        GemmPrecision precision) {
   ScratchScope scratch(ctx);
-  DispatchPlan plan;
-  plan.numTokens = rows;
-  plan.numExperts = n;
-  plan.numAssignments = rows;
-  plan.expertOffset = const_cast<int32_t *>(expertOffset);
-  plan.expertCount = expertCounts(ctx, scratch, expertOffset, n);
+  DispatchPlan plan = expertSidePlan(ctx, scratch, expertOffset, rows, n);
   ctx->backend->groupedMatmulBackward(plan, dIn, dOutWidth, buffer, weights,
                                       dOut, dBuffer, dWeights, precision);
 }

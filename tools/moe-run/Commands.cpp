@@ -14,6 +14,7 @@
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/Session.h"
 
+#include "runtime/Fnv1a.h"
 #include "runtime/Philox.h"
 #include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/collectives/Collectives.h"
@@ -163,17 +164,13 @@ std::string hex64(uint64_t value) {
 /// A fingerprint of the training split (ids and sentence boundaries): a
 /// resumed run must read the same stream.
 std::string splitFingerprint(const std::vector<std::vector<int32_t>> &split) {
-  uint64_t hash = 1469598103934665603ull;
-  auto mix = [&](uint64_t v) {
-    hash ^= v;
-    hash *= 1099511628211ull;
-  };
+  rt::Fnv1a hash;
   for (const auto &sentence : split) {
-    mix(sentence.size());
+    hash.integer(sentence.size());
     for (int32_t id : sentence)
-      mix(static_cast<uint32_t>(id));
+      hash.integer(static_cast<uint32_t>(id));
   }
-  return hex64(hash);
+  return hex64(hash.value());
 }
 
 /// Loads `checkpoint` into the session after checking it belongs to this
@@ -249,6 +246,22 @@ void dropMetricsAfter(const std::string &path, int64_t step) {
     out << k << "\n";
 }
 
+/// Adds every rank's (cross-entropy sum, token count) in rank order, so all
+/// ranks report the same perplexity; a no-op on one rank.
+void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count) {
+  if (!collectives || collectives->size() == 1)
+    return;
+  double local[2] = {sum, static_cast<double>(count)};
+  std::vector<double> all(2 * collectives->size());
+  collectives->allGather(local, sizeof(local), all.data());
+  sum = 0;
+  count = 0;
+  for (int r = 0; r < collectives->size(); ++r) {
+    sum += all[2 * r];
+    count += static_cast<int64_t>(all[2 * r + 1]);
+  }
+}
+
 /// Perplexity of the eval function over a split.
 struct Evaluation {
   double perplexity = 0, crossEntropy = 0;
@@ -289,29 +302,12 @@ Evaluation evaluate(Session &session, const Package &package,
     if (maxBatches && batches >= maxBatches)
       break;
   }
-  if (ranks > 1) {
-    std::vector<double> local{sum, static_cast<double>(tokenCount)};
-    std::vector<double> all(2 * ranks);
-    collectives->allGather(local.data(), sizeof(double) * 2, all.data());
-    sum = 0;
-    tokenCount = 0;
-    for (int r = 0; r < ranks; ++r) {
-      sum += all[2 * r];
-      tokenCount += static_cast<int64_t>(all[2 * r + 1]);
-    }
-  }
+  sumOverRanks(collectives, sum, tokenCount);
   result.tokens = tokenCount;
   result.seconds = secondsSince(start);
   result.crossEntropy = result.tokens ? sum / result.tokens : 0;
   result.perplexity = std::exp(result.crossEntropy);
   return result;
-}
-
-nlohmann::json expertLoadJson(const std::vector<std::vector<int64_t>> &load) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto &plan : load)
-    out.push_back(plan);
-  return out;
 }
 
 /// A line summarising the expert load of the window: per plan, the share
@@ -371,8 +367,6 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   // from one stream; rank r takes the r-th. R ranks thus read what one
   // rank compiled for R times the batch reads.
   int64_t globalRows = shape.batch * ranks.size();
-  rt::data::LmBatcher batcher(corpus.train, globalRows, shape.time,
-                              common.seed, /*shuffle=*/true);
   std::string trainFingerprint = splitFingerprint(corpus.train);
   int64_t step = 0;
   uint64_t seed = common.seed;
@@ -385,11 +379,17 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
       std::printf("resume: no checkpoint in %s yet, starting fresh\n",
                   train.checkpointDir.c_str());
   }
-  if (!resumeDir.empty()) {
-    rt::Checkpoint checkpoint = rt::loadCheckpoint(resumeDir);
+  bool resuming = !resumeDir.empty();
+  rt::Checkpoint checkpoint;
+  if (resuming) {
+    checkpoint = rt::loadCheckpoint(resumeDir);
     // The seed is part of the run: a resumed run keeps the original one.
     seed = checkpoint.state.value("seed", seed);
-    session.initialize(seed);
+  }
+  session.initialize(seed);
+  rt::data::LmBatcher batcher(corpus.train, globalRows, shape.time, seed,
+                              /*shuffle=*/true);
+  if (resuming) {
     restoreCheckpoint(session, package, corpus, checkpoint, resumeDir, &shape);
     step = checkpoint.step;
     const nlohmann::json &state = checkpoint.state;
@@ -399,16 +399,12 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     rt::data::LmBatcher::Position position;
     position.epoch = state["data"].value("epoch", int64_t(0));
     position.batch = state["data"].value("batch", int64_t(0));
-    batcher = rt::data::LmBatcher(corpus.train, globalRows, shape.time, seed,
-                                  /*shuffle=*/true);
     batcher.seek(position);
     if (!quiet)
       std::printf("resume: %s at step %lld (epoch %lld, batch %lld)\n",
                   resumeDir.c_str(), static_cast<long long>(step),
                   static_cast<long long>(position.epoch),
                   static_cast<long long>(position.batch));
-  } else {
-    session.initialize(seed);
   }
 
   const FunctionInfo &stepInfo = *package.function("train_step");
@@ -533,19 +529,8 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     if (step % std::max<int64_t>(train.logEvery, 1) == 0 || last ||
         outOfTime) {
       double loss = windowLoss / windowSteps;
-      if (ranks.size() > 1) {
-        // Perplexity of the global batches: every rank's cross-entropy.
-        std::vector<double> local{windowCe,
-                                  static_cast<double>(windowCeTokens)};
-        std::vector<double> all(2 * ranks.size());
-        ranks.allGather(local.data(), sizeof(double) * 2, all.data());
-        windowCe = 0;
-        windowCeTokens = 0;
-        for (int r = 0; r < ranks.size(); ++r) {
-          windowCe += all[2 * r];
-          windowCeTokens += static_cast<int64_t>(all[2 * r + 1]);
-        }
-      }
+      // Perplexity of the global batches: every rank's cross-entropy.
+      sumOverRanks(&ranks, windowCe, windowCeTokens);
       // The sampled softmax has no exact perplexity: reported as null.
       double ppl = windowCeTokens ? std::exp(windowCe / windowCeTokens)
                                   : std::nan("");
@@ -564,7 +549,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
                      {"lr", r.lr},
                      {"tokens_per_s", tokensPerSecond},
                      {"tflops", tflops},
-                     {"expert_load", expertLoadJson(windowLoad)},
+                     {"expert_load", windowLoad},
                      {"elapsed_s", secondsSince(start)}});
       if (common.verbose && !windowLoad.empty()) {
         progress.finishLine();

@@ -15,7 +15,6 @@
 #include <openssl/evp.h>
 
 #include <dlfcn.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -37,8 +37,7 @@ namespace {
 }
 
 bool exists(const std::string &path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
+  return std::filesystem::exists(path);
 }
 
 std::string readFile(const std::string &path) {
@@ -73,21 +72,6 @@ std::string cacheDirectory() {
   if (const char *home = std::getenv("HOME"))
     return std::string(home) + "/.cache/moe-run";
   return "/tmp/moe-run-cache";
-}
-
-void makeDirectories(const std::string &path) {
-  std::string prefix;
-  std::stringstream parts(path);
-  std::string part;
-  if (!path.empty() && path[0] == '/')
-    prefix = "/";
-  while (std::getline(parts, part, '/')) {
-    if (part.empty())
-      continue;
-    prefix += part + "/";
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
-      fail("cannot create " + prefix + ": " + std::strerror(errno));
-  }
 }
 
 /// Runs `command`, returning its exit status and combined output.
@@ -291,7 +275,10 @@ void Package::load(bool verbose) {
   std::string key = sha256Hex(source + "\n" + compiler + " " + flags + "\n" +
                               includeDir + "\n" + libraryDir + "\n" + abi);
   std::string cache = cacheDirectory();
-  makeDirectories(cache);
+  std::error_code made;
+  std::filesystem::create_directories(cache, made);
+  if (made)
+    fail("cannot create " + cache + ": " + made.message());
   std::string object = cache + "/" + key.substr(0, 32) + ".so";
   if (!exists(object)) {
     std::string temp = object + ".tmp." + std::to_string(::getpid());

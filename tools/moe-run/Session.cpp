@@ -10,6 +10,7 @@
 
 #include "tools/moe-run/Session.h"
 
+#include "runtime/Fnv1a.h"
 #include "runtime/Philox.h"
 #include "runtime/collectives/Collectives.h"
 
@@ -21,15 +22,6 @@ namespace moe::run {
 
 namespace {
 
-uint64_t fnv1a(const std::string &text) {
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
 std::string checkpointDtype(const std::string &dtype) {
   return dtype == "f32" ? "F32" : dtype == "i32" ? "I32" : "I64";
 }
@@ -38,7 +30,7 @@ std::string checkpointDtype(const std::string &dtype) {
 std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed) {
   int64_t count = param.elements();
   std::vector<float> values(static_cast<size_t>(count), 0.0f);
-  uint64_t stream = fnv1a(param.name);
+  uint64_t stream = rt::fnv1a(param.name);
   double scale = param.initScale;
   if (param.init == "zeros")
     return values;
