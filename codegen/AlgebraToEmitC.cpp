@@ -106,6 +106,14 @@ void mlir::moe::populateMoEAlgebraToEmitCPatterns(
   addStepCall<ActivateOp>(
       patterns, converter, "activate",
       [](ActivateOp op, ActivateOp::Adaptor a, StepCall &c) {
+        if (hasDynamicRows(op.getInput())) {
+          c.callee("activateRows")
+              .ptr(a.getInput())
+              .returns(0)
+              .i64(dimSize(op.getInput(), 1))
+              .literal(activationLiteral(op.getAct()));
+          return;
+        }
         c.ptr(a.getInput())
             .results()
             .i64(numElements(op.getOutput()))
@@ -114,6 +122,15 @@ void mlir::moe::populateMoEAlgebraToEmitCPatterns(
   addStepCall<ActivateGradOp>(
       patterns, converter, "activateGrad",
       [](ActivateGradOp op, ActivateGradOp::Adaptor a, StepCall &c) {
+        if (hasDynamicRows(op.getOutput())) {
+          c.callee("activateGradRows")
+              .ptr(a.getOutput())
+              .ptr(a.getDOutput())
+              .returns(0)
+              .i64(dimSize(op.getOutput(), 1))
+              .literal(activationLiteral(op.getAct()));
+          return;
+        }
         c.ptr(a.getOutput())
             .ptr(a.getDOutput())
             .results()

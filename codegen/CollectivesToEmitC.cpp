@@ -9,6 +9,7 @@
 
 #include "codegen/MoEToEmitC.h"
 
+#include "dialect/MoECollectiveOps.h"
 #include "dialect/MoEOps.h"
 
 #include "mlir/Dialect/Mesh/IR/MeshOps.h"
@@ -41,6 +42,36 @@ void mlir::moe::populateMoECollectivesToEmitCPatterns(
             .results()
             .i64(numElements(op.getResult()))
             .flag(op.getReduction() == mesh::ReductionKind::Average);
+      });
+  addStepCall<ExchangeCountsOp>(
+      patterns, converter, "exchangeCounts",
+      [](ExchangeCountsOp op, ExchangeCountsOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getExpertOffset())
+            .results()
+            .i64(numElements(op.getRecvCounts()));
+      });
+  addStepCall<ExchangeToExpertsOp>(
+      patterns, converter, "exchangeToExperts",
+      [](ExchangeToExpertsOp op, ExchangeToExpertsOp::Adaptor a,
+         StepCall &c) {
+        c.ptr(a.getBuffer())
+            .ptr(a.getExpertOffset())
+            .ptr(a.getRecvCounts())
+            .returns(0)
+            .i64(dimSize(op.getBuffer(), 0))
+            .i64(numElements(op.getRecvCounts()))
+            .i64(dimSize(op.getBuffer(), 1));
+      });
+  addStepCall<ExchangeToTokensOp>(
+      patterns, converter, "exchangeToTokens",
+      [](ExchangeToTokensOp op, ExchangeToTokensOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getExpertRows())
+            .ptr(a.getExpertOffset())
+            .ptr(a.getRecvCounts())
+            .results()
+            .i64(dimSize(op.getBuffer(), 0))
+            .i64(numElements(op.getRecvCounts()))
+            .i64(dimSize(op.getBuffer(), 1));
       });
   addStepCall<DivideByMeshSizeOp>(
       patterns, converter, "divideByRanks",

@@ -9,7 +9,9 @@
 #include "codegen/MoEToEmitC.h"
 #include "codegen/Passes.h"
 
+#include "dialect/MoEAttrs.h"
 #include "dialect/MoEDialect.h"
+#include "passes/BufferPlan.h"
 #include "dialect/MoEOps.h"
 
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
@@ -42,6 +44,9 @@ StepTypeConverter::StepTypeConverter() {
   });
   addConversion([](RankedTensorType type) -> std::optional<Type> {
     Type element = type.getElementType();
+    if (type.getRank() == 2 && type.isDynamicDim(0) &&
+        !type.isDynamicDim(1) && element.isF32())
+      return emitc::OpaqueType::get(type.getContext(), kRowsType);
     if (!type.hasStaticShape() ||
         !(element.isF32() || element.isInteger(32) || element.isInteger(64)))
       return std::nullopt;
@@ -60,6 +65,11 @@ StepTypeConverter::StepTypeConverter() {
 
 int64_t mlir::moe::numElements(Value tensor) {
   return cast<ShapedType>(tensor.getType()).getNumElements();
+}
+
+bool mlir::moe::hasDynamicRows(Value tensor) {
+  auto type = cast<ShapedType>(tensor.getType());
+  return type.hasRank() && type.getRank() >= 1 && type.isDynamicDim(0);
 }
 
 int64_t mlir::moe::dimSize(Value tensor, unsigned i) {
@@ -105,7 +115,7 @@ Value stepPointer(OpBuilder &b, Location loc, Value ctx, StringRef callee,
 
 StepCall::StepCall(Operation *op, ConversionPatternRewriter &rewriter,
                    const TypeConverter &converter, StringRef callee)
-    : op(op), rewriter(rewriter), converter(converter), callee(callee.str()) {
+    : op(op), rewriter(rewriter), converter(converter), callee_(callee.str()) {
   ptr(contextOf(op));
   resultPtrs.resize(op->getNumResults());
 }
@@ -123,7 +133,15 @@ Value StepCall::resultPointer(unsigned i) {
     return resultPtrs[i];
   // The pass checked that planned ops carry one offset per result.
   auto offsets = op->getAttrOfType<DenseI64ArrayAttr>("moe.offsets");
-  Type type = converter.convertType(op->getResult(i).getType());
+  Value result = op->getResult(i);
+  Type type = converter.convertType(result.getType());
+  if (offsets[i] == kPoolOffset) {
+    // A rank's shard: n / R of the n elements, from the call's pool (the
+    // pass checked that only shards and returned rows are pool results).
+    resultPtrs[i] = stepPointer(rewriter, op->getLoc(), contextOf(op),
+                                "poolShard", type, numElements(result));
+    return resultPtrs[i];
+  }
   resultPtrs[i] = stepPointer(rewriter, op->getLoc(), contextOf(op), "arena",
                               type, offsets[i]);
   return resultPtrs[i];
@@ -156,6 +174,29 @@ StepCall &StepCall::literal(StringRef text) {
   return *this;
 }
 
+StepCall &StepCall::callee(StringRef name) {
+  callee_ = (kStepNamespace + name).str();
+  return *this;
+}
+
+StepCall &StepCall::count(Value tensor) {
+  if (!getShard(tensor.getType()))
+    return i64(numElements(tensor));
+  auto call = rewriter.create<emitc::CallOpaqueOp>(
+      op->getLoc(), TypeRange{rewriter.getI64Type()},
+      (kStepNamespace + "shardCount").str(), ValueRange{contextOf(op)},
+      rewriter.getArrayAttr(
+          {rewriter.getIndexAttr(0), rewriter.getI64IntegerAttr(
+                                         numElements(tensor))}),
+      ArrayAttr());
+  return ptr(call.getResult(0));
+}
+
+StepCall &StepCall::returns(unsigned i) {
+  returned = i;
+  return *this;
+}
+
 StepCall &StepCall::replaceWith(ValueRange values) {
   replacements.assign(values.begin(), values.end());
   replaced = true;
@@ -163,9 +204,15 @@ StepCall &StepCall::replaceWith(ValueRange values) {
 }
 
 LogicalResult StepCall::emit() {
-  rewriter.create<emitc::CallOpaqueOp>(op->getLoc(), TypeRange{}, callee,
-                                       operands, rewriter.getArrayAttr(args),
-                                       ArrayAttr());
+  SmallVector<Type> returnTypes;
+  if (returned)
+    returnTypes.push_back(
+        converter.convertType(op->getResult(*returned).getType()));
+  auto call = rewriter.create<emitc::CallOpaqueOp>(
+      op->getLoc(), returnTypes, callee_, operands,
+      rewriter.getArrayAttr(args), ArrayAttr());
+  if (returned)
+    resultPtrs[*returned] = call.getResult(0);
   if (replaced) {
     rewriter.replaceOp(op, replacements);
     return success();
@@ -252,7 +299,7 @@ struct ConvertMoEToEmitCPass
       return signalPassFailure();
     }
     for (func::FuncOp func : functions)
-      if (failed(checkPlanned(func, lowered)) ||
+      if (failed(checkPlanned(func, lowered, converter)) ||
           failed(buildSkeleton(func, converter)))
         return signalPassFailure();
 
@@ -344,7 +391,8 @@ struct ConvertMoEToEmitCPass
   /// Every op must have a lowering and, if it makes tensors, their places
   /// in the arena.
   LogicalResult checkPlanned(func::FuncOp func,
-                             const llvm::StringSet<> &lowered) {
+                             const llvm::StringSet<> &lowered,
+                             const TypeConverter &converter) {
     if (!func->hasAttr("moe.arena_bytes"))
       return func.emitOpError(
           "has no buffer plan: run moe-plan-buffers (the last pass of "
@@ -391,6 +439,14 @@ struct ConvertMoEToEmitCPass
                                             op->getNumResults()))
         return op->emitOpError("has no arena offsets for its results: run "
                                "moe-plan-buffers after the last transform");
+      for (auto [offset, result] : llvm::zip(offsets.asArrayRef(),
+                                             op->getResults()))
+        if (offset == kPoolOffset && !getShard(result.getType()) &&
+            !isa<emitc::OpaqueType>(converter.convertType(result.getType())))
+          return op->emitOpError("has a result of type ")
+                 << result.getType()
+                 << " that code generation cannot allocate (only expert "
+                    "shards and f32 rows of a dynamic count)";
       return WalkResult::advance();
     });
     return failure(walk.wasInterrupted());

@@ -46,16 +46,32 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
             .i64(dimSize(op.getDBuffer(), 1))
             .i64(op.getTokens());
       });
+  // On the rows an expert-parallel rank received (moe::rt::step::Rows),
+  // the *Rows variants multiply by this rank's shard of the weights and
+  // return their row outputs from the call's pool.
   addStepCall<GroupedMatmulOp>(
       patterns, converter, "groupedMatmul",
       [precision](GroupedMatmulOp op, GroupedMatmulOp::Adaptor a,
                   StepCall &c) {
+        int64_t n = numElements(op.getExpertOffset()) - 1;
+        if (hasDynamicRows(op.getBuffer())) {
+          c.callee("groupedMatmulRows")
+              .ptr(a.getBuffer())
+              .ptr(a.getWeights())
+              .ptr(a.getExpertOffset())
+              .returns(0)
+              .i64(n)
+              .i64(dimSize(op.getBuffer(), 1))
+              .i64(dimSize(op.getOutput(), 1))
+              .literal(precision);
+          return;
+        }
         c.ptr(a.getBuffer())
             .ptr(a.getWeights())
             .ptr(a.getExpertOffset())
             .results()
             .i64(dimSize(op.getBuffer(), 0))
-            .i64(numElements(op.getExpertOffset()) - 1)
+            .i64(n)
             .i64(dimSize(op.getBuffer(), 1))
             .i64(dimSize(op.getOutput(), 1))
             .literal(precision);
@@ -64,13 +80,28 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
       patterns, converter, "groupedMatmulGrad",
       [precision](GroupedMatmulGradOp op, GroupedMatmulGradOp::Adaptor a,
                   StepCall &c) {
+        int64_t n = numElements(op.getExpertOffset()) - 1;
+        if (hasDynamicRows(op.getBuffer())) {
+          c.callee("groupedMatmulGradRows")
+              .ptr(a.getBuffer())
+              .ptr(a.getWeights())
+              .ptr(a.getExpertOffset())
+              .ptr(a.getDOutput())
+              .returns(0)
+              .result(1)
+              .i64(n)
+              .i64(dimSize(op.getBuffer(), 1))
+              .i64(dimSize(op.getDOutput(), 1))
+              .literal(precision);
+          return;
+        }
         c.ptr(a.getBuffer())
             .ptr(a.getWeights())
             .ptr(a.getExpertOffset())
             .ptr(a.getDOutput())
             .results()
             .i64(dimSize(op.getBuffer(), 0))
-            .i64(numElements(op.getExpertOffset()) - 1)
+            .i64(n)
             .i64(dimSize(op.getBuffer(), 1))
             .i64(dimSize(op.getDOutput(), 1))
             .literal(precision);

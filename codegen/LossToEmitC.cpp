@@ -75,7 +75,7 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
             .ptr(a.getV())
             .ptr(a.getLr())
             .ptr(a.getStep())
-            .i64(numElements(op.getParam()))
+            .count(op.getParam())
             .f32(op.getBeta1().convertToFloat())
             .f32(op.getBeta2().convertToFloat())
             .f32(op.getEps().convertToFloat())

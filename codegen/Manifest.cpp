@@ -152,11 +152,16 @@ int64_t idBound(ArrayRef<Operation *> users) {
 llvm::json::Object tensorEntry(StringRef role, StringRef name, Value value,
                                unsigned index) {
   auto tensor = cast<RankedTensorType>(value.getType());
-  return llvm::json::Object{{"role", role},
-                            {"name", name},
-                            {"shape", shapeOf(tensor)},
-                            {"dtype", dtypeOf(tensor)},
-                            {"index", index}};
+  llvm::json::Object entry{{"role", role},
+                           {"name", name},
+                           {"shape", shapeOf(tensor)},
+                           {"dtype", dtypeOf(tensor)},
+                           {"index", index}};
+  // The global shape; each rank holds its slice of the first dimension.
+  if (ShardAttr shard = getShard(tensor))
+    entry["shard"] = llvm::json::Object{
+        {"mesh", shard.getMesh().getValue()}, {"dim", 0}};
+  return entry;
 }
 
 FailureOr<llvm::json::Array> describeArguments(func::FuncOp func) {

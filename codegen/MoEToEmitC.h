@@ -15,6 +15,7 @@
 #include "mlir/Transforms/DialectConversion.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace mlir::moe {
@@ -31,7 +32,9 @@ struct EmitCTarget {
 /// The namespace of the step ABI in the emitted code.
 constexpr llvm::StringLiteral kStepNamespace = "moe::rt::step::";
 
-/// Tensors become `!emitc.ptr<element>` (f32, i32, i64, static shapes).
+/// Tensors become `!emitc.ptr<element>` (f32, i32, i64, static shapes);
+/// f32 matrices of a dynamic number of rows (the rows an expert-parallel
+/// rank received) become `moe::rt::step::Rows`, a pointer and its rows.
 class StepTypeConverter : public TypeConverter {
 public:
   StepTypeConverter();
@@ -59,6 +62,14 @@ public:
   /// Replaces the op's results by `replacements` instead of arena pointers
   /// (in-place ops).
   StepCall &replaceWith(ValueRange replacements);
+  /// Calls `callee` (in the step namespace) instead of the pattern's.
+  StepCall &callee(StringRef name);
+  /// The element count of `tensor` on this rank: a literal, or
+  /// shardCount(ctx, n) for a #moe.shard tensor, whose rank holds 1 / R.
+  StepCall &count(Value tensor);
+  /// Result `i` is what the call returns (a moe::rt::step::Rows whose rows
+  /// are known only when the graph runs) rather than a pointer argument.
+  StepCall &returns(unsigned i);
 
   /// Emits the call and replaces the op.
   LogicalResult emit();
@@ -70,12 +81,13 @@ private:
   Operation *op;
   ConversionPatternRewriter &rewriter;
   const TypeConverter &converter;
-  std::string callee;
+  std::string callee_;
   SmallVector<Value> operands;
   SmallVector<Attribute> args;
   SmallVector<Value> resultPtrs;
   SmallVector<Value> replacements;
   bool replaced = false;
+  std::optional<unsigned> returned;
 };
 
 /// A pattern that lowers OpTy with `describe`, which fills in the call.
@@ -112,6 +124,12 @@ void addStepCall(RewritePatternSet &patterns, const TypeConverter &converter,
       converter, patterns.getContext(), callee,
       typename StepCallPattern<OpTy>::Describe(std::forward<Fn>(describe)));
 }
+
+/// The C++ type of a tensor with a dynamic number of rows.
+constexpr llvm::StringLiteral kRowsType = "moe::rt::step::Rows";
+
+/// Whether `tensor` has a dynamic number of rows (expert-side rows).
+bool hasDynamicRows(Value tensor);
 
 /// Number of elements of a tensor value; dimension i of it.
 int64_t numElements(Value tensor);

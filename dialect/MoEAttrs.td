@@ -158,4 +158,21 @@ def MoE_InitAttr : MoE_Attr<"Init", "init"> {
   let genVerifyDecl = 1;
 }
 
+def MoE_ShardAttr : MoE_Attr<"Shard", "shard"> {
+  let summary = "a tensor split along its first dimension over a mesh";
+  let description = [{
+    The encoding of an expert-sharded tensor: the type keeps the global
+    shape, and each of the R ranks of the mesh holds the contiguous slice
+    [r n / R, (r + 1) n / R) of the first dimension (n / R experts of
+    [n, d_in, d_out] expert weights, their gradients and Adam moments).
+    R is known only when the graph runs; it must divide n.
+
+    ```mlir
+    tensor<512x512x512xf32, #moe.shard<@ranks>>
+    ```
+  }];
+  let parameters = (ins "::mlir::FlatSymbolRefAttr":$mesh);
+  let assemblyFormat = "`<` $mesh `>`";
+}
+
 #endif // MOE_DIALECT_MOEATTRS_TD

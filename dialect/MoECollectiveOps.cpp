@@ -9,6 +9,7 @@
 #include "dialect/MoECollectiveOps.h"
 
 #include "dialect/MoEOps.h"
+#include "dialect/VerifierUtils.h"
 
 #include "mlir/Dialect/Mesh/IR/MeshDialect.h"
 #include "mlir/Dialect/Mesh/IR/MeshOps.h"
@@ -18,12 +19,95 @@
 using namespace mlir;
 using namespace mlir::moe;
 
+/// Every collective of the dialect names a mesh.mesh of its module.
+static LogicalResult verifyMeshSymbol(Operation *op, FlatSymbolRefAttr mesh,
+                                      SymbolTableCollection &symbolTable) {
+  if (!symbolTable.lookupNearestSymbolFrom<mesh::MeshOp>(op, mesh))
+    return op->emitOpError("expects ")
+           << mesh << " to name a mesh.mesh of the module";
+  return success();
+}
+
 LogicalResult
 DivideByMeshSizeOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  if (!symbolTable.lookupNearestSymbolFrom<mesh::MeshOp>(*this,
-                                                         getMeshAttr()))
-    return emitOpError("expects @")
-           << getMesh() << " to name a mesh.mesh of the module";
+  return verifyMeshSymbol(*this, getMeshAttr(), symbolTable);
+}
+
+//===----------------------------------------------------------------------===//
+// The token exchange
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+ExchangeCountsOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyMeshSymbol(*this, getMeshAttr(), symbolTable);
+}
+
+LogicalResult ExchangeCountsOp::verify() {
+  int64_t n = shapeOf(getExpertOffset())[0] - 1;
+  if (n < 1)
+    return emitOpError("expects an expert_offset of at least 2 entries");
+  if (failed(expectShape(*this, getRecvCounts(), "recv_counts", {n},
+                         "[num_experts]")))
+    return failure();
+  return expectShape(*this, getRecvOffset(), "recv_offset", {n + 1},
+                     "[num_experts + 1]");
+}
+
+/// The shared checks of the two exchanges: a static [A, d] dispatch-side
+/// buffer, [?, d] expert-side rows, offsets and counts of n experts.
+static LogicalResult verifyExchange(Operation *op, Value tokenSide,
+                                    Value expertSide, Value expertOffset,
+                                    Value recvCounts) {
+  ArrayRef<int64_t> tokens = shapeOf(tokenSide), experts = shapeOf(expertSide);
+  if (ShapedType::isDynamic(tokens[0]) || ShapedType::isDynamic(tokens[1]))
+    return op->emitOpError("expects a static dispatch buffer [A, d], got ")
+           << formatShape(tokens);
+  if (!ShapedType::isDynamic(experts[0]) || experts[1] != tokens[1])
+    return op->emitOpError("expects expert-side rows of shape ?x")
+           << tokens[1] << " (their number is known when the graph runs) "
+           << "but got " << formatShape(experts);
+  int64_t n = shapeOf(expertOffset)[0] - 1;
+  return expectShape(op, recvCounts, "recv_counts", {n}, "[num_experts]");
+}
+
+LogicalResult
+ExchangeToExpertsOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyMeshSymbol(*this, getMeshAttr(), symbolTable);
+}
+
+LogicalResult ExchangeToExpertsOp::verify() {
+  return verifyExchange(*this, getBuffer(), getReceived(), getExpertOffset(),
+                        getRecvCounts());
+}
+
+LogicalResult
+ExchangeToExpertsOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                   SmallVectorImpl<Value> &operandGrads) {
+  // A permutation of rows across the ranks: its adjoint is the inverse.
+  operandGrads.push_back(b.create<ExchangeToTokensOp>(
+      getLoc(), getBuffer().getType(), grads[0], getExpertOffset(),
+      getRecvCounts(), getMeshAttr()));
+  operandGrads.append({Value(), Value()});
+  return success();
+}
+
+LogicalResult
+ExchangeToTokensOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyMeshSymbol(*this, getMeshAttr(), symbolTable);
+}
+
+LogicalResult ExchangeToTokensOp::verify() {
+  return verifyExchange(*this, getBuffer(), getExpertRows(), getExpertOffset(),
+                        getRecvCounts());
+}
+
+LogicalResult
+ExchangeToTokensOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                                  SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.push_back(b.create<ExchangeToExpertsOp>(
+      getLoc(), getExpertRows().getType(), grads[0], getExpertOffset(),
+      getRecvCounts(), getMeshAttr()));
+  operandGrads.append({Value(), Value()});
   return success();
 }
 

@@ -32,4 +32,90 @@ def MoE_DivideByMeshSizeOp : MoE_Op<"divide_by_mesh_size", [
   let assemblyFormat = "$input `on` $mesh attr-dict `:` type($output)";
 }
 
+//===----------------------------------------------------------------------===//
+// Expert parallelism: the token exchange
+//===----------------------------------------------------------------------===//
+
+def MoE_ExchangeCountsOp : MoE_Op<"exchange_counts", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "tells every rank how many rows it receives for its experts";
+  let description = [{
+    The count exchange before an expert-parallel dispatch. Rank r of R holds
+    the experts [r n / R, (r + 1) n / R) of n; `expert_offset` [n + 1] is
+    this rank's dispatch plan (rows of each expert in its buffer). Results:
+
+    * `recv_counts` [n]: the table [R, n / R] (source-major) of the rows
+      each rank sends to each of this rank's experts;
+    * `recv_offset` [n + 1]: the segments of the received buffer by global
+      expert, expert-major and by source rank within an expert (the order
+      of one rank computing the global batch); experts of other ranks have
+      empty segments.
+
+    ```mlir
+    %counts, %offset = moe.exchange_counts %off on @ranks
+        : (tensor<9xi32>) -> (tensor<8xi32>, tensor<9xi32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$expert_offset, FlatSymbolRefAttr:$mesh);
+  let results = (outs MoE_IdVector:$recv_counts, MoE_IdVector:$recv_offset);
+  let assemblyFormat = [{
+    $expert_offset `on` $mesh attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ExchangeToExpertsOp : MoE_Op<"exchange_to_experts", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "all-to-all of dispatch-buffer rows to the experts' ranks";
+  let description = [{
+    Sends the segment of each expert of this rank's dispatch buffer [A, d]
+    (laid out by `expert_offset`) to the rank holding the expert, and
+    returns the rows this rank received, laid out by the `recv_offset` of
+    the moe.exchange_counts that made `recv_counts`. Their number depends
+    on the routing of every rank: the result's first dimension is dynamic.
+    Its gradient is moe.exchange_to_tokens.
+
+    ```mlir
+    %recv = moe.exchange_to_experts %buf, %off, %counts on @ranks
+        : (tensor<128x16xf32>, tensor<9xi32>, tensor<8xi32>)
+        -> tensor<?x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$buffer, MoE_IdVector:$expert_offset,
+                       MoE_IdVector:$recv_counts, FlatSymbolRefAttr:$mesh);
+  let results = (outs MoE_Matrix:$received);
+  let assemblyFormat = [{
+    $buffer `,` $expert_offset `,` $recv_counts `on` $mesh attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ExchangeToTokensOp : MoE_Op<"exchange_to_tokens", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "all-to-all of expert outputs back to the tokens' ranks";
+  let description = [{
+    The inverse of moe.exchange_to_experts with the same `expert_offset`
+    and `recv_counts`: every received row goes back to the rank and the
+    dispatch-buffer row it came from, so the result [A, d] is laid out like
+    this rank's dispatch buffer. Its gradient is moe.exchange_to_experts.
+
+    ```mlir
+    %back = moe.exchange_to_tokens %y, %off, %counts on @ranks
+        : (tensor<?x16xf32>, tensor<9xi32>, tensor<8xi32>)
+        -> tensor<128x16xf32>
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$expert_rows, MoE_IdVector:$expert_offset,
+                       MoE_IdVector:$recv_counts, FlatSymbolRefAttr:$mesh);
+  let results = (outs MoE_Matrix:$buffer);
+  let assemblyFormat = [{
+    $expert_rows `,` $expert_offset `,` $recv_counts `on` $mesh attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOECOLLECTIVEOPS_TD

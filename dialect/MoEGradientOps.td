@@ -30,9 +30,9 @@ def MoE_ActivateGradOp : MoE_GradOp<"activate_grad",
         : (tensor<64x16xf32>, tensor<64x16xf32>) -> tensor<64x16xf32>
     ```
   }];
-  let arguments = (ins MoE_F32Tensor:$output, MoE_F32Tensor:$d_output,
-                       MoE_ActivationAttr:$act);
-  let results = (outs MoE_F32Tensor:$d_input);
+  let arguments = (ins MoE_F32TensorOrRows:$output,
+                       MoE_F32TensorOrRows:$d_output, MoE_ActivationAttr:$act);
+  let results = (outs MoE_F32TensorOrRows:$d_input);
 }
 
 def MoE_NoisyTopKGradOp : MoE_Op<"noisy_top_k_grad", [

@@ -17,6 +17,10 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def MoE_F32Tensor : StaticShapeTensorOf<[F32]>;
 def MoE_IdTensor : StaticShapeTensorOf<[I32]>;
+// Element-wise ops also run on the rows an expert-parallel rank received,
+// a matrix whose number of rows is known only when the graph runs.
+def MoE_F32TensorOrRows : AnyTypeOf<[MoE_F32Tensor, 2DTensorOf<[F32]>],
+    "statically shaped tensor of 32-bit float values, or a matrix of them">;
 def MoE_Scalar : 0DTensorOf<[F32]>;
 
 //===----------------------------------------------------------------------===//

@@ -101,8 +101,8 @@ def MoE_ActivateOp : MoE_Op<"activate", [SameOperandsAndResultType,
     %y = moe.activate %x {act = #moe.activation<sigmoid>} : tensor<64x16xf32>
     ```
   }];
-  let arguments = (ins MoE_F32Tensor:$input, MoE_ActivationAttr:$act);
-  let results = (outs MoE_F32Tensor:$output);
+  let arguments = (ins MoE_F32TensorOrRows:$input, MoE_ActivationAttr:$act);
+  let results = (outs MoE_F32TensorOrRows:$output);
   let assemblyFormat = "$input attr-dict `:` type($output)";
   let hasVerifier = 1;
 }

@@ -18,7 +18,15 @@ inline std::string formatShape(ArrayRef<int64_t> shape) {
     return "scalar";
   std::string text;
   llvm::raw_string_ostream os(text);
-  llvm::interleave(shape, os, "x");
+  llvm::interleave(
+      shape, os,
+      [&](int64_t d) {
+        if (ShapedType::isDynamic(d))
+          os << "?";
+        else
+          os << d;
+      },
+      "x");
   return text;
 }
 

@@ -25,6 +25,18 @@ inline int64_t alignBufferSize(int64_t bytes) {
   return (bytes + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
 }
 
+/// The moe.offsets entry of a result that the step allocates from the
+/// call's pool (runtime/step/Step.h: Pool) rather than the arena.
+constexpr int64_t kPoolOffset = -1;
+
+/// Tensors whose size depends on the run: a dynamic dimension (rows an
+/// expert-parallel rank received) or a #moe.shard encoding (a rank holds
+/// 1 / R of it).
+inline bool isPoolAllocated(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  return tensor && (!tensor.hasStaticShape() || tensor.getEncoding());
+}
+
 /// Gate activations, cells, shifted states and the pre-projection output
 /// of an LSTM over `input` [B, S, d_in] with output [B, S, P]:
 /// B*S*(6H + P) floats.

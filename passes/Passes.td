@@ -384,10 +384,38 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     Appendix A): moe-decompose's `combined-batch` lowers them so (the
     runtime finds each expert's global top m R by bisection over all-reduced
     counts), and the Eq. 8 loss, a sum over the tokens, is summed over the
-    ranks. Runs after moe-fuse-routing and before moe-autodiff. Hierarchical
-    batchwise layers and expert sharding (the all-to-all exchange, see
-    docs/PARTITIONING.md) are errors for now.
+    ranks. Runs after moe-fuse-routing and before moe-autodiff.
+    Hierarchical batchwise layers are errors for now.
+
+    With `expert-parallel`, the experts are model-parallel as well: every
+    expert weight becomes `tensor<n x ... , #moe.shard<@ranks>>` (rank r of
+    R holds experts [r n / R, (r + 1) n / R)), and each MoE layer's expert
+    section (the grouped matmuls and activations between moe.dispatch and
+    moe.combine) runs on the ranks that hold the experts, on the rows of
+    every rank routed to them:
+
+    ```mlir
+    %off, %pos, %tok = moe.dispatch_plan %e ...
+    %counts, %roff = moe.exchange_counts %off on @ranks
+    %buf = moe.dispatch %x, %tok
+    %recv = moe.exchange_to_experts %buf, %off, %counts on @ranks
+        : (...) -> tensor<?x16xf32>
+    %y = moe.grouped_matmul %recv, %w, %roff : (tensor<?x16xf32>,
+        tensor<8x16x16xf32, #moe.shard<@ranks>>, tensor<9xi32>) -> ...
+    %back = moe.exchange_to_tokens %y, %off, %counts on @ranks
+    %out = moe.combine %back, %g, %pos ...
+    ```
+
+    moe-autodiff turns each exchange's gradient into the other one, and
+    moe-sync-gradients leaves the sharded gradients on their ranks. One
+    graph runs on any number of ranks that divides every layer's expert
+    count (docs/PARTITIONING.md).
   }];
+  let options = [
+    Option<"expertParallel", "expert-parallel", "bool", /*default=*/"false",
+           "Shard the experts over the ranks and exchange the tokens "
+           "routed to them (all-to-all) instead of replicating them">,
+  ];
   let dependentDialects = ["mlir::mesh::MeshDialect"];
 }
 
@@ -398,6 +426,8 @@ def SyncGradients : Pass<"moe-sync-gradients", "mlir::ModuleOp"> {
     training step returns (`moe.grad`) becomes
     `mesh.all_reduce %g on @ranks mesh_axes = [0] reduction = <sum>`, so
     every rank applies the same update (Adam runs on identical gradients).
+    Gradients of expert-sharded parameters (`#moe.shard`) stay on their
+    rank: each rank's experts see every rank's tokens already.
     The runtime adds the ranks' values in rank order, so the result has the
     same bits on every rank. A module without a mesh is left alone. Runs
     after moe-autodiff and before moe-optimizer.

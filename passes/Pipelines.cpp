@@ -37,6 +37,12 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
                      "the global batch, gradients summed over the ranks "
                      "(moe-partition, moe-sync-gradients)"),
       llvm::cl::init(false)};
+  Option<bool> expertParallel{
+      *this, "expert-parallel",
+      llvm::cl::desc("With data-parallel (implied): shard the experts over "
+                     "the ranks and exchange the tokens routed to them "
+                     "(moe-partition{expert-parallel})"),
+      llvm::cl::init(false)};
   Option<bool> eval{
       *this, "eval",
       llvm::cl::desc("Add the evaluation copy <model>_eval (inference mode) "
@@ -93,16 +99,20 @@ void buildTrainPipeline(OpPassManager &pm,
   DecomposeOptions decompose;
   decompose.thresholdCapacity = options.thresholdCapacity;
   // Data-parallel batchwise masks rank the combined batch of all ranks.
-  decompose.combinedBatch = options.dataParallel;
+  decompose.combinedBatch = options.dataParallel || options.expertParallel;
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   ExpandHierarchyOptions hierarchy;
   hierarchy.thresholdCapacity = options.thresholdCapacity;
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addNestedPass<func::FuncOp>(createFuseRouting());
-  if (options.dataParallel)
-    pm.addPass(createPartition());
+  bool partitioned = options.dataParallel || options.expertParallel;
+  if (partitioned) {
+    PartitionOptions partition;
+    partition.expertParallel = options.expertParallel;
+    pm.addPass(createPartition(partition));
+  }
   pm.addPass(createAutodiff());
-  if (options.dataParallel)
+  if (partitioned)
     pm.addPass(createSyncGradients());
   if (options.optimizer == OptimizerKind::Adam)
     addOptimizer(pm, options);

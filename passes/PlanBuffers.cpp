@@ -167,6 +167,12 @@ struct PlanBuffersPass
         continue;
       SmallVector<int64_t> offsets;
       for (auto [i, result] : llvm::enumerate(op.getResults())) {
+        // Sizes known only when the graph runs (rows received from other
+        // ranks, a rank's shard of the experts) live in the call's pool.
+        if (isPoolAllocated(result.getType())) {
+          offsets.push_back(kPoolOffset);
+          continue;
+        }
         int64_t bytes = tensorBytes(result.getType());
         if (i == 0)
           bytes += savedStateBytes(&op);

@@ -9,6 +9,7 @@
 
 #include "passes/Passes.h"
 
+#include "dialect/MoEAttrs.h"
 #include "dialect/MoEDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -46,6 +47,8 @@ struct SyncGradientsPass
         if (!func.getResultAttr(i, "moe.grad"))
           continue;
         Value grad = ret.getOperand(i);
+        if (getShard(grad.getType()))
+          continue;
         auto sum = b.create<mesh::AllReduceOp>(
             ret.getLoc(), grad, mesh.getSymName(),
             ArrayRef<mesh::MeshAxis>{0}, mesh::ReductionKind::Sum);

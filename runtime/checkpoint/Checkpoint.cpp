@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 #include <system_error>
@@ -35,9 +36,13 @@ namespace {
 
 constexpr const char *kFormat = "moe-checkpoint/1";
 constexpr const char *kManifestName = "checkpoint.json";
-constexpr const char *kTensorFileName = "tensors.safetensors";
 constexpr const char *kStepPrefix = "step-";
 constexpr const char *kTmpPrefix = ".tmp-";
+constexpr const char *kSafetensorsSuffix = ".safetensors";
+constexpr const char *kShardPrefix = "tensors-expert-";
+constexpr const char *kShardOf = "-of-";
+/// More shards than any run has ranks: a bound for parsing names.
+constexpr int kMaxShards = 1 << 20;
 
 [[noreturn]] void fail(const std::string &dir, const std::string &what) {
   throw CheckpointError("checkpoint " + dir + ": " + what);
@@ -352,20 +357,194 @@ std::string makeTempDir(const std::string &root, const std::string &prefix) {
   return buffer.data();
 }
 
-} // namespace
-
-const HostTensor *Checkpoint::find(const std::string &name) const {
-  for (const HostTensor &t : tensors)
-    if (t.name == name)
-      return &t;
-  return nullptr;
+bool endsWith(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string saveCheckpoint(const std::string &root, int64_t step,
-                           const std::vector<HostTensor> &tensors,
-                           const nlohmann::json &state, int keepLast) {
+/// A decimal number in [0, kMaxShards] without leading zeros (one spelling
+/// per shard, so two names never mean the same shard), or -1.
+int parseShardNumber(const std::string &digits) {
+  if (digits.empty() || digits.size() > 7 ||
+      (digits.size() > 1 && digits[0] == '0'))
+    return -1;
+  int value = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9')
+      return -1;
+    value = value * 10 + (c - '0');
+  }
+  return value <= kMaxShards ? value : -1;
+}
+
+/// Shard `shard` of `shards`; shard < 0 for a file that is not a shard.
+struct ShardName {
+  int shard = -1;
+  int shards = 0;
+};
+
+/// Parses tensors-expert-<r>-of-<R>.safetensors. A name with the shard
+/// prefix that does not parse is an error rather than a plain file: its
+/// tensors would otherwise load unsharded.
+ShardName parseShardName(const std::string &dir, const std::string &name) {
+  const std::string prefix = kShardPrefix, suffix = kSafetensorsSuffix;
+  if (name.compare(0, prefix.size(), prefix) != 0)
+    return {};
+  ShardName parsed;
+  if (endsWith(name, suffix) && name.size() > prefix.size() + suffix.size()) {
+    std::string middle =
+        name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    size_t of = middle.find(kShardOf);
+    if (of != std::string::npos) {
+      parsed.shard = parseShardNumber(middle.substr(0, of));
+      parsed.shards = parseShardNumber(
+          middle.substr(of + std::char_traits<char>::length(kShardOf)));
+    }
+  }
+  if (parsed.shard < 0 || parsed.shards < 1 || parsed.shard >= parsed.shards)
+    fail(dir, name + ": not a valid expert shard name (expected " +
+                  kShardPrefix + "<r>-of-<R>" + kSafetensorsSuffix +
+                  " with r < R)");
+  return parsed;
+}
+
+/// The indices into `names` of the expert shard files, by shard; empty when
+/// there are none. Fails unless they are the complete set of one save.
+std::vector<size_t> findShardFiles(const std::string &dir,
+                                   const std::vector<std::string> &names) {
+  std::vector<size_t> byShard;
+  size_t first = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    ShardName s = parseShardName(dir, names[i]);
+    if (s.shard < 0)
+      continue;
+    if (byShard.empty()) {
+      byShard.assign(static_cast<size_t>(s.shards), names.size());
+      first = i;
+    } else if (static_cast<size_t>(s.shards) != byShard.size()) {
+      fail(dir, names[i] + " and " + names[first] +
+                    " are expert shards of different saves (" +
+                    std::to_string(s.shards) + " and " +
+                    std::to_string(byShard.size()) + " shards)");
+    }
+    // Names are unique and spelt one way, so each shard appears once.
+    byShard[static_cast<size_t>(s.shard)] = i;
+  }
+  for (size_t r = 0; r < byShard.size(); ++r)
+    if (byShard[r] == names.size())
+      fail(dir, "missing expert shard " + std::to_string(r) + " of " +
+                    std::to_string(byShard.size()) + " (" +
+                    expertShardFileName(static_cast<int>(r),
+                                        static_cast<int>(byShard.size())) +
+                    ")");
+  return byShard;
+}
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+/// Checks that the tensors of the files combine into one checkpoint: a
+/// tensor of a plain file appears in no other file, and every shard file
+/// holds the same tensors (not 0-d) with the same dtype and shape as shard
+/// 0's. `files[i]` holds the tensors of `names[i]`; `shards` is
+/// findShardFiles(names).
+void checkTensorLayout(
+    const std::string &dir, const std::vector<std::string> &names,
+    const std::vector<const std::vector<HostTensor> *> &files,
+    const std::vector<size_t> &shards) {
+  std::vector<bool> isShard(names.size(), false);
+  for (size_t i : shards)
+    isShard[i] = true;
+  std::map<std::string, size_t> owner; // tensor name -> file index
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (isShard[i])
+      continue;
+    for (const HostTensor &t : *files[i]) {
+      auto [it, inserted] = owner.emplace(t.name, i);
+      if (!inserted)
+        fail(dir, names[i] + ": tensor " + t.name + " also appears in " +
+                      names[it->second]);
+    }
+  }
+  if (shards.empty())
+    return;
+  const std::string &firstName = names[shards[0]];
+  std::map<std::string, const HostTensor *> reference;
+  for (const HostTensor &t : *files[shards[0]]) {
+    auto it = owner.find(t.name);
+    if (it != owner.end())
+      fail(dir, firstName + ": tensor " + t.name + " also appears in " +
+                    names[it->second]);
+    if (t.shape.empty())
+      fail(dir, firstName + ": tensor " + t.name +
+                    " is 0-d and cannot be an expert shard");
+    if (t.shape[0] > std::numeric_limits<int64_t>::max() /
+                         static_cast<int64_t>(shards.size()))
+      fail(dir, firstName + ": tensor " + t.name +
+                    ": dim 0 overflows when the shards are concatenated");
+    reference.emplace(t.name, &t);
+  }
+  for (size_t r = 1; r < shards.size(); ++r) {
+    const std::string &name = names[shards[r]];
+    std::set<std::string> seen;
+    for (const HostTensor &t : *files[shards[r]]) {
+      auto it = reference.find(t.name);
+      if (it == reference.end())
+        fail(dir, name + ": tensor " + t.name + " is not in " + firstName);
+      const HostTensor &ref = *it->second;
+      if (t.dtype != ref.dtype)
+        fail(dir, name + ": tensor " + t.name + " is " + t.dtype + " but " +
+                      ref.dtype + " in " + firstName);
+      // Equal slices: the shards are [r n/R, (r+1) n/R) of one tensor.
+      if (t.shape != ref.shape)
+        fail(dir, name + ": tensor " + t.name + " has shape " +
+                      shapeText(t.shape) + " but " + shapeText(ref.shape) +
+                      " in " + firstName);
+      seen.insert(t.name);
+    }
+    for (const auto &[tensor, ref] : reference)
+      if (!seen.count(tensor))
+        fail(dir,
+             name + ": no tensor " + tensor + " (it is in " + firstName + ")");
+  }
+}
+
+/// The checks of saveCheckpointFiles on one list of files, before anything
+/// is written.
+std::vector<std::string>
+checkFilesToSave(const std::string &root,
+                 const std::vector<const std::string *> &nameRefs,
+                 const std::vector<const std::vector<HostTensor> *> &files) {
+  if (nameRefs.empty())
+    fail(root, "no files to save");
+  std::vector<std::string> names;
+  std::set<std::string> unique;
+  for (const std::string *name : nameRefs) {
+    if (!isPlainFileName(*name) || !endsWith(*name, kSafetensorsSuffix))
+      fail(root, "cannot save a tensor file named \"" + *name +
+                     "\" (a plain name ending in .safetensors)");
+    if (!unique.insert(*name).second)
+      fail(root, "file " + *name + " given twice");
+    names.push_back(*name);
+  }
+  checkTensorLayout(root, names, files, findShardFiles(root, names));
+  return names;
+}
+
+/// saveCheckpointFiles on borrowed names and tensors, so that the
+/// single-file form copies no tensor data.
+std::string saveFiles(const std::string &root, int64_t step,
+                      const std::vector<const std::string *> &nameRefs,
+                      const std::vector<const std::vector<HostTensor> *> &files,
+                      const nlohmann::json &state, int keepLast) {
   if (step < 0)
     fail(root, "negative step " + std::to_string(step));
+  const std::vector<std::string> names =
+      checkFilesToSave(root, nameRefs, files);
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec)
@@ -375,18 +554,19 @@ std::string saveCheckpoint(const std::string &root, int64_t step,
   const std::string finalDir = join(root, name);
   const std::string tmpDir = makeTempDir(root, kTmpPrefix + name + "-");
   try {
-    writeSafetensors(join(tmpDir, kTensorFileName), tensors,
-                     {{"moe.step", std::to_string(step)}});
-    nlohmann::json files = nlohmann::json::array();
-    for (const char *file : {kTensorFileName}) {
-      FileDigest digest = digestFile(join(tmpDir, file), tmpDir, file);
-      files.push_back(
-          {{"name", file}, {"bytes", digest.bytes}, {"sha256", digest.sha256}});
+    nlohmann::json listed = nlohmann::json::array();
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string path = join(tmpDir, names[i]);
+      writeSafetensors(path, *files[i], {{"moe.step", std::to_string(step)}});
+      FileDigest digest = digestFile(path, tmpDir, names[i]);
+      listed.push_back({{"name", names[i]},
+                        {"bytes", digest.bytes},
+                        {"sha256", digest.sha256}});
     }
     nlohmann::json manifest = {{"format", kFormat},
                                {"step", step},
                                {"state", state},
-                               {"files", std::move(files)}};
+                               {"files", std::move(listed)}};
     std::string text;
     try {
       text = manifest.dump(2) + "\n";
@@ -455,6 +635,39 @@ std::string saveCheckpoint(const std::string &root, int64_t step,
   return finalDir;
 }
 
+} // namespace
+
+const HostTensor *Checkpoint::find(const std::string &name) const {
+  for (const HostTensor &t : tensors)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+std::string expertShardFileName(int shard, int shards) {
+  return kShardPrefix + std::to_string(shard) + kShardOf +
+         std::to_string(shards) + kSafetensorsSuffix;
+}
+
+std::string saveCheckpoint(const std::string &root, int64_t step,
+                           const std::vector<HostTensor> &tensors,
+                           const nlohmann::json &state, int keepLast) {
+  const std::string name = kTensorsFileName;
+  return saveFiles(root, step, {&name}, {&tensors}, state, keepLast);
+}
+
+std::string saveCheckpointFiles(const std::string &root, int64_t step,
+                                const std::vector<CheckpointFile> &files,
+                                const nlohmann::json &state, int keepLast) {
+  std::vector<const std::string *> names;
+  std::vector<const std::vector<HostTensor> *> tensors;
+  for (const CheckpointFile &file : files) {
+    names.push_back(&file.name);
+    tensors.push_back(&file.tensors);
+  }
+  return saveFiles(root, step, names, tensors, state, keepLast);
+}
+
 Checkpoint loadCheckpoint(const std::string &dir) {
   Manifest manifest = readManifest(dir);
   // Every file is verified before any is parsed, so damage is reported as
@@ -462,23 +675,57 @@ Checkpoint loadCheckpoint(const std::string &dir) {
   for (const FileEntry &entry : manifest.files)
     verifyFile(dir, entry);
 
+  // The tensor files: the ones ending in .safetensors (others are verified
+  // but not read).
+  std::vector<std::string> names;
+  for (const FileEntry &entry : manifest.files)
+    if (endsWith(entry.name, kSafetensorsSuffix))
+      names.push_back(entry.name);
+  std::vector<size_t> shards = findShardFiles(dir, names);
+  std::vector<SafetensorsContents> contents;
+  std::vector<const std::vector<HostTensor> *> files;
+  contents.reserve(names.size());
+  for (const std::string &name : names) {
+    contents.push_back(readSafetensors(join(dir, name)));
+    files.push_back(&contents.back().tensors);
+  }
+  checkTensorLayout(dir, names, files, shards);
+
   Checkpoint checkpoint;
   checkpoint.step = manifest.step;
   checkpoint.state = std::move(manifest.state);
-  std::set<std::string> names;
-  for (const FileEntry &entry : manifest.files) {
-    const std::string suffix = ".safetensors";
-    if (entry.name.size() < suffix.size() ||
-        entry.name.compare(entry.name.size() - suffix.size(), suffix.size(),
-                           suffix) != 0)
-      continue;
-    SafetensorsContents contents = readSafetensors(join(dir, entry.name));
-    for (HostTensor &t : contents.tensors) {
-      if (!names.insert(t.name).second)
-        fail(dir, entry.name + ": tensor " + t.name +
-                      " also appears in another file");
-      checkpoint.tensors.push_back(std::move(t));
+  checkpoint.expertShards = static_cast<int>(shards.size());
+  std::vector<bool> isShard(names.size(), false);
+  for (size_t i : shards)
+    isShard[i] = true;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!isShard[i])
+      for (HostTensor &t : contents[i].tensors)
+        checkpoint.tensors.push_back(std::move(t));
+  if (shards.empty())
+    return checkpoint;
+  // The global tensors: the shards' slices of dim 0 back to back in rank
+  // order (dim 0 is outermost, so each slice is one contiguous block).
+  std::vector<std::map<std::string, HostTensor *>> byName(shards.size());
+  for (size_t r = 0; r < shards.size(); ++r)
+    for (HostTensor &t : contents[shards[r]].tensors)
+      byName[r].emplace(t.name, &t);
+  for (const HostTensor &first : contents[shards[0]].tensors) {
+    HostTensor global;
+    global.name = first.name;
+    global.dtype = first.dtype;
+    global.shape = first.shape;
+    global.shape[0] *= static_cast<int64_t>(shards.size());
+    global.data.reserve(first.data.size() * shards.size());
+    for (size_t r = 0; r < shards.size(); ++r) {
+      HostTensor &slice = *byName[r].at(first.name);
+      global.data.insert(global.data.end(), slice.data.begin(),
+                         slice.data.end());
+      // Release each slice once it is copied: the checkpoint holds the
+      // tensors once.
+      std::vector<uint8_t>().swap(slice.data);
     }
+    checkpoint.tensors.push_back(std::move(global));
   }
   return checkpoint;
 }

@@ -2,7 +2,13 @@
 //
 // A checkpoint is a directory <root>/step-<8-digit step>/ holding
 //
-//   tensors.safetensors  the tensors (parameters, optimizer moments, ...)
+//   tensors.safetensors  the replicated tensors (parameters, optimizer
+//                        moments, ...)
+//   tensors-expert-<r>-of-<R>.safetensors, r = 0 .. R-1
+//                        only when some tensors are expert-sharded: file r
+//                        holds rank r's slice [r n/R, (r+1) n/R) of dim 0
+//                        of every sharded tensor, under the tensor's name
+//                        and with the slice's shape
 //   checkpoint.json      {"format": "moe-checkpoint/1", "step": N,
 //                         "state": <caller's JSON>,
 //                         "files": [{"name", "bytes", "sha256"}, ...]}
@@ -13,6 +19,12 @@
 // directory that latestCheckpoint ignores). Loading checks the size and
 // SHA-256 of every listed file before parsing it, so a truncated or
 // bit-flipped file is reported as such instead of being trained on.
+//
+// Loading concatenates the expert shards along dim 0 in rank order, so a
+// loaded checkpoint holds global tensors whatever R it was saved with, and a
+// run on R' ranks takes its own slice of them (resharding is free). The
+// shard files must be a complete set of one save: every r in [0, R) for one
+// R, each holding the same tensors with the same dtype and shape.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,12 +41,30 @@
 
 namespace moe::rt {
 
+/// The file of the replicated tensors.
+inline constexpr const char kTensorsFileName[] = "tensors.safetensors";
+
+/// "tensors-expert-<shard>-of-<shards>.safetensors": the file of the expert
+/// shard of rank `shard` of `shards`.
+std::string expertShardFileName(int shard, int shards);
+
+/// One safetensors file of a checkpoint to save.
+struct CheckpointFile {
+  /// kTensorsFileName, expertShardFileName(r, R) or another plain name
+  /// ending in ".safetensors".
+  std::string name;
+  std::vector<HostTensor> tensors;
+};
+
 /// A loaded checkpoint.
 struct Checkpoint {
   int64_t step = 0;
   /// The caller's JSON (data-pipeline position, RNG counters, config, ...).
   nlohmann::json state;
+  /// Global tensors: the expert shards concatenated along dim 0.
   std::vector<HostTensor> tensors;
+  /// The number of expert shard files it was saved with; 0 when none.
+  int expertShards = 0;
 
   /// The tensor called `name`, or nullptr.
   const HostTensor *find(const std::string &name) const;
@@ -54,9 +84,20 @@ std::string saveCheckpoint(const std::string &root, int64_t step,
                            const std::vector<HostTensor> &tensors,
                            const nlohmann::json &state, int keepLast = 0);
 
+/// Like saveCheckpoint, with the tensors in several files (the replicated
+/// tensors and the expert shards). The files are checked first as
+/// loadCheckpoint would check them: plain unique names ending in
+/// ".safetensors", no tensor in two files except across the expert shards,
+/// and the shards a complete set of equal shapes. Nothing is written when
+/// the check fails.
+std::string saveCheckpointFiles(const std::string &root, int64_t step,
+                                const std::vector<CheckpointFile> &files,
+                                const nlohmann::json &state, int keepLast = 0);
+
 /// Loads the checkpoint directory `dir` and verifies it completely: the
-/// fields of checkpoint.json, the size and SHA-256 of every listed file, and
-/// the safetensors format. Throws CheckpointError naming what is wrong.
+/// fields of checkpoint.json, the size and SHA-256 of every listed file, the
+/// safetensors format and the set of expert shards, which it concatenates
+/// into global tensors. Throws CheckpointError naming what is wrong.
 Checkpoint loadCheckpoint(const std::string &dir);
 
 /// The newest step-* directory under `root` whose checkpoint.json is present

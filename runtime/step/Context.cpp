@@ -7,6 +7,7 @@
 
 #include "runtime/step/OpSupport.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace moe::rt::step {
@@ -40,7 +41,44 @@ void *Scratch::get(size_t bytes) {
   return ptr;
 }
 
-Context::Context(Backend *backend) : backend(backend), scratch(backend) {}
+Pool::~Pool() {
+  for (Chunk &chunk : chunks)
+    backend->release(chunk.ptr);
+}
+
+void *Pool::get(size_t bytes) {
+  if (bytes == 0)
+    return nullptr;
+  // Aligned like the arena's buffers, for vector loads.
+  bytes = (bytes + 63) / 64 * 64;
+  if (chunks.empty() || chunks.back().size - chunks.back().used < bytes) {
+    // Earlier pointers stay valid: a new chunk, never a reallocation.
+    size_t size = std::max(bytes, chunks.empty() ? 0 : chunks.back().size);
+    chunks.push_back({backend->alloc(size), size, 0});
+  }
+  Chunk &chunk = chunks.back();
+  void *ptr = static_cast<char *>(chunk.ptr) + chunk.used;
+  chunk.used += bytes;
+  return ptr;
+}
+
+void Pool::reset() {
+  if (chunks.size() > 1) {
+    size_t total = 0;
+    for (Chunk &chunk : chunks) {
+      total += chunk.size;
+      backend->release(chunk.ptr);
+    }
+    chunks.clear();
+    chunks.push_back({backend->alloc(total), total, 0});
+    return;
+  }
+  for (Chunk &chunk : chunks)
+    chunk.used = 0;
+}
+
+Context::Context(Backend *backend)
+    : backend(backend), scratch(backend), pool(backend) {}
 
 Context::~Context() {
   for (auto &[key, ptr] : rowPtrs)
@@ -70,6 +108,7 @@ double Context::hostScalar(const void *ptr, bool isInt64) {
 void Context::beginCall() {
   ++call;
   softmaxCache.valid = false;
+  pool.reset();
   stats.clear();
   results.assign(results.size(), nullptr);
 }

@@ -77,6 +77,37 @@ private:
   size_t cursor = 0;
 };
 
+/// Backend memory that lives until the end of a call: the tensors whose
+/// size is known only when the graph runs (the rows an expert-parallel rank
+/// received, its shard of the expert gradients). A bump allocator over
+/// chunks; a call that needed several leaves one chunk of their total for
+/// the next, so steady-state steps allocate nothing.
+class Pool {
+public:
+  explicit Pool(Backend *backend) : backend(backend) {}
+  ~Pool();
+  Pool(const Pool &) = delete;
+  Pool &operator=(const Pool &) = delete;
+  /// Null for 0 bytes.
+  void *get(size_t bytes);
+  /// Gives back everything (the start of a call).
+  void reset();
+
+private:
+  struct Chunk {
+    void *ptr = nullptr;
+    size_t size = 0, used = 0;
+  };
+  Backend *backend;
+  std::vector<Chunk> chunks;
+};
+
+/// A tensor of f32 rows whose number is known only when the graph runs.
+struct Rows {
+  float *data = nullptr;
+  int64_t rows = 0;
+};
+
 /// Everything a compiled function reads and writes besides its arena.
 struct Context {
   explicit Context(Backend *backend);
@@ -145,6 +176,7 @@ struct Context {
   uint64_t call = 0;
 
   Scratch scratch;
+  Pool pool;
 
 private:
   std::map<std::pair<int64_t, int64_t>, int32_t *> rowPtrs;
@@ -441,6 +473,53 @@ void allReduce(Context *ctx, const float *in, float *out, int64_t count,
                bool average);
 /// out = in / number of ranks.
 void divideByRanks(Context *ctx, const float *in, float *out, int64_t count);
+
+//===----------------------------------------------------------------------===//
+// Expert parallelism (moe-partition{expert-parallel})
+//===----------------------------------------------------------------------===//
+//
+// Rank r of R holds experts [r n / R, (r + 1) n / R) (a #moe.shard tensor
+// is that slice of its first dimension). Counts and offsets are backend
+// int32 arrays like the dispatch plan's.
+
+/// The elements of this rank's shard of a tensor of `globalCount`; fails
+/// unless the ranks divide it.
+int64_t shardCount(Context *ctx, int64_t globalCount);
+/// Pool memory for this rank's shard of a tensor of `globalCount` elements.
+template <typename T> T *poolShard(Context *ctx, int64_t globalCount) {
+  return static_cast<T *>(ctx->pool.get(
+      sizeof(T) * static_cast<size_t>(shardCount(ctx, globalCount))));
+}
+/// recvCounts [n]: the [R, n / R] rows every rank sends to each expert of
+/// this one; recvOffset [n + 1]: the received buffer's segments by global
+/// expert (empty for other ranks' experts). `expertOffset` [n + 1] is this
+/// rank's dispatch plan.
+void exchangeCounts(Context *ctx, const int32_t *expertOffset,
+                    int32_t *recvCounts, int32_t *recvOffset, int64_t n);
+/// Sends each expert's segment of `buffer` [rows, d] to the expert's rank;
+/// returns the received rows, expert-major and by source rank inside an
+/// expert (as one rank of the global batch orders them).
+Rows exchangeToExperts(Context *ctx, const float *buffer,
+                       const int32_t *expertOffset, const int32_t *recvCounts,
+                       int64_t rows, int64_t n, int64_t d);
+/// The inverse: every row of `expertRows` back to the rank and buffer row
+/// it came from; out [rows, d] is laid out like the dispatch buffer.
+void exchangeToTokens(Context *ctx, Rows expertRows,
+                      const int32_t *expertOffset, const int32_t *recvCounts,
+                      float *out, int64_t rows, int64_t n, int64_t d);
+/// groupedMatmul over received rows with this rank's shard of the weights
+/// (`recvOffset` [n + 1] by global expert).
+Rows groupedMatmulRows(Context *ctx, Rows buffer, const float *weights,
+                       const int32_t *recvOffset, int64_t n, int64_t dIn,
+                       int64_t dOut, GemmPrecision precision);
+/// Its backward pass: returns d_buffer; dWeights is this rank's shard.
+Rows groupedMatmulGradRows(Context *ctx, Rows buffer, const float *weights,
+                           const int32_t *recvOffset, Rows dOut,
+                           float *dWeights, int64_t n, int64_t dIn,
+                           int64_t dOutWidth, GemmPrecision precision);
+Rows activateRows(Context *ctx, Rows input, int64_t width, Activation act);
+Rows activateGradRows(Context *ctx, Rows output, Rows dOutput, int64_t width,
+                      Activation act);
 
 //===----------------------------------------------------------------------===//
 // Templates

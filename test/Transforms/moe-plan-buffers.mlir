@@ -72,3 +72,30 @@ func.func @attention_state(%src: tensor<1x2x8xf32>, %tgt: tensor<1x3x8xf32>, %u:
   %c = moe.attention %src, %tgt weights(%u, %w, %v) : (tensor<1x2x8xf32>, tensor<1x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<4xf32>) -> tensor<1x3x8xf32>
   return %c : tensor<1x3x8xf32>
 }
+
+// -----
+
+// Rows an expert-parallel rank receives and its shard of the expert
+// gradients have sizes known only when the graph runs: they live in the
+// call's pool (offset -1) and take no arena space.
+// CHECK-LABEL: func.func @expert_section
+// CHECK-SAME: moe.arena_bytes = 448
+// CHECK: moe.exchange_counts {{.*}} {moe.offsets = array<i64: 0, 64>}
+// CHECK: moe.exchange_to_experts {{.*}} {moe.offsets = array<i64: -1>}
+// CHECK: moe.grouped_matmul_grad {{.*}} {moe.offsets = array<i64: -1, -1>}
+// CHECK: moe.exchange_to_tokens {{.*}} {moe.offsets = array<i64: 64>}
+mesh.mesh @ranks(shape = ?)
+// expected-remark@+1 {{moe-plan-buffers: @expert_section: 3 buffers, 0.5 KiB without reuse, arena 0.4 KiB (peak live 0.4 KiB)}}
+func.func @expert_section(%buf: tensor<12x8xf32>, %off: tensor<5xi32>,
+                          %w: tensor<4x8x8xf32, #moe.shard<@ranks>>)
+    -> (tensor<12x8xf32>, tensor<4x8x8xf32, #moe.shard<@ranks>>) {
+  %counts, %roff = moe.exchange_counts %off on @ranks : (tensor<5xi32>) -> (tensor<4xi32>, tensor<5xi32>)
+  %recv = moe.exchange_to_experts %buf, %off, %counts on @ranks
+      : (tensor<12x8xf32>, tensor<5xi32>, tensor<4xi32>) -> tensor<?x8xf32>
+  %db, %dw = moe.grouped_matmul_grad %recv, %w, %roff, %recv
+      : (tensor<?x8xf32>, tensor<4x8x8xf32, #moe.shard<@ranks>>, tensor<5xi32>, tensor<?x8xf32>)
+      -> (tensor<?x8xf32>, tensor<4x8x8xf32, #moe.shard<@ranks>>)
+  %back = moe.exchange_to_tokens %db, %off, %counts on @ranks
+      : (tensor<?x8xf32>, tensor<5xi32>, tensor<4xi32>) -> tensor<12x8xf32>
+  return %back, %dw : tensor<12x8xf32>, tensor<4x8x8xf32, #moe.shard<@ranks>>
+}

@@ -21,3 +21,20 @@ func.func @single_train_step(%g: tensor<4xf32>, %l: tensor<f32>)
     -> (tensor<f32> {moe.output = "loss"}, tensor<4xf32> {moe.grad = "w"}) {
   return %l, %g : tensor<f32>, tensor<4xf32>
 }
+
+// -----
+
+// An expert shard's gradient stays on its rank: each rank's experts saw the
+// tokens of every rank already (the exchange). Replicated ones are summed.
+// CHECK-LABEL: func.func @sharded_train_step(
+// CHECK: %[[SUM:.*]] = mesh.all_reduce %arg1 on @ranks
+// CHECK-NOT: mesh.all_reduce
+// CHECK: return %arg2, %arg0, %[[SUM]]
+mesh.mesh @ranks(shape = ?)
+func.func @sharded_train_step(%ge: tensor<4x2x2xf32, #moe.shard<@ranks>>,
+                              %g: tensor<4xf32>, %l: tensor<f32>)
+    -> (tensor<f32> {moe.output = "loss"},
+        tensor<4x2x2xf32, #moe.shard<@ranks>> {moe.grad = "experts"},
+        tensor<4xf32> {moe.grad = "w"}) {
+  return %l, %ge, %g : tensor<f32>, tensor<4x2x2xf32, #moe.shard<@ranks>>, tensor<4xf32>
+}

@@ -92,9 +92,10 @@ Loaded loadPackage(const CommonOptions &options) {
   loaded.collectives->barrier();
   if (loaded.rank() != 0)
     loaded.package->load(false);
+  // The ranks size the buffers of expert-sharded tensors.
   loaded.session = std::make_unique<Session>(
-      *loaded.package, makeBackend(options, *loaded.package));
-  loaded.session->setCollectives(loaded.collectives.get());
+      *loaded.package, makeBackend(options, *loaded.package),
+      loaded.collectives.get());
   return loaded;
 }
 
@@ -302,6 +303,18 @@ Evaluation evaluate(Session &session, const Package &package,
     if (maxBatches && batches >= maxBatches)
       break;
   }
+  // With expert-sharded tensors every call is collective (each rank's
+  // tokens go to the ranks of their experts), so a rank left without a
+  // batch in the last round calls on padding and ignores what it gets.
+  int64_t busy = batches % ranks;
+  if (package.hasShardedTensors() && busy != 0 && rank >= busy) {
+    const ArgumentInfo *input = package.function(role)->input("targets");
+    std::fill(tokens.begin(), tokens.end(), rt::data::kEosId);
+    std::fill(targets.begin(), targets.end(),
+              input && input->allowsPadding ? -1 : rt::data::kEosId);
+    session.call(role, {{"tokens", tokens.data()}, {"targets", targets.data()}},
+                 /*step=*/1, /*training=*/false, /*collectStats=*/true);
+  }
   sumOverRanks(collectives, sum, tokenCount);
   result.tokens = tokenCount;
   result.seconds = secondsSince(start);
@@ -405,6 +418,10 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
                   resumeDir.c_str(), static_cast<long long>(step),
                   static_cast<long long>(position.epoch),
                   static_cast<long long>(position.batch));
+    if (!quiet && checkpoint.expertShards > 0 &&
+        checkpoint.expertShards != ranks.size())
+      std::printf("resume: expert shards of %d ranks split anew over %d\n",
+                  checkpoint.expertShards, ranks.size());
   }
 
   const FunctionInfo &stepInfo = *package.function("train_step");
@@ -455,11 +472,13 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
         {"train_fingerprint", trainFingerprint},
         {"batch", {shape.batch, shape.time}},
         {"corpus", data.path}};
-    // Every parameter is replicated: rank 0 writes them for all.
+    // Rank 0 writes the replicated tensors and, gathered from every rank,
+    // the expert shards (no shared filesystem needed).
+    std::vector<rt::CheckpointFile> files = session.snapshot();
     std::string dir;
     if (lead)
-      dir = rt::saveCheckpoint(train.checkpointDir, at, session.snapshot(),
-                               state, train.keep);
+      dir = rt::saveCheckpointFiles(train.checkpointDir, at, files, state,
+                                    train.keep);
     ranks.barrier();
     progress.finishLine();
     if (!quiet)
@@ -602,7 +621,9 @@ int runEval(const CommonOptions &common, const DataOptions &data,
             const EvalOptions &eval) {
   Loaded loaded = loadPackage(common);
   LmShape shape = languageModelShape(*loaded.package);
-  rt::data::Corpus corpus = loadData(data, shape, common.quiet);
+  // Rank 0 speaks for all, as in train.
+  rt::data::Corpus corpus =
+      loadData(data, shape, common.quiet || loaded.rank() != 0);
   if (eval.checkpoint.empty())
     throw std::runtime_error("--checkpoint is required: the directory of a "
                              "saved step (see moe-run train "
@@ -725,6 +746,15 @@ int runGradcheck(const CommonOptions &common,
   if (!package.function("model"))
     throw std::runtime_error("package has no model function to perturb");
   const FunctionInfo &step = *package.function("train_step");
+  // A perturbed element of a shard would be perturbed on every rank at once
+  // (each rank holds another slice), which no finite difference measures;
+  // on one rank a shard is the whole tensor, so elements() below is what
+  // each buffer holds.
+  if (session.ranks() > 1)
+    for (const std::string &name : session.parameterNames())
+      if (session.bufferInfo(name).sharded)
+        throw std::runtime_error("gradcheck of the expert-sharded " + name +
+                                 " runs on one rank (not under mpirun)");
   session.initialize(common.seed);
 
   // Random ids in each input's range: the gradient does not need text.

@@ -142,6 +142,22 @@ FunctionInfo parseFunction(const nlohmann::json &json,
     } else if (arg.role != "state") {
       fail(at + ": unknown role " + arg.role);
     }
+    if (a.contains("shard")) {
+      std::string shardAt = at + ".shard";
+      if (arg.role == "input")
+        fail(shardAt + ": inputs cannot be sharded");
+      auto shard = field<nlohmann::json>(a, "shard", at);
+      std::string mesh = field<std::string>(shard, "mesh", shardAt);
+      int64_t dim = field<int64_t>(shard, "dim", shardAt);
+      if (mesh != "ranks")
+        fail(shardAt + ": unknown mesh \"" + mesh + "\" (expected \"ranks\")");
+      if (dim != 0)
+        fail(shardAt + ": only dim 0 can be split over the ranks, not dim " +
+             std::to_string(dim));
+      if (arg.shape.empty())
+        fail(shardAt + ": a 0-d tensor cannot be split over the ranks");
+      arg.sharded = true;
+    }
     info.arguments.push_back(std::move(arg));
   }
   auto results = field<nlohmann::json>(json, "results", where);
@@ -183,6 +199,31 @@ int64_t ArgumentInfo::elements() const {
 
 size_t ArgumentInfo::bytes() const {
   return static_cast<size_t>(elements()) * (dtype == "i64" ? 8 : 4);
+}
+
+std::vector<int64_t> ArgumentInfo::localShape(int ranks) const {
+  if (!sharded || ranks == 1)
+    return shape;
+  int64_t n = shape[0];
+  if (ranks < 1 || n % ranks != 0)
+    fail(name + ": " + std::to_string(n) + " experts cannot be split over " +
+         std::to_string(ranks) +
+         " ranks; run with a number of ranks that divides " +
+         std::to_string(n));
+  std::vector<int64_t> local = shape;
+  local[0] = n / ranks;
+  return local;
+}
+
+int64_t ArgumentInfo::localElements(int ranks) const {
+  int64_t count = 1;
+  for (int64_t d : localShape(ranks))
+    count *= d;
+  return count;
+}
+
+size_t ArgumentInfo::localBytes(int ranks) const {
+  return static_cast<size_t>(localElements(ranks)) * (dtype == "i64" ? 8 : 4);
 }
 
 const ArgumentInfo *FunctionInfo::input(const std::string &name) const {
@@ -342,6 +383,14 @@ std::vector<const ArgumentInfo *> Package::trainableState() const {
     if (arg.role == "param" || arg.role == "state")
       state.push_back(&arg);
   return state;
+}
+
+bool Package::hasShardedTensors() const {
+  for (const auto &[role, info] : functions)
+    for (const ArgumentInfo &arg : info.arguments)
+      if (arg.sharded)
+        return true;
+  return false;
 }
 
 } // namespace moe::run

@@ -31,9 +31,18 @@ struct ArgumentInfo {
   bool allowsPadding = false; ///< inputs: -1 marks padding (loss targets)
   std::string init;    ///< params: zeros, constant, normal, uniform, ...
   double initScale = 0;
+  /// Params and state: split along dim 0 over the ranks ("shard" in the
+  /// manifest); rank r holds rows [r n/R, (r+1) n/R). `shape` stays global.
+  bool sharded = false;
 
+  /// Of the global tensor.
   int64_t elements() const;
   size_t bytes() const;
+  /// Of the part one of `ranks` ranks holds: the global tensor unless
+  /// sharded. Throws std::runtime_error when dim 0 does not divide.
+  std::vector<int64_t> localShape(int ranks) const;
+  int64_t localElements(int ranks) const;
+  size_t localBytes(int ranks) const;
 };
 
 /// One result: kind "loss", "lr", "param", "state" or "grad".
@@ -75,6 +84,8 @@ public:
   const FunctionInfo *function(const std::string &role) const;
   /// The training step's parameters and optimizer state, in argument order.
   std::vector<const ArgumentInfo *> trainableState() const;
+  /// Whether some parameter or state tensor is split over the ranks.
+  bool hasShardedTensors() const;
 
 private:
   std::string dir, modelName, optimizer, sourcePath, sourceTarget;

@@ -1,7 +1,8 @@
 //===- Session.cpp - Parameters, initializers and function calls ----------===//
 //
-// Initial values are a pure function of (seed, parameter name, element), so
-// a run is reproducible on any backend or rank count. A call copies the
+// Initial values are a pure function of (seed, parameter name, global
+// element index), so a run is reproducible on any backend or rank count and
+// an expert shard starts as its slice of the global tensor. A call copies the
 // inputs in, runs the compiled function, and copies the scalar results and
 // statistics out; parameters and moments are updated in place by Adam (a
 // result that is not the argument's own buffer is copied back).
@@ -14,6 +15,7 @@
 #include "runtime/Philox.h"
 #include "runtime/collectives/Collectives.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
@@ -26,9 +28,21 @@ std::string checkpointDtype(const std::string &dtype) {
   return dtype == "f32" ? "F32" : dtype == "i32" ? "I32" : "I64";
 }
 
-/// Host values of a parameter from its initializer.
-std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed) {
-  int64_t count = param.elements();
+/// Shards are gathered through backend memory in chunks of this many bytes
+/// (over all ranks), so a save needs little memory beyond the shards.
+constexpr size_t kGatherBytes = size_t(256) << 20;
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+/// Host values of the elements [begin, begin + count) of a parameter's
+/// global tensor from its initializer.
+std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed,
+                                 int64_t begin, int64_t count) {
   std::vector<float> values(static_cast<size_t>(count), 0.0f);
   uint64_t stream = rt::fnv1a(param.name);
   double scale = param.initScale;
@@ -40,7 +54,8 @@ std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed) {
   }
   double bound = scale;
   if (param.init == "glorot_uniform") {
-    // Fans of the last two dimensions: per expert for [n, d_in, d_out].
+    // Fans of the last two dimensions: per expert for [n, d_in, d_out]
+    // (global shape; a shard keeps them).
     size_t rank = param.shape.size();
     double fanIn = rank >= 2 ? param.shape[rank - 2]
                              : (rank == 1 ? param.shape[0] : 1);
@@ -51,14 +66,13 @@ std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed) {
                              ": unknown initializer " + param.init);
   }
   for (int64_t i = 0; i < count; ++i) {
+    auto at = static_cast<uint64_t>(begin + i);
     if (param.init == "normal")
-      values[i] = static_cast<float>(
-          scale * rt::philoxNormalAt(seed, stream, static_cast<uint64_t>(i)));
+      values[i] =
+          static_cast<float>(scale * rt::philoxNormalAt(seed, stream, at));
     else
       values[i] = static_cast<float>(
-          bound *
-          (2.0 * rt::philoxUniformAt(seed, stream, static_cast<uint64_t>(i)) -
-           1.0));
+          bound * (2.0 * rt::philoxUniformAt(seed, stream, at) - 1.0));
   }
   return values;
 }
@@ -73,8 +87,10 @@ struct Session::FunctionState {
   void *arena = nullptr;
 };
 
-Session::Session(const Package &package, std::unique_ptr<rt::Backend> backend)
-    : package(package), backend_(std::move(backend)) {
+Session::Session(const Package &package, std::unique_ptr<rt::Backend> backend,
+                 rt::Collectives *collectives)
+    : package(package), backend_(std::move(backend)),
+      collectives_(collectives) {
   for (const char *role : {"train_step", "eval", "model"}) {
     const FunctionInfo *info = package.function(role);
     if (!info)
@@ -89,12 +105,59 @@ Session::Session(const Package &package, std::unique_ptr<rt::Backend> backend)
           throw std::runtime_error("package " + package.directory() + ": " +
                                    arg.name +
                                    " has different shapes in its functions");
+        if (it->second.first.sharded != arg.sharded)
+          throw std::runtime_error("package " + package.directory() + ": " +
+                                   arg.name +
+                                   " is sharded in some functions only");
         continue;
       }
-      void *ptr = backend_->alloc(arg.bytes());
-      buffers.emplace(arg.name, std::make_pair(arg, ptr));
+      buffers.emplace(arg.name, std::make_pair(arg, nullptr));
     }
   }
+  // No destructor runs when a constructor throws.
+  try {
+    for (auto &[name, entry] : buffers)
+      if (!entry.first.sharded)
+        entry.second = backend_->alloc(entry.first.bytes());
+    allocateShards(ranks());
+  } catch (...) {
+    for (auto &[name, entry] : buffers)
+      backend_->release(entry.second);
+    throw;
+  }
+}
+
+void Session::allocateShards(int ranks) {
+  // Every size first: a dim 0 that does not divide fails before anything
+  // changes.
+  std::vector<std::pair<void **, size_t>> shards;
+  for (auto &[name, entry] : buffers)
+    if (entry.first.sharded)
+      shards.emplace_back(&entry.second, entry.first.localBytes(ranks));
+  std::vector<void *> fresh;
+  try {
+    for (const auto &shard : shards)
+      fresh.push_back(backend_->alloc(shard.second));
+  } catch (...) {
+    for (void *ptr : fresh)
+      backend_->release(ptr);
+    throw;
+  }
+  for (size_t i = 0; i < shards.size(); ++i) {
+    backend_->release(*shards[i].first);
+    *shards[i].first = fresh[i];
+  }
+  // Functions already prepared point at the old buffers.
+  for (auto &[role, fs] : functions)
+    for (size_t i = 0; i < fs->info->arguments.size(); ++i) {
+      const ArgumentInfo &arg = fs->info->arguments[i];
+      if (arg.role != "input")
+        fs->context->arguments[i] = buffers.at(arg.name).second;
+    }
+}
+
+size_t Session::localBytes(const ArgumentInfo &arg) const {
+  return arg.localBytes(ranks());
 }
 
 Session::~Session() {
@@ -114,10 +177,12 @@ void Session::initialize(uint64_t seed) {
   for (auto &[name, entry] : buffers) {
     const ArgumentInfo &arg = entry.first;
     if (arg.role == "param") {
-      std::vector<float> values = initialValues(arg, seed);
-      backend_->copyFromHost(entry.second, values.data(), arg.bytes());
+      int64_t count = arg.localElements(ranks());
+      int64_t begin = arg.sharded ? rank() * count : 0;
+      std::vector<float> values = initialValues(arg, seed, begin, count);
+      backend_->copyFromHost(entry.second, values.data(), localBytes(arg));
     } else {
-      std::vector<uint8_t> zeros(arg.bytes(), 0);
+      std::vector<uint8_t> zeros(localBytes(arg), 0);
       backend_->copyFromHost(entry.second, zeros.data(), zeros.size());
     }
   }
@@ -217,7 +282,7 @@ CallResult Session::call(const std::string &role,
                                  "' is no parameter or state");
       auto &[info, buffer] = found->second;
       if (ptr != buffer)
-        backend_->copyDevice(buffer, ptr, info.bytes());
+        backend_->copyDevice(buffer, ptr, localBytes(info));
     }
   }
   result.stats = ctx.stats;
@@ -237,6 +302,9 @@ void Session::prepare(const std::string &role) {
 }
 
 void Session::setCollectives(rt::Collectives *collectives) {
+  int count = collectives ? collectives->size() : 1;
+  if (count != ranks())
+    allocateShards(count);
   collectives_ = collectives;
   for (auto &[role, fs] : functions)
     fs->context->collectives = collectives;
@@ -262,33 +330,96 @@ const void *Session::resultPointer(const std::string &role, int index) const {
   return it->second->context->results[index];
 }
 
-std::vector<rt::HostTensor> Session::snapshot() const {
-  std::vector<rt::HostTensor> tensors;
-  for (const auto &[name, entry] : buffers) {
-    rt::HostTensor t;
-    t.name = name;
-    t.dtype = checkpointDtype(entry.first.dtype);
-    t.shape = entry.first.shape;
-    t.data.resize(entry.first.bytes());
-    backend_->copyToHost(t.data.data(), entry.second, t.data.size());
-    tensors.push_back(std::move(t));
+std::vector<rt::CheckpointFile> Session::snapshot() const {
+  const int count = ranks();
+  const bool lead = rank() == 0;
+  size_t largestShard = 0;
+  bool anySharded = false;
+  for (const auto &[name, entry] : buffers)
+    if (entry.first.sharded) {
+      anySharded = true;
+      largestShard = std::max(largestShard, localBytes(entry.first));
+    }
+  std::vector<rt::CheckpointFile> files(1);
+  files[0].name = rt::kTensorsFileName;
+  if (anySharded)
+    for (int r = 0; r < count; ++r)
+      files.push_back({rt::expertShardFileName(r, count), {}});
+
+  // Every rank sends its shard; the gather runs in backend memory, which is
+  // what the collectives take (device memory under NCCL).
+  size_t chunk = std::min(
+      largestShard, std::max<size_t>(kGatherBytes / count, size_t(1) << 20));
+  void *staging = nullptr;
+  if (count > 1 && chunk > 0) {
+    backend_->synchronize();
+    staging = backend_->alloc(chunk * count);
   }
-  return tensors;
+  try {
+    for (const auto &[name, entry] : buffers) {
+      const ArgumentInfo &arg = entry.first;
+      const char *data = static_cast<const char *>(entry.second);
+      if (!arg.sharded) {
+        if (!lead)
+          continue;
+        rt::HostTensor t{name, checkpointDtype(arg.dtype), arg.shape, {}};
+        t.data.resize(arg.bytes());
+        backend_->copyToHost(t.data.data(), data, t.data.size());
+        files[0].tensors.push_back(std::move(t));
+        continue;
+      }
+      const size_t bytes = localBytes(arg);
+      // Rank r's slice goes to file 1 + r, under the tensor's own name.
+      std::vector<uint8_t *> slices;
+      if (lead)
+        for (int r = 0; r < count; ++r) {
+          rt::HostTensor t{name, checkpointDtype(arg.dtype),
+                           arg.localShape(count), std::vector<uint8_t>(bytes)};
+          files[1 + r].tensors.push_back(std::move(t));
+          slices.push_back(files[1 + r].tensors.back().data.data());
+        }
+      if (count == 1) {
+        backend_->copyToHost(slices[0], data, bytes);
+        continue;
+      }
+      for (size_t offset = 0; offset < bytes; offset += chunk) {
+        size_t n = std::min(chunk, bytes - offset);
+        collectives_->allGather(data + offset, n, staging);
+        for (size_t r = 0; r < slices.size(); ++r)
+          backend_->copyToHost(slices[r] + offset,
+                               static_cast<const char *>(staging) + r * n, n);
+      }
+    }
+  } catch (...) {
+    backend_->release(staging);
+    throw;
+  }
+  backend_->release(staging);
+  if (!lead)
+    return {};
+  return files;
 }
 
 void Session::restore(const rt::Checkpoint &checkpoint) {
   for (auto &[name, entry] : buffers) {
+    const ArgumentInfo &arg = entry.first;
     const rt::HostTensor *t = checkpoint.find(name);
     if (!t)
       throw rt::CheckpointError("checkpoint has no tensor '" + name +
                                 "' (saved from a different model?)");
-    if (t->shape != entry.first.shape ||
-        t->dtype != checkpointDtype(entry.first.dtype) ||
-        t->data.size() != entry.first.bytes())
-      throw rt::CheckpointError("checkpoint tensor '" + name +
-                                "' has another shape or type than the "
-                                "package's");
-    backend_->copyFromHost(entry.second, t->data.data(), t->data.size());
+    // Checkpoints hold global tensors, whatever the ranks they were saved
+    // from.
+    std::string dtype = checkpointDtype(arg.dtype);
+    if (t->shape != arg.shape || t->dtype != dtype ||
+        t->data.size() != arg.bytes())
+      throw rt::CheckpointError(
+          "checkpoint tensor '" + name +
+          "' has another shape or type than the package's (" + t->dtype + " " +
+          shapeText(t->shape) + ", expected " + dtype + " " +
+          shapeText(arg.shape) + ")");
+    size_t bytes = localBytes(arg);
+    size_t offset = arg.sharded ? static_cast<size_t>(rank()) * bytes : 0;
+    backend_->copyFromHost(entry.second, t->data.data() + offset, bytes);
   }
 }
 

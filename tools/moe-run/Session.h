@@ -2,7 +2,9 @@
 //
 // Owns the backend memory of a loaded package: one buffer per parameter and
 // optimizer state tensor (shared by every function of the package), the
-// input buffers and arena of each function, and the calls themselves.
+// input buffers and arena of each function, and the calls themselves. The
+// buffer of an expert-sharded tensor holds only this rank's slice of dim 0:
+// rows [r n/R, (r+1) n/R) of rank r of R, contiguous.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,14 +34,19 @@ struct CallResult {
 
 class Session {
 public:
-  Session(const Package &package, std::unique_ptr<rt::Backend> backend);
+  /// Allocates the buffers for the ranks of `collectives` (one rank when
+  /// null); throws std::runtime_error when a sharded tensor's dim 0 does
+  /// not divide by their number.
+  Session(const Package &package, std::unique_ptr<rt::Backend> backend,
+          rt::Collectives *collectives = nullptr);
   ~Session();
   Session(const Session &) = delete;
   Session &operator=(const Session &) = delete;
 
-  /// Parameters from their initializers (Philox keyed by `seed` and the
-  /// parameter's name, so every backend and rank draws the same values),
-  /// optimizer state zero.
+  /// Parameters from their initializers (Philox keyed by `seed`, the
+  /// parameter's name and the global element index, so every backend and
+  /// rank draws the same values, and a shard the slice of the global
+  /// tensor's), optimizer state zero.
   void initialize(uint64_t seed);
 
   /// Runs the package function `role` ("train_step", "eval", "model") on
@@ -60,20 +67,33 @@ public:
   /// Backend pointer of a result of the last call of `role`.
   const void *resultPointer(const std::string &role, int index) const;
 
-  /// Parameters and optimizer state as host tensors (checkpoints), and back.
-  std::vector<rt::HostTensor> snapshot() const;
-  /// Restores every tensor of the package from `checkpoint`; throws
+  /// Parameters and optimizer state as the files of a checkpoint
+  /// (rt::saveCheckpointFiles): the replicated tensors in
+  /// rt::kTensorsFileName and, when some are expert-sharded, the slices of
+  /// rank r of R in rt::expertShardFileName(r, R). Collective over the
+  /// ranks when some tensors are sharded (the shards are gathered): every
+  /// rank calls it, and only rank 0 gets the files (the others an empty
+  /// list).
+  std::vector<rt::CheckpointFile> snapshot() const;
+  /// Restores every tensor of the package from `checkpoint` (global
+  /// tensors; a sharded buffer takes this rank's slice); throws
   /// rt::CheckpointError naming a missing or mis-shaped tensor.
   void restore(const rt::Checkpoint &checkpoint);
 
-  /// The named parameter or state tensor, in backend memory.
+  /// The named parameter or state tensor, in backend memory: this rank's
+  /// shard for a sharded one (bufferInfo(name).localElements(ranks())
+  /// elements).
   void *buffer(const std::string &name) const;
+  /// Its argument, with the global shape.
   const ArgumentInfo &bufferInfo(const std::string &name) const;
   std::vector<std::string> parameterNames() const;
 
   /// Makes the package's collectives (mesh.all_reduce) run over these
   /// ranks; without, the session is one rank. Each rank draws its shard of
-  /// the global batch's gating noise and dropout masks.
+  /// the global batch's gating noise and dropout masks. A change of the
+  /// number of ranks reallocates the sharded buffers, whose contents are
+  /// then undefined: initialize() or restore() afterwards. Throws like the
+  /// constructor, leaving the session as it was.
   void setCollectives(rt::Collectives *collectives);
   int rank() const;
   int ranks() const;
@@ -84,6 +104,10 @@ public:
 private:
   struct FunctionState;
   FunctionState &state(const std::string &role);
+  /// Bytes of this rank's part of a parameter or state tensor.
+  size_t localBytes(const ArgumentInfo &arg) const;
+  /// (Re)allocates the sharded buffers for `ranks` ranks.
+  void allocateShards(int ranks);
 
   const Package &package;
   std::unique_ptr<rt::Backend> backend_;

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Compares the tensors of two moe-run checkpoints (safetensors files):
-every tensor present in both, element by element, within a relative
-tolerance. Prints the largest difference; exits 1 when any is too large.
+"""Compares the tensors of two moe-run checkpoints (safetensors files, or
+checkpoint directories, whose expert shard files tensors-expert-<r>-of-<R>
+are joined in rank order into the global tensors): every tensor present in
+both, element by element, within a relative tolerance. Prints the largest
+difference; exits 1 when any is too large.
 
   compare-checkpoints.py A/tensors.safetensors B/tensors.safetensors [--rtol R]
+  compare-checkpoints.py A/step-00000020 B/step-00000020 [--rtol R]
 """
 import argparse
 import json
+import os
+import re
 import struct
 import sys
 
@@ -29,6 +34,26 @@ def read(path):
     return tensors
 
 
+def read_checkpoint(path):
+    if not os.path.isdir(path):
+        return read(path)
+    tensors = {}
+    replicated = os.path.join(path, "tensors.safetensors")
+    if os.path.exists(replicated):
+        tensors.update(read(replicated))
+    shards = {}
+    for name in os.listdir(path):
+        m = re.fullmatch(r"tensors-expert-(\d+)-of-(\d+)\.safetensors", name)
+        if m:
+            shards[int(m.group(1))] = read(os.path.join(path, name))
+    # A slice of the first dimension per rank: joined in rank order, the
+    # flat data is the global tensor's.
+    for rank in sorted(shards):
+        for name, values in shards[rank].items():
+            tensors[name] = tensors.get(name, ()) + values
+    return tensors
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("a")
@@ -36,7 +61,7 @@ def main():
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--atol", type=float, default=1e-7)
     args = parser.parse_args()
-    a, b = read(args.a), read(args.b)
+    a, b = read_checkpoint(args.a), read_checkpoint(args.b)
     if set(a) != set(b):
         print("FAIL: different tensors: %s" % sorted(set(a) ^ set(b)))
         sys.exit(1)

@@ -2,8 +2,10 @@
 //
 // Round trips must be bit-exact (NaN payloads, -0.0, integer extremes), and
 // every kind of damage must surface as a CheckpointError that says what is
-// wrong. The format cases are crafted by hand so that they test the reader
-// against the specification, not against our own writer.
+// wrong. Expert shards are cut from global tensors by the tests themselves,
+// so the loader's concatenation is checked against the values it must give
+// back, not against the saver. The format cases are crafted by hand so that
+// they test the reader against the specification, not against our own writer.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +30,8 @@ namespace fs = std::filesystem;
 
 using moe::rt::Checkpoint;
 using moe::rt::CheckpointError;
+using moe::rt::CheckpointFile;
+using moe::rt::expertShardFileName;
 using moe::rt::HostTensor;
 using moe::rt::latestCheckpoint;
 using moe::rt::loadCheckpoint;
@@ -35,6 +39,7 @@ using moe::rt::parseSafetensors;
 using moe::rt::readSafetensors;
 using moe::rt::SafetensorsContents;
 using moe::rt::saveCheckpoint;
+using moe::rt::saveCheckpointFiles;
 using moe::rt::writeSafetensors;
 
 namespace {
@@ -717,6 +722,421 @@ TEST_F(CheckpointTest, FailedSaveLeavesNothingBehind) {
   EXPECT_NE(msg.find("nested deeper than 256 levels"), std::string::npos)
       << msg;
   EXPECT_EQ(entries(dir), std::vector<std::string>({"step-00000003"}));
+}
+
+//===----------------------------------------------------------------------===//
+// Checkpoints with expert shards
+//===----------------------------------------------------------------------===//
+
+/// A global [n, 2, 3] F32 tensor whose element i is base + i, so any
+/// reordering of rows shows.
+HostTensor globalExpertTensor(const std::string &name, int64_t n, float base) {
+  std::vector<float> values(static_cast<size_t>(n * 6));
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = base + static_cast<float>(i);
+  return makeTensor<float>(name, "F32", {n, 2, 3}, values);
+}
+
+/// Rows [shard n/R, (shard+1) n/R) of dim 0 of `global`, cut by hand.
+HostTensor sliceOf(const HostTensor &global, int shard, int shards) {
+  HostTensor t = global;
+  int64_t rows = global.shape[0] / shards;
+  size_t rowBytes = global.data.size() / static_cast<size_t>(global.shape[0]);
+  t.shape[0] = rows;
+  auto begin = global.data.begin() +
+               static_cast<std::ptrdiff_t>(shard * rows * rowBytes);
+  t.data.assign(begin, begin + static_cast<std::ptrdiff_t>(rows * rowBytes));
+  return t;
+}
+
+/// The files of a checkpoint whose expert tensors `sharded` (global) are
+/// split over `shards` ranks; the replicated tensors are sampleTensors().
+std::vector<CheckpointFile> shardedFiles(const std::vector<HostTensor> &sharded,
+                                         int shards) {
+  std::vector<CheckpointFile> files = {
+      {"tensors.safetensors", sampleTensors()}};
+  for (int r = 0; r < shards; ++r) {
+    CheckpointFile file{"tensors-expert-" + std::to_string(r) + "-of-" +
+                            std::to_string(shards) + ".safetensors",
+                        {}};
+    for (const HostTensor &t : sharded)
+      file.tensors.push_back(sliceOf(t, r, shards));
+    files.push_back(std::move(file));
+  }
+  return files;
+}
+
+std::vector<HostTensor> expertTensors(int64_t n = 4) {
+  return {globalExpertTensor("moe.expert_weights", n, 0.0f),
+          globalExpertTensor("moe.expert_weights.adam_m", n, 1000.0f),
+          makeTensor<int32_t>("moe.expert_counts", "I32", {n, 1},
+                              std::vector<int32_t>(n, 0))};
+}
+
+TEST_F(CheckpointTest, ShardFileNames) {
+  EXPECT_EQ(expertShardFileName(0, 1), "tensors-expert-0-of-1.safetensors");
+  EXPECT_EQ(expertShardFileName(3, 4), "tensors-expert-3-of-4.safetensors");
+  EXPECT_EQ(expertShardFileName(12, 64), "tensors-expert-12-of-64.safetensors");
+}
+
+class ShardedRoundTrip : public CheckpointFixture,
+                         public testing::WithParamInterface<int> {};
+
+TEST_P(ShardedRoundTrip, LoadsGlobalTensors) {
+  const int shards = GetParam();
+  std::vector<HostTensor> global = expertTensors();
+  // Distinct counts per expert: a wrong concatenation order shows here too.
+  for (int e = 0; e < 4; ++e)
+    reinterpret_cast<int32_t *>(global[2].data.data())[e] = 10 * e + 7;
+  std::string saved =
+      saveCheckpointFiles(dir, 9, shardedFiles(global, shards), sampleState());
+  EXPECT_EQ(saved, path("step-00000009"));
+
+  std::vector<std::string> expectedEntries = {"checkpoint.json"};
+  for (int r = 0; r < shards; ++r)
+    expectedEntries.push_back("tensors-expert-" + std::to_string(r) + "-of-" +
+                              std::to_string(shards) + ".safetensors");
+  expectedEntries.push_back("tensors.safetensors");
+  std::sort(expectedEntries.begin(), expectedEntries.end());
+  EXPECT_EQ(entries(saved), expectedEntries);
+
+  // Every file is listed with its size and hash.
+  auto manifest = nlohmann::json::parse(readFile(saved + "/checkpoint.json"));
+  ASSERT_EQ(manifest["files"].size(), static_cast<size_t>(shards + 1));
+  for (const auto &f : manifest["files"]) {
+    std::string name = f["name"];
+    EXPECT_EQ(f["bytes"].get<uint64_t>(), fs::file_size(saved + "/" + name))
+        << name;
+    EXPECT_EQ(f["sha256"].get<std::string>().size(), 64u) << name;
+  }
+
+  // Each shard file holds the slice's shape and bytes under the global name.
+  SafetensorsContents last =
+      readSafetensors(saved + "/" + expertShardFileName(shards - 1, shards));
+  ASSERT_EQ(last.tensors.size(), 3u);
+  EXPECT_EQ(last.tensors[0].name, "moe.expert_weights");
+  EXPECT_EQ(last.tensors[0].shape, std::vector<int64_t>({4 / shards, 2, 3}));
+  float firstOfLast;
+  std::memcpy(&firstOfLast, last.tensors[0].data.data(), sizeof(float));
+  EXPECT_EQ(firstOfLast, static_cast<float>((shards - 1) * (4 / shards) * 6));
+
+  Checkpoint ck = loadCheckpoint(saved);
+  EXPECT_EQ(ck.step, 9);
+  EXPECT_EQ(ck.state, sampleState());
+  EXPECT_EQ(ck.expertShards, shards);
+  // The replicated tensors first, then the global expert tensors.
+  std::vector<HostTensor> expected = sampleTensors();
+  expected.insert(expected.end(), global.begin(), global.end());
+  expectSameTensors(expected, ck.tensors);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, ShardedRoundTrip, testing::Values(1, 2, 4));
+
+TEST_F(CheckpointTest, ShardsConcatenateInRankOrderNotListOrder) {
+  std::vector<HostTensor> global = expertTensors();
+  std::vector<CheckpointFile> files = shardedFiles(global, 4);
+  // Listed (and written) as 3, 1, replicated, 0, 2.
+  std::vector<CheckpointFile> shuffled = {files[4], files[2], files[0],
+                                          files[1], files[3]};
+  std::string saved = saveCheckpointFiles(dir, 1, shuffled, nullptr);
+  auto manifest = nlohmann::json::parse(readFile(saved + "/checkpoint.json"));
+  EXPECT_EQ(manifest["files"][0]["name"], "tensors-expert-3-of-4.safetensors");
+  Checkpoint ck = loadCheckpoint(saved);
+  ASSERT_NE(ck.find("moe.expert_weights"), nullptr);
+  EXPECT_EQ(ck.find("moe.expert_weights")->shape,
+            std::vector<int64_t>({4, 2, 3}));
+  EXPECT_EQ(ck.find("moe.expert_weights")->data, global[0].data);
+  EXPECT_EQ(ck.find("moe.expert_weights.adam_m")->data, global[1].data);
+  EXPECT_EQ(ck.find("layer0.weight")->data, sampleTensors()[0].data);
+  EXPECT_EQ(ck.expertShards, 4);
+}
+
+TEST_F(CheckpointTest, SingleFileLayoutIsUnchanged) {
+  // The multi-file form with only the replicated file writes what the
+  // single-file form writes, byte for byte.
+  std::string a = saveCheckpoint(path("a"), 3, sampleTensors(), sampleState());
+  std::string b = saveCheckpointFiles(
+      path("b"), 3, {{"tensors.safetensors", sampleTensors()}}, sampleState());
+  EXPECT_EQ(entries(b), std::vector<std::string>(
+                            {"checkpoint.json", "tensors.safetensors"}));
+  EXPECT_EQ(readFile(a + "/tensors.safetensors"),
+            readFile(b + "/tensors.safetensors"));
+  EXPECT_EQ(readFile(a + "/checkpoint.json"), readFile(b + "/checkpoint.json"));
+  EXPECT_EQ(loadCheckpoint(a).expertShards, 0);
+
+  // The known answer of KnownSha256 through the multi-file form.
+  std::string empty =
+      saveCheckpointFiles(path("c"), 0, {{"tensors.safetensors", {}}}, nullptr);
+  auto manifest = nlohmann::json::parse(readFile(empty + "/checkpoint.json"));
+  ASSERT_EQ(manifest["files"].size(), 1u);
+  EXPECT_EQ(manifest["files"][0]["sha256"],
+            "de04d5094978db49322863bb2ef1542e75713681a4fe80cb079fb151663f874d");
+}
+
+/// Removes `file` from the directory and from its checkpoint.json.
+void unlist(const std::string &saved, const std::string &file) {
+  auto manifest = nlohmann::json::parse(readFile(saved + "/checkpoint.json"));
+  auto &files = manifest["files"];
+  for (auto it = files.begin(); it != files.end(); ++it)
+    if ((*it)["name"] == file) {
+      files.erase(it);
+      break;
+    }
+  writeFile(saved + "/checkpoint.json", manifest.dump());
+  fs::remove(saved + "/" + file);
+}
+
+/// Puts file `file` of checkpoint `from` into checkpoint `into`, replacing
+/// the entry of `replaces` (or adding one when empty): a checkpoint mixed
+/// from two saves, whose hashes are all right.
+void transplant(const std::string &from, const std::string &file,
+                const std::string &into, const std::string &replaces = "") {
+  auto source = nlohmann::json::parse(readFile(from + "/checkpoint.json"));
+  nlohmann::json entry;
+  for (const auto &f : source["files"])
+    if (f["name"] == file)
+      entry = f;
+  ASSERT_FALSE(entry.is_null()) << file;
+  auto manifest = nlohmann::json::parse(readFile(into + "/checkpoint.json"));
+  auto &files = manifest["files"];
+  if (!replaces.empty()) {
+    for (auto it = files.begin(); it != files.end(); ++it)
+      if ((*it)["name"] == replaces) {
+        files.erase(it);
+        break;
+      }
+    fs::remove(into + "/" + replaces);
+  }
+  files.push_back(entry);
+  writeFile(into + "/checkpoint.json", manifest.dump());
+  fs::copy_file(from + "/" + file, into + "/" + file,
+                fs::copy_options::overwrite_existing);
+}
+
+TEST_F(CheckpointTest, MissingShard) {
+  std::string saved =
+      saveCheckpointFiles(dir, 2, shardedFiles(expertTensors(), 4), nullptr);
+  // Deleted but still listed: the file check catches it.
+  std::string file = saved + "/tensors-expert-2-of-4.safetensors";
+  std::string bytes = readFile(file);
+  fs::remove(file);
+  EXPECT_EQ(errorOf([&] { loadCheckpoint(saved); }),
+            "checkpoint " + saved +
+                ": tensors-expert-2-of-4.safetensors: missing");
+  // Deleted and unlisted: the set of shards is incomplete.
+  writeFile(file, bytes);
+  EXPECT_NO_THROW(loadCheckpoint(saved));
+  unlist(saved, "tensors-expert-2-of-4.safetensors");
+  EXPECT_EQ(errorOf([&] { loadCheckpoint(saved); }),
+            "checkpoint " + saved +
+                ": missing expert shard 2 of 4 "
+                "(tensors-expert-2-of-4.safetensors)");
+  // The last one too.
+  saved =
+      saveCheckpointFiles(dir, 3, shardedFiles(expertTensors(), 2), nullptr);
+  unlist(saved, "tensors-expert-1-of-2.safetensors");
+  EXPECT_NE(errorOf([&] {
+              loadCheckpoint(saved);
+            }).find("missing expert shard 1 of 2"),
+            std::string::npos);
+}
+
+TEST_F(CheckpointTest, ShardsOfDifferentSaves) {
+  std::string two = saveCheckpointFiles(
+      path("two"), 1, shardedFiles(expertTensors(), 2), nullptr);
+  std::string four = saveCheckpointFiles(
+      path("four"), 1, shardedFiles(expertTensors(), 4), nullptr);
+  // A shard of 4 in a checkpoint of 2 shards.
+  transplant(four, "tensors-expert-3-of-4.safetensors", two);
+  std::string msg = errorOf([&] { loadCheckpoint(two); });
+  EXPECT_NE(msg.find("expert shards of different saves (4 and 2 shards)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("tensors-expert-3-of-4.safetensors"), std::string::npos)
+      << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST_F(CheckpointTest, ShardsOfDifferentShapes) {
+  std::string good = saveCheckpointFiles(
+      path("good"), 1, shardedFiles(expertTensors(4), 2), nullptr);
+  auto loadError = [&](const std::vector<HostTensor> &other,
+                       const std::string &name) {
+    std::string into = path(name);
+    fs::copy(good, into, fs::copy_options::recursive);
+    std::string from = saveCheckpointFiles(path(name + "-src"), 1,
+                                           shardedFiles(other, 2), nullptr);
+    transplant(from, "tensors-expert-1-of-2.safetensors", into,
+               "tensors-expert-1-of-2.safetensors");
+    return errorOf([&] { loadCheckpoint(into); });
+  };
+
+  // Other trailing dims: [n, 2, 3] against [n, 3, 2].
+  std::vector<HostTensor> transposed = expertTensors(4);
+  transposed[0].shape = {4, 3, 2};
+  EXPECT_EQ(loadError(transposed, "dims"),
+            "checkpoint " + path("dims") +
+                ": tensors-expert-1-of-2.safetensors: tensor "
+                "moe.expert_weights has shape [2, 3, 2] but [2, 2, 3] in "
+                "tensors-expert-0-of-2.safetensors");
+
+  // Unequal slices of dim 0 (a shard of 6 experts with one of 4).
+  std::string msg = loadError(expertTensors(6), "rows");
+  EXPECT_NE(msg.find("has shape [3, 2, 3] but [2, 2, 3]"), std::string::npos)
+      << msg;
+
+  // Another dtype.
+  std::vector<HostTensor> retyped = expertTensors(4);
+  retyped[0].dtype = "I32";
+  msg = loadError(retyped, "dtype");
+  EXPECT_NE(msg.find("tensor moe.expert_weights is I32 but F32 in "
+                     "tensors-expert-0-of-2.safetensors"),
+            std::string::npos)
+      << msg;
+
+  // A tensor missing from one shard, or one only it has.
+  std::vector<HostTensor> fewer = expertTensors(4);
+  fewer.pop_back();
+  msg = loadError(fewer, "fewer");
+  EXPECT_NE(msg.find("tensors-expert-1-of-2.safetensors: no tensor "
+                     "moe.expert_counts (it is in "
+                     "tensors-expert-0-of-2.safetensors)"),
+            std::string::npos)
+      << msg;
+  std::vector<HostTensor> more = expertTensors(4);
+  more.push_back(globalExpertTensor("moe.extra", 4, 5.0f));
+  msg = loadError(more, "more");
+  EXPECT_NE(msg.find("tensor moe.extra is not in "
+                     "tensors-expert-0-of-2.safetensors"),
+            std::string::npos)
+      << msg;
+}
+
+TEST_F(CheckpointTest, ShardTensorAlsoReplicated) {
+  // moe.expert_weights whole in tensors.safetensors of one save ...
+  std::vector<HostTensor> plain = sampleTensors();
+  plain.push_back(globalExpertTensor("moe.expert_weights", 4, 0.0f));
+  std::string into = saveCheckpoint(path("plain"), 1, plain, nullptr);
+  // ... and as a shard of another.
+  std::string from = saveCheckpointFiles(
+      path("sharded"), 1, shardedFiles(expertTensors(), 1), nullptr);
+  transplant(from, "tensors-expert-0-of-1.safetensors", into);
+  std::string msg = errorOf([&] { loadCheckpoint(into); });
+  EXPECT_NE(msg.find("tensors-expert-0-of-1.safetensors: tensor "
+                     "moe.expert_weights also appears in tensors.safetensors"),
+            std::string::npos)
+      << msg;
+}
+
+TEST_F(CheckpointTest, CorruptShard) {
+  std::string saved =
+      saveCheckpointFiles(dir, 5, shardedFiles(expertTensors(), 2), nullptr);
+  std::string file = saved + "/tensors-expert-1-of-2.safetensors";
+  std::string bytes = readFile(file);
+  std::string flipped = bytes;
+  flipped[flipped.size() - 2] ^= 0x20; // a data byte
+  writeFile(file, flipped);
+  EXPECT_EQ(errorOf([&] { loadCheckpoint(saved); }),
+            "checkpoint " + saved +
+                ": tensors-expert-1-of-2.safetensors: SHA-256 mismatch (file "
+                "corrupt or modified)");
+  writeFile(file, bytes.substr(0, bytes.size() - 4));
+  EXPECT_NE(errorOf([&] {
+              loadCheckpoint(saved);
+            }).find("tensors-expert-1-of-2.safetensors: truncated"),
+            std::string::npos);
+  writeFile(file, bytes);
+  EXPECT_EQ(loadCheckpoint(saved).expertShards, 2);
+}
+
+TEST_F(CheckpointTest, MalformedShardNames) {
+  std::string saved =
+      saveCheckpointFiles(dir, 5, shardedFiles(expertTensors(), 1), nullptr);
+  const std::string good = "tensors-expert-0-of-1.safetensors";
+  for (const std::string bad :
+       {"tensors-expert-00-of-1.safetensors",
+        "tensors-expert-1-of-1.safetensors",
+        "tensors-expert-0-of-01.safetensors",
+        "tensors-expert-0-of-0.safetensors",
+        "tensors-expert-x-of-1.safetensors", "tensors-expert-0-1.safetensors",
+        "tensors-expert-.safetensors"}) {
+    SCOPED_TRACE(bad);
+    // Renamed in the directory and the manifest: the hashes still hold.
+    std::string text = readFile(saved + "/checkpoint.json");
+    std::string renamed = text;
+    renamed.replace(renamed.find(good), good.size(), bad);
+    writeFile(saved + "/checkpoint.json", renamed);
+    fs::rename(saved + "/" + good, saved + "/" + bad);
+    std::string msg = errorOf([&] { loadCheckpoint(saved); });
+    EXPECT_EQ(msg, "checkpoint " + saved + ": " + bad +
+                       ": not a valid expert shard name (expected "
+                       "tensors-expert-<r>-of-<R>.safetensors with r < R)");
+    fs::rename(saved + "/" + bad, saved + "/" + good);
+    writeFile(saved + "/checkpoint.json", text);
+  }
+  EXPECT_NO_THROW(loadCheckpoint(saved));
+}
+
+TEST_F(CheckpointTest, SaveRefusesWhatLoadWouldRefuse) {
+  std::string root = path("root");
+  auto saveError = [&](const std::vector<CheckpointFile> &files) {
+    std::string msg =
+        errorOf([&] { saveCheckpointFiles(root, 1, files, nullptr); });
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    // Nothing is written, not even the root.
+    EXPECT_FALSE(fs::exists(root)) << msg;
+    return msg;
+  };
+  std::vector<CheckpointFile> four = shardedFiles(expertTensors(), 4);
+
+  std::vector<CheckpointFile> incomplete = four;
+  incomplete.erase(incomplete.begin() + 3); // shard 2
+  EXPECT_NE(saveError(incomplete).find("missing expert shard 2 of 4"),
+            std::string::npos);
+
+  std::vector<CheckpointFile> mixed = four;
+  mixed[1].name = "tensors-expert-0-of-2.safetensors";
+  EXPECT_NE(saveError(mixed).find("expert shards of different saves"),
+            std::string::npos);
+
+  std::vector<CheckpointFile> reshaped = four;
+  reshaped[2].tensors[0].shape = {1, 3, 2};
+  EXPECT_NE(saveError(reshaped).find("has shape [1, 3, 2] but [1, 2, 3]"),
+            std::string::npos);
+
+  std::vector<CheckpointFile> scalar = shardedFiles({}, 2);
+  for (size_t i = 1; i < scalar.size(); ++i)
+    scalar[i].tensors.push_back(
+        makeTensor<int64_t>("moe.step", "I64", {}, {int64_t(3)}));
+  EXPECT_NE(saveError(scalar).find("is 0-d and cannot be an expert shard"),
+            std::string::npos);
+
+  std::vector<CheckpointFile> twice = four;
+  twice[0].tensors.push_back(sliceOf(expertTensors()[0], 0, 4));
+  EXPECT_NE(saveError(twice).find("also appears in tensors.safetensors"),
+            std::string::npos);
+
+  std::vector<CheckpointFile> duplicate = {{"tensors.safetensors", {}},
+                                           {"tensors.safetensors", {}}};
+  EXPECT_NE(saveError(duplicate).find("file tensors.safetensors given twice"),
+            std::string::npos);
+  EXPECT_NE(saveError({}).find("no files to save"), std::string::npos);
+  for (const std::string bad :
+       {"checkpoint.json", "../up.safetensors", "tensors.bin", "",
+        "tensors-expert-1-of-1.safetensors"}) {
+    SCOPED_TRACE(bad);
+    std::string msg = saveError({{bad, {}}});
+    EXPECT_TRUE(msg.find("cannot save a tensor file named") !=
+                    std::string::npos ||
+                msg.find("not a valid expert shard name") != std::string::npos)
+        << msg;
+  }
+  // A plain replicated tensor in two plain files.
+  EXPECT_NE(saveError({{"a.safetensors", sampleTensors()},
+                       {"b.safetensors", sampleTensors()}})
+                .find("b.safetensors: tensor layer0.weight also appears in "
+                      "a.safetensors"),
+            std::string::npos);
 }
 
 TEST_F(CheckpointTest, CreatesTheRootAndNamesLargeSteps) {
