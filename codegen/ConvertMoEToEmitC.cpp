@@ -99,16 +99,22 @@ Value contextOf(Operation *op) {
   return op->getParentOfType<emitc::FuncOp>().getArgument(0);
 }
 
+/// `callee<templateArgs>(ctx, value)`: a value of `type` from the step ABI.
+Value stepValue(OpBuilder &b, Location loc, Value ctx, StringRef callee,
+                Type type, int64_t value, ArrayAttr templateArgs) {
+  auto call = b.create<emitc::CallOpaqueOp>(
+      loc, TypeRange{type}, (kStepNamespace + callee).str(), ValueRange{ctx},
+      b.getArrayAttr({b.getIndexAttr(0), b.getI64IntegerAttr(value)}),
+      templateArgs);
+  return call.getResult(0);
+}
+
 /// `callee<element>(ctx, index)`: a typed pointer from the step ABI.
 Value stepPointer(OpBuilder &b, Location loc, Value ctx, StringRef callee,
                   Type pointerType, int64_t index) {
   Type element = cast<emitc::PointerType>(pointerType).getPointee();
-  auto call = b.create<emitc::CallOpaqueOp>(
-      loc, TypeRange{pointerType}, (kStepNamespace + callee).str(),
-      ValueRange{ctx},
-      b.getArrayAttr({b.getIndexAttr(0), b.getI64IntegerAttr(index)}),
-      b.getArrayAttr({TypeAttr::get(element)}));
-  return call.getResult(0);
+  return stepValue(b, loc, ctx, callee, pointerType, index,
+                   b.getArrayAttr({TypeAttr::get(element)}));
 }
 
 } // namespace
@@ -182,14 +188,9 @@ StepCall &StepCall::callee(StringRef name) {
 StepCall &StepCall::count(Value tensor) {
   if (!getShard(tensor.getType()))
     return i64(numElements(tensor));
-  auto call = rewriter.create<emitc::CallOpaqueOp>(
-      op->getLoc(), TypeRange{rewriter.getI64Type()},
-      (kStepNamespace + "shardCount").str(), ValueRange{contextOf(op)},
-      rewriter.getArrayAttr(
-          {rewriter.getIndexAttr(0), rewriter.getI64IntegerAttr(
-                                         numElements(tensor))}),
-      ArrayAttr());
-  return ptr(call.getResult(0));
+  return ptr(stepValue(rewriter, op->getLoc(), contextOf(op), "shardCount",
+                       rewriter.getI64Type(), numElements(tensor),
+                       ArrayAttr()));
 }
 
 StepCall &StepCall::returns(unsigned i) {

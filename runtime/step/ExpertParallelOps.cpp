@@ -24,7 +24,6 @@ struct ExchangeLayout {
   int64_t local = 0, first = 0; ///< experts per rank, this rank's first
   std::vector<int64_t> sendCounts, recvTotals; ///< rows per rank [R]
   int64_t received = 0;
-  int64_t planned = 0; ///< rows of this rank's dispatch buffer in the plan
   /// received (expert-major) row p = arrival (source-major) row order[p].
   std::vector<int32_t> order;
 };
@@ -39,9 +38,12 @@ int64_t expertsPerRank(Context *ctx, const char *op, int64_t n) {
   return n / ranks;
 }
 
+/// The layout of an exchange between this rank's dispatch buffer of
+/// `bufferRows` rows and the experts' ranks.
 ExchangeLayout exchangeLayout(Context *ctx, const char *op,
                               const int32_t *expertOffset,
-                              const int32_t *recvCounts, int64_t n) {
+                              const int32_t *recvCounts, int64_t n,
+                              int64_t bufferRows) {
   ExchangeLayout layout;
   layout.ranks = ctx->ranks();
   layout.rank = ctx->rank();
@@ -51,7 +53,9 @@ ExchangeLayout exchangeLayout(Context *ctx, const char *op,
   std::vector<int32_t> counts = toHost(ctx, recvCounts, n);
   const int R = layout.ranks;
   const int64_t L = layout.local;
-  layout.planned = offsets[n];
+  if (offsets[n] > bufferRows)
+    fail(op, "the plan covers " + std::to_string(offsets[n]) +
+                 " rows of a buffer of " + std::to_string(bufferRows));
   layout.sendCounts.resize(R);
   layout.recvTotals.assign(R, 0);
   for (int d = 0; d < R; ++d)
@@ -88,12 +92,8 @@ void gatherRows(Context *ctx, ScratchScope &scratch, const float *in,
   auto rows = static_cast<int64_t>(index.size());
   int32_t *device = scratch.get<int32_t>(rows);
   ctx->backend->copyFromHost(device, index.data(), index.size() * 4);
-  DispatchPlan plan;
-  plan.numTokens = rows;
-  plan.numExperts = 1;
-  plan.numAssignments = rows;
-  plan.tokenOfPosition = device;
-  ctx->backend->dispatchForward(plan, d, in, out);
+  // The same gather as moe.dispatch: row p of out is row index[p] of in.
+  dispatch(ctx, in, device, out, rows, d);
 }
 
 Rows poolRows(Context *ctx, int64_t rows, int64_t width) {
@@ -152,12 +152,7 @@ Rows exchangeToExperts(Context *ctx, const float *buffer,
                        const int32_t *expertOffset, const int32_t *recvCounts,
                        int64_t rows, int64_t n, int64_t d) {
   ExchangeLayout layout = exchangeLayout(ctx, "exchange_to_experts",
-                                         expertOffset, recvCounts, n);
-  if (layout.planned > rows)
-    fail("exchange_to_experts", "the plan covers " +
-                                    std::to_string(layout.planned) +
-                                    " rows of a buffer of " +
-                                    std::to_string(rows));
+                                         expertOffset, recvCounts, n, rows);
   Rows out = poolRows(ctx, layout.received, d);
   Backend &b = *ctx->backend;
   if (layout.ranks == 1) {
@@ -178,13 +173,8 @@ void exchangeToTokens(Context *ctx, Rows expertRows,
                       const int32_t *expertOffset, const int32_t *recvCounts,
                       float *out, int64_t rows, int64_t n, int64_t d) {
   ExchangeLayout layout = exchangeLayout(ctx, "exchange_to_tokens",
-                                         expertOffset, recvCounts, n);
+                                         expertOffset, recvCounts, n, rows);
   expectRows("exchange_to_tokens", expertRows, layout.received);
-  if (layout.planned > rows)
-    fail("exchange_to_tokens", "the plan covers " +
-                                   std::to_string(layout.planned) +
-                                   " rows of a buffer of " +
-                                   std::to_string(rows));
   Backend &b = *ctx->backend;
   if (layout.ranks == 1) {
     if (expertRows.rows)
