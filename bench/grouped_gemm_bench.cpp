@@ -25,12 +25,14 @@ using namespace moe::rt;
 namespace {
 
 /// Seconds for one forward + backward grouped GEMM under `schedule`.
-double timeStep(const DispatchPlan &plan, int64_t d, const float *in,
-                const float *weights, float *out, float *dIn, float *dW,
-                cpu::GroupedSchedule schedule) {
+double timeStep(int64_t rows, int64_t n, const int32_t *expertOffset, int64_t d,
+                const float *in, const float *weights, float *out, float *dIn,
+                float *dW, cpu::GroupedSchedule schedule) {
   auto start = std::chrono::steady_clock::now();
-  cpu::groupedMatmulForward(plan, d, d, in, weights, out, schedule);
-  cpu::groupedMatmulBackward(plan, d, d, in, weights, out, dIn, dW, schedule);
+  cpu::groupedMatmulForward(rows, n, d, d, expertOffset, in, weights, out,
+                            schedule);
+  cpu::groupedMatmulBackward(rows, n, d, d, expertOffset, in, weights, out, dIn,
+                             dW, schedule);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
       .count();
 }
@@ -44,23 +46,15 @@ int main(int argc, char **argv) {
               "OpenBLAS-threaded GFLOP/s\n");
   for (int64_t segment = 16; segment <= 4096; segment *= 2) {
     int64_t n = rows / segment;
-    // Token t goes to expert t mod n: equal segments.
-    std::vector<int32_t> rowPtr(rows + 1), expert(rows), count(n),
-        offset(n + 1), positionOf(rows), tokenOfPosition(rows);
-    for (int64_t t = 0; t <= rows; ++t)
-      rowPtr[t] = static_cast<int32_t>(t);
+    // Token t goes to expert t mod n (one each: no row pointers): equal
+    // segments.
+    std::vector<int32_t> expert(rows), offset(n + 1), positionOf(rows),
+        tokenOfPosition(rows);
     for (int64_t t = 0; t < rows; ++t)
       expert[t] = static_cast<int32_t>(t % n);
-    DispatchPlan plan;
-    plan.numTokens = plan.numAssignments = rows;
-    plan.numExperts = n;
-    plan.rowPtr = rowPtr.data();
-    plan.expert = expert.data();
-    plan.expertCount = count.data();
-    plan.expertOffset = offset.data();
-    plan.positionOf = positionOf.data();
-    plan.tokenOfPosition = tokenOfPosition.data();
-    cpu::buildDispatchPlan(plan);
+    cpu::buildDispatchPlan(rows, n, rows, /*rowPtr=*/nullptr, expert.data(),
+                           offset.data(), positionOf.data(),
+                           tokenOfPosition.data());
     std::vector<float> in(rows * d, 0.5f), out(rows * d), dIn(rows * d),
         weights(n * d * d, 0.01f), dW(n * d * d);
     double best[2] = {INFINITY, INFINITY};
@@ -70,8 +64,9 @@ int main(int argc, char **argv) {
     // One warm-up each, then alternate the schedules.
     for (int rep = -1; rep < reps; ++rep)
       for (int s = 0; s < 2; ++s) {
-        double t = timeStep(plan, d, in.data(), weights.data(), out.data(),
-                            dIn.data(), dW.data(), schedules[s]);
+        double t =
+            timeStep(rows, n, offset.data(), d, in.data(), weights.data(),
+                     out.data(), dIn.data(), dW.data(), schedules[s]);
         if (rep >= 0)
           best[s] = std::min(best[s], t);
       }

@@ -111,25 +111,24 @@ struct LayerState {
   Config c;
   DeviceArray<float> x, Wg, Wn, We, dy;
   DeviceArray<float> clean, raw, noisy, noiseStd, top, gate, load, importance,
-      loss;
-  DeviceArray<int32_t> expert, rowPtr, count, offset, positionOf,
-      tokenOfPosition;
+      loss, dLoss;
+  // The plan arrays; top-k routing has no row pointers (k per token).
+  DeviceArray<int32_t> expert, offset, positionOf, tokenOfPosition;
   DeviceArray<float> buffer, expertOut, y;
   DeviceArray<float> dExpertOut, dGate, dGateImportance, dBuffer, dWe, dx,
       dClean, dRaw, dLoad, dImportance, dWg, dWn;
   DeviceArray<float> denseX, denseY, denseDy, denseDx, denseDw;
-  DispatchPlan plan;
 
   LayerState(Backend &b, const Config &c)
       : c(c), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
         We(b, c.n * c.d * c.d), dy(b, c.T * c.d), clean(b, c.T * c.n),
         raw(b, c.T * c.n), noisy(b, c.T * c.n), noiseStd(b, c.T * c.n),
         top(b, c.T * (c.k + 1)), gate(b, c.T * c.k), load(b, c.n),
-        importance(b, c.n), loss(b, 2), expert(b, c.T * c.k),
-        rowPtr(b, c.T + 1), count(b, c.n), offset(b, c.n + 1),
-        positionOf(b, c.T * c.k), tokenOfPosition(b, c.T * c.k),
-        buffer(b, c.T * c.k * c.d), expertOut(b, c.T * c.k * c.d),
-        y(b, c.T * c.d), dExpertOut(b, c.T * c.k * c.d), dGate(b, c.T * c.k),
+        importance(b, c.n), loss(b, 2), dLoss(b, 1), expert(b, c.T * c.k),
+        offset(b, c.n + 1), positionOf(b, c.T * c.k),
+        tokenOfPosition(b, c.T * c.k), buffer(b, c.T * c.k * c.d),
+        expertOut(b, c.T * c.k * c.d), y(b, c.T * c.d),
+        dExpertOut(b, c.T * c.k * c.d), dGate(b, c.T * c.k),
         dGateImportance(b, c.T * c.k), dBuffer(b, c.T * c.k * c.d),
         dWe(b, c.n * c.d * c.d), dx(b, c.T * c.d), dClean(b, c.T * c.n),
         dRaw(b, c.T * c.n), dLoad(b, c.n), dImportance(b, c.n),
@@ -146,20 +145,9 @@ struct LayerState {
     dy.randomize(5, 1.0f);
     denseX.randomize(6, 1.0f);
     denseDy.randomize(7, 1.0f);
-    std::vector<int32_t> hostRowPtr(c.T + 1);
-    for (int64_t t = 0; t <= c.T; ++t)
-      hostRowPtr[t] = static_cast<int32_t>(t * c.k);
-    b.copyFromHost(rowPtr.get(), hostRowPtr.data(),
-                   sizeof(int32_t) * hostRowPtr.size());
-    plan.numTokens = c.T;
-    plan.numExperts = c.n;
-    plan.numAssignments = c.T * c.k;
-    plan.rowPtr = rowPtr.get();
-    plan.expert = expert.get();
-    plan.expertCount = count.get();
-    plan.expertOffset = offset.get();
-    plan.positionOf = positionOf.get();
-    plan.tokenOfPosition = tokenOfPosition.get();
+    // The gradient of each balancing loss, in backend memory as a compiled
+    // step keeps it.
+    b.fill(dLoss.get(), 1.0f, 1);
   }
 };
 
@@ -184,55 +172,63 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   // Forward.
   clock.run(GateGemm, [&] {
     b.gemm(false, false, T, n, d, 1.0f, s.x.get(), d, s.Wg.get(), n, 0.0f,
-           s.clean.get(), n);
+           s.clean.get(), n, GemmPrecision::F32);
     b.gemm(false, false, T, n, d, 1.0f, s.x.get(), d, s.Wn.get(), n, 0.0f,
-           s.raw.get(), n);
+           s.raw.get(), n, GemmPrecision::F32);
   });
   clock.run(TopK, [&] {
     b.noisyTopKForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
                        /*seed=*/42, /*counter=*/1, s.noisy.get(),
                        s.noiseStd.get(), s.top.get(), s.expert.get(),
-                       s.gate.get());
+                       s.gate.get(), /*elementOffset=*/0);
   });
   clock.run(Balance, [&] {
     b.loadEstimateForward(T, n, k, s.clean.get(), s.noisy.get(),
                           s.noiseStd.get(), s.top.get(), s.load.get());
-    b.importanceForward(T, n, s.rowPtr.get(), s.expert.get(), s.gate.get(),
-                        s.importance.get());
+    b.importanceForward(A, n, s.expert.get(), s.gate.get(), s.importance.get());
     b.cvSquaredForward(n, s.importance.get(), lossWeight, s.loss.get());
     b.cvSquaredForward(n, s.load.get(), lossWeight, s.loss.get() + 1);
   });
-  clock.run(Plan, [&] { b.buildDispatchPlan(s.plan); });
-  clock.run(Dispatch,
-            [&] { b.dispatchForward(s.plan, d, s.x.get(), s.buffer.get()); });
+  clock.run(Plan, [&] {
+    b.buildDispatchPlan(T, n, A, /*rowPtr=*/nullptr, s.expert.get(),
+                        s.offset.get(), s.positionOf.get(),
+                        s.tokenOfPosition.get());
+  });
+  clock.run(Dispatch, [&] {
+    b.dispatchForward(A, d, s.tokenOfPosition.get(), s.x.get(), s.buffer.get());
+  });
   clock.run(ExpertGemm, [&] {
-    b.groupedMatmulForward(s.plan, d, d, s.buffer.get(), s.We.get(),
-                           s.expertOut.get(), GemmPrecision::F32);
+    b.groupedMatmulForward(A, n, d, d, s.offset.get(), s.buffer.get(),
+                           s.We.get(), s.expertOut.get(), GemmPrecision::F32);
   });
   clock.run(Combine, [&] {
-    b.combineForward(s.plan, d, s.gate.get(), s.expertOut.get(), s.y.get());
+    b.combineForward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
+                     s.gate.get(), s.expertOut.get(), s.y.get());
   });
 
   // Backward.
   clock.run(Combine, [&] {
-    b.combineBackward(s.plan, d, s.gate.get(), s.expertOut.get(), s.dy.get(),
+    b.combineBackward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
+                      s.gate.get(), s.expertOut.get(), s.dy.get(),
                       s.dExpertOut.get(), s.dGate.get());
   });
   clock.run(ExpertGemm, [&] {
-    b.groupedMatmulBackward(s.plan, d, d, s.buffer.get(), s.We.get(),
-                            s.dExpertOut.get(), s.dBuffer.get(), s.dWe.get(),
-                            GemmPrecision::F32);
+    b.groupedMatmulBackward(A, n, d, d, s.offset.get(), s.buffer.get(),
+                            s.We.get(), s.dExpertOut.get(), s.dBuffer.get(),
+                            s.dWe.get(), GemmPrecision::F32);
   });
   clock.run(Dispatch, [&] {
-    b.dispatchBackward(s.plan, d, s.dBuffer.get(), s.dx.get());
+    b.dispatchBackward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
+                       s.dBuffer.get(), s.dx.get());
   });
   clock.run(Balance, [&] {
-    b.cvSquaredBackward(n, s.importance.get(), lossWeight, 1.0f,
+    b.cvSquaredBackward(n, s.importance.get(), lossWeight, s.dLoss.get(),
                         s.dImportance.get());
-    b.importanceBackward(T, n, s.rowPtr.get(), s.expert.get(),
-                         s.dImportance.get(), s.dGateImportance.get());
+    b.importanceBackward(A, n, s.expert.get(), s.dImportance.get(),
+                         s.dGateImportance.get());
     b.accumulate(s.dGateImportance.get(), s.dGate.get(), A);
-    b.cvSquaredBackward(n, s.load.get(), lossWeight, 1.0f, s.dLoad.get());
+    b.cvSquaredBackward(n, s.load.get(), lossWeight, s.dLoss.get(),
+                        s.dLoad.get());
   });
   clock.run(TopK, [&] {
     b.noisyTopKBackward(T, n, k, s.noisy.get(), s.clean.get(), s.raw.get(),
@@ -246,13 +242,13 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   });
   clock.run(GateGemm, [&] {
     b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dClean.get(), n, 0.0f,
-           s.dWg.get(), n);
+           s.dWg.get(), n, GemmPrecision::F32);
     b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dRaw.get(), n, 0.0f,
-           s.dWn.get(), n);
+           s.dWn.get(), n, GemmPrecision::F32);
     b.gemm(false, true, T, d, n, 1.0f, s.dClean.get(), n, s.Wg.get(), n, 1.0f,
-           s.dx.get(), d);
+           s.dx.get(), d, GemmPrecision::F32);
     b.gemm(false, true, T, d, n, 1.0f, s.dRaw.get(), n, s.Wn.get(), n, 1.0f,
-           s.dx.get(), d);
+           s.dx.get(), d, GemmPrecision::F32);
   });
 }
 
@@ -261,11 +257,11 @@ double denseStep(Backend &b, LayerState &s) {
   int64_t rows = s.c.T * s.c.k, d = s.c.d;
   Clock::time_point start = Clock::now();
   b.gemm(false, false, rows, d, d, 1.0f, s.denseX.get(), d, s.We.get(), d, 0.0f,
-         s.denseY.get(), d);
+         s.denseY.get(), d, GemmPrecision::F32);
   b.gemm(false, true, rows, d, d, 1.0f, s.denseDy.get(), d, s.We.get(), d, 0.0f,
-         s.denseDx.get(), d);
+         s.denseDx.get(), d, GemmPrecision::F32);
   b.gemm(true, false, d, d, rows, 1.0f, s.denseX.get(), d, s.denseDy.get(), d,
-         0.0f, s.denseDw.get(), d);
+         0.0f, s.denseDw.get(), d, GemmPrecision::F32);
   b.synchronize();
   return secondsSince(start);
 }

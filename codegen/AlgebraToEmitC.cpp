@@ -58,7 +58,7 @@ void mlir::moe::populateMoEAlgebraToEmitCPatterns(
 
   addStepCall<MatmulOp>(patterns, converter, "matmul",
                         [](MatmulOp op, MatmulOp::Adaptor a, StepCall &c) {
-                          c.ptr(a.getLhs()).ptr(a.getRhs()).results();
+                          c.operands(a.getOperands()).results();
                           c.i64(dimSize(op.getLhs(), 0))
                               .i64(dimSize(op.getLhs(), 1))
                               .i64(dimSize(op.getRhs(), 0))
@@ -66,42 +66,38 @@ void mlir::moe::populateMoEAlgebraToEmitCPatterns(
                               .flag(op.getTransposeLhs())
                               .flag(op.getTransposeRhs());
                         });
-  addStepCall<AddOp>(patterns, converter, "add",
-                     [](AddOp op, AddOp::Adaptor a, StepCall &c) {
-                       c.ptr(a.getLhs()).ptr(a.getRhs()).results().i64(
-                           numElements(op.getResult()));
-                     });
-  addStepCall<ResidualOp>(patterns, converter, "add",
-                          [](ResidualOp op, ResidualOp::Adaptor a,
-                             StepCall &c) {
-                            c.ptr(a.getInput())
-                                .ptr(a.getLayerOutput())
-                                .results()
-                                .i64(numElements(op.getOutput()));
-                          });
+  // add, residual, scale, bias_add and sum_rows are one kernel each.
+  addStepCall<AddOp>(
+      patterns, converter, "add", [](AddOp op, AddOp::Adaptor a, StepCall &c) {
+        c.operands(a.getOperands()).results().i64(numElements(op.getResult()));
+      });
+  addStepCall<ResidualOp>(
+      patterns, converter, "add",
+      [](ResidualOp op, ResidualOp::Adaptor a, StepCall &c) {
+        c.operands(a.getOperands()).results().i64(numElements(op.getOutput()));
+      });
   addStepCall<ScaleOp>(patterns, converter, "scale",
                        [](ScaleOp op, ScaleOp::Adaptor a, StepCall &c) {
                          c.ptr(a.getInput())
+                             .f32(op.getFactor().convertToFloat())
                              .results()
-                             .i64(numElements(op.getOutput()))
-                             .f32(op.getFactor().convertToFloat());
+                             .i64(numElements(op.getOutput()));
                        });
   addStepCall<BiasAddOp>(patterns, converter, "biasAdd",
                          [](BiasAddOp op, BiasAddOp::Adaptor a, StepCall &c) {
                            int64_t d = numElements(op.getBias());
-                           c.ptr(a.getInput())
-                               .ptr(a.getBias())
-                               .results()
-                               .i64(numElements(op.getOutput()) / d)
-                               .i64(d);
+                           c.i64(numElements(op.getOutput()) / d)
+                               .i64(d)
+                               .operands(a.getOperands())
+                               .results();
                          });
   addStepCall<SumRowsOp>(patterns, converter, "sumRows",
                          [](SumRowsOp op, SumRowsOp::Adaptor a, StepCall &c) {
                            int64_t d = numElements(op.getOutput());
-                           c.ptr(a.getInput())
-                               .results()
-                               .i64(numElements(op.getInput()) / d)
-                               .i64(d);
+                           c.i64(numElements(op.getInput()) / d)
+                               .i64(d)
+                               .operands(a.getOperands())
+                               .results();
                          });
   addStepCall<ActivateOp>(
       patterns, converter, "activate",

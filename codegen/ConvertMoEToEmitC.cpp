@@ -129,8 +129,14 @@ StepCall::StepCall(Operation *op, ConversionPatternRewriter &rewriter,
 StepCall &StepCall::ptr(Value converted) {
   if (!converted)
     return literal("nullptr");
-  args.push_back(rewriter.getIndexAttr(operands.size()));
-  operands.push_back(converted);
+  args.push_back(rewriter.getIndexAttr(callOperands.size()));
+  callOperands.push_back(converted);
+  return *this;
+}
+
+StepCall &StepCall::operands(ValueRange converted) {
+  for (Value value : converted)
+    ptr(value);
   return *this;
 }
 
@@ -210,7 +216,7 @@ LogicalResult StepCall::emit() {
     returnTypes.push_back(
         converter.convertType(op->getResult(*returned).getType()));
   auto call = rewriter.create<emitc::CallOpaqueOp>(
-      op->getLoc(), returnTypes, callee_, operands,
+      op->getLoc(), returnTypes, callee_, callOperands,
       rewriter.getArrayAttr(args), ArrayAttr());
   if (returned)
     resultPtrs[*returned] = call.getResult(0);

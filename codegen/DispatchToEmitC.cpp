@@ -1,7 +1,10 @@
 //===- DispatchToEmitC.cpp - Dispatch plan, dispatch, experts, combine ----===//
 //
-// Lowers the dispatch family. The expert GEMMs take the target's precision;
-// the plan, dispatch and combine move f32 rows and index arrays only.
+// Lowers the dispatch family. Apart from building the plan, each op is one
+// kernel taking the plan's arrays as the IR carries them (an absent row_ptr
+// is top-k routing's implicit one). The expert GEMMs take the target's
+// precision; the plan, dispatch and combine move f32 rows and index arrays
+// only.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,39 +29,36 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
             .i64(op.getNumExperts())
             .i64(op.getTokens());
       });
-  addStepCall<DispatchOp>(patterns, converter, "dispatch",
-                          [](DispatchOp op, DispatchOp::Adaptor a,
-                             StepCall &c) {
-                            c.ptr(a.getInput())
-                                .ptr(a.getToken())
-                                .results()
-                                .i64(dimSize(op.getBuffer(), 0))
-                                .i64(dimSize(op.getBuffer(), 1));
-                          });
+  addStepCall<DispatchOp>(
+      patterns, converter, "dispatchForward",
+      [](DispatchOp op, DispatchOp::Adaptor a, StepCall &c) {
+        c.i64(dimSize(op.getBuffer(), 0))
+            .i64(dimSize(op.getBuffer(), 1))
+            .ptr(a.getToken())
+            .ptr(a.getInput())
+            .results();
+      });
   addStepCall<DispatchGradOp>(
-      patterns, converter, "dispatchGrad",
+      patterns, converter, "dispatchBackward",
       [](DispatchGradOp op, DispatchGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getDBuffer())
-            .ptr(a.getPosition())
-            .ptr(a.getRowPtr())
-            .results()
+        c.i64(op.getTokens())
             .i64(dimSize(op.getDBuffer(), 0))
             .i64(dimSize(op.getDBuffer(), 1))
-            .i64(op.getTokens());
+            .ptr(a.getRowPtr())
+            .ptr(a.getPosition())
+            .ptr(a.getDBuffer())
+            .results();
       });
   // On the rows an expert-parallel rank received (moe::rt::step::Rows),
   // the *Rows variants multiply by this rank's shard of the weights and
   // return their row outputs from the call's pool.
   addStepCall<GroupedMatmulOp>(
-      patterns, converter, "groupedMatmul",
-      [precision](GroupedMatmulOp op, GroupedMatmulOp::Adaptor a,
-                  StepCall &c) {
+      patterns, converter, "groupedMatmulForward",
+      [precision](GroupedMatmulOp op, GroupedMatmulOp::Adaptor a, StepCall &c) {
         int64_t n = numElements(op.getExpertOffset()) - 1;
         if (hasDynamicRows(op.getBuffer())) {
           c.callee("groupedMatmulRows")
-              .ptr(a.getBuffer())
-              .ptr(a.getWeights())
-              .ptr(a.getExpertOffset())
+              .operands(a.getOperands())
               .returns(0)
               .i64(n)
               .i64(dimSize(op.getBuffer(), 1))
@@ -66,27 +66,24 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
               .literal(precision);
           return;
         }
-        c.ptr(a.getBuffer())
-            .ptr(a.getWeights())
-            .ptr(a.getExpertOffset())
-            .results()
-            .i64(dimSize(op.getBuffer(), 0))
+        c.i64(dimSize(op.getBuffer(), 0))
             .i64(n)
             .i64(dimSize(op.getBuffer(), 1))
             .i64(dimSize(op.getOutput(), 1))
+            .ptr(a.getExpertOffset())
+            .ptr(a.getBuffer())
+            .ptr(a.getWeights())
+            .results()
             .literal(precision);
       });
   addStepCall<GroupedMatmulGradOp>(
-      patterns, converter, "groupedMatmulGrad",
+      patterns, converter, "groupedMatmulBackward",
       [precision](GroupedMatmulGradOp op, GroupedMatmulGradOp::Adaptor a,
                   StepCall &c) {
         int64_t n = numElements(op.getExpertOffset()) - 1;
         if (hasDynamicRows(op.getBuffer())) {
           c.callee("groupedMatmulGradRows")
-              .ptr(a.getBuffer())
-              .ptr(a.getWeights())
-              .ptr(a.getExpertOffset())
-              .ptr(a.getDOutput())
+              .operands(a.getOperands())
               .returns(0)
               .result(1)
               .i64(n)
@@ -95,39 +92,39 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
               .literal(precision);
           return;
         }
-        c.ptr(a.getBuffer())
-            .ptr(a.getWeights())
-            .ptr(a.getExpertOffset())
-            .ptr(a.getDOutput())
-            .results()
-            .i64(dimSize(op.getBuffer(), 0))
+        c.i64(dimSize(op.getBuffer(), 0))
             .i64(n)
             .i64(dimSize(op.getBuffer(), 1))
             .i64(dimSize(op.getDOutput(), 1))
-            .literal(precision);
-      });
-  addStepCall<CombineOp>(patterns, converter, "combine",
-                         [](CombineOp op, CombineOp::Adaptor a, StepCall &c) {
-                           c.ptr(a.getExpertOutput())
-                               .ptr(a.getGate())
-                               .ptr(a.getPosition())
-                               .ptr(a.getRowPtr())
-                               .results()
-                               .i64(dimSize(op.getExpertOutput(), 0))
-                               .i64(op.getTokens())
-                               .i64(dimSize(op.getOutput(), 1));
-                         });
-  addStepCall<CombineGradOp>(
-      patterns, converter, "combineGrad",
-      [](CombineGradOp op, CombineGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getExpertOutput())
-            .ptr(a.getGate())
-            .ptr(a.getPosition())
-            .ptr(a.getRowPtr())
+            .ptr(a.getExpertOffset())
+            .ptr(a.getBuffer())
+            .ptr(a.getWeights())
             .ptr(a.getDOutput())
             .results()
+            .literal(precision);
+      });
+  addStepCall<CombineOp>(patterns, converter, "combineForward",
+                         [](CombineOp op, CombineOp::Adaptor a, StepCall &c) {
+                           c.i64(op.getTokens())
+                               .i64(dimSize(op.getExpertOutput(), 0))
+                               .i64(dimSize(op.getOutput(), 1))
+                               .ptr(a.getRowPtr())
+                               .ptr(a.getPosition())
+                               .ptr(a.getGate())
+                               .ptr(a.getExpertOutput())
+                               .results();
+                         });
+  addStepCall<CombineGradOp>(
+      patterns, converter, "combineBackward",
+      [](CombineGradOp op, CombineGradOp::Adaptor a, StepCall &c) {
+        c.i64(op.getTokens())
             .i64(dimSize(op.getExpertOutput(), 0))
-            .i64(op.getTokens())
-            .i64(dimSize(op.getDOutput(), 1));
+            .i64(dimSize(op.getDOutput(), 1))
+            .ptr(a.getRowPtr())
+            .ptr(a.getPosition())
+            .ptr(a.getGate())
+            .ptr(a.getExpertOutput())
+            .ptr(a.getDOutput())
+            .results();
       });
 }

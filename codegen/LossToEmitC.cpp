@@ -32,11 +32,7 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
       patterns, converter, "softmaxCrossEntropy",
       [precision](SoftmaxCrossEntropyOp op, SoftmaxCrossEntropyOp::Adaptor a,
                   StepCall &c) {
-        c.ptr(a.getHidden())
-            .ptr(a.getTargets())
-            .ptr(a.getWeights())
-            .ptr(a.getBias())
-            .results();
+        c.operands(a.getOperands()).results();
         outputSizes(c, op.getHidden(), op.getWeights());
         c.i64(op.getNumSamples().value_or(0))
             .i64(op.getRngStream())
@@ -46,12 +42,7 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
       patterns, converter, "softmaxCrossEntropyGrad",
       [precision](SoftmaxCrossEntropyGradOp op,
                   SoftmaxCrossEntropyGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getHidden())
-            .ptr(a.getTargets())
-            .ptr(a.getWeights())
-            .ptr(a.getBias())
-            .ptr(a.getDLoss())
-            .results();
+        c.operands(a.getOperands()).results();
         outputSizes(c, op.getHidden(), op.getWeights());
         c.i64(op.getNumSamples().value_or(0))
             .i64(op.getRngStream())
@@ -69,13 +60,8 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
   addStepCall<AdamUpdateOp>(
       patterns, converter, "adamUpdate",
       [](AdamUpdateOp op, AdamUpdateOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getParam())
-            .ptr(a.getGrad())
-            .ptr(a.getM())
-            .ptr(a.getV())
-            .ptr(a.getLr())
-            .ptr(a.getStep())
-            .count(op.getParam())
+        c.count(op.getParam())
+            .operands(a.getOperands())
             .f32(op.getBeta1().convertToFloat())
             .f32(op.getBeta2().convertToFloat())
             .f32(op.getEps().convertToFloat())

@@ -1,7 +1,10 @@
 //===- MoEToEmitC.h - Lowering of moe ops to step ABI calls ----*- C++ -*-===//
 //
 // Every moe op of a planned function becomes one `emitc.call_opaque` of a
-// function of runtime/step/Step.h. The patterns are split by op family
+// function of runtime/step/Step.h: an op that is one kernel calls the
+// kernel's step entry (moe::rt::step::K, with the kernel's name and
+// parameter order from runtime/Kernels.def), the others a step op of their
+// own. The patterns are split by op family
 // (populateMoE<Family>ToEmitCPatterns); what differs between the CPU and
 // CUDA code is in EmitCTarget.
 //
@@ -51,6 +54,9 @@ public:
   /// A pointer operand (an already converted value); a null Value passes
   /// nullptr (an absent optional operand).
   StepCall &ptr(Value converted);
+  /// Every operand of `converted` in order (an adaptor's getOperands(): the
+  /// op's operands, where the callee takes them in the op's order).
+  StepCall &operands(ValueRange converted);
   /// The arena pointer of result `i`; results(): all of them in order.
   StepCall &result(unsigned i);
   StepCall &results();
@@ -82,7 +88,7 @@ private:
   ConversionPatternRewriter &rewriter;
   const TypeConverter &converter;
   std::string callee_;
-  SmallVector<Value> operands;
+  SmallVector<Value> callOperands;
   SmallVector<Attribute> args;
   SmallVector<Value> resultPtrs;
   SmallVector<Value> replacements;

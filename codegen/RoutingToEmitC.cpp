@@ -3,7 +3,9 @@
 // Lowers the routing family: noisy top-k and its load estimate, dense
 // softmax, batchwise and threshold masks (Appendix A), the balancing losses
 // (importance, CV^2, Eq. 5, Eq. 8), composed hierarchical routes and
-// moe.fused_route, forward and backward.
+// moe.fused_route, forward and backward. Most are one kernel each: their
+// calls list the kernel's parameters (runtime/Kernels.def) in its order,
+// sizes first.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,6 +16,15 @@
 using namespace mlir;
 using namespace mlir::moe;
 
+namespace {
+
+/// Rows and columns of a [rows, n] routing tensor.
+StepCall &rowsAndColumns(StepCall &c, Value tensor) {
+  return c.i64(dimSize(tensor, 0)).i64(dimSize(tensor, 1));
+}
+
+} // namespace
+
 void mlir::moe::populateMoERoutingToEmitCPatterns(
     const TypeConverter &converter, RewritePatternSet &patterns,
     const EmitCTarget &) {
@@ -21,18 +32,19 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
       patterns, converter, "noisyTopK",
       [](NoisyTopKOp op, NoisyTopKOp::Adaptor a, StepCall &c) {
         c.ptr(a.getCleanLogits()).ptr(a.getNoiseLogits()).results();
-        c.i64(dimSize(op.getCleanLogits(), 0))
-            .i64(dimSize(op.getCleanLogits(), 1))
+        rowsAndColumns(c, op.getCleanLogits())
             .i64(op.getK())
             .f32(op.getNoiseEps().convertToFloat())
             .i64(op.getRngStream());
       });
   addStepCall<NoisyTopKGradOp>(
-      patterns, converter, "noisyTopKGrad",
+      patterns, converter, "noisyTopKBackward",
       [](NoisyTopKGradOp op, NoisyTopKGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getCleanLogits())
-            .ptr(a.getNoiseLogits())
+        rowsAndColumns(c, op.getCleanLogits())
+            .i64(dimSize(op.getGate(), 1))
             .ptr(a.getNoisy())
+            .ptr(a.getCleanLogits())
+            .ptr(a.getNoiseLogits())
             .ptr(a.getNoiseStd())
             .ptr(a.getExpert())
             .ptr(a.getGate())
@@ -42,60 +54,39 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
           c.result(1);
         else
           c.ptr(Value());
-        c.i64(dimSize(op.getCleanLogits(), 0))
-            .i64(dimSize(op.getCleanLogits(), 1))
-            .i64(dimSize(op.getGate(), 1));
       });
   addStepCall<LoadEstimateOp>(
-      patterns, converter, "loadEstimate",
+      patterns, converter, "loadEstimateForward",
       [](LoadEstimateOp op, LoadEstimateOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getCleanLogits())
-            .ptr(a.getNoiseLogits())
+        rowsAndColumns(c, op.getCleanLogits())
+            .i64(op.getK())
+            .ptr(a.getCleanLogits())
             .ptr(a.getNoisy())
             .ptr(a.getNoiseStd())
             .ptr(a.getTopValues())
-            .results()
-            .i64(dimSize(op.getCleanLogits(), 0))
-            .i64(dimSize(op.getCleanLogits(), 1))
-            .i64(op.getK());
+            .results();
       });
   addStepCall<LoadEstimateGradOp>(
       patterns, converter, "loadEstimateGrad",
       [](LoadEstimateGradOp op, LoadEstimateGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getCleanLogits())
-            .ptr(a.getNoiseLogits())
-            .ptr(a.getNoisy())
-            .ptr(a.getNoiseStd())
-            .ptr(a.getTopValues())
-            .ptr(a.getDLoad())
-            .results()
-            .i64(dimSize(op.getCleanLogits(), 0))
-            .i64(dimSize(op.getCleanLogits(), 1))
-            .i64(op.getK());
+        c.operands(a.getOperands()).results();
+        rowsAndColumns(c, op.getCleanLogits()).i64(op.getK());
       });
-  addStepCall<SoftmaxOp>(patterns, converter, "softmax",
-                         [](SoftmaxOp op, SoftmaxOp::Adaptor a, StepCall &c) {
-                           c.ptr(a.getLogits())
-                               .results()
-                               .i64(dimSize(op.getLogits(), 0))
-                               .i64(dimSize(op.getLogits(), 1));
-                         });
+  addStepCall<SoftmaxOp>(
+      patterns, converter, "softmaxForward",
+      [](SoftmaxOp op, SoftmaxOp::Adaptor a, StepCall &c) {
+        rowsAndColumns(c, op.getLogits()).operands(a.getOperands()).results();
+      });
   addStepCall<SoftmaxGradOp>(
-      patterns, converter, "softmaxGrad",
+      patterns, converter, "softmaxBackward",
       [](SoftmaxGradOp op, SoftmaxGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getProbs())
-            .ptr(a.getDProbs())
-            .results()
-            .i64(dimSize(op.getProbs(), 0))
-            .i64(dimSize(op.getProbs(), 1));
+        rowsAndColumns(c, op.getProbs()).operands(a.getOperands()).results();
       });
   addStepCall<BatchwiseMaskOp>(
       patterns, converter, "batchwiseMask",
       [](BatchwiseMaskOp op, BatchwiseMaskOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getLogits())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1))
+        c.operands(a.getOperands()).results();
+        rowsAndColumns(c, op.getLogits())
             .i64(op.getM())
             .i64(numElements(op.getExpert()))
             .flag(op.getCombinedBatch());
@@ -103,131 +94,102 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
   addStepCall<ThresholdMaskOp>(
       patterns, converter, "thresholdMask",
       [](ThresholdMaskOp op, ThresholdMaskOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getLogits())
-            .ptr(a.getThresholds())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1))
-            .i64(numElements(op.getExpert()));
+        c.operands(a.getOperands()).results();
+        rowsAndColumns(c, op.getLogits()).i64(numElements(op.getExpert()));
       });
   addStepCall<MaskedGateGradOp>(
-      patterns, converter, "maskedGateGrad",
+      patterns, converter, "maskedGateBackward",
       [](MaskedGateGradOp op, MaskedGateGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getRowPtr())
-            .ptr(a.getExpert())
-            .ptr(a.getGate())
-            .ptr(a.getDGate())
-            .results()
-            .i64(numElements(op.getRowPtr()) - 1)
-            .i64(op.getNumExperts());
+        c.i64(numElements(op.getRowPtr()) - 1)
+            .i64(op.getNumExperts())
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<BatchwiseThresholdLossOp>(
-      patterns, converter, "batchwiseThresholdLoss",
+      patterns, converter, "batchwiseThresholdLossForward",
       [](BatchwiseThresholdLossOp op, BatchwiseThresholdLossOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getLogits())
-            .ptr(a.getBatchMask())
-            .ptr(a.getThresholds())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1));
+        rowsAndColumns(c, op.getLogits()).operands(a.getOperands()).results();
       });
   addStepCall<BatchwiseThresholdLossGradOp>(
-      patterns, converter, "batchwiseThresholdLossGrad",
+      patterns, converter, "batchwiseThresholdLossBackward",
       [](BatchwiseThresholdLossGradOp op,
          BatchwiseThresholdLossGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getLogits())
-            .ptr(a.getBatchMask())
-            .ptr(a.getThresholds())
-            .ptr(a.getDLoss())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1));
+        rowsAndColumns(c, op.getLogits()).operands(a.getOperands()).results();
       });
   addStepCall<ImportanceOp>(
-      patterns, converter, "importance",
+      patterns, converter, "importanceForward",
       [](ImportanceOp op, ImportanceOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getExpert())
-            .ptr(a.getGate())
-            .results()
-            .i64(numElements(op.getExpert()))
-            .i64(op.getNumExperts());
+        c.i64(numElements(op.getExpert()))
+            .i64(op.getNumExperts())
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<ImportanceGradOp>(
-      patterns, converter, "importanceGrad",
+      patterns, converter, "importanceBackward",
       [](ImportanceGradOp op, ImportanceGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getExpert())
-            .ptr(a.getDImportance())
-            .results()
-            .i64(numElements(op.getExpert()))
-            .i64(numElements(op.getDImportance()));
+        c.i64(numElements(op.getExpert()))
+            .i64(numElements(op.getDImportance()))
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<CvSquaredOp>(
-      patterns, converter, "cvSquared",
+      patterns, converter, "cvSquaredForward",
       [](CvSquaredOp op, CvSquaredOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getValues())
-            .results()
-            .i64(numElements(op.getValues()))
-            .f32(op.getWeight().convertToFloat());
+        c.i64(numElements(op.getValues()))
+            .ptr(a.getValues())
+            .f32(op.getWeight().convertToFloat())
+            .results();
       });
   addStepCall<CvSquaredGradOp>(
-      patterns, converter, "cvSquaredGrad",
+      patterns, converter, "cvSquaredBackward",
       [](CvSquaredGradOp op, CvSquaredGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getValues())
+        c.i64(numElements(op.getValues()))
+            .ptr(a.getValues())
+            .f32(op.getWeight().convertToFloat())
             .ptr(a.getDLoss())
-            .results()
-            .i64(numElements(op.getValues()))
-            .f32(op.getWeight().convertToFloat());
+            .results();
       });
   addStepCall<L2BalanceOp>(
-      patterns, converter, "l2Balance",
+      patterns, converter, "l2BalanceForward",
       [](L2BalanceOp op, L2BalanceOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getImportance())
-            .results()
+        c.i64(op.getTokens())
             .i64(numElements(op.getImportance()))
-            .i64(op.getTokens())
-            .f32(op.getWeight().convertToFloat());
+            .ptr(a.getImportance())
+            .f32(op.getWeight().convertToFloat())
+            .results();
       });
   addStepCall<L2BalanceGradOp>(
-      patterns, converter, "l2BalanceGrad",
+      patterns, converter, "l2BalanceBackward",
       [](L2BalanceGradOp op, L2BalanceGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getImportance())
-            .ptr(a.getDLoss())
-            .results()
+        c.i64(op.getTokens())
             .i64(numElements(op.getImportance()))
-            .i64(op.getTokens())
-            .f32(op.getWeight().convertToFloat());
+            .ptr(a.getImportance())
+            .f32(op.getWeight().convertToFloat())
+            .ptr(a.getDLoss())
+            .results();
       });
   addStepCall<ComposeRoutesOp>(
-      patterns, converter, "composeRoutes",
+      patterns, converter, "composeRoutesForward",
       [](ComposeRoutesOp op, ComposeRoutesOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getPrimaryExpert())
-            .ptr(a.getPrimaryGate())
-            .ptr(a.getPosition())
-            .ptr(a.getSecondaryExpert())
-            .ptr(a.getSecondaryGate())
-            .results()
-            .i64(numElements(op.getPrimaryExpert()))
+        c.i64(numElements(op.getPrimaryExpert()))
             .i64(dimSize(op.getSecondaryExpert(), 1))
-            .i64(op.getExpertsPerGroup());
+            .i64(op.getExpertsPerGroup())
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<ComposeRoutesGradOp>(
-      patterns, converter, "composeRoutesGrad",
+      patterns, converter, "composeRoutesBackward",
       [](ComposeRoutesGradOp op, ComposeRoutesGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getPrimaryGate())
-            .ptr(a.getPosition())
-            .ptr(a.getSecondaryGate())
-            .ptr(a.getDGate())
-            .results()
-            .i64(numElements(op.getPrimaryGate()))
-            .i64(dimSize(op.getSecondaryGate(), 1));
+        c.i64(numElements(op.getPrimaryGate()))
+            .i64(dimSize(op.getSecondaryGate(), 1))
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<FusedRouteOp>(
       patterns, converter, "fusedRoute",
       [](FusedRouteOp op, FusedRouteOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getInput())
-            .ptr(a.getGateWeights())
-            .ptr(a.getNoiseWeights())
+        c.operands(a.getOperands())
             .results()
             .i64(dimSize(op.getInput(), 0))
             .i64(dimSize(op.getInput(), 1))
@@ -237,141 +199,111 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .i64(op.getRngStream());
       });
 
-  // Hierarchical layers with batchwise and threshold masks, Load_H.
+  // Hierarchical layers with batchwise and threshold masks, Load_H: the
+  // secondary level's `rows` rows form `groups` segments of the primary
+  // plan's groups.
   addStepCall<GroupedBatchwiseMaskOp>(
-      patterns, converter, "groupedBatchwiseMask",
+      patterns, converter, "groupedBatchwiseMaskForward",
       [](GroupedBatchwiseMaskOp op, GroupedBatchwiseMaskOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getLogits())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
+        int64_t groups = op.getGroups();
+        c.i64(groups)
+            .i64(dimSize(op.getLogits(), 0) / groups)
             .i64(dimSize(op.getLogits(), 1))
-            .i64(op.getGroups())
-            .i64(op.getM());
+            .i64(op.getM())
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<GroupedThresholdMaskOp>(
       patterns, converter, "groupedThresholdMask",
       [](GroupedThresholdMaskOp op, GroupedThresholdMaskOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getLogits())
-            .ptr(a.getThresholds())
-            .ptr(a.getExpertOffset())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1))
+        c.operands(a.getOperands()).results();
+        rowsAndColumns(c, op.getLogits())
             .i64(dimSize(op.getThresholds(), 0))
             .i64(numElements(op.getExpert()));
       });
+  auto groupedLossSizes = [](StepCall &c, Value logits, Value thresholds) {
+    int64_t groups = dimSize(thresholds, 0);
+    c.i64(groups).i64(dimSize(logits, 0) / groups).i64(dimSize(logits, 1));
+  };
   addStepCall<GroupedBatchwiseThresholdLossOp>(
-      patterns, converter, "groupedBatchwiseThresholdLoss",
-      [](GroupedBatchwiseThresholdLossOp op,
-         GroupedBatchwiseThresholdLossOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getLogits())
-            .ptr(a.getBatchMask())
-            .ptr(a.getThresholds())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1))
-            .i64(dimSize(op.getThresholds(), 0));
+      patterns, converter, "groupedBatchwiseThresholdLossForward",
+      [groupedLossSizes](GroupedBatchwiseThresholdLossOp op,
+                         GroupedBatchwiseThresholdLossOp::Adaptor a,
+                         StepCall &c) {
+        groupedLossSizes(c, op.getLogits(), op.getThresholds());
+        c.operands(a.getOperands()).results();
       });
   addStepCall<GroupedBatchwiseThresholdLossGradOp>(
-      patterns, converter, "groupedBatchwiseThresholdLossGrad",
-      [](GroupedBatchwiseThresholdLossGradOp op,
-         GroupedBatchwiseThresholdLossGradOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getLogits())
-            .ptr(a.getBatchMask())
-            .ptr(a.getThresholds())
-            .ptr(a.getDLoss())
-            .results()
-            .i64(dimSize(op.getLogits(), 0))
-            .i64(dimSize(op.getLogits(), 1))
-            .i64(dimSize(op.getThresholds(), 0));
+      patterns, converter, "groupedBatchwiseThresholdLossBackward",
+      [groupedLossSizes](GroupedBatchwiseThresholdLossGradOp op,
+                         GroupedBatchwiseThresholdLossGradOp::Adaptor a,
+                         StepCall &c) {
+        groupedLossSizes(c, op.getLogits(), op.getThresholds());
+        c.operands(a.getOperands()).results();
       });
   addStepCall<ComposeRoutesCsrOp>(
-      patterns, converter, "composeRoutesCsr",
+      patterns, converter, "composeRoutesCsrForward",
       [](ComposeRoutesCsrOp op, ComposeRoutesCsrOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getPrimaryRowPtr())
-            .ptr(a.getPrimaryExpert())
-            .ptr(a.getPrimaryGate())
-            .ptr(a.getPosition())
-            .ptr(a.getSecondaryRowPtr())
-            .ptr(a.getSecondaryExpert())
-            .ptr(a.getSecondaryGate())
-            .results()
-            .i64(numElements(op.getPrimaryRowPtr()) - 1)
+        c.i64(numElements(op.getPrimaryRowPtr()) - 1)
             .i64(numElements(op.getPrimaryExpert()))
             .i64(numElements(op.getSecondaryExpert()))
-            .i64(op.getExpertsPerGroup());
+            .i64(op.getExpertsPerGroup())
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<ComposeRoutesCsrGradOp>(
-      patterns, converter, "composeRoutesCsrGrad",
+      patterns, converter, "composeRoutesCsrBackward",
       [](ComposeRoutesCsrGradOp op, ComposeRoutesCsrGradOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getRowPtr())
-            .ptr(a.getPrimaryRowPtr())
-            .ptr(a.getPrimaryGate())
-            .ptr(a.getPosition())
-            .ptr(a.getSecondaryRowPtr())
-            .ptr(a.getSecondaryGate())
-            .ptr(a.getDGate())
-            .results()
-            .i64(numElements(op.getRowPtr()) - 1)
+        c.i64(numElements(op.getRowPtr()) - 1)
             .i64(numElements(op.getPrimaryGate()))
-            .i64(numElements(op.getSecondaryGate()));
+            .i64(numElements(op.getSecondaryGate()))
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<GroupedLoadEstimateOp>(
-      patterns, converter, "groupedLoadEstimate",
+      patterns, converter, "groupedLoadEstimateForward",
       [](GroupedLoadEstimateOp op, GroupedLoadEstimateOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getCleanLogits())
-            .ptr(a.getNoiseLogits())
+        rowsAndColumns(c, op.getCleanLogits());
+        c.i64(numElements(op.getExpertOffset()) - 1)
+            .i64(op.getK())
+            .ptr(a.getExpertOffset())
+            .ptr(a.getCleanLogits())
             .ptr(a.getNoisy())
             .ptr(a.getNoiseStd())
             .ptr(a.getTopValues())
-            .ptr(a.getExpertOffset())
-            .results()
-            .i64(dimSize(op.getCleanLogits(), 0))
-            .i64(dimSize(op.getCleanLogits(), 1))
-            .i64(numElements(op.getExpertOffset()) - 1)
-            .i64(op.getK());
+            .results();
       });
   addStepCall<GroupedLoadEstimateGradOp>(
       patterns, converter, "groupedLoadEstimateGrad",
       [](GroupedLoadEstimateGradOp op, GroupedLoadEstimateGradOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getCleanLogits())
-            .ptr(a.getNoiseLogits())
-            .ptr(a.getNoisy())
-            .ptr(a.getNoiseStd())
-            .ptr(a.getTopValues())
-            .ptr(a.getExpertOffset())
-            .ptr(a.getDLoad())
-            .results()
-            .i64(dimSize(op.getCleanLogits(), 0))
-            .i64(dimSize(op.getCleanLogits(), 1))
+        c.operands(a.getOperands()).results();
+        rowsAndColumns(c, op.getCleanLogits())
             .i64(numElements(op.getExpertOffset()) - 1)
             .i64(op.getK());
       });
   addStepCall<HierarchicalLoadOp>(
-      patterns, converter, "hierarchicalLoad",
+      patterns, converter, "hierarchicalLoadForward",
       [](HierarchicalLoadOp op, HierarchicalLoadOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getPrimaryLoad())
-            .ptr(a.getSecondaryLoad())
+        rowsAndColumns(c, op.getSecondaryLoad())
             .ptr(a.getExpertOffset())
-            .results()
-            .i64(dimSize(op.getSecondaryLoad(), 0))
-            .i64(dimSize(op.getSecondaryLoad(), 1));
+            .ptr(a.getPrimaryLoad())
+            .ptr(a.getSecondaryLoad())
+            .results();
       });
   addStepCall<HierarchicalLoadGradOp>(
-      patterns, converter, "hierarchicalLoadGrad",
+      patterns, converter, "hierarchicalLoadBackward",
       [](HierarchicalLoadGradOp op, HierarchicalLoadGradOp::Adaptor a,
          StepCall &c) {
-        c.ptr(a.getPrimaryLoad())
-            .ptr(a.getSecondaryLoad())
+        rowsAndColumns(c, op.getSecondaryLoad())
             .ptr(a.getExpertOffset())
+            .ptr(a.getPrimaryLoad())
+            .ptr(a.getSecondaryLoad())
             .ptr(a.getDLoad())
-            .results()
-            .i64(dimSize(op.getSecondaryLoad(), 0))
-            .i64(dimSize(op.getSecondaryLoad(), 1));
+            .results();
       });
 }

@@ -10,6 +10,7 @@
 #define MOE_RUNTIME_CHECKS_H
 
 #include "runtime/Backend.h"
+#include "runtime/Optimizer.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -125,13 +126,19 @@ inline void checkAttentionShape(const char *kernel, int64_t B, int64_t Sx,
 }
 
 /// A 1-based step and decay rates in [0, 1).
-inline void checkAdam(int64_t count, int64_t step, const AdamConfig &config) {
+/// The step counter is checked where it is on the host: a backend that
+/// keeps it in device memory checks only the count and the betas.
+inline void checkAdam(int64_t count, const AdamConfig &config) {
   checkCount("adamUpdate", count);
-  if (step < 1)
-    throw std::invalid_argument("adamUpdate: step is 1-based");
   if (!(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 &&
         config.beta2 < 1))
     throw std::invalid_argument("adamUpdate: betas must be in [0, 1)");
+}
+
+inline void checkAdam(int64_t count, int64_t step, const AdamConfig &config) {
+  checkAdam(count, config);
+  if (step < 1)
+    throw std::invalid_argument("adamUpdate: step is 1-based");
 }
 
 } // namespace moe::rt

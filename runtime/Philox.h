@@ -10,14 +10,10 @@
 #ifndef MOE_RUNTIME_PHILOX_H
 #define MOE_RUNTIME_PHILOX_H
 
+#include "runtime/HostDevice.h"
+
 #include <cmath>
 #include <cstdint>
-
-#if defined(__CUDACC__)
-#define MOE_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define MOE_HOST_DEVICE inline
-#endif
 
 namespace moe::rt {
 

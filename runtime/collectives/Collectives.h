@@ -50,62 +50,8 @@ namespace moe::rt {
 class Collectives {
 public:
   virtual ~Collectives();
-  /// "single", "mpi" or "nccl".
-  virtual std::string name() const = 0;
-  /// This process's rank in [0, size()).
-  virtual int rank() const = 0;
-  /// Number of ranks.
-  virtual int size() const = 0;
-
-  //===--------------------------------------------------------------------===//
-  // Reductions
-  //===--------------------------------------------------------------------===//
-  /// data [count] = the sum over ranks of every rank's data, in place. The
-  /// floats of rank 0, 1, ... are added in that order, so the result does
-  /// not depend on timing and is bit-identical on every rank.
-  virtual void allReduceSum(float *data, int64_t count) = 0;
-  /// Integer sums (token counts, loads); exact, so the order is irrelevant.
-  virtual void allReduceSum(int64_t *data, int64_t count) = 0;
-  virtual void allReduceSum(int32_t *data, int64_t count) = 0;
-
-  //===--------------------------------------------------------------------===//
-  // Fixed-size exchanges
-  //===--------------------------------------------------------------------===//
-  /// recv [size * bytesPerRank] = the send blocks [bytesPerRank] of ranks
-  /// 0, 1, ... in rank order. send and recv must not overlap.
-  virtual void allGather(const void *send, size_t bytesPerRank, void *recv) = 0;
-  /// The count exchange that precedes allToAllV: send [size * countPerRank]
-  /// holds countPerRank values for each destination rank; recv [size *
-  /// countPerRank] receives countPerRank values from each source rank:
-  /// recv[s * countPerRank + j] on rank r = send[r * countPerRank + j] on
-  /// rank s. send and recv must not overlap.
-  virtual void allToAll(const int32_t *send, int64_t countPerRank,
-                        int32_t *recv) = 0;
-  virtual void allToAll(const int64_t *send, int64_t countPerRank,
-                        int64_t *recv) = 0;
-  /// Copies `bytes` of root's data into data on every other rank.
-  virtual void broadcast(void *data, size_t bytes, int root) = 0;
-  /// Returns once every rank has entered the barrier.
-  virtual void barrier() = 0;
-
-  //===--------------------------------------------------------------------===//
-  // Variable-size row exchange (the token dispatch of expert parallelism)
-  //===--------------------------------------------------------------------===//
-  /// Sends sendCounts[d] rows of rowWidth floats to each rank d and
-  /// receives recvCounts[s] rows from each rank s (both host arrays
-  /// [size]). send holds the segments for ranks 0, 1, ... back to back and
-  /// recv receives the segments from ranks 0, 1, ... back to back. Counts
-  /// may be zero, for any pair or for all of a rank's pairs (a rank without
-  /// tokens still calls). The caller guarantees that recvCounts[s] on rank r
-  /// equals sendCounts[r] on rank s (exchange them with allToAll first);
-  /// rowWidth is the same on every rank. send and recv must not overlap.
-  virtual void allToAllV(const float *send, const int64_t *sendCounts,
-                         int64_t rowWidth, float *recv,
-                         const int64_t *recvCounts) = 0;
-  /// The same for int32 rows (token and expert indices).
-  virtual void allToAllV(const int32_t *send, const int64_t *sendCounts,
-                         int64_t rowWidth, int32_t *recv,
-                         const int64_t *recvCounts) = 0;
+#define MOE_COLLECTIVE(Ret, Name, Params, Args) virtual Ret Name Params = 0;
+#include "runtime/collectives/Collectives.def"
 };
 
 /// Settings of createCollectives. Zero / negative / null fields take their

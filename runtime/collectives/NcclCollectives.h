@@ -42,24 +42,8 @@ public:
   /// The CUDA device of this rank.
   int device() const;
 
-  std::string name() const override;
-  int rank() const override;
-  int size() const override;
-  void allReduceSum(float *data, int64_t count) override;
-  void allReduceSum(int64_t *data, int64_t count) override;
-  void allReduceSum(int32_t *data, int64_t count) override;
-  void allGather(const void *send, size_t bytesPerRank, void *recv) override;
-  void allToAll(const int32_t *send, int64_t countPerRank,
-                int32_t *recv) override;
-  void allToAll(const int64_t *send, int64_t countPerRank,
-                int64_t *recv) override;
-  void broadcast(void *data, size_t bytes, int root) override;
-  void barrier() override;
-  void allToAllV(const float *send, const int64_t *sendCounts, int64_t rowWidth,
-                 float *recv, const int64_t *recvCounts) override;
-  void allToAllV(const int32_t *send, const int64_t *sendCounts,
-                 int64_t rowWidth, int32_t *recv,
-                 const int64_t *recvCounts) override;
+#define MOE_COLLECTIVE(Ret, Name, Params, Args) Ret Name Params override;
+#include "runtime/collectives/Collectives.def"
 
 private:
   /// Communicator, stream and scratch (keeps nccl.h, cuda_runtime.h and

@@ -1,14 +1,12 @@
-//===- CpuBackend.cpp - Memory, GEMM and construction of the CPU backend --===//
+//===- CpuBackend.cpp - Memory and construction of the CPU backend --------===//
 //
 // Host memory stands in for device memory: alloc returns 64-byte aligned
 // blocks (one cache line, full AVX-512 vectors) and the copies are memcpy.
-// GEMMs go to OpenBLAS; the elementwise kernels of the other families use
-// OpenMP.
+// The kernels are in CpuKernels.cpp.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/CpuBackend.h"
-#include "runtime/Checks.h"
 
 #include "runtime/cpu/kernels/Blas.h"
 
@@ -64,16 +62,6 @@ void CpuBackend::fill(float *x, float value, int64_t count) {
 }
 
 void CpuBackend::synchronize() {}
-
-void CpuBackend::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
-                      float alpha, const float *A, int64_t lda, const float *B,
-                      int64_t ldb, float beta, float *C, int64_t ldc,
-                      GemmPrecision) {
-  checkGemmShape(transA, transB, m, n, k, lda, ldb, ldc);
-  // Precision is a GPU tensor-core choice; the CPU always computes in f32.
-  cpu::gemm<float>(transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C,
-                   ldc);
-}
 
 std::unique_ptr<Backend> createCpuBackend(int numThreads) {
   if (numThreads < 0)

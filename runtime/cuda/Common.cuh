@@ -314,17 +314,18 @@ __global__ void __launch_bounds__(32 * kColumnTileRows)
 }
 
 /// out[col] = scale * sum over chunks of partials[chunk, col], or added to
-/// out when `accumulate`.
+/// out when `accumulate`; scale is multiplied by scaleBy[0] when non-null.
 __global__ void columnFinalKernel(const float *partials, int64_t chunks,
-                                  int64_t cols, float scale, bool accumulate,
+                                  int64_t cols, float scale,
+                                  const float *scaleBy, bool accumulate,
                                   float *out);
 
 /// out[c] (device) = scale * sum_{r < rows} f(r, c) for c < cols, written
-/// or (when `accumulate`) added. Deterministic: chunking depends only on the
-/// shape.
+/// or (when `accumulate`) added; scale is multiplied by scaleBy[0] (device)
+/// when non-null. Deterministic: chunking depends only on the shape.
 template <class F>
 void columnSum(const Context &ctx, int64_t rows, int64_t cols, F f, float scale,
-               bool accumulate, float *out) {
+               bool accumulate, float *out, const float *scaleBy = nullptr) {
   if (cols == 0)
     return;
   int64_t rowsPerChunk = std::max<int64_t>(256, (rows + 4095) / 4096);
@@ -336,8 +337,8 @@ void columnSum(const Context &ctx, int64_t rows, int64_t cols, F f, float scale,
              dim3(32, kColumnTileRows), 0, ctx.stream, rows, cols, rowsPerChunk,
              f, partials.get());
   MOE_LAUNCH(columnFinalKernel, dim3(gridFor(cols)), dim3(kElementwiseThreads),
-             0, ctx.stream, partials.get(), chunks, cols, scale, accumulate,
-             out);
+             0, ctx.stream, partials.get(), chunks, cols, scale, scaleBy,
+             accumulate, out);
 }
 
 /// Reads element i of a vector.

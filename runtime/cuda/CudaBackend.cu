@@ -58,8 +58,11 @@ __global__ void __launch_bounds__(kSumThreads)
 }
 
 __global__ void columnFinalKernel(const float *partials, int64_t chunks,
-                                  int64_t cols, float scale, bool accumulate,
+                                  int64_t cols, float scale,
+                                  const float *scaleBy, bool accumulate,
                                   float *out) {
+  if (scaleBy)
+    scale *= scaleBy[0];
   MOE_GRID_STRIDE(c, cols) {
     float sum = 0.0f;
     for (int64_t chunk = 0; chunk < chunks; ++chunk)

@@ -7,6 +7,7 @@
 // nothing is accumulated with atomics. The experts run as one
 // cublasGemmGroupedBatchedEx call over the non-empty segments; its per-group
 // sizes are host arrays, so each call reads the segment offsets back once.
+// A null rowPtr means A / T assignments per token (top-k routing).
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,11 +24,31 @@ namespace {
 
 using namespace gpu;
 
+/// The first assignment of token t: rowPtr[t], or t * perToken when the
+/// row pointers are implicit (null).
+__device__ inline int64_t rowBegin(const int32_t *rowPtr, int64_t perToken,
+                                   int64_t t) {
+  return rowPtr ? rowPtr[t] : t * perToken;
+}
+
+/// A / T assignments per token when the row pointers are implicit.
+int64_t assignmentsPerToken(const char *kernel, const int32_t *rowPtr,
+                            int64_t T, int64_t A) {
+  if (rowPtr || T == 0)
+    return 0;
+  if (A % T != 0)
+    throw std::invalid_argument(std::string(kernel) + ": " + std::to_string(A) +
+                                " assignments do not split evenly over " +
+                                std::to_string(T) + " tokens (no rowPtr)");
+  return A / T;
+}
+
 /// tokenOf[a] = t for every assignment a of token t.
 __global__ void tokenOfAssignmentKernel(int64_t T, const int32_t *rowPtr,
-                                        int32_t *tokenOf) {
+                                        int64_t perToken, int32_t *tokenOf) {
   MOE_GRID_STRIDE(t, T) {
-    for (int64_t a = rowPtr[t]; a < rowPtr[t + 1]; ++a)
+    int64_t end = rowBegin(rowPtr, perToken, t + 1);
+    for (int64_t a = rowBegin(rowPtr, perToken, t); a < end; ++a)
       tokenOf[a] = static_cast<int32_t>(t);
   }
 }
@@ -43,22 +64,18 @@ __global__ void planPositionsKernel(int64_t A, const int32_t *order,
   }
 }
 
-__global__ void countsFromOffsetsKernel(int64_t n, const int32_t *offsets,
-                                        int32_t *counts) {
-  MOE_GRID_STRIDE(e, n) { counts[e] = offsets[e + 1] - offsets[e]; }
-}
-
 /// y[t] = sum over the token's assignments a, in order, of
 /// weight[a] * rows[positionOf[a]] (weight 1 when null).
 __global__ void sumAssignmentsKernel(int64_t T, int64_t d,
-                                     const int32_t *rowPtr,
+                                     const int32_t *rowPtr, int64_t perToken,
                                      const int32_t *positionOf,
                                      const float *weight, const float *rows,
                                      float *y) {
   MOE_GRID_STRIDE(q, T * d) {
     int64_t t = q / d, c = q % d;
     float acc = 0.0f;
-    for (int64_t a = rowPtr[t]; a < rowPtr[t + 1]; ++a) {
+    int64_t end = rowBegin(rowPtr, perToken, t + 1);
+    for (int64_t a = rowBegin(rowPtr, perToken, t); a < end; ++a) {
       float v = rows[static_cast<int64_t>(positionOf[a]) * d + c];
       acc += weight ? weight[a] * v : v;
     }
@@ -71,15 +88,16 @@ __global__ void sumAssignmentsKernel(int64_t T, int64_t d,
 template <class G>
 __global__ void __launch_bounds__(G::kBlock)
     combineBackwardKernel(int64_t T, int64_t d, const int32_t *rowPtr,
-                          const int32_t *positionOf, const float *gate,
-                          const float *expertOut, const float *dy,
-                          float *dExpertOut, float *dGate) {
+                          int64_t perToken, const int32_t *positionOf,
+                          const float *gate, const float *expertOut,
+                          const float *dy, float *dExpertOut, float *dGate) {
   int64_t t = groupRow<G>();
   int lane = groupLane<G>();
   if (t >= T)
     return;
   const float *dyRow = dy + t * d;
-  for (int64_t a = rowPtr[t]; a < rowPtr[t + 1]; ++a) {
+  int64_t end = rowBegin(rowPtr, perToken, t + 1);
+  for (int64_t a = rowBegin(rowPtr, perToken, t); a < end; ++a) {
     int64_t p = positionOf[a];
     const float *out = expertOut + p * d;
     float *dOut = dExpertOut + p * d;
@@ -94,11 +112,12 @@ __global__ void __launch_bounds__(G::kBlock)
   }
 }
 
-/// Zeroes dWeights[e] ([size] floats each) of the experts without tokens:
-/// blockIdx.x is the expert, blockIdx.y a slice of its matrix.
-__global__ void zeroEmptyExpertsKernel(int64_t size, const int32_t *counts,
+/// Zeroes dWeights[e] ([size] floats each) of the experts without tokens
+/// (empty segments of offsets [n+1]): blockIdx.x is the expert, blockIdx.y
+/// a slice of its matrix.
+__global__ void zeroEmptyExpertsKernel(int64_t size, const int32_t *offsets,
                                        float *dWeights) {
-  if (counts[blockIdx.x] != 0)
+  if (offsets[blockIdx.x + 1] != offsets[blockIdx.x])
     return;
   float *w = dWeights + static_cast<int64_t>(blockIdx.x) * size;
   for (int64_t i = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; i < size;
@@ -106,17 +125,22 @@ __global__ void zeroEmptyExpertsKernel(int64_t size, const int32_t *counts,
     w[i] = 0.0f;
 }
 
-void checkPlan(const char *kernel, const DispatchPlan &plan, int64_t d) {
-  if (plan.numTokens < 0 || plan.numExperts < 1 || plan.numAssignments < 0 ||
-      d < 0)
+void checkPlan(const char *kernel, int64_t T, int64_t n, int64_t A, int64_t d) {
+  if (T < 0 || n < 1 || A < 0 || d < 0)
     throw std::invalid_argument(std::string(kernel) +
                                 ": invalid plan sizes or width");
+  if (T == 0 && A != 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": assignments without tokens");
 }
 
-/// Host copy of the plan's segment offsets [n+1].
-std::vector<int32_t> hostOffsets(const Context &ctx, const DispatchPlan &plan) {
-  std::vector<int32_t> offsets(plan.numExperts + 1);
-  MOE_CUDA_CHECK(cudaMemcpyAsync(offsets.data(), plan.expertOffset,
+/// Host copy of the segment offsets [n+1]: cuBLAS's grouped GEMM takes its
+/// per-group sizes from host arrays (the one device-to-host read of the
+/// expert GEMMs, docs/ARCHITECTURE.md).
+std::vector<int32_t> hostOffsets(const Context &ctx, int64_t n,
+                                 const int32_t *expertOffset) {
+  std::vector<int32_t> offsets(n + 1);
+  MOE_CUDA_CHECK(cudaMemcpyAsync(offsets.data(), expertOffset,
                                  offsets.size() * sizeof(int32_t),
                                  cudaMemcpyDeviceToHost, ctx.stream));
   MOE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
@@ -241,80 +265,84 @@ cudaDataType_t storageType(GemmPrecision precision) {
 
 } // namespace
 
-void CudaBackend::buildDispatchPlan(DispatchPlan &plan) {
-  checkPlan("buildDispatchPlan", plan, 0);
+void CudaBackend::buildDispatchPlan(int64_t T, int64_t n, int64_t A,
+                                    const int32_t *rowPtr,
+                                    const int32_t *expert,
+                                    int32_t *expertOffset, int32_t *positionOf,
+                                    int32_t *tokenOfPosition) {
+  checkPlan("buildDispatchPlan", T, n, A, 0);
   const Context &ctx = *ctx_;
-  int64_t T = plan.numTokens, n = plan.numExperts, A = plan.numAssignments;
+  int64_t perToken = assignmentsPerToken("buildDispatchPlan", rowPtr, T, A);
   if (A == 0) {
-    MOE_CUDA_CHECK(
-        cudaMemsetAsync(plan.expertCount, 0, n * sizeof(int32_t), ctx.stream));
-    MOE_CUDA_CHECK(cudaMemsetAsync(plan.expertOffset, 0,
-                                   (n + 1) * sizeof(int32_t), ctx.stream));
+    MOE_CUDA_CHECK(cudaMemsetAsync(expertOffset, 0, (n + 1) * sizeof(int32_t),
+                                   ctx.stream));
     return;
   }
   DeviceBuffer<int32_t> sortedExperts(ctx.stream, A), order(ctx.stream, A);
   DeviceBuffer<int32_t> tokenOf(ctx.stream, A);
-  stableSortByKey(ctx, A, n, plan.expert, sortedExperts.get(), order.get());
-  segmentOffsets(ctx, A, n, sortedExperts.get(), plan.expertOffset);
-  MOE_LAUNCH(countsFromOffsetsKernel, dim3(gridFor(n)),
-             dim3(kElementwiseThreads), 0, ctx.stream, n, plan.expertOffset,
-             plan.expertCount);
+  stableSortByKey(ctx, A, n, expert, sortedExperts.get(), order.get());
+  segmentOffsets(ctx, A, n, sortedExperts.get(), expertOffset);
   MOE_LAUNCH(tokenOfAssignmentKernel, dim3(gridFor(T)),
-             dim3(kElementwiseThreads), 0, ctx.stream, T, plan.rowPtr,
+             dim3(kElementwiseThreads), 0, ctx.stream, T, rowPtr, perToken,
              tokenOf.get());
   MOE_LAUNCH(planPositionsKernel, dim3(gridFor(A)), dim3(kElementwiseThreads),
-             0, ctx.stream, A, order.get(), tokenOf.get(), plan.positionOf,
-             plan.tokenOfPosition);
+             0, ctx.stream, A, order.get(), tokenOf.get(), positionOf,
+             tokenOfPosition);
 }
 
-void CudaBackend::dispatchForward(const DispatchPlan &plan, int64_t d,
+void CudaBackend::dispatchForward(int64_t A, int64_t d,
+                                  const int32_t *tokenOfPosition,
                                   const float *x, float *buffer) {
-  checkPlan("dispatchForward", plan, d);
-  gatherRows(*ctx_, plan.numAssignments, d, plan.tokenOfPosition, x, buffer);
+  checkPlan("dispatchForward", A, 1, A, d);
+  gatherRows(*ctx_, A, d, tokenOfPosition, x, buffer);
 }
 
-void CudaBackend::dispatchBackward(const DispatchPlan &plan, int64_t d,
+void CudaBackend::dispatchBackward(int64_t T, int64_t A, int64_t d,
+                                   const int32_t *rowPtr,
+                                   const int32_t *positionOf,
                                    const float *dBuffer, float *dx) {
-  checkPlan("dispatchBackward", plan, d);
-  int64_t T = plan.numTokens;
+  checkPlan("dispatchBackward", T, 1, A, d);
+  int64_t perToken = assignmentsPerToken("dispatchBackward", rowPtr, T, A);
   MOE_LAUNCH(sumAssignmentsKernel, dim3(gridFor(T * d)),
-             dim3(kElementwiseThreads), 0, ctx_->stream, T, d, plan.rowPtr,
-             plan.positionOf, static_cast<const float *>(nullptr), dBuffer, dx);
+             dim3(kElementwiseThreads), 0, ctx_->stream, T, d, rowPtr, perToken,
+             positionOf, static_cast<const float *>(nullptr), dBuffer, dx);
 }
 
-void CudaBackend::combineForward(const DispatchPlan &plan, int64_t d,
-                                 const float *gate, const float *expertOut,
-                                 float *y) {
-  checkPlan("combineForward", plan, d);
-  int64_t T = plan.numTokens;
+void CudaBackend::combineForward(int64_t T, int64_t A, int64_t d,
+                                 const int32_t *rowPtr,
+                                 const int32_t *positionOf, const float *gate,
+                                 const float *expertOut, float *y) {
+  checkPlan("combineForward", T, 1, A, d);
+  int64_t perToken = assignmentsPerToken("combineForward", rowPtr, T, A);
   MOE_LAUNCH(sumAssignmentsKernel, dim3(gridFor(T * d)),
-             dim3(kElementwiseThreads), 0, ctx_->stream, T, d, plan.rowPtr,
-             plan.positionOf, gate, expertOut, y);
+             dim3(kElementwiseThreads), 0, ctx_->stream, T, d, rowPtr, perToken,
+             positionOf, gate, expertOut, y);
 }
 
-void CudaBackend::combineBackward(const DispatchPlan &plan, int64_t d,
-                                  const float *gate, const float *expertOut,
-                                  const float *dy, float *dExpertOut,
-                                  float *dGate) {
-  checkPlan("combineBackward", plan, d);
-  int64_t T = plan.numTokens;
+void CudaBackend::combineBackward(int64_t T, int64_t A, int64_t d,
+                                  const int32_t *rowPtr,
+                                  const int32_t *positionOf, const float *gate,
+                                  const float *expertOut, const float *dy,
+                                  float *dExpertOut, float *dGate) {
+  checkPlan("combineBackward", T, 1, A, d);
+  int64_t perToken = assignmentsPerToken("combineBackward", rowPtr, T, A);
   forRowLength(d, [&](auto group) {
     using G = decltype(group);
     MOE_LAUNCH(combineBackwardKernel<G>, dim3(rowGrid<G>(T)), dim3(G::kBlock),
-               0, ctx_->stream, T, d, plan.rowPtr, plan.positionOf, gate,
+               0, ctx_->stream, T, d, rowPtr, perToken, positionOf, gate,
                expertOut, dy, dExpertOut, dGate);
   });
 }
 
-void CudaBackend::groupedMatmulForward(const DispatchPlan &plan, int64_t dIn,
-                                       int64_t dOut, const float *in,
-                                       const float *weights, float *out,
-                                       GemmPrecision precision) {
-  checkPlan("groupedMatmulForward", plan, dIn);
+void CudaBackend::groupedMatmulForward(int64_t A, int64_t n, int64_t dIn,
+                                       int64_t dOut,
+                                       const int32_t *expertOffset,
+                                       const float *in, const float *weights,
+                                       float *out, GemmPrecision precision) {
+  checkPlan("groupedMatmulForward", A, n, A, dIn);
   if (dOut < 0)
     throw std::invalid_argument("groupedMatmulForward: negative dOut");
   const Context &ctx = *ctx_;
-  int64_t n = plan.numExperts, A = plan.numAssignments;
   if (A == 0 || dOut == 0)
     return;
   if (dIn == 0) {
@@ -322,7 +350,7 @@ void CudaBackend::groupedMatmulForward(const DispatchPlan &plan, int64_t dIn,
         cudaMemsetAsync(out, 0, A * dOut * sizeof(float), ctx.stream));
     return;
   }
-  std::vector<int32_t> offsets = hostOffsets(ctx, plan);
+  std::vector<int32_t> offsets = hostOffsets(ctx, n, expertOffset);
   GroupedMatrix x(ctx, in, A, dIn, precision);
   GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
   GroupedOutput y(ctx, out, A, dOut, precision);
@@ -342,17 +370,17 @@ void CudaBackend::groupedMatmulForward(const DispatchPlan &plan, int64_t dIn,
   y.finish(ctx);
 }
 
-void CudaBackend::groupedMatmulBackward(const DispatchPlan &plan, int64_t dIn,
-                                        int64_t dOut, const float *in,
-                                        const float *weights,
+void CudaBackend::groupedMatmulBackward(int64_t A, int64_t n, int64_t dIn,
+                                        int64_t dOut,
+                                        const int32_t *expertOffset,
+                                        const float *in, const float *weights,
                                         const float *dOutput, float *dInput,
                                         float *dWeights,
                                         GemmPrecision precision) {
-  checkPlan("groupedMatmulBackward", plan, dIn);
+  checkPlan("groupedMatmulBackward", A, n, A, dIn);
   if (dOut < 0)
     throw std::invalid_argument("groupedMatmulBackward: negative dOut");
   const Context &ctx = *ctx_;
-  int64_t n = plan.numExperts, A = plan.numAssignments;
   int64_t weightSize = dIn * dOut;
   if (weightSize == 0) {
     if (A * dIn > 0)
@@ -360,7 +388,7 @@ void CudaBackend::groupedMatmulBackward(const DispatchPlan &plan, int64_t dIn,
           cudaMemsetAsync(dInput, 0, A * dIn * sizeof(float), ctx.stream));
     return;
   }
-  std::vector<int32_t> offsets = hostOffsets(ctx, plan);
+  std::vector<int32_t> offsets = hostOffsets(ctx, n, expertOffset);
   GroupedMatrix x(ctx, in, A, dIn, precision);
   GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
   GroupedMatrix dy(ctx, dOutput, A, dOut, precision);
@@ -393,8 +421,7 @@ void CudaBackend::groupedMatmulBackward(const DispatchPlan &plan, int64_t dIn,
     MOE_LAUNCH(zeroEmptyExpertsKernel,
                dim3(static_cast<unsigned>(n),
                     std::min<unsigned>(ceilDiv(weightSize, 256), 64)),
-               dim3(256), 0, ctx.stream, weightSize, plan.expertCount,
-               dWeights);
+               dim3(256), 0, ctx.stream, weightSize, expertOffset, dWeights);
   cudaDataType_t type = storageType(precision);
   groupedGemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, inputGrads, type, type,
               computeType(precision));

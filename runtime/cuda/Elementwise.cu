@@ -37,6 +37,13 @@ __global__ void scaleKernel(const float *x, float factor, float *y,
   MOE_GRID_STRIDE(i, count) { y[i] = factor * x[i]; }
 }
 
+/// y = (factor[0] * multiplier) * x; factor null counts as 1.
+__global__ void scaleByKernel(const float *x, const float *factor,
+                              float multiplier, float *y, int64_t count) {
+  float scale = factor ? factor[0] * multiplier : multiplier;
+  MOE_GRID_STRIDE(i, count) { y[i] = scale * x[i]; }
+}
+
 __global__ void biasAddKernel(int64_t d, const float *x, const float *bias,
                               float *y, int64_t count) {
   MOE_GRID_STRIDE(i, count) { y[i] = x[i] + bias[i % d]; }
@@ -119,6 +126,13 @@ void CudaBackend::scale(const float *x, float factor, float *y, int64_t count) {
   checkCount("scale", count);
   MOE_LAUNCH(scaleKernel, dim3(gridFor(count)), dim3(kElementwiseThreads), 0,
              ctx_->stream, x, factor, y, count);
+}
+
+void CudaBackend::scaleBy(const float *x, const float *factor, float multiplier,
+                          float *y, int64_t count) {
+  checkCount("scaleBy", count);
+  MOE_LAUNCH(scaleByKernel, dim3(gridFor(count)), dim3(kElementwiseThreads), 0,
+             ctx_->stream, x, factor, multiplier, y, count);
 }
 
 void CudaBackend::biasAdd(int64_t rows, int64_t d, const float *x,

@@ -3,24 +3,27 @@
 // Composition of the primary and secondary routing selections (top-k: one
 // thread per primary assignment; CSR: one thread per token) and the
 // hierarchical load estimate, matching kernels/HierarchyKernels.h exactly
-// (every sum runs in the CPU's order). The masks and the load estimate of
-// the secondary level live in Routing.cu beside the helpers they reuse.
+// (every sum runs in the CPU's order); the secondary level's masks, its
+// threshold loss and per-group load estimate, on the selection helpers of
+// Selection.cuh.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Checks.h"
 #include "runtime/cuda/Common.cuh"
 #include "runtime/cuda/CudaBackend.h"
+#include "runtime/cuda/Selection.cuh"
 
 #include <cub/device/device_scan.cuh>
 
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace moe::rt {
 namespace {
 
-using gpu::gridFor;
-using gpu::kElementwiseThreads;
+using namespace gpu;
 
 __global__ void composeRoutesForwardKernel(
     int64_t assignments, int64_t k, int64_t expertsPerGroup,
@@ -270,6 +273,225 @@ void CudaBackend::hierarchicalLoadBackward(
   MOE_LAUNCH(hierarchicalLoadPrimaryGradKernel, dim3(gridFor(groups)),
              dim3(kElementwiseThreads), 0, ctx_->stream, groups, n, groupOffset,
              secondaryLoad, dLoad, dPrimaryLoad);
+}
+
+//===----------------------------------------------------------------------===//
+// The secondary level of batchwise hierarchies (masks inside groups) and
+// the per-group load estimate
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// mask[(g * rowsPerGroup + cand[q]) * n + i] = 1 for candidate q of column
+/// i of group g (cand [groups * n, m], rows local to the group).
+__global__ void scatterGroupedBatchwiseKernel(int64_t groups,
+                                              int64_t rowsPerGroup, int64_t n,
+                                              int64_t m, const int32_t *cand,
+                                              float *mask) {
+  MOE_GRID_STRIDE(q, groups * n * m) {
+    int64_t column = q / m;
+    int64_t g = column / n, i = column % n;
+    mask[(g * rowsPerGroup + static_cast<int64_t>(cand[q])) * n + i] = 1.0f;
+  }
+}
+
+/// The group of row r: the last g < groups with offsets[g] <= r, for
+/// offsets[0] <= r < offsets[groups] (as upper_bound - 1 on the CPU).
+__device__ int64_t groupOfRow(const int32_t *offsets, int64_t groups,
+                              int64_t r) {
+  int64_t lo = 0, hi = groups - 1;
+  while (lo < hi) {
+    int64_t mid = (lo + hi + 1) / 2;
+    if (offsets[mid] <= r)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+/// mask[r, i] = p[r, i] > thresholds[g, i] for rows r of a group g, 0 for
+/// the rows of no group.
+__global__ void groupedThresholdMaskKernel(int64_t rows, int64_t groups,
+                                           int64_t n, const float *probs,
+                                           const float *thresholds,
+                                           const int32_t *offsets,
+                                           float *mask) {
+  MOE_GRID_STRIDE(q, rows * n) {
+    int64_t r = q / n, i = q % n;
+    float keep = 0.0f;
+    if (r >= offsets[0] && r < offsets[groups]) {
+      int64_t g = groupOfRow(offsets, groups, r);
+      keep = probs[q] > thresholds[g * n + i] ? 1.0f : 0.0f;
+    }
+    mask[q] = keep;
+  }
+}
+
+/// (Mthr - Mbw)(r, i) * (X - T_g,i) of Eq. 8 inside groups, element q of
+/// [groups * rowsPerGroup, n]; `segment` = rowsPerGroup * n.
+struct GroupedThresholdLossTerm {
+  const float *probs, *batchMask, *thresholds;
+  int64_t n, segment;
+  __device__ float operator()(int64_t q) const {
+    float x = probs[q], thr = thresholds[(q / segment) * n + q % n];
+    float thresholdMask = x > thr ? 1.0f : 0.0f;
+    return (thresholdMask - batchMask[q]) * (x - thr);
+  }
+};
+
+/// `count` int32 values of device memory on the host.
+std::vector<int32_t> readInts(const Context &ctx, const int32_t *devicePtr,
+                              int64_t count) {
+  std::vector<int32_t> values(static_cast<size_t>(count));
+  if (count == 0)
+    return values;
+  MOE_CUDA_CHECK(cudaMemcpyAsync(values.data(), devicePtr,
+                                 values.size() * sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, ctx.stream));
+  MOE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  return values;
+}
+
+} // namespace
+
+void CudaBackend::groupedBatchwiseMaskForward(int64_t groups,
+                                              int64_t rowsPerGroup, int64_t n,
+                                              int64_t m, const float *logits,
+                                              float *mask, int32_t *rowPtr,
+                                              int32_t *expert, float *gate) {
+  checkGroupedShape("groupedBatchwiseMaskForward", groups, rowsPerGroup, n);
+  if (m < 0 || m > rowsPerGroup)
+    throw std::invalid_argument(
+        "groupedBatchwiseMaskForward: m = " + std::to_string(m) +
+        " is not in [0, rowsPerGroup]");
+  const Context &ctx = *ctx_;
+  int64_t rows = groups * rowsPerGroup;
+  if (rows == 0) {
+    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+    return;
+  }
+  MOE_CUDA_CHECK(cudaMemsetAsync(
+      mask, 0, static_cast<size_t>(rows * n) * sizeof(float), ctx.stream));
+  if (m > 0) {
+    // Each group's columns become rows [groups * n, rowsPerGroup], so that
+    // one selection ranks every (group, expert) column of the segments.
+    DeviceBuffer<float> probs = routerProbabilities(ctx, rows, n, logits);
+    DeviceBuffer<float> columns(ctx.stream, rows * n);
+    for (int64_t g = 0; g < groups; ++g)
+      MOE_LAUNCH(transposeKernel,
+                 dim3(ceilDiv(rowsPerGroup, 32), ceilDiv(n, 32)), dim3(32, 8),
+                 0, ctx.stream, rowsPerGroup, n,
+                 probs.get() + g * rowsPerGroup * n,
+                 columns.get() + g * n * rowsPerGroup);
+    DeviceBuffer<int32_t> cand(ctx.stream, groups * n * m);
+    selectTopK(ctx, groups * n, rowsPerGroup, m, columns.get(),
+               /*sorted=*/false, cand.get());
+    MOE_LAUNCH(scatterGroupedBatchwiseKernel, dim3(gridFor(groups * n * m)),
+               dim3(kElementwiseThreads), 0, ctx.stream, groups, rowsPerGroup,
+               n, m, cand.get(), mask);
+  }
+  maskToAssignments(ctx, rows, n, logits, mask, rowPtr, expert, gate);
+}
+
+void CudaBackend::groupedThresholdMaskForward(
+    int64_t R, int64_t groups, int64_t n, const float *logits,
+    const float *thresholds, const int32_t *groupOffset, float *mask,
+    int32_t *rowPtr, int32_t *expert, float *gate, int64_t capacity,
+    int64_t *numAssigned) {
+  checkGroupedShape("groupedThresholdMaskForward", groups, R, n);
+  checkCount("groupedThresholdMaskForward", capacity);
+  const Context &ctx = *ctx_;
+  if (R == 0) {
+    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+    if (numAssigned)
+      *numAssigned = 0;
+    return;
+  }
+  // Rows of no group may hold anything: their probabilities are computed
+  // but never compared.
+  DeviceBuffer<float> probs = routerProbabilities(ctx, R, n, logits);
+  MOE_LAUNCH(groupedThresholdMaskKernel, dim3(gridFor(R * n)),
+             dim3(kElementwiseThreads), 0, ctx.stream, R, groups, n,
+             probs.get(), thresholds, groupOffset, mask);
+  int64_t assigned =
+      maskToAssignments(ctx, R, n, logits, mask, rowPtr, expert, gate,
+                        "groupedThresholdMaskForward", capacity);
+  if (numAssigned)
+    *numAssigned = assigned;
+}
+
+void CudaBackend::groupedBatchwiseThresholdLossForward(
+    int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
+    const float *batchMask, const float *thresholds, float *loss) {
+  checkGroupedShape("groupedBatchwiseThresholdLossForward", groups,
+                    rowsPerGroup, n);
+  const Context &ctx = *ctx_;
+  int64_t rows = groups * rowsPerGroup;
+  DeviceBuffer<float> probs = routerProbabilities(ctx, rows, n, logits);
+  deterministicSum(ctx, rows * n,
+                   GroupedThresholdLossTerm{probs.get(), batchMask, thresholds,
+                                            n, rowsPerGroup * n},
+                   1.0f, loss);
+}
+
+void CudaBackend::groupedBatchwiseThresholdLossBackward(
+    int64_t groups, int64_t rowsPerGroup, int64_t n, const float *logits,
+    const float *batchMask, const float *thresholds, const float *dLoss,
+    float *dThresholds) {
+  checkGroupedShape("groupedBatchwiseThresholdLossBackward", groups,
+                    rowsPerGroup, n);
+  const Context &ctx = *ctx_;
+  int64_t rows = groups * rowsPerGroup;
+  DeviceBuffer<float> probs = routerProbabilities(ctx, rows, n, logits);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t at = g * rowsPerGroup * n;
+    columnSum(
+        ctx, rowsPerGroup, n,
+        MaskDifference{probs.get() + at, batchMask + at, thresholds + g * n, n},
+        -1.0f, /*accumulate=*/false, dThresholds + g * n, dLoss);
+  }
+}
+
+void CudaBackend::groupedLoadEstimateForward(
+    int64_t R, int64_t groups, int64_t n, int64_t k, const int32_t *groupOffset,
+    const float *clean, const float *noisy, const float *noiseStd,
+    const float *topValues, float *load) {
+  checkGroupedShape("groupedLoadEstimateForward", groups, R, n);
+  checkTopK("groupedLoadEstimateForward", R, n, k);
+  const Context &ctx = *ctx_;
+  std::vector<int32_t> offsets = readInts(ctx, groupOffset, groups + 1);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t first = offsets[g], at = first * n;
+    columnSum(ctx, offsets[g + 1] - first, n,
+              LoadProbability{clean + at, noisy + at, noiseStd + at,
+                              topValues + first * (k + 1), n, k},
+              1.0f, /*accumulate=*/false, load + g * n);
+  }
+}
+
+void CudaBackend::groupedLoadEstimateBackward(
+    int64_t R, int64_t groups, int64_t n, int64_t k, const int32_t *groupOffset,
+    const float *clean, const float *noisy, const float *rawNoise,
+    const float *noiseStd, const float *topValues, const float *dLoad,
+    float *dClean, float *dRawNoise) {
+  checkGroupedShape("groupedLoadEstimateBackward", groups, R, n);
+  checkTopK("groupedLoadEstimateBackward", R, n, k);
+  if (!rawNoise)
+    throw std::invalid_argument(
+        "groupedLoadEstimateBackward: rawNoise is required");
+  if (k == n) // every threshold is -inf: P = 1 has no gradient
+    return;
+  const Context &ctx = *ctx_;
+  std::vector<int32_t> offsets = readInts(ctx, groupOffset, groups + 1);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t first = offsets[g], rows = offsets[g + 1] - first, at = first * n;
+    MOE_LAUNCH(loadBackwardKernel, dim3(rowGrid<WarpPerRow>(rows)),
+               dim3(WarpPerRow::kBlock), 0, ctx.stream, rows, n, k, clean + at,
+               noisy + at, rawNoise + at, noiseStd + at,
+               topValues + first * (k + 1), dLoad + g * n, dClean + at,
+               dRawNoise + at);
+  }
 }
 
 } // namespace moe::rt

@@ -26,13 +26,15 @@ namespace {
 using namespace gpu;
 
 /// Per token: rowLoss = -log softmax(x)[target], dLogits = (softmax -
-/// onehot) * dLossSum, valid = 1; padding rows (target < 0) get zeros.
+/// onehot) * dLossSum with dLossSum = dLoss[0] * dLossScale (dLoss null:
+/// dLossScale), valid = 1; padding rows (target < 0) get zeros.
 /// dLogits may be null (forward only): the loss is computed the same way.
 template <class G>
 __global__ void __launch_bounds__(G::kBlock)
     crossEntropyKernel(int64_t T, int64_t V, const float *logits,
-                       const int32_t *targets, float dLossSum, float *rowLoss,
-                       float *dLogits, int32_t *valid) {
+                       const int32_t *targets, const float *dLoss,
+                       float dLossScale, float *rowLoss, float *dLogits,
+                       int32_t *valid) {
   int64_t t = groupRow<G>();
   int lane = groupLane<G>();
   if (t >= T)
@@ -59,6 +61,7 @@ __global__ void __launch_bounds__(G::kBlock)
     acc += expf(x[i] - mx);
   float sum = groupSum<G>(acc);
   if (dx) {
+    float dLossSum = dLoss ? dLoss[0] * dLossScale : dLossScale;
     float scale = dLossSum / sum;
     for (int64_t i = lane; i < V; i += G::kThreads)
       dx[i] = expf(x[i] - mx) * scale - (i == target ? dLossSum : 0.0f);
@@ -96,20 +99,21 @@ __global__ void drawSamplesKernel(int64_t S, int64_t V, uint64_t seed,
 /// Per token: logits z_0 = h.w_target + b_target - log(S Q(target)) and
 /// z_j = scores[t, j] + sampleShift[j] (-inf where sample j is the target,
 /// an accidental hit). Writes rowLoss = logsumexp(z) - z_0, dTrue = (p_0 -
-/// 1) dLossSum and overwrites scores with dZ = p_j dLossSum. Padding rows
-/// get zeros.
+/// 1) dLossSum and overwrites scores with dZ = p_j dLossSum, dLossSum =
+/// dLoss[0] * dLossScale (dLoss null: dLossScale). Padding rows get zeros.
 template <class G>
 __global__ void __launch_bounds__(G::kBlock)
     sampledLogitsKernel(int64_t T, int64_t d, int64_t V, int64_t S,
                         const float *hidden, const float *weights,
                         const float *bias, const int32_t *targets,
                         const int32_t *samples, const float *sampleShift,
-                        float dLossSum, float *scores, float *dTrue,
-                        float *rowLoss) {
+                        const float *dLoss, float dLossScale, float *scores,
+                        float *dTrue, float *rowLoss) {
   int64_t t = groupRow<G>();
   int lane = groupLane<G>();
   if (t >= T)
     return;
+  float dLossSum = dLoss ? dLoss[0] * dLossScale : dLossScale;
   float *z = scores + t * S;
   int64_t target = targets[t];
   if (target < 0) {
@@ -180,7 +184,8 @@ __global__ void addTargetRowsKernel(int64_t T, int64_t d,
 } // namespace
 
 void CudaBackend::softmaxCrossEntropy(int64_t T, int64_t V, const float *logits,
-                                      const int32_t *targets, float dLossSum,
+                                      const int32_t *targets,
+                                      const float *dLoss, float dLossScale,
                                       float *lossSum, float *dLogits,
                                       int64_t *numTokens) {
   if (T < 0 || V < 1)
@@ -191,8 +196,8 @@ void CudaBackend::softmaxCrossEntropy(int64_t T, int64_t V, const float *logits,
   forRowLength(V, [&](auto group) {
     using G = decltype(group);
     MOE_LAUNCH(crossEntropyKernel<G>, dim3(rowGrid<G>(T)), dim3(G::kBlock), 0,
-               ctx.stream, T, V, logits, targets, dLossSum, rowLoss.get(),
-               dLogits, valid.get());
+               ctx.stream, T, V, logits, targets, dLoss, dLossScale,
+               rowLoss.get(), dLogits, valid.get());
   });
   deterministicSum(ctx, T, VectorElement{rowLoss.get()}, 1.0f, lossSum);
   if (!numTokens)
@@ -218,8 +223,8 @@ void CudaBackend::softmaxCrossEntropy(int64_t T, int64_t V, const float *logits,
 void CudaBackend::sampledSoftmaxCrossEntropy(
     int64_t T, int64_t d, int64_t V, int64_t S, const float *hidden,
     const float *weights, const float *bias, const int32_t *targets,
-    uint64_t seed, uint64_t counter, float dLossSum, float *lossSum,
-    float *dHidden, float *dWeights, float *dBias) {
+    uint64_t seed, uint64_t counter, const float *dLoss, float dLossScale,
+    float *lossSum, float *dHidden, float *dWeights, float *dBias) {
   if (T < 0 || d < 1 || V < 1 || S < 1)
     throw std::invalid_argument(
         "sampledSoftmaxCrossEntropy: need T >= 0 and d, V, S >= 1");
@@ -247,7 +252,7 @@ void CudaBackend::sampledSoftmaxCrossEntropy(
     using G = decltype(group);
     MOE_LAUNCH(sampledLogitsKernel<G>, dim3(rowGrid<G>(T)), dim3(G::kBlock), 0,
                ctx.stream, T, d, V, S, hidden, weights, bias, targets, samples,
-               sampleShift.get(), dLossSum, scores.get(), dTrue.get(),
+               sampleShift.get(), dLoss, dLossScale, scores.get(), dTrue.get(),
                rowLoss.get());
   });
   deterministicSum(ctx, T, VectorElement{rowLoss.get()}, 1.0f, lossSum);

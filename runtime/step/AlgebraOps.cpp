@@ -23,26 +23,6 @@ void matmul(Context *ctx, const float *lhs, const float *rhs, float *out,
                      rhs, rhsCols, 0.0f, out, n, GemmPrecision::F32);
 }
 
-void add(Context *ctx, const float *lhs, const float *rhs, float *out,
-         int64_t count) {
-  ctx->backend->add(lhs, rhs, out, count);
-}
-
-void scale(Context *ctx, const float *input, float *out, int64_t count,
-           float factor) {
-  ctx->backend->scale(input, factor, out, count);
-}
-
-void biasAdd(Context *ctx, const float *input, const float *bias, float *out,
-             int64_t rows, int64_t d) {
-  ctx->backend->biasAdd(rows, d, input, bias, out);
-}
-
-void sumRows(Context *ctx, const float *input, float *out, int64_t rows,
-             int64_t d) {
-  ctx->backend->sumRows(rows, d, input, out);
-}
-
 void activate(Context *ctx, const float *input, float *out, int64_t count,
               Activation act) {
   Backend &b = *ctx->backend;

@@ -81,8 +81,6 @@ Context::Context(Backend *backend)
     : backend(backend), scratch(backend), pool(backend) {}
 
 Context::~Context() {
-  for (auto &[key, ptr] : rowPtrs)
-    backend->release(ptr);
   if (softmaxCache.dLogits)
     backend->release(softmaxCache.dLogits);
 }
@@ -94,37 +92,12 @@ uint64_t Context::counterFor(int64_t stream) const {
          (static_cast<uint64_t>(stream) & 0xffff);
 }
 
-double Context::hostScalar(const void *ptr, bool isInt64) {
-  if (isInt64) {
-    int64_t v = 0;
-    backend->copyToHost(&v, ptr, sizeof(v));
-    return static_cast<double>(v);
-  }
-  float v = 0;
-  backend->copyToHost(&v, ptr, sizeof(v));
-  return v;
-}
-
 void Context::beginCall() {
   ++call;
   softmaxCache.valid = false;
   pool.reset();
   stats.clear();
   results.assign(results.size(), nullptr);
-}
-
-const int32_t *Context::uniformRowPtr(int64_t tokens, int64_t perToken) {
-  auto key = std::make_pair(tokens, perToken);
-  auto it = rowPtrs.find(key);
-  if (it != rowPtrs.end())
-    return it->second;
-  std::vector<int32_t> host(static_cast<size_t>(tokens + 1));
-  for (int64_t t = 0; t <= tokens; ++t)
-    host[t] = static_cast<int32_t>(t * perToken);
-  auto *ptr = static_cast<int32_t *>(backend->alloc(host.size() * 4));
-  backend->copyFromHost(ptr, host.data(), host.size() * 4);
-  rowPtrs[key] = ptr;
-  return ptr;
 }
 
 void result(Context *ctx, int64_t index, const void *ptr) {

@@ -93,7 +93,7 @@ void gatherRows(Context *ctx, ScratchScope &scratch, const float *in,
   int32_t *device = scratch.get<int32_t>(rows);
   ctx->backend->copyFromHost(device, index.data(), index.size() * 4);
   // The same gather as moe.dispatch: row p of out is row index[p] of in.
-  dispatch(ctx, in, device, out, rows, d);
+  dispatchForward(ctx, rows, d, device, in, out);
 }
 
 Rows poolRows(Context *ctx, int64_t rows, int64_t width) {
@@ -201,8 +201,9 @@ Rows groupedMatmulRows(Context *ctx, Rows buffer, const float *weights,
   const int64_t L = expertsPerRank(ctx, "grouped_matmul", n);
   Rows out = poolRows(ctx, buffer.rows, dOut);
   if (buffer.rows)
-    groupedMatmul(ctx, buffer.data, weights, recvOffset + ctx->rank() * L,
-                  out.data, buffer.rows, L, dIn, dOut, precision);
+    groupedMatmulForward(ctx, buffer.rows, L, dIn, dOut,
+                         recvOffset + ctx->rank() * L, buffer.data, weights,
+                         out.data, precision);
   return out;
 }
 
@@ -218,9 +219,9 @@ Rows groupedMatmulGradRows(Context *ctx, Rows buffer, const float *weights,
     ctx->backend->fill(dWeights, 0.0f, L * dIn * dOutWidth);
     return dBuffer;
   }
-  groupedMatmulGrad(ctx, buffer.data, weights, recvOffset + ctx->rank() * L,
-                    dOut.data, dBuffer.data, dWeights, buffer.rows, L, dIn,
-                    dOutWidth, precision);
+  groupedMatmulBackward(ctx, buffer.rows, L, dIn, dOutWidth,
+                        recvOffset + ctx->rank() * L, buffer.data, weights,
+                        dOut.data, dBuffer.data, dWeights, precision);
   return dBuffer;
 }
 

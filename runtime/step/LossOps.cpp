@@ -64,6 +64,52 @@ void writeScalar(Context *ctx, float *out, double value) {
   ctx->backend->copyFromHost(out, &v, sizeof(v));
 }
 
+/// The mean loss of `count` targets from per-block loss sums. With
+/// statistics the sums are read to the host (the driver wants them there);
+/// without, they stay in memory and the mean is taken on the backend.
+class MeanLoss {
+public:
+  MeanLoss(Context *ctx, ScratchScope &scratch, float *loss, int64_t count)
+      : ctx(ctx), loss(loss), count(count),
+        part(ctx->collectStats ? nullptr : scratch.get<float>(1)) {}
+
+  /// Adds the sum of one block.
+  void add(const float *blockSum) {
+    Backend &b = *ctx->backend;
+    if (ctx->collectStats) {
+      float host = 0;
+      b.copyToHost(&host, blockSum, sizeof(host));
+      sum += host;
+      return;
+    }
+    float inverse = count ? static_cast<float>(1.0 / count) : 0.0f;
+    b.scaleBy(blockSum, nullptr, inverse, blocks ? part : loss, 1);
+    if (blocks)
+      b.accumulate(part, loss, 1);
+    ++blocks;
+  }
+
+  /// Writes the mean and records the statistics.
+  void finish() {
+    if (!ctx->collectStats) {
+      if (!blocks)
+        ctx->backend->fill(loss, 0.0f, 1);
+      return;
+    }
+    ctx->stats.crossEntropySum += sum;
+    ctx->stats.crossEntropyTokens += count;
+    writeScalar(ctx, loss, count ? sum / count : 0.0);
+  }
+
+private:
+  Context *ctx;
+  float *loss;
+  int64_t count;
+  float *part;
+  double sum = 0;
+  int64_t blocks = 0;
+};
+
 } // namespace
 
 void softmaxCrossEntropy(Context *ctx, const float *hidden,
@@ -78,11 +124,12 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
   if (samples > 0 && ctx->training) {
     b.sampledSoftmaxCrossEntropy(tokens, d, vocab, samples, hidden, weights,
                                  bias, targets, ctx->seed,
-                                 ctx->counterFor(stream), 0.0f, blockLoss,
-                                 nullptr, nullptr, nullptr);
-    float sum = 0;
-    b.copyToHost(&sum, blockLoss, sizeof(sum));
-    writeScalar(ctx, loss, count ? sum / count : 0.0);
+                                 ctx->counterFor(stream), nullptr, 0.0f,
+                                 blockLoss, nullptr, nullptr, nullptr);
+    // A sampled loss is not the model's perplexity: no statistics, and the
+    // mean stays on the backend.
+    b.scaleBy(blockLoss, nullptr,
+              count ? static_cast<float>(1.0 / count) : 0.0f, loss, 1);
     return;
   }
   // In training, keep softmax - onehot for the gradient op when it fits:
@@ -98,7 +145,7 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
   }
   int64_t block = cache ? tokens : rowsPerBlock(tokens, vocab);
   float *logits = scratch.get<float>(block * vocab);
-  double sum = 0;
+  MeanLoss mean(ctx, scratch, loss, count);
   for (int64_t row = 0; row < tokens; row += block) {
     int64_t rows = std::min(block, tokens - row);
     outputLogits(b, hidden + row * d, weights, bias, logits, rows, d, vocab,
@@ -109,13 +156,10 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
                    logits + (ctx->captureRow - row) * vocab,
                    sizeof(float) * vocab);
     }
-    int64_t blockTokens = 0;
-    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, 1.0f,
+    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, nullptr, 1.0f,
                           blockLoss, cache ? kept.dLogits : nullptr,
-                          &blockTokens);
-    float part = 0;
-    b.copyToHost(&part, blockLoss, sizeof(part));
-    sum += part;
+                          /*numTokens=*/nullptr);
+    mean.add(blockLoss);
   }
   if (cache) {
     kept.hidden = hidden;
@@ -125,11 +169,7 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
     kept.call = ctx->call;
     kept.valid = true;
   }
-  if (ctx->collectStats) {
-    ctx->stats.crossEntropySum += sum;
-    ctx->stats.crossEntropyTokens += count;
-  }
-  writeScalar(ctx, loss, count ? sum / count : 0.0);
+  mean.finish();
 }
 
 void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
@@ -142,9 +182,9 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
   Backend &b = *ctx->backend;
   ScratchScope scratch(ctx);
   int64_t count = countTargets(ctx, targets, tokens, vocab);
-  // The op's loss is a mean: each target's share of dLoss.
-  float dLossSum =
-      count ? static_cast<float>(ctx->hostScalar(dLoss) / count) : 0.0f;
+  // The op's loss is a mean: each target's share of dLoss, which stays in
+  // memory (the kernels scale by dLoss[0] * dLossScale).
+  float dLossScale = count ? static_cast<float>(1.0 / count) : 0.0f;
   float *blockLoss = scratch.get<float>(1);
   if (samples > 0 && ctx->training) {
     // The kernel accumulates the rows of the classes it touched.
@@ -152,15 +192,15 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
     b.fill(dBias, 0.0f, vocab);
     b.sampledSoftmaxCrossEntropy(tokens, d, vocab, samples, hidden, weights,
                                  bias, targets, ctx->seed,
-                                 ctx->counterFor(stream), dLossSum, blockLoss,
-                                 dHidden, dWeights, dBias);
+                                 ctx->counterFor(stream), dLoss, dLossScale,
+                                 blockLoss, dHidden, dWeights, dBias);
     return;
   }
   Context::SoftmaxCache &kept = ctx->softmaxCache;
   if (cacheMatches(kept, ctx, hidden, targets, weights, bias)) {
     // The forward op's softmax - onehot, for all rows: scale and multiply.
     kept.valid = false;
-    b.scale(kept.dLogits, dLossSum, kept.dLogits, tokens * vocab);
+    b.scaleBy(kept.dLogits, dLoss, dLossScale, kept.dLogits, tokens * vocab);
     b.gemm(false, false, tokens, d, vocab, 1.0f, kept.dLogits, vocab,
            weights, d, 0.0f, dHidden, d, precision);
     b.gemm(true, false, vocab, d, tokens, 1.0f, kept.dLogits, vocab, hidden,
@@ -177,9 +217,9 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
     bool first = row == 0;
     const float *h = hidden + row * d;
     outputLogits(b, h, weights, bias, logits, rows, d, vocab, precision);
-    int64_t blockTokens = 0;
-    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, dLossSum,
-                          blockLoss, dLogits, &blockTokens);
+    b.softmaxCrossEntropy(rows, vocab, logits, targets + row, dLoss, dLossScale,
+                          blockLoss, dLogits,
+                          /*numTokens=*/nullptr);
     // dHidden = dLogits W; dW (+)= dLogits^T h; db (+)= column sums.
     b.gemm(false, false, rows, d, vocab, 1.0f, dLogits, vocab, weights, d,
            0.0f, dHidden + row * d, d, precision);
@@ -196,24 +236,6 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
     b.fill(dWeights, 0.0f, vocab * d);
     b.fill(dBias, 0.0f, vocab);
   }
-}
-
-void lrSchedule(Context *ctx, const int64_t *step, float *lr, float baseLr,
-                int64_t warmupSteps, int64_t constantSteps) {
-  LrSchedule schedule{baseLr, warmupSteps, constantSteps};
-  int64_t at = static_cast<int64_t>(ctx->hostScalar(step, true));
-  writeScalar(ctx, lr, schedule.at(at));
-}
-
-void adamUpdate(Context *ctx, float *param, const float *grad, float *m,
-                float *v, const float *lr, const int64_t *step,
-                int64_t count, float beta1, float beta2, float eps,
-                float weightDecay) {
-  AdamConfig config{beta1, beta2, eps, weightDecay};
-  ctx->backend->adamUpdate(count, param, grad, m, v,
-                           static_cast<float>(ctx->hostScalar(lr)),
-                           static_cast<int64_t>(ctx->hostScalar(step, true)),
-                           config);
 }
 
 } // namespace moe::rt::step

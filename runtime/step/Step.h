@@ -9,10 +9,12 @@
 // of the MLIR function's arguments), places every tensor at the byte offset
 // that moe-plan-buffers chose in ctx->arena, calls one function of this
 // header per op, and stores a backend pointer for each result in
-// ctx->results. The functions here translate an op into Backend calls
-// (runtime/Backend.h): they own the sizes, the scratch memory and the RNG
-// keys, so the emitted code is a flat list of calls with literal sizes, the
-// same for every backend.
+// ctx->results. An op that is one kernel calls it directly (the
+// MOE_STEP_KERNEL entries of runtime/Kernels.def, with the kernel's
+// parameters); the other functions here translate an op into Backend calls:
+// they own the scratch memory, the RNG keys and what moves between ranks, so
+// the emitted code is a flat list of calls with literal sizes, the same for
+// every backend.
 //
 // Conventions: pointers are backend memory; sizes are element counts; an
 // optional operand is nullptr. Randomness is keyed by (ctx->seed, ctx->step,
@@ -26,7 +28,6 @@
 #include "runtime/Backend.h"
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -152,13 +153,8 @@ struct Context {
     uint64_t elementOffset = 0;
   };
   RngPlace rngFor(int64_t stream, int64_t count) const;
-  /// Host value of a scalar in backend memory. Not cached: arena slots are
-  /// reused, so a cached value could outlive its tensor.
-  double hostScalar(const void *ptr, bool isInt64 = false);
   /// Forgets per-call state (results, statistics) before a call.
   void beginCall();
-  /// [0, k, 2k, ..., T k]: the row pointers of fixed-k routing, cached.
-  const int32_t *uniformRowPtr(int64_t tokens, int64_t perToken);
 
   /// The training step runs the full softmax twice, for the loss and for
   /// its gradient, on the same operands. The forward op leaves
@@ -177,9 +173,6 @@ struct Context {
 
   Scratch scratch;
   Pool pool;
-
-private:
-  std::map<std::pair<int64_t, int64_t>, int32_t *> rowPtrs;
 };
 
 /// The signature of every compiled function.
@@ -200,6 +193,21 @@ void result(Context *ctx, int64_t index, const void *ptr);
 void fill(Context *ctx, float *out, int64_t count, float value);
 
 //===----------------------------------------------------------------------===//
+// Kernels called directly: moe::rt::step::K(ctx, ...) is ctx->backend->K(...)
+// with the same parameters, for every MOE_STEP_KERNEL of runtime/Kernels.def
+// (the ops that are one kernel call, operands in the kernel's order).
+//===----------------------------------------------------------------------===//
+
+#define MOE_STEP_PARAMS(...) __VA_ARGS__
+#define MOE_KERNEL(Ret, Name, Params, Args)
+#define MOE_STEP_KERNEL(Ret, Name, Params, Args)                               \
+  inline Ret Name(Context *ctx, MOE_STEP_PARAMS Params) {                      \
+    return ctx->backend->Name Args;                                            \
+  }
+#include "runtime/Kernels.def"
+#undef MOE_STEP_PARAMS
+
+//===----------------------------------------------------------------------===//
 // Algebra and element-wise ops
 //===----------------------------------------------------------------------===//
 
@@ -207,14 +215,6 @@ void fill(Context *ctx, float *out, int64_t count, float value);
 void matmul(Context *ctx, const float *lhs, const float *rhs, float *out,
             int64_t lhsRows, int64_t lhsCols, int64_t rhsRows, int64_t rhsCols,
             bool transposeLhs, bool transposeRhs);
-void add(Context *ctx, const float *lhs, const float *rhs, float *out,
-         int64_t count);
-void scale(Context *ctx, const float *input, float *out, int64_t count,
-           float factor);
-void biasAdd(Context *ctx, const float *input, const float *bias, float *out,
-             int64_t rows, int64_t d);
-void sumRows(Context *ctx, const float *input, float *out, int64_t rows,
-             int64_t d);
 void activate(Context *ctx, const float *input, float *out, int64_t count,
               Activation act);
 void activateGrad(Context *ctx, const float *output, const float *dOutput,
@@ -237,24 +237,10 @@ void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
                int32_t *expert, float *gate, float *noisy, float *noiseStd,
                float *topValues, int64_t tokens, int64_t n, int64_t k,
                float noiseEps, int64_t stream);
-void noisyTopKGrad(Context *ctx, const float *clean, const float *rawNoise,
-                   const float *noisy, const float *noiseStd,
-                   const int32_t *expert, const float *gate,
-                   const float *dGate, float *dClean, float *dRawNoise,
-                   int64_t tokens, int64_t n, int64_t k);
-void loadEstimate(Context *ctx, const float *clean, const float *rawNoise,
-                  const float *noisy, const float *noiseStd,
-                  const float *topValues, float *load, int64_t tokens,
-                  int64_t n, int64_t k);
 void loadEstimateGrad(Context *ctx, const float *clean, const float *rawNoise,
                       const float *noisy, const float *noiseStd,
-                      const float *topValues, const float *dLoad,
-                      float *dClean, float *dRawNoise, int64_t tokens,
-                      int64_t n, int64_t k);
-void softmax(Context *ctx, const float *logits, float *probs, int64_t tokens,
-             int64_t n);
-void softmaxGrad(Context *ctx, const float *probs, const float *dProbs,
-                 float *dLogits, int64_t tokens, int64_t n);
+                      const float *topValues, const float *dLoad, float *dClean,
+                      float *dRawNoise, int64_t tokens, int64_t n, int64_t k);
 /// `capacity` assignment slots; with `combinedBatch` each expert keeps the
 /// top m * ranks tokens of all ranks' batches (data-parallel training).
 void batchwiseMask(Context *ctx, const float *logits, float *mask,
@@ -266,41 +252,6 @@ void batchwiseMask(Context *ctx, const float *logits, float *mask,
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
                    int32_t *rowPtr, int32_t *expert, float *gate,
                    int64_t tokens, int64_t n, int64_t capacity);
-void maskedGateGrad(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
-                    const float *gate, const float *dGate, float *dLogits,
-                    int64_t tokens, int64_t n);
-void batchwiseThresholdLoss(Context *ctx, const float *logits,
-                            const float *batchMask, const float *thresholds,
-                            float *loss, int64_t tokens, int64_t n);
-void batchwiseThresholdLossGrad(Context *ctx, const float *logits,
-                                const float *batchMask,
-                                const float *thresholds, const float *dLoss,
-                                float *dThresholds, int64_t tokens, int64_t n);
-/// Importance over `assignments` entries (every entry in use).
-void importance(Context *ctx, const int32_t *expert, const float *gate,
-                float *out, int64_t assignments, int64_t n);
-void importanceGrad(Context *ctx, const int32_t *expert,
-                    const float *dImportance, float *dGate,
-                    int64_t assignments, int64_t n);
-void cvSquared(Context *ctx, const float *values, float *loss, int64_t n,
-               float weight);
-void cvSquaredGrad(Context *ctx, const float *values, const float *dLoss,
-                   float *dValues, int64_t n, float weight);
-void l2Balance(Context *ctx, const float *importance, float *loss, int64_t n,
-               int64_t tokens, float weight);
-void l2BalanceGrad(Context *ctx, const float *importance, const float *dLoss,
-                   float *dImportance, int64_t n, int64_t tokens,
-                   float weight);
-void composeRoutes(Context *ctx, const int32_t *primaryExpert,
-                   const float *primaryGate, const int32_t *position,
-                   const int32_t *secondaryExpert, const float *secondaryGate,
-                   int32_t *expert, float *gate, int64_t primaryAssignments,
-                   int64_t k, int64_t expertsPerGroup);
-void composeRoutesGrad(Context *ctx, const float *primaryGate,
-                       const int32_t *position, const float *secondaryGate,
-                       const float *dGate, float *dPrimaryGate,
-                       float *dSecondaryGate, int64_t primaryAssignments,
-                       int64_t k);
 /// moe.fused_route: both gate GEMMs, noisy top-k, load, importance and the
 /// dispatch plan of x [tokens, d] over n experts.
 void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
@@ -308,67 +259,20 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
                 int32_t *expert, float *gate, float *noisy, float *noiseStd,
                 float *topValues, float *load, float *importanceOut,
                 int32_t *expertOffset, int32_t *position, int32_t *token,
-                int64_t tokens, int64_t d, int64_t n, int64_t k,
-                float noiseEps, int64_t stream);
-/// Hierarchical layers with batchwise and threshold masks (paper 3.3 with
-/// Appendix A per level) and the hierarchical load Load_H: `rows` are the
-/// rows the primary level dispatched to the `groups` groups, `n` the
-/// experts of a group, `expertOffset` the primary plan's group offsets.
-void groupedBatchwiseMask(Context *ctx, const float *logits, float *mask,
-                          int32_t *rowPtr, int32_t *expert, float *gate,
-                          int64_t rows, int64_t n, int64_t groups, int64_t m);
+                int64_t tokens, int64_t d, int64_t n, int64_t k, float noiseEps,
+                int64_t stream);
 /// `capacity` as for thresholdMask.
 void groupedThresholdMask(Context *ctx, const float *logits,
                           const float *thresholds, const int32_t *expertOffset,
                           int32_t *rowPtr, int32_t *expert, float *gate,
                           int64_t rows, int64_t n, int64_t groups,
                           int64_t capacity);
-void groupedBatchwiseThresholdLoss(Context *ctx, const float *logits,
-                                   const float *batchMask,
-                                   const float *thresholds, float *loss,
-                                   int64_t rows, int64_t n, int64_t groups);
-void groupedBatchwiseThresholdLossGrad(Context *ctx, const float *logits,
-                                       const float *batchMask,
-                                       const float *thresholds,
-                                       const float *dLoss, float *dThresholds,
-                                       int64_t rows, int64_t n, int64_t groups);
-/// `primaryCapacity` / `secondaryCapacity`: the slots of the primary and
-/// secondary assignment lists (the used ones end at their row pointers).
-void composeRoutesCsr(Context *ctx, const int32_t *primaryRowPtr,
-                      const int32_t *primaryExpert, const float *primaryGate,
-                      const int32_t *position, const int32_t *secondaryRowPtr,
-                      const int32_t *secondaryExpert,
-                      const float *secondaryGate, int32_t *rowPtr,
-                      int32_t *expert, float *gate, int64_t tokens,
-                      int64_t primaryCapacity, int64_t secondaryCapacity,
-                      int64_t expertsPerGroup);
-void composeRoutesCsrGrad(Context *ctx, const int32_t *rowPtr,
-                          const int32_t *primaryRowPtr,
-                          const float *primaryGate, const int32_t *position,
-                          const int32_t *secondaryRowPtr,
-                          const float *secondaryGate, const float *dGate,
-                          float *dPrimaryGate, float *dSecondaryGate,
-                          int64_t tokens, int64_t primaryCapacity,
-                          int64_t secondaryCapacity);
-void groupedLoadEstimate(Context *ctx, const float *clean,
-                         const float *rawNoise, const float *noisy,
-                         const float *noiseStd, const float *topValues,
-                         const int32_t *expertOffset, float *load, int64_t rows,
-                         int64_t n, int64_t groups, int64_t k);
 void groupedLoadEstimateGrad(Context *ctx, const float *clean,
                              const float *rawNoise, const float *noisy,
                              const float *noiseStd, const float *topValues,
                              const int32_t *expertOffset, const float *dLoad,
                              float *dClean, float *dRawNoise, int64_t rows,
                              int64_t n, int64_t groups, int64_t k);
-void hierarchicalLoad(Context *ctx, const float *primaryLoad,
-                      const float *secondaryLoad, const int32_t *expertOffset,
-                      float *load, int64_t groups, int64_t n);
-void hierarchicalLoadGrad(Context *ctx, const float *primaryLoad,
-                          const float *secondaryLoad,
-                          const int32_t *expertOffset, const float *dLoad,
-                          float *dPrimaryLoad, float *dSecondaryLoad,
-                          int64_t groups, int64_t n);
 
 //===----------------------------------------------------------------------===//
 // Dispatch, experts, combine
@@ -380,27 +284,6 @@ void hierarchicalLoadGrad(Context *ctx, const float *primaryLoad,
 void dispatchPlan(Context *ctx, const int32_t *expert, const int32_t *rowPtr,
                   int32_t *expertOffset, int32_t *position, int32_t *token,
                   int64_t capacity, int64_t n, int64_t tokens);
-void dispatch(Context *ctx, const float *input, const int32_t *token,
-              float *buffer, int64_t rows, int64_t d);
-void dispatchGrad(Context *ctx, const float *dBuffer, const int32_t *position,
-                  const int32_t *rowPtr, float *dInput, int64_t rows,
-                  int64_t d, int64_t tokens);
-void groupedMatmul(Context *ctx, const float *buffer, const float *weights,
-                   const int32_t *expertOffset, float *out, int64_t rows,
-                   int64_t n, int64_t dIn, int64_t dOut,
-                   GemmPrecision precision);
-void groupedMatmulGrad(Context *ctx, const float *buffer, const float *weights,
-                       const int32_t *expertOffset, const float *dOut,
-                       float *dBuffer, float *dWeights, int64_t rows,
-                       int64_t n, int64_t dIn, int64_t dOutWidth,
-                       GemmPrecision precision);
-void combine(Context *ctx, const float *expertOutput, const float *gate,
-             const int32_t *position, const int32_t *rowPtr, float *out,
-             int64_t rows, int64_t tokens, int64_t d);
-void combineGrad(Context *ctx, const float *expertOutput, const float *gate,
-                 const int32_t *position, const int32_t *rowPtr,
-                 const float *dOut, float *dExpertOutput, float *dGate,
-                 int64_t rows, int64_t tokens, int64_t d);
 
 //===----------------------------------------------------------------------===//
 // Sequence layers
@@ -456,12 +339,6 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
                              int64_t tokens, int64_t d, int64_t vocab,
                              int64_t samples, int64_t stream,
                              GemmPrecision precision);
-void lrSchedule(Context *ctx, const int64_t *step, float *lr, float baseLr,
-                int64_t warmupSteps, int64_t constantSteps);
-void adamUpdate(Context *ctx, float *param, const float *grad, float *m,
-                float *v, const float *lr, const int64_t *step,
-                int64_t count, float beta1, float beta2, float eps,
-                float weightDecay);
 
 //===----------------------------------------------------------------------===//
 // Collectives (graphs partitioned by moe-partition)

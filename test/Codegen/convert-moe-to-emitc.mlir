@@ -40,19 +40,50 @@ func.func @top_k_without_noise(%logits: tensor<16x8xf32>)
 
 // -----
 
-// The expert GEMMs take the target's precision: f32 on the CPU whatever
+// The expert GEMMs are one kernel: its step entry with the kernel's
+// parameters in order (rows, experts, widths, then the offsets, input,
+// weights and output), and the target's precision: f32 on the CPU whatever
 // was asked, the requested one on CUDA.
 // CHECK-LABEL: emitc.func @experts
-// CHECK: emitc.call_opaque "moe::rt::step::groupedMatmul"
-// CHECK-SAME: 32, 4, 8, 16, #emitc.opaque<"moe::rt::GemmPrecision::F32">
+// CHECK-SAME: (%[[CTX:.*]]: !emitc.ptr
+// CHECK: %[[BUF:.*]] = emitc.call_opaque "moe::rt::step::argument"(%[[CTX]]) {args = [0 : index, 0]
+// CHECK: %[[W:.*]] = emitc.call_opaque "moe::rt::step::argument"(%[[CTX]]) {args = [0 : index, 1]
+// CHECK: %[[OFF:.*]] = emitc.call_opaque "moe::rt::step::argument"(%[[CTX]]) {args = [0 : index, 2]
+// CHECK: %[[OUT:.*]] = emitc.call_opaque "moe::rt::step::arena"
+// CHECK: emitc.call_opaque "moe::rt::step::groupedMatmulForward"(%[[CTX]], %[[OFF]], %[[BUF]], %[[W]], %[[OUT]])
+// CHECK-SAME: args = [0 : index, 32, 4, 8, 16, 1 : index, 2 : index, 3 : index, 4 : index, #emitc.opaque<"moe::rt::GemmPrecision::F32">]
 // CUDA-LABEL: emitc.func @experts
-// CUDA: emitc.call_opaque "moe::rt::step::groupedMatmul"
+// CUDA: emitc.call_opaque "moe::rt::step::groupedMatmulForward"
 // CUDA-SAME: #emitc.opaque<"moe::rt::GemmPrecision::BF16">
 func.func @experts(%buf: tensor<32x8xf32>, %w: tensor<4x8x16xf32>, %off: tensor<5xi32>)
     -> tensor<32x16xf32> attributes {moe.arena_bytes = 2048} {
   %y = moe.grouped_matmul %buf, %w, %off {moe.offsets = array<i64: 0>}
       : (tensor<32x8xf32>, tensor<4x8x16xf32>, tensor<5xi32>) -> tensor<32x16xf32>
   return %y : tensor<32x16xf32>
+}
+
+// -----
+
+// Top-k routing carries no row pointers: the combine kernel gets nullptr
+// (A / T = 2 assignments per token) and the plan's positions as they are;
+// bias_add takes its sizes first, as its kernel does.
+// CHECK-LABEL: emitc.func @combine_top_k
+// CHECK: %[[OUT:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 0]
+// CHECK: %[[GATE:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 1]
+// CHECK: %[[POS:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 2]
+// CHECK: %[[B:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 3]
+// CHECK: %[[Y:.*]] = emitc.call_opaque "moe::rt::step::arena"
+// CHECK: emitc.call_opaque "moe::rt::step::combineForward"({{.*}}, %[[POS]], %[[GATE]], %[[OUT]], %[[Y]])
+// CHECK-SAME: args = [0 : index, 6, 12, 8, #emitc.opaque<"nullptr">, 1 : index, 2 : index, 3 : index, 4 : index]
+// CHECK: emitc.call_opaque "moe::rt::step::biasAdd"(%{{.*}}, %[[Y]], %[[B]], %{{[0-9]+}}) {args = [0 : index, 6, 8, 1 : index, 2 : index, 3 : index]}
+func.func @combine_top_k(%out: tensor<12x8xf32>, %g: tensor<12xf32>,
+                         %pos: tensor<12xi32>, %b: tensor<8xf32>)
+    -> tensor<6x8xf32> attributes {moe.arena_bytes = 1024} {
+  %y = moe.combine %out, %g, %pos {tokens = 6 : i64, moe.offsets = array<i64: 0>}
+      : (tensor<12x8xf32>, tensor<12xf32>, tensor<12xi32>) -> tensor<6x8xf32>
+  %z = moe.bias_add %y, %b {moe.offsets = array<i64: 256>}
+      : (tensor<6x8xf32>, tensor<8xf32>) -> tensor<6x8xf32>
+  return %z : tensor<6x8xf32>
 }
 
 // -----
@@ -66,7 +97,7 @@ func.func @experts(%buf: tensor<32x8xf32>, %w: tensor<4x8x16xf32>, %off: tensor<
 // CHECK: %[[LR:.*]] = emitc.call_opaque "moe::rt::step::arena"
 // CHECK: emitc.call_opaque "moe::rt::step::lrSchedule"({{.*}}, %[[STEP]], %[[LR]]) {args = [0 : index, 1 : index, 2 : index, 0.00999999977 : f32, 10, 20]}
 // CHECK: emitc.call_opaque "moe::rt::step::adamUpdate"({{.*}}, %[[P]], {{.*}}, %[[LR]], %[[STEP]])
-// CHECK-SAME: 12, 0.899999976 : f32, 9.990000e-01 : f32
+// CHECK-SAME: args = [0 : index, 12, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 0.899999976 : f32, 9.990000e-01 : f32
 // CHECK: emitc.call_opaque "moe::rt::step::result"({{.*}}, %[[P]]) {args = [0 : index, 0, 1 : index]}
 func.func @adam(%p: tensor<3x4xf32>, %g: tensor<3x4xf32>, %m: tensor<3x4xf32>,
                 %v: tensor<3x4xf32>, %step: tensor<i64>) -> tensor<3x4xf32>

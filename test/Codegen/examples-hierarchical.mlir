@@ -13,8 +13,8 @@
 // experts, the two levels composed; evaluation: threshold masks at both.
 // CHECK-LABEL: extern "C" void lstm2x512_hmoe32768_train_step(
 // CHECK: moe::rt::step::batchwiseMask(
-// CHECK: moe::rt::step::groupedBatchwiseMask(
-// CHECK: moe::rt::step::composeRoutesCsr(
+// CHECK: moe::rt::step::groupedBatchwiseMaskForward(
+// CHECK: moe::rt::step::composeRoutesCsrForward(
 // CHECK-LABEL: extern "C" void lstm2x512_hmoe32768_eval(
 // Their last arguments are the compiled capacities: twice the 16384 rows
 // and 65536 assignments of training.

@@ -19,8 +19,8 @@
 // Eq. 8; its evaluation copy routes with the learned thresholds (Eq. 7).
 // CHECK-LABEL: extern "C" void lstm2x512_moe8_train_step(
 // CHECK: moe::rt::step::batchwiseMask(
-// CHECK: moe::rt::step::batchwiseThresholdLoss(
-// CHECK: moe::rt::step::batchwiseThresholdLossGrad(
+// CHECK: moe::rt::step::batchwiseThresholdLossForward(
+// CHECK: moe::rt::step::batchwiseThresholdLossBackward(
 // CHECK-LABEL: extern "C" void lstm2x512_moe8_eval(
 // CHECK-NOT: batchwiseMask
 // The last argument is the compiled capacity of the assignments (here

@@ -17,13 +17,15 @@
 // CHECK: moe::rt::step::embedding([[CTX]], [[TABLE]], [[TOKENS]], {{v[0-9]+}}, 10, 8, 50);
 // The fused router: 10 tokens of width 8, 4 experts, k = 2, noise stream 0.
 // CHECK: moe::rt::step::fusedRoute([[CTX]], {{.*}}, 10, 8, 4, 2, 9.999999770e-03f, 0);
-// CHECK: moe::rt::step::groupedMatmul([[CTX]], {{.*}}, 20, 4, 8, 8, moe::rt::GemmPrecision::F32);
+// The expert GEMMs call the kernel directly, in its parameter order: 20
+// buffer rows, 4 experts, 8 x 8 weights, then the plan's offsets.
+// CHECK: moe::rt::step::groupedMatmulForward([[CTX]], 20, 4, 8, 8, {{v[0-9]+}}, {{.*}}, moe::rt::GemmPrecision::F32);
 // The backward pass starts from d(loss) = 1.
 // CHECK: moe::rt::step::fill([[CTX]], {{v[0-9]+}}, 1, 1.000000000e+00f);
 // CHECK: moe::rt::step::softmaxCrossEntropyGrad(
 // CHECK: moe::rt::step::lrSchedule([[CTX]], [[STEP]], [[LR:v[0-9]+]], 1.000000050e-03f, 200, 200);
 // Adam in place on the embedding table.
-// CHECK: moe::rt::step::adamUpdate([[CTX]], [[TABLE]], {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, [[LR]], [[STEP]], 400,
+// CHECK: moe::rt::step::adamUpdate([[CTX]], 400, [[TABLE]], {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, [[LR]], [[STEP]],
 // CHECK: moe::rt::step::result([[CTX]], 2, [[TABLE]]);
 // CHECK: return;
 // CHECK: extern "C" void tiny_moe_eval(moe::rt::step::Context*

@@ -10,5 +10,5 @@
 // CHECK: extern "C" void small_lstm_moe_train_step(
 // CHECK: moe::rt::step::lstm({{.*}}, moe::rt::GemmPrecision::BF16);
 // CHECK: moe::rt::step::fusedRoute(
-// CHECK: moe::rt::step::groupedMatmul({{.*}}, 640, 8, 64, 64, moe::rt::GemmPrecision::BF16);
+// CHECK: moe::rt::step::groupedMatmulForward({{v[0-9]+}}, 640, 8, 64, 64, {{.*}}, moe::rt::GemmPrecision::BF16);
 // CHECK: moe::rt::step::softmaxCrossEntropy({{.*}}, 320, 64, 8000, 0, 0, moe::rt::GemmPrecision::BF16);

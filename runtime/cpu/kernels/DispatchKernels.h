@@ -15,7 +15,6 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_DISPATCHKERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_DISPATCHKERNELS_H
 
-#include "runtime/Backend.h"
 #include "runtime/cpu/kernels/Blas.h"
 
 #include <omp.h>
@@ -55,85 +54,109 @@ enum class GroupedSchedule {
 /// threading only pays for a segment too large to share the cores.
 constexpr int64_t kMinBlasThreadedRows = 256;
 
-/// Throws std::invalid_argument naming `kernel` unless the plan's sizes are
-/// sane.
-inline void checkPlan(const char *kernel, const DispatchPlan &plan) {
-  if (plan.numTokens < 0 || plan.numExperts < 1 || plan.numAssignments < 0)
-    throw std::invalid_argument(
-        std::string(kernel) +
-        ": need numTokens >= 0, numExperts >= 1, numAssignments >= 0");
+/// Throws std::invalid_argument naming `kernel` unless the sizes are sane.
+inline void checkPlanSizes(const char *kernel, int64_t numTokens, int64_t n,
+                           int64_t numAssignments) {
+  if (numTokens < 0 || n < 1 || numAssignments < 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": need T >= 0, n >= 1, A >= 0");
+  if (numTokens == 0 && numAssignments != 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": assignments without tokens");
 }
+
+/// The row pointers of a plan: given, or A / T per token when null.
+class RowPointers {
+public:
+  RowPointers(const char *kernel, const int32_t *rowPtr, int64_t numTokens,
+              int64_t numAssignments)
+      : rowPtr(rowPtr),
+        perToken(numTokens > 0 ? numAssignments / numTokens : 0) {
+    if (!rowPtr && numTokens > 0 && numAssignments % numTokens != 0)
+      throw std::invalid_argument(
+          std::string(kernel) + ": " + std::to_string(numAssignments) +
+          " assignments do not split evenly over " + std::to_string(numTokens) +
+          " tokens (no row pointers)");
+  }
+  int64_t begin(int64_t t) const { return rowPtr ? rowPtr[t] : t * perToken; }
+  int64_t end(int64_t t) const { return begin(t + 1); }
+
+private:
+  const int32_t *rowPtr;
+  int64_t perToken;
+};
 
 /// Stable counting sort of the assignments by expert (see
 /// Backend::buildDispatchPlan). Checks that rowPtr is a valid CSR offset
-/// array ending at numAssignments and that every expert index is in range.
-inline void buildDispatchPlan(DispatchPlan &plan) {
-  checkPlan("buildDispatchPlan", plan);
-  int64_t numTokens = plan.numTokens, n = plan.numExperts;
-  if (plan.rowPtr[0] != 0 || plan.rowPtr[numTokens] != plan.numAssignments)
+/// array ending at A and that every expert index is in range.
+inline void buildDispatchPlan(int64_t numTokens, int64_t n, int64_t A,
+                              const int32_t *rowPtr, const int32_t *expert,
+                              int32_t *expertOffset, int32_t *positionOf,
+                              int32_t *tokenOfPosition) {
+  checkPlanSizes("buildDispatchPlan", numTokens, n, A);
+  RowPointers rows("buildDispatchPlan", rowPtr, numTokens, A);
+  if (rows.begin(0) != 0 || rows.begin(numTokens) != A)
     throw std::invalid_argument(
         "buildDispatchPlan: rowPtr must start at 0 and end at "
         "numAssignments = " +
-        std::to_string(plan.numAssignments));
-  std::fill(plan.expertCount, plan.expertCount + n, 0);
+        std::to_string(A));
+  std::vector<int32_t> count(static_cast<size_t>(n), 0);
   for (int64_t t = 0; t < numTokens; ++t) {
-    if (plan.rowPtr[t + 1] < plan.rowPtr[t])
+    if (rows.end(t) < rows.begin(t))
       throw std::invalid_argument("buildDispatchPlan: rowPtr decreases at "
                                   "token " +
                                   std::to_string(t));
-    for (int32_t a = plan.rowPtr[t]; a < plan.rowPtr[t + 1]; ++a) {
-      int32_t e = plan.expert[a];
+    for (int64_t a = rows.begin(t); a < rows.end(t); ++a) {
+      int32_t e = expert[a];
       if (e < 0 || e >= n)
         throw std::invalid_argument("buildDispatchPlan: expert index " +
                                     std::to_string(e) + " of assignment " +
                                     std::to_string(a) + " is not in [0, " +
                                     std::to_string(n) + ")");
-      ++plan.expertCount[e];
+      ++count[e];
     }
   }
-  plan.expertOffset[0] = 0;
+  expertOffset[0] = 0;
   for (int64_t e = 0; e < n; ++e)
-    plan.expertOffset[e + 1] = plan.expertOffset[e] + plan.expertCount[e];
-  std::vector<int32_t> cursor(plan.expertOffset, plan.expertOffset + n);
+    expertOffset[e + 1] = expertOffset[e] + count[e];
+  std::vector<int32_t> cursor(expertOffset, expertOffset + n);
   for (int64_t t = 0; t < numTokens; ++t)
-    for (int32_t a = plan.rowPtr[t]; a < plan.rowPtr[t + 1]; ++a) {
-      int32_t p = cursor[plan.expert[a]]++;
-      plan.positionOf[a] = p;
-      plan.tokenOfPosition[p] = static_cast<int32_t>(t);
+    for (int64_t a = rows.begin(t); a < rows.end(t); ++a) {
+      int32_t p = cursor[expert[a]]++;
+      positionOf[a] = p;
+      tokenOfPosition[p] = static_cast<int32_t>(t);
     }
 }
 
 /// buffer [A,d]: row p = x[tokenOfPosition[p]].
 template <typename T>
-void dispatchForward(const DispatchPlan &plan, int64_t d, const T *x,
-                     T *buffer) {
-  checkPlan("dispatchForward", plan);
-  int64_t numAssignments = plan.numAssignments;
-#pragma omp parallel for if (numAssignments * d > kDispatchParallelGrain)      \
-    schedule(static)
-  for (int64_t p = 0; p < numAssignments; ++p)
-    std::memcpy(buffer + p * d, x + plan.tokenOfPosition[p] * d, sizeof(T) * d);
+void dispatchForward(int64_t A, int64_t d, const int32_t *tokenOfPosition,
+                     const T *x, T *buffer) {
+  checkPlanSizes("dispatchForward", A, 1, A);
+#pragma omp parallel for if (A * d > kDispatchParallelGrain) schedule(static)
+  for (int64_t p = 0; p < A; ++p)
+    std::memcpy(buffer + p * d, x + tokenOfPosition[p] * d, sizeof(T) * d);
 }
 
 /// dx [T,d] (written) = sum over the token's assignments, in assignment
 /// order, of dBuffer[positionOf[a]].
 template <typename T>
-void dispatchBackward(const DispatchPlan &plan, int64_t d, const T *dBuffer,
-                      T *dx) {
-  checkPlan("dispatchBackward", plan);
-  int64_t numTokens = plan.numTokens;
-#pragma omp parallel for if (plan.numAssignments * d > kDispatchParallelGrain) \
-    schedule(static)
+void dispatchBackward(int64_t numTokens, int64_t A, int64_t d,
+                      const int32_t *rowPtr, const int32_t *positionOf,
+                      const T *dBuffer, T *dx) {
+  checkPlanSizes("dispatchBackward", numTokens, 1, A);
+  RowPointers rows("dispatchBackward", rowPtr, numTokens, A);
+#pragma omp parallel for if (A * d > kDispatchParallelGrain) schedule(static)
   for (int64_t t = 0; t < numTokens; ++t) {
     T *out = dx + t * d;
-    int32_t begin = plan.rowPtr[t], end = plan.rowPtr[t + 1];
+    int64_t begin = rows.begin(t), end = rows.end(t);
     if (begin == end) {
       std::fill(out, out + d, T(0));
       continue;
     }
-    std::memcpy(out, dBuffer + plan.positionOf[begin] * d, sizeof(T) * d);
-    for (int32_t a = begin + 1; a < end; ++a) {
-      const T *row = dBuffer + plan.positionOf[a] * d;
+    std::memcpy(out, dBuffer + positionOf[begin] * d, sizeof(T) * d);
+    for (int64_t a = begin + 1; a < end; ++a) {
+      const T *row = dBuffer + positionOf[a] * d;
       for (int64_t j = 0; j < d; ++j)
         out[j] += row[j];
     }
@@ -143,25 +166,25 @@ void dispatchBackward(const DispatchPlan &plan, int64_t d, const T *dBuffer,
 /// y [T,d] (written) = sum_a gate[a] * expertOut[positionOf[a]], in
 /// assignment order.
 template <typename T>
-void combineForward(const DispatchPlan &plan, int64_t d, const T *gate,
-                    const T *expertOut, T *y) {
-  checkPlan("combineForward", plan);
-  int64_t numTokens = plan.numTokens;
-#pragma omp parallel for if (plan.numAssignments * d > kDispatchParallelGrain) \
-    schedule(static)
+void combineForward(int64_t numTokens, int64_t A, int64_t d,
+                    const int32_t *rowPtr, const int32_t *positionOf,
+                    const T *gate, const T *expertOut, T *y) {
+  checkPlanSizes("combineForward", numTokens, 1, A);
+  RowPointers rows("combineForward", rowPtr, numTokens, A);
+#pragma omp parallel for if (A * d > kDispatchParallelGrain) schedule(static)
   for (int64_t t = 0; t < numTokens; ++t) {
     T *out = y + t * d;
-    int32_t begin = plan.rowPtr[t], end = plan.rowPtr[t + 1];
+    int64_t begin = rows.begin(t), end = rows.end(t);
     if (begin == end) {
       std::fill(out, out + d, T(0));
       continue;
     }
-    const T *first = expertOut + plan.positionOf[begin] * d;
+    const T *first = expertOut + positionOf[begin] * d;
     T g = gate[begin];
     for (int64_t j = 0; j < d; ++j)
       out[j] = g * first[j];
-    for (int32_t a = begin + 1; a < end; ++a) {
-      const T *row = expertOut + plan.positionOf[a] * d;
+    for (int64_t a = begin + 1; a < end; ++a) {
+      const T *row = expertOut + positionOf[a] * d;
       g = gate[a];
       for (int64_t j = 0; j < d; ++j)
         out[j] += g * row[j];
@@ -188,16 +211,17 @@ template <typename T> inline T dotRow(const T *a, const T *b, int64_t d) {
 /// dExpertOut[positionOf[a]] = gate[a] * dy[t] and dGate[a] = <dy[t],
 /// expertOut[positionOf[a]]> (both written).
 template <typename T>
-void combineBackward(const DispatchPlan &plan, int64_t d, const T *gate,
-                     const T *expertOut, const T *dy, T *dExpertOut, T *dGate) {
-  checkPlan("combineBackward", plan);
-  int64_t numTokens = plan.numTokens;
-#pragma omp parallel for if (plan.numAssignments * d > kDispatchParallelGrain) \
-    schedule(static)
+void combineBackward(int64_t numTokens, int64_t A, int64_t d,
+                     const int32_t *rowPtr, const int32_t *positionOf,
+                     const T *gate, const T *expertOut, const T *dy,
+                     T *dExpertOut, T *dGate) {
+  checkPlanSizes("combineBackward", numTokens, 1, A);
+  RowPointers rows("combineBackward", rowPtr, numTokens, A);
+#pragma omp parallel for if (A * d > kDispatchParallelGrain) schedule(static)
   for (int64_t t = 0; t < numTokens; ++t) {
     const T *grad = dy + t * d;
-    for (int32_t a = plan.rowPtr[t]; a < plan.rowPtr[t + 1]; ++a) {
-      int64_t p = plan.positionOf[a];
+    for (int64_t a = rows.begin(t); a < rows.end(t); ++a) {
+      int64_t p = positionOf[a];
       T g = gate[a];
       T *out = dExpertOut + p * d;
       for (int64_t j = 0; j < d; ++j)
@@ -223,65 +247,84 @@ private:
 };
 
 /// Calls body(e, rowBegin, rows) once for every expert e (also the empty
-/// ones), scheduled as `schedule` says.
+/// ones) of the segments expertOffset [n+1] of an A-row buffer, scheduled
+/// as `schedule` says.
 template <typename Body>
-void forEachExpert(const DispatchPlan &plan, GroupedSchedule schedule,
-                   Body body) {
-  int64_t n = plan.numExperts;
+void forEachExpert(int64_t A, int64_t n, const int32_t *expertOffset,
+                   GroupedSchedule schedule, Body body) {
+  if (expertOffset[0] < 0 || expertOffset[n] > A)
+    throw std::invalid_argument(
+        "grouped matmul: expert segments [" + std::to_string(expertOffset[0]) +
+        ", " + std::to_string(expertOffset[n]) + ") outside the buffer of " +
+        std::to_string(A) + " rows");
+  for (int64_t e = 0; e < n; ++e)
+    if (expertOffset[e + 1] < expertOffset[e])
+      throw std::invalid_argument("grouped matmul: expert offsets decrease "
+                                  "at expert " +
+                                  std::to_string(e));
+  auto rowsOf = [&](int64_t e) {
+    return expertOffset[e + 1] - expertOffset[e];
+  };
   int threads = omp_get_max_threads();
   if (schedule == GroupedSchedule::BlasThreads || threads < 2) {
     for (int64_t e = 0; e < n; ++e)
-      body(e, plan.expertOffset[e], plan.expertCount[e]);
+      body(e, expertOffset[e], rowsOf(e));
     return;
   }
-  int64_t fairShare = (plan.numAssignments + threads - 1) / threads;
+  int64_t fairShare = (A + threads - 1) / threads;
   int64_t bigRows = schedule == GroupedSchedule::Auto
                         ? std::max(kMinBlasThreadedRows, fairShare)
                         : std::numeric_limits<int64_t>::max();
   for (int64_t e = 0; e < n; ++e)
-    if (plan.expertCount[e] >= bigRows)
-      body(e, plan.expertOffset[e], plan.expertCount[e]);
+    if (rowsOf(e) >= bigRows)
+      body(e, expertOffset[e], rowsOf(e));
   SingleThreadedBlasScope singleThreaded;
   // Dynamic: segment sizes differ when the routing is unbalanced.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t e = 0; e < n; ++e)
-    if (plan.expertCount[e] < bigRows)
-      body(e, plan.expertOffset[e], plan.expertCount[e]);
+    if (rowsOf(e) < bigRows)
+      body(e, expertOffset[e], rowsOf(e));
 }
 
 /// out[seg e] = in[seg e] * W[e] with W [n, dIn, dOut]; empty segments are
 /// skipped.
 template <typename T>
-void groupedMatmulForward(const DispatchPlan &plan, int64_t dIn, int64_t dOut,
-                          const T *in, const T *weights, T *out,
+void groupedMatmulForward(int64_t A, int64_t n, int64_t dIn, int64_t dOut,
+                          const int32_t *expertOffset, const T *in,
+                          const T *weights, T *out,
                           GroupedSchedule schedule = GroupedSchedule::Auto) {
-  checkPlan("groupedMatmulForward", plan);
-  forEachExpert(plan, schedule, [&](int64_t e, int64_t begin, int64_t rows) {
-    gemm<T>(false, false, rows, dOut, dIn, T(1), in + begin * dIn, dIn,
-            weights + e * dIn * dOut, dOut, T(0), out + begin * dOut, dOut);
-  });
+  checkPlanSizes("groupedMatmulForward", A, n, A);
+  forEachExpert(A, n, expertOffset, schedule,
+                [&](int64_t e, int64_t begin, int64_t rows) {
+                  gemm<T>(false, false, rows, dOut, dIn, T(1), in + begin * dIn,
+                          dIn, weights + e * dIn * dOut, dOut, T(0),
+                          out + begin * dOut, dOut);
+                });
 }
 
 /// dInput[seg e] = dOutput[seg e] * W[e]^T and dWeights[e] = in[seg e]^T *
 /// dOutput[seg e] (both written; dWeights[e] = 0 for an empty expert).
 template <typename T>
-void groupedMatmulBackward(const DispatchPlan &plan, int64_t dIn, int64_t dOut,
-                           const T *in, const T *weights, const T *dOutput,
-                           T *dInput, T *dWeights,
+void groupedMatmulBackward(int64_t A, int64_t n, int64_t dIn, int64_t dOut,
+                           const int32_t *expertOffset, const T *in,
+                           const T *weights, const T *dOutput, T *dInput,
+                           T *dWeights,
                            GroupedSchedule schedule = GroupedSchedule::Auto) {
-  checkPlan("groupedMatmulBackward", plan);
-  forEachExpert(plan, schedule, [&](int64_t e, int64_t begin, int64_t rows) {
-    T *dW = dWeights + e * dIn * dOut;
-    if (rows == 0) {
-      std::fill(dW, dW + dIn * dOut, T(0));
-      return;
-    }
-    const T *W = weights + e * dIn * dOut;
-    gemm<T>(false, true, rows, dIn, dOut, T(1), dOutput + begin * dOut, dOut, W,
-            dOut, T(0), dInput + begin * dIn, dIn);
-    gemm<T>(true, false, dIn, dOut, rows, T(1), in + begin * dIn, dIn,
-            dOutput + begin * dOut, dOut, T(0), dW, dOut);
-  });
+  checkPlanSizes("groupedMatmulBackward", A, n, A);
+  forEachExpert(A, n, expertOffset, schedule,
+                [&](int64_t e, int64_t begin, int64_t rows) {
+                  T *dW = dWeights + e * dIn * dOut;
+                  if (rows == 0) {
+                    std::fill(dW, dW + dIn * dOut, T(0));
+                    return;
+                  }
+                  const T *W = weights + e * dIn * dOut;
+                  gemm<T>(false, true, rows, dIn, dOut, T(1),
+                          dOutput + begin * dOut, dOut, W, dOut, T(0),
+                          dInput + begin * dIn, dIn);
+                  gemm<T>(true, false, dIn, dOut, rows, T(1), in + begin * dIn,
+                          dIn, dOutput + begin * dOut, dOut, T(0), dW, dOut);
+                });
 }
 
 } // namespace moe::rt::cpu

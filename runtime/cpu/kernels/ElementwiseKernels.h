@@ -50,6 +50,13 @@ template <typename T> void scale(const T *x, T factor, T *y, int64_t count) {
     y[i] = factor * x[i];
 }
 
+/// y = (factor[0] * multiplier) * x with the factor in memory (null: 1).
+template <typename T>
+void scaleBy(const T *x, const T *factor, T multiplier, T *y, int64_t count) {
+  checkCount("scaleBy", count);
+  scale(x, factor ? factor[0] * multiplier : multiplier, y, count);
+}
+
 /// y[r, :] = x[r, :] + bias for x, y [rows, d]; y may alias x.
 template <typename T>
 void biasAdd(int64_t rows, int64_t d, const T *x, const T *bias, T *y) {

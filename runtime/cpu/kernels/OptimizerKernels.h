@@ -9,8 +9,8 @@
 #ifndef MOE_RUNTIME_CPU_KERNELS_OPTIMIZERKERNELS_H
 #define MOE_RUNTIME_CPU_KERNELS_OPTIMIZERKERNELS_H
 
-#include "runtime/Backend.h"
 #include "runtime/Checks.h"
+#include "runtime/Optimizer.h"
 #include "runtime/cpu/kernels/ElementwiseKernels.h"
 
 #include <cmath>

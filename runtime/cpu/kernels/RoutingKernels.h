@@ -481,8 +481,13 @@ void maskToCappedAssignments(const char *kernel, int64_t numTokens, int64_t n,
   maskRowPointers(numTokens, n, mask, rowPtr);
   checkThresholdCapacity(kernel, rowPtr[numTokens], capacity);
   compactMask(numTokens, n, logits, mask, rowPtr, expert, gate);
+  // Expert 0, gate 0 in the unused slots: sums over every slot (importance)
+  // count only the kept assignments.
+  int64_t used = rowPtr[numTokens];
+  std::fill(expert + used, expert + capacity, 0);
+  std::fill(gate + used, gate + capacity, T(0));
   if (numAssigned)
-    *numAssigned = rowPtr[numTokens];
+    *numAssigned = used;
 }
 
 /// The assignments of a given mask into `capacity` slots (see
@@ -493,11 +498,8 @@ void maskAssignmentsForward(int64_t numTokens, int64_t n, const T *logits,
                             T *gate, int64_t capacity, int64_t *numAssigned) {
   checkRouterShape("maskAssignmentsForward", numTokens, n);
   checkCount("maskAssignmentsForward", capacity);
-  maskToCappedAssignments("maskAssignmentsForward", numTokens, n, logits,
-                          mask, rowPtr, expert, gate, capacity, numAssigned);
-  int64_t used = rowPtr[numTokens];
-  std::fill(expert + used, expert + capacity, 0);
-  std::fill(gate + used, gate + capacity, T(0));
+  maskToCappedAssignments("maskAssignmentsForward", numTokens, n, logits, mask,
+                          rowPtr, expert, gate, capacity, numAssigned);
 }
 
 /// Batchwise mask (Eq. 6): for each expert i, keep the m tokens with the
@@ -630,11 +632,11 @@ void batchwiseThresholdLossBackward(int64_t numTokens, int64_t n,
 
 /// importance[e] = sum of the gates routed to e, in assignment order.
 template <typename T>
-void importanceForward(int64_t numTokens, int64_t n, const int32_t *rowPtr,
-                       const int32_t *expert, const T *gate, T *importance) {
-  checkRouterShape("importanceForward", numTokens, n);
+void importanceForward(int64_t A, int64_t n, const int32_t *expert,
+                       const T *gate, T *importance) {
+  checkRouterShape("importanceForward", A, n);
   std::vector<double> sum(static_cast<size_t>(n), 0.0);
-  for (int32_t a = 0; a < rowPtr[numTokens]; ++a) {
+  for (int64_t a = 0; a < A; ++a) {
     if (expert[a] < 0 || expert[a] >= n)
       throw std::invalid_argument("importanceForward: expert index " +
                                   std::to_string(expert[a]) + " out of range");
@@ -646,13 +648,11 @@ void importanceForward(int64_t numTokens, int64_t n, const int32_t *rowPtr,
 
 /// dGate[a] = dImportance[expert[a]] (written).
 template <typename T>
-void importanceBackward(int64_t numTokens, int64_t n, const int32_t *rowPtr,
-                        const int32_t *expert, const T *dImportance, T *dGate) {
-  checkRouterShape("importanceBackward", numTokens, n);
-  int64_t numAssignments = rowPtr[numTokens];
-#pragma omp parallel for if (numAssignments > kRoutingParallelGrain)           \
-    schedule(static)
-  for (int64_t a = 0; a < numAssignments; ++a)
+void importanceBackward(int64_t A, int64_t n, const int32_t *expert,
+                        const T *dImportance, T *dGate) {
+  checkRouterShape("importanceBackward", A, n);
+#pragma omp parallel for if (A > kRoutingParallelGrain) schedule(static)
+  for (int64_t a = 0; a < A; ++a)
     dGate[a] = dImportance[expert[a]];
 }
 

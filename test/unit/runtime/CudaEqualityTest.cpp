@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Backend.h"
+#include "runtime/Optimizer.h"
 
 #include "runtime/TestUtil.h"
 
@@ -370,6 +371,53 @@ TEST_F(CudaEquality, ScaleAndBiasAdd) {
                std::invalid_argument);
 }
 
+TEST_F(CudaEquality, ScaleBy) {
+  // y = (factor[0] * multiplier) * x: one product of the scalars, then one
+  // multiply per element, so the same bits on both backends.
+  const int64_t count = 1001;
+  std::vector<float> values = randomVector(count, 19);
+  auto x = twin(values);
+  auto factor = twin(std::vector<float>{-0.37f});
+  for (float multiplier : {1.0f, 0.3f, -2.5f}) {
+    std::string what = "scaleBy multiplier " + std::to_string(multiplier);
+    auto y = output<float>(count);
+    cpu->scaleBy(x->cpu(), factor->cpu(), multiplier, y->cpu(), count);
+    gpu->scaleBy(x->gpu(), factor->gpu(), multiplier, y->gpu(), count);
+    expectSame(*y, what);
+    std::vector<float> expected(count);
+    float s = -0.37f * multiplier;
+    for (int64_t i = 0; i < count; ++i)
+      expected[i] = s * values[i];
+    expectEqual(y->onGpu(), expected, what + " vs loop");
+    // A null factor counts as 1.
+    cpu->scaleBy(x->cpu(), nullptr, multiplier, y->cpu(), count);
+    gpu->scaleBy(x->gpu(), nullptr, multiplier, y->gpu(), count);
+    expectSame(*y, what + " null factor");
+    for (int64_t i = 0; i < count; ++i)
+      expected[i] = multiplier * values[i];
+    expectEqual(y->onGpu(), expected, what + " null factor vs loop");
+  }
+  // In place, with another factor written to memory.
+  float f = 4.0f;
+  cpu->copyFromHost(factor->cpu(), &f, sizeof(float));
+  gpu->copyFromHost(factor->gpu(), &f, sizeof(float));
+  auto z = twin(values);
+  cpu->scaleBy(z->cpu(), factor->cpu(), 0.5f, z->cpu(), count);
+  gpu->scaleBy(z->gpu(), factor->gpu(), 0.5f, z->gpu(), count);
+  expectSame(*z, "scaleBy in place");
+  std::vector<float> doubled = values;
+  for (float &v : doubled)
+    v *= 2.0f;
+  expectEqual(z->onGpu(), doubled, "scaleBy in place vs loop");
+  // count = 0 writes nothing; a negative count is an error.
+  auto untouched = output<float>(4);
+  gpu->scaleBy(x->gpu(), factor->gpu(), 1.0f, untouched->gpu(), 0);
+  expectEqual(untouched->onGpu(), std::vector<float>(4, -77.0f),
+              "scaleBy count 0");
+  EXPECT_THROW(gpu->scaleBy(x->gpu(), factor->gpu(), 1.0f, z->gpu(), -1),
+               std::invalid_argument);
+}
+
 TEST_F(CudaEquality, SumRows) {
   struct Shape {
     int64_t rows, d;
@@ -403,8 +451,8 @@ TEST_F(CudaEquality, DropoutMaskMatchesCpu) {
     for (float rate : {0.0f, 0.3f, 0.9f}) {
       auto x = twin(randomVector(count, 11, 0.5, 1.5));
       auto y = output<float>(count), dx = output<float>(count);
-      cpu->dropoutForward(x->cpu(), y->cpu(), count, rate, kSeed, kCounter);
-      gpu->dropoutForward(x->gpu(), y->gpu(), count, rate, kSeed, kCounter);
+      cpu->dropoutForward(x->cpu(), y->cpu(), count, rate, kSeed, kCounter, 0);
+      gpu->dropoutForward(x->gpu(), y->gpu(), count, rate, kSeed, kCounter, 0);
       std::string what = "dropout count=" + std::to_string(count) +
                          " rate=" + std::to_string(rate);
       // x is never zero, so zeros are exactly the dropped entries.
@@ -412,13 +460,15 @@ TEST_F(CudaEquality, DropoutMaskMatchesCpu) {
       for (int64_t i = 0; i < count; ++i)
         ASSERT_EQ(cy[i] == 0.0f, gy[i] == 0.0f) << what << " at " << i;
       expectNear(gy, cy, kRtol, kAtol, what);
-      cpu->dropoutBackward(x->cpu(), dx->cpu(), count, rate, kSeed, kCounter);
-      gpu->dropoutBackward(x->gpu(), dx->gpu(), count, rate, kSeed, kCounter);
+      cpu->dropoutBackward(x->cpu(), dx->cpu(), count, rate, kSeed, kCounter,
+                           0);
+      gpu->dropoutBackward(x->gpu(), dx->gpu(), count, rate, kSeed, kCounter,
+                           0);
       expectClose(*dx, kRtol, kAtol, what + " backward");
     }
   }
   auto x = twin(randomVector(4, 12));
-  EXPECT_THROW(gpu->dropoutForward(x->gpu(), x->gpu(), 4, 1.0f, 1, 1),
+  EXPECT_THROW(gpu->dropoutForward(x->gpu(), x->gpu(), 4, 1.0f, 1, 1, 0),
                std::invalid_argument);
 }
 
@@ -517,7 +567,7 @@ TEST_F(CudaEquality, NoisyTopKForward) {
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
       b.noisyTopKForward(T, n, k, p(clean), c.noise ? p(raw) : nullptr, 1e-2f,
                          c.training, kSeed, kCounter, p(noisy), p(noiseStd),
-                         p(top), p(expert), p(gate));
+                         p(top), p(expert), p(gate), 0);
     }
     std::string what = describe(c);
     expectSame(*expert, what + " expert");
@@ -537,10 +587,10 @@ TEST_F(CudaEquality, NoisyTopKForwardTiesOfSignedZeros) {
   auto expert = output<int32_t>(3);
   cpu->noisyTopKForward(1, 6, 3, c->cpu(), nullptr, 0.0f, false, 1, 1,
                         noisy->cpu(), noiseStd->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu());
+                        expert->cpu(), gate->cpu(), 0);
   gpu->noisyTopKForward(1, 6, 3, c->gpu(), nullptr, 0.0f, false, 1, 1,
                         noisy->gpu(), noiseStd->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu());
+                        expert->gpu(), gate->gpu(), 0);
   expectSame(*expert, "signed zeros");
   expectEqual(expert->onGpu(), std::vector<int32_t>{5, 0, 1}, "order");
 }
@@ -564,7 +614,7 @@ TopKState cpuTopK(rt::Backend &cpu, const TopKCase &c) {
   // The CPU backend works on host memory, so host vectors serve directly.
   cpu.noisyTopKForward(T, n, k, s.clean.data(), s.raw.data(), 1e-2f, true,
                        kSeed, kCounter, s.noisy.data(), s.noiseStd.data(),
-                       s.top.data(), s.expert.data(), s.gate.data());
+                       s.top.data(), s.expert.data(), s.gate.data(), 0);
   return s;
 }
 
@@ -790,13 +840,14 @@ TEST_F(CudaEquality, BatchwiseThresholdLoss) {
   auto mask = twin(maskHost);
   auto thresholds = twin(thresholdsBetweenProbabilities(logitsHost, T, n));
   auto loss = output<float>(1), dThr = output<float>(n);
+  auto dLoss = twin(std::vector<float>{0.7f}); // in backend memory
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
     b.batchwiseThresholdLossForward(T, n, p(logits), p(mask), p(thresholds),
                                     p(loss));
     b.batchwiseThresholdLossBackward(T, n, p(logits), p(mask), p(thresholds),
-                                     0.7f, p(dThr));
+                                     p(dLoss), p(dThr));
   }
   expectClose(*loss, 1e-5, 1e-5, "threshold loss");
   expectClose(*dThr, kRtol, kAtol, "dThresholds");
@@ -828,21 +879,23 @@ TEST_F(CudaEquality, BalancingLosses) {
   const int64_t T = 300, n = 9;
   RoutingHost r = randomRouting(T, n, 30);
   int64_t A = r.expert.size();
-  auto rowPtr = twin(r.rowPtr), expert = twin(r.expert);
+  auto expert = twin(r.expert);
   auto gate = twin(randomVector(A, 31, 0, 1));
   auto importance = output<float>(n), dGate = output<float>(A);
   auto dImportance = twin(randomVector(n, 32));
   auto cv = output<float>(1), l2 = output<float>(1);
   auto dCv = output<float>(n), dL2 = output<float>(n);
+  // The gradients of the losses are read from backend memory.
+  auto dLoss = twin(std::vector<float>{1.5f});
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-    b.importanceForward(T, n, p(rowPtr), p(expert), p(gate), p(importance));
-    b.importanceBackward(T, n, p(rowPtr), p(expert), p(dImportance), p(dGate));
+    b.importanceForward(A, n, p(expert), p(gate), p(importance));
+    b.importanceBackward(A, n, p(expert), p(dImportance), p(dGate));
     b.cvSquaredForward(n, p(importance), 0.1f, p(cv));
-    b.cvSquaredBackward(n, p(importance), 0.1f, 1.5f, p(dCv));
+    b.cvSquaredBackward(n, p(importance), 0.1f, p(dLoss), p(dCv));
     b.l2BalanceForward(T, n, p(importance), 0.2f, p(l2));
-    b.l2BalanceBackward(T, n, p(importance), 0.2f, 1.5f, p(dL2));
+    b.l2BalanceBackward(T, n, p(importance), 0.2f, p(dLoss), p(dL2));
   }
   expectClose(*importance, 1e-5, 1e-6, "importance");
   EXPECT_EQ(importance->onGpu()[1], 0.0f) << "an expert without tokens";
@@ -851,21 +904,38 @@ TEST_F(CudaEquality, BalancingLosses) {
   expectClose(*dCv, 1e-4, 1e-7, "cvSquaredBackward");
   expectClose(*l2, 1e-5, 1e-7, "l2Balance");
   expectClose(*dL2, 1e-5, 1e-7, "l2BalanceBackward");
+
+  // Another value in memory: both backends read it at the call (dLoss = -3
+  // gives -2 times the gradients of dLoss = 1.5).
+  std::vector<float> cvBefore = dCv->onGpu(), l2Before = dL2->onGpu();
+  float minusThree = -3.0f;
+  cpu->copyFromHost(dLoss->cpu(), &minusThree, sizeof(float));
+  gpu->copyFromHost(dLoss->gpu(), &minusThree, sizeof(float));
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.cvSquaredBackward(n, p(importance), 0.1f, p(dLoss), p(dCv));
+    b.l2BalanceBackward(T, n, p(importance), 0.2f, p(dLoss), p(dL2));
+  }
+  expectClose(*dCv, 1e-4, 1e-7, "cvSquaredBackward dLoss=-3");
+  expectClose(*dL2, 1e-5, 1e-7, "l2BalanceBackward dLoss=-3");
+  for (float &g : cvBefore)
+    g *= -2.0f;
+  for (float &g : l2Before)
+    g *= -2.0f;
+  expectNear(dCv->onGpu(), cvBefore, 1e-5, 1e-7, "cuda dCv scales with dLoss");
+  expectNear(dL2->onGpu(), l2Before, 1e-5, 1e-7, "cuda dL2 scales with dLoss");
 }
 
 //===----------------------------------------------------------------------===//
 // Dispatch and experts
 //===----------------------------------------------------------------------===//
 
-/// A routing and its dispatch plan on both backends.
+/// A routing and its dispatch plan arrays on both backends.
 struct TwinPlan {
-  std::unique_ptr<Twin<int32_t>> rowPtr, expert, count, offset, positionOf,
+  int64_t T = 0, n = 0, A = 0;
+  std::unique_ptr<Twin<int32_t>> rowPtr, expert, offset, positionOf,
       tokenOfPosition;
-  rt::DispatchPlan cpuPlan, gpuPlan;
-
-  const rt::DispatchPlan &on(bool onGpu) const {
-    return onGpu ? gpuPlan : cpuPlan;
-  }
 };
 
 TEST_F(CudaEquality, DispatchCombineAndGroupedMatmul) {
@@ -875,25 +945,16 @@ TEST_F(CudaEquality, DispatchCombineAndGroupedMatmul) {
   TwinPlan plan;
   plan.rowPtr = twin(r.rowPtr);
   plan.expert = twin(r.expert);
-  plan.count = output<int32_t>(n);
   plan.offset = output<int32_t>(n + 1);
   plan.positionOf = output<int32_t>(A);
   plan.tokenOfPosition = output<int32_t>(A);
   for (bool onGpu : {false, true}) {
-    rt::DispatchPlan &p = onGpu ? plan.gpuPlan : plan.cpuPlan;
-    auto ptr = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-    p.numTokens = T;
-    p.numExperts = n;
-    p.numAssignments = A;
-    p.rowPtr = ptr(plan.rowPtr);
-    p.expert = ptr(plan.expert);
-    p.expertCount = ptr(plan.count);
-    p.expertOffset = ptr(plan.offset);
-    p.positionOf = ptr(plan.positionOf);
-    p.tokenOfPosition = ptr(plan.tokenOfPosition);
-    (onGpu ? *gpu : *cpu).buildDispatchPlan(p);
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    (onGpu ? *gpu : *cpu)
+        .buildDispatchPlan(T, n, A, p(plan.rowPtr), p(plan.expert),
+                           p(plan.offset), p(plan.positionOf),
+                           p(plan.tokenOfPosition));
   }
-  expectSame(*plan.count, "expertCount");
   expectSame(*plan.offset, "expertOffset");
   expectSame(*plan.positionOf, "positionOf");
   expectSame(*plan.tokenOfPosition, "tokenOfPosition");
@@ -910,16 +971,18 @@ TEST_F(CudaEquality, DispatchCombineAndGroupedMatmul) {
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-    const rt::DispatchPlan &pl = plan.on(onGpu);
-    b.dispatchForward(pl, d, p(x), p(buffer));
-    b.dispatchBackward(pl, d, p(buffer), p(dx));
-    b.combineForward(pl, dOut, p(gate), p(expertOut), p(y));
-    b.combineBackward(pl, dOut, p(gate), p(expertOut), p(dy), p(dExpertOut),
-                      p(dGate));
-    b.groupedMatmulForward(pl, d, dOut, p(buffer), p(weights), p(out),
-                           rt::GemmPrecision::F32);
-    b.groupedMatmulBackward(pl, d, dOut, p(buffer), p(weights), p(expertOut),
-                            p(dIn), p(dWeights), rt::GemmPrecision::F32);
+    const int32_t *rowPtr = p(plan.rowPtr), *positionOf = p(plan.positionOf);
+    b.dispatchForward(A, d, p(plan.tokenOfPosition), p(x), p(buffer));
+    b.dispatchBackward(T, A, d, rowPtr, positionOf, p(buffer), p(dx));
+    b.combineForward(T, A, dOut, rowPtr, positionOf, p(gate), p(expertOut),
+                     p(y));
+    b.combineBackward(T, A, dOut, rowPtr, positionOf, p(gate), p(expertOut),
+                      p(dy), p(dExpertOut), p(dGate));
+    b.groupedMatmulForward(A, n, d, dOut, p(plan.offset), p(buffer), p(weights),
+                           p(out), rt::GemmPrecision::F32);
+    b.groupedMatmulBackward(A, n, d, dOut, p(plan.offset), p(buffer),
+                            p(weights), p(expertOut), p(dIn), p(dWeights),
+                            rt::GemmPrecision::F32);
   }
   expectSame(*buffer, "dispatchForward");
   expectClose(*dx, kRtol, kAtol, "dispatchBackward");
@@ -940,11 +1003,11 @@ TEST_F(CudaEquality, DispatchCombineAndGroupedMatmul) {
        {rt::GemmPrecision::TF32, rt::GemmPrecision::BF16}) {
     std::string what =
         precision == rt::GemmPrecision::TF32 ? "grouped tf32" : "grouped bf16";
-    gpu->groupedMatmulForward(plan.gpuPlan, d, dOut, buffer->gpu(),
+    gpu->groupedMatmulForward(A, n, d, dOut, plan.offset->gpu(), buffer->gpu(),
                               weights->gpu(), out->gpu(), precision);
     std::vector<float> reference = out->onCpu();
     expectNear(out->onGpu(), reference, 1e-2, 1e-2 * maxAbs(reference), what);
-    gpu->groupedMatmulBackward(plan.gpuPlan, d, dOut, buffer->gpu(),
+    gpu->groupedMatmulBackward(A, n, d, dOut, plan.offset->gpu(), buffer->gpu(),
                                weights->gpu(), expertOut->gpu(), dIn->gpu(),
                                dWeights->gpu(), precision);
     reference = dIn->onCpu();
@@ -960,25 +1023,120 @@ TEST_F(CudaEquality, DispatchPlanWithoutAssignments) {
   const int64_t T = 5, n = 3;
   auto rowPtr = twin(std::vector<int32_t>(T + 1, 0));
   auto expert = output<int32_t>(1);
-  auto count = output<int32_t>(n), offset = output<int32_t>(n + 1);
+  auto offset = output<int32_t>(n + 1);
   auto positionOf = output<int32_t>(1), tokenOfPosition = output<int32_t>(1);
-  rt::DispatchPlan p;
-  p.numTokens = T;
-  p.numExperts = n;
-  p.numAssignments = 0;
-  p.rowPtr = rowPtr->gpu();
-  p.expert = expert->gpu();
-  p.expertCount = count->gpu();
-  p.expertOffset = offset->gpu();
-  p.positionOf = positionOf->gpu();
-  p.tokenOfPosition = tokenOfPosition->gpu();
-  gpu->buildDispatchPlan(p);
-  expectEqual(count->onGpu(), std::vector<int32_t>(n, 0), "empty counts");
+  gpu->buildDispatchPlan(T, n, 0, rowPtr->gpu(), expert->gpu(), offset->gpu(),
+                         positionOf->gpu(), tokenOfPosition->gpu());
   expectEqual(offset->onGpu(), std::vector<int32_t>(n + 1, 0), "empty offsets");
   auto y = output<float>(T * 4), values = twin(randomVector(4, 39));
-  gpu->combineForward(p, 4, values->gpu(), values->gpu(), y->gpu());
+  gpu->combineForward(T, 0, 4, rowPtr->gpu(), positionOf->gpu(), values->gpu(),
+                      values->gpu(), y->gpu());
   expectEqual(y->onGpu(), std::vector<float>(T * 4, 0.0f),
               "combine of no assignments");
+  // The same without row pointers (0 / T = 0 assignments per token).
+  offset = output<int32_t>(n + 1);
+  gpu->buildDispatchPlan(T, n, 0, nullptr, expert->gpu(), offset->gpu(),
+                         positionOf->gpu(), tokenOfPosition->gpu());
+  expectEqual(offset->onGpu(), std::vector<int32_t>(n + 1, 0),
+              "empty offsets, null rowPtr");
+  y = output<float>(T * 4);
+  gpu->combineForward(T, 0, 4, nullptr, positionOf->gpu(), values->gpu(),
+                      values->gpu(), y->gpu());
+  expectEqual(y->onGpu(), std::vector<float>(T * 4, 0.0f),
+              "combine of no assignments, null rowPtr");
+}
+
+// A null rowPtr means A / T assignments per token (top-k): on the GPU the
+// plan and the dispatch / combine kernels give the bits of the call with
+// the row pointers [0, k, 2k, ...], and agree with the CPU's null-rowPtr
+// call.
+TEST_F(CudaEquality, ImplicitRowPointers) {
+  const int64_t d = 24;
+  struct Case {
+    int64_t T, n, k;
+  };
+  for (Case c : {Case{97, 11, 3}, Case{1, 4, 4}, Case{300, 64, 1}}) {
+    std::string what = "T=" + std::to_string(c.T) +
+                       " n=" + std::to_string(c.n) +
+                       " k=" + std::to_string(c.k);
+    int64_t T = c.T, n = c.n, A = T * c.k;
+    std::mt19937 gen(90);
+    std::vector<int32_t> rowPtrHost(T + 1), expertHost;
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<int32_t> experts(n);
+      std::iota(experts.begin(), experts.end(), 0);
+      std::shuffle(experts.begin(), experts.end(), gen);
+      expertHost.insert(expertHost.end(), experts.begin(),
+                        experts.begin() + c.k);
+    }
+    for (int64_t t = 0; t <= T; ++t)
+      rowPtrHost[t] = static_cast<int32_t>(t * c.k);
+    auto rowPtr = twin(rowPtrHost), expert = twin(expertHost);
+    // Plan with explicit row pointers (GPU), and with none (both).
+    auto offset = output<int32_t>(n + 1), positionOf = output<int32_t>(A),
+         tokenOfPosition = output<int32_t>(A);
+    gpu->buildDispatchPlan(T, n, A, rowPtr->gpu(), expert->gpu(), offset->gpu(),
+                           positionOf->gpu(), tokenOfPosition->gpu());
+    std::vector<int32_t> explicitOffset = offset->onGpu(),
+                         explicitPosition = positionOf->onGpu(),
+                         explicitToken = tokenOfPosition->onGpu();
+    offset = output<int32_t>(n + 1);
+    positionOf = output<int32_t>(A);
+    tokenOfPosition = output<int32_t>(A);
+    for (bool onGpu : {false, true}) {
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      (onGpu ? *gpu : *cpu)
+          .buildDispatchPlan(T, n, A, nullptr, p(expert), p(offset),
+                             p(positionOf), p(tokenOfPosition));
+    }
+    expectEqual(offset->onGpu(), explicitOffset, what + " offsets");
+    expectEqual(positionOf->onGpu(), explicitPosition, what + " positionOf");
+    expectEqual(tokenOfPosition->onGpu(), explicitToken,
+                what + " tokenOfPosition");
+    expectSame(*offset, what + " offsets vs cpu");
+    expectSame(*positionOf, what + " positionOf vs cpu");
+    expectSame(*tokenOfPosition, what + " tokenOfPosition vs cpu");
+
+    auto dBuffer = twin(randomVector(A * d, 91));
+    auto gate = twin(randomVector(A, 92, 0, 1));
+    auto expertOut = twin(randomVector(A * d, 93));
+    auto dy = twin(randomVector(T * d, 94));
+    auto dx = output<float>(T * d), y = output<float>(T * d);
+    auto dExpertOut = output<float>(A * d), dGate = output<float>(A);
+    // rows: the row pointers on the GPU (explicit) or null, on `b`.
+    auto run = [&](rt::Backend &b, bool onGpu, const int32_t *rows) {
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.dispatchBackward(T, A, d, rows, p(positionOf), p(dBuffer), p(dx));
+      b.combineForward(T, A, d, rows, p(positionOf), p(gate), p(expertOut),
+                       p(y));
+      b.combineBackward(T, A, d, rows, p(positionOf), p(gate), p(expertOut),
+                        p(dy), p(dExpertOut), p(dGate));
+    };
+    run(*gpu, true, rowPtr->gpu());
+    std::vector<float> explicitDx = dx->onGpu(), explicitY = y->onGpu(),
+                       explicitDOut = dExpertOut->onGpu(),
+                       explicitDGate = dGate->onGpu();
+    run(*gpu, true, nullptr);
+    run(*cpu, false, nullptr);
+    expectBitwiseEqual(dx->onGpu(), explicitDx, what + " dispatchBackward");
+    expectBitwiseEqual(y->onGpu(), explicitY, what + " combineForward");
+    expectBitwiseEqual(dExpertOut->onGpu(), explicitDOut,
+                       what + " combineBackward dExpertOut");
+    expectBitwiseEqual(dGate->onGpu(), explicitDGate,
+                       what + " combineBackward dGate");
+    expectClose(*dx, kRtol, kAtol, what + " dispatchBackward vs cpu");
+    expectClose(*y, kRtol, kAtol, what + " combineForward vs cpu");
+    expectClose(*dExpertOut, kRtol, kAtol, what + " dExpertOut vs cpu");
+    expectClose(*dGate, 1e-5, 1e-5, what + " dGate vs cpu");
+  }
+  // A must split evenly over the tokens.
+  auto expert = twin(std::vector<int32_t>{0, 1, 2});
+  auto offset = output<int32_t>(4), positions = output<int32_t>(3),
+       tokens = output<int32_t>(3);
+  EXPECT_THROW(gpu->buildDispatchPlan(2, 3, 3, nullptr, expert->gpu(),
+                                      offset->gpu(), positions->gpu(),
+                                      tokens->gpu()),
+               std::invalid_argument);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1103,17 +1261,45 @@ TEST_F(CudaEquality, SoftmaxCrossEntropy) {
     auto tg = twin(targets);
     auto logits = twin(randomVector(T * V, 57, -6, 6));
     auto loss = output<float>(1), dLogits = output<float>(T * V);
+    // The gradient factor 0.25 = dLoss[0] (in backend memory) * dLossScale.
+    auto dLoss = twin(std::vector<float>{0.5f});
     int64_t tokens[2] = {-1, -1};
     for (bool onGpu : {false, true}) {
       rt::Backend &b = onGpu ? *gpu : *cpu;
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-      b.softmaxCrossEntropy(T, V, p(logits), p(tg), 0.25f, p(loss), p(dLogits),
-                            &tokens[onGpu]);
+      b.softmaxCrossEntropy(T, V, p(logits), p(tg), p(dLoss), 0.5f, p(loss),
+                            p(dLogits), &tokens[onGpu]);
     }
     std::string what = "cross-entropy V=" + std::to_string(V);
     EXPECT_EQ(tokens[1], tokens[0]) << what;
     expectClose(*loss, 1e-5, 1e-5, what + " loss");
     expectClose(*dLogits, 1e-4, 1e-7, what + " dLogits");
+
+    // A null dLoss counts as 1: the factor is dLossScale alone, the same
+    // bits on the GPU as dLoss[0] = 1 in memory.
+    std::vector<float> withPointer = dLogits->onGpu();
+    auto nullLogits = output<float>(T * V);
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.softmaxCrossEntropy(T, V, p(logits), p(tg), nullptr, 0.25f, p(loss),
+                            p(nullLogits), &tokens[onGpu]);
+    }
+    expectClose(*nullLogits, 1e-4, 1e-7, what + " dLogits, null dLoss");
+    auto one = twin(std::vector<float>{1.0f});
+    gpu->softmaxCrossEntropy(T, V, logits->gpu(), tg->gpu(), one->gpu(), 0.25f,
+                             loss->gpu(), dLogits->gpu(), nullptr);
+    expectBitwiseEqual(nullLogits->onGpu(), dLogits->onGpu(),
+                       what + " null dLoss vs dLoss = 1");
+    // dLoss[0] = 2 doubles the GPU's gradient (the same rounding, times 2).
+    auto two = twin(std::vector<float>{2.0f});
+    gpu->softmaxCrossEntropy(T, V, logits->gpu(), tg->gpu(), two->gpu(), 0.25f,
+                             loss->gpu(), dLogits->gpu(), nullptr);
+    std::vector<float> doubled = nullLogits->onGpu();
+    for (float &g : doubled)
+      g *= 2.0f;
+    expectNear(dLogits->onGpu(), doubled, 1e-6, 1e-9,
+               what + " dLoss = 2 doubles dLogits");
   }
 }
 
@@ -1131,12 +1317,14 @@ TEST_F(CudaEquality, SampledSoftmaxCrossEntropy) {
   auto loss = output<float>(1), dHidden = output<float>(T * d);
   auto dWeights = twin(randomVector(V * d, 62)); // accumulates
   auto dBias = twin(randomVector(V, 63));
+  // The gradient factor 0.5 = dLoss[0] (in backend memory) * dLossScale.
+  auto dLoss = twin(std::vector<float>{2.0f});
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
     b.sampledSoftmaxCrossEntropy(T, d, V, S, p(hidden), p(weights), p(bias),
-                                 p(tg), kSeed, kCounter, 0.5f, p(loss),
-                                 p(dHidden), p(dWeights), p(dBias));
+                                 p(tg), kSeed, kCounter, p(dLoss), 0.25f,
+                                 p(loss), p(dHidden), p(dWeights), p(dBias));
   }
   expectClose(*loss, 1e-5, 1e-5, "sampled loss");
   expectClose(*dHidden, 1e-4, 1e-6, "sampled dHidden");
@@ -1158,13 +1346,13 @@ TEST_F(CudaEquality, CrossEntropyWithoutGradients) {
     auto loss = output<float>(1), lossOnly = output<float>(1);
     auto dLogits = output<float>(T * V);
     int64_t tokens = -1, tokensOnly[2] = {-1, -1};
-    gpu->softmaxCrossEntropy(T, V, logits->gpu(), tg->gpu(), 0.25f, loss->gpu(),
-                             dLogits->gpu(), &tokens);
+    gpu->softmaxCrossEntropy(T, V, logits->gpu(), tg->gpu(), nullptr, 0.25f,
+                             loss->gpu(), dLogits->gpu(), &tokens);
     for (bool onGpu : {false, true}) {
       rt::Backend &b = onGpu ? *gpu : *cpu;
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-      b.softmaxCrossEntropy(T, V, p(logits), p(tg), 0.25f, p(lossOnly), nullptr,
-                            &tokensOnly[onGpu]);
+      b.softmaxCrossEntropy(T, V, p(logits), p(tg), nullptr, 0.25f, p(lossOnly),
+                            nullptr, &tokensOnly[onGpu]);
     }
     std::string what = "forward-only cross-entropy V=" + std::to_string(V);
     EXPECT_EQ(tokensOnly[1], tokens) << what;
@@ -1188,22 +1376,22 @@ TEST_F(CudaEquality, CrossEntropyWithoutGradients) {
   auto dWeights = twin(std::vector<float>(V * d, 0.0f));
   auto dBias = twin(std::vector<float>(V, 0.0f));
   gpu->sampledSoftmaxCrossEntropy(T, d, V, S, hidden->gpu(), weights->gpu(),
-                                  bias->gpu(), tg->gpu(), kSeed, kCounter, 0.5f,
-                                  loss->gpu(), dHidden->gpu(), dWeights->gpu(),
-                                  dBias->gpu());
+                                  bias->gpu(), tg->gpu(), kSeed, kCounter,
+                                  nullptr, 0.5f, loss->gpu(), dHidden->gpu(),
+                                  dWeights->gpu(), dBias->gpu());
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
     b.sampledSoftmaxCrossEntropy(T, d, V, S, p(hidden), p(weights), p(bias),
-                                 p(tg), kSeed, kCounter, 0.5f, p(lossOnly),
-                                 nullptr, nullptr, nullptr);
+                                 p(tg), kSeed, kCounter, nullptr, 0.5f,
+                                 p(lossOnly), nullptr, nullptr, nullptr);
   }
   expectBitwiseEqual(lossOnly->onGpu(), loss->onGpu(), "sampled loss only");
   expectClose(*lossOnly, 1e-5, 1e-5, "sampled loss only vs cpu");
   EXPECT_THROW(gpu->sampledSoftmaxCrossEntropy(
                    T, d, V, S, hidden->gpu(), weights->gpu(), bias->gpu(),
-                   tg->gpu(), kSeed, kCounter, 0.5f, loss->gpu(), nullptr,
-                   dWeights->gpu(), nullptr),
+                   tg->gpu(), kSeed, kCounter, nullptr, 0.5f, loss->gpu(),
+                   nullptr, dWeights->gpu(), nullptr),
                std::invalid_argument);
 }
 
@@ -1214,16 +1402,86 @@ TEST_F(CudaEquality, Adam) {
   auto v = twin(std::vector<float>(count, 0.0f));
   rt::AdamConfig config;
   config.weightDecay = 0.01f;
+  // The learning rate and the step counter live in backend memory.
+  auto lr = twin(std::vector<float>{1e-2f});
   for (int64_t step = 1; step <= 3; ++step) {
     auto grad = twin(randomVector(count, 65 + step));
-    cpu->adamUpdate(count, param->cpu(), grad->cpu(), m->cpu(), v->cpu(), 1e-2f,
-                    step, config);
-    gpu->adamUpdate(count, param->gpu(), grad->gpu(), m->gpu(), v->gpu(), 1e-2f,
-                    step, config);
+    auto stepMem = twin(std::vector<int64_t>{step});
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.adamUpdate(count, p(param), p(grad), p(m), p(v), p(lr), p(stepMem),
+                   config.beta1, config.beta2, config.eps, config.weightDecay);
+    }
   }
   expectClose(*param, 1e-5, 1e-6, "adam param");
   expectClose(*m, 1e-5, 1e-7, "adam m");
   expectClose(*v, 1e-5, 1e-7, "adam v");
+}
+
+// The optimizer as a compiled step runs it: lrSchedule writes the rate
+// from the step counter in memory and adamUpdate reads both, over the
+// warm-up, the plateau and the decay, with bias corrections far from 1
+// and near 1 (step 1000).
+TEST_F(CudaEquality, AdamWithScheduledLearningRate) {
+  const int64_t count = 1001;
+  const rt::LrSchedule schedule{3e-3f, 2, 2};
+  rt::AdamConfig config;
+  config.weightDecay = 0.05f;
+  auto param = twin(randomVector(count, 95));
+  auto m = twin(std::vector<float>(count, 0.0f));
+  auto v = twin(std::vector<float>(count, 0.0f));
+  auto lr = output<float>(1);
+  for (int64_t step : {1, 2, 3, 4, 5, 9, 1000}) {
+    auto grad = twin(randomVector(count, 96 + step, -2, 2));
+    auto stepMem = twin(std::vector<int64_t>{step});
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.lrSchedule(p(stepMem), p(lr), schedule.baseLr, schedule.warmupSteps,
+                   schedule.constantSteps);
+      b.adamUpdate(count, p(param), p(grad), p(m), p(v), p(lr), p(stepMem),
+                   config.beta1, config.beta2, config.eps, config.weightDecay);
+    }
+    std::string what = "step " + std::to_string(step);
+    expectSame(*lr, what + " lr");
+    EXPECT_EQ(lr->onGpu()[0], schedule.at(step)) << what;
+    expectClose(*param, 1e-5, 1e-6, what + " param");
+    expectClose(*m, 1e-5, 1e-7, what + " m");
+    expectClose(*v, 1e-5, 1e-7, what + " v");
+  }
+}
+
+// lrSchedule: the bits of the CPU (and of LrSchedule::at) for every phase
+// of several schedules, the step and the rate in device memory.
+TEST_F(CudaEquality, LrSchedule) {
+  const rt::LrSchedule schedules[] = {{0.01f, 200, 200},
+                                      {0.5f, 0, 10},
+                                      {3e-4f, 7, 0},
+                                      {1.0f, 0, 0},
+                                      {1e-3f, 4000, 100000}};
+  std::vector<int64_t> steps = {1,    2,    3,    7,      8,      10,       11,
+                                100,  199,  200,  201,    399,    400,      401,
+                                1600, 4000, 4001, 104000, 104001, 123456789};
+  for (const rt::LrSchedule &s : schedules) {
+    auto stepMem = twin(std::vector<int64_t>{1});
+    auto lr = output<float>(1);
+    for (int64_t step : steps) {
+      cpu->copyFromHost(stepMem->cpu(), &step, sizeof(step));
+      gpu->copyFromHost(stepMem->gpu(), &step, sizeof(step));
+      cpu->lrSchedule(stepMem->cpu(), lr->cpu(), s.baseLr, s.warmupSteps,
+                      s.constantSteps);
+      gpu->lrSchedule(stepMem->gpu(), lr->gpu(), s.baseLr, s.warmupSteps,
+                      s.constantSteps);
+      std::string what = "base " + std::to_string(s.baseLr) + " warm-up " +
+                         std::to_string(s.warmupSteps) + " constant " +
+                         std::to_string(s.constantSteps) + " step " +
+                         std::to_string(step);
+      expectBitwiseEqual(lr->onGpu(), lr->onCpu(), what);
+      std::vector<float> expected = {s.at(step)};
+      expectBitwiseEqual(lr->onGpu(), expected, what + " vs at()");
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -1243,15 +1501,11 @@ TEST_F(CudaEquality, RunToRunDeterminism) {
     auto load = output<float>(n);
     gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 1e-2f, true, kSeed,
                           kCounter, noisy->gpu(), noiseStd->gpu(), top->gpu(),
-                          expert->gpu(), gate->gpu());
+                          expert->gpu(), gate->gpu(), 0);
     gpu->loadEstimateForward(T, n, k, clean->gpu(), noisy->gpu(),
                              noiseStd->gpu(), top->gpu(), load->gpu());
-    std::vector<int32_t> rowPtr(T + 1);
-    for (int64_t t = 0; t <= T; ++t)
-      rowPtr[t] = static_cast<int32_t>(t * k);
-    auto rp = twin(rowPtr);
     auto importance = output<float>(n);
-    gpu->importanceForward(T, n, rp->gpu(), expert->gpu(), gate->gpu(),
+    gpu->importanceForward(T * k, n, expert->gpu(), gate->gpu(),
                            importance->gpu());
     auto ids = twin(std::vector<int32_t>(T, 3)); // one hot row
     auto dOut = twin(randomVector(T * d, 72));
@@ -1491,13 +1745,14 @@ TEST_F(CudaEquality, GroupedBatchwiseThresholdLoss) {
   auto logits = twin(logitsHost), mask = twin(maskHost);
   auto thresholds = twin(thresholdsHost);
   auto loss = output<float>(1), dThr = output<float>(groups * n);
+  auto dLoss = twin(std::vector<float>{0.7f}); // in backend memory
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
     b.groupedBatchwiseThresholdLossForward(groups, rowsPerGroup, n, p(logits),
                                            p(mask), p(thresholds), p(loss));
     b.groupedBatchwiseThresholdLossBackward(groups, rowsPerGroup, n, p(logits),
-                                            p(mask), p(thresholds), 0.7f,
+                                            p(mask), p(thresholds), p(dLoss),
                                             p(dThr));
   }
   expectClose(*loss, 1e-5, 1e-5, "grouped threshold loss");

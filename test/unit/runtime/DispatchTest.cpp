@@ -43,37 +43,31 @@ double dot(const std::vector<double> &a, const std::vector<double> &b) {
   return s;
 }
 
-/// A routing in assignment form and the dispatch plan built from it. Not
-/// copyable: the plan points into the vectors.
+/// A routing in assignment form and the dispatch plan arrays built from it
+/// (expertOffset [n+1], positionOf [A], tokenOfPosition [A]).
 struct Routing {
   int64_t T, n;
-  std::vector<int32_t> rowPtr, expert, count, offset, positionOf,
-      tokenOfPosition;
-  rt::DispatchPlan plan;
+  std::vector<int32_t> rowPtr, expert, offset, positionOf, tokenOfPosition;
 
   Routing(int64_t T, int64_t n, std::vector<int32_t> rowPtrIn,
           std::vector<int32_t> expertIn)
       : T(T), n(n), rowPtr(std::move(rowPtrIn)), expert(std::move(expertIn)),
-        count(n), offset(n + 1), positionOf(expert.size()),
-        tokenOfPosition(expert.size()) {
-    plan.numTokens = T;
-    plan.numExperts = n;
-    plan.numAssignments = int64_t(expert.size());
-    plan.rowPtr = rowPtr.data();
-    plan.expert = expert.data();
-    plan.expertCount = count.data();
-    plan.expertOffset = offset.data();
-    plan.positionOf = positionOf.data();
-    plan.tokenOfPosition = tokenOfPosition.data();
-  }
-  Routing(const Routing &) = delete;
-  Routing &operator=(const Routing &) = delete;
+        offset(n + 1), positionOf(expert.size()),
+        tokenOfPosition(expert.size()) {}
 
   int64_t numAssignments() const { return int64_t(expert.size()); }
   /// The token of assignment a.
   int32_t tokenOf(int64_t a) const {
     return int32_t(std::upper_bound(rowPtr.begin(), rowPtr.end(), a) -
                    rowPtr.begin() - 1);
+  }
+  /// Rows of expert e in the buffer.
+  int32_t count(int64_t e) const { return offset[e + 1] - offset[e]; }
+  /// Builds the plan with the cpu:: kernel.
+  void build() {
+    rt::cpu::buildDispatchPlan(T, n, numAssignments(), rowPtr.data(),
+                               expert.data(), offset.data(), positionOf.data(),
+                               tokenOfPosition.data());
   }
 };
 
@@ -92,7 +86,7 @@ std::unique_ptr<Routing> randomRouting(int64_t T, int64_t n, int64_t minPer,
     rowPtr.push_back(int32_t(expert.size()));
   }
   auto r = std::make_unique<Routing>(T, n, rowPtr, expert);
-  rt::cpu::buildDispatchPlan(r->plan);
+  r->build();
   return r;
 }
 
@@ -133,22 +127,23 @@ TEST(DispatchPlan, IsAStableSortByExpert) {
     EXPECT_EQ(r->offset[0], 0);
     for (int64_t e = 0; e < r->n; ++e) {
       int64_t expected = std::count(r->expert.begin(), r->expert.end(), e);
-      EXPECT_EQ(r->count[e], expected) << e;
+      EXPECT_EQ(r->count(e), expected) << e;
       EXPECT_EQ(r->offset[e + 1], r->offset[e] + expected) << e;
     }
   }
   // Experts 2 and 5 of the variable routing receive nothing.
   auto r = randomRouting(17, 7, 0, 3, {0, 1, 3, 4, 6}, 2);
-  EXPECT_EQ(r->count[2], 0);
-  EXPECT_EQ(r->count[5], 0);
+  EXPECT_EQ(r->count(2), 0);
+  EXPECT_EQ(r->count(5), 0);
 }
 
 TEST(DispatchPlan, RejectsBadRoutings) {
   auto build = [](std::vector<int32_t> rowPtr, std::vector<int32_t> expert,
                   int64_t A) {
     Routing r(int64_t(rowPtr.size()) - 1, 3, rowPtr, expert);
-    r.plan.numAssignments = A;
-    rt::cpu::buildDispatchPlan(r.plan);
+    rt::cpu::buildDispatchPlan(r.T, r.n, A, r.rowPtr.data(), r.expert.data(),
+                               r.offset.data(), r.positionOf.data(),
+                               r.tokenOfPosition.data());
   };
   EXPECT_NO_THROW(build({0, 1, 2}, {0, 2}, 2));
   EXPECT_THROW(build({0, 1, 2}, {0, 3}, 2), std::invalid_argument);
@@ -168,7 +163,9 @@ TEST(Dispatch, CopiesRowsAndBackwardIsTheAdjoint) {
     int64_t T = r->T, A = r->numAssignments();
     auto x = randomVector<double>(T * d, 5);
     std::vector<double> buffer(A * d);
-    rt::cpu::dispatchForward<double>(r->plan, d, x.data(), buffer.data());
+    rt::cpu::dispatchForward<double>(r->numAssignments(), d,
+                                     r->tokenOfPosition.data(), x.data(),
+                                     buffer.data());
     for (int64_t a = 0; a < A; ++a)
       for (int64_t j = 0; j < d; ++j)
         EXPECT_EQ(buffer[r->positionOf[a] * d + j], x[r->tokenOf(a) * d + j]);
@@ -176,11 +173,15 @@ TEST(Dispatch, CopiesRowsAndBackwardIsTheAdjoint) {
     auto w = randomVector<double>(A * d, 6);
     auto loss = [&](const std::vector<double> &xs) {
       std::vector<double> b(A * d);
-      rt::cpu::dispatchForward<double>(r->plan, d, xs.data(), b.data());
+      rt::cpu::dispatchForward<double>(r->numAssignments(), d,
+                                       r->tokenOfPosition.data(), xs.data(),
+                                       b.data());
       return dot(b, w);
     };
     std::vector<double> dx(T * d, 42.0);
-    rt::cpu::dispatchBackward<double>(r->plan, d, w.data(), dx.data());
+    rt::cpu::dispatchBackward<double>(r->T, r->numAssignments(), d,
+                                      r->rowPtr.data(), r->positionOf.data(),
+                                      w.data(), dx.data());
     expectAllClose(dx, numericGradient(loss, x), 1e-7, 1e-9, "dx");
   }
 }
@@ -193,8 +194,9 @@ TEST(Combine, WeightsExpertRowsAndGradientMatches) {
     auto gate = randomVector<double>(A, 7, 0.0, 1.0);
     auto out = randomVector<double>(A * d, 8);
     std::vector<double> y(T * d, 42.0), expected(T * d, 0.0);
-    rt::cpu::combineForward<double>(r->plan, d, gate.data(), out.data(),
-                                    y.data());
+    rt::cpu::combineForward<double>(r->T, r->numAssignments(), d,
+                                    r->rowPtr.data(), r->positionOf.data(),
+                                    gate.data(), out.data(), y.data());
     for (int64_t a = 0; a < A; ++a)
       for (int64_t j = 0; j < d; ++j)
         expected[r->tokenOf(a) * d + j] +=
@@ -204,16 +206,18 @@ TEST(Combine, WeightsExpertRowsAndGradientMatches) {
     auto w = randomVector<double>(T * d, 9);
     auto loss = [&](const std::vector<double> &params) {
       std::vector<double> ys(T * d);
-      rt::cpu::combineForward<double>(r->plan, d, params.data(),
-                                      params.data() + A, ys.data());
+      rt::cpu::combineForward<double>(
+          r->T, r->numAssignments(), d, r->rowPtr.data(), r->positionOf.data(),
+          params.data(), params.data() + A, ys.data());
       return dot(ys, w);
     };
     std::vector<double> params = gate;
     params.insert(params.end(), out.begin(), out.end());
     std::vector<double> numeric = numericGradient(loss, params);
     std::vector<double> dOut(A * d, 42.0), dGate(A, 42.0);
-    rt::cpu::combineBackward<double>(r->plan, d, gate.data(), out.data(),
-                                     w.data(), dOut.data(), dGate.data());
+    rt::cpu::combineBackward<double>(
+        r->T, r->numAssignments(), d, r->rowPtr.data(), r->positionOf.data(),
+        gate.data(), out.data(), w.data(), dOut.data(), dGate.data());
     expectAllClose(dGate,
                    std::vector<double>(numeric.begin(), numeric.begin() + A),
                    1e-7, 1e-9, "dGate");
@@ -232,13 +236,146 @@ TEST(Combine, DotProductCoversEveryLength) {
     auto out = randomVector<double>(A * d, 12);
     auto dy = randomVector<double>(3 * d, 13);
     std::vector<double> dOut(A * d), dGate(A), expected(A, 0.0);
-    rt::cpu::combineBackward<double>(r->plan, d, gate.data(), out.data(),
-                                     dy.data(), dOut.data(), dGate.data());
+    rt::cpu::combineBackward<double>(
+        r->T, r->numAssignments(), d, r->rowPtr.data(), r->positionOf.data(),
+        gate.data(), out.data(), dy.data(), dOut.data(), dGate.data());
     for (int64_t a = 0; a < A; ++a)
       for (int64_t j = 0; j < d; ++j)
         expected[a] +=
             dy[r->tokenOf(a) * d + j] * out[r->positionOf[a] * d + j];
     expectAllClose(dGate, expected, 1e-13, 1e-14, "dGate");
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Implicit row pointers (top-k: a null rowPtr means A / T per token)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+struct TopKCase {
+  int64_t T, n, k;
+};
+
+/// One token, k = 1, k = n, and no tokens at all.
+const TopKCase kTopKCases[] = {
+    {13, 5, 3}, {1, 4, 2}, {9, 6, 1}, {5, 4, 4}, {0, 3, 2}};
+
+/// Top-k routing with explicit row pointers [0, k, 2k, ...].
+std::unique_ptr<Routing> topKRouting(const TopKCase &c, uint32_t seed) {
+  auto r = randomRouting(c.T, c.n, c.k, c.k, range(int32_t(c.n)), seed);
+  for (int64_t t = 0; t <= c.T; ++t)
+    EXPECT_EQ(r->rowPtr[t], t * c.k);
+  return r;
+}
+
+} // namespace
+
+TEST(ImplicitRowPointers, PlanEqualsExplicitRowPointers) {
+  for (const TopKCase &c : kTopKCases) {
+    SCOPED_TRACE(testing::Message()
+                 << "T=" << c.T << " n=" << c.n << " k=" << c.k);
+    auto r = topKRouting(c, 40);
+    int64_t A = r->numAssignments();
+    std::vector<int32_t> offset(c.n + 1, -7), positionOf(A, -7),
+        tokenOfPosition(A, -7);
+    rt::cpu::buildDispatchPlan(c.T, c.n, A, nullptr, r->expert.data(),
+                               offset.data(), positionOf.data(),
+                               tokenOfPosition.data());
+    EXPECT_EQ(offset, r->offset);
+    EXPECT_EQ(positionOf, r->positionOf);
+    EXPECT_EQ(tokenOfPosition, r->tokenOfPosition);
+  }
+  // A must split evenly over the tokens.
+  std::vector<int32_t> expert = {0, 1, 2}, offset(4), positionOf(3),
+                       tokenOfPosition(3);
+  EXPECT_THROW(rt::cpu::buildDispatchPlan(2, 3, 3, nullptr, expert.data(),
+                                          offset.data(), positionOf.data(),
+                                          tokenOfPosition.data()),
+               std::invalid_argument);
+  std::vector<double> rows(3 * 2), dx(2 * 2);
+  EXPECT_THROW(rt::cpu::dispatchBackward<double>(
+                   2, 3, 2, nullptr, positionOf.data(), rows.data(), dx.data()),
+               std::invalid_argument);
+}
+
+TEST(ImplicitRowPointers, DispatchAndCombineEqualExplicitRowPointers) {
+  // Same loops in the same order: the bits of the explicit call.
+  int64_t d = 7;
+  for (const TopKCase &c : kTopKCases) {
+    SCOPED_TRACE(testing::Message()
+                 << "T=" << c.T << " n=" << c.n << " k=" << c.k);
+    auto r = topKRouting(c, 41);
+    int64_t T = c.T, A = r->numAssignments();
+    const int32_t *rowPtr = r->rowPtr.data(), *pos = r->positionOf.data();
+    auto dBuffer = randomVector<double>(A * d, 42);
+    auto gate = randomVector<double>(A, 43, 0.0, 1.0);
+    auto out = randomVector<double>(A * d, 44);
+    auto dy = randomVector<double>(T * d, 45);
+
+    std::vector<double> dx(T * d, 1.0), dxNull(T * d, 2.0);
+    rt::cpu::dispatchBackward<double>(T, A, d, rowPtr, pos, dBuffer.data(),
+                                      dx.data());
+    rt::cpu::dispatchBackward<double>(T, A, d, nullptr, pos, dBuffer.data(),
+                                      dxNull.data());
+    EXPECT_EQ(dxNull, dx);
+
+    std::vector<double> y(T * d, 1.0), yNull(T * d, 2.0);
+    rt::cpu::combineForward<double>(T, A, d, rowPtr, pos, gate.data(),
+                                    out.data(), y.data());
+    rt::cpu::combineForward<double>(T, A, d, nullptr, pos, gate.data(),
+                                    out.data(), yNull.data());
+    EXPECT_EQ(yNull, y);
+
+    std::vector<double> dOut(A * d, 1.0), dOutNull(A * d, 2.0), dGate(A, 1.0),
+        dGateNull(A, 2.0);
+    rt::cpu::combineBackward<double>(T, A, d, rowPtr, pos, gate.data(),
+                                     out.data(), dy.data(), dOut.data(),
+                                     dGate.data());
+    rt::cpu::combineBackward<double>(T, A, d, nullptr, pos, gate.data(),
+                                     out.data(), dy.data(), dOutNull.data(),
+                                     dGateNull.data());
+    EXPECT_EQ(dOutNull, dOut);
+    EXPECT_EQ(dGateNull, dGate);
+  }
+}
+
+TEST(ImplicitRowPointers, CpuBackendEqualsExplicitRowPointers) {
+  // The f32 entry points, top-k routing through the whole layer.
+  auto backend = rt::createCpuBackend();
+  int64_t d = 9;
+  for (const TopKCase &c : kTopKCases) {
+    SCOPED_TRACE(testing::Message()
+                 << "T=" << c.T << " n=" << c.n << " k=" << c.k);
+    auto r = topKRouting(c, 46);
+    int64_t T = c.T, n = c.n, A = r->numAssignments();
+    std::vector<int32_t> offset(n + 1, -7), positionOf(A, -7),
+        tokenOfPosition(A, -7);
+    backend->buildDispatchPlan(T, n, A, nullptr, r->expert.data(),
+                               offset.data(), positionOf.data(),
+                               tokenOfPosition.data());
+    EXPECT_EQ(offset, r->offset);
+    EXPECT_EQ(positionOf, r->positionOf);
+    EXPECT_EQ(tokenOfPosition, r->tokenOfPosition);
+
+    const int32_t *rowPtr = r->rowPtr.data(), *pos = r->positionOf.data();
+    auto dBuffer = randomVector<float>(A * d, 47);
+    auto gate = randomVector<float>(A, 48, 0.0, 1.0);
+    auto out = randomVector<float>(A * d, 49);
+    auto dy = randomVector<float>(T * d, 50);
+    auto run = [&](const int32_t *rows) {
+      std::vector<float> dx(T * d, 42.0f), y(T * d, 42.0f), dOut(A * d, 42.0f),
+          dGate(A, 42.0f);
+      backend->dispatchBackward(T, A, d, rows, pos, dBuffer.data(), dx.data());
+      backend->combineForward(T, A, d, rows, pos, gate.data(), out.data(),
+                              y.data());
+      backend->combineBackward(T, A, d, rows, pos, gate.data(), out.data(),
+                               dy.data(), dOut.data(), dGate.data());
+      for (const auto *v : {&y, &dOut, &dGate})
+        dx.insert(dx.end(), v->begin(), v->end());
+      return dx;
+    };
+    EXPECT_EQ(run(nullptr), run(rowPtr));
   }
 }
 
@@ -273,7 +410,8 @@ TEST(GroupedMatmul, ForwardMatchesNaiveLoops) {
       auto in = randomVector<double>(A * dIn, 14);
       auto W = randomVector<double>(r->n * dIn * dOut, 15);
       std::vector<double> out(A * dOut, 42.0);
-      rt::cpu::groupedMatmulForward<double>(r->plan, dIn, dOut, in.data(),
+      rt::cpu::groupedMatmulForward<double>(r->numAssignments(), r->n, dIn,
+                                            dOut, r->offset.data(), in.data(),
                                             W.data(), out.data(), schedule);
       expectAllClose(out, naiveGrouped(*r, dIn, dOut, in, W), 1e-13, 1e-14,
                      "out");
@@ -292,9 +430,9 @@ TEST(GroupedMatmul, GradientMatchesFiniteDifferences) {
       auto w = randomVector<double>(A * dOut, 18);
       auto loss = [&](const std::vector<double> &params) {
         std::vector<double> out(A * dOut);
-        rt::cpu::groupedMatmulForward<double>(r->plan, dIn, dOut, params.data(),
-                                              params.data() + A * dIn,
-                                              out.data(), schedule);
+        rt::cpu::groupedMatmulForward<double>(
+            r->numAssignments(), r->n, dIn, dOut, r->offset.data(),
+            params.data(), params.data() + A * dIn, out.data(), schedule);
         return dot(out, w);
       };
       std::vector<double> params = in;
@@ -302,9 +440,9 @@ TEST(GroupedMatmul, GradientMatchesFiniteDifferences) {
       std::vector<double> numeric = numericGradient(loss, params);
       // Garbage first: both gradients are written, empty experts included.
       std::vector<double> dInput(A * dIn, 42.0), dW(wSize, 42.0);
-      rt::cpu::groupedMatmulBackward<double>(r->plan, dIn, dOut, in.data(),
-                                             W.data(), w.data(), dInput.data(),
-                                             dW.data(), schedule);
+      rt::cpu::groupedMatmulBackward<double>(
+          r->numAssignments(), r->n, dIn, dOut, r->offset.data(), in.data(),
+          W.data(), w.data(), dInput.data(), dW.data(), schedule);
       expectAllClose(
           dInput,
           std::vector<double>(numeric.begin(), numeric.begin() + A * dIn), 1e-7,
@@ -323,21 +461,23 @@ TEST(GroupedMatmul, AutoHandlesADominantExpert) {
   for (int64_t t = 0; t < T; ++t)
     expert[t] = t < 500 ? 1 : int32_t(t % n);
   Routing r(T, n, rowPtr, expert);
-  rt::cpu::buildDispatchPlan(r.plan);
+  r.build();
   auto in = randomVector<double>(T * dIn, 19);
   auto W = randomVector<double>(n * dIn * dOut, 20);
   auto dOutput = randomVector<double>(T * dOut, 21);
   std::vector<double> out(T * dOut), dInput(T * dIn), dW(n * dIn * dOut);
-  rt::cpu::groupedMatmulForward<double>(r.plan, dIn, dOut, in.data(), W.data(),
+  rt::cpu::groupedMatmulForward<double>(r.numAssignments(), r.n, dIn, dOut,
+                                        r.offset.data(), in.data(), W.data(),
                                         out.data());
   expectAllClose(out, naiveGrouped(r, dIn, dOut, in, W), 1e-13, 1e-14, "out");
   std::vector<double> expectedIn(T * dIn), expectedW(n * dIn * dOut);
   rt::cpu::groupedMatmulBackward<double>(
-      r.plan, dIn, dOut, in.data(), W.data(), dOutput.data(), expectedIn.data(),
-      expectedW.data(), GroupedSchedule::BlasThreads);
-  rt::cpu::groupedMatmulBackward<double>(r.plan, dIn, dOut, in.data(), W.data(),
-                                         dOutput.data(), dInput.data(),
-                                         dW.data());
+      r.numAssignments(), r.n, dIn, dOut, r.offset.data(), in.data(), W.data(),
+      dOutput.data(), expectedIn.data(), expectedW.data(),
+      GroupedSchedule::BlasThreads);
+  rt::cpu::groupedMatmulBackward<double>(
+      r.numAssignments(), r.n, dIn, dOut, r.offset.data(), in.data(), W.data(),
+      dOutput.data(), dInput.data(), dW.data());
   expectAllClose(dInput, expectedIn, 1e-13, 1e-14, "dInput");
   expectAllClose(dW, expectedW, 1e-13, 1e-14, "dWeights");
 }
@@ -360,13 +500,16 @@ TEST(MoeLayer, SparseLayerEqualsDenseSumOverSelectedExperts) {
   for (int64_t t = 0; t <= T; ++t)
     rowPtr[t] = int32_t(t * k);
   Routing r(T, n, rowPtr, expert);
-  rt::cpu::buildDispatchPlan(r.plan);
+  r.build();
   std::vector<double> buffer(T * k * d), expertOut(T * k * d), y(T * d);
-  rt::cpu::dispatchForward<double>(r.plan, d, x.data(), buffer.data());
-  rt::cpu::groupedMatmulForward<double>(r.plan, d, d, buffer.data(), W.data(),
-                                        expertOut.data());
-  rt::cpu::combineForward<double>(r.plan, d, gate.data(), expertOut.data(),
-                                  y.data());
+  rt::cpu::dispatchForward<double>(
+      r.numAssignments(), d, r.tokenOfPosition.data(), x.data(), buffer.data());
+  rt::cpu::groupedMatmulForward<double>(r.numAssignments(), r.n, d, d,
+                                        r.offset.data(), buffer.data(),
+                                        W.data(), expertOut.data());
+  rt::cpu::combineForward<double>(r.T, r.numAssignments(), d, r.rowPtr.data(),
+                                  r.positionOf.data(), gate.data(),
+                                  expertOut.data(), y.data());
   std::vector<double> expected(T * d, 0.0);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t j = 0; j < k; ++j) {
@@ -393,17 +536,24 @@ TEST(MoeLayer, RepeatedRunsAreBitIdentical) {
     omp_set_num_threads(threads);
     std::vector<float> buffer(A * d), out(A * d), y(T * d), dOut(A * d),
         dGate(A), dBuffer(A * d), dW(n * d * d), dx(T * d);
-    rt::cpu::dispatchForward<float>(r->plan, d, x.data(), buffer.data());
-    rt::cpu::groupedMatmulForward<float>(r->plan, d, d, buffer.data(), W.data(),
-                                         out.data());
-    rt::cpu::combineForward<float>(r->plan, d, gate.data(), out.data(),
-                                   y.data());
-    rt::cpu::combineBackward<float>(r->plan, d, gate.data(), out.data(),
-                                    dy.data(), dOut.data(), dGate.data());
-    rt::cpu::groupedMatmulBackward<float>(r->plan, d, d, buffer.data(),
-                                          W.data(), dOut.data(), dBuffer.data(),
-                                          dW.data());
-    rt::cpu::dispatchBackward<float>(r->plan, d, dBuffer.data(), dx.data());
+    rt::cpu::dispatchForward<float>(r->numAssignments(), d,
+                                    r->tokenOfPosition.data(), x.data(),
+                                    buffer.data());
+    rt::cpu::groupedMatmulForward<float>(r->numAssignments(), r->n, d, d,
+                                         r->offset.data(), buffer.data(),
+                                         W.data(), out.data());
+    rt::cpu::combineForward<float>(r->T, r->numAssignments(), d,
+                                   r->rowPtr.data(), r->positionOf.data(),
+                                   gate.data(), out.data(), y.data());
+    rt::cpu::combineBackward<float>(
+        r->T, r->numAssignments(), d, r->rowPtr.data(), r->positionOf.data(),
+        gate.data(), out.data(), dy.data(), dOut.data(), dGate.data());
+    rt::cpu::groupedMatmulBackward<float>(
+        r->numAssignments(), r->n, d, d, r->offset.data(), buffer.data(),
+        W.data(), dOut.data(), dBuffer.data(), dW.data());
+    rt::cpu::dispatchBackward<float>(r->T, r->numAssignments(), d,
+                                     r->rowPtr.data(), r->positionOf.data(),
+                                     dBuffer.data(), dx.data());
     omp_set_num_threads(saved);
     std::vector<float> all = y;
     for (const auto *v : {&dGate, &dW, &dx})
@@ -422,7 +572,9 @@ TEST(CpuBackendDispatch, EntryPointsRunTheKernels) {
   int64_t A = r->numAssignments();
   // The backend builds its own plan from the same routing.
   Routing mine(T, n, r->rowPtr, r->expert);
-  backend->buildDispatchPlan(mine.plan);
+  backend->buildDispatchPlan(T, n, A, mine.rowPtr.data(), mine.expert.data(),
+                             mine.offset.data(), mine.positionOf.data(),
+                             mine.tokenOfPosition.data());
   EXPECT_EQ(mine.positionOf, r->positionOf);
   EXPECT_EQ(mine.tokenOfPosition, r->tokenOfPosition);
   EXPECT_EQ(mine.offset, r->offset);
@@ -433,16 +585,24 @@ TEST(CpuBackendDispatch, EntryPointsRunTheKernels) {
   auto dy = randomVector<float>(T * d, 34);
   std::vector<float> buffer(A * d), out(A * d), y(T * d), dOut(A * d), dGate(A),
       dBuffer(A * d), dW(n * d * d), dx(T * d);
-  backend->dispatchForward(mine.plan, d, x.data(), buffer.data());
-  backend->groupedMatmulForward(mine.plan, d, d, buffer.data(), W.data(),
+  backend->dispatchForward(mine.numAssignments(), d,
+                           mine.tokenOfPosition.data(), x.data(),
+                           buffer.data());
+  backend->groupedMatmulForward(mine.numAssignments(), mine.n, d, d,
+                                mine.offset.data(), buffer.data(), W.data(),
                                 out.data(), rt::GemmPrecision::F32);
-  backend->combineForward(mine.plan, d, gate.data(), out.data(), y.data());
-  backend->combineBackward(mine.plan, d, gate.data(), out.data(), dy.data(),
-                           dOut.data(), dGate.data());
-  backend->groupedMatmulBackward(mine.plan, d, d, buffer.data(), W.data(),
-                                 dOut.data(), dBuffer.data(), dW.data(),
-                                 rt::GemmPrecision::F32);
-  backend->dispatchBackward(mine.plan, d, dBuffer.data(), dx.data());
+  backend->combineForward(mine.T, mine.numAssignments(), d, mine.rowPtr.data(),
+                          mine.positionOf.data(), gate.data(), out.data(),
+                          y.data());
+  backend->combineBackward(mine.T, mine.numAssignments(), d, mine.rowPtr.data(),
+                           mine.positionOf.data(), gate.data(), out.data(),
+                           dy.data(), dOut.data(), dGate.data());
+  backend->groupedMatmulBackward(
+      mine.numAssignments(), mine.n, d, d, mine.offset.data(), buffer.data(),
+      W.data(), dOut.data(), dBuffer.data(), dW.data(), rt::GemmPrecision::F32);
+  backend->dispatchBackward(mine.T, mine.numAssignments(), d,
+                            mine.rowPtr.data(), mine.positionOf.data(),
+                            dBuffer.data(), dx.data());
 
   // Same pipeline in double through the templates.
   auto toDouble = [](const std::vector<float> &v) {
@@ -452,17 +612,24 @@ TEST(CpuBackendDispatch, EntryPointsRunTheKernels) {
        dyD = toDouble(dy);
   std::vector<double> bufferD(A * d), outD(A * d), yD(T * d), dOutD(A * d),
       dGateD(A), dBufferD(A * d), dWD(n * d * d), dxD(T * d);
-  rt::cpu::dispatchForward<double>(r->plan, d, xD.data(), bufferD.data());
-  rt::cpu::groupedMatmulForward<double>(r->plan, d, d, bufferD.data(),
+  rt::cpu::dispatchForward<double>(r->numAssignments(), d,
+                                   r->tokenOfPosition.data(), xD.data(),
+                                   bufferD.data());
+  rt::cpu::groupedMatmulForward<double>(r->numAssignments(), r->n, d, d,
+                                        r->offset.data(), bufferD.data(),
                                         WD.data(), outD.data());
-  rt::cpu::combineForward<double>(r->plan, d, gateD.data(), outD.data(),
-                                  yD.data());
-  rt::cpu::combineBackward<double>(r->plan, d, gateD.data(), outD.data(),
-                                   dyD.data(), dOutD.data(), dGateD.data());
-  rt::cpu::groupedMatmulBackward<double>(r->plan, d, d, bufferD.data(),
-                                         WD.data(), dOutD.data(),
-                                         dBufferD.data(), dWD.data());
-  rt::cpu::dispatchBackward<double>(r->plan, d, dBufferD.data(), dxD.data());
+  rt::cpu::combineForward<double>(r->T, r->numAssignments(), d,
+                                  r->rowPtr.data(), r->positionOf.data(),
+                                  gateD.data(), outD.data(), yD.data());
+  rt::cpu::combineBackward<double>(
+      r->T, r->numAssignments(), d, r->rowPtr.data(), r->positionOf.data(),
+      gateD.data(), outD.data(), dyD.data(), dOutD.data(), dGateD.data());
+  rt::cpu::groupedMatmulBackward<double>(
+      r->numAssignments(), r->n, d, d, r->offset.data(), bufferD.data(),
+      WD.data(), dOutD.data(), dBufferD.data(), dWD.data());
+  rt::cpu::dispatchBackward<double>(r->T, r->numAssignments(), d,
+                                    r->rowPtr.data(), r->positionOf.data(),
+                                    dBufferD.data(), dxD.data());
   expectAllClose(y, yD, 1e-4, 1e-5, "y");
   expectAllClose(dGate, dGateD, 1e-4, 1e-5, "dGate");
   expectAllClose(dW, dWD, 1e-4, 1e-5, "dWeights");

@@ -105,11 +105,11 @@ TEST(CpuBackend, GemmRejectsBadShapes) {
   auto be = rt::createCpuBackend();
   std::vector<float> a(16), b(16), c(16);
   EXPECT_THROW(be->gemm(false, false, -1, 2, 2, 1, a.data(), 2, b.data(), 2, 0,
-                        c.data(), 2),
+                        c.data(), 2, rt::GemmPrecision::F32),
                std::invalid_argument);
   // lda = 2 is too small for a 2 x 3 row-major A.
   EXPECT_THROW(be->gemm(false, false, 2, 2, 3, 1, a.data(), 2, b.data(), 2, 0,
-                        c.data(), 2),
+                        c.data(), 2, rt::GemmPrecision::F32),
                std::invalid_argument);
   EXPECT_THROW(rt::createCpuBackend(-1), std::invalid_argument);
 }
@@ -281,6 +281,64 @@ TEST(Elementwise, ScaleMatchesNaiveAndAliases) {
   EXPECT_THROW(be->scale(x.data(), 1.0f, x.data(), -1), std::invalid_argument);
 }
 
+TEST(Elementwise, ScaleByNullFactorIsTheMultiplier) {
+  // A null factor counts as 1: y = multiplier * x, bit for bit.
+  auto be = rt::createCpuBackend();
+  for (int64_t n : kSizes) {
+    for (float multiplier : {1.0f, 0.37f, -2.0f, 0.0f}) {
+      auto x = randomVector(n, 43);
+      std::vector<float> y(n, 123.0f), ref(n);
+      for (int64_t i = 0; i < n; ++i)
+        ref[i] = multiplier * x[i];
+      be->scaleBy(x.data(), nullptr, multiplier, y.data(), n);
+      EXPECT_EQ(y, ref) << n << " " << multiplier;
+    }
+  }
+}
+
+TEST(Elementwise, ScaleByFactorInMemoryMatchesNaiveAndAliases) {
+  // y = (factor[0] * multiplier) * x with factor[0] read from backend
+  // memory; the product of the two scalars is taken first.
+  auto be = rt::createCpuBackend();
+  auto *factor = static_cast<float *>(be->alloc(sizeof(float)));
+  for (int64_t n : kSizes) {
+    for (float f : {2.0f, 0.37f, -1.5f, 0.0f}) {
+      for (float multiplier : {1.0f, 0.125f, 3.3f}) {
+        be->copyFromHost(factor, &f, sizeof(float));
+        auto x = randomVector(n, 44);
+        std::vector<float> y(n, 123.0f), ref(n);
+        float s = f * multiplier;
+        for (int64_t i = 0; i < n; ++i)
+          ref[i] = s * x[i];
+        be->scaleBy(x.data(), factor, multiplier, y.data(), n);
+        EXPECT_EQ(y, ref) << n << " " << f << " " << multiplier;
+        be->scaleBy(x.data(), factor, multiplier, x.data(), n);
+        EXPECT_EQ(x, ref) << "in place " << n << " " << f << " " << multiplier;
+      }
+    }
+  }
+  // The factor is read at the call: a new value gives a new result.
+  std::vector<float> x = {1.0f, -2.0f, 4.0f}, y(3);
+  float f = 2.0f;
+  be->copyFromHost(factor, &f, sizeof(float));
+  be->scaleBy(x.data(), factor, 0.5f, y.data(), 3);
+  EXPECT_EQ(y, x);
+  f = 4.0f;
+  be->copyFromHost(factor, &f, sizeof(float));
+  be->scaleBy(x.data(), factor, 0.5f, y.data(), 3);
+  EXPECT_EQ(y, (std::vector<float>{2.0f, -4.0f, 8.0f}));
+  EXPECT_THROW(be->scaleBy(x.data(), factor, 1.0f, y.data(), -1),
+               std::invalid_argument);
+  be->release(factor);
+  // The template in double.
+  std::vector<double> xd = {1.5, -3.0}, yd(2);
+  double fd = 3.0;
+  rt::cpu::scaleBy<double>(xd.data(), &fd, 2.0, yd.data(), 2);
+  EXPECT_EQ(yd, (std::vector<double>{9.0, -18.0}));
+  rt::cpu::scaleBy<double>(xd.data(), nullptr, 2.0, yd.data(), 2);
+  EXPECT_EQ(yd, (std::vector<double>{3.0, -6.0}));
+}
+
 TEST(Elementwise, BiasAddMatchesNaiveAndAliases) {
   auto be = rt::createCpuBackend();
   for (RowsShape s : kRowsShapes) {
@@ -379,7 +437,7 @@ TEST(Dropout, MaskFollowsPhiloxStream) {
     std::vector<float> y(n), ref(n);
     for (int64_t i = 0; i < n; ++i)
       ref[i] = rt::philoxUniformAt(77, 5, i) >= rate ? x[i] / (1 - rate) : 0;
-    be->dropoutForward(x.data(), y.data(), n, rate, 77, 5);
+    be->dropoutForward(x.data(), y.data(), n, rate, 77, 5, 0);
     expectAllClose(y, ref, 1e-6, 0, "dropout forward");
   }
 }
@@ -409,7 +467,7 @@ TEST(Dropout, KeepFractionAndScalePreserveTheMean) {
   const int64_t n = 200000;
   for (float rate : {0.1f, 0.5f, 0.9f}) {
     std::vector<float> ones(n, 1.0f), y(n);
-    be->dropoutForward(ones.data(), y.data(), n, rate, 1234, 0);
+    be->dropoutForward(ones.data(), y.data(), n, rate, 1234, 0, 0);
     int64_t kept = 0;
     double sum = 0;
     for (float v : y) {
@@ -426,8 +484,8 @@ TEST(Dropout, BackwardRecomputesTheForwardMask) {
   const int64_t n = 1003;
   auto x = randomVector(n, 15), dy = randomVector(n, 16);
   std::vector<float> y(n), dx(n);
-  be->dropoutForward(x.data(), y.data(), n, 0.4f, 9, 21);
-  be->dropoutBackward(dy.data(), dx.data(), n, 0.4f, 9, 21);
+  be->dropoutForward(x.data(), y.data(), n, 0.4f, 9, 21, 0);
+  be->dropoutBackward(dy.data(), dx.data(), n, 0.4f, 9, 21, 0);
   int64_t dropped = 0;
   for (int64_t i = 0; i < n; ++i) {
     EXPECT_EQ(y[i] == 0, dx[i] == 0) << i;
@@ -439,7 +497,7 @@ TEST(Dropout, BackwardRecomputesTheForwardMask) {
   EXPECT_GT(dropped, 0);
   // Another counter gives another mask.
   std::vector<float> y2(n);
-  be->dropoutForward(x.data(), y2.data(), n, 0.4f, 9, 22);
+  be->dropoutForward(x.data(), y2.data(), n, 0.4f, 9, 22, 0);
   EXPECT_NE(y, y2);
 }
 
@@ -462,11 +520,11 @@ TEST(Dropout, RateZeroIsIdentityAndBadRatesThrow) {
   auto be = rt::createCpuBackend();
   auto x = randomVector(50, 19);
   std::vector<float> y(50);
-  be->dropoutForward(x.data(), y.data(), 50, 0.0f, 1, 1);
+  be->dropoutForward(x.data(), y.data(), 50, 0.0f, 1, 1, 0);
   EXPECT_EQ(y, x);
-  EXPECT_THROW(be->dropoutForward(x.data(), y.data(), 50, 1.0f, 1, 1),
+  EXPECT_THROW(be->dropoutForward(x.data(), y.data(), 50, 1.0f, 1, 1, 0),
                std::invalid_argument);
-  EXPECT_THROW(be->dropoutBackward(x.data(), y.data(), 50, -0.1f, 1, 1),
+  EXPECT_THROW(be->dropoutBackward(x.data(), y.data(), 50, -0.1f, 1, 1, 0),
                std::invalid_argument);
   EXPECT_THROW(be->add(x.data(), x.data(), y.data(), -1),
                std::invalid_argument);

@@ -194,13 +194,13 @@ TEST_P(ExpertExchange, ShardedExpertsEqualAllExpertsOnOneRank) {
 
   // One rank with every expert, on its own rows.
   float *refOut = me.zeros<float>(me.capacity * kOut);
-  step::groupedMatmul(ctx, buffer, me.device(w), off, refOut, me.planned,
-                      kExperts, kWidth, kOut, GemmPrecision::F32);
+  step::groupedMatmulForward(ctx, me.planned, kExperts, kWidth, kOut, off,
+                             buffer, me.device(w), refOut, GemmPrecision::F32);
   float *refDBuf = me.zeros<float>(me.capacity * kWidth);
   float *refDW = me.zeros<float>(w.size());
-  step::groupedMatmulGrad(ctx, buffer, me.device(w), off, dOutDevice,
-                          refDBuf, refDW, me.planned, kExperts, kWidth, kOut,
-                          GemmPrecision::F32);
+  step::groupedMatmulBackward(ctx, me.planned, kExperts, kWidth, kOut, off,
+                              buffer, me.device(w), dOutDevice, refDBuf, refDW,
+                              GemmPrecision::F32);
   std::vector<float> globalDW = me.host(refDW, w.size());
   ranks()->allReduceSum(globalDW.data(), globalDW.size());
 

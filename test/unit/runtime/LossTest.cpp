@@ -86,8 +86,11 @@ TEST(SoftmaxCrossEntropy, MatchesNaiveWithPadding) {
     float loss = -1;
     int64_t count = -1;
     std::vector<float> dLogits(s.rows * s.V, 123.0f);
-    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), dLoss,
-                            &loss, dLogits.data(), &count);
+    // The factor is dLoss[0] * dLossScale: 1.5 in memory times 0.5.
+    const float dLossInMemory = 1.5f;
+    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(),
+                            &dLossInMemory, dLoss / dLossInMemory, &loss,
+                            dLogits.data(), &count);
     EXPECT_EQ(count, countRef);
     EXPECT_NEAR(loss, lossRef, 1e-5 * (1 + std::fabs(lossRef)));
     expectAllClose(dLogits, dRef, 1e-5, 1e-7, "dLogits");
@@ -101,8 +104,8 @@ TEST(SoftmaxCrossEntropy, LargeLogitsStayFinite) {
   float loss;
   std::vector<float> d(4);
   int64_t count;
-  be->softmaxCrossEntropy(1, 4, logits.data(), targets.data(), 1.0f, &loss,
-                          d.data(), &count);
+  be->softmaxCrossEntropy(1, 4, logits.data(), targets.data(), nullptr, 1.0f,
+                          &loss, d.data(), &count);
   EXPECT_NEAR(loss, std::log1p(std::exp(-1.0)) + 1.0, 1e-5);
   for (float g : d)
     EXPECT_TRUE(std::isfinite(g));
@@ -140,10 +143,10 @@ TEST(SoftmaxCrossEntropy, ForwardOnlyGivesTheSameLossAndTokens) {
     float loss = -1, lossOnly = -2;
     int64_t count = -1, countOnly = -2;
     std::vector<float> dLogits(s.rows * s.V);
-    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), 0.5f,
-                            &loss, dLogits.data(), &count);
-    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), 0.5f,
-                            &lossOnly, nullptr, &countOnly);
+    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), nullptr,
+                            0.5f, &loss, dLogits.data(), &count);
+    be->softmaxCrossEntropy(s.rows, s.V, logits.data(), targets.data(), nullptr,
+                            0.5f, &lossOnly, nullptr, &countOnly);
     EXPECT_EQ(lossOnly, loss) << s.rows << "x" << s.V;
     EXPECT_EQ(countOnly, count) << s.rows << "x" << s.V;
     // And the loss is the real one, not a leftover.
@@ -169,13 +172,53 @@ TEST(SoftmaxCrossEntropy, RejectsBadTargets) {
   std::vector<int32_t> targets = {0, 3};
   float loss;
   int64_t count;
-  EXPECT_THROW(be->softmaxCrossEntropy(2, 3, logits.data(), targets.data(), 1,
-                                       &loss, d.data(), &count),
+  EXPECT_THROW(be->softmaxCrossEntropy(2, 3, logits.data(), targets.data(),
+                                       nullptr, 1, &loss, d.data(), &count),
                std::invalid_argument);
   targets[1] = -2;
-  EXPECT_THROW(be->softmaxCrossEntropy(2, 3, logits.data(), targets.data(), 1,
-                                       &loss, d.data(), &count),
+  EXPECT_THROW(be->softmaxCrossEntropy(2, 3, logits.data(), targets.data(),
+                                       nullptr, 1, &loss, d.data(), &count),
                std::invalid_argument);
+}
+
+TEST(SoftmaxCrossEntropy, GradientFactorIsReadFromMemory) {
+  // dLogits scale with dLoss[0] * dLossScale: dLoss[0] = 2 gives exactly
+  // twice the gradient of dLoss[0] = 1 (a power of two scales without
+  // rounding), a null dLoss counts as 1, and the loss and token count do
+  // not depend on the factor.
+  auto be = rt::createCpuBackend();
+  const int64_t rows = 9, V = 17;
+  auto logits = randomVector(rows * V, 30, -3, 3);
+  auto targets = randomTargets(rows, V, 31, 4);
+  auto run = [&](const float *dLoss, float scale, float &loss, int64_t &count) {
+    std::vector<float> d(rows * V, 123.0f);
+    be->softmaxCrossEntropy(rows, V, logits.data(), targets.data(), dLoss,
+                            scale, &loss, d.data(), &count);
+    return d;
+  };
+  for (float scale : {1.0f, 0.3f}) {
+    SCOPED_TRACE(scale);
+    float *dLoss = static_cast<float *>(be->alloc(sizeof(float)));
+    float one = 1.0f, two = 2.0f, loss1, loss2, lossNull;
+    int64_t count1, count2, countNull;
+    be->copyFromHost(dLoss, &one, sizeof(float));
+    auto d1 = run(dLoss, scale, loss1, count1);
+    be->copyFromHost(dLoss, &two, sizeof(float));
+    auto d2 = run(dLoss, scale, loss2, count2);
+    auto dNull = run(nullptr, scale, lossNull, countNull);
+    be->release(dLoss);
+    bool nonZero = false;
+    for (int64_t i = 0; i < rows * V; ++i) {
+      EXPECT_EQ(d2[i], 2.0f * d1[i]) << i;
+      nonZero |= d1[i] != 0.0f;
+    }
+    EXPECT_TRUE(nonZero);
+    EXPECT_EQ(dNull, d1);
+    EXPECT_EQ(loss2, loss1);
+    EXPECT_EQ(lossNull, loss1);
+    EXPECT_EQ(count2, count1);
+    EXPECT_EQ(countNull, count1);
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -285,15 +328,53 @@ TEST(SampledSoftmax, MatchesNaiveReference) {
                      dBRef);
     float loss;
     std::vector<float> dH(c.rows * c.d, 42.0f);
+    // The factor is dLoss[0] * dLossScale = 2 * 0.25.
+    const float dLoss = 2.0f;
     be->sampledSoftmaxCrossEntropy(c.rows, c.d, c.V, c.S, hidden.data(),
                                    W.data(), b.data(), targets.data(), c.seed,
-                                   c.counter, 0.5f, &loss, dH.data(), dW.data(),
-                                   dB.data());
+                                   c.counter, &dLoss, 0.25f, &loss, dH.data(),
+                                   dW.data(), dB.data());
     EXPECT_NEAR(loss, lossRef, 1e-5 * (1 + std::fabs(lossRef)));
     expectAllClose(dH, dHRef, 1e-4, 1e-6, "dHidden");
     expectAllClose(dW, dWRef, 1e-4, 1e-6, "dWeights");
     expectAllClose(dB, dBRef, 1e-4, 1e-6, "dBias");
   }
+}
+
+TEST(SampledSoftmax, GradientFactorIsReadFromMemory) {
+  // As for the full softmax: dLoss[0] = 2 gives exactly twice the gradients
+  // (accumulated into zeroed dWeights/dBias) of dLoss[0] = 1, a null dLoss
+  // counts as 1, and the loss does not depend on the factor.
+  auto be = rt::createCpuBackend();
+  const SampledCase c{9, 5, 7, 6, 2, 3};
+  auto hidden = randomVector(c.rows * c.d, 32);
+  auto W = randomVector(c.V * c.d, 33);
+  auto b = randomVector(c.V, 34);
+  auto targets = randomTargets(c.rows, c.V, 35, 4);
+  auto run = [&](const float *dLoss, float scale, float &loss) {
+    std::vector<float> dH(c.rows * c.d, 42.0f), dW(c.V * c.d, 0.0f),
+        dB(c.V, 0.0f);
+    be->sampledSoftmaxCrossEntropy(c.rows, c.d, c.V, c.S, hidden.data(),
+                                   W.data(), b.data(), targets.data(), c.seed,
+                                   c.counter, dLoss, scale, &loss, dH.data(),
+                                   dW.data(), dB.data());
+    dH.insert(dH.end(), dW.begin(), dW.end());
+    dH.insert(dH.end(), dB.begin(), dB.end());
+    return dH;
+  };
+  float one = 1.0f, two = 2.0f, loss1, loss2, lossNull;
+  auto g1 = run(&one, 0.7f, loss1);
+  auto g2 = run(&two, 0.7f, loss2);
+  auto gNull = run(nullptr, 0.7f, lossNull);
+  bool nonZero = false;
+  for (size_t i = 0; i < g1.size(); ++i) {
+    EXPECT_EQ(g2[i], 2.0f * g1[i]) << i;
+    nonZero |= g1[i] != 0.0f;
+  }
+  EXPECT_TRUE(nonZero);
+  EXPECT_EQ(gNull, g1);
+  EXPECT_EQ(loss2, loss1);
+  EXPECT_EQ(lossNull, loss1);
 }
 
 TEST(SampledSoftmax, GradientCheck) {
@@ -380,12 +461,12 @@ TEST(SampledSoftmax, LossOnlyGivesTheSameLoss) {
     float loss = -1, lossOnly = -2;
     be->sampledSoftmaxCrossEntropy(c.rows, c.d, c.V, c.S, hidden.data(),
                                    W.data(), b.data(), targets.data(), c.seed,
-                                   c.counter, 0.5f, &loss, dH.data(), dW.data(),
-                                   dB.data());
+                                   c.counter, nullptr, 0.5f, &loss, dH.data(),
+                                   dW.data(), dB.data());
     be->sampledSoftmaxCrossEntropy(c.rows, c.d, c.V, c.S, hidden.data(),
                                    W.data(), b.data(), targets.data(), c.seed,
-                                   c.counter, 0.5f, &lossOnly, nullptr, nullptr,
-                                   nullptr);
+                                   c.counter, nullptr, 0.5f, &lossOnly, nullptr,
+                                   nullptr, nullptr);
     EXPECT_EQ(lossOnly, loss) << c.rows;
     double lossRef;
     std::vector<double> dHRef, dWRef(c.V * c.d, 0.0), dBRef(c.V, 0.0);
@@ -399,11 +480,11 @@ TEST(SampledSoftmax, LossOnlyGivesTheSameLoss) {
   float loss;
   EXPECT_THROW(be->sampledSoftmaxCrossEntropy(
                    2, 2, 4, 3, h.data(), W.data(), b.data(), targets.data(), 0,
-                   0, 1, &loss, dH.data(), nullptr, dB.data()),
+                   0, nullptr, 1, &loss, dH.data(), nullptr, dB.data()),
                std::invalid_argument);
   EXPECT_THROW(be->sampledSoftmaxCrossEntropy(
                    2, 2, 4, 3, h.data(), W.data(), b.data(), targets.data(), 0,
-                   0, 1, &loss, nullptr, dW.data(), nullptr),
+                   0, nullptr, 1, &loss, nullptr, dW.data(), nullptr),
                std::invalid_argument);
 }
 
@@ -414,11 +495,11 @@ TEST(SampledSoftmax, RejectsBadArguments) {
   float loss;
   EXPECT_THROW(be->sampledSoftmaxCrossEntropy(
                    2, 2, 4, 3, h.data(), W.data(), b.data(), targets.data(), 0,
-                   0, 1, &loss, dH.data(), dW.data(), dB.data()),
+                   0, nullptr, 1, &loss, dH.data(), dW.data(), dB.data()),
                std::invalid_argument);
   targets[0] = 1;
   EXPECT_THROW(be->sampledSoftmaxCrossEntropy(
                    2, 2, 4, 0, h.data(), W.data(), b.data(), targets.data(), 0,
-                   0, 1, &loss, dH.data(), dW.data(), dB.data()),
+                   0, nullptr, 1, &loss, dH.data(), dW.data(), dB.data()),
                std::invalid_argument);
 }

@@ -1,5 +1,6 @@
 //===- OptimizerTest.cpp - Adam with bias correction and weight decay -----===//
 
+#include "runtime/Optimizer.h"
 #include "runtime/Backend.h"
 #include "runtime/cpu/kernels/OptimizerKernels.h"
 
@@ -35,6 +36,15 @@ struct ReferenceAdam {
   }
 };
 
+/// Backend::adamUpdate with the learning rate and the step counter in
+/// backend memory (host memory on the CPU backend), as a compiled step
+/// keeps them.
+void backendAdam(rt::Backend &be, int64_t n, float *p, const float *g, float *m,
+                 float *v, float lr, int64_t step, const rt::AdamConfig &c) {
+  be.adamUpdate(n, p, g, m, v, &lr, &step, c.beta1, c.beta2, c.eps,
+                c.weightDecay);
+}
+
 } // namespace
 
 TEST(Adam, MatchesReferenceOverSeveralSteps) {
@@ -52,8 +62,8 @@ TEST(Adam, MatchesReferenceOverSeveralSteps) {
       for (int64_t step = 1; step <= 6; ++step) {
         auto g = randomVector(n, 100 + step);
         float lr = schedule.at(step);
-        be->adamUpdate(n, p.data(), g.data(), m.data(), v.data(), lr, step,
-                       config);
+        backendAdam(*be, n, p.data(), g.data(), m.data(), v.data(), lr, step,
+                    config);
         ref.step(g, lr, step, config);
       }
       expectAllClose(p, ref.p, 1e-5, 1e-6, "param");
@@ -69,8 +79,8 @@ TEST(Adam, FirstStepIsLrTimesSign) {
   auto be = rt::createCpuBackend();
   std::vector<float> p(4, 1.0f), g = {1e-3f, -5.0f, 200.0f, -0.1f};
   std::vector<float> m(4, 0.0f), v(4, 0.0f);
-  be->adamUpdate(4, p.data(), g.data(), m.data(), v.data(), 0.1f, 1,
-                 rt::AdamConfig{});
+  backendAdam(*be, 4, p.data(), g.data(), m.data(), v.data(), 0.1f, 1,
+              rt::AdamConfig{});
   for (int i = 0; i < 4; ++i)
     EXPECT_NEAR(p[i], 1.0f - 0.1f * (g[i] > 0 ? 1 : -1), 1e-4) << i;
 }
@@ -80,7 +90,7 @@ TEST(Adam, WeightDecayShrinksWithZeroGradient) {
   rt::AdamConfig config;
   config.weightDecay = 0.5f;
   std::vector<float> p = {2.0f, -4.0f}, g(2, 0.0f), m(2, 0.0f), v(2, 0.0f);
-  be->adamUpdate(2, p.data(), g.data(), m.data(), v.data(), 0.1f, 3, config);
+  backendAdam(*be, 2, p.data(), g.data(), m.data(), v.data(), 0.1f, 3, config);
   EXPECT_FLOAT_EQ(p[0], 2.0f * (1 - 0.05f));
   EXPECT_FLOAT_EQ(p[1], -4.0f * (1 - 0.05f));
 }
@@ -105,12 +115,51 @@ TEST(Adam, DeterministicAcrossThreadCounts) {
 TEST(Adam, RejectsBadArguments) {
   auto be = rt::createCpuBackend();
   std::vector<float> p(2), g(2), m(2), v(2);
-  EXPECT_THROW(be->adamUpdate(2, p.data(), g.data(), m.data(), v.data(), 0.1f,
-                              0, rt::AdamConfig{}),
+  EXPECT_THROW(backendAdam(*be, 2, p.data(), g.data(), m.data(), v.data(), 0.1f,
+                           0, rt::AdamConfig{}),
                std::invalid_argument);
   rt::AdamConfig bad;
   bad.beta2 = 1.0f;
   EXPECT_THROW(
-      be->adamUpdate(2, p.data(), g.data(), m.data(), v.data(), 0.1f, 1, bad),
+      backendAdam(*be, 2, p.data(), g.data(), m.data(), v.data(), 0.1f, 1, bad),
       std::invalid_argument);
+}
+
+// The backend reads lr[0] and step[0] from memory at the call: the same bits
+// as the template given those values, and other values in memory give
+// another update (the step through the bias corrections, lr directly).
+TEST(Adam, BackendReadsLrAndStepFromMemory) {
+  auto be = rt::createCpuBackend();
+  const int64_t n = 301;
+  rt::AdamConfig config;
+  config.weightDecay = 0.01f;
+  auto g = randomVector(n, 5);
+  auto p0 = randomVector(n, 6);
+  auto m0 = randomVector(n, 7, -0.1, 0.1), v0 = randomVector(n, 8, 0.0, 0.1);
+  auto run = [&](bool backend, float lr, int64_t step) {
+    std::vector<float> p = p0, m = m0, v = v0;
+    if (backend) {
+      float *lrMem = static_cast<float *>(be->alloc(sizeof(float)));
+      int64_t *stepMem = static_cast<int64_t *>(be->alloc(sizeof(int64_t)));
+      be->copyFromHost(lrMem, &lr, sizeof(float));
+      be->copyFromHost(stepMem, &step, sizeof(int64_t));
+      be->adamUpdate(n, p.data(), g.data(), m.data(), v.data(), lrMem, stepMem,
+                     config.beta1, config.beta2, config.eps,
+                     config.weightDecay);
+      be->release(lrMem);
+      be->release(stepMem);
+    } else {
+      rt::cpu::adamUpdate<float>(n, p.data(), g.data(), m.data(), v.data(), lr,
+                                 step, config);
+    }
+    p.insert(p.end(), m.begin(), m.end());
+    p.insert(p.end(), v.begin(), v.end());
+    return p;
+  };
+  for (int64_t step : {int64_t(1), int64_t(2), int64_t(1000)}) {
+    SCOPED_TRACE(step);
+    EXPECT_EQ(run(true, 1e-3f, step), run(false, 1e-3f, step));
+  }
+  EXPECT_NE(run(true, 1e-3f, 1), run(true, 1e-3f, 2));
+  EXPECT_NE(run(true, 1e-3f, 3), run(true, 2e-3f, 3));
 }

@@ -429,9 +429,9 @@ TEST(Routing, RejectsBadArguments) {
                std::invalid_argument);
   EXPECT_THROW(rt::cpu::l2BalanceForward<double>(0, 4, v.data(), 1.0, v.data()),
                std::invalid_argument);
-  std::vector<int32_t> rowPtr = {0, 1}, badExpert = {7};
-  EXPECT_THROW(rt::cpu::importanceForward<double>(
-                   1, 4, rowPtr.data(), badExpert.data(), v.data(), v.data()),
+  std::vector<int32_t> badExpert = {7};
+  EXPECT_THROW(rt::cpu::importanceForward<double>(1, 4, badExpert.data(),
+                                                  v.data(), v.data()),
                std::invalid_argument);
 }
 
@@ -938,29 +938,38 @@ TEST(BatchwiseMask, ResultsDoNotDependOnTheThreadCount) {
 //===----------------------------------------------------------------------===//
 
 TEST(Importance, SumsGatesPerExpert) {
-  int64_t T = 6, n = 5;
-  // Variable experts per token, an empty token and an unused expert (4).
-  std::vector<int32_t> rowPtr = {0, 2, 2, 5, 6, 8, 9};
+  int64_t n = 5;
+  // The assignments of a routing with variable experts per token, an empty
+  // token and an unused expert (4): only their number A matters.
   std::vector<int32_t> expert = {0, 3, 1, 2, 3, 0, 1, 3, 2};
-  auto gate = randomVector<double>(expert.size(), 27, 0.0, 1.0);
-  std::vector<double> importance(n), expected(n, 0.0);
-  for (size_t a = 0; a < expert.size(); ++a)
+  int64_t A = int64_t(expert.size());
+  auto gate = randomVector<double>(A, 27, 0.0, 1.0);
+  std::vector<double> importance(n, 42.0), expected(n, 0.0);
+  for (int64_t a = 0; a < A; ++a)
     expected[expert[a]] += gate[a];
-  rt::cpu::importanceForward<double>(T, n, rowPtr.data(), expert.data(),
-                                     gate.data(), importance.data());
+  rt::cpu::importanceForward<double>(A, n, expert.data(), gate.data(),
+                                     importance.data());
   expectAllClose(importance, expected, 1e-15, 0, "importance");
 
   auto w = randomVector<double>(n, 28);
   auto loss = [&](const std::vector<double> &g) {
     std::vector<double> imp(n);
-    rt::cpu::importanceForward<double>(T, n, rowPtr.data(), expert.data(),
-                                       g.data(), imp.data());
+    rt::cpu::importanceForward<double>(A, n, expert.data(), g.data(),
+                                       imp.data());
     return dot(imp, w);
   };
-  std::vector<double> dGate(expert.size());
-  rt::cpu::importanceBackward<double>(T, n, rowPtr.data(), expert.data(),
-                                      w.data(), dGate.data());
+  std::vector<double> dGate(A, 42.0);
+  rt::cpu::importanceBackward<double>(A, n, expert.data(), w.data(),
+                                      dGate.data());
   expectAllClose(dGate, numericGradient(loss, gate), 1e-7, 1e-9, "dGate");
+
+  // The first A' assignments only: the rest are not read.
+  std::vector<double> prefix(n, 0.0);
+  for (int64_t a = 0; a < 5; ++a)
+    prefix[expert[a]] += gate[a];
+  rt::cpu::importanceForward<double>(5, n, expert.data(), gate.data(),
+                                     importance.data());
+  expectAllClose(importance, prefix, 1e-15, 0, "importance of 5");
 }
 
 TEST(CvSquared, MatchesDefinitionAndGradient) {
@@ -1023,6 +1032,74 @@ TEST(L2Balance, MatchesEquation5AndGradient) {
   expectAllClose(dImportance, numeric, 1e-6, 1e-10, "dImportance");
 }
 
+TEST(BalanceLosses, BackendReadsTheLossGradientFromMemory) {
+  // cvSquaredBackward, l2BalanceBackward and batchwiseThresholdLossBackward
+  // take dLoss in backend memory: the float template's bits for that value,
+  // and dLoss[0] = 2 gives exactly twice the gradient of dLoss[0] = 1.
+  auto be = rt::createCpuBackend();
+  int64_t T = 13, n = 6;
+  auto v = randomVector<float>(n, 40, 0.0, 10.0);
+  auto logits = randomVector<float>(T * n, 41, -3.0, 3.0);
+  auto thresholds = randomVector<float>(n, 42, 0.05, 0.3);
+  std::vector<float> mask(T * n), gate(n * 3);
+  std::vector<int32_t> rowPtr(T + 1), expert(n * 3);
+  rt::cpu::batchwiseMaskForward<float>(T, n, 3, logits.data(), mask.data(),
+                                       rowPtr.data(), expert.data(),
+                                       gate.data());
+  float *dLoss = static_cast<float *>(be->alloc(sizeof(float)));
+  // Each kernel on the backend with dLoss[0] = value, and the template.
+  auto cv = [&](float value, bool backend) {
+    std::vector<float> dV(n, 42.0f);
+    be->copyFromHost(dLoss, &value, sizeof(float));
+    if (backend)
+      be->cvSquaredBackward(n, v.data(), 0.3f, dLoss, dV.data());
+    else
+      rt::cpu::cvSquaredBackward<float>(n, v.data(), 0.3f, value, dV.data());
+    return dV;
+  };
+  auto l2 = [&](float value, bool backend) {
+    std::vector<float> dImportance(n, 42.0f);
+    be->copyFromHost(dLoss, &value, sizeof(float));
+    if (backend)
+      be->l2BalanceBackward(T, n, v.data(), 0.7f, dLoss, dImportance.data());
+    else
+      rt::cpu::l2BalanceBackward<float>(T, n, v.data(), 0.7f, value,
+                                        dImportance.data());
+    return dImportance;
+  };
+  auto thr = [&](float value, bool backend) {
+    std::vector<float> dThresholds(n, 42.0f);
+    be->copyFromHost(dLoss, &value, sizeof(float));
+    if (backend)
+      be->batchwiseThresholdLossBackward(T, n, logits.data(), mask.data(),
+                                         thresholds.data(), dLoss,
+                                         dThresholds.data());
+    else
+      rt::cpu::batchwiseThresholdLossBackward<float>(
+          T, n, logits.data(), mask.data(), thresholds.data(), value,
+          dThresholds.data());
+    return dThresholds;
+  };
+  auto check = [&](const char *what, auto kernel) {
+    SCOPED_TRACE(what);
+    std::vector<float> one = kernel(1.0f, true), two = kernel(2.0f, true);
+    EXPECT_EQ(one, kernel(1.0f, false));
+    EXPECT_EQ(two, kernel(2.0f, false));
+    bool nonZero = false;
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_EQ(two[i], 2.0f * one[i]) << i;
+      nonZero |= one[i] != 0.0f;
+    }
+    EXPECT_TRUE(nonZero);
+    std::vector<float> third = kernel(1.0f / 3.0f, true);
+    EXPECT_NE(third, one);
+  };
+  check("cvSquaredBackward", cv);
+  check("l2BalanceBackward", l2);
+  check("batchwiseThresholdLossBackward", thr);
+  be->release(dLoss);
+}
+
 //===----------------------------------------------------------------------===//
 // The f32 backend entry points
 //===----------------------------------------------------------------------===//
@@ -1039,7 +1116,7 @@ TEST(CpuBackendRouting, EntryPointsRunTheKernels) {
   std::vector<int32_t> expert(T * k);
   backend.noisyTopKForward(T, n, k, clean.data(), raw.data(), 0.01f, true,
                            kSeed, kCounter, noisy.data(), std.data(),
-                           top.data(), expert.data(), gate.data());
+                           top.data(), expert.data(), gate.data(), 0);
   backend.loadEstimateForward(T, n, k, clean.data(), noisy.data(), std.data(),
                               top.data(), load.data());
   backend.loadEstimateBackward(T, n, k, clean.data(), noisy.data(), raw.data(),

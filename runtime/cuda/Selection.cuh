@@ -1,0 +1,120 @@
+//===- Selection.cuh - Routing helpers shared by the CUDA routing files -*-===//
+//
+// Top-k selection, the router probabilities, masks in assignment form and
+// the smooth load estimator's per-entry probability and backward: shared by
+// Routing.cu (flat routing) and Hierarchy.cu (the secondary level of
+// hierarchical layers), as cpu/kernels/RoutingKernels.h is by
+// HierarchyKernels.h. Definitions in Selection.cu.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_CUDA_SELECTION_CUH
+#define MOE_RUNTIME_CUDA_SELECTION_CUH
+
+#include "runtime/cuda/Common.cuh"
+
+namespace moe::rt::gpu {
+
+inline constexpr float kInvSqrt2Pi = 0.3989422804014327f;
+
+__device__ __forceinline__ float sigmoidf(float x) {
+  return 1.0f / (1.0f + expf(-x));
+}
+
+/// softplus(x) = log(1 + e^x), without overflow for large x.
+__device__ __forceinline__ float softplusf(float x) {
+  return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+template <class G>
+__global__ void __launch_bounds__(G::kBlock)
+    softmaxForwardKernel(int64_t T, int64_t n, const float *logits,
+                         float *probs) {
+  int64_t t = groupRow<G>();
+  int lane = groupLane<G>();
+  if (t >= T)
+    return;
+  const float *x = logits + t * n;
+  float *y = probs + t * n;
+  float mx = -INFINITY;
+  for (int64_t i = lane; i < n; i += G::kThreads)
+    mx = fmaxf(mx, x[i]);
+  mx = groupMax<G>(mx);
+  float acc = 0.0f;
+  for (int64_t i = lane; i < n; i += G::kThreads)
+    acc += expf(x[i] - mx);
+  float inv = 1.0f / groupSum<G>(acc);
+  for (int64_t i = lane; i < n; i += G::kThreads)
+    y[i] = expf(x[i] - mx) * inv;
+}
+
+/// The router probabilities X = G_sigma(x) [T, n] = softmax of each row of
+/// logits (Eq. 3), which the batchwise mask ranks (Eq. 6), the threshold
+/// mask compares with its thresholds (Eq. 7) and the threshold loss
+/// measures (Eq. 8). Same kernel as softmaxForward.
+DeviceBuffer<float> routerProbabilities(const Context &ctx, int64_t T,
+                                        int64_t n, const float *logits);
+
+/// cand [rows, K] = indices of the K largest entries of each row of src
+/// [rows, len], in (value descending, index ascending) order when `sorted`,
+/// otherwise in an unspecified (but deterministic) order.
+void selectTopK(const Context &ctx, int64_t rows, int64_t len, int64_t K,
+                const float *src, bool sorted, int32_t *cand);
+
+/// out [cols, rows] = in [rows, cols]^T through a shared 32x32 tile.
+__global__ void transposeKernel(int64_t rows, int64_t cols, const float *in,
+                                float *out);
+
+/// One int32 of device memory on the host (synchronizes the stream).
+int32_t readInt(const Context &ctx, const int32_t *devicePtr);
+
+/// From a 0/1 mask [T, n]: rowPtr [T+1] and the token-major assignments
+/// with softmax gates over each token's kept logits. With a `kernel` name
+/// (threshold masks) the assignments must fit in `capacity` slots: the
+/// row pointers are scanned first and their total read to the host, which
+/// throws std::runtime_error (as the CPU does) before any assignment is
+/// written; returns the total then, else -1 (no synchronisation).
+int64_t maskToAssignments(const Context &ctx, int64_t T, int64_t n,
+                          const float *logits, const float *mask,
+                          int32_t *rowPtr, int32_t *expert, float *gate,
+                          const char *kernel = nullptr, int64_t capacity = 0);
+
+/// P(x, i) = Phi((clean - thr) / s) with thr the k-th largest noisy value
+/// excluding i: thrIn = topValues[:, k] when i is in the top k (noisy >
+/// thrIn), else thrOut = topValues[:, k-1]; 1 or 0 by that test when s = 0,
+/// as on the CPU. A threshold of -inf (k == n) gives Phi(inf) = 1.
+struct LoadProbability {
+  const float *clean, *noisy, *noiseStd, *topValues;
+  int64_t n, k;
+  __device__ float operator()(int64_t t, int64_t i) const {
+    const float *tv = topValues + t * (k + 1);
+    int64_t idx = t * n + i;
+    bool in = noisy[idx] > tv[k];
+    float s = noiseStd[idx];
+    if (!(s > 0.0f))
+      return in ? 1.0f : 0.0f;
+    return normcdff((clean[idx] - (in ? tv[k] : tv[k - 1])) / s);
+  }
+};
+
+/// Accumulates dLoad into dClean/dRawNoise through the load probabilities
+/// (Selection.cu). One warp per token; k < n.
+__global__ void __launch_bounds__(WarpPerRow::kBlock)
+    loadBackwardKernel(int64_t T, int64_t n, int64_t k, const float *clean,
+                       const float *noisy, const float *rawNoise,
+                       const float *noiseStd, const float *topValues,
+                       const float *dLoad, float *dClean, float *dRawNoise);
+
+/// Mthr - Mbw at (t, i), Mthr from the router probabilities.
+struct MaskDifference {
+  const float *probs, *batchMask, *thresholds;
+  int64_t n;
+  __device__ float operator()(int64_t t, int64_t i) const {
+    int64_t q = t * n + i;
+    return (probs[q] > thresholds[i] ? 1.0f : 0.0f) - batchMask[q];
+  }
+};
+
+} // namespace moe::rt::gpu
+
+#endif // MOE_RUNTIME_CUDA_SELECTION_CUH
