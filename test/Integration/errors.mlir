@@ -15,6 +15,9 @@
 // RUN: mkdir -p %t/badjson && cp %t/pkg/step.cpp %t/badjson/ && echo '{"format": ' > %t/badjson/manifest.json
 // RUN: not moe-run train %t/badjson --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADJSON
 // BADJSON: moe-run: error: {{.*}}badjson/manifest.json: malformed JSON
+// RUN: mkdir -p %t/badrole && cp %t/pkg/step.cpp %t/badrole/ && sed '0,/"role": "input"/s//"role": "bogus"/' %t/pkg/manifest.json > %t/badrole/manifest.json
+// RUN: not moe-run train %t/badrole --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADROLE
+// BADROLE: moe-run: error: {{.*}}badrole/manifest.json: functions.{{[a-z_]+}}.arguments[{{[0-9]+}}]: unknown role "bogus" (expected input, param or state)
 // RUN: not moe-run train %t/pkg --data %t/corpus.txt --batch-tokens 64 2>&1 | FileCheck %s --check-prefix=BATCH
 // BATCH: moe-run: error: --batch-tokens 64: the model was compiled for batches of 2 x 5 = 10 tokens
 // RUN: not moe-run train %t/pkg --data %t/corpus.txt --vocab-size 100 2>&1 | FileCheck %s --check-prefix=VOCAB

@@ -110,7 +110,7 @@ LmShape languageModelShape(const Package &package) {
   const ArgumentInfo *targets = step.input("targets");
   std::string inputs;
   for (const ArgumentInfo &arg : step.arguments)
-    if (arg.role == "input")
+    if (arg.role == ArgumentRole::Input)
       inputs += (inputs.empty() ? "" : ", ") + arg.name;
   if (!tokens || !targets || tokens->shape.size() != 2 ||
       tokens->shape != targets->shape || tokens->dtype != "i32")
@@ -761,7 +761,7 @@ int runGradcheck(const CommonOptions &common,
   std::map<std::string, std::vector<int32_t>> data;
   std::map<std::string, const int32_t *> inputs;
   for (const ArgumentInfo &arg : step.arguments) {
-    if (arg.role != "input")
+    if (arg.role != ArgumentRole::Input)
       continue;
     if (arg.idBound < 1)
       throw std::runtime_error("input '" + arg.name +
@@ -788,7 +788,7 @@ int runGradcheck(const CommonOptions &common,
   std::vector<std::string> names = session.parameterNames();
   std::map<std::string, std::vector<float>> grads;
   for (const std::string &name : names) {
-    int index = step.resultIndex("grad", name);
+    int index = step.resultIndex(ResultKind::Grad, name);
     if (index < 0) {
       grads[name].assign(session.bufferInfo(name).elements(), 0.0f);
       continue;
@@ -860,16 +860,17 @@ int runInfo(const CommonOptions &common) {
     const FunctionInfo *f = package.function(role);
     if (!f)
       continue;
-    int64_t inputs = 0, params = 0, state = 0;
+    std::map<ArgumentRole, int64_t> count;
     for (const ArgumentInfo &arg : f->arguments)
-      (arg.role == "input" ? inputs : arg.role == "param" ? params : state) +=
-          1;
+      ++count[arg.role];
     std::printf("  %-10s %-28s arena %10.2f MiB  %10.3f GFLOP  %lld inputs, "
                 "%lld params, %lld state, %zu dispatch plans\n",
                 role, f->symbol.c_str(), f->arenaBytes / 1048576.0,
-                f->flops / 1e9, static_cast<long long>(inputs),
-                static_cast<long long>(params),
-                static_cast<long long>(state), f->planExperts.size());
+                f->flops / 1e9,
+                static_cast<long long>(count[ArgumentRole::Input]),
+                static_cast<long long>(count[ArgumentRole::Param]),
+                static_cast<long long>(count[ArgumentRole::State]),
+                f->planExperts.size());
   }
   return 0;
 }

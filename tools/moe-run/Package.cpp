@@ -2,10 +2,10 @@
 //
 // The compiled object is cached under $MOE_RUN_CACHE (default
 // ~/.cache/moe-run) by the SHA-256 of the source, the compile command and
-// the step ABI headers, so a package compiles once per machine and a
-// changed runtime recompiles it. The object is written to a temporary name
-// and renamed, so ranks that compile at the same time never load a torn
-// file.
+// the runtime's ABI headers (kAbiHeaders), so a package compiles once per
+// machine and a changed runtime recompiles it. The object is written to a
+// temporary name and renamed, so ranks that compile at the same time never
+// load a torn file.
 //
 //===----------------------------------------------------------------------===//
 
@@ -94,6 +94,29 @@ std::string quote(const std::string &text) {
   return out + "'";
 }
 
+/// The runtime headers that generated code compiles against, under the
+/// include directory: a change to any of them must recompile the cached
+/// packages. Kernels.def, the kernel table that Backend.h and Step.h
+/// include, is skipped where the runtime does not have it yet.
+struct AbiHeader {
+  const char *path;
+  bool optional;
+};
+constexpr AbiHeader kAbiHeaders[] = {{"runtime/step/Step.h", false},
+                                     {"runtime/Backend.h", false},
+                                     {"runtime/Kernels.def", true}};
+
+/// The ABI headers' text, in kAbiHeaders order.
+std::string abiText(const std::string &includeDir) {
+  std::string text;
+  for (const AbiHeader &header : kAbiHeaders) {
+    std::string path = includeDir + "/" + header.path;
+    if (!header.optional || exists(path))
+      text += readFile(path);
+  }
+  return text;
+}
+
 template <typename T>
 T field(const nlohmann::json &object, const char *key,
         const std::string &where) {
@@ -104,6 +127,30 @@ T field(const nlohmann::json &object, const char *key,
   } catch (const nlohmann::json::exception &) {
     fail(where + ": \"" + key + "\" has the wrong type");
   }
+}
+
+/// The manifest's spellings of the enums of Package.h, in enumerator order.
+constexpr const char *kArgumentRoles[] = {"input", "param", "state"};
+constexpr const char *kResultKinds[] = {"loss", "lr", "param", "state", "grad"};
+constexpr const char *kInitKinds[] = {"zeros", "constant", "normal", "uniform",
+                                      "glorot_uniform"};
+
+/// The enumerator whose spelling in `names` is object[key]; an unknown
+/// spelling fails naming `where` (the manifest file and the entry), `what`
+/// it should have been and the known spellings.
+template <typename Enum, size_t N>
+Enum enumField(const nlohmann::json &object, const char *key,
+               const std::string &where, const char *what,
+               const char *const (&names)[N]) {
+  std::string name = field<std::string>(object, key, where), known;
+  for (size_t i = 0; i < N; ++i) {
+    if (name == names[i])
+      return static_cast<Enum>(i);
+    known += (i == 0 ? "" : i + 1 == N ? " or " : ", ");
+    known += names[i];
+  }
+  fail(where + ": unknown " + what + " \"" + name + "\" (expected " + known +
+       ")");
 }
 
 FunctionInfo parseFunction(const nlohmann::json &json,
@@ -121,7 +168,7 @@ FunctionInfo parseFunction(const nlohmann::json &json,
     std::string at = where + ".arguments[" + std::to_string(i) + "]";
     const nlohmann::json &a = arguments[i];
     ArgumentInfo arg;
-    arg.role = field<std::string>(a, "role", at);
+    arg.role = enumField<ArgumentRole>(a, "role", at, "role", kArgumentRoles);
     arg.name = field<std::string>(a, "name", at);
     arg.dtype = field<std::string>(a, "dtype", at);
     arg.shape = field<std::vector<int64_t>>(a, "shape", at);
@@ -132,19 +179,18 @@ FunctionInfo parseFunction(const nlohmann::json &json,
     for (int64_t d : arg.shape)
       if (d < 0)
         fail(at + ": negative dimension");
-    if (arg.role == "input") {
+    if (arg.role == ArgumentRole::Input) {
       arg.idBound = a.value("id_bound", int64_t(0));
       arg.allowsPadding = a.value("padding", false);
-    } else if (arg.role == "param") {
+    } else if (arg.role == ArgumentRole::Param) {
       auto init = field<nlohmann::json>(a, "init", at);
-      arg.init = field<std::string>(init, "kind", at + ".init");
+      arg.init = enumField<InitKind>(init, "kind", at + ".init", "initializer",
+                                     kInitKinds);
       arg.initScale = field<double>(init, "scale", at + ".init");
-    } else if (arg.role != "state") {
-      fail(at + ": unknown role " + arg.role);
     }
     if (a.contains("shard")) {
       std::string shardAt = at + ".shard";
-      if (arg.role == "input")
+      if (arg.role == ArgumentRole::Input)
         fail(shardAt + ": inputs cannot be sharded");
       auto shard = field<nlohmann::json>(a, "shard", at);
       std::string mesh = field<std::string>(shard, "mesh", shardAt);
@@ -163,20 +209,21 @@ FunctionInfo parseFunction(const nlohmann::json &json,
   auto results = field<nlohmann::json>(json, "results", where);
   if (!results.is_array() || !arguments.is_array())
     fail(where + ": arguments and results must be arrays");
-  for (const nlohmann::json &r : results) {
-    ResultInfo result{field<std::string>(r, "kind", where),
-                      r.is_object() ? r.value("name", "") : ""};
-    bool named = result.kind == "param" || result.kind == "state" ||
-                 result.kind == "grad";
+  for (size_t i = 0; i < results.size(); ++i) {
+    std::string at = where + ".results[" + std::to_string(i) + "]";
+    const nlohmann::json &r = results[i];
+    ResultInfo result{
+        enumField<ResultKind>(r, "kind", at, "result kind", kResultKinds),
+        r.value("name", "")};
+    bool named =
+        result.kind != ResultKind::Loss && result.kind != ResultKind::Lr;
     if (named) {
       bool found = false;
       for (const ArgumentInfo &arg : info.arguments)
-        found |= arg.name == result.name && arg.role != "input";
+        found |= arg.name == result.name && arg.role != ArgumentRole::Input;
       if (!found)
-        fail(where + ": result '" + result.name +
+        fail(at + ": result '" + result.name +
              "' names no parameter or state argument");
-    } else if (result.kind != "loss" && result.kind != "lr") {
-      fail(where + ": unknown result kind " + result.kind);
     }
     info.results.push_back(std::move(result));
   }
@@ -228,13 +275,12 @@ size_t ArgumentInfo::localBytes(int ranks) const {
 
 const ArgumentInfo *FunctionInfo::input(const std::string &name) const {
   for (const ArgumentInfo &arg : arguments)
-    if (arg.role == "input" && arg.name == name)
+    if (arg.role == ArgumentRole::Input && arg.name == name)
       return &arg;
   return nullptr;
 }
 
-int FunctionInfo::resultIndex(const std::string &kind,
-                              const std::string &name) const {
+int FunctionInfo::resultIndex(ResultKind kind, const std::string &name) const {
   for (size_t i = 0; i < results.size(); ++i)
     if (results[i].kind == kind && (name.empty() || results[i].name == name))
       return static_cast<int>(i);
@@ -304,8 +350,7 @@ void Package::load(bool verbose) {
     flags = "-std=c++17 -O2 -fPIC -shared";
   }
   std::string source = readFile(sourcePath);
-  std::string abi = readFile(includeDir + "/runtime/step/Step.h") +
-                    readFile(includeDir + "/runtime/Backend.h");
+  std::string abi = abiText(includeDir);
   // nvcc passes linker flags with -Xlinker, not -Wl.
   std::string rpath = sourceTarget == "cuda"
                           ? " -Xlinker -rpath -Xlinker " + quote(libraryDir)
@@ -380,7 +425,7 @@ const FunctionInfo *Package::function(const std::string &role) const {
 std::vector<const ArgumentInfo *> Package::trainableState() const {
   std::vector<const ArgumentInfo *> state;
   for (const ArgumentInfo &arg : functions.at("train_step").arguments)
-    if (arg.role == "param" || arg.role == "state")
+    if (arg.role != ArgumentRole::Input)
       state.push_back(&arg);
   return state;
 }

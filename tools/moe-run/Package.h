@@ -1,10 +1,11 @@
-//===- Package.h - A compiled model: manifest, source, shared object -*- C++ -*-===//
+//===- Package.h - A compiled model: manifest, source, library --*- C++ -*-===//
 //
 // A package directory holds what moe-translate wrote: manifest.json and the
 // source of the compiled functions (step.cpp for the CPU, step.cu for CUDA).
 // Loading one validates the manifest, compiles the source into a shared
-// object (cached by the SHA-256 of the source and the compile command) and
-// resolves the functions it names.
+// object (cached by the SHA-256 of the source, the compile command and the
+// runtime's ABI headers) and resolves the functions it names. Roles and
+// kinds are parsed into enums here, once.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,15 +22,31 @@
 
 namespace moe::run {
 
+// The enums below are spelled in the manifest as their enumerators in
+// lower case (glorot_uniform for GlorotUniform); Package.cpp's tables list
+// the spellings in enumerator order.
+
+/// What an argument of a compiled function holds: data fed to each call
+/// (input), a trained tensor (param), or what the optimizer carries from
+/// step to step (state: Adam's moments, the step counter).
+enum class ArgumentRole { Input, Param, State };
+
+/// What a result of a compiled function is. Param and state results are
+/// the updated tensors, grad results the gradients (optimizer=none).
+enum class ResultKind { Loss, Lr, Param, State, Grad };
+
+/// How a parameter starts: the dialect's #moe.init kinds.
+enum class InitKind { Zeros, Constant, Normal, Uniform, GlorotUniform };
+
 /// One argument of a compiled function.
 struct ArgumentInfo {
-  std::string role; ///< "input", "param" or "state"
+  ArgumentRole role = ArgumentRole::Input;
   std::string name;
   std::string dtype; ///< "f32", "i32" or "i64"
   std::vector<int64_t> shape;
   int64_t idBound = 0; ///< inputs: ids index [0, idBound)
   bool allowsPadding = false; ///< inputs: -1 marks padding (loss targets)
-  std::string init;    ///< params: zeros, constant, normal, uniform, ...
+  InitKind init = InitKind::Zeros; ///< params only
   double initScale = 0;
   /// Params and state: split along dim 0 over the ranks ("shard" in the
   /// manifest); rank r holds rows [r n/R, (r+1) n/R). `shape` stays global.
@@ -45,9 +62,9 @@ struct ArgumentInfo {
   size_t localBytes(int ranks) const;
 };
 
-/// One result: kind "loss", "lr", "param", "state" or "grad".
+/// One result; param, state and grad results name their argument.
 struct ResultInfo {
-  std::string kind;
+  ResultKind kind = ResultKind::Loss;
   std::string name;
 };
 
@@ -62,7 +79,8 @@ struct FunctionInfo {
   rt::step::CompiledFunction entry = nullptr;
 
   const ArgumentInfo *input(const std::string &name) const;
-  int resultIndex(const std::string &kind, const std::string &name = "") const;
+  /// The first result of `kind` (named `name` unless empty), or -1.
+  int resultIndex(ResultKind kind, const std::string &name = "") const;
 };
 
 class Package {

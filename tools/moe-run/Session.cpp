@@ -46,14 +46,14 @@ std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed,
   std::vector<float> values(static_cast<size_t>(count), 0.0f);
   uint64_t stream = rt::fnv1a(param.name);
   double scale = param.initScale;
-  if (param.init == "zeros")
+  if (param.init == InitKind::Zeros)
     return values;
-  if (param.init == "constant") {
+  if (param.init == InitKind::Constant) {
     std::fill(values.begin(), values.end(), static_cast<float>(scale));
     return values;
   }
   double bound = scale;
-  if (param.init == "glorot_uniform") {
+  if (param.init == InitKind::GlorotUniform) {
     // Fans of the last two dimensions: per expert for [n, d_in, d_out]
     // (global shape; a shard keeps them).
     size_t rank = param.shape.size();
@@ -61,13 +61,10 @@ std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed,
                              : (rank == 1 ? param.shape[0] : 1);
     double fanOut = rank >= 1 ? param.shape[rank - 1] : 1;
     bound = (scale == 0 ? 1.0 : scale) * std::sqrt(6.0 / (fanIn + fanOut));
-  } else if (param.init != "uniform" && param.init != "normal") {
-    throw std::runtime_error("parameter " + param.name +
-                             ": unknown initializer " + param.init);
   }
   for (int64_t i = 0; i < count; ++i) {
     auto at = static_cast<uint64_t>(begin + i);
-    if (param.init == "normal")
+    if (param.init == InitKind::Normal)
       values[i] =
           static_cast<float>(scale * rt::philoxNormalAt(seed, stream, at));
     else
@@ -96,7 +93,7 @@ Session::Session(const Package &package, std::unique_ptr<rt::Backend> backend,
     if (!info)
       continue;
     for (const ArgumentInfo &arg : info->arguments) {
-      if (arg.role == "input")
+      if (arg.role == ArgumentRole::Input)
         continue;
       auto it = buffers.find(arg.name);
       if (it != buffers.end()) {
@@ -151,7 +148,7 @@ void Session::allocateShards(int ranks) {
   for (auto &[role, fs] : functions)
     for (size_t i = 0; i < fs->info->arguments.size(); ++i) {
       const ArgumentInfo &arg = fs->info->arguments[i];
-      if (arg.role != "input")
+      if (arg.role != ArgumentRole::Input)
         fs->context->arguments[i] = buffers.at(arg.name).second;
     }
 }
@@ -176,7 +173,7 @@ void Session::initialize(uint64_t seed) {
   seed_ = seed;
   for (auto &[name, entry] : buffers) {
     const ArgumentInfo &arg = entry.first;
-    if (arg.role == "param") {
+    if (arg.role == ArgumentRole::Param) {
       int64_t count = arg.localElements(ranks());
       int64_t begin = arg.sharded ? rank() * count : 0;
       std::vector<float> values = initialValues(arg, seed, begin, count);
@@ -207,7 +204,7 @@ Session::FunctionState &Session::state(const std::string &role) {
   fs->context->arena = static_cast<char *>(fs->arena);
   fs->context->results.assign(info->results.size(), nullptr);
   for (const ArgumentInfo &arg : info->arguments) {
-    if (arg.role == "input") {
+    if (arg.role == ArgumentRole::Input) {
       void *ptr = backend_->alloc(arg.bytes());
       fs->inputs[arg.name] = ptr;
       fs->context->arguments.push_back(ptr);
@@ -226,7 +223,7 @@ CallResult Session::call(const std::string &role,
   FunctionState &fs = state(role);
   rt::step::Context &ctx = *fs.context;
   for (const ArgumentInfo &arg : fs.info->arguments) {
-    if (arg.role != "input")
+    if (arg.role != ArgumentRole::Input)
       continue;
     auto it = inputs.find(arg.name);
     if (it == inputs.end())
@@ -271,11 +268,11 @@ CallResult Session::call(const std::string &role,
     if (!ptr)
       throw std::runtime_error(fs.info->symbol + " did not set result #" +
                                std::to_string(i));
-    if (r.kind == "loss")
+    if (r.kind == ResultKind::Loss)
       backend_->copyToHost(&result.loss, ptr, sizeof(float));
-    else if (r.kind == "lr")
+    else if (r.kind == ResultKind::Lr)
       backend_->copyToHost(&result.lr, ptr, sizeof(float));
-    else if (r.kind == "param" || r.kind == "state") {
+    else if (r.kind == ResultKind::Param || r.kind == ResultKind::State) {
       auto found = buffers.find(r.name);
       if (found == buffers.end())
         throw std::runtime_error(fs.info->symbol + ": result '" + r.name +
@@ -434,7 +431,7 @@ const ArgumentInfo &Session::bufferInfo(const std::string &name) const {
 std::vector<std::string> Session::parameterNames() const {
   std::vector<std::string> names;
   for (const ArgumentInfo *arg : package.trainableState())
-    if (arg->role == "param")
+    if (arg->role == ArgumentRole::Param)
       names.push_back(arg->name);
   return names;
 }
