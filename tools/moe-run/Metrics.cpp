@@ -38,6 +38,10 @@ std::string formatDuration(double seconds) {
   return text;
 }
 
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 Progress::Progress(int64_t totalSteps, bool quiet)
     : total(totalSteps), quiet(quiet), terminal(::isatty(STDERR_FILENO)) {}
 

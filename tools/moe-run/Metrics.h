@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -40,6 +41,11 @@ private:
 
 /// "1:02:03" or "02:03".
 std::string formatDuration(double seconds);
+
+using Clock = std::chrono::steady_clock;
+
+/// Seconds from `start` to now.
+double secondsSince(Clock::time_point start);
 
 } // namespace moe::run
 

@@ -422,6 +422,10 @@ const FunctionInfo *Package::function(const std::string &role) const {
   return it == functions.end() ? nullptr : &it->second;
 }
 
+std::string Package::evaluationFunction() const {
+  return function("eval") ? "eval" : "model";
+}
+
 std::vector<const ArgumentInfo *> Package::trainableState() const {
   std::vector<const ArgumentInfo *> state;
   for (const ArgumentInfo &arg : functions.at("train_step").arguments)

@@ -100,6 +100,9 @@ public:
   bool hasAdam() const { return optimizer == "adam"; }
   /// "train_step", "eval" or "model"; null when the package lacks it.
   const FunctionInfo *function(const std::string &role) const;
+  /// The function that scores data without training: "eval" (inference
+  /// mode) when the package has it, else "model".
+  std::string evaluationFunction() const;
   /// The training step's parameters and optimizer state, in argument order.
   std::vector<const ArgumentInfo *> trainableState() const;
   /// Whether some parameter or state tensor is split over the ranks.

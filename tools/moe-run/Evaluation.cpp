@@ -1,0 +1,70 @@
+//===- Evaluation.cpp - Perplexity of a split over the ranks --------------===//
+
+#include "tools/moe-run/Evaluation.h"
+
+#include "tools/moe-run/BatchSource.h"
+#include "tools/moe-run/Metrics.h"
+#include "tools/moe-run/Package.h"
+#include "tools/moe-run/Session.h"
+
+#include "runtime/collectives/Collectives.h"
+
+#include <cmath>
+#include <vector>
+
+namespace moe::run {
+
+void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count) {
+  if (!collectives || collectives->size() == 1)
+    return;
+  double local[2] = {sum, static_cast<double>(count)};
+  std::vector<double> all(2 * collectives->size());
+  collectives->allGather(local, sizeof(local), all.data());
+  sum = 0;
+  count = 0;
+  for (int r = 0; r < collectives->size(); ++r) {
+    sum += all[2 * r];
+    count += static_cast<int64_t>(all[2 * r + 1]);
+  }
+}
+
+Evaluation evaluate(Session &session, const Package &package,
+                    BatchSource &batches, int64_t maxBatches,
+                    rt::Collectives *collectives) {
+  std::string role = package.evaluationFunction();
+  Evaluation result;
+  double sum = 0;
+  int64_t count = 0, tokenCount = 0;
+  int rank = collectives ? collectives->rank() : 0;
+  int ranks = collectives ? collectives->size() : 1;
+  auto start = Clock::now();
+  auto score = [&] {
+    return session.call(role, batches.inputs(), /*step=*/1,
+                        /*training=*/false, /*collectStats=*/true);
+  };
+  while (batches.next()) {
+    if (count++ % ranks == rank) {
+      CallResult r = score();
+      sum += r.stats.crossEntropySum;
+      tokenCount += r.stats.crossEntropyTokens;
+    }
+    if (maxBatches && count >= maxBatches)
+      break;
+  }
+  // With expert-sharded tensors every call is collective (each rank's
+  // tokens go to the ranks of their experts), so a rank left without a
+  // batch in the last round calls on padding and ignores what it gets.
+  int64_t busy = count % ranks;
+  if (package.hasShardedTensors() && busy != 0 && rank >= busy) {
+    batches.pad();
+    score();
+  }
+  sumOverRanks(collectives, sum, tokenCount);
+  result.tokens = tokenCount;
+  result.seconds = secondsSince(start);
+  result.crossEntropy = result.tokens ? sum / result.tokens : 0;
+  result.perplexity = std::exp(result.crossEntropy);
+  return result;
+}
+
+} // namespace moe::run

@@ -1,0 +1,73 @@
+//===- Options.h - moe-run's command-line options ---------------*- C++ -*-===//
+//
+// What the command line sets, by subcommand; moe-run.cpp fills them in and
+// the commands, the trainer and the run state read them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_TOOLS_MOE_RUN_OPTIONS_H
+#define MOE_TOOLS_MOE_RUN_OPTIONS_H
+
+#include <cstdint>
+#include <string>
+
+namespace moe::run {
+
+/// Options shared by every subcommand.
+struct CommonOptions {
+  std::string package;
+  std::string backend = "auto"; ///< auto, cpu or cuda
+  int threads = 0;              ///< CPU threads; 0 = all cores
+  int device = 0;               ///< CUDA device
+  uint64_t seed = 1;
+  std::string collectives = "auto"; ///< auto, single or mpi
+  bool verbose = false;
+  bool quiet = false;
+};
+
+/// Options of the data pipeline (train, eval, generate).
+struct DataOptions {
+  std::string path;
+  int64_t vocabSize = 0; ///< 0: the model's vocabulary
+  int64_t minCount = 1;
+  double testFraction = 0.05;
+  int64_t maxLines = 0;
+};
+
+struct TrainOptions {
+  int64_t steps = 1000;
+  double maxMinutes = 0;   ///< 0: no time limit
+  int64_t batchTokens = 0; ///< 0: the compiled batch; else must match it
+  int64_t logEvery = 50;
+  int64_t evalEvery = 0;   ///< 0: at the end only
+  int64_t evalBatches = 0; ///< 0: the whole test split
+  std::string checkpointDir;
+  int64_t checkpointEvery = 0; ///< 0: at the end only (with a directory)
+  int keep = 3;
+  std::string resume; ///< a checkpoint dir, or "latest" in checkpointDir
+  std::string metrics;
+};
+
+struct EvalOptions {
+  std::string checkpoint;
+  std::string split = "test";
+  int64_t batches = 0;
+};
+
+struct GenerateOptions {
+  std::string checkpoint;
+  std::string prompt;
+  int64_t words = 30;
+  double temperature = 1.0;
+};
+
+struct GradcheckOptions {
+  int64_t samples = 64;
+  double epsilon = 1e-2;
+  double tolerance = 5e-2;
+  double maxFailFraction = 0.05;
+};
+
+} // namespace moe::run
+
+#endif // MOE_TOOLS_MOE_RUN_OPTIONS_H

@@ -1,0 +1,225 @@
+//===- Trainer.cpp - The training loop ------------------------------------===//
+
+#include "tools/moe-run/Trainer.h"
+
+#include "tools/moe-run/BatchSource.h"
+#include "tools/moe-run/Package.h"
+#include "tools/moe-run/RunState.h"
+#include "tools/moe-run/Session.h"
+
+#include "runtime/collectives/Collectives.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <stdexcept>
+
+namespace moe::run {
+
+namespace {
+
+/// A line summarising the expert load of the window: per plan, the share
+/// of tokens the busiest and the idlest expert got relative to a uniform
+/// split.
+std::string loadSummary(const std::vector<std::vector<int64_t>> &load) {
+  std::ostringstream text;
+  for (size_t p = 0; p < load.size(); ++p) {
+    int64_t total = 0, most = 0, least = INT64_MAX;
+    for (int64_t c : load[p]) {
+      total += c;
+      most = std::max(most, c);
+      least = std::min(least, c);
+    }
+    double uniform = static_cast<double>(total) / load[p].size();
+    text << (p ? "; " : "") << "layer " << p << ": max/mean "
+         << (uniform > 0 ? most / uniform : 0) << ", min/mean "
+         << (uniform > 0 ? least / uniform : 0);
+  }
+  return text.str();
+}
+
+} // namespace
+
+void Trainer::Window::add(const CallResult &result, int64_t realTargets) {
+  loss += result.loss;
+  crossEntropy += result.stats.crossEntropySum;
+  crossEntropyTokens += result.stats.crossEntropyTokens;
+  targets += realTargets;
+  seconds += result.seconds;
+  ++steps;
+  const auto &perPlan = result.stats.expertTokens;
+  if (expertLoad.size() != perPlan.size())
+    expertLoad.assign(perPlan.size(), {});
+  for (size_t p = 0; p < perPlan.size(); ++p) {
+    auto &sum = expertLoad[p];
+    sum.resize(perPlan[p].size(), 0);
+    for (size_t e = 0; e < sum.size(); ++e)
+      sum[e] += perPlan[p][e];
+  }
+}
+
+Trainer::Trainer(const Package &package, Session &session,
+                 rt::Collectives &ranks, const Dataset &data, RunState &state,
+                 const TrainOptions &options, bool verbose, bool quiet)
+    : package(package), session(session), ranks(ranks), data(data),
+      state(state), options(options), stepInfo(*package.function("train_step")),
+      verbose(verbose), quiet(quiet), progress(options.steps, quiet) {}
+
+Trainer::~Trainer() = default;
+
+void Trainer::run(uint64_t seed) {
+  double baseline = data.baselinePerplexity();
+  batches = data.trainingBatches(state.open(seed), ranks.rank(), ranks.size());
+  int64_t step = state.start(*batches);
+  printSetup(baseline);
+
+  // Allocate every arena now: a model too large for this machine fails
+  // before training, not at its first evaluation.
+  session.prepare("train_step");
+  if (data.hasTestSplit())
+    session.prepare(package.evaluationFunction());
+
+  // Rank 0 writes the metrics for all.
+  metrics.emplace(ranks.rank() == 0 ? options.metrics : "",
+                  /*append=*/state.resuming());
+  start = Clock::now();
+  firstStep = step;
+  int64_t lastSaved = -1;
+  bool stoppedEarly = false;
+  while (step < options.steps) {
+    if (!batches->next())
+      continue; // end of an epoch: the next call starts the next one
+    ++step;
+    CallResult r = session.call("train_step", batches->inputs(), step,
+                                /*training=*/true, /*collectStats=*/true);
+    if (!std::isfinite(r.loss)) {
+      progress.finishLine();
+      throw std::runtime_error("the loss is " + std::to_string(r.loss) +
+                               " at step " + std::to_string(step) +
+                               " (diverged; try a lower --lr when compiling)");
+    }
+    window.add(r, batches->realTargets());
+
+    bool last = step == options.steps;
+    bool outOfTime =
+        options.maxMinutes > 0 && secondsSince(start) > options.maxMinutes * 60;
+    if (step % std::max<int64_t>(options.logEvery, 1) == 0 || last || outOfTime)
+      report(step, r.lr);
+    if (state.saves() && options.checkpointEvery > 0 &&
+        step % options.checkpointEvery == 0) {
+      save(step);
+      lastSaved = step;
+    }
+    if (options.evalEvery > 0 && step % options.evalEvery == 0 && !last)
+      evaluateAt(step);
+    if (outOfTime && !last) {
+      progress.finishLine();
+      if (!quiet)
+        std::printf("stopping at step %lld: --max-minutes %.1f reached\n",
+                    static_cast<long long>(step), options.maxMinutes);
+      stoppedEarly = true;
+      break;
+    }
+  }
+  progress.finishLine();
+  if (state.saves() && lastSaved != step && step > firstStep)
+    save(step);
+  Evaluation e = evaluateAt(step);
+  if (!quiet) {
+    std::printf("trained %lld steps in %s%s\n",
+                static_cast<long long>(step - firstStep),
+                formatDuration(secondsSince(start)).c_str(),
+                stoppedEarly ? " (time limit)" : "");
+    std::printf("test perplexity: %.2f (unigram baseline: %.2f)\n",
+                e.perplexity, baseline);
+  }
+  metrics->write({{"step", step},
+                  {"final", true},
+                  {"test_perplexity", e.perplexity},
+                  {"unigram_perplexity", baseline}});
+}
+
+void Trainer::printSetup(double baseline) const {
+  if (quiet)
+    return;
+  int64_t parameters = 0;
+  for (const std::string &name : session.parameterNames())
+    parameters += session.bufferInfo(name).elements();
+  std::printf("model: %s, %lld parameters, batch %s, arena %.1f MiB, %.3f "
+              "GFLOP per step, backend %s\n",
+              package.model().c_str(), static_cast<long long>(parameters),
+              data.describeBatch(1).c_str(), stepInfo.arenaBytes / 1048576.0,
+              stepInfo.flops / 1e9, session.backend().name().c_str());
+  if (ranks.size() > 1)
+    std::printf("ranks: %d (%s), global batch %s\n", ranks.size(),
+                ranks.name().c_str(), data.describeBatch(ranks.size()).c_str());
+  std::printf("unigram baseline: test perplexity %.2f\n", baseline);
+  if (!data.hasTestSplit())
+    std::printf("note: no test split (%s): no evaluation\n",
+                data.missingTestSplit().c_str());
+}
+
+void Trainer::report(int64_t step, float lr) {
+  double loss = window.loss / window.steps;
+  // Perplexity of the global batches: every rank's cross-entropy.
+  sumOverRanks(&ranks, window.crossEntropy, window.crossEntropyTokens);
+  // The sampled softmax has no exact perplexity: reported as null.
+  double ppl = window.crossEntropyTokens
+                   ? std::exp(window.crossEntropy / window.crossEntropyTokens)
+                   : std::nan("");
+  double seconds = std::max(window.seconds, 1e-9);
+  double tokensPerSecond = window.targets / seconds;
+  double tflops = stepInfo.flops * window.steps * ranks.size() / seconds / 1e12;
+  double elapsed = secondsSince(start);
+  double eta = elapsed / (step - firstStep) * (options.steps - step);
+  if (options.maxMinutes > 0)
+    eta = std::min(eta, options.maxMinutes * 60 - elapsed);
+  progress.report(step, loss, ppl, lr, tokensPerSecond, tflops, eta);
+  metrics->write({{"step", step},
+                  {"epoch", batches->epoch()},
+                  {"loss", loss},
+                  {"perplexity", ppl},
+                  {"lr", lr},
+                  {"tokens_per_s", tokensPerSecond},
+                  {"tflops", tflops},
+                  {"expert_load", window.expertLoad},
+                  {"elapsed_s", elapsed}});
+  if (verbose && !window.expertLoad.empty()) {
+    progress.finishLine();
+    std::printf("expert load: %s\n", loadSummary(window.expertLoad).c_str());
+  }
+  window = Window();
+}
+
+void Trainer::save(int64_t step) {
+  std::string dir = state.save(step, *batches);
+  progress.finishLine();
+  if (!quiet)
+    std::printf("checkpoint: %s\n", dir.c_str());
+  metrics->write({{"step", step}, {"checkpoint", dir}});
+}
+
+Evaluation Trainer::evaluateAt(int64_t step) {
+  Evaluation e;
+  if (!data.hasTestSplit()) {
+    e.perplexity = e.crossEntropy = std::nan("");
+    return e;
+  }
+  e = evaluate(session, package, *data.evaluationBatches("test"),
+               options.evalBatches, &ranks);
+  progress.finishLine();
+  if (!quiet)
+    std::printf("eval at step %lld: test perplexity %.2f over %lld words "
+                "(%.1fs)\n",
+                static_cast<long long>(step), e.perplexity,
+                static_cast<long long>(e.tokens), e.seconds);
+  metrics->write({{"step", step},
+                  {"split", "test"},
+                  {"perplexity", e.perplexity},
+                  {"cross_entropy", e.crossEntropy},
+                  {"tokens", e.tokens}});
+  return e;
+}
+
+} // namespace moe::run
