@@ -1,8 +1,8 @@
 //===- MoEGradients.cpp - Vector-Jacobian products of the moe ops ---------===//
 //
-// GradientOpInterface implementations, one per differentiable op, and the
-// verifiers of the backward ops they create. moe-autodiff calls these in
-// reverse program order.
+// GradientOpInterface implementations, one per differentiable op (the
+// backward ops they create are verified in MoEGradientOps.cpp). moe-autodiff
+// calls these in reverse program order.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,6 +33,17 @@ LogicalResult expectNoGradient(Operation *op, ArrayRef<Value> resultGrads,
 }
 
 } // namespace
+
+/// The gradient of a mask's gates (flat or grouped, batchwise or threshold)
+/// to its [rows, n] logits, zero where masked: the gates are a softmax over
+/// each row's kept logits.
+template <typename MaskOp>
+static Value buildMaskedGateGrad(OpBuilder &b, MaskOp mask, Value dGate) {
+  Value logits = mask.getLogits();
+  return b.create<MaskedGateGradOp>(mask.getLoc(), logits.getType(),
+                                    mask.getRowPtr(), mask.getExpert(),
+                                    mask.getGate(), dGate, shapeOf(logits)[1]);
+}
 
 //===----------------------------------------------------------------------===//
 // Dense algebra
@@ -138,10 +149,7 @@ BatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   // gradient.
   if (failed(expectNoGradient(*this, grads, {0})))
     return failure();
-  int64_t numExperts = shapeOf(getLogits())[1];
-  operandGrads.push_back(
-      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
-                                 getExpert(), getGate(), grads[3], numExperts));
+  operandGrads.push_back(buildMaskedGateGrad(b, *this, grads[3]));
   return success();
 }
 
@@ -150,11 +158,7 @@ ThresholdMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                SmallVectorImpl<Value> &operandGrads) {
   // As for the batchwise mask, only the gates carry gradient; the
   // thresholds are trained by Eq. 8 alone.
-  int64_t numExperts = shapeOf(getLogits())[1];
-  operandGrads.push_back(
-      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
-                                 getExpert(), getGate(), grads[2], numExperts));
-  operandGrads.push_back(Value());
+  operandGrads.assign({buildMaskedGateGrad(b, *this, grads[2]), Value()});
   return success();
 }
 
@@ -238,67 +242,6 @@ LogicalResult CombineOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   // Positions and the optional row pointer take no gradient.
   operandGrads.assign({grad.getDExpertOutput(), grad.getDGate()});
   operandGrads.resize(getNumOperands());
-  return success();
-}
-
-//===----------------------------------------------------------------------===//
-// Verifiers of the backward ops
-//===----------------------------------------------------------------------===//
-
-LogicalResult NoisyTopKGradOp::verify() {
-  if (bool(getNoiseLogits()) != bool(getDNoiseLogits()))
-    return emitOpError("has a noise-logits gradient exactly when it has "
-                       "noise logits");
-  if (Value noise = getNoiseLogits())
-    if (failed(expectShape(*this, noise, "noise logits",
-                           shapeOf(getCleanLogits()), "[T, n]")))
-      return failure();
-  return expectShape(*this, getExpert(), "expert", shapeOf(getGate()),
-                     "the gates' shape [T, k]");
-}
-
-LogicalResult MaskedGateGradOp::verify() {
-  int64_t tokens = shapeOf(getRowPtr())[0] - 1;
-  if (failed(expectShape(*this, getExpert(), "expert", shapeOf(getGate()),
-                         "one expert per gate")))
-    return failure();
-  return expectShape(*this, getDLogits(), "d_logits", {tokens, getNumExperts()},
-                     "[T, num_experts]");
-}
-
-LogicalResult ImportanceGradOp::verify() {
-  return expectShape(*this, getDGate(), "d_gate", shapeOf(getExpert()),
-                     "one gradient per assignment");
-}
-
-LogicalResult DispatchGradOp::verify() {
-  int64_t assignments = shapeOf(getPosition())[0];
-  if (failed(expectShape(*this, getDBuffer(), "d_buffer",
-                         {assignments, shapeOf(getDBuffer())[1]}, "[A, d]")))
-    return failure();
-  if (Value rows = getRowPtr())
-    if (failed(expectShape(*this, rows, "row_ptr", {getTokens() + 1},
-                           "[tokens + 1]")))
-      return failure();
-  return expectShape(*this, getDInput(), "d_input",
-                     {getTokens(), shapeOf(getDBuffer())[1]}, "[tokens, d]");
-}
-
-LogicalResult EmbeddingGradOp::verify() {
-  SmallVector<int64_t> expected(shapeOf(getIds()));
-  expected.push_back(shapeOf(getDTable())[1]);
-  return expectShape(*this, getDOutput(), "d_output", expected,
-                     "ids shape followed by d");
-}
-
-LogicalResult LSTMGradOp::verify() {
-  if (bool(getProjection()) != bool(getDProjection()))
-    return emitOpError("has a projection gradient exactly when it has a "
-                       "projection");
-  if (Value proj = getProjection())
-    if (proj.getType() != getDProjection().getType())
-      return emitOpError("expects the projection gradient to have the "
-                         "projection's type");
   return success();
 }
 
@@ -452,16 +395,6 @@ ComposeRoutesOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   return success();
 }
 
-LogicalResult ComposeRoutesGradOp::verify() {
-  int64_t a = shapeOf(getPrimaryGate())[0];
-  int64_t k = shapeOf(getSecondaryGate())[1];
-  if (failed(expectShape(*this, getPosition(), "position", {a},
-                         "one buffer row per primary assignment")))
-    return failure();
-  return expectShape(*this, getDGate(), "d_gate", {a * k},
-                     "[primary assignments * k]");
-}
-
 //===----------------------------------------------------------------------===//
 // Hierarchical routing with batchwise and threshold masks, Load_H
 //===----------------------------------------------------------------------===//
@@ -473,22 +406,16 @@ GroupedBatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   // gates (a softmax over each row's kept logits) carry the gradient.
   if (failed(expectNoGradient(*this, grads, {0})))
     return failure();
-  int64_t numExperts = shapeOf(getLogits())[1];
-  operandGrads.push_back(
-      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
-                                 getExpert(), getGate(), grads[3], numExperts));
+  operandGrads.push_back(buildMaskedGateGrad(b, *this, grads[3]));
   return success();
 }
 
 LogicalResult
 GroupedThresholdMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                       SmallVectorImpl<Value> &operandGrads) {
-  int64_t numExperts = shapeOf(getLogits())[1];
-  operandGrads.push_back(
-      b.create<MaskedGateGradOp>(getLoc(), getLogits().getType(), getRowPtr(),
-                                 getExpert(), getGate(), grads[2], numExperts));
   // Thresholds learn through Eq. 8 only; the offsets are integers.
-  operandGrads.append({Value(), Value()});
+  operandGrads.assign(
+      {buildMaskedGateGrad(b, *this, grads[2]), Value(), Value()});
   return success();
 }
 
@@ -536,60 +463,4 @@ HierarchicalLoadOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   operandGrads.assign(
       {grad.getDPrimaryLoad(), grad.getDSecondaryLoad(), Value()});
   return success();
-}
-
-LogicalResult GroupedBatchwiseThresholdLossGradOp::verify() {
-  ArrayRef<int64_t> logits = shapeOf(getLogits());
-  int64_t groups = shapeOf(getThresholds())[0];
-  if (failed(
-          expectShape(*this, getBatchMask(), "batch mask", logits, "[R, n]")) ||
-      failed(expectShape(*this, getThresholds(), "thresholds",
-                         {groups, logits[1]}, "[groups, n]")))
-    return failure();
-  return expectEqualSegments(*this, logits[0], groups, "logits");
-}
-
-LogicalResult ComposeRoutesCsrGradOp::verify() {
-  int64_t primary = shapeOf(getPrimaryGate())[0];
-  int64_t secondary = shapeOf(getSecondaryGate())[0];
-  if (failed(expectShape(*this, getRowPtr(), "row_ptr",
-                         shapeOf(getPrimaryRowPtr()),
-                         "the primary row pointers' shape [tokens + 1]")) ||
-      failed(expectShape(*this, getPosition(), "position", {primary},
-                         "one buffer row per primary assignment")) ||
-      failed(expectShape(*this, getSecondaryRowPtr(), "secondary row_ptr",
-                         {primary + 1}, "[primary assignments + 1]")))
-    return failure();
-  return expectShape(*this, getDGate(), "d_gate", {secondary},
-                     "one gradient per secondary assignment");
-}
-
-LogicalResult GroupedLoadEstimateGradOp::verify() {
-  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
-  int64_t k = getK();
-  int64_t groups = shapeOf(getExpertOffset())[0] - 1;
-  if (k > clean[1])
-    return emitOpError() << "k = " << k << " exceeds the " << clean[1]
-                         << " experts of a group";
-  if (groups < 1)
-    return emitOpError("expects expert_offset of shape [groups + 1] with at "
-                       "least one group");
-  if (failed(expectShape(*this, getNoisy(), "noisy", clean, "[R, n]")) ||
-      failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[R, n]")) ||
-      failed(expectShape(*this, getTopValues(), "top_values", {clean[0], k + 1},
-                         "[R, k + 1]")))
-    return failure();
-  return expectShape(*this, getDLoad(), "d_load", {groups, clean[1]},
-                     "[groups, n]");
-}
-
-LogicalResult HierarchicalLoadGradOp::verify() {
-  int64_t groups = shapeOf(getPrimaryLoad())[0];
-  int64_t n = shapeOf(getSecondaryLoad())[1];
-  if (failed(expectShape(*this, getSecondaryLoad(), "secondary load",
-                         {groups, n}, "[groups, n], one row per group")) ||
-      failed(expectShape(*this, getExpertOffset(), "expert_offset",
-                         {groups + 1}, "[groups + 1]")))
-    return failure();
-  return expectShape(*this, getDLoad(), "d_load", {groups * n}, "[groups * n]");
 }

@@ -383,10 +383,7 @@ LogicalResult EmbeddingOp::verify() {
     return emitOpError() << "expects a table of rank 2 ([vocab, d]) but got "
                             "shape "
                          << formatShape(table);
-  SmallVector<int64_t> expected(shapeOf(getIds()));
-  expected.push_back(table[1]);
-  return expectShape(*this, getOutput(), "output", expected,
-                     "ids shape followed by d");
+  return expectEmbeddingRows(*this, getOutput(), "output", getIds(), table[1]);
 }
 
 LogicalResult LinearOp::verify() {

@@ -16,7 +16,7 @@ using namespace mlir::moe;
 static LogicalResult verifyRowPointer(Operation *op, Value rowPtr,
                                       int64_t assignments, int64_t tokens) {
   if (rowPtr)
-    return expectShape(op, rowPtr, "row_ptr", {tokens + 1}, "[tokens + 1]");
+    return expectRowPointer(op, rowPtr, tokens);
   if (assignments % tokens == 0)
     return success();
   return op->emitOpError()
@@ -259,19 +259,16 @@ LogicalResult FusedRouteOp::verify() {
 LogicalResult ComposeRoutesOp::verify() {
   int64_t a = shapeOf(getPrimaryExpert())[0];
   ArrayRef<int64_t> secondary = shapeOf(getSecondaryExpert());
-  if (failed(expectShape(*this, getPrimaryGate(), "primary gate", {a},
-                         "one gate per primary assignment")) ||
-      failed(expectShape(*this, getPosition(), "position", {a},
-                         "one buffer row per primary assignment")) ||
+  if (failed(verifyPrimaryAssignments(*this, getPrimaryGate(), getPosition(),
+                                      a)) ||
       failed(expectShape(*this, getSecondaryExpert(), "secondary expert",
                          {a, secondary[1]}, "[primary assignments, k]")) ||
       failed(expectShape(*this, getSecondaryGate(), "secondary gate", secondary,
                          "the secondary experts' shape")) ||
-      failed(expectShape(*this, getExpert(), "expert", {a * secondary[1]},
-                         "[primary assignments * k]")))
+      failed(expectComposedAssignments(*this, getExpert(), "expert", a,
+                                       secondary[1])))
     return failure();
-  return expectShape(*this, getGate(), "gate", {a * secondary[1]},
-                     "[primary assignments * k]");
+  return expectComposedAssignments(*this, getGate(), "gate", a, secondary[1]);
 }
 
 //===----------------------------------------------------------------------===//
@@ -311,14 +308,8 @@ LogicalResult GroupedThresholdMaskOp::verify() {
 }
 
 LogicalResult GroupedBatchwiseThresholdLossOp::verify() {
-  ArrayRef<int64_t> logits = shapeOf(getLogits());
-  int64_t groups = shapeOf(getThresholds())[0];
-  if (failed(
-          expectShape(*this, getBatchMask(), "batch mask", logits, "[R, n]")) ||
-      failed(expectShape(*this, getThresholds(), "thresholds",
-                         {groups, logits[1]}, "[groups, n]")))
-    return failure();
-  return expectEqualSegments(*this, logits[0], groups, "logits");
+  return verifyGroupedThresholdLoss(*this, getLogits(), getBatchMask(),
+                                    getThresholds());
 }
 
 LogicalResult ComposeRoutesCsrOp::verify() {
@@ -328,10 +319,8 @@ LogicalResult ComposeRoutesCsrOp::verify() {
                        "got an empty tensor");
   int64_t primary = shapeOf(getPrimaryExpert())[0];
   int64_t secondary = shapeOf(getSecondaryExpert())[0];
-  if (failed(expectShape(*this, getPrimaryGate(), "primary gate", {primary},
-                         "one gate per primary assignment")) ||
-      failed(expectShape(*this, getPosition(), "position", {primary},
-                         "one buffer row per primary assignment")) ||
+  if (failed(verifyPrimaryAssignments(*this, getPrimaryGate(), getPosition(),
+                                      primary)) ||
       failed(expectShape(*this, getSecondaryRowPtr(), "secondary row_ptr",
                          {primary + 1},
                          "[primary assignments + 1], one row per "
@@ -348,33 +337,12 @@ LogicalResult ComposeRoutesCsrOp::verify() {
 }
 
 LogicalResult GroupedLoadEstimateOp::verify() {
-  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
-  int64_t k = getK();
-  int64_t groups = shapeOf(getExpertOffset())[0] - 1;
-  if (k > clean[1])
-    return emitOpError() << "k = " << k << " exceeds the " << clean[1]
-                         << " experts of a group";
-  if (groups < 1)
-    return emitOpError("expects expert_offset of shape [groups + 1] with at "
-                       "least one group");
-  if (failed(expectShape(*this, getNoiseLogits(), "noise logits", clean,
-                         "the clean logits' shape")) ||
-      failed(expectShape(*this, getNoisy(), "noisy", clean, "[R, n]")) ||
-      failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[R, n]")) ||
-      failed(expectShape(*this, getTopValues(), "top_values", {clean[0], k + 1},
-                         "[R, k + 1]")))
-    return failure();
-  return expectShape(*this, getLoad(), "load", {groups, clean[1]},
-                     "[groups, n]");
+  return verifyGroupedLoadEstimate(
+      *this, getK(), getCleanLogits(), getNoiseLogits(), getNoisy(),
+      getNoiseStd(), getTopValues(), getExpertOffset(), getLoad(), "load");
 }
 
 LogicalResult HierarchicalLoadOp::verify() {
-  int64_t groups = shapeOf(getPrimaryLoad())[0];
-  int64_t n = shapeOf(getSecondaryLoad())[1];
-  if (failed(expectShape(*this, getSecondaryLoad(), "secondary load",
-                         {groups, n}, "[groups, n], one row per group")) ||
-      failed(expectShape(*this, getExpertOffset(), "expert_offset",
-                         {groups + 1}, "[groups + 1]")))
-    return failure();
-  return expectShape(*this, getLoad(), "load", {groups * n}, "[groups * n]");
+  return verifyHierarchicalLoad(*this, getPrimaryLoad(), getSecondaryLoad(),
+                                getExpertOffset(), getLoad(), "load");
 }

@@ -60,6 +60,51 @@ inline LogicalResult expectEqualSegments(Operation *op, int64_t rows,
                            << " is not a multiple of " << groups;
 }
 
+//===----------------------------------------------------------------------===//
+// Checks shared by a forward op and its backward op (VerifierUtils.cpp)
+//===----------------------------------------------------------------------===//
+
+/// Token-major row pointers: `rowPtr` has tokens + 1 entries.
+LogicalResult expectRowPointer(Operation *op, Value rowPtr, int64_t tokens);
+
+/// `value` (an embedding's output or its gradient) has the shape of `ids`
+/// followed by the embedding width `d`.
+LogicalResult expectEmbeddingRows(Operation *op, Value value, StringRef what,
+                                  Value ids, int64_t d);
+
+/// The primary level of two-level routing: `primaryGate` and `position`
+/// hold one entry per primary assignment, `assignments` of them.
+LogicalResult verifyPrimaryAssignments(Operation *op, Value primaryGate,
+                                       Value position, int64_t assignments);
+
+/// `value` holds the `k` secondary choices of each of `assignments`
+/// primary assignments, flattened.
+LogicalResult expectComposedAssignments(Operation *op, Value value,
+                                        StringRef what, int64_t assignments,
+                                        int64_t k);
+
+/// The operands of the grouped Eq. 8: a [R, n] batch mask like the logits,
+/// [groups, n] thresholds, and R rows forming `groups` equal segments.
+LogicalResult verifyGroupedThresholdLoss(Operation *op, Value logits,
+                                         Value batchMask, Value thresholds);
+
+/// The operands of the grouped load estimate and `load` (its result, or the
+/// gradient reaching it): k of a group's experts, at least one group in
+/// `expertOffset`, the noisy top-k values saved for the [R, n] logits, and
+/// a [groups, n] load.
+LogicalResult verifyGroupedLoadEstimate(Operation *op, int64_t k,
+                                        Value cleanLogits, Value noiseLogits,
+                                        Value noisy, Value noiseStd,
+                                        Value topValues, Value expertOffset,
+                                        Value load, StringRef loadName);
+
+/// The operands of Load_H and `load` (its result, or the gradient reaching
+/// it): a [groups, n] secondary load per group of the primary load, a
+/// [groups + 1] expert_offset and a flat [groups * n] load.
+LogicalResult verifyHierarchicalLoad(Operation *op, Value primaryLoad,
+                                     Value secondaryLoad, Value expertOffset,
+                                     Value load, StringRef loadName);
+
 } // namespace mlir::moe
 
 #endif // MOE_DIALECT_VERIFIERUTILS_H

@@ -1,0 +1,93 @@
+//===- VerifierUtils.cpp - Checks shared by forward and backward ops ------===//
+//
+// A backward op reads the operands of its forward op, so it repeats the
+// forward op's shape checks; both call these so that the two agree and say
+// the same thing.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialect/VerifierUtils.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+LogicalResult mlir::moe::expectRowPointer(Operation *op, Value rowPtr,
+                                          int64_t tokens) {
+  return expectShape(op, rowPtr, "row_ptr", {tokens + 1}, "[tokens + 1]");
+}
+
+LogicalResult mlir::moe::expectEmbeddingRows(Operation *op, Value value,
+                                             StringRef what, Value ids,
+                                             int64_t d) {
+  SmallVector<int64_t> expected(shapeOf(ids));
+  expected.push_back(d);
+  return expectShape(op, value, what, expected, "ids shape followed by d");
+}
+
+LogicalResult mlir::moe::verifyPrimaryAssignments(Operation *op,
+                                                  Value primaryGate,
+                                                  Value position,
+                                                  int64_t assignments) {
+  if (failed(expectShape(op, primaryGate, "primary gate", {assignments},
+                         "one gate per primary assignment")))
+    return failure();
+  return expectShape(op, position, "position", {assignments},
+                     "one buffer row per primary assignment");
+}
+
+LogicalResult mlir::moe::expectComposedAssignments(Operation *op, Value value,
+                                                   StringRef what,
+                                                   int64_t assignments,
+                                                   int64_t k) {
+  return expectShape(op, value, what, {assignments * k},
+                     "[primary assignments * k]");
+}
+
+LogicalResult mlir::moe::verifyGroupedThresholdLoss(Operation *op, Value logits,
+                                                    Value batchMask,
+                                                    Value thresholds) {
+  ArrayRef<int64_t> shape = shapeOf(logits);
+  int64_t groups = shapeOf(thresholds)[0];
+  if (failed(expectShape(op, batchMask, "batch mask", shape, "[R, n]")) ||
+      failed(expectShape(op, thresholds, "thresholds", {groups, shape[1]},
+                         "[groups, n]")))
+    return failure();
+  return expectEqualSegments(op, shape[0], groups, "logits");
+}
+
+LogicalResult mlir::moe::verifyGroupedLoadEstimate(
+    Operation *op, int64_t k, Value cleanLogits, Value noiseLogits, Value noisy,
+    Value noiseStd, Value topValues, Value expertOffset, Value load,
+    StringRef loadName) {
+  ArrayRef<int64_t> clean = shapeOf(cleanLogits);
+  int64_t groups = shapeOf(expertOffset)[0] - 1;
+  if (k > clean[1])
+    return op->emitOpError() << "k = " << k << " exceeds the " << clean[1]
+                             << " experts of a group";
+  if (groups < 1)
+    return op->emitOpError("expects expert_offset of shape [groups + 1] with "
+                           "at least one group");
+  if (failed(expectShape(op, noiseLogits, "noise logits", clean,
+                         "the clean logits' shape")) ||
+      failed(expectShape(op, noisy, "noisy", clean, "[R, n]")) ||
+      failed(expectShape(op, noiseStd, "noise_std", clean, "[R, n]")) ||
+      failed(expectShape(op, topValues, "top_values", {clean[0], k + 1},
+                         "[R, k + 1]")))
+    return failure();
+  return expectShape(op, load, loadName, {groups, clean[1]}, "[groups, n]");
+}
+
+LogicalResult mlir::moe::verifyHierarchicalLoad(Operation *op,
+                                                Value primaryLoad,
+                                                Value secondaryLoad,
+                                                Value expertOffset, Value load,
+                                                StringRef loadName) {
+  int64_t groups = shapeOf(primaryLoad)[0];
+  int64_t n = shapeOf(secondaryLoad)[1];
+  if (failed(expectShape(op, secondaryLoad, "secondary load", {groups, n},
+                         "[groups, n], one row per group")) ||
+      failed(expectShape(op, expertOffset, "expert_offset", {groups + 1},
+                         "[groups + 1]")))
+    return failure();
+  return expectShape(op, load, loadName, {groups * n}, "[groups * n]");
+}
