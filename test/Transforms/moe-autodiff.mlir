@@ -89,6 +89,43 @@ func.func @foreign_op(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<z
 
 // -----
 
+// Values an op saves for its own backward pass (here the noisy logits) take
+// no gradient.
+func.func @saved_value_in_loss(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "g", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  // expected-error@+1 {{cannot differentiate through result #2, which the op computes for its own backward pass}}
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean {k = 2 : i64} : (tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %hf = tensor.collapse_shape %h [[0, 1]] : tensor<6x4xf32> into tensor<24xf32>
+  %loss = moe.cv_squared %hf {weight = 1.0 : f32} : (tensor<24xf32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// The backward of a dispatch sums rows per token, which needs the plan that
+// made its token indices.
+func.func @dispatch_without_plan(%x: tensor<6x8xf32>, %tok: tensor<12xi32>, %w: tensor<8x8xf32> {moe.param = "w", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  %h = moe.matmul %x, %w : (tensor<6x8xf32>, tensor<8x8xf32>) -> tensor<6x8xf32>
+  // expected-error@+1 {{can only be differentiated when its token indices come from moe.dispatch_plan or moe.fused_route}}
+  %buf = moe.dispatch %h, %tok : (tensor<6x8xf32>, tensor<12xi32>) -> tensor<12x8xf32>
+  %bf = tensor.collapse_shape %buf [[0, 1]] : tensor<12x8xf32> into tensor<96xf32>
+  %loss = moe.cv_squared %bf {weight = 1.0 : f32} : (tensor<96xf32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
+// Of the collectives' reductions only sum and average are differentiable.
+mesh.mesh @ranks(shape = ?)
+func.func @all_reduce_max(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<zeros>}) -> tensor<f32> {
+  // expected-error@+1 {{has no gradient for reduction max (only sum and average)}}
+  %m = mesh.all_reduce %b on @ranks mesh_axes = [0] reduction = <max> : tensor<4xf32> -> tensor<4xf32>
+  %loss = moe.cv_squared %m {weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
 // The loss must come first and be a scalar.
 // expected-error@+1 {{a model's first result must be its scalar loss, tensor<f32>}}
 func.func @vector_loss(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<zeros>}) -> tensor<4xf32> {

@@ -18,6 +18,16 @@ func.func @recv_offset_shape(%off: tensor<5xi32>) {
 
 // -----
 
+// expert_offset is [num_experts + 1]: one entry leaves no expert.
+mesh.mesh @ranks(shape = ?)
+func.func @offset_without_experts(%off: tensor<1xi32>) {
+  // expected-error@+1 {{expects an expert_offset of at least 2 entries}}
+  %c, %r = moe.exchange_counts %off on @ranks : (tensor<1xi32>) -> (tensor<0xi32>, tensor<1xi32>)
+  return
+}
+
+// -----
+
 func.func @no_mesh(%off: tensor<5xi32>) {
   // expected-error@+1 {{expects @ranks to name a mesh.mesh of the module}}
   %c, %r = moe.exchange_counts %off on @ranks : (tensor<5xi32>) -> (tensor<4xi32>, tensor<5xi32>)

@@ -99,6 +99,15 @@ func.func @lstm_grad_projection(%x: tensor<2x3x8xf32>, %wx: tensor<8x16xf32>, %w
 
 // -----
 
+// The projection gradient has the projection's type.
+func.func @lstm_grad_projection_type(%x: tensor<2x3x8xf32>, %wx: tensor<8x16xf32>, %wh: tensor<4x16xf32>, %b: tensor<16xf32>, %p: tensor<4x4xf32>, %y: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{expects the projection gradient to have the projection's type}}
+  %0:5 = moe.lstm_grad %x weights(%wx, %wh, %b) projection(%p) output %y, %y : (tensor<2x3x8xf32>, tensor<8x16xf32>, tensor<4x16xf32>, tensor<16xf32>, tensor<4x4xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>) -> (tensor<2x3x8xf32>, tensor<8x16xf32>, tensor<4x16xf32>, tensor<16xf32>, tensor<4x5xf32>)
+  return
+}
+
+// -----
+
 // The weight gradient has the weights' type.
 func.func @grouped_grad_weights(%b: tensor<6x4xf32>, %w: tensor<2x4x4xf32>, %o: tensor<3xi32>) {
   // expected-error@+1 {{failed to verify that all of {weights, d_weights} have same type}}

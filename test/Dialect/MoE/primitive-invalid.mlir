@@ -414,3 +414,30 @@ func.func @combined_batchwise_capacity_too_large(%l: tensor<4x2xf32>) {
       : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<5xi32>, tensor<9xi32>, tensor<9xf32>)
   return
 }
+
+// -----
+
+// A bias is added along the last dimension, which a scalar does not have.
+func.func @bias_add_scalar(%x: tensor<f32>, %b: tensor<1xf32>) {
+  // expected-error@+1 {{expects an input of rank >= 1}}
+  %y = moe.bias_add %x, %b : (tensor<f32>, tensor<1xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Rows are summed into a vector over the last dimension.
+func.func @sum_rows_scalar(%x: tensor<f32>) {
+  // expected-error@+1 {{expects an input of rank >= 1}}
+  %y = moe.sum_rows %x : (tensor<f32>) -> tensor<1xf32>
+  return
+}
+
+// -----
+
+// The load estimate ranks each token's logits against its k-th best.
+func.func @load_estimate_k_too_large(%c: tensor<6x4xf32>, %t: tensor<6x6xf32>) {
+  // expected-error@+1 {{k = 5 exceeds the 4 experts}}
+  %load = moe.load_estimate %c, noise %c, %c, %c, %t {k = 5 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x6xf32>) -> tensor<4xf32>
+  return
+}
