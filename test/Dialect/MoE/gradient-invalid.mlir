@@ -185,3 +185,12 @@ func.func @softmax_ce_grad_type(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tens
   %a:3 = moe.softmax_cross_entropy_grad %h, %t, %w, %b, %s : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>) -> (tensor<2x4xf32>, tensor<5x4xf32>, tensor<4xf32>)
   return
 }
+
+// -----
+
+// Noise logits have the clean logits' [T, n] shape.
+func.func @noisy_grad_noise_shape(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %e: tensor<4x2xi32>, %g: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects noise logits of shape 4x3 ([T, n]) but got 4x2}}
+  %0:2 = moe.noisy_top_k_grad %c, %c, %c, %e, %g, %g, noise %r : (tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<4x2xf32>)
+  return
+}

@@ -275,3 +275,73 @@ func.func @hierarchical_load_grad_type(%pl: tensor<4xf32>, %sl: tensor<4x4xf32>,
   %dp, %ds = moe.hierarchical_load_grad %pl, %sl, %off, %dl : (tensor<4xf32>, tensor<4x4xf32>, tensor<5xi32>, tensor<16xf32>) -> (tensor<4xf32>, tensor<2x8xf32>)
   return
 }
+
+// -----
+
+// The grouped mask is [R, n] like the logits.
+func.func @grouped_mask_mask(%l: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects mask of shape 8x4 ([R, n]) but got 8x3}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l {groups = 2 : i64, m = 2 : i64} : (tensor<8x4xf32>) -> (tensor<8x3xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+  return
+}
+
+// -----
+
+// Each expert of each group keeps m rows, each with a gate.
+func.func @grouped_mask_gate(%l: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects gate of shape 16 ([groups * n * m]) but got 8}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l {groups = 2 : i64, m = 2 : i64} : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<16xi32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// The composed experts are the secondary assignments.
+func.func @compose_routes_csr_expert(%pr: tensor<9xi32>, %pe: tensor<8xi32>, %pg: tensor<8xf32>, %pos: tensor<8xi32>, %sr: tensor<9xi32>, %se: tensor<16xi32>, %sg: tensor<16xf32>) {
+  // expected-error@+1 {{expects expert of shape 16 ([secondary assignments]) but got 8}}
+  %r, %e, %g = moe.compose_routes_csr %pr, %pe, %pg, %pos, %sr, %se, %sg {experts_per_group = 4 : i64} : (tensor<9xi32>, tensor<8xi32>, tensor<8xf32>, tensor<8xi32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>) -> (tensor<9xi32>, tensor<8xi32>, tensor<16xf32>)
+  return
+}
+
+// -----
+
+// The grouped load estimate reads the [R, n] values noisy top-k saved.
+func.func @grouped_load_noisy(%c: tensor<12x4xf32>, %b: tensor<12x5xf32>, %top: tensor<12x3xf32>, %off: tensor<5xi32>) {
+  // expected-error@+1 {{expects noisy of shape 12x4 ([R, n]) but got 12x5}}
+  %l = moe.grouped_load_estimate %c, noise %c, %b, %c, %top, %off {k = 2 : i64} : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x5xf32>, tensor<12x4xf32>, tensor<12x3xf32>, tensor<5xi32>) -> tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_load_noise_std(%c: tensor<12x4xf32>, %b: tensor<12x5xf32>, %top: tensor<12x3xf32>, %off: tensor<5xi32>) {
+  // expected-error@+1 {{expects noise_std of shape 12x4 ([R, n]) but got 12x5}}
+  %l = moe.grouped_load_estimate %c, noise %c, %c, %b, %top, %off {k = 2 : i64} : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x5xf32>, tensor<12x3xf32>, tensor<5xi32>) -> tensor<4x4xf32>
+  return
+}
+
+// -----
+
+// So does its gradient.
+func.func @grouped_load_grad_noisy(%c: tensor<12x4xf32>, %b: tensor<12x5xf32>, %top: tensor<12x3xf32>, %off: tensor<5xi32>, %d: tensor<4x4xf32>) {
+  // expected-error@+1 {{expects noisy of shape 12x4 ([R, n]) but got 12x5}}
+  %dc, %dr = moe.grouped_load_estimate_grad %c, %c, %b, %c, %top, %off, %d {k = 2 : i64} : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x5xf32>, tensor<12x4xf32>, tensor<12x3xf32>, tensor<5xi32>, tensor<4x4xf32>) -> (tensor<12x4xf32>, tensor<12x4xf32>)
+  return
+}
+
+// -----
+
+func.func @grouped_load_grad_noise_std(%c: tensor<12x4xf32>, %b: tensor<12x5xf32>, %top: tensor<12x3xf32>, %off: tensor<5xi32>, %d: tensor<4x4xf32>) {
+  // expected-error@+1 {{expects noise_std of shape 12x4 ([R, n]) but got 12x5}}
+  %dc, %dr = moe.grouped_load_estimate_grad %c, %c, %c, %b, %top, %off, %d {k = 2 : i64} : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x5xf32>, tensor<12x3xf32>, tensor<5xi32>, tensor<4x4xf32>) -> (tensor<12x4xf32>, tensor<12x4xf32>)
+  return
+}
+
+// -----
+
+// The gradient reads one secondary row per primary assignment.
+func.func @compose_routes_csr_grad_secondary_rows(%r: tensor<9xi32>, %pg: tensor<8xf32>, %pos: tensor<8xi32>, %sr: tensor<8xi32>, %sg: tensor<16xf32>) {
+  // expected-error@+1 {{expects secondary row_ptr of shape 9 ([primary assignments + 1]) but got 8}}
+  %dp, %ds = moe.compose_routes_csr_grad %r, %r, %pg, %pos, %sr, %sg, %sg : (tensor<9xi32>, tensor<9xi32>, tensor<8xf32>, tensor<8xi32>, tensor<8xi32>, tensor<16xf32>, tensor<16xf32>) -> (tensor<8xf32>, tensor<16xf32>)
+  return
+}

@@ -441,3 +441,257 @@ func.func @load_estimate_k_too_large(%c: tensor<6x4xf32>, %t: tensor<6x6xf32>) {
   %load = moe.load_estimate %c, noise %c, %c, %c, %t {k = 5 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x6xf32>) -> tensor<4xf32>
   return
 }
+
+// -----
+
+// bias_add keeps the input's shape.
+func.func @bias_add_output(%x: tensor<4x8xf32>, %b: tensor<8xf32>) {
+  // expected-error@+1 {{expects output of shape 4x8 (the input shape) but got 4x7}}
+  %y = moe.bias_add %x, %b : (tensor<4x8xf32>, tensor<8xf32>) -> tensor<4x7xf32>
+  return
+}
+
+// -----
+
+// noisy_top_k picks k experts per token.
+func.func @noisy_top_k_expert(%c: tensor<6x4xf32>) {
+  // expected-error@+1 {{expects expert of shape 6x2 ([T, k]) but got 6x3}}
+  %e, %g, %h, %s, %top = moe.noisy_top_k %c, noise %c {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x3xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  return
+}
+
+// -----
+
+// One gate per picked expert.
+func.func @noisy_top_k_gate(%c: tensor<6x4xf32>) {
+  // expected-error@+1 {{expects gate of shape 6x2 ([T, k]) but got 6x3}}
+  %e, %g, %h, %s, %top = moe.noisy_top_k %c, noise %c {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x3xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  return
+}
+
+// -----
+
+// The noisy logits saved for the load estimate are [T, n].
+func.func @noisy_top_k_noisy(%c: tensor<6x4xf32>) {
+  // expected-error@+1 {{expects noisy of shape 6x4 ([T, n]) but got 6x5}}
+  %e, %g, %h, %s, %top = moe.noisy_top_k %c, noise %c {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x5xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  return
+}
+
+// -----
+
+// So is the noise's standard deviation.
+func.func @noisy_top_k_noise_std(%c: tensor<6x4xf32>) {
+  // expected-error@+1 {{expects noise_std of shape 6x4 ([T, n]) but got 6x5}}
+  %e, %g, %h, %s, %top = moe.noisy_top_k %c, noise %c {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x5xf32>, tensor<6x3xf32>)
+  return
+}
+
+// -----
+
+// The load estimate reads noisy_top_k's saved [T, n] values.
+func.func @load_estimate_noisy(%c: tensor<6x4xf32>, %b: tensor<6x5xf32>, %t: tensor<6x3xf32>) {
+  // expected-error@+1 {{expects noisy of shape 6x4 ([T, n]) but got 6x5}}
+  %load = moe.load_estimate %c, noise %c, %b, %c, %t {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x5xf32>, tensor<6x4xf32>, tensor<6x3xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// The load estimate reads the noise's standard deviation per logit.
+func.func @load_estimate_noise_std(%c: tensor<6x4xf32>, %b: tensor<6x5xf32>, %t: tensor<6x3xf32>) {
+  // expected-error@+1 {{expects noise_std of shape 6x4 ([T, n]) but got 6x5}}
+  %load = moe.load_estimate %c, noise %c, %c, %b, %t {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x5xf32>, tensor<6x3xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+// The batchwise mask is [T, n] like the logits.
+func.func @batchwise_mask_mask(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects mask of shape 4x2 ([T, n]) but got 4x3}}
+  %m, %r, %e, %g = moe.batchwise_mask %l {m = 2 : i64} : (tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<5xi32>, tensor<4xi32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// Its row pointers have T + 1 entries.
+func.func @batchwise_mask_row_ptr(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects row_ptr of shape 5 ([T + 1]) but got 4}}
+  %m, %r, %e, %g = moe.batchwise_mask %l {m = 2 : i64} : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<4xi32>, tensor<4xi32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// Each of the n experts keeps m tokens, each with a gate.
+func.func @batchwise_mask_gate(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects gate of shape 4 ([n * m]) but got 3}}
+  %m, %r, %e, %g = moe.batchwise_mask %l {m = 2 : i64} : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<5xi32>, tensor<4xi32>, tensor<3xf32>)
+  return
+}
+
+// -----
+
+// Over the combined batch, one gate per assignment slot of the capacity.
+func.func @batchwise_mask_combined_gate(%l: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects gate of shape 5 (the expert's size) but got 4}}
+  %m, %r, %e, %g = moe.batchwise_mask %l {m = 2 : i64, combined_batch} : (tensor<4x2xf32>) -> (tensor<4x2xf32>, tensor<5xi32>, tensor<5xi32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+// Eq. 8 compares the batchwise mask with the logits' threshold mask.
+func.func @threshold_loss_batch_mask(%l: tensor<4x2xf32>, %b: tensor<4x3xf32>, %t: tensor<2xf32>) {
+  // expected-error@+1 {{expects batch mask of shape 4x2 ([T, n]) but got 4x3}}
+  %x = moe.batchwise_threshold_loss %l, %b, %t : (tensor<4x2xf32>, tensor<4x3xf32>, tensor<2xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Importance has one entry per expert.
+func.func @importance_result(%e: tensor<12xi32>, %g: tensor<12xf32>) {
+  // expected-error@+1 {{expects importance of shape 4 ([num_experts]) but got 5}}
+  %i = moe.importance %e, %g {num_experts = 4 : i64} : (tensor<12xi32>, tensor<12xf32>) -> tensor<5xf32>
+  return
+}
+
+// -----
+
+// The plan gives every assignment a buffer row.
+func.func @dispatch_plan_position(%e: tensor<6xi32>) {
+  // expected-error@+1 {{expects position of shape 6 ([A]) but got 5}}
+  %o, %p, %t = moe.dispatch_plan %e {num_experts = 2 : i64, tokens = 3 : i64} : (tensor<6xi32>) -> (tensor<3xi32>, tensor<5xi32>, tensor<6xi32>)
+  return
+}
+
+// -----
+
+// The plan gives every buffer row its token.
+func.func @dispatch_plan_token(%e: tensor<6xi32>) {
+  // expected-error@+1 {{expects token of shape 6 ([A]) but got 5}}
+  %o, %p, %t = moe.dispatch_plan %e {num_experts = 2 : i64, tokens = 3 : i64} : (tensor<6xi32>) -> (tensor<3xi32>, tensor<6xi32>, tensor<5xi32>)
+  return
+}
+
+// -----
+
+// combine reads one buffer row per assignment.
+func.func @combine_position(%y: tensor<6x4xf32>, %g: tensor<6xf32>, %p: tensor<5xi32>) {
+  // expected-error@+1 {{expects position of shape 6 ([A]) but got 5}}
+  %o = moe.combine %y, %g, %p {tokens = 3 : i64} : (tensor<6x4xf32>, tensor<6xf32>, tensor<5xi32>) -> tensor<3x4xf32>
+  return
+}
+
+// -----
+
+// Threshold masks give every token a row pointer.
+func.func @threshold_mask_row_ptr(%l: tensor<4x2xf32>, %t: tensor<2xf32>) {
+  // expected-error@+1 {{expects row_ptr of shape 5 ([T + 1]) but got 4}}
+  %r, %e, %g = moe.threshold_mask %l, %t : (tensor<4x2xf32>, tensor<2xf32>) -> (tensor<4xi32>, tensor<8xi32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+// The noise weights have the gate weights' shape.
+func.func @fused_route_noise_weights(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x5xf32>) {
+  // expected-error@+1 {{expects noise weights of shape 8x4 (the gate weights' shape) but got 8x5}}
+  %r:12 = moe.fused_route %x, %wg, %wn {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x5xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+// Each result of fused_route has the shape of the value it replaces in
+// the unfused chain.
+func.func @fused_route_clean_logits(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects clean logits of shape 6x4 ([T, n]) but got 6x5}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x5xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_noise_logits(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects noise logits of shape 6x4 ([T, n]) but got 6x5}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x5xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_expert(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects expert of shape 6x2 ([T, k]) but got 6x3}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_gate(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects gate of shape 6x2 ([T, k]) but got 6x3}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x3xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_noisy(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects noisy of shape 6x4 ([T, n]) but got 6x5}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x5xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_noise_std(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects noise_std of shape 6x4 ([T, n]) but got 6x5}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x5xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_importance(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects importance of shape 4 ([n]) but got 5}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<5xf32>, tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_expert_offset(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects expert_offset of shape 5 ([n + 1]) but got 6}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<6xi32>, tensor<12xi32>, tensor<12xi32>)
+  return
+}
+
+// -----
+
+func.func @fused_route_token(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) {
+  // expected-error@+1 {{expects token of shape 12 ([T * k]) but got 6}}
+  %r:12 = moe.fused_route %x, %wg, %wg {k = 2 : i64} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<5xi32>, tensor<12xi32>, tensor<6xi32>)
+  return
+}
+
+// -----
+
+// Each primary assignment has one gate.
+func.func @compose_routes_primary_gate(%pe: tensor<6xi32>, %pg: tensor<5xf32>, %pos: tensor<6xi32>, %se: tensor<6x2xi32>, %sg: tensor<6x2xf32>) {
+  // expected-error@+1 {{expects primary gate of shape 6 (one gate per primary assignment) but got 5}}
+  %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<5xf32>, tensor<6xi32>, tensor<6x2xi32>, tensor<6x2xf32>) -> (tensor<12xi32>, tensor<12xf32>)
+  return
+}
+
+// -----
+
+// The secondary gates match the secondary experts.
+func.func @compose_routes_secondary_gate(%pe: tensor<6xi32>, %pg: tensor<6xf32>, %pos: tensor<6xi32>, %se: tensor<6x2xi32>, %sg: tensor<6x3xf32>) {
+  // expected-error@+1 {{expects secondary gate of shape 6x2 (the secondary experts' shape) but got 6x3}}
+  %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<6xf32>, tensor<6xi32>, tensor<6x2xi32>, tensor<6x3xf32>) -> (tensor<12xi32>, tensor<12xf32>)
+  return
+}
