@@ -699,11 +699,16 @@ def MoE_FusedRouteOp : MoE_Op<"fused_route", [
   let summary = "logits, noisy top-k, load, importance and plan in one op";
   let description = [{
     Produced by moe-fuse-routing from the chain moe-decompose emits for a
-    noisy top-k layer, never written by users: one pass over the token
-    rows computes both gate matmuls, the noise, the top-(k+1) selection,
-    the softmax over the kept k, the smooth load estimate, the importance
-    and the dispatch plan, so the router reads `x` once and keeps its
-    [T, n] intermediates out of the critical path. Everything runs in f32.
+    noisy top-k layer, never written by users: one op computes both gate
+    matmuls, the noise, the top-(k+1) selection, the softmax over the kept
+    k, the smooth load estimate, the importance and the dispatch plan.
+    Everything runs in f32. It is one call of the step ABI, which today
+    makes six Backend calls in sequence (runtime/step/RoutingOps.cpp): two
+    GEMMs (clean and raw noise logits), noisyTopKForward,
+    loadEstimateForward, importanceForward and buildDispatchPlan, so `x` is
+    read twice and the [T, n] intermediates go through memory as in the
+    unfused chain. A single fused CUDA kernel is future work (issue "GPU
+    speed").
 
     Results, in order: clean and raw noise logits [T, n]; `expert` and
     `gate` [T, k]; `noisy`, `noise_std` [T, n] and `top_values` [T, k + 1]

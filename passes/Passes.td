@@ -252,10 +252,12 @@ def FuseRouting : Pass<"moe-fuse-routing", "mlir::func::FuncOp"> {
     %imp = moe.importance %ef, %gf                              // optional
     ```
 
-    and replaces it with one `moe.fused_route`, so routing reads the
-    tokens once and runs as one kernel; the expert matmuls, the combine and
-    the loss arithmetic stay separate. Run before moe-autodiff: the fused
-    op has its own gradient.
+    and replaces it with one `moe.fused_route`, one call of the step ABI;
+    the expert matmuls, the combine and the loss arithmetic stay separate.
+    That call still runs the chain's kernels one after another (two GEMMs,
+    noisy top-k, load estimate, importance, dispatch plan; see
+    moe.fused_route); a single fused CUDA kernel is future work (issue "GPU
+    speed"). Run before moe-autodiff: the fused op has its own gradient.
 
     Not fused: gating without noise (top_k, softmax), whose chain has no
     noise matmul; batchwise and threshold masks, which rank whole columns
