@@ -23,6 +23,22 @@ StepCall &rowsAndColumns(StepCall &c, Value tensor) {
   return c.i64(dimSize(tensor, 0)).i64(dimSize(tensor, 1));
 }
 
+/// Eq. 8 per group, forward or backward: groups, rows per group and
+/// experts, then the op's operands and results in order.
+template <typename OpTy>
+void addGroupedThresholdLoss(RewritePatternSet &patterns,
+                             const TypeConverter &converter, StringRef kernel) {
+  addStepCall<OpTy>(patterns, converter, kernel,
+                    [](OpTy op, typename OpTy::Adaptor a, StepCall &c) {
+                      int64_t groups = dimSize(op.getThresholds(), 0);
+                      c.i64(groups)
+                          .i64(dimSize(op.getLogits(), 0) / groups)
+                          .i64(dimSize(op.getLogits(), 1))
+                          .operands(a.getOperands())
+                          .results();
+                    });
+}
+
 } // namespace
 
 void mlir::moe::populateMoERoutingToEmitCPatterns(
@@ -223,26 +239,10 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .i64(dimSize(op.getThresholds(), 0))
             .i64(numElements(op.getExpert()));
       });
-  auto groupedLossSizes = [](StepCall &c, Value logits, Value thresholds) {
-    int64_t groups = dimSize(thresholds, 0);
-    c.i64(groups).i64(dimSize(logits, 0) / groups).i64(dimSize(logits, 1));
-  };
-  addStepCall<GroupedBatchwiseThresholdLossOp>(
-      patterns, converter, "groupedBatchwiseThresholdLossForward",
-      [groupedLossSizes](GroupedBatchwiseThresholdLossOp op,
-                         GroupedBatchwiseThresholdLossOp::Adaptor a,
-                         StepCall &c) {
-        groupedLossSizes(c, op.getLogits(), op.getThresholds());
-        c.operands(a.getOperands()).results();
-      });
-  addStepCall<GroupedBatchwiseThresholdLossGradOp>(
-      patterns, converter, "groupedBatchwiseThresholdLossBackward",
-      [groupedLossSizes](GroupedBatchwiseThresholdLossGradOp op,
-                         GroupedBatchwiseThresholdLossGradOp::Adaptor a,
-                         StepCall &c) {
-        groupedLossSizes(c, op.getLogits(), op.getThresholds());
-        c.operands(a.getOperands()).results();
-      });
+  addGroupedThresholdLoss<GroupedBatchwiseThresholdLossOp>(
+      patterns, converter, "groupedBatchwiseThresholdLossForward");
+  addGroupedThresholdLoss<GroupedBatchwiseThresholdLossGradOp>(
+      patterns, converter, "groupedBatchwiseThresholdLossBackward");
   addStepCall<ComposeRoutesCsrOp>(
       patterns, converter, "composeRoutesCsrForward",
       [](ComposeRoutesCsrOp op, ComposeRoutesCsrOp::Adaptor a, StepCall &c) {

@@ -14,8 +14,6 @@
 #include "runtime/cuda/CudaBackend.h"
 #include "runtime/cuda/Selection.cuh"
 
-#include <cub/device/device_scan.cuh>
-
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -217,12 +215,7 @@ void CudaBackend::composeRoutesCsrForward(
   MOE_LAUNCH(composeCountKernel, dim3(gridFor(T)), dim3(kElementwiseThreads), 0,
              ctx.stream, T, primaryRowPtr, position, secondaryRowPtr,
              counts.get());
-  size_t bytes = 0;
-  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, counts.get(),
-                                               rowPtr, T + 1, ctx.stream));
-  DeviceBuffer<unsigned char> temp(ctx.stream, bytes);
-  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp.get(), bytes, counts.get(),
-                                               rowPtr, T + 1, ctx.stream));
+  exclusiveScan(ctx, counts.get(), rowPtr, T + 1);
   MOE_LAUNCH(composeCsrForwardKernel, dim3(gridFor(T)),
              dim3(kElementwiseThreads), 0, ctx.stream, T, expertsPerGroup,
              primaryRowPtr, primaryExpert, primaryGate, position,
@@ -402,12 +395,8 @@ void CudaBackend::groupedThresholdMaskForward(
   checkGroupedShape("groupedThresholdMaskForward", groups, R, n);
   checkCount("groupedThresholdMaskForward", capacity);
   const Context &ctx = *ctx_;
-  if (R == 0) {
-    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
-    if (numAssigned)
-      *numAssigned = 0;
+  if (noRowsToAssign(ctx, R, rowPtr, numAssigned))
     return;
-  }
   // Rows of no group may hold anything: their probabilities are computed
   // but never compared.
   DeviceBuffer<float> probs = routerProbabilities(ctx, R, n, logits);

@@ -16,8 +16,6 @@
 #include "runtime/cuda/CudaBackend.h"
 #include "runtime/cuda/Selection.cuh"
 
-#include <cub/device/device_radix_sort.cuh>
-
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -414,12 +412,8 @@ void CudaBackend::thresholdMaskForward(int64_t T, int64_t n,
   checkRouterShape("thresholdMaskForward", T, n);
   checkCount("thresholdMaskForward", capacity);
   const Context &ctx = *ctx_;
-  if (T == 0) {
-    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
-    if (numAssigned)
-      *numAssigned = 0;
+  if (noRowsToAssign(ctx, T, rowPtr, numAssigned))
     return;
-  }
   DeviceBuffer<float> probs = routerProbabilities(ctx, T, n, logits);
   MOE_LAUNCH(thresholdMaskKernel, dim3(gridFor(T * n)),
              dim3(kElementwiseThreads), 0, ctx.stream, T, n, probs.get(),

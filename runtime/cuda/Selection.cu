@@ -345,6 +345,26 @@ __global__ void transposeKernel(int64_t rows, int64_t cols, const float *in,
   }
 }
 
+void exclusiveScan(const Context &ctx, const int32_t *in, int32_t *out,
+                   int64_t count) {
+  size_t bytes = 0;
+  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, in, out, count,
+                                               ctx.stream));
+  DeviceBuffer<unsigned char> temp(ctx.stream, bytes);
+  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp.get(), bytes, in, out,
+                                               count, ctx.stream));
+}
+
+bool noRowsToAssign(const Context &ctx, int64_t rows, int32_t *rowPtr,
+                    int64_t *numAssigned) {
+  if (rows != 0)
+    return false;
+  MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+  if (numAssigned)
+    *numAssigned = 0;
+  return true;
+}
+
 int32_t readInt(const Context &ctx, const int32_t *devicePtr) {
   int32_t value = 0;
   MOE_CUDA_CHECK(cudaMemcpyAsync(&value, devicePtr, sizeof(int32_t),
@@ -368,12 +388,7 @@ int64_t maskToAssignments(const Context &ctx, int64_t T, int64_t n,
       cudaMemsetAsync(counts.get() + T, 0, sizeof(int32_t), ctx.stream));
   MOE_LAUNCH(countMaskKernel, dim3(rowGrid<WarpPerRow>(T)),
              dim3(WarpPerRow::kBlock), 0, ctx.stream, T, n, mask, counts.get());
-  size_t bytes = 0;
-  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, counts.get(),
-                                               rowPtr, T + 1, ctx.stream));
-  DeviceBuffer<unsigned char> temp(ctx.stream, bytes);
-  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp.get(), bytes, counts.get(),
-                                               rowPtr, T + 1, ctx.stream));
+  exclusiveScan(ctx, counts.get(), rowPtr, T + 1);
   int64_t total = -1;
   if (kernel) {
     total = readInt(ctx, rowPtr + T);

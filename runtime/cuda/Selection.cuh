@@ -65,6 +65,16 @@ void selectTopK(const Context &ctx, int64_t rows, int64_t len, int64_t K,
 __global__ void transposeKernel(int64_t rows, int64_t cols, const float *in,
                                 float *out);
 
+/// out [count] = the exclusive prefix sums of in [count] (CUB's device
+/// scan): row pointers from per-row counts.
+void exclusiveScan(const Context &ctx, const int32_t *in, int32_t *out,
+                   int64_t count);
+
+/// For masks over no rows: rowPtr[0] = 0 and *numAssigned (when non-null)
+/// = 0; returns whether rows == 0, i.e. whether the caller is done.
+bool noRowsToAssign(const Context &ctx, int64_t rows, int32_t *rowPtr,
+                    int64_t *numAssigned);
+
 /// One int32 of device memory on the host (synchronizes the stream).
 int32_t readInt(const Context &ctx, const int32_t *devicePtr);
 
