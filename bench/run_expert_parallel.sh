@@ -6,6 +6,7 @@
 #
 #   bench/run_expert_parallel.sh               # T=2048/rank, d=512, n=64, k=4
 #   bench/run_expert_parallel.sh --skew 1      # extra flags go to the bench
+#   bench/run_expert_parallel.sh --hidden 1024 # FFN experts (activateRows)
 #   NPS="2 4" bench/run_expert_parallel.sh     # other rank counts
 #
 # BUILD_DIR picks the build directory (default: build-bench in the repo, as
@@ -73,8 +74,8 @@ if ! grep -qxF "$heading" "$results"; then
 
 $heading
 
-| date | commit | device | R | T/rank | d | n | k | skew | step ms | synced ms | exchange ms | exchange share | expert GFLOP/s | 1-rank ms | 1-rank GFLOP/s | speed-up | ideal | max err |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| date | commit | device | R | T/rank | d | n | k | expert | skew | step ms | synced ms | exchange ms | exchange share | expert GFLOP/s | 1-rank ms | 1-rank GFLOP/s | speed-up | ideal | max err |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 EOF
 fi
 awk -v heading="$heading" -v rowsfile="$rows" '
