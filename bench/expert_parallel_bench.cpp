@@ -8,18 +8,16 @@
 // with --hidden h the FFN d x h, relu, h x d). Per step and rank, in the
 // order of the generated code (test/Codegen/expert-parallel.mlir):
 //
-//   forward   dispatchPlan; exchangeCounts; gather*; exchangeToExperts;
-//             groupedMatmulRows [activateRows; groupedMatmulRows];
-//             exchangeToTokens; combine*
-//   backward  combineGrad*; exchangeToExperts; [groupedMatmulGradRows;
+//   forward   dispatchPlan; exchangeCounts; dispatchForward;
+//             exchangeToExperts; groupedMatmulRows [activateRows;
+//             groupedMatmulRows]; exchangeToTokens; combineForward
+//   backward  combineBackward; exchangeToExperts; [groupedMatmulGradRows;
 //             activateGradRows;] groupedMatmulGradRows; exchangeToTokens;
-//             dispatchGrad*
+//             dispatchBackward
 //
-// (*) The token side (the dispatch gather, the combine and their gradients)
-// is the only code timed here that does not ship: small loops below stand
-// in for step::dispatch / step::combine, whose Backend plumbing is being
-// reworked, so that this file depends on the exchange's part of the ABI
-// only. They do the same per-token work on every rank and in the baseline.
+// Every timed call is the shipped one: the token side calls the kernels'
+// step entries (runtime/Kernels.def) with top-k's implicit row pointers,
+// as the generated code does.
 //
 // Routing is a deterministic hash, computed once before timing (the
 // expert ids and gates are the step's inputs): the k distinct experts of
@@ -35,7 +33,7 @@
 // and a section counts as long as on its slowest rank (the critical path;
 // the rest of the synchronised step is barrier latency and skew):
 //   dispatch plan  step::dispatchPlan;
-//   token side*    gather, combine and their gradients;
+//   token side     dispatch, combine and their gradients;
 //   exchange       exchangeCounts, 2 x exchangeToExperts, 2 x
 //                  exchangeToTokens (with their permutation of the received
 //                  rows into expert-major order and back);
@@ -99,7 +97,7 @@ namespace {
 
 enum Phase { Plan, TokenSide, Exchange, ExpertGemm, NumPhases };
 
-const char *const kPhaseNames[NumPhases] = {"dispatch plan", "token side*",
+const char *const kPhaseNames[NumPhases] = {"dispatch plan", "token side",
                                             "exchange", "expert GEMMs"};
 
 struct Options {
@@ -215,69 +213,6 @@ private:
   uint64_t seed;
   std::vector<double> cdf;
 };
-
-//===----------------------------------------------------------------------===//
-// The token side (*): the only timed code that does not ship. Loops over
-// the CPU backend's memory, which is host memory; k assignments per token,
-// token-major; position[a] is the dispatch-buffer row of assignment a.
-//===----------------------------------------------------------------------===//
-
-/// buffer[p] = x[token[p]].
-void gather(const float *x, const int32_t *token, float *buffer, int64_t rows,
-            int64_t d) {
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < rows; ++p)
-    std::memcpy(buffer + p * d, x + int64_t(token[p]) * d, sizeof(float) * d);
-}
-
-/// out[t] = sum over t's assignments a, in order, of gate[a] *
-/// rows[position[a]]; without gates the plain sum (the gather's gradient).
-void combineRows(const float *rows, const float *gate, const int32_t *position,
-                 float *out, int64_t T, int64_t k, int64_t d) {
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    float *o = out + t * d;
-    std::fill(o, o + d, 0.0f);
-    for (int64_t a = t * k; a < (t + 1) * k; ++a) {
-      const float *row = rows + int64_t(position[a]) * d;
-      float g = gate ? gate[a] : 1.0f;
-      for (int64_t j = 0; j < d; ++j)
-        o[j] += g * row[j];
-    }
-  }
-}
-
-/// <a, b> with eight partial sums: vectorisable, in a fixed order.
-float dot(const float *a, const float *b, int64_t d) {
-  float part[8] = {};
-  int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int l = 0; l < 8; ++l)
-      part[l] += a[j + l] * b[j + l];
-  float sum = 0;
-  for (; j < d; ++j)
-    sum += a[j] * b[j];
-  for (float p : part)
-    sum += p;
-  return sum;
-}
-
-/// combineRows' gradient: dRows[position[a]] = gate[a] dy[t] and dGate[a]
-/// = <dy[t], rows[position[a]]>.
-void combineRowsGrad(const float *rows, const float *gate,
-                     const int32_t *position, const float *dy, float *dRows,
-                     float *dGate, int64_t T, int64_t k, int64_t d) {
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    const float *grad = dy + t * d;
-    for (int64_t a = t * k; a < (t + 1) * k; ++a) {
-      int64_t p = position[a];
-      for (int64_t j = 0; j < d; ++j)
-        dRows[p * d + j] = gate[a] * grad[j];
-      dGate[a] = dot(grad, rows + p * d, d);
-    }
-  }
-}
 
 //===----------------------------------------------------------------------===//
 // Clocks
@@ -504,7 +439,9 @@ void layerStep(LayerStep &s, StepClock &clock) {
     clock.run(Exchange, [&] {
       step::exchangeCounts(ctx, s.expertOffset, s.recvCounts, s.recvOffset, n);
     });
-  clock.run(TokenSide, [&] { gather(s.x, s.token, s.buffer, A, d); });
+  clock.run(TokenSide, [&] {
+    step::dispatchForward(ctx, A, d, s.token, s.x, s.buffer);
+  });
   step::Rows rows = s.toExperts(clock, s.buffer);
   s.received = rows.rows;
   // The experts' segments: by global expert id either way.
@@ -522,12 +459,13 @@ void layerStep(LayerStep &s, StepClock &clock) {
   });
   const float *expertOut = s.toTokens(clock, acts.back(), s.expertOut);
   clock.run(TokenSide, [&] {
-    combineRows(expertOut, s.gate, s.position, s.y, T, k, d);
+    step::combineForward(ctx, T, A, d, /*rowPtr=*/nullptr, s.position, s.gate,
+                         expertOut, s.y);
   });
 
   clock.run(TokenSide, [&] {
-    combineRowsGrad(expertOut, s.gate, s.position, s.dy, s.dExpertOut,
-                    s.dGate, T, k, d);
+    step::combineBackward(ctx, T, A, d, /*rowPtr=*/nullptr, s.position,
+                          s.gate, expertOut, s.dy, s.dExpertOut, s.dGate);
   });
   step::Rows grad = s.toExperts(clock, s.dExpertOut);
   clock.run(ExpertGemm, [&] {
@@ -543,7 +481,8 @@ void layerStep(LayerStep &s, StepClock &clock) {
   });
   const float *dBuffer = s.toTokens(clock, grad, s.dBuffer);
   clock.run(TokenSide, [&] {
-    combineRows(dBuffer, nullptr, s.position, s.dx, T, k, d);
+    step::dispatchBackward(ctx, T, A, d, /*rowPtr=*/nullptr, s.position,
+                           dBuffer, s.dx);
   });
 }
 
@@ -825,9 +764,7 @@ int runBenchmark(const Options &o) {
                   bestBaseline.seconds[p] * 1e3,
                   100 * bestBaseline.seconds[p] / baseline);
   std::printf("  expert GEMMs %.1f GFLOP/s\n", baselineRate);
-  std::printf("speed-up over 1 rank: %.2f (ideal %d with a device per rank)\n"
-              "(*) token side: the bench's own gather/combine loops, the "
-              "only timed code that does not ship\n",
+  std::printf("speed-up over 1 rank: %.2f (ideal %d with a device per rank)\n",
               speedup, R);
 
   if (!o.results.empty()) {
