@@ -3,6 +3,7 @@
 #ifndef MOE_BENCH_BENCHSUPPORT_H
 #define MOE_BENCH_BENCHSUPPORT_H
 
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <string>
@@ -20,6 +21,22 @@ inline std::string cpuModel() {
         return line.substr(colon + 2);
     }
   return "unknown CPU";
+}
+
+/// "NVIDIA H200" from nvidia-smi (the first GPU), or "unknown GPU".
+inline std::string gpuModel() {
+  std::string name;
+  if (FILE *pipe = popen("nvidia-smi --query-gpu=name --format=csv,noheader "
+                         "-i 0 2>/dev/null",
+                         "r")) {
+    char line[256];
+    if (std::fgets(line, sizeof(line), pipe))
+      name = line;
+    pclose(pipe);
+  }
+  while (!name.empty() && (name.back() == '\n' || name.back() == '\r'))
+    name.pop_back();
+  return name.empty() ? "unknown GPU" : name;
 }
 
 /// Today's date, UTC, as YYYY-MM-DD.

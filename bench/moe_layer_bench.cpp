@@ -1,7 +1,7 @@
-//===- moe_layer_bench.cpp - MoE layer vs dense GEMM on the CPU backend ---===//
+//===- moe_layer_bench.cpp - MoE layer vs dense GEMM on a backend ---------===//
 //
 // Times one MoE layer, forward + backward, through the Backend interface of
-// the CPU backend: gate logits (x W_g, x W_noise), noisy top-k, the load
+// the CPU or the CUDA backend: gate logits (x W_g, x W_noise), noisy top-k, the load
 // estimator and importance with their CV^2 losses, the dispatch plan,
 // dispatch, the grouped expert GEMMs (linear d x d experts), combine, and all
 // their backwards. In the same run it times a dense sgemm forward + backward
@@ -11,8 +11,12 @@
 // outside the expert GEMMs.
 //
 // Usage: moe-layer-bench [--tokens T] [--dmodel d] [--experts 8,64,512]
-//          [--k 4,8] [--reps R] [--commit HASH] [--results FILE]
-// With --results, one Markdown table row per configuration is appended.
+//          [--k 4,8] [--reps R] [--backend cpu|cuda] [--precision
+//          f32|tf32|bf16] [--commit HASH] [--results FILE]
+// The precision is that of the expert GEMMs and the dense reference (the
+// router's GEMMs stay f32, as in compiled steps); the CPU computes in f32
+// whatever it says. With --results, one Markdown table row per
+// configuration is appended.
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,6 +43,7 @@
 
 using namespace moe::rt;
 using moe::bench::cpuModel;
+using moe::bench::gpuModel;
 using moe::bench::today;
 
 namespace {
@@ -70,6 +75,9 @@ struct Options {
   std::vector<int64_t> experts = {8, 64, 512};
   std::vector<int64_t> ks = {4, 8};
   int reps = 3;
+  std::string backend = "cpu";
+  std::string precisionName = "f32";
+  GemmPrecision precision = GemmPrecision::F32;
   std::string commit = "unknown";
   std::string results;
 };
@@ -109,6 +117,7 @@ private:
 /// Every tensor of one MoE layer and of the dense reference.
 struct LayerState {
   Config c;
+  GemmPrecision precision;
   DeviceArray<float> x, Wg, Wn, We, dy;
   DeviceArray<float> clean, raw, noisy, noiseStd, top, gate, load, importance,
       loss, dLoss;
@@ -119,8 +128,8 @@ struct LayerState {
       dClean, dRaw, dLoad, dImportance, dWg, dWn;
   DeviceArray<float> denseX, denseY, denseDy, denseDx, denseDw;
 
-  LayerState(Backend &b, const Config &c)
-      : c(c), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
+  LayerState(Backend &b, const Config &c, GemmPrecision precision)
+      : c(c), precision(precision), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
         We(b, c.n * c.d * c.d), dy(b, c.T * c.d), clean(b, c.T * c.n),
         raw(b, c.T * c.n), noisy(b, c.T * c.n), noiseStd(b, c.T * c.n),
         top(b, c.T * (c.k + 1)), gate(b, c.T * c.k), load(b, c.n),
@@ -199,7 +208,7 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   });
   clock.run(ExpertGemm, [&] {
     b.groupedMatmulForward(A, n, d, d, s.offset.get(), s.buffer.get(),
-                           s.We.get(), s.expertOut.get(), GemmPrecision::F32);
+                           s.We.get(), s.expertOut.get(), s.precision);
   });
   clock.run(Combine, [&] {
     b.combineForward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
@@ -215,7 +224,7 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   clock.run(ExpertGemm, [&] {
     b.groupedMatmulBackward(A, n, d, d, s.offset.get(), s.buffer.get(),
                             s.We.get(), s.dExpertOut.get(), s.dBuffer.get(),
-                            s.dWe.get(), GemmPrecision::F32);
+                            s.dWe.get(), s.precision);
   });
   clock.run(Dispatch, [&] {
     b.dispatchBackward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
@@ -257,11 +266,11 @@ double denseStep(Backend &b, LayerState &s) {
   int64_t rows = s.c.T * s.c.k, d = s.c.d;
   Clock::time_point start = Clock::now();
   b.gemm(false, false, rows, d, d, 1.0f, s.denseX.get(), d, s.We.get(), d, 0.0f,
-         s.denseY.get(), d, GemmPrecision::F32);
+         s.denseY.get(), d, s.precision);
   b.gemm(false, true, rows, d, d, 1.0f, s.denseDy.get(), d, s.We.get(), d, 0.0f,
-         s.denseDx.get(), d, GemmPrecision::F32);
+         s.denseDx.get(), d, s.precision);
   b.gemm(true, false, d, d, rows, 1.0f, s.denseX.get(), d, s.denseDy.get(), d,
-         0.0f, s.denseDw.get(), d, GemmPrecision::F32);
+         0.0f, s.denseDw.get(), d, s.precision);
   b.synchronize();
   return secondsSince(start);
 }
@@ -294,6 +303,10 @@ Options parseOptions(int argc, char **argv) {
       o.ks = parseList(value);
     else if (flag == "--reps")
       o.reps = std::stoi(value);
+    else if (flag == "--backend")
+      o.backend = value;
+    else if (flag == "--precision")
+      o.precisionName = value;
     else if (flag == "--commit")
       o.commit = value;
     else if (flag == "--results")
@@ -303,6 +316,18 @@ Options parseOptions(int argc, char **argv) {
   }
   if (o.tokens < 1 || o.dmodel < 1 || o.reps < 1)
     throw std::invalid_argument("--tokens, --dmodel and --reps must be >= 1");
+  if (o.backend != "cpu" && o.backend != "cuda")
+    throw std::invalid_argument("--backend must be cpu or cuda, got '" +
+                                o.backend + "'");
+  if (o.precisionName == "f32")
+    o.precision = GemmPrecision::F32;
+  else if (o.precisionName == "tf32")
+    o.precision = GemmPrecision::TF32;
+  else if (o.precisionName == "bf16")
+    o.precision = GemmPrecision::BF16;
+  else
+    throw std::invalid_argument("--precision must be f32, tf32 or bf16, got '" +
+                                o.precisionName + "'");
   return o;
 }
 
@@ -316,9 +341,21 @@ int main(int argc, char **argv) {
     std::cerr << "moe-layer-bench: " << e.what() << "\n";
     return 2;
   }
-  std::unique_ptr<Backend> backend = createCpuBackend();
-  int threads = omp_get_max_threads();
-  std::string device = cpuModel() + ", " + std::to_string(threads) + " threads";
+  std::unique_ptr<Backend> backend;
+  std::string device;
+  try {
+    if (options.backend == "cuda") {
+      backend = createCudaBackend(0);
+      device = gpuModel() + ", cuda " + options.precisionName;
+    } else {
+      backend = createCpuBackend();
+      device = cpuModel() + ", " + std::to_string(omp_get_max_threads()) +
+               " threads";
+    }
+  } catch (const std::exception &e) {
+    std::cerr << "moe-layer-bench: " << e.what() << "\n";
+    return 1;
+  }
   std::printf("device: %s\ncommit: %s\n", device.c_str(),
               options.commit.c_str());
 
@@ -327,7 +364,7 @@ int main(int argc, char **argv) {
       if (k > n)
         continue;
       Config c{options.tokens, options.dmodel, n, k};
-      LayerState state(*backend, c);
+      LayerState state(*backend, c, options.precision);
       // Warm-up: page in every buffer, start the thread pools.
       PhaseClock warm{backend.get()};
       moeLayerStep(*backend, state, warm);
