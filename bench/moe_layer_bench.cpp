@@ -12,7 +12,14 @@
 //
 // Usage: moe-layer-bench [--tokens T] [--dmodel d] [--experts 8,64,512]
 //          [--k 4,8] [--reps R] [--backend cpu|cuda] [--precision
-//          f32|tf32|bf16] [--commit HASH] [--results FILE]
+//          f32|tf32|bf16] [--routing uniform|zipf] [--commit HASH]
+//          [--results FILE]
+//        moe-layer-bench --dense-peak N [--peak-tflops P] [--backend ...]
+//          [--precision ...]
+// --routing zipf biases the gate logits by -log(e + 1), so that expert e
+// gets about 1 / (e + 1) of the tokens (Zipf(1)), the skew of a router
+// early in training. --dense-peak times one N x N x N GEMM at the
+// precision instead, as TFLOP/s and, with the datasheet peak P, its share.
 // The precision is that of the expert GEMMs and the dense reference (the
 // router's GEMMs stay f32, as in compiled steps); the CPU computes in f32
 // whatever it says. With --results, one Markdown table row per
@@ -76,6 +83,9 @@ struct Options {
   std::vector<int64_t> ks = {4, 8};
   int reps = 3;
   std::string backend = "cpu";
+  std::string routing = "uniform";
+  int64_t densePeak = 0;
+  double peakTflops = 0;
   std::string precisionName = "f32";
   GemmPrecision precision = GemmPrecision::F32;
   std::string commit = "unknown";
@@ -105,6 +115,9 @@ public:
     std::vector<float> host(count);
     for (float &x : host)
       x = dist(gen);
+    upload(host);
+  }
+  void upload(const std::vector<T> &host) {
     backend.copyFromHost(ptr, host.data(), sizeof(T) * count);
   }
 
@@ -118,6 +131,7 @@ private:
 struct LayerState {
   Config c;
   GemmPrecision precision;
+  bool zipf;
   DeviceArray<float> x, Wg, Wn, We, dy;
   DeviceArray<float> clean, raw, noisy, noiseStd, top, gate, load, importance,
       loss, dLoss;
@@ -127,9 +141,10 @@ struct LayerState {
   DeviceArray<float> dExpertOut, dGate, dGateImportance, dBuffer, dWe, dx,
       dClean, dRaw, dLoad, dImportance, dWg, dWn;
   DeviceArray<float> denseX, denseY, denseDy, denseDx, denseDw;
+  DeviceArray<float> zipfBias;
 
-  LayerState(Backend &b, const Config &c, GemmPrecision precision)
-      : c(c), precision(precision), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
+  LayerState(Backend &b, const Config &c, GemmPrecision precision, bool zipf)
+      : c(c), precision(precision), zipf(zipf), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
         We(b, c.n * c.d * c.d), dy(b, c.T * c.d), clean(b, c.T * c.n),
         raw(b, c.T * c.n), noisy(b, c.T * c.n), noiseStd(b, c.T * c.n),
         top(b, c.T * (c.k + 1)), gate(b, c.T * c.k), load(b, c.n),
@@ -143,7 +158,7 @@ struct LayerState {
         dRaw(b, c.T * c.n), dLoad(b, c.n), dImportance(b, c.n),
         dWg(b, c.d * c.n), dWn(b, c.d * c.n), denseX(b, c.T * c.k * c.d),
         denseY(b, c.T * c.k * c.d), denseDy(b, c.T * c.k * c.d),
-        denseDx(b, c.T * c.k * c.d), denseDw(b, c.d * c.d) {
+        denseDx(b, c.T * c.k * c.d), denseDw(b, c.d * c.d), zipfBias(b, c.n) {
     // Unit-variance inputs and 1/sqrt(d) weights give logits of order one,
     // so the routing spreads tokens over all experts as in training.
     float wScale = std::sqrt(3.0f / c.d);
@@ -157,6 +172,10 @@ struct LayerState {
     // The gradient of each balancing loss, in backend memory as a compiled
     // step keeps it.
     b.fill(dLoss.get(), 1.0f, 1);
+    std::vector<float> bias(static_cast<size_t>(c.n));
+    for (int64_t e = 0; e < c.n; ++e)
+      bias[e] = -std::log(static_cast<float>(e + 1));
+    zipfBias.upload(bias);
   }
 };
 
@@ -184,6 +203,8 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
            s.clean.get(), n, GemmPrecision::F32);
     b.gemm(false, false, T, n, d, 1.0f, s.x.get(), d, s.Wn.get(), n, 0.0f,
            s.raw.get(), n, GemmPrecision::F32);
+    if (s.zipf)
+      b.biasAdd(T, n, s.clean.get(), s.zipfBias.get(), s.clean.get());
   });
   clock.run(TopK, [&] {
     b.noisyTopKForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
@@ -275,6 +296,31 @@ double denseStep(Backend &b, LayerState &s) {
   return secondsSince(start);
 }
 
+/// One N x N x N GEMM at the options' precision, best of the repetitions:
+/// what the backend's dense GEMM reaches, against the datasheet peak.
+int densePeak(Backend &b, const Options &o) {
+  int64_t n = o.densePeak;
+  DeviceArray<float> A(b, n * n), B(b, n * n), C(b, n * n);
+  A.randomize(1, 1.0f);
+  B.randomize(2, 1.0f);
+  double best = INFINITY;
+  for (int rep = 0; rep <= o.reps; ++rep) { // the first is a warm-up
+    Clock::time_point start = Clock::now();
+    b.gemm(false, false, n, n, n, 1.0f, A.get(), n, B.get(), n, 0.0f, C.get(),
+           n, o.precision);
+    b.synchronize();
+    if (rep > 0)
+      best = std::min(best, secondsSince(start));
+  }
+  double tflops = 2.0 * n * n * n / best / 1e12;
+  std::printf("dense-peak n=%lld precision=%s ms=%.2f tflops=%.1f",
+              (long long)n, o.precisionName.c_str(), best * 1e3, tflops);
+  if (o.peakTflops > 0)
+    std::printf(" percent=%.1f", 100 * tflops / o.peakTflops);
+  std::printf("\n");
+  return 0;
+}
+
 std::vector<int64_t> parseList(const std::string &text) {
   std::vector<int64_t> values;
   std::stringstream stream(text);
@@ -307,6 +353,12 @@ Options parseOptions(int argc, char **argv) {
       o.backend = value;
     else if (flag == "--precision")
       o.precisionName = value;
+    else if (flag == "--routing")
+      o.routing = value;
+    else if (flag == "--dense-peak")
+      o.densePeak = std::stoll(value);
+    else if (flag == "--peak-tflops")
+      o.peakTflops = std::stod(value);
     else if (flag == "--commit")
       o.commit = value;
     else if (flag == "--results")
@@ -316,6 +368,11 @@ Options parseOptions(int argc, char **argv) {
   }
   if (o.tokens < 1 || o.dmodel < 1 || o.reps < 1)
     throw std::invalid_argument("--tokens, --dmodel and --reps must be >= 1");
+  if (o.routing != "uniform" && o.routing != "zipf")
+    throw std::invalid_argument("--routing must be uniform or zipf, got '" +
+                                o.routing + "'");
+  if (o.densePeak < 0 || o.peakTflops < 0)
+    throw std::invalid_argument("--dense-peak and --peak-tflops must be >= 0");
   if (o.backend != "cpu" && o.backend != "cuda")
     throw std::invalid_argument("--backend must be cpu or cuda, got '" +
                                 o.backend + "'");
@@ -358,13 +415,18 @@ int main(int argc, char **argv) {
   }
   std::printf("device: %s\ncommit: %s\n", device.c_str(),
               options.commit.c_str());
+  if (options.densePeak > 0)
+    return densePeak(*backend, options);
+  if (options.routing == "zipf")
+    device += ", zipf routing";
 
   for (int64_t n : options.experts)
     for (int64_t k : options.ks) {
       if (k > n)
         continue;
       Config c{options.tokens, options.dmodel, n, k};
-      LayerState state(*backend, c, options.precision);
+      LayerState state(*backend, c, options.precision,
+                       options.routing == "zipf");
       // Warm-up: page in every buffer, start the thread pools.
       PhaseClock warm{backend.get()};
       moeLayerStep(*backend, state, warm);

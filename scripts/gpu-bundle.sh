@@ -7,8 +7,8 @@
 #
 # The bundle holds the standalone runtime built with nvcc for sm_90 (the
 # CPU-vs-CUDA tests, the layer benchmark, moe-run and libmoe_rt.so), the
-# shared libraries they load that such a machine lacks, CUDA packages of the
-# example language models compiled by moe-opt/moe-translate, and the KJV
+# shared libraries they load that such a machine lacks, CUDA packages of
+# the demo and the GPU-size LMs compiled by moe-opt/moe-translate, and the KJV
 # corpus. The runtime headers that moe-run compiles a package against travel
 # with the working tree. Needs the compiler build (build/, as test.sh makes
 # it) for moe-opt and moe-translate.
@@ -71,11 +71,13 @@ done
 ls "$STAGE/lib"
 
 echo "== CUDA packages"
-# The demo model (launch-bound: small GEMMs) and the paper-size LM with 64
-# experts, both at TF32.
+# The demo model (launch-bound: small GEMMs) and the GPU-size LM (64
+# experts of 512 x 512, batch 128 x 32), both at TF32.
 OPTIONS="lr=0.01 warmup-steps=200 constant-steps=200"
 BUILD_DIR="$BUILD_DIR" bash scripts/package.sh examples/small_lstm_moe.mlir \
   "$STAGE/packages/small_lstm_moe" "$OPTIONS" cuda
+BUILD_DIR="$BUILD_DIR" bash scripts/package.sh examples/gpu_lstm_moe.mlir \
+  "$STAGE/packages/gpu_lstm_moe" "lr=0.001 warmup-steps=200" cuda
 echo "== corpus"
 bible -l0 "Gen1:1-Rev22:21" | sed -n 's/^ \+[0-9]\+ //p' > "$STAGE/kjv.txt"
 wc -l "$STAGE/kjv.txt"

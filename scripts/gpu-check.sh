@@ -5,15 +5,20 @@
 #
 #   bash scripts/gpu-check.sh [BUNDLE] [OUT]   # default .gpu/bundle.tar.gz
 #
-# Runs, in this order, and prints one Markdown table (also written to
+# Runs, in this order, and prints Markdown tables (also written to
 # OUT/gpu-check.md, default gpu-check/, for bench/RESULTS.md):
 #   1. the CPU-vs-CUDA equality tests;
 #   2. compute-sanitizer memcheck over them, racecheck over the kernels
 #      that share memory between threads (top-k selection, sums, softmax);
-#   3. the MoE layer benchmark on the CUDA backend at f32, tf32 and bf16
-#      (T 8K/32K, d 512/1024, 8/64/512 experts, k 4): forward + backward
-#      against a dense GEMM of equal FLOPs in the same run;
-#   4. moe-run training tokens/s of the demo LM compiled for CUDA.
+#   3. the dense GEMM at 8192^3 against the datasheet peak;
+#   4. the MoE layer benchmark on the CUDA backend at f32, tf32 and bf16
+#      (T 8K/32K, d 512/1024, 8/64/512 experts, k 2/4, uniform and Zipf(1)
+#      routing): forward + backward against a dense GEMM of equal FLOPs in
+#      the same run;
+#   5. the PyTorch peers of bench/baselines/ where PyTorch has CUDA: the
+#      layer (per-expert loop at tf32, torch._grouped_mm at bf16) and the
+#      GPU-size LM, against ours;
+#   6. moe-run training tokens/s of the demo LM and the GPU-size LM.
 # Exits non-zero when a test or a sanitizer fails. About 5 minutes on an
 # H200 (the sanitizers take most of it).
 #
@@ -81,7 +86,26 @@ else
   row "compute-sanitizer" "not found"
 fi
 
-echo "== 3. MoE layer vs dense GEMM on CUDA ($(elapsed))"
+# Datasheet dense peaks (TFLOP/s; SXM parts) for the dense GEMM's share.
+case "$GPU" in
+  *H200* | *H100*) PEAK_F32=67; PEAK_TF32=494.7; PEAK_BF16=989.4 ;;
+  *) PEAK_F32=0; PEAK_TF32=0; PEAK_BF16=0 ;;
+esac
+
+echo "== 3. dense GEMM 8192^3 against the datasheet peak ($(elapsed))"
+for precision in f32 tf32 bf16; do
+  case $precision in
+    f32) peak=$PEAK_F32 ;; tf32) peak=$PEAK_TF32 ;; bf16) peak=$PEAK_BF16 ;;
+  esac
+  line=$("$B/bin/moe-layer-bench" --backend cuda --precision "$precision" \
+    --dense-peak 8192 --peak-tflops "$peak" --reps 5 2>&1 | grep dense-peak)
+  echo "$line"
+  tflops=$(echo "$line" | grep -Eo 'tflops=[0-9.]+' | cut -d= -f2)
+  percent=$(echo "$line" | grep -Eo 'percent=[0-9.]+' | cut -d= -f2)
+  row "dense GEMM 8192^3, $precision" "${tflops:-failed} TFLOP/s (${percent:-?}% of the datasheet's $peak)"
+done
+
+echo "== 4. MoE layer vs dense GEMM on CUDA ($(elapsed))"
 if [ "$QUICK" = 1 ]; then
   shapes="8192:512"
 else
@@ -89,30 +113,82 @@ else
 fi
 LAYER=$OUT/layer.md
 : > "$LAYER"
-for precision in f32 tf32 bf16; do
-  for shape in $shapes; do
-    "$B/bin/moe-layer-bench" --backend cuda --precision "$precision" \
-      --tokens "${shape%%:*}" --dmodel "${shape##*:}" --experts 8,64,512 \
-      --k 4 --reps 5 --commit "$COMMIT" --results "$LAYER" \
-      >> "$OUT/layer.log" 2>&1 || status=1
+for routing in uniform zipf; do
+  for precision in f32 tf32 bf16; do
+    for shape in $shapes; do
+      "$B/bin/moe-layer-bench" --backend cuda --precision "$precision" \
+        --routing "$routing" --tokens "${shape%%:*}" --dmodel "${shape##*:}" \
+        --experts 8,64,512 --k 2,4 --reps 5 --commit "$COMMIT" \
+        --results "$LAYER" >> "$OUT/layer.log" 2>&1 || status=1
+    done
   done
 done
-# One row per configuration: ... | T | d | n | k | MoE ms | dense ms |
-# dense GFLOP/s | MoE/dense | routing share | gate share |
-while IFS='|' read -r _ _ _ device T d n k moe dense gflops ratio routing _; do
-  row "layer T=${T// /} d=${d// /} n=${n// /} k=${k// /}, ${device##*, }" \
-    "MoE/dense ${ratio// /} (MoE ${moe// /} ms, dense ${dense// /} ms at ${gflops// /} GFLOP/s), routing ${routing// /}"
-done < "$LAYER"
+# One table: a row per (T, d, n, k, routing), MoE/dense at each precision,
+# and the routing share (outside the expert GEMMs) at tf32.
+python3 - "$LAYER" >> "$TABLE" <<'PY'
+import sys
+cells = {}
+for line in open(sys.argv[1]):
+    f = [c.strip() for c in line.strip().strip('|').split('|')]
+    device, T, d, n, k, ratio, routing_share = f[2], f[3], f[4], f[5], f[6], f[10], f[11]
+    precision = device.split('cuda ')[1].split(',')[0]
+    routing = 'zipf' if 'zipf' in device else 'uniform'
+    cells.setdefault((int(T), int(d), routing, int(n), int(k)), {})[precision] = (ratio, routing_share)
+print()
+print('| layer T, d, routing, n, k | MoE/dense f32 | tf32 | bf16 | routing share (tf32) |')
+print('|---|---|---|---|---|')
+for key in sorted(cells):
+    c = cells[key]
+    get = lambda p: c.get(p, ('-', '-'))[0]
+    print('| %d, %d, %s, %d, %d | %s | %s | %s | %s |' % (key + (get('f32'), get('tf32'), get('bf16'), c.get('tf32', ('-', '-'))[1])))
+print()
+print('| check | result |')
+print('|---|---|')
+PY
 
-echo "== 4. training tokens/s, small_lstm_moe on CUDA ($(elapsed))"
-"$B/bin/moe-run" train "$B/packages/small_lstm_moe" --backend cuda \
-  --data "$B/kjv.txt" --steps 300 --log-every 100 \
-  --checkpoint-dir "$B/checkpoints" --metrics "$OUT/train.jsonl" \
-  > "$OUT/train.log" 2>&1 || status=1
-tail -n 4 "$OUT/train.log"
-rate=$(grep -Eo '[0-9.]+k tok/s' "$OUT/train.log" | tail -n 1)
-ppl=$(grep -Eo 'test perplexity: [0-9.]+' "$OUT/train.log" | tail -n 1)
-row "small_lstm_moe training, 300 steps" "${rate:-failed}, ${ppl:-no perplexity}"
+echo "== 5. PyTorch peers ($(elapsed))"
+if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  ours() { # MoE ms of our layer at T d n k precision (uniform routing)
+    awk -F'|' -v T="$1" -v d="$2" -v n="$3" -v k="$4" -v p="cuda $5" \
+      '$5+0==T && $6+0==d && $7+0==n && $8+0==k && index($4,p) && !index($4,"zipf") {print $9+0}' \
+      "$LAYER" | head -n 1
+  }
+  for config in "tf32 loop" "bf16 grouped"; do
+    set -- $config
+    python3 bench/baselines/moe_layer_torch.py --device cuda --tokens 32768 \
+      --dmodel 1024 --experts 64,512 --k 4 --precision "$1" --impl "$2" \
+      > "$OUT/torch-layer-$1.log" 2>&1 || true
+    grep '^torch-layer' "$OUT/torch-layer-$1.log" | while read -r line; do
+      n=$(echo "$line" | grep -Eo ' n=[0-9]+' | cut -d= -f2)
+      theirs=$(echo "$line" | grep -Eo 'moe_ms=[0-9.]+' | cut -d= -f2)
+      mine=$(ours 32768 1024 "$n" 4 "$1")
+      speedup=$(python3 -c "print('%.2f' % ($theirs / $mine))" 2>/dev/null || echo "?")
+      row "layer vs PyTorch ($2, $1), T=32768 d=1024 n=$n k=4" "ours ${mine:-?} ms, PyTorch ${theirs:-failed} ms: ${speedup}x"
+    done
+  done
+  for config in "tf32 loop" "bf16 grouped"; do
+    set -- $config
+    python3 bench/baselines/lm_step_torch.py --device cuda --precision "$1" \
+      --impl "$2" > "$OUT/torch-lm-$1.log" 2>&1 || true
+    rate=$(grep -Eo 'tokens_per_s=[0-9.]+' "$OUT/torch-lm-$1.log" | cut -d= -f2)
+    row "GPU-size LM in PyTorch ($2, $1)" "${rate:-failed} tokens/s"
+  done
+else
+  row "PyTorch peers" "no PyTorch with CUDA here"
+fi
+
+echo "== 6. training tokens/s with moe-run ($(elapsed))"
+train() { # package steps
+  "$B/bin/moe-run" train "$B/packages/$1" --backend cuda --data "$B/kjv.txt" \
+    --steps "$2" --log-every 50 --checkpoint-dir "$B/checkpoints-$1" \
+    --metrics "$OUT/train-$1.jsonl" > "$OUT/train-$1.log" 2>&1 || status=1
+  tail -n 3 "$OUT/train-$1.log"
+  rate=$(grep -Eo '[0-9.]+k tok/s' "$OUT/train-$1.log" | tail -n 1)
+  ppl=$(grep -Eo 'test perplexity: [0-9.]+' "$OUT/train-$1.log" | tail -n 1)
+  row "$1 training, $2 steps (tf32)" "${rate:-failed} at the last log line, ${ppl:-no perplexity}"
+}
+train small_lstm_moe 300
+train gpu_lstm_moe 200
 
 echo "== done ($(elapsed))"
 echo
