@@ -15,12 +15,14 @@
 #      (T 8K/32K, d 512/1024, 8/64/512 experts, k 2/4, uniform and Zipf(1)
 #      routing): forward + backward against a dense GEMM of equal FLOPs in
 #      the same run;
-#   5. the PyTorch peers of bench/baselines/ where PyTorch has CUDA: the
+#   5. moe-run training tokens/s of the demo LM and the GPU-size LM;
+#   6. the PyTorch peers of bench/baselines/ where PyTorch has CUDA: the
 #      layer (per-expert loop at tf32, torch._grouped_mm at bf16) and the
-#      GPU-size LM, against ours;
-#   6. moe-run training tokens/s of the demo LM and the GPU-size LM.
-# Exits non-zero when a test or a sanitizer fails. About 5 minutes on an
-# H200 (the sanitizers take most of it).
+#      GPU-size LM, against ours.
+# Exits non-zero when a test or a sanitizer fails. On an H200 the tests,
+# sanitizers and dense GEMMs take 20 s, the layer grid (72 configurations)
+# about a minute, the training runs and the PyTorch peers two more (each
+# package's step.cu is compiled by nvcc once).
 #
 #   QUICK=1   the smallest benchmark configurations only
 set -uo pipefail
@@ -118,7 +120,7 @@ for routing in uniform zipf; do
     for shape in $shapes; do
       "$B/bin/moe-layer-bench" --backend cuda --precision "$precision" \
         --routing "$routing" --tokens "${shape%%:*}" --dmodel "${shape##*:}" \
-        --experts 8,64,512 --k 2,4 --reps 5 --commit "$COMMIT" \
+        --experts 8,64,512 --k 2,4 --reps 3 --commit "$COMMIT" \
         --results "$LAYER" >> "$OUT/layer.log" 2>&1 || status=1
     done
   done
@@ -146,7 +148,20 @@ print('| check | result |')
 print('|---|---|')
 PY
 
-echo "== 5. PyTorch peers ($(elapsed))"
+echo "== 5. training tokens/s with moe-run ($(elapsed))"
+train() { # package steps
+  "$B/bin/moe-run" train "$B/packages/$1" --backend cuda --data "$B/kjv.txt" \
+    --steps "$2" --log-every 50 --checkpoint-dir "$B/checkpoints-$1" \
+    --metrics "$OUT/train-$1.jsonl" > "$OUT/train-$1.log" 2>&1 || status=1
+  tail -n 3 "$OUT/train-$1.log"
+  rate=$(grep -Eo '[0-9.]+k tok/s' "$OUT/train-$1.log" | tail -n 1)
+  ppl=$(grep -Eo 'test perplexity: [0-9.]+' "$OUT/train-$1.log" | tail -n 1)
+  row "$1 training, $2 steps (tf32)" "${rate:-failed} at the last log line, ${ppl:-no perplexity}"
+}
+train small_lstm_moe 300
+train gpu_lstm_moe 200
+
+echo "== 6. PyTorch peers ($(elapsed))"
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   ours() { # MoE ms of our layer at T d n k precision (uniform routing)
     awk -F'|' -v T="$1" -v d="$2" -v n="$3" -v k="$4" -v p="cuda $5" \
@@ -176,19 +191,6 @@ if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
 else
   row "PyTorch peers" "no PyTorch with CUDA here"
 fi
-
-echo "== 6. training tokens/s with moe-run ($(elapsed))"
-train() { # package steps
-  "$B/bin/moe-run" train "$B/packages/$1" --backend cuda --data "$B/kjv.txt" \
-    --steps "$2" --log-every 50 --checkpoint-dir "$B/checkpoints-$1" \
-    --metrics "$OUT/train-$1.jsonl" > "$OUT/train-$1.log" 2>&1 || status=1
-  tail -n 3 "$OUT/train-$1.log"
-  rate=$(grep -Eo '[0-9.]+k tok/s' "$OUT/train-$1.log" | tail -n 1)
-  ppl=$(grep -Eo 'test perplexity: [0-9.]+' "$OUT/train-$1.log" | tail -n 1)
-  row "$1 training, $2 steps (tf32)" "${rate:-failed} at the last log line, ${ppl:-no perplexity}"
-}
-train small_lstm_moe 300
-train gpu_lstm_moe 200
 
 echo "== done ($(elapsed))"
 echo
