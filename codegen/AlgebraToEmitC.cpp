@@ -53,19 +53,21 @@ struct ConstantLowering : public OpConversionPattern<arith::ConstantOp> {
 
 void mlir::moe::populateMoEAlgebraToEmitCPatterns(
     const TypeConverter &converter, RewritePatternSet &patterns,
-    const EmitCTarget &) {
+    const EmitCTarget &target) {
   patterns.add<ConstantLowering>(converter, patterns.getContext());
 
-  addStepCall<MatmulOp>(patterns, converter, "matmul",
-                        [](MatmulOp op, MatmulOp::Adaptor a, StepCall &c) {
-                          c.operands(a.getOperands()).results();
-                          c.i64(dimSize(op.getLhs(), 0))
-                              .i64(dimSize(op.getLhs(), 1))
-                              .i64(dimSize(op.getRhs(), 0))
-                              .i64(dimSize(op.getRhs(), 1))
-                              .flag(op.getTransposeLhs())
-                              .flag(op.getTransposeRhs());
-                        });
+  addStepCall<MatmulOp>(
+      patterns, converter, "matmul",
+      [target](MatmulOp op, MatmulOp::Adaptor a, StepCall &c) {
+        c.operands(a.getOperands()).results();
+        c.i64(dimSize(op.getLhs(), 0))
+            .i64(dimSize(op.getLhs(), 1))
+            .i64(dimSize(op.getRhs(), 0))
+            .i64(dimSize(op.getRhs(), 1))
+            .flag(op.getTransposeLhs())
+            .flag(op.getTransposeRhs())
+            .literal(target.routerPrecision(op.getAllowTf32()));
+      });
   // add, residual, scale, bias_add and sum_rows are one kernel each.
   addStepCall<AddOp>(
       patterns, converter, "add", [](AddOp op, AddOp::Adaptor a, StepCall &c) {

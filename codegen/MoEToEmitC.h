@@ -30,6 +30,13 @@ struct EmitCTarget {
   /// C++ enumerator passed to the large GEMMs (experts, LSTM, output
   /// layer), e.g. "moe::rt::GemmPrecision::TF32".
   std::string gemmPrecision = "moe::rt::GemmPrecision::F32";
+
+  /// The enumerator of a router product: TF32 where the op allows it and
+  /// the target has tensor cores, f32 otherwise.
+  std::string routerPrecision(bool allowTf32) const {
+    return allowTf32 && name == "cuda" ? "moe::rt::GemmPrecision::TF32"
+                                       : "moe::rt::GemmPrecision::F32";
+  }
 };
 
 /// The namespace of the step ABI in the emitted code.

@@ -43,7 +43,7 @@ void addGroupedThresholdLoss(RewritePatternSet &patterns,
 
 void mlir::moe::populateMoERoutingToEmitCPatterns(
     const TypeConverter &converter, RewritePatternSet &patterns,
-    const EmitCTarget &) {
+    const EmitCTarget &target) {
   addStepCall<NoisyTopKOp>(
       patterns, converter, "noisyTopK",
       [](NoisyTopKOp op, NoisyTopKOp::Adaptor a, StepCall &c) {
@@ -204,7 +204,7 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
       });
   addStepCall<FusedRouteOp>(
       patterns, converter, "fusedRoute",
-      [](FusedRouteOp op, FusedRouteOp::Adaptor a, StepCall &c) {
+      [target](FusedRouteOp op, FusedRouteOp::Adaptor a, StepCall &c) {
         c.operands(a.getOperands())
             .results()
             .i64(dimSize(op.getInput(), 0))
@@ -212,7 +212,8 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .i64(dimSize(op.getGateWeights(), 1))
             .i64(op.getK())
             .f32(op.getNoiseEps().convertToFloat())
-            .i64(op.getRngStream());
+            .i64(op.getRngStream())
+            .literal(target.routerPrecision(op.getAllowTf32()));
       });
 
   // Hierarchical layers with batchwise and threshold masks, Load_H: the

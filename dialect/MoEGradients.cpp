@@ -53,8 +53,9 @@ LogicalResult MatmulOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                       SmallVectorImpl<Value> &operandGrads) {
   Value dc = grads[0], lhs = getLhs(), rhs = getRhs();
   Location loc = getLoc();
+  // The gradient products run at the forward product's precision.
   auto product = [&](Value l, Value r, bool tl, bool tr, Type type) -> Value {
-    return b.create<MatmulOp>(loc, type, l, r, tl, tr);
+    return b.create<MatmulOp>(loc, type, l, r, tl, tr, getAllowTf32());
   };
   bool ta = getTransposeLhs(), tb = getTransposeRhs();
   // C = op(A) op(B): each case reads the operands transposed as needed so
@@ -371,10 +372,11 @@ FusedRouteOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
     dClean = add(dClean, grad.getDCleanLogits());
     dRaw = add(dRaw, grad.getDNoiseLogits());
   }
-  // Both logits are x times a weight matrix.
+  // Both logits are x times a weight matrix; their gradients run at the
+  // gate products' precision.
   Value x = getInput();
   auto product = [&](Value l, Value r, bool tl, bool tr, Type type) -> Value {
-    return b.create<MatmulOp>(loc, type, l, r, tl, tr);
+    return b.create<MatmulOp>(loc, type, l, r, tl, tr, getAllowTf32());
   };
   Value dx = add(product(dClean, getGateWeights(), false, true, x.getType()),
                  product(dRaw, getNoiseWeights(), false, true, x.getType()));

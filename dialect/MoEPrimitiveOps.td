@@ -31,7 +31,10 @@ def MoE_MatmulOp : MoE_Op<"matmul", [
   let description = [{
     `transpose_lhs` / `transpose_rhs` read an operand as its transpose, so
     that the backward products need no explicit transposes. Maps to one
-    GEMM.
+    GEMM, in f32: these are the router's products, whose logits decide the
+    routing. `allow_tf32` (the pipelines' `router-precision=tf32`) lets a
+    GPU use TF32 tensor cores for this product and its gradients; the
+    routing math after the logits stays f32, and the CPU ignores it.
 
     ```mlir
     %logits = moe.matmul %x, %w_gate
@@ -41,7 +44,8 @@ def MoE_MatmulOp : MoE_Op<"matmul", [
     ```
   }];
   let arguments = (ins MoE_Matrix:$lhs, MoE_Matrix:$rhs,
-                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
+                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs,
+                       UnitAttr:$allow_tf32);
   let results = (outs MoE_Matrix:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
@@ -702,7 +706,8 @@ def MoE_FusedRouteOp : MoE_Op<"fused_route", [
     noisy top-k layer, never written by users: one op computes both gate
     matmuls, the noise, the top-(k+1) selection, the softmax over the kept
     k, the smooth load estimate, the importance and the dispatch plan.
-    Everything runs in f32. It is one call of the step ABI, which today
+    Everything runs in f32, except that `allow_tf32` (copied from the gate
+    products) lets a GPU run the two gate GEMMs in TF32. It is one call of the step ABI, which today
     makes six Backend calls in sequence (runtime/step/RoutingOps.cpp): two
     GEMMs (clean and raw noise logits), noisyTopKForward,
     loadEstimateForward, importanceForward and buildDispatchPlan, so `x` is
@@ -726,7 +731,8 @@ def MoE_FusedRouteOp : MoE_Op<"fused_route", [
                        MoE_Matrix:$noise_weights,
                        ConfinedAttr<I64Attr, [IntPositive]>:$k,
                        DefaultValuedAttr<F32Attr, "1.0e-2">:$noise_eps,
-                       DefaultValuedAttr<I64Attr, "0">:$rng_stream);
+                       DefaultValuedAttr<I64Attr, "0">:$rng_stream,
+                       UnitAttr:$allow_tf32);
   let results = (outs MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
                       MoE_IdMatrix:$expert, MoE_Matrix:$gate,
                       MoE_Matrix:$noisy, MoE_Matrix:$noise_std,

@@ -37,6 +37,10 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
   void runOnOperation() override {
     if (failed(checkThresholdCapacityFactor(getOperation(), thresholdCapacity)))
       return signalPassFailure();
+    FailureOr<bool> tf32 = routerAllowsTf32(getOperation(), routerPrecision);
+    if (failed(tf32))
+      return signalPassFailure();
+    routerTf32 = *tf32;
     // The evaluation copy of a model (moe-add-eval) is lowered for
     // inference whatever the option says.
     inferenceMode =
@@ -105,7 +109,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
     std::optional<LossesAttr> losses = op.getLosses();
     SmallVector<Value> auxTerms;
 
-    Value clean = pb.matmul(x, op.getGateWeights());
+    Value clean = pb.matmul(x, op.getGateWeights(), routerTf32);
     Value expert, gate, rowPtr;
     // A batch of one has nothing to rank: batchwise-trained layers route
     // with their learned thresholds at inference.
@@ -122,7 +126,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
       int64_t k = gating == GatingKind::softmax ? n : *op.getK();
       Value noise;
       if (gating == GatingKind::noisy_top_k && !inferenceMode)
-        noise = pb.matmul(x, op.getNoiseWeights());
+        noise = pb.matmul(x, op.getNoiseWeights(), routerTf32);
       NoisyTopKOp topK =
           pb.topK(clean, noise, k, layerRngStream.lookup(op), kNoiseEps);
       expert = pb.flatten(topK.getExpert());
@@ -196,6 +200,7 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
   }
 
   bool inferenceMode = false;
+  bool routerTf32 = false;
   int64_t nextRngStream = 0;
   /// The stream of each noisy layer, reserved in program order.
   DenseMap<Operation *, int64_t> layerRngStream;

@@ -91,6 +91,10 @@ struct ExpandHierarchyPass
   void runOnOperation() override {
     if (failed(checkThresholdCapacityFactor(getOperation(), thresholdCapacity)))
       return signalPassFailure();
+    FailureOr<bool> tf32 = routerAllowsTf32(getOperation(), routerPrecision);
+    if (failed(tf32))
+      return signalPassFailure();
+    routerTf32 = *tf32;
     inferenceMode =
         inference || getOperation()->hasAttr(MoEDialect::kInferenceAttrName);
     nextRngStream = firstFreeRngStream(getOperation());
@@ -168,9 +172,10 @@ struct ExpandHierarchyPass
     int64_t kPrimary = *op.getKPrimary(), kSecondary = *op.getKSecondary();
 
     // Primary level: route tokens to groups.
-    Value primaryClean = pb.matmul(c.x, op.getPrimaryGateWeights());
+    Value primaryClean = pb.matmul(c.x, op.getPrimaryGateWeights(), routerTf32);
     Value primaryNoise =
-        noisy ? pb.matmul(c.x, op.getPrimaryNoiseWeights()) : Value();
+        noisy ? pb.matmul(c.x, op.getPrimaryNoiseWeights(), routerTf32)
+              : Value();
     NoisyTopKOp primary = pb.topK(primaryClean, primaryNoise, kPrimary,
                                   nextRngStream++, kNoiseEps);
     Value groupIds = pb.flatten(primary.getExpert());
@@ -236,7 +241,8 @@ struct ExpandHierarchyPass
     int64_t mSecondary = *op.getKSecondary() * mPrimary / c.perGroup;
     int64_t assignments = c.n * mSecondary;
 
-    Value primaryLogits = pb.matmul(c.x, op.getPrimaryGateWeights());
+    Value primaryLogits =
+        pb.matmul(c.x, op.getPrimaryGateWeights(), routerTf32);
     auto primary = b.create<BatchwiseMaskOp>(
         pb.loc,
         TypeRange{pb.f32({c.tokens, c.groups}), pb.i32({c.tokens + 1}),
@@ -300,7 +306,8 @@ struct ExpandHierarchyPass
     int64_t assignments = thresholdMaskCapacity(
         rows, c.perGroup, secondaryExpected, thresholdCapacity);
 
-    Value primaryLogits = pb.matmul(c.x, op.getPrimaryGateWeights());
+    Value primaryLogits =
+        pb.matmul(c.x, op.getPrimaryGateWeights(), routerTf32);
     auto primary = b.create<ThresholdMaskOp>(
         pb.loc,
         TypeRange{pb.i32({c.tokens + 1}), pb.i32({rows}), pb.f32({rows})},
@@ -326,6 +333,7 @@ struct ExpandHierarchyPass
   }
 
   bool inferenceMode = false;
+  bool routerTf32 = false;
   int64_t nextRngStream = 0;
 };
 

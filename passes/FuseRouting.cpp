@@ -51,6 +51,10 @@ struct FuseNoisyRouting : public OpRewritePattern<NoisyTopKOp> {
         gateProduct.getLhs() != noiseProduct.getLhs())
       return rewriter.notifyMatchFailure(
           topK, "logits are not x * W_gate and x * W_noise of one x");
+    // One op has one precision for both products.
+    if (gateProduct.getAllowTf32() != noiseProduct.getAllowTf32())
+      return rewriter.notifyMatchFailure(
+          topK, "the gate products differ in precision");
 
     // The selection must feed exactly one dispatch plan through a
     // flattening reshape, and optionally the importance.
@@ -112,6 +116,7 @@ struct FuseNoisyRouting : public OpRewritePattern<NoisyTopKOp> {
         ValueRange{gateProduct.getLhs(), gateProduct.getRhs(),
                    noiseProduct.getRhs()},
         topK->getAttrs());
+    fused.setAllowTf32(gateProduct.getAllowTf32());
 
     // Rewire every consumer of the chain to the fused results.
     rewriter.replaceOp(

@@ -122,6 +122,10 @@ def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
     Option<"combinedBatch", "combined-batch", "bool", "false",
            "Batchwise masks rank the combined batch of all ranks "
            "(data-parallel training; sized by threshold-capacity)">,
+    Option<"routerPrecision", "router-precision", "std::string", "\"f32\"",
+           "Precision of the router's gate GEMMs: f32 (default) or tf32 "
+           "(TF32 tensor cores on GPUs; the routing after the logits stays "
+           "f32)">,
   ];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
@@ -356,6 +360,10 @@ def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
            "Assignment slots of each level's threshold mask (inference) as "
            "a multiple of the assignments its batchwise mask makes in "
            "training, at most every choice; must be positive">,
+    Option<"routerPrecision", "router-precision", "std::string", "\"f32\"",
+           "Precision of the router's gate GEMMs: f32 (default) or tf32 "
+           "(TF32 tensor cores on GPUs; the routing after the logits stays "
+           "f32)">,
   ];
 }
 

@@ -21,6 +21,21 @@ namespace {
 
 enum class OptimizerKind { Adam, None };
 
+/// The router's gate GEMMs: f32, or TF32 tensor cores on GPUs.
+enum class RouterPrecision { F32, TF32 };
+constexpr const char *kRouterPrecisionHelp =
+    "Precision of the router's gate GEMMs (moe-decompose, "
+    "moe-expand-hierarchy): the routing after the logits stays f32";
+llvm::cl::ValuesClass routerPrecisionValues() {
+  return llvm::cl::values(
+      clEnumValN(RouterPrecision::F32, "f32", "f32 (default)"),
+      clEnumValN(RouterPrecision::TF32, "tf32",
+                 "TF32 tensor cores on GPUs (the CPU computes in f32)"));
+}
+const char *routerPrecisionName(RouterPrecision precision) {
+  return precision == RouterPrecision::TF32 ? "tf32" : "f32";
+}
+
 struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
   Option<OptimizerKind> optimizer{
       *this, "optimizer",
@@ -76,6 +91,9 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
                      "masks keep in training (moe-decompose, "
                      "moe-expand-hierarchy)"),
       llvm::cl::init(2.0)};
+  Option<RouterPrecision> routerPrecision{
+      *this, "router-precision", llvm::cl::desc(kRouterPrecisionHelp),
+      llvm::cl::init(RouterPrecision::F32), routerPrecisionValues()};
 };
 
 struct InferencePipelineOptions
@@ -86,6 +104,9 @@ struct InferencePipelineOptions
                      "multiple of what the batchwise masks keep in training "
                      "(moe-decompose, moe-expand-hierarchy)"),
       llvm::cl::init(2.0)};
+  Option<RouterPrecision> routerPrecision{
+      *this, "router-precision", llvm::cl::desc(kRouterPrecisionHelp),
+      llvm::cl::init(RouterPrecision::F32), routerPrecisionValues()};
 };
 
 void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options);
@@ -100,9 +121,11 @@ void buildTrainPipeline(OpPassManager &pm,
   decompose.thresholdCapacity = options.thresholdCapacity;
   // Data-parallel batchwise masks rank the combined batch of all ranks.
   decompose.combinedBatch = options.dataParallel || options.expertParallel;
+  decompose.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   ExpandHierarchyOptions hierarchy;
   hierarchy.thresholdCapacity = options.thresholdCapacity;
+  hierarchy.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addNestedPass<func::FuncOp>(createFuseRouting());
   bool partitioned = options.dataParallel || options.expertParallel;
@@ -137,10 +160,12 @@ void buildInferencePipeline(OpPassManager &pm,
   DecomposeOptions decompose;
   decompose.inference = true;
   decompose.thresholdCapacity = options.thresholdCapacity;
+  decompose.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   ExpandHierarchyOptions hierarchy;
   hierarchy.inference = true;
   hierarchy.thresholdCapacity = options.thresholdCapacity;
+  hierarchy.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());

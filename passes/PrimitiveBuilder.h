@@ -74,11 +74,14 @@ public:
     return b.create<tensor::CollapseShapeOp>(loc, flat, matrix, groups);
   }
 
-  Value matmul(Value lhs, Value rhs) {
+  /// lhs * rhs; `allowTf32` for the router's products under
+  /// router-precision=tf32.
+  Value matmul(Value lhs, Value rhs, bool allowTf32 = false) {
     int64_t rows = cast<RankedTensorType>(lhs.getType()).getDimSize(0);
     int64_t cols = cast<RankedTensorType>(rhs.getType()).getDimSize(1);
     return b.create<MatmulOp>(loc, f32({rows, cols}), lhs, rhs,
-                              /*transpose_rhs=*/false);
+                              /*transpose_lhs=*/false, /*transpose_rhs=*/false,
+                              allowTf32);
   }
 
   Value activate(Value value, std::optional<Activation> act) {
@@ -233,6 +236,15 @@ inline LogicalResult checkThresholdCapacityFactor(Operation *op,
   if (error.empty())
     return success();
   return emitError(op->getLoc(), error);
+}
+
+/// The `router-precision` option of the lowering passes: whether the
+/// router's gate products may use TF32 ("tf32") or stay f32 ("f32").
+inline FailureOr<bool> routerAllowsTf32(Operation *op, StringRef precision) {
+  if (precision == "f32" || precision == "tf32")
+    return precision == "tf32";
+  return emitError(op->getLoc(), "router-precision must be f32 or tf32, got '")
+         << precision << "'";
 }
 
 /// Tensor2Tensor's noise_epsilon: keeps the noise std positive.

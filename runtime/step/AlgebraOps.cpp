@@ -1,7 +1,8 @@
 //===- AlgebraOps.cpp - Matrix products and element-wise step ops ---------===//
 //
-// The router's products (moe.matmul) always run in f32: the gate logits
-// decide the routing, and TF32/BF16 would move tokens between experts.
+// The router's products (moe.matmul) run in f32 unless the compiler allowed
+// TF32 (router-precision=tf32): the gate logits decide the routing, and a
+// lower precision moves tokens between experts.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,7 +12,7 @@ namespace moe::rt::step {
 
 void matmul(Context *ctx, const float *lhs, const float *rhs, float *out,
             int64_t lhsRows, int64_t lhsCols, int64_t rhsRows, int64_t rhsCols,
-            bool transposeLhs, bool transposeRhs) {
+            bool transposeLhs, bool transposeRhs, GemmPrecision precision) {
   int64_t m = transposeLhs ? lhsCols : lhsRows;
   int64_t k = transposeLhs ? lhsRows : lhsCols;
   int64_t kRhs = transposeRhs ? rhsCols : rhsRows;
@@ -20,7 +21,7 @@ void matmul(Context *ctx, const float *lhs, const float *rhs, float *out,
     fail("matmul", "inner dimensions differ (" + std::to_string(k) + " vs " +
                        std::to_string(kRhs) + ")");
   ctx->backend->gemm(transposeLhs, transposeRhs, m, n, k, 1.0f, lhs, lhsCols,
-                     rhs, rhsCols, 0.0f, out, n, GemmPrecision::F32);
+                     rhs, rhsCols, 0.0f, out, n, precision);
 }
 
 void activate(Context *ctx, const float *input, float *out, int64_t count,

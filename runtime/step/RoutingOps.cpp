@@ -51,13 +51,13 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
                 int32_t *expert, float *gate, float *noisy, float *noiseStd,
                 float *topValues, float *load, float *importanceOut,
                 int32_t *expertOffset, int32_t *position, int32_t *token,
-                int64_t tokens, int64_t d, int64_t n, int64_t k,
-                float noiseEps, int64_t stream) {
+                int64_t tokens, int64_t d, int64_t n, int64_t k, float noiseEps,
+                int64_t stream, GemmPrecision precision) {
   Backend &b = *ctx->backend;
   b.gemm(false, false, tokens, n, d, 1.0f, input, d, gateWeights, n, 0.0f,
-         clean, n, GemmPrecision::F32);
+         clean, n, precision);
   b.gemm(false, false, tokens, n, d, 1.0f, input, d, noiseWeights, n, 0.0f,
-         rawNoise, n, GemmPrecision::F32);
+         rawNoise, n, precision);
   Context::RngPlace place = ctx->rngFor(stream, tokens * n);
   b.noisyTopKForward(tokens, n, k, clean, rawNoise, noiseEps, ctx->training,
                      ctx->seed, place.counter, noisy, noiseStd, topValues,

@@ -211,10 +211,11 @@ void fill(Context *ctx, float *out, int64_t count, float value);
 // Algebra and element-wise ops
 //===----------------------------------------------------------------------===//
 
-/// out = op(lhs) * op(rhs) for lhs [lhsRows, lhsCols], rhs [rhsRows, rhsCols].
+/// out = op(lhs) * op(rhs) for lhs [lhsRows, lhsCols], rhs [rhsRows,
+/// rhsCols]: the router's products, F32 unless the op allows TF32.
 void matmul(Context *ctx, const float *lhs, const float *rhs, float *out,
             int64_t lhsRows, int64_t lhsCols, int64_t rhsRows, int64_t rhsCols,
-            bool transposeLhs, bool transposeRhs);
+            bool transposeLhs, bool transposeRhs, GemmPrecision precision);
 void activate(Context *ctx, const float *input, float *out, int64_t count,
               Activation act);
 void activateGrad(Context *ctx, const float *output, const float *dOutput,
@@ -252,15 +253,15 @@ void batchwiseMask(Context *ctx, const float *logits, float *mask,
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
                    int32_t *rowPtr, int32_t *expert, float *gate,
                    int64_t tokens, int64_t n, int64_t capacity);
-/// moe.fused_route: both gate GEMMs, noisy top-k, load, importance and the
-/// dispatch plan of x [tokens, d] over n experts.
+/// moe.fused_route: both gate GEMMs (at `precision`), noisy top-k, load,
+/// importance and the dispatch plan of x [tokens, d] over n experts.
 void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
                 const float *noiseWeights, float *clean, float *rawNoise,
                 int32_t *expert, float *gate, float *noisy, float *noiseStd,
                 float *topValues, float *load, float *importanceOut,
                 int32_t *expertOffset, int32_t *position, int32_t *token,
                 int64_t tokens, int64_t d, int64_t n, int64_t k, float noiseEps,
-                int64_t stream);
+                int64_t stream, GemmPrecision precision);
 /// `capacity` as for thresholdMask.
 void groupedThresholdMask(Context *ctx, const float *logits,
                           const float *thresholds, const int32_t *expertOffset,

@@ -88,6 +88,29 @@ func.func @combine_top_k(%out: tensor<12x8xf32>, %g: tensor<12xf32>,
 
 // -----
 
+// The router's products are f32 unless they allow TF32, which only a GPU
+// target honours.
+// CHECK-LABEL: emitc.func @router_products
+// CHECK: emitc.call_opaque "moe::rt::step::matmul"
+// CHECK-SAME: #emitc.opaque<"false">, #emitc.opaque<"false">, #emitc.opaque<"moe::rt::GemmPrecision::F32">]
+// CHECK: emitc.call_opaque "moe::rt::step::matmul"
+// CHECK-SAME: #emitc.opaque<"false">, #emitc.opaque<"false">, #emitc.opaque<"moe::rt::GemmPrecision::F32">]
+// CUDA-LABEL: emitc.func @router_products
+// CUDA: emitc.call_opaque "moe::rt::step::matmul"
+// CUDA-SAME: #emitc.opaque<"moe::rt::GemmPrecision::TF32">]
+// CUDA: emitc.call_opaque "moe::rt::step::matmul"
+// CUDA-SAME: #emitc.opaque<"moe::rt::GemmPrecision::F32">]
+func.func @router_products(%x: tensor<16x8xf32>, %w: tensor<8x4xf32>)
+    -> (tensor<16x4xf32>, tensor<16x4xf32>) attributes {moe.arena_bytes = 1024} {
+  %a = moe.matmul %x, %w {allow_tf32, moe.offsets = array<i64: 0>}
+      : (tensor<16x8xf32>, tensor<8x4xf32>) -> tensor<16x4xf32>
+  %b = moe.matmul %x, %w {moe.offsets = array<i64: 256>}
+      : (tensor<16x8xf32>, tensor<8x4xf32>) -> tensor<16x4xf32>
+  return %a, %b : tensor<16x4xf32>, tensor<16x4xf32>
+}
+
+// -----
+
 // Adam updates in place: its results are the parameter's and moments'
 // own pointers, so the returned parameter is the argument. The step and
 // the learning rate are pointers the runtime reads.

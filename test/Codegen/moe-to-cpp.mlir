@@ -15,8 +15,9 @@
 // CHECK: float* [[TABLE:v[0-9]+]] = moe::rt::step::argument<float>([[CTX]], 2);
 // CHECK: int64_t* [[STEP:v[0-9]+]] = moe::rt::step::argument<int64_t>([[CTX]], 14);
 // CHECK: moe::rt::step::embedding([[CTX]], [[TABLE]], [[TOKENS]], {{v[0-9]+}}, 10, 8, 50);
-// The fused router: 10 tokens of width 8, 4 experts, k = 2, noise stream 0.
-// CHECK: moe::rt::step::fusedRoute([[CTX]], {{.*}}, 10, 8, 4, 2, 9.999999770e-03f, 0);
+// The fused router: 10 tokens of width 8, 4 experts, k = 2, noise stream 0,
+// gate GEMMs in f32.
+// CHECK: moe::rt::step::fusedRoute([[CTX]], {{.*}}, 10, 8, 4, 2, 9.999999770e-03f, 0, moe::rt::GemmPrecision::F32);
 // The expert GEMMs call the kernel directly, in its parameter order: 20
 // buffer rows, 4 experts, 8 x 8 weights, then the plan's offsets.
 // CHECK: moe::rt::step::groupedMatmulForward([[CTX]], 20, 4, 8, 8, {{v[0-9]+}}, {{.*}}, moe::rt::GemmPrecision::F32);

@@ -4,8 +4,11 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose="inference=true threshold-capacity=1.1" | FileCheck %s --check-prefix=CAP11
 // RUN: not moe-opt %s -split-input-file --moe-decompose="threshold-capacity=0" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: moe-opt %s -split-input-file --moe-decompose="combined-batch=true threshold-capacity=1.5" --verify-diagnostics | FileCheck %s --check-prefix=COMBINED
+// RUN: moe-opt %s -split-input-file --moe-decompose="router-precision=tf32" --verify-diagnostics | FileCheck %s --check-prefix=TF32
+// RUN: not moe-opt %s -split-input-file --moe-decompose="router-precision=bf16" 2>&1 | FileCheck %s --check-prefix=BADPRECISION
 
 // BAD: error: threshold-capacity must be positive (a factor on the assignments of training), got 0
+// BADPRECISION: error: router-precision must be f32 or tf32, got 'bf16'
 
 // Noisy top-k over a [batch, time, d] input: the layer runs once on all
 // batch * time tokens, the load loss goes through the smooth load estimate
@@ -13,8 +16,14 @@
 // CHECK-LABEL: func.func @noisy_top_k_rank3
 // CHECK-SAME: (%[[X:.*]]: tensor<2x5x8xf32>, %[[WG:.*]]: tensor<8x4xf32>, %[[WN:.*]]: tensor<8x4xf32>, %[[WE:.*]]: tensor<4x8x8xf32>)
 // CHECK: %[[ROWS:.*]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<2x5x8xf32> into tensor<10x8xf32>
-// CHECK: %[[CLEAN:.*]] = moe.matmul %[[ROWS]], %[[WG]]
-// CHECK: %[[RAW:.*]] = moe.matmul %[[ROWS]], %[[WN]]
+// CHECK: %[[CLEAN:.*]] = moe.matmul %[[ROWS]], %[[WG]] :
+// CHECK: %[[RAW:.*]] = moe.matmul %[[ROWS]], %[[WN]] :
+// With router-precision=tf32 both gate products allow TF32; the experts'
+// GEMMs keep the target's precision and the routing stays as it is.
+// TF32-LABEL: func.func @noisy_top_k_rank3
+// TF32: moe.matmul %{{.*}}, %{{.*}} {allow_tf32}
+// TF32: moe.matmul %{{.*}}, %{{.*}} {allow_tf32}
+// TF32: moe.noisy_top_k
 // CHECK: %[[E:.*]], %[[G:.*]], %[[H:.*]], %[[STD:.*]], %[[TOP:.*]] = moe.noisy_top_k %[[CLEAN]], noise %[[RAW]] {k = 2 : i64}
 // CHECK-SAME: -> (tensor<10x2xi32>, tensor<10x2xf32>, tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x3xf32>)
 // CHECK: %[[EF:.*]] = tensor.collapse_shape %[[E]] {{\[}}[0, 1]] : tensor<10x2xi32> into tensor<20xi32>

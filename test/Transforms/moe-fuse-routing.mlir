@@ -105,3 +105,25 @@ func.func @shared_product(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>) -> tensor<5
   %off, %pos, %tok = moe.dispatch_plan %ef {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
   return %off : tensor<5xi32>
 }
+
+// -----
+
+// Gate products that allow TF32 (router-precision=tf32) give a fused op
+// that does, and its gradient products keep it.
+// CHECK-LABEL: func.func @tf32_chain
+// CHECK: moe.fused_route %{{.*}}, %{{.*}}, %{{.*}} {allow_tf32, k = 2 : i64
+// GRAD-LABEL: func.func @tf32_chain_train_step
+// GRAD: moe.fused_route %{{.*}}, %{{.*}}, %{{.*}} {allow_tf32, k = 2 : i64
+// GRAD: moe.matmul %{{.*}}, %{{.*}} {allow_tf32, transpose_lhs} : (tensor<6x8xf32>, tensor<6x4xf32>) -> tensor<8x4xf32>
+// GRAD: moe.matmul %{{.*}}, %{{.*}} {allow_tf32, transpose_lhs} : (tensor<6x8xf32>, tensor<6x4xf32>) -> tensor<8x4xf32>
+func.func @tf32_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "g", moe.init = #moe.init<zeros>}, %wn: tensor<8x4xf32> {moe.param = "n", moe.init = #moe.init<zeros>}) -> (tensor<f32>, tensor<5xi32>) {
+  %clean = moe.matmul %x, %wg {allow_tf32} : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %raw = moe.matmul %x, %wn {allow_tf32} : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
+  %gf = tensor.collapse_shape %g [[0, 1]] : tensor<6x2xf32> into tensor<12xf32>
+  %load = moe.load_estimate %clean, noise %raw, %h, %s, %top {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>) -> tensor<4xf32>
+  %l1 = moe.cv_squared %load {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %off, %pos, %tok = moe.dispatch_plan %ef {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return %l1, %off : tensor<f32>, tensor<5xi32>
+}

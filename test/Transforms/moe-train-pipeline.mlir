@@ -4,6 +4,15 @@
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="learning-rate=1" 2>&1 | FileCheck %s --check-prefix=BADOPT
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=none eval=false" 2>/dev/null | FileCheck %s --check-prefix=GRADS
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=sgd" 2>&1 | FileCheck %s --check-prefix=BADOPTIMIZER
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="router-precision=tf32" 2>/dev/null | FileCheck %s --check-prefix=TF32
+// RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="router-precision=bf16" 2>&1 | FileCheck %s --check-prefix=BADROUTER
+
+// router-precision=tf32: the fused router of the training step and the
+// gate product of the (noise-free) evaluation copy allow TF32.
+// TF32: moe.fused_route {{.*}}allow_tf32
+// TF32-LABEL: func.func @tiny_moe_eval
+// TF32: moe.matmul {{.*}}allow_tf32
+// BADROUTER: Cannot find option named 'bf16'
 
 // The tiny LM becomes a full training step: the model function stays (in
 // primitive form) beside @tiny_moe_train_step, which holds the forward pass,
