@@ -268,8 +268,10 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
       patterns, converter, "groupedLoadEstimateForward",
       [](GroupedLoadEstimateOp op, GroupedLoadEstimateOp::Adaptor a,
          StepCall &c) {
-        rowsAndColumns(c, op.getCleanLogits());
-        c.i64(numElements(op.getExpertOffset()) - 1)
+        // (R, groups, n, k): the groups come before the experts per group.
+        c.i64(dimSize(op.getCleanLogits(), 0))
+            .i64(numElements(op.getExpertOffset()) - 1)
+            .i64(dimSize(op.getCleanLogits(), 1))
             .i64(op.getK())
             .ptr(a.getExpertOffset())
             .ptr(a.getCleanLogits())

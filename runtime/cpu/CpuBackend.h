@@ -1,8 +1,8 @@
 //===- CpuBackend.h - The CPU implementation of Backend ------*- C++ -*-===//
 //
 // Every override of moe::rt::Backend for the cpu backend, from the kernel
-// list (runtime/Kernels.def). The memory members and the GEMM are defined
-// in CpuBackend.cpp; every other kernel forwards to its cpu:: template
+// list (runtime/Kernels.def). The memory members are defined in
+// CpuBackend.cpp; every kernel forwards to its cpu:: template
 // (CpuKernels.cpp).
 //
 //===----------------------------------------------------------------------===//

@@ -205,10 +205,8 @@ void CudaBackend::composeRoutesCsrForward(
     throw std::invalid_argument("composeRoutesCsrForward: expertsPerGroup "
                                 "must be >= 1");
   const Context &ctx = *ctx_;
-  if (T == 0) {
-    MOE_LAUNCH(gpu::setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+  if (noRowsToAssign(ctx, T, rowPtr, /*numAssigned=*/nullptr))
     return;
-  }
   DeviceBuffer<int32_t> counts(ctx.stream, T + 1);
   MOE_CUDA_CHECK(
       cudaMemsetAsync(counts.get() + T, 0, sizeof(int32_t), ctx.stream));
@@ -360,10 +358,8 @@ void CudaBackend::groupedBatchwiseMaskForward(int64_t groups,
         " is not in [0, rowsPerGroup]");
   const Context &ctx = *ctx_;
   int64_t rows = groups * rowsPerGroup;
-  if (rows == 0) {
-    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+  if (noRowsToAssign(ctx, rows, rowPtr, /*numAssigned=*/nullptr))
     return;
-  }
   MOE_CUDA_CHECK(cudaMemsetAsync(
       mask, 0, static_cast<size_t>(rows * n) * sizeof(float), ctx.stream));
   if (m > 0) {

@@ -18,7 +18,6 @@
 
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 namespace moe::rt {
 namespace {
@@ -381,10 +380,8 @@ void CudaBackend::batchwiseMaskForward(int64_t T, int64_t n, int64_t m,
     throw std::invalid_argument(
         "batchwiseMaskForward: m = " + std::to_string(m) + " is not in [0, T]");
   const Context &ctx = *ctx_;
-  if (T == 0) {
-    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
+  if (noRowsToAssign(ctx, T, rowPtr, /*numAssigned=*/nullptr))
     return;
-  }
   MOE_CUDA_CHECK(cudaMemsetAsync(
       mask, 0, static_cast<size_t>(T * n) * sizeof(float), ctx.stream));
   if (m > 0) {
@@ -433,22 +430,13 @@ void CudaBackend::maskAssignmentsForward(int64_t T, int64_t n,
   checkRouterShape("maskAssignmentsForward", T, n);
   checkCount("maskAssignmentsForward", capacity);
   const Context &ctx = *ctx_;
-  int64_t used = 0;
-  if (T == 0) {
-    MOE_LAUNCH(setIntKernel, dim3(1), dim3(1), 0, ctx.stream, rowPtr, 0);
-  } else {
-    used = maskToAssignments(ctx, T, n, logits, mask, rowPtr, expert, gate,
-                             "maskAssignmentsForward", capacity);
+  if (noRowsToAssign(ctx, T, rowPtr, numAssigned)) {
+    clearUnusedSlots(ctx, expert, gate, 0, capacity);
+    return;
   }
-  // All-zero bits: expert 0 and gate 0.0f in the unused slots.
-  if (capacity > used) {
-    MOE_CUDA_CHECK(cudaMemsetAsync(expert + used, 0,
-                                   (capacity - used) * sizeof(int32_t),
-                                   ctx.stream));
-    MOE_CUDA_CHECK(cudaMemsetAsync(gate + used, 0,
-                                   (capacity - used) * sizeof(float),
-                                   ctx.stream));
-  }
+  // maskToAssignments clears the unused slots.
+  int64_t used = maskToAssignments(ctx, T, n, logits, mask, rowPtr, expert,
+                                   gate, "maskAssignmentsForward", capacity);
   if (numAssigned)
     *numAssigned = used;
 }

@@ -355,6 +355,16 @@ void exclusiveScan(const Context &ctx, const int32_t *in, int32_t *out,
                                                count, ctx.stream));
 }
 
+void clearUnusedSlots(const Context &ctx, int32_t *expert, float *gate,
+                      int64_t used, int64_t capacity) {
+  if (capacity <= used)
+    return;
+  MOE_CUDA_CHECK(cudaMemsetAsync(
+      expert + used, 0, (capacity - used) * sizeof(int32_t), ctx.stream));
+  MOE_CUDA_CHECK(cudaMemsetAsync(
+      gate + used, 0, (capacity - used) * sizeof(float), ctx.stream));
+}
+
 bool noRowsToAssign(const Context &ctx, int64_t rows, int32_t *rowPtr,
                     int64_t *numAssigned) {
   if (rows != 0)
@@ -397,14 +407,8 @@ int64_t maskToAssignments(const Context &ctx, int64_t T, int64_t n,
   MOE_LAUNCH(compactMaskKernel, dim3(rowGrid<WarpPerRow>(T)),
              dim3(WarpPerRow::kBlock), 0, ctx.stream, T, n, logits, mask,
              rowPtr, expert, gate);
-  // All-zero bits: expert 0 and gate 0.0f in the unused slots, so sums over
-  // every slot (importance) count only the kept assignments.
-  if (kernel && capacity > total) {
-    MOE_CUDA_CHECK(cudaMemsetAsync(
-        expert + total, 0, (capacity - total) * sizeof(int32_t), ctx.stream));
-    MOE_CUDA_CHECK(cudaMemsetAsync(
-        gate + total, 0, (capacity - total) * sizeof(float), ctx.stream));
-  }
+  if (kernel)
+    clearUnusedSlots(ctx, expert, gate, total, capacity);
   return total;
 }
 

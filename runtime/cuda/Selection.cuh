@@ -75,6 +75,11 @@ void exclusiveScan(const Context &ctx, const int32_t *in, int32_t *out,
 bool noRowsToAssign(const Context &ctx, int64_t rows, int32_t *rowPtr,
                     int64_t *numAssigned);
 
+/// expert 0 and gate 0 (all-zero bits) in the slots [used, capacity), so
+/// that sums over every slot (importance) count only the kept assignments.
+void clearUnusedSlots(const Context &ctx, int32_t *expert, float *gate,
+                      int64_t used, int64_t capacity);
+
 /// One int32 of device memory on the host (synchronizes the stream).
 int32_t readInt(const Context &ctx, const int32_t *devicePtr);
 

@@ -41,9 +41,9 @@ void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
                    int64_t tokens, int64_t n, int64_t capacity) {
   ScratchScope scratch(ctx);
   float *mask = scratch.get<float>(tokens * n);
-  int64_t assigned = 0;
   ctx->backend->thresholdMaskForward(tokens, n, logits, thresholds, mask,
-                                     rowPtr, expert, gate, capacity, &assigned);
+                                     rowPtr, expert, gate, capacity,
+                                     /*numAssigned=*/nullptr);
 }
 
 void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
@@ -80,10 +80,10 @@ void groupedThresholdMask(Context *ctx, const float *logits,
                           int64_t capacity) {
   ScratchScope scratch(ctx);
   float *mask = scratch.get<float>(rows * n);
-  int64_t assigned = 0;
   ctx->backend->groupedThresholdMaskForward(rows, groups, n, logits, thresholds,
                                             expertOffset, mask, rowPtr, expert,
-                                            gate, capacity, &assigned);
+                                            gate, capacity,
+                                            /*numAssigned=*/nullptr);
 }
 
 void groupedLoadEstimateGrad(Context *ctx, const float *clean,

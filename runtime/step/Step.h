@@ -28,7 +28,6 @@
 #include "runtime/Backend.h"
 
 #include <cstdint>
-#include <memory>
 #include <utility>
 #include <vector>
 

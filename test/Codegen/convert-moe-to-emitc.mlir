@@ -111,6 +111,20 @@ func.func @router_products(%x: tensor<16x8xf32>, %w: tensor<8x4xf32>)
 
 // -----
 
+// The per-group load estimate's sizes in the kernel's order (R rows, groups,
+// experts per group, k): 12 rows of 2 groups over 4 experts, k = 2.
+// CHECK-LABEL: emitc.func @grouped_load
+// CHECK: emitc.call_opaque "moe::rt::step::groupedLoadEstimateForward"
+// CHECK-SAME: args = [0 : index, 12, 2, 4, 2, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index]
+func.func @grouped_load(%c: tensor<12x4xf32>, %top: tensor<12x3xf32>, %off: tensor<3xi32>)
+    -> tensor<2x4xf32> attributes {moe.arena_bytes = 256} {
+  %l = moe.grouped_load_estimate %c, noise %c, %c, %c, %top, %off {k = 2 : i64, moe.offsets = array<i64: 0>}
+      : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x4xf32>, tensor<12x3xf32>, tensor<3xi32>) -> tensor<2x4xf32>
+  return %l : tensor<2x4xf32>
+}
+
+// -----
+
 // Adam updates in place: its results are the parameter's and moments'
 // own pointers, so the returned parameter is the argument. The step and
 // the learning rate are pointers the runtime reads.
