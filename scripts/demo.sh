@@ -45,7 +45,8 @@ echo "== train on $CORPUS (CPU, $STEPS steps or $MINUTES minutes)"
 rm -rf "$WORK/checkpoints"
 "$BUILD_DIR/bin/moe-run" train "$PACKAGE" --data "$CORPUS" \
   --steps "$STEPS" --max-minutes "$MINUTES" --log-every 100 \
-  --checkpoint-dir "$WORK/checkpoints" --metrics "$WORK/metrics.jsonl"
+  --checkpoint-dir "$WORK/checkpoints" --metrics "$WORK/metrics.jsonl" \
+  --overwrite
 
 echo "== sample from the trained model"
 "$BUILD_DIR/bin/moe-run" generate "$PACKAGE" --data "$CORPUS" \

@@ -152,7 +152,7 @@ echo "== 5. training tokens/s with moe-run ($(elapsed))"
 train() { # package steps
   "$B/bin/moe-run" train "$B/packages/$1" --backend cuda --data "$B/kjv.txt" \
     --steps "$2" --log-every 50 --checkpoint-dir "$B/checkpoints-$1" \
-    --metrics "$OUT/train-$1.jsonl" > "$OUT/train-$1.log" 2>&1 || status=1
+    --metrics "$OUT/train-$1.jsonl" --overwrite > "$OUT/train-$1.log" 2>&1 || status=1
   tail -n 3 "$OUT/train-$1.log"
   rate=$(grep -Eo '[0-9.]+k tok/s' "$OUT/train-$1.log" | tail -n 1)
   ppl=$(grep -Eo 'test perplexity: [0-9.]+' "$OUT/train-$1.log" | tail -n 1)

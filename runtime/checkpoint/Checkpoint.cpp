@@ -230,4 +230,28 @@ std::string latestCheckpoint(const std::string &root) {
   return "";
 }
 
+std::vector<std::string> checkpointDirectories(const std::string &root) {
+  std::vector<std::string> dirs;
+  for (auto &[step, dir] : listStepDirs(root))
+    dirs.push_back(std::move(dir));
+  return dirs;
+}
+
+void removeCheckpoint(const std::string &dir) { removeCheckpointDir(dir); }
+
+std::vector<std::string> removeUnfinishedSaves(const std::string &root) {
+  const std::string prefix = kTmpPrefix + std::string(kStepPrefix);
+  std::vector<std::string> removed;
+  std::error_code ec;
+  fs::directory_iterator it(root, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) == 0)
+      removed.push_back(name);
+  }
+  for (const std::string &name : removed)
+    fs::remove_all(joinPath(root, name), ec);
+  return removed;
+}
+
 } // namespace moe::rt

@@ -106,6 +106,16 @@ Checkpoint loadCheckpoint(const std::string &dir);
 /// Returns an empty string when there is none (or no `root`).
 std::string latestCheckpoint(const std::string &root);
 
+/// Every step-* directory under `root`, complete or not, newest first.
+std::vector<std::string> checkpointDirectories(const std::string &root);
+
+/// Deletes the checkpoint directory `dir`, its commit marker first.
+void removeCheckpoint(const std::string &dir);
+
+/// Deletes the .tmp-step-* directories a save killed midway left under
+/// `root` (only safe while no save into `root` runs); returns their names.
+std::vector<std::string> removeUnfinishedSaves(const std::string &root);
+
 } // namespace moe::rt
 
 #endif // MOE_RUNTIME_CHECKPOINT_CHECKPOINT_H

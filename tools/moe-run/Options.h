@@ -46,6 +46,7 @@ struct TrainOptions {
   int keep = 3;
   std::string resume; ///< a checkpoint dir, or "latest" in checkpointDir
   std::string metrics;
+  bool overwrite = false; ///< a fresh run may replace an earlier run's output
 };
 
 struct EvalOptions {

@@ -42,11 +42,15 @@ public:
   /// one to resume from and the metrics file; rank 0 of `ranks` writes.
   RunState(const Package &package, Session &session, const Dataset &data,
            rt::Collectives &ranks, const TrainOptions &options, bool quiet);
+  ~RunState();
+  RunState(const RunState &) = delete;
+  RunState &operator=(const RunState &) = delete;
 
-  /// Finds and loads the checkpoint that --resume names: a directory, or
-  /// "latest" in --checkpoint-dir (none there yet: a fresh start). Returns
-  /// the run's seed: `seed`, or the checkpoint's, which a resumed run
-  /// keeps.
+  /// Claims the run's outputs on rank 0 (see claimOutputs), then finds and
+  /// loads the checkpoint that --resume names: a directory, or "latest" in
+  /// --checkpoint-dir, the newest one that verifies (none there yet: a
+  /// fresh start). Returns the run's seed: `seed`, or the checkpoint's,
+  /// which a resumed run keeps.
   uint64_t open(uint64_t seed);
   bool resuming() const { return !resumeDir.empty(); }
 
@@ -64,6 +68,15 @@ public:
   std::string save(int64_t step, const BatchSource &batches);
 
 private:
+  /// Before the first step: refuses to let a fresh run overwrite another
+  /// run's checkpoints or metrics (unless --overwrite), checks that
+  /// --checkpoint-dir is writable, locks it for the run's life and removes
+  /// the unfinished saves of a killed run.
+  void claimOutputs();
+  /// The newest checkpoint of --checkpoint-dir that loads, loaded into
+  /// `checkpoint`; "" when there is none. Damaged newer ones are set aside.
+  std::string loadLatest();
+
   const Package &package;
   Session &session;
   const Dataset &data;
@@ -73,6 +86,7 @@ private:
   uint64_t runSeed = 0;
   std::string resumeDir;
   rt::Checkpoint checkpoint;
+  int lockFd = -1; ///< the flock'ed .lock of --checkpoint-dir (rank 0)
 };
 
 } // namespace moe::run

@@ -183,6 +183,10 @@ int main(int argc, char **argv) {
   trainCmd->add_option("--metrics", train.metrics,
                        "JSON Lines file of loss, perplexity, learning rate, "
                        "tokens/s, TFLOP/s and per-expert load");
+  trainCmd->add_flag("--overwrite", train.overwrite,
+                     "Let a fresh run replace an earlier run's checkpoints in "
+                     "--checkpoint-dir (deleted at the start) and its "
+                     "--metrics file; without it they are refused");
 
   CLI::App *evalCmd =
       app.add_subcommand("eval", "Perplexity of a checkpoint on a split");
