@@ -5,7 +5,9 @@
 // the runtime's ABI headers (kAbiHeaders), so a package compiles once per
 // machine and a changed runtime recompiles it. The object is written to a
 // temporary name and renamed, so ranks that compile at the same time never
-// load a torn file.
+// load a torn file. Loading a cached object runs its code, so the cache
+// must be private to the user (checked every time) and the object must
+// match the SHA-256 recorded beside it when it was compiled.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,7 +74,66 @@ std::string cacheDirectory() {
     return std::string(xdg) + "/moe-run";
   if (const char *home = std::getenv("HOME"))
     return std::string(home) + "/.cache/moe-run";
-  return "/tmp/moe-run-cache";
+  // Not one shared directory: another user could plant objects in it.
+  return "/tmp/moe-run-cache-" + std::to_string(::geteuid());
+}
+
+/// Creates the cache directory `dir` private (mode 0700), or checks that
+/// it is: a directory (not a symbolic link) of this user that nobody else
+/// can write to, since the objects in it are loaded and run.
+void makePrivateDirectory(std::string dir) {
+  // "link/" would make lstat follow the link.
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno == ENOENT) {
+    std::error_code ec;
+    std::filesystem::create_directories(
+        std::filesystem::path(dir).parent_path(), ec);
+    ::mkdir(dir.c_str(), 0700);
+  }
+  auto refuse = [&](const std::string &why) {
+    fail("compile cache " + dir + " " + why +
+         ": objects in it would be run; use a private directory "
+         "(MOE_RUN_CACHE)");
+  };
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0)
+    fail("cannot create the compile cache " + dir + ": " +
+         std::strerror(errno));
+  if (S_ISLNK(st.st_mode))
+    refuse("is a symbolic link");
+  if (!S_ISDIR(st.st_mode))
+    refuse("is not a directory");
+  if (st.st_uid != ::geteuid())
+    refuse("belongs to uid " + std::to_string(st.st_uid) + ", not to you");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 07777);
+    refuse(std::string("is writable by others (mode ") + mode + ")");
+  }
+}
+
+/// Whether `object` is what this cache compiled: the SHA-256 recorded in
+/// `digestPath` when it was written.
+bool matchesDigest(const std::string &object, const std::string &digestPath) {
+  std::ifstream in(digestPath);
+  std::string recorded;
+  return in >> recorded && recorded == sha256Hex(readFile(object));
+}
+
+/// Writes `text` to `path` by a rename, so a reader never sees half of it.
+void writeAtomically(const std::string &path, const std::string &text) {
+  std::string temp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << text << "\n";
+    if (!out.flush())
+      fail("cannot write " + temp);
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    ::unlink(temp.c_str());
+    fail("cannot write " + path + ": " + std::strerror(errno));
+  }
 }
 
 /// Runs `command`, returning its exit status and combined output.
@@ -361,11 +423,17 @@ void Package::load(bool verbose) {
   std::string key = sha256Hex(source + "\n" + compiler + " " + flags + "\n" +
                               includeDir + "\n" + libraryDir + "\n" + abi);
   std::string cache = cacheDirectory();
-  std::error_code made;
-  std::filesystem::create_directories(cache, made);
-  if (made)
-    fail("cannot create " + cache + ": " + made.message());
+  makePrivateDirectory(cache);
   std::string object = cache + "/" + key.substr(0, 32) + ".so";
+  std::string digest = object + ".sha256";
+  if (exists(object) && !matchesDigest(object, digest)) {
+    std::fprintf(stderr,
+                 "moe-run: warning: cached %s does not match its recorded "
+                 "SHA-256; recompiling\n",
+                 object.c_str());
+    ::unlink(object.c_str());
+    ::unlink(digest.c_str());
+  }
   if (!exists(object)) {
     std::string temp = object + ".tmp." + std::to_string(::getpid());
     std::string full = command + " -o " + quote(temp);
@@ -377,6 +445,8 @@ void Package::load(bool verbose) {
       ::unlink(temp.c_str());
       fail("compiling " + sourcePath + " failed:\n" + output);
     }
+    // The digest first: an object never lies in the cache without one.
+    writeAtomically(digest, sha256Hex(readFile(temp)));
     if (::rename(temp.c_str(), object.c_str()) != 0)
       fail("cannot move the compiled package into " + cache + ": " +
            std::strerror(errno));
