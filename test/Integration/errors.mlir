@@ -18,12 +18,36 @@
 // RUN: mkdir -p %t/badrole && cp %t/pkg/step.cpp %t/badrole/ && sed '0,/"role": "input"/s//"role": "bogus"/' %t/pkg/manifest.json > %t/badrole/manifest.json
 // RUN: not moe-run train %t/badrole --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADROLE
 // BADROLE: moe-run: error: {{.*}}badrole/manifest.json: functions.{{[a-z_]+}}.arguments[{{[0-9]+}}]: unknown role "bogus" (expected input, param or state)
+// RUN: mkdir -p %t/badfunctions && cp %t/pkg/step.cpp %t/badfunctions/
+// RUN: python3 -c "import json,sys; m=json.load(open(sys.argv[1])); m['functions']=[1,2]; json.dump(m,open(sys.argv[2],'w'))" %t/pkg/manifest.json %t/badfunctions/manifest.json
+// RUN: not moe-run train %t/badfunctions --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADFUNCTIONS
+// BADFUNCTIONS: moe-run: error: {{.*}}badfunctions/manifest.json: "functions" must be an object (role: function)
+// RUN: mkdir -p %t/badtype && cp %t/pkg/step.cpp %t/badtype/
+// RUN: python3 -c "import json,sys; m=json.load(open(sys.argv[1])); a=[a for a in m['functions']['train_step']['arguments'] if a['role']=='input'][0]; a['id_bound']='many'; json.dump(m,open(sys.argv[2],'w'))" %t/pkg/manifest.json %t/badtype/manifest.json
+// RUN: not moe-run train %t/badtype --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADTYPE
+// BADTYPE: moe-run: error: {{.*}}badtype/manifest.json: a field has the wrong type
 // RUN: not moe-run train %t/pkg --data %t/corpus.txt --batch-tokens 64 2>&1 | FileCheck %s --check-prefix=BATCH
 // BATCH: moe-run: error: --batch-tokens 64: the model was compiled for batches of 2 x 5 = 10 tokens
 // RUN: not moe-run train %t/pkg --data %t/corpus.txt --vocab-size 100 2>&1 | FileCheck %s --check-prefix=VOCAB
 // VOCAB: moe-run: error: --vocab-size 100 exceeds the model's vocabulary of 50
 // RUN: not moe-run train %t/pkg 2>&1 | FileCheck %s --check-prefix=USAGE
-// USAGE: --data is required
+// USAGE: moe-run: error: --data is required (see --help)
+// USAGE-NOT: {{.}}
+// RUN: not moe-run train %t/pkg --data /dev/zero 2>&1 | FileCheck %s --check-prefix=ZERO
+// ZERO: moe-run: error: corpus /dev/zero: not a text file (a NUL byte at offset 0)
+
+// Counts are checked as they are parsed: none is negative or beyond int64.
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --steps 99999999999999999999 2>&1 | FileCheck %s --check-prefix=HUGE
+// HUGE: moe-run: error: --steps: value 99999999999999999999 does not fit in a 64-bit integer (see --help)
+// HUGE-NOT: {{.}}
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --checkpoint-every -2 2>&1 | FileCheck %s --check-prefix=NEGEVERY
+// NEGEVERY: moe-run: error: --checkpoint-every: value -2 is negative (see --help)
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --keep -1 2>&1 | FileCheck %s --check-prefix=NEGKEEP
+// NEGKEEP: moe-run: error: --keep: value -1 is negative (see --help)
+// RUN: not moe-run train %t/pkg --data %t/corpus.txt --eval-batches -1 2>&1 | FileCheck %s --check-prefix=NEGEVAL
+// NEGEVAL: moe-run: error: --eval-batches: value -1 is negative (see --help)
+// RUN: not moe-run generate %t/pkg --data %t/corpus.txt --checkpoint %t/ckpt/step-00000004 --words -3 2>&1 | FileCheck %s --check-prefix=NEGWORDS
+// NEGWORDS: moe-run: error: --words: value -3 is negative (see --help)
 
 // A checkpoint of another vocabulary is refused.
 // RUN: not moe-run eval %t/pkg --data %t/corpus.txt --vocab-size 20 --checkpoint %t/ckpt/step-00000004 2>&1 | FileCheck %s --check-prefix=OTHERVOCAB

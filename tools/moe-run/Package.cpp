@@ -371,9 +371,16 @@ Package Package::open(const std::string &dir) {
   package.modelName = field<std::string>(manifest, "model", manifestPath);
   package.optimizer = field<std::string>(manifest, "optimizer", manifestPath);
   auto functions = field<nlohmann::json>(manifest, "functions", manifestPath);
-  for (auto it = functions.begin(); it != functions.end(); ++it)
-    package.functions[it.key()] =
-        parseFunction(it.value(), manifestPath + ": functions." + it.key());
+  if (!functions.is_object())
+    fail(manifestPath + ": \"functions\" must be an object (role: function)");
+  try {
+    for (auto it = functions.begin(); it != functions.end(); ++it)
+      package.functions[it.key()] =
+          parseFunction(it.value(), manifestPath + ": functions." + it.key());
+  } catch (const nlohmann::json::exception &e) {
+    // An optional field of the wrong type (json::value).
+    fail(manifestPath + ": a field has the wrong type (" + e.what() + ")");
+  }
   if (!package.functions.count("train_step"))
     fail(manifestPath + ": no train_step function");
 

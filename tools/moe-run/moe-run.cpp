@@ -23,15 +23,32 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <system_error>
 
 
 using namespace moe::run;
 
 namespace {
+
+/// Counts and sizes: a negative one has no meaning, and CLI11 would clamp
+/// one beyond int64 to the largest value (--steps 1e20 as 9.2e18 steps).
+const CLI::Validator kCount(
+    [](std::string &text) -> std::string {
+      int64_t value = 0;
+      auto [end, ec] =
+          std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec == std::errc::result_out_of_range)
+        return "value " + text + " does not fit in a 64-bit integer";
+      if (ec == std::errc() && value < 0)
+        return "value " + text + " is negative";
+      return ""; // anything else is CLI11's to convert or refuse
+    },
+    "COUNT");
 
 void addCommon(CLI::App *app, CommonOptions &common) {
   app->add_option("package", common.package,
@@ -42,9 +59,11 @@ void addCommon(CLI::App *app, CommonOptions &common) {
       ->capture_default_str();
   app->add_option("--threads", common.threads,
                   "CPU threads (0: every core)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   app->add_option("--device", common.device, "CUDA device")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   app->add_option("--seed", common.seed,
                   "Seed of parameter initialisation, gating noise, dropout "
                   "and data order")
@@ -67,17 +86,20 @@ void addData(CLI::App *app, DataOptions &data) {
   app->add_option("--vocab-size", data.vocabSize,
                   "Most frequent words kept, with <unk> and <eos> (0: the "
                   "model's vocabulary)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   app->add_option("--min-count", data.minCount,
                   "Words seen fewer times become <unk>")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   app->add_option("--test-fraction", data.testFraction,
                   "Share of sentences held out for test perplexity (in 20 "
                   "blocks spread over the corpus)")
       ->capture_default_str();
   app->add_option("--max-lines", data.maxLines,
                   "Read only the first N sentences (0: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
 }
 
 /// Settings that the BLAS and OpenMP runtimes read only when they load, so
@@ -152,30 +174,37 @@ int main(int argc, char **argv) {
   addCommon(trainCmd, common);
   addData(trainCmd, data);
   trainCmd->add_option("--steps", train.steps, "Total training steps")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--max-minutes", train.maxMinutes,
                        "Stop (and checkpoint) after this long (0: no limit)")
       ->capture_default_str();
   trainCmd->add_option("--batch-tokens", train.batchTokens,
                        "Check that the compiled batch has this many tokens")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--log-every", train.logEvery,
                        "Steps between progress reports and metrics records")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--eval-every", train.evalEvery,
                        "Steps between test evaluations (0: at the end)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--eval-batches", train.evalBatches,
                        "Test batches per evaluation (0: the whole split)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--checkpoint-dir", train.checkpointDir,
                        "Where to write step-NNNNNNNN checkpoints");
   trainCmd->add_option("--checkpoint-every", train.checkpointEvery,
                        "Steps between checkpoints (0: at the end only)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--keep", train.keep,
                        "Checkpoints kept (older ones are deleted; 0: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   trainCmd->add_option("--resume", train.resume,
                        "Continue from a checkpoint directory, or 'latest' in "
                        "--checkpoint-dir; the run continues exactly as if "
@@ -197,7 +226,8 @@ int main(int argc, char **argv) {
   evalCmd->add_option("--split", eval.split, "test or train")
       ->capture_default_str();
   evalCmd->add_option("--batches", eval.batches, "Batches (0: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
 
   CLI::App *generateCmd =
       app.add_subcommand("generate", "Sample text from a checkpoint");
@@ -208,7 +238,8 @@ int main(int argc, char **argv) {
       ->required();
   generateCmd->add_option("--prompt", generate.prompt, "Text to continue");
   generateCmd->add_option("--words", generate.words, "Words to sample")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   generateCmd
       ->add_option("--temperature", generate.temperature,
                    "Softmax temperature (lower: more likely words)")
@@ -221,7 +252,8 @@ int main(int argc, char **argv) {
   addCommon(gradCmd, common);
   gradCmd->add_option("--samples", gradcheck.samples,
                       "Parameter entries to check")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kCount);
   gradCmd->add_option("--epsilon", gradcheck.epsilon, "Finite-difference step")
       ->capture_default_str();
   gradCmd->add_option("--tolerance", gradcheck.tolerance,
@@ -236,7 +268,14 @@ int main(int argc, char **argv) {
   infoCmd->add_option("package", common.package, "Package directory")
       ->required();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0) // --help
+      return app.exit(e);
+    std::fprintf(stderr, "moe-run: error: %s (see --help)\n", e.what());
+    return e.get_exit_code();
+  }
   try {
     if (trainCmd->parsed())
       return runTrain(common, data, train);

@@ -506,6 +506,16 @@ TEST(Corpus, UnreadableFilesGiveOneLineErrors) {
   EXPECT_EQ(message.rfind("corpus " + ::testing::TempDir() + ": cannot", 0), 0u)
       << message;
 
+  // A device or a huge file is not read until memory runs out.
+  message = runtimeErrorOf([&] { loadCorpus("/dev/zero", options); });
+  EXPECT_EQ(message, "corpus /dev/zero: not a text file (a NUL byte at "
+                     "offset 0)");
+  file.write("a b\n");
+  ASSERT_EQ(::truncate(file.path().c_str(), int64_t(5) << 30), 0); // sparse
+  message = runtimeErrorOf([&] { loadCorpus(file.path(), options); });
+  EXPECT_EQ(message, "corpus " + file.path() +
+                         ": larger than the limit of 4 GiB for a text file");
+
   file.write("a b\n");
   CorpusOptions bad = options;
   bad.vocabSize = 1;
