@@ -665,6 +665,29 @@ TEST_F(CheckpointTest, LatestIgnoresTmpAndIncompleteDirs) {
   EXPECT_EQ(loadCheckpoint(latestCheckpoint(dir)).step, 2);
 }
 
+TEST_F(CheckpointTest, ListsStepDirsAndRemovesUnfinishedSaves) {
+  EXPECT_TRUE(moe::rt::checkpointDirectories(path("nonexistent")).empty());
+  std::string one = saveCheckpoint(dir, 1, sampleTensors(), sampleState());
+  fs::create_directory(path("step-00000005")); // incomplete: listed too
+  fs::create_directory(path("step-12x"));
+  fs::create_directory(path(".tmp-step-00000009-abcdef"));
+  fs::create_directory(path(".tmp-step-00000001-old-ghijkl"));
+  fs::create_directory(path(".damaged-step-00000007"));
+  EXPECT_EQ(moe::rt::checkpointDirectories(dir),
+            std::vector<std::string>({path("step-00000005"), one}));
+
+  std::vector<std::string> removed = moe::rt::removeUnfinishedSaves(dir);
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed, std::vector<std::string>({".tmp-step-00000001-old-ghijkl",
+                                               ".tmp-step-00000009-abcdef"}));
+  EXPECT_EQ(entries(dir),
+            std::vector<std::string>({".damaged-step-00000007",
+                                      "step-00000001", "step-00000005",
+                                      "step-12x"}));
+  moe::rt::removeCheckpoint(one);
+  EXPECT_FALSE(fs::exists(one));
+}
+
 TEST_F(CheckpointTest, KeepLastPrunesOlderSteps) {
   for (int64_t step = 1; step <= 5; ++step)
     saveCheckpoint(dir, step, sampleTensors(), {{"step", step}},
