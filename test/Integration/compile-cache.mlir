@@ -31,6 +31,9 @@
 // RUN: ln -s %t/cache %t/link
 // RUN: not env MOE_RUN_CACHE=%t/link/ moe-run train %t/pkg --data %t/corpus.txt --steps 1 2>&1 | FileCheck %s --check-prefix=LINK
 // LINK: moe-run: error: compile cache {{.*}}link is a symbolic link: objects in it would be run
+// RUN: touch %t/file
+// RUN: not env MOE_RUN_CACHE=%t/file/cache moe-run train %t/pkg --data %t/corpus.txt --steps 1 2>&1 | FileCheck %s --check-prefix=NOCACHE
+// NOCACHE: moe-run: error: cannot create the compile cache {{.*}}file/cache: Not a directory
 
 // Without a home directory the cache is per user, not one shared
 // /tmp/moe-run-cache (a source that does not compile ends the run early).

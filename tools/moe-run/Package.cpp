@@ -85,11 +85,12 @@ void makePrivateDirectory(std::string dir) {
   // "link/" would make lstat follow the link.
   while (dir.size() > 1 && dir.back() == '/')
     dir.pop_back();
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno == ENOENT) {
+  int made = ::mkdir(dir.c_str(), 0700) == 0 ? 0 : errno;
+  if (made == ENOENT) {
     std::error_code ec;
     std::filesystem::create_directories(
         std::filesystem::path(dir).parent_path(), ec);
-    ::mkdir(dir.c_str(), 0700);
+    made = ::mkdir(dir.c_str(), 0700) == 0 ? 0 : errno;
   }
   auto refuse = [&](const std::string &why) {
     fail("compile cache " + dir + " " + why +
@@ -99,7 +100,7 @@ void makePrivateDirectory(std::string dir) {
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0)
     fail("cannot create the compile cache " + dir + ": " +
-         std::strerror(errno));
+         std::strerror(made ? made : errno));
   if (S_ISLNK(st.st_mode))
     refuse("is a symbolic link");
   if (!S_ISDIR(st.st_mode))
