@@ -13,6 +13,12 @@
 // RUN: moe-run train %t/plain --data %t/corpus.txt --steps 20 --checkpoint-dir %t/plain1 -q
 // RUN: cmp %t/dp1/step-00000020/tensors.safetensors %t/plain1/step-00000020/tensors.safetensors
 
+// Rank 0 alone claims the checkpoint directory; when it refuses, every
+// rank stops at once (none waits for it until the collectives time out).
+// RUN: not %mpirun -np 2 moe-run train %t/dp --data %t/corpus.txt --steps 2 --checkpoint-dir %t/dp1 2>&1 | FileCheck %s --check-prefix=TAKEN
+// TAKEN: moe-run: error: --checkpoint-dir {{.*}}dp1: already holds checkpoints of another run
+// TAKEN-NOT: timed out
+
 // Two ranks of batch 2 train as one rank of batch 4 (the same global
 // batches, the loss of the global batch, gradients summed in rank order):
 // the same loss at every step and the same parameters, to round-off.

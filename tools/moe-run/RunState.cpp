@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -63,6 +64,19 @@ int lockDirectory(const std::string &dir) {
     // The pid is only a hint for the error above; the lock holds anyway.
   }
   return fd;
+}
+
+/// Whether rank 0 failed, told to every rank (host memory, as in
+/// sumOverRanks), so that the others stop with it instead of waiting for it
+/// in the next collective until the timeout.
+bool rootFailed(rt::Collectives &ranks, bool failed) {
+  int32_t flag = failed;
+  if (ranks.size() > 1) {
+    std::vector<int32_t> all(ranks.size());
+    ranks.allGather(&flag, sizeof(flag), all.data());
+    flag = all[0];
+  }
+  return flag != 0;
 }
 
 /// Resuming from step N into a directory that holds later checkpoints of
@@ -213,8 +227,19 @@ uint64_t RunState::open(uint64_t seed) {
   runSeed = seed;
   if (options.resume == "latest" && options.checkpointDir.empty())
     throw std::runtime_error("--resume latest needs --checkpoint-dir");
-  if (ranks.rank() == 0)
-    claimOutputs();
+  std::exception_ptr failure;
+  if (ranks.rank() == 0) {
+    try {
+      claimOutputs();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  if (rootFailed(ranks, failure != nullptr)) {
+    if (failure)
+      std::rethrow_exception(failure);
+    throw std::runtime_error("stopped: rank 0 could not start the run");
+  }
   resumeDir = options.resume;
   if (resumeDir == "latest") {
     resumeDir = loadLatest();
