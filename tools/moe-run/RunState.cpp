@@ -143,10 +143,10 @@ RunState::~RunState() {
 
 void RunState::claimOutputs() {
   // --resume (even "latest" with nothing to resume) continues a run, whose
-  // outputs these are.
-  bool fresh = options.resume.empty() && !options.overwrite;
+  // outputs these are; a fresh run keeps off another's unless told not to.
+  bool keepOff = options.resume.empty() && !options.overwrite;
   struct stat st;
-  if (fresh && !options.metrics.empty() &&
+  if (keepOff && !options.metrics.empty() &&
       ::stat(options.metrics.c_str(), &st) == 0 && st.st_size > 0)
     throw std::runtime_error(
         "--metrics " + options.metrics +
@@ -171,7 +171,7 @@ void RunState::claimOutputs() {
   std::vector<std::string> earlier = rt::checkpointDirectories(root);
   if (earlier.empty())
     return;
-  if (fresh)
+  if (keepOff)
     failDir(root, "already holds checkpoints of another run (newest " +
                       earlier.front() +
                       "): continue it with --resume latest or replace them "
