@@ -72,8 +72,8 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
             .ptr(a.getProjection())
             .results();
         lstmSizes(c, op.getInput(), op.getInputWeights(), op.getOutput());
-        c.i64(lstmSavedStateBytes(op.getInput(), op.getInputWeights(),
-                                  op.getOutput()))
+        c.i64(*lstmSavedStateBytes(op.getInput(), op.getInputWeights(),
+                                   op.getOutput()))
             .literal(precision);
       });
   addStepCall<LSTMGradOp>(
@@ -95,8 +95,8 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
         else
           c.ptr(Value());
         lstmSizes(c, op.getInput(), op.getInputWeights(), op.getOutput());
-        c.i64(lstmSavedStateBytes(op.getInput(), op.getInputWeights(),
-                                  op.getOutput()))
+        c.i64(*lstmSavedStateBytes(op.getInput(), op.getInputWeights(),
+                                   op.getOutput()))
             .literal(precision);
       });
   addStepCall<AttentionOp>(
@@ -110,8 +110,8 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
             .results();
         attentionSizes(c, op.getSource(), op.getTarget(),
                        op.getScoreWeights());
-        c.i64(attentionSavedStateBytes(op.getSource(), op.getTarget(),
-                                       op.getScoreWeights()));
+        c.i64(*attentionSavedStateBytes(op.getSource(), op.getTarget(),
+                                        op.getScoreWeights()));
       });
   addStepCall<AttentionGradOp>(
       patterns, converter, "attentionGrad",
@@ -126,7 +126,7 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
             .results();
         attentionSizes(c, op.getSource(), op.getTarget(),
                        op.getScoreWeights());
-        c.i64(attentionSavedStateBytes(op.getSource(), op.getTarget(),
-                                       op.getScoreWeights()));
+        c.i64(*attentionSavedStateBytes(op.getSource(), op.getTarget(),
+                                        op.getScoreWeights()));
       });
 }

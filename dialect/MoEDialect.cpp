@@ -50,6 +50,9 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
       return argError() << "parameter '" << paramName.getValue()
                         << "' must be a statically shaped f32 tensor, got "
                         << argType;
+    if (!checkedTensorBytes(tensor))
+      return argError() << "parameter '" << paramName.getValue() << "' of type "
+                        << argType << " has 2^60 or more bytes";
     if (!func.getArgAttr(argIndex, kInitAttrName))
       return argError() << "parameter '" << paramName.getValue()
                         << "' has no initializer: add moe.init = "
@@ -86,6 +89,9 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
                         << "' must be a statically shaped i32 tensor of "
                            "ids, got "
                         << argType;
+    if (!checkedTensorBytes(tensor))
+      return argError() << "data input '" << inputName.getValue()
+                        << "' of type " << argType << " has 2^60 or more bytes";
     return success();
   }
   if (name == kStateAttrName) {

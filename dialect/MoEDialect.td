@@ -54,9 +54,18 @@ def MoE_Dialect : Dialect {
   }];
 }
 
+/// Every tensor an op reads or writes has an element count and a size in
+/// bits that fit in int64_t, so the planner, the FLOP counts and code
+/// generation can multiply dimensions without overflowing
+/// (dialect/VerifierUtils.cpp: verifyTensorSizesFit).
+def MoE_TensorSizesFit : NativeOpTrait<"TensorSizesFit"> {
+  let cppNamespace = "::mlir::moe";
+}
+
 /// Base class of every moe op. All moe ops are side-effect free tensor
 /// functions (randomness is keyed by the step counter), so they are Pure.
 class MoE_Op<string mnemonic, list<Trait> traits = []>
-    : Op<MoE_Dialect, mnemonic, !listconcat(traits, [Pure])>;
+    : Op<MoE_Dialect, mnemonic,
+         !listconcat(traits, [Pure, MoE_TensorSizesFit])>;
 
 #endif // MOE_DIALECT_MOEDIALECT_TD

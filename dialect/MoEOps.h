@@ -5,6 +5,7 @@
 
 #include "dialect/MoEAttrs.h"
 #include "dialect/MoEDialect.h"
+#include "dialect/VerifierUtils.h"
 
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -15,6 +16,17 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "dialect/MoEInterfaces.h.inc"
+
+namespace mlir::moe {
+/// Trait of every moe op: its tensors' sizes fit in int64_t.
+template <typename ConcreteType>
+class TensorSizesFit : public OpTrait::TraitBase<ConcreteType, TensorSizesFit> {
+public:
+  static LogicalResult verifyTrait(Operation *op) {
+    return verifyTensorSizesFit(op);
+  }
+};
+} // namespace mlir::moe
 
 #define GET_OP_CLASSES
 #include "dialect/MoEOps.h.inc"

@@ -8,8 +8,56 @@
 
 #include "dialect/VerifierUtils.h"
 
+#include "llvm/Support/CheckedArithmetic.h"
+
 using namespace mlir;
 using namespace mlir::moe;
+
+std::optional<int64_t> mlir::moe::checkedNumElements(ShapedType type) {
+  std::optional<int64_t> count = 1;
+  for (int64_t dim : type.getShape())
+    if (!(count = llvm::checkedMul<int64_t>(*count, dim)))
+      return std::nullopt;
+  return count;
+}
+
+std::optional<int64_t> mlir::moe::checkedTensorBytes(ShapedType type) {
+  std::optional<int64_t> count = checkedNumElements(type);
+  if (!count)
+    return std::nullopt;
+  std::optional<int64_t> bits =
+      llvm::checkedMul<int64_t>(*count, type.getElementTypeBitWidth());
+  if (!bits)
+    return std::nullopt;
+  return llvm::divideCeil(*bits, 8);
+}
+
+/// Checks one tensor of `op`, named "<kind> #<index>" in the error.
+static LogicalResult verifyTensorSizeFits(Operation *op, Type type,
+                                          StringRef kind, unsigned index) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape())
+    return success();
+  auto error = [&]() {
+    return op->emitOpError()
+           << kind << " #" << index << " of type " << type << " has ";
+  };
+  if (!checkedNumElements(tensor))
+    return error() << "2^63 or more elements";
+  if (tensor.getElementType().isIntOrFloat() && !checkedTensorBytes(tensor))
+    return error() << "2^60 or more bytes";
+  return success();
+}
+
+LogicalResult mlir::moe::verifyTensorSizesFit(Operation *op) {
+  for (auto [i, type] : llvm::enumerate(op->getOperandTypes()))
+    if (failed(verifyTensorSizeFits(op, type, "operand", i)))
+      return failure();
+  for (auto [i, type] : llvm::enumerate(op->getResultTypes()))
+    if (failed(verifyTensorSizeFits(op, type, "result", i)))
+      return failure();
+  return success();
+}
 
 LogicalResult mlir::moe::expectRowPointer(Operation *op, Value rowPtr,
                                           int64_t tokens) {

@@ -8,6 +8,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <optional>
 #include <string>
 
 namespace mlir::moe {
@@ -59,6 +60,19 @@ inline LogicalResult expectEqualSegments(Operation *op, int64_t rows,
                            << " equal group segments, but " << rows
                            << " is not a multiple of " << groups;
 }
+
+/// The element count of a statically shaped `type`, or std::nullopt when it
+/// does not fit in int64_t.
+std::optional<int64_t> checkedNumElements(ShapedType type);
+
+/// The size in bytes of a statically shaped `type` with int or float
+/// elements, or std::nullopt when its size in bits does not fit in int64_t.
+std::optional<int64_t> checkedTensorBytes(ShapedType type);
+
+/// Fails with "<operand|result> #i of type T has 2^63 or more elements"
+/// (or "2^60 or more bytes") for any tensor of `op` whose size does not fit
+/// in int64_t: the trait every moe op carries.
+LogicalResult verifyTensorSizesFit(Operation *op);
 
 //===----------------------------------------------------------------------===//
 // Checks shared by a forward op and its backward op (VerifierUtils.cpp)

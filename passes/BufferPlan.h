@@ -10,11 +10,16 @@
 #ifndef MOE_PASSES_BUFFERPLAN_H
 #define MOE_PASSES_BUFFERPLAN_H
 
+#include "dialect/MoEOps.h"
+#include "dialect/VerifierUtils.h"
+
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Value.h"
+#include "llvm/Support/CheckedArithmetic.h"
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 namespace mlir::moe {
 
@@ -37,26 +42,80 @@ inline bool isPoolAllocated(Type type) {
   return tensor && (!tensor.hasStaticShape() || tensor.getEncoding());
 }
 
+/// The product of `factors` times 4 bytes, aligned, or std::nullopt when it
+/// does not fit in int64_t.
+inline std::optional<int64_t> checkedFloatBytes(ArrayRef<int64_t> factors) {
+  std::optional<int64_t> bytes = 4;
+  for (int64_t factor : factors)
+    if (!(bytes = llvm::checkedMul<int64_t>(*bytes, factor)))
+      return std::nullopt;
+  if (!llvm::checkedAdd<int64_t>(*bytes, kBufferAlignment))
+    return std::nullopt;
+  return alignBufferSize(*bytes);
+}
+
+/// `a * b + c`, or std::nullopt when it does not fit in int64_t.
+inline std::optional<int64_t> checkedMulAdd(int64_t a, int64_t b, int64_t c) {
+  if (std::optional<int64_t> product = llvm::checkedMul<int64_t>(a, b))
+    return llvm::checkedAdd<int64_t>(*product, c);
+  return std::nullopt;
+}
+
 /// Gate activations, cells, shifted states and the pre-projection output
 /// of an LSTM over `input` [B, S, d_in] with output [B, S, P]:
-/// B*S*(6H + P) floats.
-inline int64_t lstmSavedStateBytes(Value input, Value inputWeights,
-                                   Value output) {
+/// B*S*(6H + P) floats; std::nullopt when that overflows.
+inline std::optional<int64_t>
+lstmSavedStateBytes(Value input, Value inputWeights, Value output) {
   ArrayRef<int64_t> out = cast<ShapedType>(output.getType()).getShape();
   int64_t hidden = cast<ShapedType>(inputWeights.getType()).getDimSize(1) / 4;
   (void)input;
-  return alignBufferSize(out[0] * out[1] * (6 * hidden + out[2]) * 4);
+  std::optional<int64_t> perStep = checkedMulAdd(6, hidden, out[2]);
+  if (!perStep)
+    return std::nullopt;
+  return checkedFloatBytes({out[0], out[1], *perStep});
 }
 
 /// tanh(xU) [B,Sx,E], tanh(yW) and the queries [B,Sy,E], the weights
-/// [B,Sy,Sx].
-inline int64_t attentionSavedStateBytes(Value source, Value target,
-                                        Value scoreWeights) {
+/// [B,Sy,Sx]; std::nullopt when that overflows.
+inline std::optional<int64_t>
+attentionSavedStateBytes(Value source, Value target, Value scoreWeights) {
   ArrayRef<int64_t> src = cast<ShapedType>(source.getType()).getShape();
   ArrayRef<int64_t> tgt = cast<ShapedType>(target.getType()).getShape();
   int64_t e = cast<ShapedType>(scoreWeights.getType()).getDimSize(0);
-  return alignBufferSize(src[0] *
-                         (src[1] * e + 2 * tgt[1] * e + tgt[1] * src[1]) * 4);
+  // Sy*Sx + Sy*E + Sy*E + Sx*E, each step checked.
+  std::optional<int64_t> perBatch = llvm::checkedMul<int64_t>(tgt[1], src[1]);
+  for (auto [a, b] :
+       {std::pair(tgt[1], e), std::pair(tgt[1], e), std::pair(src[1], e)})
+    if (!perBatch || !(perBatch = checkedMulAdd(a, b, *perBatch)))
+      return std::nullopt;
+  return checkedFloatBytes({src[0], *perBatch});
+}
+
+/// The arena bytes moe-plan-buffers reserves for `result`: its tensor and,
+/// for the output of an LSTM or attention, the saved state after it;
+/// aligned, at least one alignment unit. std::nullopt when that does not
+/// fit in int64_t; 0 for a value that has no arena buffer.
+inline std::optional<int64_t> plannedBufferBytes(OpResult result) {
+  auto tensor = dyn_cast<RankedTensorType>(result.getType());
+  if (!tensor || !tensor.hasStaticShape() ||
+      !tensor.getElementType().isIntOrFloat())
+    return 0;
+  std::optional<int64_t> bytes = checkedTensorBytes(tensor);
+  if (!bytes)
+    return std::nullopt;
+  int64_t total = alignBufferSize(std::max<int64_t>(*bytes, 1));
+  if (result.getResultNumber() != 0)
+    return total;
+  std::optional<int64_t> saved = 0;
+  Operation *op = result.getOwner();
+  if (auto lstm = dyn_cast<LSTMOp>(op))
+    saved = lstmSavedStateBytes(lstm.getInput(), lstm.getInputWeights(),
+                                lstm.getOutput());
+  else if (auto attention = dyn_cast<AttentionOp>(op))
+    saved =
+        attentionSavedStateBytes(attention.getSource(), attention.getTarget(),
+                                 attention.getScoreWeights());
+  return saved ? llvm::checkedAdd<int64_t>(total, *saved) : std::nullopt;
 }
 
 } // namespace mlir::moe

@@ -15,6 +15,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/CheckedArithmetic.h"
 #include "llvm/Support/Format.h"
 
 #include <map>
@@ -31,28 +32,6 @@ using namespace mlir::moe;
 
 namespace {
 
-int64_t alignUp(int64_t bytes) { return alignBufferSize(bytes); }
-
-int64_t tensorBytes(Type type) {
-  auto tensor = dyn_cast<RankedTensorType>(type);
-  if (!tensor || !tensor.hasStaticShape())
-    return 0;
-  int64_t bits = tensor.getElementTypeBitWidth();
-  return alignUp(std::max<int64_t>(tensor.getNumElements() * bits / 8, 1));
-}
-
-/// Extra bytes an op keeps for its backward pass, tied to its result.
-int64_t savedStateBytes(Operation *op) {
-  if (auto lstm = dyn_cast<LSTMOp>(op))
-    return lstmSavedStateBytes(lstm.getInput(), lstm.getInputWeights(),
-                               lstm.getOutput());
-  if (auto attention = dyn_cast<AttentionOp>(op))
-    return attentionSavedStateBytes(attention.getSource(),
-                                    attention.getTarget(),
-                                    attention.getScoreWeights());
-  return 0;
-}
-
 std::string formatBytes(int64_t bytes) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -68,7 +47,8 @@ std::string formatBytes(int64_t bytes) {
 /// First-fit allocation of intervals of one arena.
 class Arena {
 public:
-  int64_t allocate(int64_t bytes) {
+  /// std::nullopt when the arena would outgrow int64_t.
+  std::optional<int64_t> allocate(int64_t bytes) {
     for (auto it = free.begin(); it != free.end(); ++it) {
       if (it->second < bytes)
         continue;
@@ -87,7 +67,10 @@ public:
         free.erase(last);
       }
     }
-    top = offset + bytes;
+    std::optional<int64_t> newTop = llvm::checkedAdd(offset, bytes);
+    if (!newTop)
+      return std::nullopt;
+    top = *newTop;
     return offset;
   }
 
@@ -173,18 +156,25 @@ struct PlanBuffersPass
           offsets.push_back(kPoolOffset);
           continue;
         }
-        int64_t bytes = tensorBytes(result.getType());
-        if (i == 0)
-          bytes += savedStateBytes(&op);
-        int64_t offset = arena.allocate(bytes);
-        offsets.push_back(offset);
+        std::optional<int64_t> bytes = plannedBufferBytes(result);
+        std::optional<int64_t> offset =
+            bytes ? arena.allocate(*bytes) : std::nullopt;
+        if (!offset) {
+          op.emitOpError("result #")
+              << i << " of type " << result.getType()
+              << " does not fit in an arena of @" << func.getSymName()
+              << ": its size or the arena's reaches 2^63 bytes";
+          return signalPassFailure();
+        }
+        offsets.push_back(*offset);
         ++buffers;
-        unshared += bytes;
-        live += bytes;
+        // Only the remark reads the total without reuse: saturate it.
+        unshared = llvm::checkedAdd(unshared, *bytes).value_or(INT64_MAX);
+        live += *bytes; // <= the arena's size: live buffers are disjoint
         peak = std::max(peak, live);
         // Unused results die at once; returned ones at the terminator.
         int64_t death = lastUse.count(result) ? lastUse[result] : here;
-        deaths.emplace(death, std::make_pair(offset, bytes));
+        deaths.emplace(death, std::make_pair(*offset, *bytes));
       }
       op.setAttr("moe.offsets", b.getDenseI64ArrayAttr(offsets));
     }

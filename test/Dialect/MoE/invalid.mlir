@@ -783,3 +783,37 @@ func.func private @input_not_i32(%ids: tensor<4x5xf32> {moe.input = "tokens"})
 func.func @state_without_name(%m: tensor<4xf32> {moe.state = ""}) {
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Tensor sizes: every size the compiler and the runtime multiply fits int64
+//===----------------------------------------------------------------------===//
+
+// 2^62 x 5 elements wrap int64: the planner would compute a tiny arena.
+func.func @elements_overflow(%x: tensor<4611686018427387904x5xf32>) {
+  // expected-error@+1 {{'moe.scale' op operand #0 of type 'tensor<4611686018427387904x5xf32>' has 2^63 or more elements}}
+  %y = moe.scale %x {factor = 2.0 : f32} : tensor<4611686018427387904x5xf32>
+  return
+}
+
+// -----
+
+// 2^61 f32 elements fit, their 2^66 bits do not.
+func.func @bytes_overflow(%x: tensor<2305843009213693952xf32>) {
+  // expected-error@+1 {{'moe.add' op operand #0 of type 'tensor<2305843009213693952xf32>' has 2^60 or more bytes}}
+  %y = moe.add %x, %x : tensor<2305843009213693952xf32>
+  return
+}
+
+// -----
+
+// Parameters are sized by the runtime even when no op reads them: a 2^62-word
+// vocabulary is refused at its argument.
+// expected-error@+1 {{argument #0: parameter 'embedding' of type 'tensor<4611686018427387904x64xf32>' has 2^60 or more bytes}}
+func.func private @huge_vocabulary(%table: tensor<4611686018427387904x64xf32> {moe.param = "embedding", moe.init = #moe.init<zeros>})
+
+// -----
+
+// expected-error@+1 {{argument #0: data input 'tokens' of type 'tensor<4611686018427387904x4xi32>' has 2^60 or more bytes}}
+func.func private @huge_input(%ids: tensor<4611686018427387904x4xi32> {moe.input = "tokens"})
