@@ -11,8 +11,8 @@
 
 #include "dialect/MoEAttrs.h"
 #include "dialect/MoEDialect.h"
-#include "passes/BufferPlan.h"
 #include "dialect/MoEOps.h"
+#include "passes/BufferPlan.h"
 
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -21,6 +21,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/CheckedArithmetic.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOEMITC
@@ -395,6 +396,43 @@ struct ConvertMoEToEmitCPass
     return result;
   }
 
+  /// The step writes result #i at `offsets[i]` of an arena of `arenaBytes`
+  /// bytes: a hand-edited plan must keep every buffer inside the arena,
+  /// aligned as moe-plan-buffers aligns it, and apart from the op's other
+  /// results.
+  static LogicalResult checkArenaPlacement(Operation *op,
+                                           ArrayRef<int64_t> offsets,
+                                           int64_t arenaBytes) {
+    SmallVector<std::pair<int64_t, int64_t>> placed(offsets.size(), {0, 0});
+    for (auto [i, offset] : llvm::enumerate(offsets)) {
+      if (offset == kPoolOffset)
+        continue;
+      auto error = [&, i = i, offset = offset]() {
+        return op->emitOpError("result #")
+               << i << " at arena offset " << offset << " ";
+      };
+      if (offset < 0)
+        return error() << "is negative (" << kPoolOffset
+                       << " alone marks a pool-allocated result)";
+      if (offset % kBufferAlignment != 0)
+        return error() << "is not a multiple of " << kBufferAlignment
+                       << " bytes";
+      std::optional<int64_t> bytes = plannedBufferBytes(op->getResult(i));
+      std::optional<int64_t> end =
+          bytes ? llvm::checkedAdd(offset, *bytes) : std::nullopt;
+      if (!end || *end > arenaBytes)
+        return error() << "with "
+                       << (bytes ? std::to_string(*bytes) : "2^63 or more")
+                       << " bytes ends past moe.arena_bytes = " << arenaBytes;
+      placed[i] = {offset, *end};
+      for (auto [j, other] : llvm::enumerate(ArrayRef(placed).take_front(i)))
+        if (other.first < *end && offset < other.second)
+          return error() << "overlaps result #" << j << " at arena offset "
+                         << other.first;
+    }
+    return success();
+  }
+
   /// Every op must have a lowering and, if it makes tensors, their places
   /// in the arena.
   LogicalResult checkPlanned(func::FuncOp func,
@@ -405,6 +443,12 @@ struct ConvertMoEToEmitCPass
           "has no buffer plan: run moe-plan-buffers (the last pass of "
           "--moe-train-pipeline and --moe-inference-pipeline) before code "
           "generation");
+    auto arenaBytes = func->getAttrOfType<IntegerAttr>("moe.arena_bytes");
+    if (!arenaBytes || !arenaBytes.getType().isInteger(64) ||
+        arenaBytes.getInt() < 0)
+      return func.emitOpError("has moe.arena_bytes = ")
+             << func->getAttr("moe.arena_bytes")
+             << ", expected a non-negative i64";
     if (!func.getBody().hasOneBlock())
       return func.emitOpError("must be a single block to generate code");
     WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
@@ -446,6 +490,8 @@ struct ConvertMoEToEmitCPass
                                             op->getNumResults()))
         return op->emitOpError("has no arena offsets for its results: run "
                                "moe-plan-buffers after the last transform");
+      if (failed(checkArenaPlacement(op, offsets, arenaBytes.getInt())))
+        return WalkResult::interrupt();
       for (auto [offset, result] : llvm::zip(offsets.asArrayRef(),
                                              op->getResults()))
         if (offset == kPoolOffset && !getShard(result.getType()) &&

@@ -66,3 +66,60 @@ func.func @lstm_grad_without_forward(%x: tensor<2x5x8xf32>, %wx: tensor<8x32xf32
       -> (tensor<2x5x8xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<32xf32>)
   return %dx : tensor<2x5x8xf32>
 }
+
+// -----
+
+// A hand-edited plan is checked before the step writes to the arena: every
+// buffer lies inside it, at an offset the planner could have chosen, and
+// the results of one op are apart.
+// expected-error@+1 {{has moe.arena_bytes = -64 : i64, expected a non-negative i64}}
+func.func @negative_arena(%x: tensor<4xf32>) -> tensor<4xf32> attributes {moe.arena_bytes = -64 : i64} {
+  %y = moe.add %x, %x {moe.offsets = array<i64: 0>} : tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+func.func @negative_offset(%x: tensor<4xf32>) -> tensor<4xf32> attributes {moe.arena_bytes = 128 : i64} {
+  // expected-error@+1 {{'moe.add' op result #0 at arena offset -128 is negative (-1 alone marks a pool-allocated result)}}
+  %y = moe.add %x, %x {moe.offsets = array<i64: -128>} : tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+func.func @misaligned_offset(%x: tensor<4xf32>) -> tensor<4xf32> attributes {moe.arena_bytes = 128 : i64} {
+  // expected-error@+1 {{'moe.add' op result #0 at arena offset 32 is not a multiple of 64 bytes}}
+  %y = moe.add %x, %x {moe.offsets = array<i64: 32>} : tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+// 16x8 floats take 512 bytes: at 64 they end at 576, past the arena.
+func.func @past_the_arena(%x: tensor<16x8xf32>) -> tensor<16x8xf32> attributes {moe.arena_bytes = 512 : i64} {
+  // expected-error@+1 {{'moe.add' op result #0 at arena offset 64 with 512 bytes ends past moe.arena_bytes = 512}}
+  %y = moe.add %x, %x {moe.offsets = array<i64: 64>} : tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
+}
+
+// -----
+
+// An offset near 2^63 must not wrap to a small end.
+func.func @offset_wraps(%x: tensor<16x8xf32>) -> tensor<16x8xf32> attributes {moe.arena_bytes = 512 : i64} {
+  // expected-error@+1 {{'moe.add' op result #0 at arena offset 9223372036854775744 with 512 bytes ends past moe.arena_bytes = 512}}
+  %y = moe.add %x, %x {moe.offsets = array<i64: 9223372036854775744>} : tensor<16x8xf32>
+  return %y : tensor<16x8xf32>
+}
+
+// -----
+
+// The gates (128 bytes at 128) overlap the expert ids (128 bytes at 64).
+func.func @overlapping_results(%logits: tensor<16x8xf32>) -> tensor<16x2xi32> attributes {moe.arena_bytes = 4096 : i64} {
+  // expected-error@+1 {{'moe.noisy_top_k' op result #1 at arena offset 128 overlaps result #0 at arena offset 64}}
+  %e, %g, %h, %s, %top = moe.noisy_top_k %logits {k = 2, rng_stream = 3,
+      moe.offsets = array<i64: 64, 128, 256, 768, 1280>}
+      : (tensor<16x8xf32>) -> (tensor<16x2xi32>, tensor<16x2xf32>,
+         tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x3xf32>)
+  return %e : tensor<16x2xi32>
+}
