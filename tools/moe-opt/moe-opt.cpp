@@ -2,7 +2,7 @@
 //
 // Parses, verifies, transforms and prints moe models. Built on MlirOptMain,
 // so malformed input is reported as `file:line:col: error: ...` with exit
-// code 1.
+// code 1; input nested too deep to parse is refused first.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +10,7 @@
 #include "dialect/MoECollectiveOps.h"
 #include "dialect/MoEDialect.h"
 #include "passes/Passes.h"
+#include "tools/common/NestingGuard.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
@@ -34,7 +35,11 @@ int main(int argc, char **argv) {
                   mlir::tensor::TensorDialect>();
   mlir::func::registerAllExtensions(registry);
   mlir::moe::registerMeshGradientModels(registry);
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
+  auto [inputFilename, outputFilename] = mlir::registerAndParseCLIOptions(
       argc, argv, "moe-opt: compiler driver for mixture-of-experts models\n",
-      registry));
+      registry);
+  if (mlir::failed(mlir::moe::checkInputNesting(inputFilename)))
+    return 1;
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, inputFilename, outputFilename, registry));
 }

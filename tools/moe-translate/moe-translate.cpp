@@ -8,12 +8,17 @@
 
 #include "codegen/Manifest.h"
 #include "codegen/Translations.h"
+#include "tools/common/NestingGuard.h"
 
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
 
 int main(int argc, char **argv) {
   mlir::moe::registerManifestTranslation();
   mlir::moe::registerSourceTranslations();
+  // mlirTranslateMain parses the command line itself: find its input here.
+  if (mlir::failed(mlir::moe::checkInputNesting(
+          mlir::moe::findInputFilename(argc, argv))))
+    return 1;
   return mlir::failed(mlir::mlirTranslateMain(
       argc, argv, "moe-translate: package files from a compiled model\n"));
 }
