@@ -116,11 +116,18 @@ double opFlops(Operation *op) {
                                      ce.getNumSamples());
       })
       .Case([](SoftmaxCrossEntropyGradOp ce) {
-        // Counted as the logits again plus the two gradient products; the
-        // runtime reuses the forward op's softmax when [tokens, vocab] is
-        // small (runtime/step/LossOps.cpp), doing a third less.
-        return 6.0 * outputLayerMacs(ce.getHidden(), ce.getWeights(),
-                                     ce.getNumSamples());
+        // The two gradient products, plus the logits again unless the
+        // runtime reuses the forward op's softmax: a full softmax whose
+        // [tokens, vocab] floats fit its cache (kSoftmaxCacheBytes in
+        // runtime/step/LossOps.cpp).
+        constexpr double kSoftmaxCacheBytes = 256 << 20;
+        double macs = outputLayerMacs(ce.getHidden(), ce.getWeights(),
+                                      ce.getNumSamples());
+        double tokens = elements(ce.getHidden()) / dim(ce.getWeights(), 1);
+        bool reused =
+            !ce.getNumSamples() &&
+            tokens * dim(ce.getWeights(), 0) * 4 <= kSoftmaxCacheBytes;
+        return (reused ? 4.0 : 6.0) * macs;
       })
       .Default([](Operation *) { return 0.0; });
 }
