@@ -89,6 +89,11 @@ LogicalResult MoEDialect::verifyRegionArgAttribute(Operation *op,
                         << "' must be a statically shaped i32 tensor of "
                            "ids, got "
                         << argType;
+    // Inputs are fed by name.
+    for (unsigned other = 0; other < argIndex; ++other)
+      if (func.getArgAttr(other, kInputAttrName) == inputName)
+        return argError() << "data input name '" << inputName.getValue()
+                          << "' is already used by argument #" << other;
     if (!checkedTensorBytes(tensor))
       return argError() << "data input '" << inputName.getValue()
                         << "' of type " << argType << " has 2^60 or more bytes";

@@ -62,10 +62,17 @@ def MoE_TensorSizesFit : NativeOpTrait<"TensorSizesFit"> {
   let cppNamespace = "::mlir::moe";
 }
 
+/// Every attribute of an op is one it defines or is named dialect.name, so
+/// a misspelt attribute is an error rather than silently ignored
+/// (dialect/VerifierUtils.cpp: verifyKnownAttributes).
+def MoE_KnownAttributes : NativeOpTrait<"KnownAttributes"> {
+  let cppNamespace = "::mlir::moe";
+}
+
 /// Base class of every moe op. All moe ops are side-effect free tensor
 /// functions (randomness is keyed by the step counter), so they are Pure.
 class MoE_Op<string mnemonic, list<Trait> traits = []>
     : Op<MoE_Dialect, mnemonic,
-         !listconcat(traits, [Pure, MoE_TensorSizesFit])>;
+         !listconcat(traits, [Pure, MoE_TensorSizesFit, MoE_KnownAttributes])>;
 
 #endif // MOE_DIALECT_MOEDIALECT_TD

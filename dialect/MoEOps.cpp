@@ -383,6 +383,8 @@ LogicalResult EmbeddingOp::verify() {
     return emitOpError() << "expects a table of rank 2 ([vocab, d]) but got "
                             "shape "
                          << formatShape(table);
+  if (failed(expectIdRows(*this, table[0], "a table")))
+    return failure();
   return expectEmbeddingRows(*this, getOutput(), "output", getIds(), table[1]);
 }
 
@@ -447,7 +449,8 @@ LogicalResult SoftmaxCrossEntropyOp::verify() {
     return emitOpError() << "expects output weights of shape Vx"
                          << hidden.back() << " ([vocab, d]) but got "
                          << formatShape(w);
-  if (failed(expectShape(*this, getBias(), "bias", {w[0]}, "[vocab]")))
+  if (failed(expectShape(*this, getBias(), "bias", {w[0]}, "[vocab]")) ||
+      failed(expectIdRows(*this, w[0], "output weights")))
     return failure();
   if (std::optional<int64_t> samples = getNumSamples())
     if (*samples >= w[0])

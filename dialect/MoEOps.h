@@ -26,6 +26,17 @@ public:
     return verifyTensorSizesFit(op);
   }
 };
+
+/// Trait of every moe op: no attribute it does not define, save
+/// dialect-prefixed ones.
+template <typename ConcreteType>
+class KnownAttributes
+    : public OpTrait::TraitBase<ConcreteType, KnownAttributes> {
+public:
+  static LogicalResult verifyTrait(Operation *op) {
+    return verifyKnownAttributes(op, ConcreteType::getAttributeNames());
+  }
+};
 } // namespace mlir::moe
 
 #define GET_OP_CLASSES

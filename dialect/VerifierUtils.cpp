@@ -59,6 +59,40 @@ LogicalResult mlir::moe::verifyTensorSizesFit(Operation *op) {
   return success();
 }
 
+LogicalResult mlir::moe::verifyKnownAttributes(Operation *op,
+                                               ArrayRef<StringRef> known) {
+  for (NamedAttribute attr : op->getDiscardableAttrs()) {
+    StringRef name = attr.getName().getValue();
+    // moe.offsets and other dialects' annotations are named dialect.name.
+    if (name.contains('.'))
+      continue;
+    InFlightDiagnostic diag = op->emitOpError()
+                              << "has unknown attribute '" << name << "' (";
+    auto own = llvm::make_filter_range(
+        known, [](StringRef n) { return !n.ends_with("SegmentSizes"); });
+    if (own.empty())
+      diag << "it has none";
+    else
+      llvm::interleaveComma(own, diag << "known: ");
+    return diag << "; other dialects' attributes are named dialect.name)";
+  }
+  return success();
+}
+
+LogicalResult mlir::moe::expectIdRows(Operation *op, int64_t rows,
+                                      StringRef what) {
+  if (rows < 1)
+    return op->emitOpError() << "expects " << what
+                             << " with at least one row (a vocabulary of at "
+                                "least one word) but got 0";
+  constexpr int64_t kMaxIdRows = int64_t(1) << 31;
+  if (rows > kMaxIdRows)
+    return op->emitOpError()
+           << "expects " << what << " of at most 2^31 rows, as many as i32 "
+           << "ids can index, but got " << rows;
+  return success();
+}
+
 LogicalResult mlir::moe::expectRowPointer(Operation *op, Value rowPtr,
                                           int64_t tokens) {
   return expectShape(op, rowPtr, "row_ptr", {tokens + 1}, "[tokens + 1]");

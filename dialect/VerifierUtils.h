@@ -74,9 +74,18 @@ std::optional<int64_t> checkedTensorBytes(ShapedType type);
 /// in int64_t: the trait every moe op carries.
 LogicalResult verifyTensorSizesFit(Operation *op);
 
+/// Fails with "has unknown attribute 'x' (known: ...)" for a discardable
+/// attribute of `op` whose name has no dialect prefix; `known` are the
+/// op's own attribute names.
+LogicalResult verifyKnownAttributes(Operation *op, ArrayRef<StringRef> known);
+
 //===----------------------------------------------------------------------===//
 // Checks shared by a forward op and its backward op (VerifierUtils.cpp)
 //===----------------------------------------------------------------------===//
+
+/// `rows`, the vocabulary of `what` (an embedding table, output weights),
+/// is at least one row and no more than i32 ids can index (2^31).
+LogicalResult expectIdRows(Operation *op, int64_t rows, StringRef what);
 
 /// Token-major row pointers: `rowPtr` has tokens + 1 entries.
 LogicalResult expectRowPointer(Operation *op, Value rowPtr, int64_t tokens);

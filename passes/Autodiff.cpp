@@ -65,7 +65,18 @@ private:
 };
 
 struct AutodiffPass : public mlir::moe::impl::AutodiffBase<AutodiffPass> {
+  using AutodiffBase::AutodiffBase;
+
   void runOnOperation() override {
+    // A training pipeline that differentiates nothing would produce a
+    // package without a step.
+    if (requireModel &&
+        llvm::none_of(getOperation().getOps<func::FuncOp>(), isModelFunction)) {
+      getOperation().emitError(
+          "no model function: expected a func.func with moe.param arguments "
+          "that returns its loss");
+      return signalPassFailure();
+    }
     if (failed(deriveFromModels(
             getOperation(), "_train_step",
             [&](func::FuncOp step) { return differentiate(step); })))

@@ -168,6 +168,11 @@ def Autodiff : Pass<"moe-autodiff", "mlir::ModuleOp"> {
   }];
   let dependentDialects = ["mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
+  let options = [
+    Option<"requireModel", "require-model", "bool", "false",
+           "Fail on a module without a model function (the training "
+           "pipeline sets it: a package needs a step)">,
+  ];
 }
 
 def Optimizer : Pass<"moe-optimizer", "mlir::ModuleOp"> {

@@ -134,7 +134,9 @@ void buildTrainPipeline(OpPassManager &pm,
     partition.expertParallel = options.expertParallel;
     pm.addPass(createPartition(partition));
   }
-  pm.addPass(createAutodiff());
+  AutodiffOptions autodiff;
+  autodiff.requireModel = true;
+  pm.addPass(createAutodiff(autodiff));
   if (partitioned)
     pm.addPass(createSyncGradients());
   if (options.optimizer == OptimizerKind::Adam)

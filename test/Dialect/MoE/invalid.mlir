@@ -817,3 +817,65 @@ func.func private @huge_vocabulary(%table: tensor<4611686018427387904x64xf32> {m
 
 // expected-error@+1 {{argument #0: data input 'tokens' of type 'tensor<4611686018427387904x4xi32>' has 2^60 or more bytes}}
 func.func private @huge_input(%ids: tensor<4611686018427387904x4xi32> {moe.input = "tokens"})
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Vocabularies and data inputs
+//===----------------------------------------------------------------------===//
+
+// An embedding of no words has nothing to look up.
+func.func @embedding_no_rows(%table: tensor<0x16xf32>, %ids: tensor<4x5xi32>) {
+  // expected-error@+1 {{'moe.embedding' op expects a table with at least one row (a vocabulary of at least one word) but got 0}}
+  %e = moe.embedding %table[%ids] : (tensor<0x16xf32>, tensor<4x5xi32>) -> tensor<4x5x16xf32>
+  return
+}
+
+// -----
+
+// i32 ids reach row 2^31 - 1 at most.
+func.func @embedding_vocabulary_beyond_i32(%table: tensor<2147483649x1xf32>, %ids: tensor<4x5xi32>) {
+  // expected-error@+1 {{'moe.embedding' op expects a table of at most 2^31 rows, as many as i32 ids can index, but got 2147483649}}
+  %e = moe.embedding %table[%ids] : (tensor<2147483649x1xf32>, tensor<4x5xi32>) -> tensor<4x5x1xf32>
+  return
+}
+
+// -----
+
+func.func @softmax_vocabulary_beyond_i32(%h: tensor<4x5x1xf32>, %t: tensor<4x5xi32>, %w: tensor<2147483649x1xf32>, %b: tensor<2147483649xf32>) {
+  // expected-error@+1 {{'moe.softmax_cross_entropy' op expects output weights of at most 2^31 rows, as many as i32 ids can index, but got 2147483649}}
+  %l = moe.softmax_cross_entropy %h, %t weights(%w, %b) : (tensor<4x5x1xf32>, tensor<4x5xi32>, tensor<2147483649x1xf32>, tensor<2147483649xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @softmax_no_classes(%h: tensor<4x5x8xf32>, %t: tensor<4x5xi32>, %w: tensor<0x8xf32>, %b: tensor<0xf32>) {
+  // expected-error@+1 {{'moe.softmax_cross_entropy' op expects output weights with at least one row (a vocabulary of at least one word) but got 0}}
+  %l = moe.softmax_cross_entropy %h, %t weights(%w, %b) : (tensor<4x5x8xf32>, tensor<4x5xi32>, tensor<0x8xf32>, tensor<0xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// The driver feeds data inputs by name: two with one name are ambiguous.
+// expected-error@+1 {{argument #1: data input name 'tokens' is already used by argument #0}}
+func.func private @duplicate_input(%a: tensor<4x5xi32> {moe.input = "tokens"}, %b: tensor<4x5xi32> {moe.input = "tokens"})
+
+// -----
+
+// A misspelt or made-up attribute is an error, not silently ignored.
+func.func @unknown_layer_attribute(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>, %we: tensor<4x32x32xf32>) {
+  // expected-error@+1 {{'moe.moe_layer' op has unknown attribute 'bogus' (known: expert, gating, k, losses, num_experts, output_act; other dialects' attributes are named dialect.name)}}
+  %y, %aux = moe.moe_layer %x gate(%wg) experts(%we) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<top_k>, expert = #moe.expert<linear>, bogus = 1} : (tensor<16x32xf32>, tensor<32x4xf32>, tensor<4x32x32xf32>) -> (tensor<16x32xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+// Dialect-prefixed annotations (moe.offsets, other dialects') are kept.
+func.func @unknown_attribute_without_any(%x: tensor<4xf32>) {
+  // expected-error@+1 {{'moe.add' op has unknown attribute 'factor' (it has none;}}
+  %y = moe.add %x, %x {factor = 2.0 : f32, moe.offsets = array<i64: 0>, test.note = 1} : tensor<4xf32>
+  return
+}
