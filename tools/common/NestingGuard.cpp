@@ -2,6 +2,7 @@
 
 #include "tools/common/NestingGuard.h"
 
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
@@ -102,12 +103,18 @@ StringRef mlir::moe::findInputFilename(int argc, char **argv) {
     StringRef arg = argv[i];
     if (arg == "--")
       return i + 1 < argc ? StringRef(argv[i + 1]) : StringRef("-");
-    if (arg == "-o" || arg == "--o") {
-      ++i;
-      continue;
-    }
     if (arg == "-" || !arg.starts_with("-"))
       return arg;
+    // `-o out.cpp`, `--gemm-precision bf16`: the next argument is a value.
+    StringRef name = arg.ltrim('-');
+    if (name == "o" || name.contains('=')) {
+      i += name == "o";
+      continue;
+    }
+    auto option = cl::getRegisteredOptions().find(name);
+    if (option != cl::getRegisteredOptions().end() &&
+        option->second->getValueExpectedFlag() == cl::ValueRequired)
+      ++i;
   }
   return "-";
 }

@@ -27,8 +27,8 @@ llvm::LogicalResult checkInputNesting(llvm::StringRef filename,
                                       unsigned maxDepth = kMaxInputNesting);
 
 /// The input file of a tool whose only positional argument is its input:
-/// the first argument that is neither an option nor the value of -o; "-"
-/// when there is none.
+/// the first argument that is neither an option nor the value of -o or of
+/// a registered option that requires one; "-" when there is none.
 llvm::StringRef findInputFilename(int argc, char **argv);
 
 } // namespace mlir::moe

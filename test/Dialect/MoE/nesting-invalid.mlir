@@ -6,6 +6,7 @@
 // RUN: not moe-opt %t.attr.mlir 2>&1 | FileCheck %s --check-prefix=ATTR
 // RUN: not moe-opt --moe-train-pipeline %t.attr.mlir 2>&1 | FileCheck %s --check-prefix=ATTR
 // RUN: not moe-translate --moe-to-cpp %t.attr.mlir 2>&1 | FileCheck %s --check-prefix=ATTR
+// RUN: not moe-translate --moe-to-cuda --gemm-precision bf16 -o %t.cu %t.attr.mlir 2>&1 | FileCheck %s --check-prefix=ATTR
 // RUN: not moe-opt < %t.attr.mlir 2>&1 | FileCheck %s --check-prefix=STDIN
 // ATTR: attr.mlir:1:1031: error: input nests brackets more than 1000 levels deep; parsing it would overflow the stack
 // STDIN: <stdin>:1:1031: error: input nests brackets more than 1000 levels deep
