@@ -29,7 +29,11 @@ using namespace mlir::moe;
 
 namespace {
 
-int64_t numElements(Value value) {
+/// Counts are doubles: sums over a model's layers can pass int64_t, and
+/// counts below 2^53 print exactly.
+using Count = double;
+
+Count numElements(Value value) {
   return cast<RankedTensorType>(value.getType()).getNumElements();
 }
 
@@ -38,17 +42,17 @@ ArrayRef<int64_t> shapeOf(Value value) {
 }
 
 /// Multiply-adds of one expert evaluation on one token.
-int64_t expertMultiplyAdds(ValueRange expertWeights) {
-  int64_t total = 0;
+Count expertMultiplyAdds(ValueRange expertWeights) {
+  Count total = 0;
   for (Value w : expertWeights) {
     ArrayRef<int64_t> shape = shapeOf(w);
-    total += shape[1] * shape[2];
+    total += Count(shape[1]) * shape[2];
   }
   return total;
 }
 
-int64_t sumElements(ValueRange values) {
-  int64_t total = 0;
+Count sumElements(ValueRange values) {
+  Count total = 0;
   for (Value v : values)
     total += numElements(v);
   return total;
@@ -68,10 +72,10 @@ std::string describeExperts(ExpertAttr expert, ValueRange weights) {
 }
 
 /// "138688512 (138.69M)".
-std::string formatCount(int64_t count) {
+std::string formatCount(Count count) {
   std::string text;
   llvm::raw_string_ostream os(text);
-  os << count;
+  os << llvm::format("%.0f", count);
   if (count >= 1000000000)
     os << llvm::format(" (%.2fB)", count / 1e9);
   else if (count >= 1000000)
@@ -90,6 +94,9 @@ struct ModelSummaryPass
   }
 
   static bool isModel(func::FuncOp func) {
+    // A declaration has no layers to count (nor block arguments to read).
+    if (func.isExternal())
+      return false;
     for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
       if (func.getArgAttr(i, MoEDialect::kParamAttrName))
         return true;
@@ -97,14 +104,14 @@ struct ModelSummaryPass
   }
 
   void summarize(func::FuncOp func, raw_ostream &os) {
-    int64_t params = 0;
+    Count params = 0;
     for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
       if (func.getArgAttr(i, MoEDialect::kParamAttrName))
         params += numElements(func.getArgument(i));
 
     // Input/output layers: embedding tables and softmax weights.
     llvm::DenseSet<Value> ioParams;
-    int64_t ioMultiplyAdds = 0, coreMultiplyAdds = 0;
+    Count ioMultiplyAdds = 0, coreMultiplyAdds = 0;
     SmallVector<std::string> layerLines, notes;
     func.walk([&](Operation *op) {
       if (auto emb = dyn_cast<EmbeddingOp>(op)) {
@@ -114,13 +121,13 @@ struct ModelSummaryPass
         ioParams.insert(ce.getBias());
         ArrayRef<int64_t> w = shapeOf(ce.getWeights());
         int64_t classes = ce.getNumSamples() ? *ce.getNumSamples() + 1 : w[0];
-        ioMultiplyAdds += classes * w[1];
+        ioMultiplyAdds += Count(classes) * w[1];
       } else if (auto lstm = dyn_cast<LSTMOp>(op)) {
         ArrayRef<int64_t> wx = shapeOf(lstm.getInputWeights());
         int64_t hidden = wx[1] / 4, out = shapeOf(lstm.getOutput()).back();
-        coreMultiplyAdds += 4 * hidden * (wx[0] + out);
+        coreMultiplyAdds += 4 * Count(hidden) * (wx[0] + out);
         if (lstm.getProjection())
-          coreMultiplyAdds += hidden * out;
+          coreMultiplyAdds += Count(hidden) * out;
       } else if (auto linear = dyn_cast<LinearOp>(op)) {
         coreMultiplyAdds += numElements(linear.getWeights());
       } else if (auto moe = dyn_cast<MoELayerOp>(op)) {
@@ -132,13 +139,13 @@ struct ModelSummaryPass
         ArrayRef<int64_t> tgt = shapeOf(attn.getTarget());
         int64_t e = shapeOf(attn.getScoreWeights())[0];
         // Projections are per token; scores and context per (i, j) pair.
-        coreMultiplyAdds += (src[2] + tgt[2]) * e;
+        coreMultiplyAdds += Count(src[2] + tgt[2]) * e;
         notes.push_back(("attention: plus " + llvm::Twine(e + src[2]) +
                          " multiply-adds per (source, target) pair")
                             .str());
       }
     });
-    int64_t ioParamCount = 0;
+    Count ioParamCount = 0;
     for (Value v : ioParams)
       ioParamCount += numElements(v);
 
@@ -154,23 +161,23 @@ struct ModelSummaryPass
       os << "  " << line << "\n";
   }
 
-  static int64_t gateMultiplyAdds(Value gate, Value noise) {
+  static Count gateMultiplyAdds(Value gate, Value noise) {
     return numElements(gate) + (noise ? numElements(noise) : 0);
   }
 
-  int64_t summarizeFlat(MoELayerOp moe, SmallVectorImpl<std::string> &lines) {
+  Count summarizeFlat(MoELayerOp moe, SmallVectorImpl<std::string> &lines) {
     int64_t n = moe.getNumExperts();
     GatingKind gating = moe.getGating();
-    int64_t perExpert = expertMultiplyAdds(moe.getExpertWeights());
+    Count perExpert = expertMultiplyAdds(moe.getExpertWeights());
     // Softmax gating evaluates every expert; threshold gating a
     // data-dependent number, reported as zero expert evaluations.
     int64_t k = moe.getK()                      ? *moe.getK()
                 : gating == GatingKind::softmax ? n
                                                 : 0;
-    int64_t multiplyAdds =
+    Count multiplyAdds =
         gateMultiplyAdds(moe.getGateWeights(), moe.getNoiseWeights()) +
         k * perExpert;
-    int64_t params =
+    Count params =
         sumElements(moe.getExpertWeights()) +
         gateMultiplyAdds(moe.getGateWeights(), moe.getNoiseWeights()) +
         (moe.getThresholds() ? numElements(moe.getThresholds()) : 0);
@@ -186,20 +193,20 @@ struct ModelSummaryPass
     return multiplyAdds;
   }
 
-  int64_t summarizeHierarchical(HierarchicalMoELayerOp moe,
-                                SmallVectorImpl<std::string> &lines) {
+  Count summarizeHierarchical(HierarchicalMoELayerOp moe,
+                              SmallVectorImpl<std::string> &lines) {
     int64_t kPrimary = moe.getKPrimary().value_or(0);
     int64_t kSecondary = moe.getKSecondary().value_or(0);
-    int64_t perExpert = expertMultiplyAdds(moe.getExpertWeights());
+    Count perExpert = expertMultiplyAdds(moe.getExpertWeights());
     // Only the k_primary chosen groups run their secondary gates.
-    int64_t secondaryGate = gateMultiplyAdds(moe.getSecondaryGateWeights(),
-                                             moe.getSecondaryNoiseWeights()) /
-                            moe.getGroups();
-    int64_t multiplyAdds = gateMultiplyAdds(moe.getPrimaryGateWeights(),
-                                            moe.getPrimaryNoiseWeights()) +
-                           kPrimary * secondaryGate +
-                           kPrimary * kSecondary * perExpert;
-    int64_t params = sumElements(moe->getOperands().drop_front());
+    Count secondaryGate = gateMultiplyAdds(moe.getSecondaryGateWeights(),
+                                           moe.getSecondaryNoiseWeights()) /
+                          moe.getGroups();
+    Count multiplyAdds = gateMultiplyAdds(moe.getPrimaryGateWeights(),
+                                          moe.getPrimaryNoiseWeights()) +
+                         kPrimary * secondaryGate +
+                         kPrimary * kSecondary * perExpert;
+    Count params = sumElements(moe->getOperands().drop_front());
     std::string line;
     llvm::raw_string_ostream os(line);
     os << "hierarchical_moe_layer: " << moe.getNumExperts() << " experts in "

@@ -60,3 +60,84 @@ func.func @hierarchical(
 func.func @helper(%x: tensor<f32>) -> tensor<f32> {
   return %x : tensor<f32>
 }
+
+// -----
+
+// A declaration has no layers to count; it printed nothing rather than
+// crashing on its missing block.
+// CHECK-NOT: model @declared
+func.func private @declared(%w: tensor<4xf32> {moe.param = "w", moe.init = #moe.init<zeros>})
+
+// -----
+
+// 64 parameters of 2^57 floats: the total, 2^63, does not fit in int64_t
+// and must not wrap negative.
+// CHECK-LABEL: model @huge
+// CHECK-NEXT: parameters: 9223372036854775808 (9223372036.85B) total, 9223372036854775808 (9223372036.85B) excluding i/o layers
+func.func @huge(
+    %w0: tensor<268435456x536870912xf32> {moe.param = "w0", moe.init = #moe.init<zeros>},
+    %w1: tensor<268435456x536870912xf32> {moe.param = "w1", moe.init = #moe.init<zeros>},
+    %w2: tensor<268435456x536870912xf32> {moe.param = "w2", moe.init = #moe.init<zeros>},
+    %w3: tensor<268435456x536870912xf32> {moe.param = "w3", moe.init = #moe.init<zeros>},
+    %w4: tensor<268435456x536870912xf32> {moe.param = "w4", moe.init = #moe.init<zeros>},
+    %w5: tensor<268435456x536870912xf32> {moe.param = "w5", moe.init = #moe.init<zeros>},
+    %w6: tensor<268435456x536870912xf32> {moe.param = "w6", moe.init = #moe.init<zeros>},
+    %w7: tensor<268435456x536870912xf32> {moe.param = "w7", moe.init = #moe.init<zeros>},
+    %w8: tensor<268435456x536870912xf32> {moe.param = "w8", moe.init = #moe.init<zeros>},
+    %w9: tensor<268435456x536870912xf32> {moe.param = "w9", moe.init = #moe.init<zeros>},
+    %w10: tensor<268435456x536870912xf32> {moe.param = "w10", moe.init = #moe.init<zeros>},
+    %w11: tensor<268435456x536870912xf32> {moe.param = "w11", moe.init = #moe.init<zeros>},
+    %w12: tensor<268435456x536870912xf32> {moe.param = "w12", moe.init = #moe.init<zeros>},
+    %w13: tensor<268435456x536870912xf32> {moe.param = "w13", moe.init = #moe.init<zeros>},
+    %w14: tensor<268435456x536870912xf32> {moe.param = "w14", moe.init = #moe.init<zeros>},
+    %w15: tensor<268435456x536870912xf32> {moe.param = "w15", moe.init = #moe.init<zeros>},
+    %w16: tensor<268435456x536870912xf32> {moe.param = "w16", moe.init = #moe.init<zeros>},
+    %w17: tensor<268435456x536870912xf32> {moe.param = "w17", moe.init = #moe.init<zeros>},
+    %w18: tensor<268435456x536870912xf32> {moe.param = "w18", moe.init = #moe.init<zeros>},
+    %w19: tensor<268435456x536870912xf32> {moe.param = "w19", moe.init = #moe.init<zeros>},
+    %w20: tensor<268435456x536870912xf32> {moe.param = "w20", moe.init = #moe.init<zeros>},
+    %w21: tensor<268435456x536870912xf32> {moe.param = "w21", moe.init = #moe.init<zeros>},
+    %w22: tensor<268435456x536870912xf32> {moe.param = "w22", moe.init = #moe.init<zeros>},
+    %w23: tensor<268435456x536870912xf32> {moe.param = "w23", moe.init = #moe.init<zeros>},
+    %w24: tensor<268435456x536870912xf32> {moe.param = "w24", moe.init = #moe.init<zeros>},
+    %w25: tensor<268435456x536870912xf32> {moe.param = "w25", moe.init = #moe.init<zeros>},
+    %w26: tensor<268435456x536870912xf32> {moe.param = "w26", moe.init = #moe.init<zeros>},
+    %w27: tensor<268435456x536870912xf32> {moe.param = "w27", moe.init = #moe.init<zeros>},
+    %w28: tensor<268435456x536870912xf32> {moe.param = "w28", moe.init = #moe.init<zeros>},
+    %w29: tensor<268435456x536870912xf32> {moe.param = "w29", moe.init = #moe.init<zeros>},
+    %w30: tensor<268435456x536870912xf32> {moe.param = "w30", moe.init = #moe.init<zeros>},
+    %w31: tensor<268435456x536870912xf32> {moe.param = "w31", moe.init = #moe.init<zeros>},
+    %w32: tensor<268435456x536870912xf32> {moe.param = "w32", moe.init = #moe.init<zeros>},
+    %w33: tensor<268435456x536870912xf32> {moe.param = "w33", moe.init = #moe.init<zeros>},
+    %w34: tensor<268435456x536870912xf32> {moe.param = "w34", moe.init = #moe.init<zeros>},
+    %w35: tensor<268435456x536870912xf32> {moe.param = "w35", moe.init = #moe.init<zeros>},
+    %w36: tensor<268435456x536870912xf32> {moe.param = "w36", moe.init = #moe.init<zeros>},
+    %w37: tensor<268435456x536870912xf32> {moe.param = "w37", moe.init = #moe.init<zeros>},
+    %w38: tensor<268435456x536870912xf32> {moe.param = "w38", moe.init = #moe.init<zeros>},
+    %w39: tensor<268435456x536870912xf32> {moe.param = "w39", moe.init = #moe.init<zeros>},
+    %w40: tensor<268435456x536870912xf32> {moe.param = "w40", moe.init = #moe.init<zeros>},
+    %w41: tensor<268435456x536870912xf32> {moe.param = "w41", moe.init = #moe.init<zeros>},
+    %w42: tensor<268435456x536870912xf32> {moe.param = "w42", moe.init = #moe.init<zeros>},
+    %w43: tensor<268435456x536870912xf32> {moe.param = "w43", moe.init = #moe.init<zeros>},
+    %w44: tensor<268435456x536870912xf32> {moe.param = "w44", moe.init = #moe.init<zeros>},
+    %w45: tensor<268435456x536870912xf32> {moe.param = "w45", moe.init = #moe.init<zeros>},
+    %w46: tensor<268435456x536870912xf32> {moe.param = "w46", moe.init = #moe.init<zeros>},
+    %w47: tensor<268435456x536870912xf32> {moe.param = "w47", moe.init = #moe.init<zeros>},
+    %w48: tensor<268435456x536870912xf32> {moe.param = "w48", moe.init = #moe.init<zeros>},
+    %w49: tensor<268435456x536870912xf32> {moe.param = "w49", moe.init = #moe.init<zeros>},
+    %w50: tensor<268435456x536870912xf32> {moe.param = "w50", moe.init = #moe.init<zeros>},
+    %w51: tensor<268435456x536870912xf32> {moe.param = "w51", moe.init = #moe.init<zeros>},
+    %w52: tensor<268435456x536870912xf32> {moe.param = "w52", moe.init = #moe.init<zeros>},
+    %w53: tensor<268435456x536870912xf32> {moe.param = "w53", moe.init = #moe.init<zeros>},
+    %w54: tensor<268435456x536870912xf32> {moe.param = "w54", moe.init = #moe.init<zeros>},
+    %w55: tensor<268435456x536870912xf32> {moe.param = "w55", moe.init = #moe.init<zeros>},
+    %w56: tensor<268435456x536870912xf32> {moe.param = "w56", moe.init = #moe.init<zeros>},
+    %w57: tensor<268435456x536870912xf32> {moe.param = "w57", moe.init = #moe.init<zeros>},
+    %w58: tensor<268435456x536870912xf32> {moe.param = "w58", moe.init = #moe.init<zeros>},
+    %w59: tensor<268435456x536870912xf32> {moe.param = "w59", moe.init = #moe.init<zeros>},
+    %w60: tensor<268435456x536870912xf32> {moe.param = "w60", moe.init = #moe.init<zeros>},
+    %w61: tensor<268435456x536870912xf32> {moe.param = "w61", moe.init = #moe.init<zeros>},
+    %w62: tensor<268435456x536870912xf32> {moe.param = "w62", moe.init = #moe.init<zeros>},
+    %w63: tensor<268435456x536870912xf32> {moe.param = "w63", moe.init = #moe.init<zeros>}) {
+  return
+}
