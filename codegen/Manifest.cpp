@@ -62,9 +62,11 @@ double lstmMacs(Value input, Value inputWeights, Value recurrentWeights,
 
 /// Multiply-adds of the Appendix B attention's forward pass.
 double attentionMacs(Value source, Value target, Value scoreWeights) {
-  int64_t b = dim(source, 0), sx = dim(source, 1), sy = dim(target, 1),
-          dx = dim(source, 2), dy = dim(target, 2), e = dim(scoreWeights, 0);
-  return double(b) * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
+  // In double: the [B, S_y, S_x] weights are no tensor of the IR, so their
+  // size is not bounded by the verifier and can pass int64_t.
+  double b = dim(source, 0), sx = dim(source, 1), sy = dim(target, 1),
+         dx = dim(source, 2), dy = dim(target, 2), e = dim(scoreWeights, 0);
+  return b * (sx * dx * e + sy * dy * e + sy * sx * (e + dx));
 }
 
 /// Multiply-adds of the output layer's logits: every class, or the

@@ -29,3 +29,14 @@ func.func @uncached_train_step(%h: tensor<1024x8xf32> {moe.state = "h"}, %t: ten
   %dx, %dw, %db = moe.softmax_cross_entropy_grad %h, %t, %w, %b, %s {moe.offsets = array<i64: 0, 32768, 2129984>} : (tensor<1024x8xf32>, tensor<1024xi32>, tensor<65537x8xf32>, tensor<65537xf32>, tensor<f32>) -> (tensor<1024x8xf32>, tensor<65537x8xf32>, tensor<65537xf32>)
   return %dx : tensor<1024x8xf32>
 }
+
+// -----
+
+// Attention over 2^31 source and target steps: its [S_y, S_x] weights alone
+// are 2^62 multiply-adds per unit of E + d_x, past int64_t. Counted in
+// double: 2 x (2^32 + 2^32 + 3 x 2^62), not a wrapped negative count.
+// CHECK: "flops": 2.7670116127744197e+19,
+func.func @wide_train_step(%src: tensor<1x2147483648x1xf32> {moe.state = "src"}, %tgt: tensor<1x2147483648x1xf32> {moe.state = "tgt"}, %u: tensor<1x2xf32> {moe.param = "u", moe.init = #moe.init<zeros>}, %w: tensor<1x2xf32> {moe.param = "w", moe.init = #moe.init<zeros>}, %v: tensor<2xf32> {moe.param = "v", moe.init = #moe.init<zeros>}) -> tensor<1x2147483648x1xf32> attributes {moe.arena_bytes = 8589934592 : i64} {
+  %ctx = moe.attention %src, %tgt weights(%u, %w, %v) {moe.offsets = array<i64: 0>} : (tensor<1x2147483648x1xf32>, tensor<1x2147483648x1xf32>, tensor<1x2xf32>, tensor<1x2xf32>, tensor<2xf32>) -> tensor<1x2147483648x1xf32>
+  return %ctx : tensor<1x2147483648x1xf32>
+}
