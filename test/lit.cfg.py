@@ -45,6 +45,11 @@ if config.have_moe_run:
 config.substitutions.append(("%package", "bash " + os.path.join(
     config.moe_src_root, "scripts", "package.sh")))
 config.environment["BUILD_DIR"] = config.moe_obj_root
+# scripts/sanitize.sh: MOE_SANITIZE_CXX names a c++ wrapper that adds
+# -fsanitize=address,undefined; moe-run compiles packages with it (through
+# CXX) so that they are instrumented like the libmoe_rt.so they link.
+if os.environ.get("MOE_SANITIZE_CXX"):
+    config.environment["CXX"] = os.environ["MOE_SANITIZE_CXX"]
 # Multi-rank runs on one machine (the CPU backend over MPI).
 if shutil.which("mpirun"):
     config.available_features.add("mpi")
