@@ -49,7 +49,7 @@ cat > "$BUILD/san-cxx" <<WRAP
 exec c++ $SAN -fno-omit-frame-pointer -fno-sanitize-recover=undefined "\$@"
 WRAP
 chmod +x "$BUILD/san-cxx"
-export CXX="$ROOT/$BUILD/san-cxx"
+export CXX="$(cd "$BUILD" && pwd)/san-cxx"   # SAN_BUILD_DIR may be absolute
 # lit passes it on to moe-run as CXX (test/lit.cfg.py).
 export MOE_SANITIZE_CXX="$CXX"
 
