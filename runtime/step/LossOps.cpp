@@ -59,6 +59,12 @@ void outputLogits(Backend &b, const float *hidden, const float *weights,
   b.biasAdd(rows, vocab, logits, bias, logits);
 }
 
+/// Each of `count` targets' share of a mean: the op's loss is the mean over
+/// the non-padding targets (0 when there are none).
+float perTarget(int64_t count) {
+  return count ? static_cast<float>(1.0 / count) : 0.0f;
+}
+
 void writeScalar(Context *ctx, float *out, double value) {
   float v = static_cast<float>(value);
   ctx->backend->copyFromHost(out, &v, sizeof(v));
@@ -82,8 +88,7 @@ public:
       sum += host;
       return;
     }
-    float inverse = count ? static_cast<float>(1.0 / count) : 0.0f;
-    b.scaleBy(blockSum, nullptr, inverse, blocks ? part : loss, 1);
+    b.scaleBy(blockSum, nullptr, perTarget(count), blocks ? part : loss, 1);
     if (blocks)
       b.accumulate(part, loss, 1);
     ++blocks;
@@ -128,8 +133,7 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
                                  blockLoss, nullptr, nullptr, nullptr);
     // A sampled loss is not the model's perplexity: no statistics, and the
     // mean stays on the backend.
-    b.scaleBy(blockLoss, nullptr,
-              count ? static_cast<float>(1.0 / count) : 0.0f, loss, 1);
+    b.scaleBy(blockLoss, nullptr, perTarget(count), loss, 1);
     return;
   }
   // In training, keep softmax - onehot for the gradient op when it fits:
@@ -184,7 +188,7 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
   int64_t count = countTargets(ctx, targets, tokens, vocab);
   // The op's loss is a mean: each target's share of dLoss, which stays in
   // memory (the kernels scale by dLoss[0] * dLossScale).
-  float dLossScale = count ? static_cast<float>(1.0 / count) : 0.0f;
+  float dLossScale = perTarget(count);
   float *blockLoss = scratch.get<float>(1);
   if (samples > 0 && ctx->training) {
     // The kernel accumulates the rows of the classes it touched.
