@@ -64,7 +64,8 @@ Trainer::Trainer(const Package &package, Session &session,
                  const TrainOptions &options, bool verbose, bool quiet)
     : package(package), session(session), ranks(ranks), data(data),
       state(state), options(options), stepInfo(*package.function("train_step")),
-      verbose(verbose), quiet(quiet), progress(options.steps, quiet) {}
+      verbose(verbose), quiet(quiet),
+      progress(options.steps, ranks.size(), quiet) {}
 
 Trainer::~Trainer() = default;
 
@@ -170,19 +171,25 @@ void Trainer::report(int64_t step, float lr) {
                    : std::nan("");
   double seconds = std::max(window.seconds, 1e-9);
   double tokensPerSecond = window.targets / seconds;
-  double tflops = stepInfo.flops * window.steps * ranks.size() / seconds / 1e12;
+  // The manifest's FLOPs are one rank's share of a step: what a device did
+  // (on average over the ranks, under expert parallelism), and the job did
+  // that on every rank.
+  double tflopsPerDevice = stepInfo.flops * window.steps / seconds / 1e12;
+  double tflopsJob = tflopsPerDevice * ranks.size();
   double elapsed = secondsSince(start);
   double eta = elapsed / (step - firstStep) * (options.steps - step);
   if (options.maxMinutes > 0)
     eta = std::min(eta, options.maxMinutes * 60 - elapsed);
-  progress.report(step, loss, ppl, lr, tokensPerSecond, tflops, eta);
+  progress.report(step, loss, ppl, lr, tokensPerSecond, tflopsPerDevice,
+                  tflopsJob, eta);
   metrics->write({{"step", step},
                   {"epoch", batches->epoch()},
                   {"loss", loss},
                   {"perplexity", ppl},
                   {"lr", lr},
                   {"tokens_per_s", tokensPerSecond},
-                  {"tflops", tflops},
+                  {"tflops_per_device", tflopsPerDevice},
+                  {"tflops_job", tflopsJob},
                   {"expert_load", window.expertLoad},
                   {"elapsed_s", elapsed}});
   if (verbose && !window.expertLoad.empty()) {
