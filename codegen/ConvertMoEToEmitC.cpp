@@ -79,8 +79,9 @@ int64_t mlir::moe::dimSize(Value tensor, unsigned i) {
 
 namespace {
 
-/// "i32:2x5,f32:50x8,i64:" : the element type and shape of each argument,
-/// as the driver also derives it from the manifest.
+/// "i32:2x5,f32:50x8,i64:,f32:4x8x8/shard" : the element type and shape of
+/// each argument, and whether it is split over the ranks (the driver sizes
+/// its buffers by that), as the driver also derives it from the manifest.
 std::string argumentSignature(TypeRange types) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -92,6 +93,8 @@ std::string argumentSignature(TypeRange types) {
       continue;
     os << tensor.getElementType() << ":";
     llvm::interleave(tensor.getShape(), os, "x");
+    if (getShard(tensor))
+      os << "/shard";
   }
   return text;
 }
