@@ -97,24 +97,41 @@ void refuseNewerCheckpoints(const std::string &root, int64_t step) {
 }
 
 /// Drops the records a killed run logged after its last checkpoint, so the
-/// resumed run's records follow on without duplicates.
+/// resumed run's records follow on without duplicates. Of the checkpoint's
+/// own step it keeps the training and checkpoint records, written before
+/// the save's rename, and drops the evaluation and final records that
+/// follow the save: the resumed run writes those again. The file is
+/// replaced by a rename, so a kill during the rewrite loses nothing.
 void dropMetricsAfter(const std::string &path, int64_t step) {
   std::ifstream in(path);
   if (!in)
     return;
-  std::vector<std::string> kept;
-  std::string line;
+  std::string kept, line;
   while (std::getline(in, line)) {
     if (line.empty())
       continue;
     nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || record.value("step", int64_t(0)) <= step)
-      kept.push_back(line);
+    int64_t at = record.is_object() ? record.value("step", int64_t(0)) : 0;
+    bool afterSave = record.is_object() &&
+                     (record.contains("split") || record.contains("final"));
+    if (record.is_discarded() || at < step || (at == step && !afterSave))
+      kept += line + "\n";
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
-  for (const std::string &k : kept)
-    out << k << "\n";
+  std::string tmp = path + ".rewrite";
+  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  bool written = fd >= 0 &&
+                 ::write(fd, kept.data(), kept.size()) ==
+                     static_cast<ssize_t>(kept.size()) &&
+                 ::fsync(fd) == 0;
+  if (fd >= 0 && ::close(fd) != 0)
+    written = false;
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("--metrics " + path +
+                             ": cannot rewrite it: " + std::strerror(err));
+  }
 }
 
 } // namespace
@@ -278,6 +295,10 @@ int64_t RunState::start(BatchSource &batches) {
   // The tensors are in the session now.
   checkpoint = rt::Checkpoint();
   return step;
+}
+
+std::string RunState::checkpointPath(int64_t step) const {
+  return rt::checkpointPath(options.checkpointDir, step);
 }
 
 std::string RunState::save(int64_t step, const BatchSource &batches) {

@@ -86,6 +86,11 @@ void Trainer::run(uint64_t seed) {
                   /*append=*/state.resuming());
   start = Clock::now();
   firstStep = step;
+  // The killed run may have stopped before the evaluation that followed
+  // this checkpoint; its record was dropped with the rest after the save.
+  if (state.resuming() && options.evalEvery > 0 &&
+      step % options.evalEvery == 0 && step < options.steps)
+    evaluateAt(step);
   int64_t lastSaved = -1;
   bool stoppedEarly = false;
   while (step < options.steps) {
@@ -200,11 +205,14 @@ void Trainer::report(int64_t step, float lr) {
 }
 
 void Trainer::save(int64_t step) {
+  // Logged before the save: a kill just after its rename would leave a
+  // checkpoint the metrics never mention, while a record without its
+  // checkpoint is past the one a resumed run starts from, and dropped.
+  metrics->write({{"step", step}, {"checkpoint", state.checkpointPath(step)}});
   std::string dir = state.save(step, *batches);
   progress.finishLine();
   if (!quiet)
     std::printf("checkpoint: %s\n", dir.c_str());
-  metrics->write({{"step", step}, {"checkpoint", dir}});
 }
 
 Evaluation Trainer::evaluateAt(int64_t step) {
