@@ -5,6 +5,7 @@
 #include "tools/moe-run/BatchSource.h"
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/Session.h"
+#include "tools/moe-run/StopTogether.h"
 
 #include "runtime/collectives/Collectives.h"
 
@@ -16,7 +17,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -64,19 +64,6 @@ int lockDirectory(const std::string &dir) {
     // The pid is only a hint for the error above; the lock holds anyway.
   }
   return fd;
-}
-
-/// Whether rank 0 failed, told to every rank (host memory, as in
-/// sumOverRanks), so that the others stop with it instead of waiting for it
-/// in the next collective until the timeout.
-bool rootFailed(rt::Collectives &ranks, bool failed) {
-  int32_t flag = failed;
-  if (ranks.size() > 1) {
-    std::vector<int32_t> all(ranks.size());
-    ranks.allGather(&flag, sizeof(flag), all.data());
-    flag = all[0];
-  }
-  return flag != 0;
 }
 
 /// Resuming from step N into a directory that holds later checkpoints of
@@ -244,19 +231,10 @@ uint64_t RunState::open(uint64_t seed) {
   runSeed = seed;
   if (options.resume == "latest" && options.checkpointDir.empty())
     throw std::runtime_error("--resume latest needs --checkpoint-dir");
-  std::exception_ptr failure;
-  if (ranks.rank() == 0) {
-    try {
+  stopTogether(ranks, [&] {
+    if (ranks.rank() == 0)
       claimOutputs();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  }
-  if (rootFailed(ranks, failure != nullptr)) {
-    if (failure)
-      std::rethrow_exception(failure);
-    throw std::runtime_error("stopped: rank 0 could not start the run");
-  }
+  });
   resumeDir = options.resume;
   if (resumeDir == "latest") {
     resumeDir = loadLatest();
@@ -281,8 +259,10 @@ int64_t RunState::start(BatchSource &batches) {
                     /*resuming=*/true);
   int64_t step = checkpoint.step;
   refuseNewerCheckpoints(options.checkpointDir, step);
-  if (!options.metrics.empty() && ranks.rank() == 0)
-    dropMetricsAfter(options.metrics, step);
+  stopTogether(ranks, [&] {
+    if (!options.metrics.empty() && ranks.rank() == 0)
+      dropMetricsAfter(options.metrics, step);
+  });
   batches.seek(checkpoint.state.value("data", nlohmann::json::object()));
   if (!quiet)
     std::printf("resume: %s at step %lld (%s)\n", resumeDir.c_str(),
@@ -310,10 +290,11 @@ std::string RunState::save(int64_t step, const BatchSource &batches) {
   // the expert shards (no shared filesystem needed).
   std::vector<rt::CheckpointFile> files = session.snapshot();
   std::string dir;
-  if (ranks.rank() == 0)
-    dir = rt::saveCheckpointFiles(options.checkpointDir, step, files, state,
-                                  options.keep);
-  ranks.barrier();
+  stopTogether(ranks, [&] {
+    if (ranks.rank() == 0)
+      dir = rt::saveCheckpointFiles(options.checkpointDir, step, files, state,
+                                    options.keep);
+  });
   return dir;
 }
 

@@ -6,6 +6,7 @@
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/RunState.h"
 #include "tools/moe-run/Session.h"
+#include "tools/moe-run/StopTogether.h"
 
 #include "runtime/collectives/Collectives.h"
 
@@ -82,8 +83,10 @@ void Trainer::run(uint64_t seed) {
     session.prepare(package.evaluationFunction());
 
   // Rank 0 writes the metrics for all.
-  metrics.emplace(ranks.rank() == 0 ? options.metrics : "",
-                  /*append=*/state.resuming());
+  stopTogether(ranks, [&] {
+    metrics.emplace(ranks.rank() == 0 ? options.metrics : "",
+                    /*append=*/state.resuming());
+  });
   start = Clock::now();
   firstStep = step;
   // The killed run may have stopped before the evaluation that followed
