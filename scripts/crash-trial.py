@@ -13,15 +13,14 @@ must then equal those of the uninterrupted reference run. After each kill:
   * the next resume continues it (the chain completes);
 and at the end of each chain:
   * the final checkpoint's files are byte-identical to the reference's;
-  * the metrics records are identical except the timings (elapsed_s,
-    tokens_per_s, tflops*) and the checkpoint directory's parent;
+  * the metrics records are identical but for the timings and the
+    checkpoints' directory (compare-metrics.py --records);
   * no .tmp-*, .damaged-*, .write-probe-* or *.rewrite is left, and the
     directory's lock is free.
 Exits 1 on any failure.
 """
 import argparse
 import fcntl
-import json
 import os
 import random
 import signal
@@ -29,8 +28,9 @@ import subprocess
 import sys
 import time
 
-TIMING_KEYS = {"elapsed_s", "tokens_per_s", "tflops", "tflops_per_device",
-               "tflops_job"}
+COMPARE_METRICS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                               "test", "Integration", "Inputs",
+                               "compare-metrics.py")
 LEFTOVER_PREFIXES = (".tmp-", ".damaged-", ".write-probe-")
 
 
@@ -87,7 +87,7 @@ class Trial:
         writes.sort()
         self.write_seconds = writes[len(writes) // 2] if writes else 0.01
         self.ref_ckpt = os.path.join(ckpt, "step-%08d" % self.args.steps)
-        self.ref_metrics = normalized_metrics(metrics)
+        self.ref_metrics = metrics
         print("reference run: %d steps in %.2f s, a checkpoint every %d steps "
               "(%.1f ms each, median)" % (self.args.steps, self.duration,
                                           self.args.every,
@@ -152,13 +152,12 @@ class Trial:
                 self.fail("%s/%s differs from the uninterrupted run's"
                           % (final, name))
                 ok = False
-        got = normalized_metrics(metrics)
-        if got != self.ref_metrics:
-            diff = next((i for i, (x, y) in enumerate(zip(got, self.ref_metrics))
-                         if x != y), min(len(got), len(self.ref_metrics)))
-            self.fail("%s differs from the uninterrupted run's at record %d: "
-                      "%s vs %s" % (metrics, diff, got[diff:diff + 1],
-                                    self.ref_metrics[diff:diff + 1]))
+        compared = subprocess.run(
+            [sys.executable, COMPARE_METRICS, "--records", self.ref_metrics,
+             metrics], stdout=subprocess.PIPE, text=True)
+        if compared.returncode != 0:
+            self.fail("%s differs from the uninterrupted run's: %s"
+                      % (metrics, compared.stdout.strip()))
             ok = False
         left = [n for n in listdir(ckpt) if n.startswith(LEFTOVER_PREFIXES)]
         left += [n for n in listdir(self.args.work) if n.endswith(".rewrite")]
@@ -258,22 +257,6 @@ def read(path):
             return f.read()
     except OSError:
         return None
-
-
-def normalized_metrics(path):
-    """The records of a metrics file without what differs between equal
-    runs: timings, and the directory the checkpoints were saved to."""
-    records = []
-    for line in open(path):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        for key in TIMING_KEYS:
-            record.pop(key, None)
-        if "checkpoint" in record:
-            record["checkpoint"] = os.path.basename(record["checkpoint"])
-        records.append(record)
-    return records
 
 
 def main():
