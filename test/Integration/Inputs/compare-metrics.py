@@ -12,7 +12,9 @@ import json
 import os
 import sys
 
-TIMINGS = ("elapsed_s", "tokens_per_s", "tflops_per_device", "tflops_job")
+# "tflops": metrics of moe-run before tflops_per_device and tflops_job.
+TIMINGS = ("elapsed_s", "tokens_per_s", "tflops", "tflops_per_device",
+           "tflops_job")
 
 
 def records(path):
