@@ -142,6 +142,7 @@ void buildTrainPipeline(OpPassManager &pm,
   if (options.optimizer == OptimizerKind::Adam)
     addOptimizer(pm, options);
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMarkEqualSegments());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
@@ -170,6 +171,7 @@ void buildInferencePipeline(OpPassManager &pm,
   hierarchy.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMarkEqualSegments());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 

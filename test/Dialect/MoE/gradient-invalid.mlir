@@ -194,3 +194,12 @@ func.func @noisy_grad_noise_shape(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %e: 
   %0:2 = moe.noisy_top_k_grad %c, %c, %c, %e, %g, %g, noise %r : (tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<4x2xf32>)
   return
 }
+
+// -----
+
+// The gradient of a grouped matmul keeps its forward op's equal segments.
+func.func @grouped_matmul_grad_rows_per_expert(%b: tensor<12x8xf32>, %w: tensor<4x8x8xf32>, %o: tensor<5xi32>) {
+  // expected-error@+1 {{has rows_per_expert = 4 for 4 experts, but its buffer has 12 rows}}
+  %0:2 = moe.grouped_matmul_grad %b, %w, %o, %b {rows_per_expert = 4 : i64} : (tensor<12x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>, tensor<12x8xf32>) -> (tensor<12x8xf32>, tensor<4x8x8xf32>)
+  return
+}
