@@ -119,6 +119,16 @@ checkFilesToSave(const std::string &root,
   return names;
 }
 
+/// Writes one tensor file into `tmpDir`, fsynced, and digests it.
+static WrittenFile writeFile(const std::string &tmpDir, int64_t step,
+                             const std::string &name,
+                             const std::vector<HostTensor> &tensors) {
+  const std::string path = joinPath(tmpDir, name);
+  writeSafetensors(path, tensors, {{"moe.step", std::to_string(step)}});
+  FileDigest digest = digestFile(path, tmpDir, name);
+  return {name, digest.bytes, digest.sha256};
+}
+
 /// saveCheckpointFiles on borrowed names and tensors, so that the
 /// single-file form copies no tensor data.
 static std::string
@@ -130,26 +140,58 @@ saveFiles(const std::string &root, int64_t step,
     fail(root, "negative step " + std::to_string(step));
   const std::vector<std::string> names =
       checkFilesToSave(root, nameRefs, files);
+  const std::string tmpDir = beginCheckpoint(root, step);
+  std::vector<WrittenFile> written;
+  try {
+    for (size_t i = 0; i < names.size(); ++i)
+      written.push_back(writeFile(tmpDir, step, names[i], *files[i]));
+  } catch (...) {
+    abandonCheckpoint(tmpDir);
+    throw;
+  }
+  return commitCheckpoint(root, step, tmpDir, written, state, keepLast);
+}
+
+std::string beginCheckpoint(const std::string &root, int64_t step) {
+  if (step < 0)
+    fail(root, "negative step " + std::to_string(step));
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec)
     fail(root, "cannot create the directory: " + ec.message());
+  return makeTempDir(root, kTmpPrefix + stepDirName(step) + "-");
+}
 
+WrittenFile writeCheckpointFile(const std::string &tmpDir, int64_t step,
+                                const CheckpointFile &file) {
+  if (!isPlainFileName(file.name) || !endsWith(file.name, kSafetensorsSuffix))
+    fail(tmpDir, "cannot save a tensor file named \"" + file.name +
+                     "\" (a plain name ending in .safetensors)");
+  return writeFile(tmpDir, step, file.name, file.tensors);
+}
+
+std::string commitCheckpoint(const std::string &root, int64_t step,
+                             const std::string &tmpDir,
+                             const std::vector<WrittenFile> &files,
+                             const nlohmann::json &state, int keepLast) {
   const std::string name = stepDirName(step);
-  const std::string tmpDir = makeTempDir(root, kTmpPrefix + name + "-");
   try {
     std::vector<FileEntry> listed;
-    for (size_t i = 0; i < names.size(); ++i) {
-      const std::string path = joinPath(tmpDir, names[i]);
-      writeSafetensors(path, *files[i], {{"moe.step", std::to_string(step)}});
-      FileDigest digest = digestFile(path, tmpDir, names[i]);
-      listed.push_back({names[i], digest.bytes, digest.sha256});
+    for (const WrittenFile &file : files) {
+      listed.push_back({file.name, file.bytes, file.sha256});
+      // Possibly another writer's file: the manifest vouches only for one
+      // that is there at its size (its writer hashed what it fsynced).
+      std::error_code ec;
+      uintmax_t size = fs::file_size(joinPath(tmpDir, file.name), ec);
+      if (ec || size != file.bytes)
+        fail(tmpDir, "file " + file.name + " is missing or not " +
+                         std::to_string(file.bytes) + " bytes");
     }
     // Last: its presence marks the directory complete.
     writeManifest(tmpDir, root, step, state, listed);
     fsyncDir(tmpDir, tmpDir);
   } catch (...) {
-    fs::remove_all(tmpDir, ec);
+    abandonCheckpoint(tmpDir);
     throw;
   }
   renameDirIntoPlace(tmpDir, root, name, kTmpPrefix + name + "-old-");
@@ -163,6 +205,11 @@ saveFiles(const std::string &root, int64_t step,
         removeCheckpointDir(dirs[i].second);
   }
   return checkpointPath(root, step);
+}
+
+void abandonCheckpoint(const std::string &tmpDir) {
+  std::error_code ec;
+  fs::remove_all(tmpDir, ec);
 }
 
 std::string checkpointPath(const std::string &root, int64_t step) {

@@ -97,6 +97,43 @@ std::string saveCheckpointFiles(const std::string &root, int64_t step,
                                 const std::vector<CheckpointFile> &files,
                                 const nlohmann::json &state, int keepLast = 0);
 
+/// A file written into a checkpoint under construction: its name, size and
+/// SHA-256 (lowercase hex), as checkpoint.json lists it.
+struct WrittenFile {
+  std::string name;
+  uint64_t bytes = 0;
+  std::string sha256;
+};
+
+/// A checkpoint that several writers build together (the ranks of a job on
+/// one filesystem, each writing its own expert shard in place): one writer
+/// begins it, each writes its files into the temporary directory, and the
+/// first commits it with every writer's WrittenFile. saveCheckpointFiles is
+/// these three steps in one process.
+///
+/// beginCheckpoint creates `root` if missing and returns a fresh
+/// <root>/.tmp-step-<step>-XXXXXX directory.
+std::string beginCheckpoint(const std::string &root, int64_t step);
+
+/// Writes `file` (a plain name ending in .safetensors) into the directory
+/// `tmpDir` that beginCheckpoint made, fsynced, and returns its digest.
+WrittenFile writeCheckpointFile(const std::string &tmpDir, int64_t step,
+                                const CheckpointFile &file);
+
+/// Writes checkpoint.json listing `files` (which must all be in `tmpDir`;
+/// each is checked against its size and SHA-256 first), renames `tmpDir` to
+/// <root>/step-<step> as saveCheckpoint does, prunes to `keepLast` and
+/// returns the checkpoint's path. On failure before the rename, `tmpDir` is
+/// removed and CheckpointError thrown.
+std::string commitCheckpoint(const std::string &root, int64_t step,
+                             const std::string &tmpDir,
+                             const std::vector<WrittenFile> &files,
+                             const nlohmann::json &state, int keepLast = 0);
+
+/// Removes the temporary directory of a checkpoint that will not be
+/// committed (best-effort).
+void abandonCheckpoint(const std::string &tmpDir);
+
 /// Loads the checkpoint directory `dir` and verifies it completely: the
 /// fields of checkpoint.json, the size and SHA-256 of every listed file, the
 /// safetensors format and the set of expert shards, which it concatenates

@@ -28,6 +28,11 @@
 // RUN: python3 %S/Inputs/compare-metrics.py %t/ep2.jsonl %t/ref4.jsonl --rtol 1e-5
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/ep2/step-00000020 %t/ref4c/step-00000020 --rtol 1e-4
 // RUN: ls %t/ep2/step-00000020 | FileCheck %s --check-prefix=FILES2
+// Each rank wrote its shard file in place; gathered to rank 0 instead
+// (ranks without a shared directory), the files are the same bytes.
+// RUN: %mpirun -np 2 moe-run train %t/ep --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ep2g --metrics %t/ep2g.jsonl -q --checkpoint-gather
+// RUN: cmp %t/ep2/step-00000020/tensors-expert-1-of-2.safetensors %t/ep2g/step-00000020/tensors-expert-1-of-2.safetensors
+// RUN: cmp %t/ep2/step-00000020/tensors.safetensors %t/ep2g/step-00000020/tensors.safetensors
 // RUN: %mpirun -np 4 moe-run train %t/ep --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ep4 --metrics %t/ep4.jsonl -q
 // RUN: moe-run train %t/ref8 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref8c --metrics %t/ref8.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/ep4.jsonl %t/ref8.jsonl --rtol 1e-5

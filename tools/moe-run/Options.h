@@ -47,6 +47,9 @@ struct TrainOptions {
   std::string resume; ///< a checkpoint dir, or "latest" in checkpointDir
   std::string metrics;
   bool overwrite = false; ///< a fresh run may replace an earlier run's output
+  /// Rank 0 gathers and writes every expert shard (ranks without a shared
+  /// --checkpoint-dir; also chosen when a rank cannot see it).
+  bool checkpointGather = false;
 };
 
 struct EvalOptions {

@@ -286,8 +286,11 @@ std::string RunState::save(int64_t step, const BatchSource &batches) {
   state["model"] = package.model();
   state["seed"] = runSeed;
   state["data"] = batches.position();
+  if (ranks.size() > 1 && session.hasShards() && !options.checkpointGather)
+    if (std::optional<std::string> dir = saveInPlace(step, state))
+      return *dir;
   // Rank 0 writes the replicated tensors and, gathered from every rank,
-  // the expert shards (no shared filesystem needed).
+  // the expert shards: one rank, or ranks that do not share the directory.
   std::vector<rt::CheckpointFile> files = session.snapshot();
   std::string dir;
   stopTogether(ranks, [&] {
@@ -296,6 +299,70 @@ std::string RunState::save(int64_t step, const BatchSource &batches) {
                                     options.keep);
   });
   return dir;
+}
+
+std::optional<std::string> RunState::saveInPlace(int64_t step,
+                                                 const nlohmann::json &state) {
+  // Rank 0 makes the temporary directory; every rank must see it to write
+  // its shard there (a shared filesystem), else the shards are gathered.
+  std::string tmpDir;
+  stopTogether(ranks, [&] {
+    if (ranks.rank() == 0)
+      tmpDir = rt::beginCheckpoint(options.checkpointDir, step);
+  });
+  constexpr size_t kPathBytes = 4096;
+  std::string shared;
+  if (ranks.rank() == 0 && tmpDir.size() < kPathBytes)
+    shared = tmpDir;
+  tmpDir = gatherStrings(ranks, shared, kPathBytes)[0];
+  std::error_code ec;
+  bool visible = !tmpDir.empty() && std::filesystem::is_directory(tmpDir, ec);
+  for (const std::string &seen :
+       gatherStrings(ranks, visible ? "1" : "", /*maxBytes=*/2))
+    if (seen.empty()) {
+      if (ranks.rank() == 0) {
+        rt::abandonCheckpoint(tmpDir);
+        if (!quiet)
+          std::printf("checkpoint: the ranks do not share %s; rank 0 "
+                      "gathers the expert shards\n",
+                      options.checkpointDir.c_str());
+      }
+      return std::nullopt;
+    }
+
+  // Each rank writes its own files in place; rank 0 lists every rank's
+  // and commits (the manifest last, then the rename).
+  std::vector<rt::WrittenFile> mine;
+  try {
+    stopTogether(ranks, [&] {
+      for (const rt::CheckpointFile &file : session.ownFiles())
+        mine.push_back(rt::writeCheckpointFile(tmpDir, step, file));
+    });
+    nlohmann::json listed = nlohmann::json::array();
+    for (const rt::WrittenFile &file : mine)
+      listed.push_back({file.name, file.bytes, file.sha256});
+    constexpr size_t kListBytes = 1024;
+    std::vector<std::string> all =
+        gatherStrings(ranks, listed.dump(), kListBytes);
+    std::string dir;
+    stopTogether(ranks, [&] {
+      if (ranks.rank() != 0)
+        return;
+      std::vector<rt::WrittenFile> files;
+      for (const std::string &text : all)
+        for (const auto &entry : nlohmann::json::parse(text))
+          files.push_back({entry.at(0).get<std::string>(),
+                           entry.at(1).get<uint64_t>(),
+                           entry.at(2).get<std::string>()});
+      dir = rt::commitCheckpoint(options.checkpointDir, step, tmpDir, files,
+                                 state, options.keep);
+    });
+    return dir;
+  } catch (...) {
+    if (ranks.rank() == 0)
+      rt::abandonCheckpoint(tmpDir);
+    throw;
+  }
 }
 
 } // namespace moe::run

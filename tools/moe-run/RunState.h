@@ -16,6 +16,7 @@
 #include "runtime/checkpoint/Checkpoint.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace moe::rt {
@@ -64,9 +65,12 @@ public:
   bool saves() const { return !options.checkpointDir.empty(); }
   /// The directory the checkpoint of `step` is saved to.
   std::string checkpointPath(int64_t step) const;
-  /// Writes the checkpoint of `step`: the session's tensors (gathered from
-  /// every rank, so it is collective) and the position of `batches`.
-  /// Returns its directory on rank 0, "" on the others.
+  /// Writes the checkpoint of `step`: the session's tensors and the
+  /// position of `batches`. Collective: with expert shards on ranks that
+  /// share --checkpoint-dir each rank writes its own shard file in place
+  /// (rank 0 the replicated tensors and, last, the manifest); otherwise the
+  /// shards are gathered to rank 0, which writes them all. Returns the
+  /// directory on rank 0, "" on the others.
   std::string save(int64_t step, const BatchSource &batches);
 
 private:
@@ -78,6 +82,10 @@ private:
   /// The newest checkpoint of --checkpoint-dir that loads, loaded into
   /// `checkpoint`; "" when there is none. Damaged newer ones are set aside.
   std::string loadLatest();
+  /// save()'s in-place form; std::nullopt (nothing written) when some rank
+  /// cannot see rank 0's temporary directory.
+  std::optional<std::string> saveInPlace(int64_t step,
+                                         const nlohmann::json &state);
 
   const Package &package;
   Session &session;

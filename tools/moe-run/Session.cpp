@@ -357,12 +357,8 @@ std::vector<rt::CheckpointFile> Session::snapshot() const {
       const ArgumentInfo &arg = entry.first;
       const char *data = static_cast<const char *>(entry.second);
       if (!arg.sharded) {
-        if (!lead)
-          continue;
-        rt::HostTensor t{name, checkpointDtype(arg.dtype), arg.shape, {}};
-        t.data.resize(arg.bytes());
-        backend_->copyToHost(t.data.data(), data, t.data.size());
-        files[0].tensors.push_back(std::move(t));
+        if (lead)
+          files[0].tensors.push_back(hostCopy(name, arg.shape));
         continue;
       }
       const size_t bytes = localBytes(arg);
@@ -394,6 +390,41 @@ std::vector<rt::CheckpointFile> Session::snapshot() const {
   backend_->release(staging);
   if (!lead)
     return {};
+  return files;
+}
+
+rt::HostTensor Session::hostCopy(const std::string &name,
+                                 const std::vector<int64_t> &shape) const {
+  const auto &[arg, data] = buffers.at(name);
+  rt::HostTensor t{name, checkpointDtype(arg.dtype), shape,
+                   std::vector<uint8_t>(localBytes(arg))};
+  backend_->copyToHost(t.data.data(), data, t.data.size());
+  return t;
+}
+
+bool Session::hasShards() const {
+  for (const auto &[name, entry] : buffers)
+    if (entry.first.sharded)
+      return true;
+  return false;
+}
+
+std::vector<rt::CheckpointFile> Session::ownFiles() const {
+  const int count = ranks(), me = rank();
+  rt::CheckpointFile replicated{rt::kTensorsFileName, {}};
+  rt::CheckpointFile shard{rt::expertShardFileName(me, count), {}};
+  for (const auto &[name, entry] : buffers) {
+    const ArgumentInfo &arg = entry.first;
+    if (arg.sharded)
+      shard.tensors.push_back(hostCopy(name, arg.localShape(count)));
+    else if (me == 0)
+      replicated.tensors.push_back(hostCopy(name, arg.shape));
+  }
+  std::vector<rt::CheckpointFile> files;
+  if (me == 0)
+    files.push_back(std::move(replicated));
+  if (!shard.tensors.empty())
+    files.push_back(std::move(shard));
   return files;
 }
 

@@ -75,6 +75,12 @@ public:
   /// rank calls it, and only rank 0 gets the files (the others an empty
   /// list).
   std::vector<rt::CheckpointFile> snapshot() const;
+  /// The files this rank writes into a checkpoint that every rank writes in
+  /// place (rt::beginCheckpoint): its own expert shard and, on rank 0, the
+  /// replicated tensors. Not collective.
+  std::vector<rt::CheckpointFile> ownFiles() const;
+  /// Whether some parameter or state tensor is split over the ranks.
+  bool hasShards() const;
   /// Restores every tensor of the package from `checkpoint` (global
   /// tensors; a sharded buffer takes this rank's slice); throws
   /// rt::CheckpointError naming a missing or mis-shaped tensor.
@@ -106,6 +112,10 @@ private:
   FunctionState &state(const std::string &role);
   /// Bytes of this rank's part of a parameter or state tensor.
   size_t localBytes(const ArgumentInfo &arg) const;
+  /// A host copy of this rank's part of the named buffer, as a checkpoint
+  /// tensor of `shape`.
+  rt::HostTensor hostCopy(const std::string &name,
+                          const std::vector<int64_t> &shape) const;
   /// (Re)allocates the sharded buffers for `ranks` ranks.
   void allocateShards(int ranks);
 

@@ -30,22 +30,17 @@ void stopTogether(rt::Collectives &ranks, const std::function<void()> &work) {
       std::rethrow_exception(failure);
     return;
   }
-  // Each rank's message, cut to a fixed size; an empty one means success
-  // (host memory, as in sumOverRanks).
+  // Each rank's message, cut to a fixed size; an empty one means success.
   constexpr size_t kMessageBytes = 512;
-  std::vector<char> mine(kMessageBytes, '\0');
-  if (failure) {
-    if (message.empty())
-      message = "failed";
-    std::memcpy(mine.data(), message.data(),
-                std::min(message.size(), kMessageBytes - 1));
-  }
-  std::vector<char> all(kMessageBytes * ranks.size());
-  ranks.allGather(mine.data(), kMessageBytes, all.data());
+  message.erase(std::find(message.begin(), message.end(), '\0'), message.end());
+  message = message.substr(0, kMessageBytes - 1);
+  if (failure && message.empty())
+    message = "failed";
+  std::vector<std::string> all = gatherStrings(ranks, message, kMessageBytes);
   if (failure)
     std::rethrow_exception(failure);
   for (int r = 0; r < ranks.size(); ++r) {
-    std::string text(all.data() + r * kMessageBytes);
+    std::string text = all[r];
     if (text.empty())
       continue;
     // One line: the failed rank prints the rest (a compiler's output).
@@ -55,6 +50,22 @@ void stopTogether(rt::Collectives &ranks, const std::function<void()> &work) {
     throw std::runtime_error("stopped: rank " + std::to_string(r) +
                              " failed: " + text);
   }
+}
+
+std::vector<std::string> gatherStrings(rt::Collectives &ranks,
+                                       const std::string &text,
+                                       size_t maxBytes) {
+  if (text.size() >= maxBytes || text.find('\0') != std::string::npos)
+    throw std::invalid_argument(
+        "gatherStrings: a text of " + std::to_string(text.size()) +
+        " bytes does not fit " + std::to_string(maxBytes));
+  std::vector<char> mine(maxBytes, '\0'), all(maxBytes * ranks.size());
+  std::memcpy(mine.data(), text.data(), text.size());
+  ranks.allGather(mine.data(), maxBytes, all.data());
+  std::vector<std::string> texts;
+  for (int r = 0; r < ranks.size(); ++r)
+    texts.emplace_back(all.data() + r * maxBytes);
+  return texts;
 }
 
 } // namespace moe::run

@@ -10,7 +10,10 @@
 #ifndef MOE_TOOLS_MOE_RUN_STOPTOGETHER_H
 #define MOE_TOOLS_MOE_RUN_STOPTOGETHER_H
 
+#include <cstddef>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace moe::rt {
 class Collectives;
@@ -25,6 +28,12 @@ namespace moe::run {
 /// failed: <the first line of its message>", R being the lowest failed
 /// rank.
 void stopTogether(rt::Collectives &ranks, const std::function<void()> &work);
+
+/// Every rank's `text` in rank order (collective; host memory). Each text
+/// must be shorter than `maxBytes` and hold no NUL byte; throws
+/// std::invalid_argument otherwise, before exchanging anything.
+std::vector<std::string>
+gatherStrings(rt::Collectives &ranks, const std::string &text, size_t maxBytes);
 
 } // namespace moe::run
 

@@ -212,6 +212,12 @@ int main(int argc, char **argv) {
   trainCmd->add_option("--metrics", train.metrics,
                        "JSON Lines file of loss, perplexity, learning rate, "
                        "tokens/s, TFLOP/s and per-expert load");
+  trainCmd->add_flag("--checkpoint-gather", train.checkpointGather,
+                     "Under mpirun, gather the expert shards to rank 0, "
+                     "which writes the whole checkpoint (for ranks that do "
+                     "not share --checkpoint-dir; chosen automatically when "
+                     "a rank cannot see it). By default each rank writes "
+                     "its own shard file in place");
   trainCmd->add_flag("--overwrite", train.overwrite,
                      "Let a fresh run replace an earlier run's checkpoints in "
                      "--checkpoint-dir (deleted at the start) and its "

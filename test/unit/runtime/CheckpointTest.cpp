@@ -41,6 +41,7 @@ using moe::rt::SafetensorsContents;
 using moe::rt::saveCheckpoint;
 using moe::rt::saveCheckpointFiles;
 using moe::rt::writeSafetensors;
+using moe::rt::WrittenFile;
 
 namespace {
 
@@ -1098,6 +1099,62 @@ TEST_F(CheckpointTest, MalformedShardNames) {
     writeFile(saved + "/checkpoint.json", text);
   }
   EXPECT_NO_THROW(loadCheckpoint(saved));
+}
+
+// Writers that share the directory (the ranks of a job, each with its own
+// expert shard) build the same checkpoint as one process saving it all.
+TEST_F(CheckpointTest, WritersInPlaceMatchOneSave) {
+  std::vector<CheckpointFile> files = shardedFiles(expertTensors(), 2);
+  std::string whole = saveCheckpointFiles(path("whole"), 4, files, nullptr);
+
+  std::string tmp = moe::rt::beginCheckpoint(path("parts"), 4);
+  EXPECT_EQ(fs::path(tmp).filename().string().rfind(".tmp-step-00000004-", 0),
+            0u)
+      << tmp;
+  std::vector<WrittenFile> written;
+  // In any order, as the ranks finish.
+  for (auto it = files.rbegin(); it != files.rend(); ++it)
+    written.push_back(moe::rt::writeCheckpointFile(tmp, 4, *it));
+  EXPECT_TRUE(latestCheckpoint(path("parts")).empty())
+      << "nothing is a checkpoint before the commit";
+  std::string parts =
+      moe::rt::commitCheckpoint(path("parts"), 4, tmp, written, nullptr);
+  EXPECT_EQ(parts, path("parts/step-00000004"));
+  EXPECT_FALSE(fs::exists(tmp));
+  for (const CheckpointFile &file : files)
+    EXPECT_EQ(readFile(parts + "/" + file.name),
+              readFile(whole + "/" + file.name))
+        << file.name;
+  Checkpoint loaded = loadCheckpoint(parts);
+  EXPECT_EQ(loaded.expertShards, 2);
+}
+
+TEST_F(CheckpointTest, CommitRefusesAFileAWriterDidNotFinish) {
+  std::vector<CheckpointFile> files = shardedFiles(expertTensors(), 2);
+  std::string tmp = moe::rt::beginCheckpoint(path("root"), 1);
+  std::vector<WrittenFile> written;
+  for (const CheckpointFile &file : files)
+    written.push_back(moe::rt::writeCheckpointFile(tmp, 1, file));
+  // A rank's file lost (or still being written) before the commit.
+  fs::resize_file(tmp + "/" + written[1].name, written[1].bytes / 2);
+  std::string msg = errorOf([&] {
+    moe::rt::commitCheckpoint(path("root"), 1, tmp, written, nullptr);
+  });
+  EXPECT_NE(msg.find("file " + written[1].name + " is missing or not " +
+                     std::to_string(written[1].bytes) + " bytes"),
+            std::string::npos)
+      << msg;
+  EXPECT_FALSE(fs::exists(tmp)) << "the unfinished save is removed";
+  EXPECT_TRUE(latestCheckpoint(path("root")).empty());
+
+  std::string tmp2 = moe::rt::beginCheckpoint(path("root"), 2);
+  msg = errorOf([&] {
+    moe::rt::writeCheckpointFile(tmp2, 2, {"../escape.safetensors", {}});
+  });
+  EXPECT_NE(msg.find("a plain name ending in .safetensors"), std::string::npos)
+      << msg;
+  moe::rt::abandonCheckpoint(tmp2);
+  EXPECT_FALSE(fs::exists(tmp2));
 }
 
 TEST_F(CheckpointTest, SaveRefusesWhatLoadWouldRefuse) {
