@@ -242,13 +242,15 @@ std::string saveCheckpointFiles(const std::string &root, int64_t step,
   return saveFiles(root, step, names, tensors, state, keepLast);
 }
 
-Checkpoint loadCheckpoint(const std::string &dir) {
-  Manifest manifest = readManifest(dir);
-  // Every file is verified before any is parsed, so damage is reported as
-  // damage rather than as whatever format error it happens to cause.
-  for (const FileEntry &entry : manifest.files)
-    verifyFile(dir, entry);
+int64_t checkpointStep(const std::string &dir) {
+  return readManifest(dir).step;
+}
 
+Checkpoint loadCheckpoint(const std::string &dir, int slice, int slices) {
+  if (slices < 1 || slice < 0 || slice >= slices)
+    fail(dir, "cannot load slice " + std::to_string(slice) + " of " +
+                  std::to_string(slices));
+  Manifest manifest = readManifest(dir);
   // The tensor files: the ones ending in .safetensors (others are verified
   // but not read).
   std::vector<std::string> names;
@@ -256,32 +258,61 @@ Checkpoint loadCheckpoint(const std::string &dir) {
     if (endsWith(entry.name, kSafetensorsSuffix))
       names.push_back(entry.name);
   std::vector<size_t> shards = findShardFiles(dir, names);
+  // Of the expert shards only the files holding rows of this slice.
+  std::set<std::string> skipped;
+  std::pair<int, int> read{0, static_cast<int>(shards.size()) - 1};
+  if (!shards.empty()) {
+    read = shardsOfSlice(static_cast<int>(shards.size()), slice, slices);
+    for (int r = 0; r < static_cast<int>(shards.size()); ++r)
+      if (r < read.first || r > read.second)
+        skipped.insert(names[shards[r]]);
+  }
+  // Every file read is verified before any is parsed, so damage is
+  // reported as damage rather than as whatever format error it causes.
+  for (const FileEntry &entry : manifest.files)
+    if (!skipped.count(entry.name))
+      verifyFile(dir, entry);
+
+  std::vector<std::string> readNames;
+  std::vector<size_t> readIndex(names.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!skipped.count(names[i])) {
+      readIndex[i] = readNames.size();
+      readNames.push_back(names[i]);
+    }
+  // The shard files read, by rank.
+  std::vector<size_t> readShards;
+  for (int r = read.first; !shards.empty() && r <= read.second; ++r)
+    readShards.push_back(readIndex[shards[r]]);
   std::vector<SafetensorsContents> contents;
   std::vector<const std::vector<HostTensor> *> files;
-  contents.reserve(names.size());
-  for (const std::string &name : names) {
+  contents.reserve(readNames.size());
+  for (const std::string &name : readNames) {
     contents.push_back(readSafetensors(joinPath(dir, name)));
     files.push_back(&contents.back().tensors);
   }
-  checkTensorLayout(dir, names, files, shards);
+  checkTensorLayout(dir, readNames, files, readShards);
 
   Checkpoint checkpoint;
   checkpoint.step = manifest.step;
   checkpoint.state = std::move(manifest.state);
   checkpoint.expertShards = static_cast<int>(shards.size());
+  checkpoint.slice = slice;
+  checkpoint.slices = slices;
   std::vector<bool> isShard(names.size(), false);
   for (size_t i : shards)
     isShard[i] = true;
   for (size_t i = 0; i < names.size(); ++i)
     if (!isShard[i])
-      for (HostTensor &t : contents[i].tensors)
+      for (HostTensor &t : contents[readIndex[i]].tensors)
         checkpoint.tensors.push_back(std::move(t));
   if (shards.empty())
     return checkpoint;
   std::vector<std::vector<HostTensor> *> byShard;
-  for (size_t i : shards)
+  for (size_t i : readShards)
     byShard.push_back(&contents[i].tensors);
-  joinShards(byShard, checkpoint.tensors);
+  sliceShards(dir, byShard, read.first, static_cast<int>(shards.size()), slice,
+              slices, checkpoint.tensors);
   return checkpoint;
 }
 

@@ -20,11 +20,12 @@
 // SHA-256 of every listed file before parsing it, so a truncated or
 // bit-flipped file is reported as such instead of being trained on.
 //
-// Loading concatenates the expert shards along dim 0 in rank order, so a
-// loaded checkpoint holds global tensors whatever R it was saved with, and a
-// run on R' ranks takes its own slice of them (resharding is free). The
-// shard files must be a complete set of one save: every r in [0, R) for one
-// R, each holding the same tensors with the same dtype and shape.
+// Loading joins the expert shards along dim 0 in rank order, so a loaded
+// checkpoint holds global tensors whatever R it was saved with; rank r' of
+// a run on R' ranks loads just its slice, reading only the shard files
+// that hold its rows (resharding is free). The shard files must be a
+// complete set of one save: every r in [0, R) for one R, each holding the
+// same tensors with the same dtype and shape.
 //
 //===----------------------------------------------------------------------===//
 
@@ -65,6 +66,10 @@ struct Checkpoint {
   std::vector<HostTensor> tensors;
   /// The number of expert shard files it was saved with; 0 when none.
   int expertShards = 0;
+  /// The expert-sharded tensors hold slice `slice` of `slices` of their
+  /// dim 0 (loadCheckpoint's arguments); 0 of 1: the global tensors.
+  int slice = 0;
+  int slices = 1;
 
   /// The tensor called `name`, or nullptr.
   const HostTensor *find(const std::string &name) const;
@@ -134,11 +139,21 @@ std::string commitCheckpoint(const std::string &root, int64_t step,
 /// committed (best-effort).
 void abandonCheckpoint(const std::string &tmpDir);
 
-/// Loads the checkpoint directory `dir` and verifies it completely: the
-/// fields of checkpoint.json, the size and SHA-256 of every listed file, the
-/// safetensors format and the set of expert shards, which it concatenates
-/// into global tensors. Throws CheckpointError naming what is wrong.
-Checkpoint loadCheckpoint(const std::string &dir);
+/// Loads the checkpoint directory `dir` and verifies what it reads: the
+/// fields of checkpoint.json, the size and SHA-256 of every file read, the
+/// safetensors format and the set of expert shards. The expert-sharded
+/// tensors come as slice `slice` of `slices` of their dim 0 (rows
+/// [slice n/slices, (slice+1) n/slices); by default the whole, global
+/// tensors), and only the shard files holding those rows are read: rank r
+/// of R loads slice r of R whatever rank count wrote the checkpoint. Throws
+/// CheckpointError naming what is wrong (also when a sharded tensor's rows
+/// do not split into `slices`).
+Checkpoint loadCheckpoint(const std::string &dir, int slice = 0,
+                          int slices = 1);
+
+/// The step recorded in `dir`'s checkpoint.json (read and checked; the
+/// tensor files are not).
+int64_t checkpointStep(const std::string &dir);
 
 /// The newest step-* directory under `root` whose checkpoint.json is present
 /// and well formed (with a step matching the directory name); .tmp-*

@@ -6,6 +6,7 @@
 #include "runtime/checkpoint/CheckpointManifest.h"
 #include "runtime/checkpoint/DurableFile.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -167,30 +168,55 @@ void checkTensorLayout(
   }
 }
 
-void joinShards(const std::vector<std::vector<HostTensor> *> &byShard,
-                std::vector<HostTensor> &out) {
-  // Dim 0 is outermost, so each slice is one contiguous block.
+std::pair<int, int> shardsOfSlice(int shards, int slice, int slices) {
+  // File r overlaps the slice when r/shards < (slice+1)/slices and
+  // slice/slices < (r+1)/shards.
+  int first = static_cast<int>(int64_t(slice) * shards / slices);
+  int last = static_cast<int>((int64_t(slice + 1) * shards - 1) / slices);
+  return {first, std::min(last, shards - 1)};
+}
+
+void sliceShards(const std::string &dir,
+                 const std::vector<std::vector<HostTensor> *> &byShard,
+                 int first, int shards, int slice, int slices,
+                 std::vector<HostTensor> &out) {
   std::vector<std::map<std::string, HostTensor *>> byName(byShard.size());
-  for (size_t r = 0; r < byShard.size(); ++r)
-    for (HostTensor &t : *byShard[r])
-      byName[r].emplace(t.name, &t);
-  for (const HostTensor &first : *byShard[0]) {
-    HostTensor global;
-    global.name = first.name;
-    global.dtype = first.dtype;
-    global.shape = first.shape;
-    global.shape[0] *= static_cast<int64_t>(byShard.size());
-    global.data.reserve(first.data.size() * byShard.size());
-    for (size_t r = 0; r < byShard.size(); ++r) {
-      HostTensor &slice = *byName[r].at(first.name);
-      global.data.insert(global.data.end(), slice.data.begin(),
-                         slice.data.end());
-      // Release each slice once it is copied: the checkpoint holds the
-      // tensors once.
-      std::vector<uint8_t>().swap(slice.data);
+  for (size_t j = 0; j < byShard.size(); ++j)
+    for (HostTensor &t : *byShard[j])
+      byName[j].emplace(t.name, &t);
+  for (const HostTensor &reference : *byShard[0]) {
+    const int64_t rowsPerShard = reference.shape[0];
+    if (rowsPerShard > std::numeric_limits<int64_t>::max() / shards)
+      fail(dir, "tensor " + reference.name +
+                    ": dim 0 overflows when the shards are concatenated");
+    const int64_t rows = rowsPerShard * shards;
+    if (rows % slices != 0)
+      fail(dir, "tensor " + reference.name + ": its " + std::to_string(rows) +
+                    " rows do not split into " + std::to_string(slices) +
+                    " equal slices");
+    const int64_t begin = rows / slices * slice, end = begin + rows / slices;
+    const size_t rowBytes =
+        rowsPerShard ? reference.data.size() / rowsPerShard : 0;
+    HostTensor part{reference.name, reference.dtype, reference.shape, {}};
+    part.shape[0] = end - begin;
+    part.data.reserve((end - begin) * rowBytes);
+    // Dim 0 is outermost: each file's rows are one contiguous block.
+    for (size_t j = 0; j < byShard.size(); ++j) {
+      HostTensor &file = *byName[j].at(reference.name);
+      const int64_t fileBegin = (first + int64_t(j)) * rowsPerShard;
+      const int64_t from = std::max(begin, fileBegin);
+      const int64_t to = std::min(end, fileBegin + rowsPerShard);
+      if (from < to)
+        part.data.insert(part.data.end(),
+                         file.data.begin() + (from - fileBegin) * rowBytes,
+                         file.data.begin() + (to - fileBegin) * rowBytes);
     }
-    out.push_back(std::move(global));
+    out.push_back(std::move(part));
   }
+  // The checkpoint holds each row once.
+  for (std::vector<HostTensor> *file : byShard)
+    for (HostTensor &t : *file)
+      std::vector<uint8_t>().swap(t.data);
 }
 
 } // namespace checkpoint

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moe::rt::checkpoint {
@@ -33,11 +34,21 @@ void checkTensorLayout(
     const std::vector<const std::vector<HostTensor> *> &files,
     const std::vector<size_t> &shards);
 
-/// Appends to `out` the global tensors of the shards `byShard` (in rank
-/// order, laid out as checkTensorLayout checks): their slices of dim 0 back
-/// to back, in shard 0's order. Releases each slice's data once copied.
-void joinShards(const std::vector<std::vector<HostTensor> *> &byShard,
-                std::vector<HostTensor> &out);
+/// The shard files [first, last] of `shards` files that hold rows of slice
+/// `slice` of `slices` of dim 0 (rows [slice n/slices, (slice+1) n/slices)
+/// of n, file r holding [r n/shards, (r+1) n/shards)).
+std::pair<int, int> shardsOfSlice(int shards, int slice, int slices);
+
+/// Appends to `out` slice `slice` of `slices` of every expert-sharded
+/// tensor. `byShard` holds the tensors of the shard files `first`,
+/// `first`+1, ... of `shards` (shardsOfSlice; laid out as
+/// checkTensorLayout checks), in shard `first`'s order. Fails (naming
+/// `dir`) when a tensor's rows do not split into `slices` equal parts.
+/// Releases each file's data once copied.
+void sliceShards(const std::string &dir,
+                 const std::vector<std::vector<HostTensor> *> &byShard,
+                 int first, int shards, int slice, int slices,
+                 std::vector<HostTensor> &out);
 
 } // namespace moe::rt::checkpoint
 

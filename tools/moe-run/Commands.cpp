@@ -100,7 +100,9 @@ Loaded loadPackage(const CommonOptions &options) {
 int64_t restoreForInference(Loaded &loaded, const CommonOptions &common,
                             const Dataset &data, const std::string &dir) {
   loaded.session->initialize(common.seed);
-  rt::Checkpoint checkpoint = rt::loadCheckpoint(dir);
+  rt::Checkpoint checkpoint;
+  stopTogether(*loaded.collectives,
+               [&] { checkpoint = loaded.session->loadCheckpoint(dir); });
   restoreCheckpoint(*loaded.session, *loaded.package, data, checkpoint, dir,
                     /*resuming=*/false);
   return checkpoint.step;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -75,8 +76,7 @@ void refuseNewerCheckpoints(const std::string &root, int64_t step) {
   std::string latest = rt::latestCheckpoint(root);
   if (latest.empty())
     return;
-  rt::Checkpoint newest = rt::loadCheckpoint(latest);
-  if (newest.step > step)
+  if (rt::checkpointStep(latest) > step)
     throw std::runtime_error(
         "--checkpoint-dir " + root + " holds " + latest +
         ", later than the resume point (step " + std::to_string(step) +
@@ -195,11 +195,22 @@ std::string RunState::loadLatest() {
   std::vector<std::string> dirs = rt::checkpointDirectories(root);
   std::string newestError;
   for (size_t i = 0; i < dirs.size(); ++i) {
+    std::string error;
     try {
-      checkpoint = rt::loadCheckpoint(dirs[i]);
+      checkpoint = session.loadCheckpoint(dirs[i]);
     } catch (const rt::CheckpointError &e) {
+      error = e.what();
+    }
+    // The ranks read different shard files: a checkpoint is valid when
+    // every rank's part loaded, and all ranks must agree on which.
+    error.erase(std::find(error.begin(), error.end(), '\0'), error.end());
+    for (const std::string &seen :
+         gatherStrings(ranks, error.substr(0, 511), /*maxBytes=*/512))
+      if (error.empty())
+        error = seen;
+    if (!error.empty()) {
       if (i == 0)
-        newestError = e.what();
+        newestError = error;
       continue;
     }
     if (i > 0 && ranks.rank() == 0) {
@@ -242,7 +253,8 @@ uint64_t RunState::open(uint64_t seed) {
       std::printf("resume: no checkpoint in %s yet, starting fresh\n",
                   options.checkpointDir.c_str());
   } else if (resuming()) {
-    checkpoint = rt::loadCheckpoint(resumeDir);
+    stopTogether(ranks,
+                 [&] { checkpoint = session.loadCheckpoint(resumeDir); });
   }
   if (resuming()) {
     // The seed is part of the run: a resumed run keeps the original one.

@@ -428,25 +428,39 @@ std::vector<rt::CheckpointFile> Session::ownFiles() const {
   return files;
 }
 
+rt::Checkpoint Session::loadCheckpoint(const std::string &dir) const {
+  if (!hasShards())
+    return rt::loadCheckpoint(dir);
+  return rt::loadCheckpoint(dir, rank(), ranks());
+}
+
 void Session::restore(const rt::Checkpoint &checkpoint) {
+  if (checkpoint.slices > 1 && checkpoint.slices != ranks())
+    throw rt::CheckpointError(
+        "checkpoint loaded as " + std::to_string(checkpoint.slices) +
+        " slices for a session of " + std::to_string(ranks()) + " ranks");
   for (auto &[name, entry] : buffers) {
     const ArgumentInfo &arg = entry.first;
     const rt::HostTensor *t = checkpoint.find(name);
     if (!t)
       throw rt::CheckpointError("checkpoint has no tensor '" + name +
                                 "' (saved from a different model?)");
-    // Checkpoints hold global tensors, whatever the ranks they were saved
-    // from.
+    // A checkpoint holds global tensors, whatever the ranks it was saved
+    // from; loaded in slices, a sharded tensor holds this rank's.
+    const bool sliced = arg.sharded && checkpoint.slices > 1;
+    const std::vector<int64_t> shape =
+        sliced ? arg.localShape(ranks()) : arg.shape;
+    const size_t bytes = localBytes(arg);
     std::string dtype = checkpointDtype(arg.dtype);
-    if (t->shape != arg.shape || t->dtype != dtype ||
-        t->data.size() != arg.bytes())
+    if (t->shape != shape || t->dtype != dtype ||
+        t->data.size() != (sliced ? bytes : arg.bytes()))
       throw rt::CheckpointError(
           "checkpoint tensor '" + name +
           "' has another shape or type than the package's (" + t->dtype + " " +
-          shapeText(t->shape) + ", expected " + dtype + " " +
-          shapeText(arg.shape) + ")");
-    size_t bytes = localBytes(arg);
-    size_t offset = arg.sharded ? static_cast<size_t>(rank()) * bytes : 0;
+          shapeText(t->shape) + ", expected " + dtype + " " + shapeText(shape) +
+          ")");
+    size_t offset =
+        arg.sharded && !sliced ? static_cast<size_t>(rank()) * bytes : 0;
     backend_->copyFromHost(entry.second, t->data.data() + offset, bytes);
   }
 }

@@ -81,9 +81,14 @@ public:
   std::vector<rt::CheckpointFile> ownFiles() const;
   /// Whether some parameter or state tensor is split over the ranks.
   bool hasShards() const;
+  /// Loads from the checkpoint directory `dir` what restore() needs on
+  /// this rank: the replicated tensors and, of the expert-sharded ones,
+  /// only this rank's slice (reading only the shard files that hold it).
+  rt::Checkpoint loadCheckpoint(const std::string &dir) const;
   /// Restores every tensor of the package from `checkpoint` (global
-  /// tensors; a sharded buffer takes this rank's slice); throws
-  /// rt::CheckpointError naming a missing or mis-shaped tensor.
+  /// tensors, of which a sharded buffer takes this rank's slice, or the
+  /// slices loadCheckpoint() read); throws rt::CheckpointError naming a
+  /// missing or mis-shaped tensor.
   void restore(const rt::Checkpoint &checkpoint);
 
   /// The named parameter or state tensor, in backend memory: this rank's

@@ -797,6 +797,67 @@ std::vector<HostTensor> expertTensors(int64_t n = 4) {
                               std::vector<int32_t>(n, 0))};
 }
 
+/// Rows [begin, end) of dim 0 of `t`.
+HostTensor rowsOf(const HostTensor &t, int64_t begin, int64_t end) {
+  size_t rowBytes = t.data.size() / t.shape[0];
+  HostTensor part = t;
+  part.shape[0] = end - begin;
+  part.data.assign(t.data.begin() + begin * rowBytes,
+                   t.data.begin() + end * rowBytes);
+  return part;
+}
+
+// Rank r of R' loads only its rows of the expert-sharded tensors, from the
+// shard files of any R that hold them, and the replicated tensors whole.
+TEST_F(CheckpointTest, LoadsOneSliceFromTheFilesThatHoldIt) {
+  std::vector<HostTensor> global = expertTensors(12);
+  for (int e = 0; e < 12; ++e)
+    reinterpret_cast<int32_t *>(global[2].data.data())[e] = 10 * e + 7;
+  for (int saved : {1, 2, 3, 4, 6}) {
+    std::string dir = saveCheckpointFiles(path("r" + std::to_string(saved)), 1,
+                                          shardedFiles(global, saved), nullptr);
+    for (int slices : {1, 2, 3, 4, 6, 12})
+      for (int slice = 0; slice < slices; ++slice) {
+        SCOPED_TRACE(testing::Message() << "saved on " << saved << ", slice "
+                                        << slice << " of " << slices);
+        Checkpoint c = loadCheckpoint(dir, slice, slices);
+        EXPECT_EQ(c.slice, slice);
+        EXPECT_EQ(c.slices, slices);
+        EXPECT_EQ(c.expertShards, saved);
+        int64_t rows = 12 / slices;
+        for (const HostTensor &t : global) {
+          const HostTensor *loaded = c.find(t.name);
+          ASSERT_NE(loaded, nullptr) << t.name;
+          HostTensor expected = rowsOf(t, slice * rows, (slice + 1) * rows);
+          EXPECT_EQ(loaded->shape, expected.shape) << t.name;
+          EXPECT_EQ(loaded->data, expected.data) << t.name;
+        }
+        ASSERT_NE(c.find("layer0.weight"), nullptr) << "replicated";
+      }
+  }
+
+  // Only the files holding the slice are read: damage elsewhere is left to
+  // the rank that reads it.
+  std::string dir = path("r2/step-00000001");
+  std::string shard1 = dir + "/" + expertShardFileName(1, 2);
+  std::string bytes = readFile(shard1);
+  bytes[bytes.size() - 1] ^= 1;
+  writeFile(shard1, bytes);
+  EXPECT_NO_THROW(loadCheckpoint(dir, 0, 2));
+  EXPECT_NO_THROW(loadCheckpoint(dir, 1, 4));
+  std::string msg = errorOf([&] { loadCheckpoint(dir, 1, 2); });
+  EXPECT_NE(msg.find(expertShardFileName(1, 2)), std::string::npos) << msg;
+  EXPECT_NE(errorOf([&] { loadCheckpoint(dir, 2, 4); }).find("SHA-256"),
+            std::string::npos);
+
+  msg = errorOf([&] { loadCheckpoint(path("r1/step-00000001"), 0, 5); });
+  EXPECT_NE(msg.find("its 12 rows do not split into 5 equal slices"),
+            std::string::npos)
+      << msg;
+  msg = errorOf([&] { loadCheckpoint(path("r1/step-00000001"), 2, 2); });
+  EXPECT_NE(msg.find("cannot load slice 2 of 2"), std::string::npos) << msg;
+}
+
 TEST_F(CheckpointTest, ShardFileNames) {
   EXPECT_EQ(expertShardFileName(0, 1), "tensors-expert-0-of-1.safetensors");
   EXPECT_EQ(expertShardFileName(3, 4), "tensors-expert-3-of-4.safetensors");
