@@ -20,6 +20,9 @@
 #include "runtime/Philox.h"
 #include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/collectives/Collectives.h"
+#ifdef MOE_COLLECTIVES_HAS_NCCL
+#include "runtime/collectives/NcclCollectives.h"
+#endif
 #include "runtime/data/Tokenizer.h"
 
 #include <algorithm>
@@ -44,8 +47,9 @@ struct Loaded {
   int ranks() const { return collectives->size(); }
 };
 
+/// `device` is the CUDA device this rank uses.
 std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
-                                         const Package &package) {
+                                         const Package &package, int device) {
   std::string backend = options.backend;
   if (backend == "auto")
     backend = package.target() == "cuda" ? "cuda" : "cpu";
@@ -57,7 +61,7 @@ std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
     return rt::createCpuBackend(options.threads);
   }
   if (backend == "cuda")
-    return rt::createCudaBackend(options.device);
+    return rt::createCudaBackend(device);
   throw std::runtime_error("unknown backend '" + backend +
                            "' (expected auto, cpu or cuda)");
 }
@@ -73,9 +77,24 @@ Loaded loadPackage(const CommonOptions &options) {
   bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE");
   if (kind == "auto" && cuda && launched)
     kind = "nccl";
+  // Each rank of a node its own GPU: --device, else the node-local rank
+  // modulo the devices. NCCL picks it (it can ask MPI for the local rank
+  // when no launcher says), and the backend uses the same one.
   rt::CollectivesOptions collectiveOptions;
   collectiveOptions.device = options.device;
   loaded.collectives = rt::createCollectives(kind, collectiveOptions);
+  int device = 0;
+  if (cuda)
+    device = rt::selectDevice(options.device, rt::launcherLocalRank(),
+                              rt::cudaDeviceCount());
+#ifdef MOE_COLLECTIVES_HAS_NCCL
+  if (auto *nccl =
+          dynamic_cast<rt::NcclCollectives *>(loaded.collectives.get()))
+    device = nccl->device();
+#endif
+  if (cuda && options.verbose)
+    std::printf("rank %d of %d: CUDA device %d of %d\n", loaded.rank(),
+                loaded.ranks(), device, rt::cudaDeviceCount());
   // Rank 0 compiles the package; the others then find it in the cache. A
   // failure stops every rank at once.
   Package &package = *loaded.package;
@@ -90,7 +109,7 @@ Loaded loadPackage(const CommonOptions &options) {
   });
   // The ranks size the buffers of expert-sharded tensors.
   loaded.session = std::make_unique<Session>(
-      *loaded.package, makeBackend(options, *loaded.package),
+      *loaded.package, makeBackend(options, *loaded.package, device),
       loaded.collectives.get());
   return loaded;
 }

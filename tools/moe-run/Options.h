@@ -18,7 +18,7 @@ struct CommonOptions {
   std::string package;
   std::string backend = "auto"; ///< auto, cpu or cuda
   int threads = 0;              ///< CPU threads; 0 = all cores
-  int device = 0;               ///< CUDA device
+  int device = -1; ///< CUDA device; -1: the node-local rank modulo the devices
   uint64_t seed = 1;
   std::string collectives = "auto"; ///< auto, single or mpi
   bool verbose = false;

@@ -61,8 +61,9 @@ void addCommon(CLI::App *app, CommonOptions &common) {
                   "CPU threads (0: every core)")
       ->capture_default_str()
       ->check(kCount);
-  app->add_option("--device", common.device, "CUDA device")
-      ->capture_default_str()
+  app->add_option("--device", common.device,
+                  "CUDA device (default: the node-local rank under mpirun "
+                  "modulo the visible devices, else 0)")
       ->check(kCount);
   app->add_option("--seed", common.seed,
                   "Seed of parameter initialisation, gating noise, dropout "
