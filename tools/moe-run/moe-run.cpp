@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "tools/moe-run/Commands.h"
+#include "tools/moe-run/MemoryEstimate.h"
 
 #include "runtime/checkpoint/Safetensors.h"
 
@@ -50,6 +51,22 @@ const CLI::Validator kCount(
     },
     "COUNT");
 
+void addMemoryLimit(CLI::App *app, CommonOptions &common) {
+  app->add_option_function<std::string>(
+         "--memory-limit",
+         [&common](const std::string &text) {
+           try {
+             common.memoryLimit = parseBytes(text);
+           } catch (const std::invalid_argument &e) {
+             throw CLI::ValidationError("--memory-limit", e.what());
+           }
+         },
+         "Bytes a rank may use (e.g. 64G; default: the device's free memory "
+         "or the host's available memory): a package whose estimate (see "
+         "moe-run info) exceeds it is refused before anything is allocated")
+      ->type_name("BYTES");
+}
+
 void addCommon(CLI::App *app, CommonOptions &common) {
   app->add_option("package", common.package,
                   "Package directory (manifest.json and step.cpp or step.cu)")
@@ -74,6 +91,7 @@ void addCommon(CLI::App *app, CommonOptions &common) {
                   "packages, MPI for CPU ones; else one rank), single, mpi "
                   "or nccl")
       ->capture_default_str();
+  addMemoryLimit(app, common);
   app->add_flag("-v,--verbose", common.verbose,
                 "Print the compile command and per-layer expert load");
   app->add_flag("-q,--quiet", common.quiet, "Print only errors and results");
@@ -268,6 +286,12 @@ int main(int argc, char **argv) {
       app.add_subcommand("info", "Describe a package's functions");
   infoCmd->add_option("package", common.package, "Package directory")
       ->required();
+  infoCmd
+      ->add_option("--device", common.device,
+                   "CUDA device whose free memory the estimate is checked "
+                   "against")
+      ->check(kCount);
+  addMemoryLimit(infoCmd, common);
 
   try {
     app.parse(argc, argv);
