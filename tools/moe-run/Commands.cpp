@@ -156,7 +156,7 @@ Loaded loadPackage(const CommonOptions &options, const std::string &command) {
   // failure stops every rank at once.
   stopTogether(ranks, [&] {
     if (ranks.rank() == 0)
-      package.load(options.verbose);
+      package.load(options.verbose, !options.quiet);
   });
   stopTogether(ranks, [&] {
     if (ranks.rank() != 0)
