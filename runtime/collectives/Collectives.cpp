@@ -18,6 +18,7 @@
 #include "runtime/collectives/NcclCollectives.h"
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -48,6 +49,24 @@ bool launchedByMpirun() {
 }
 
 } // namespace
+
+int launcherLocalRank() {
+  for (const char *name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                           "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"})
+    if (const char *value = std::getenv(name)) {
+      char *end = nullptr;
+      long rank = std::strtol(value, &end, 10);
+      if (end != value && *end == '\0' && rank >= 0 && rank < (1L << 30))
+        return static_cast<int>(rank);
+    }
+  return -1;
+}
+
+int selectDevice(int requested, int localRank, int devices) {
+  if (requested >= 0 || devices <= 0)
+    return requested;
+  return std::max(localRank, 0) % devices;
+}
 
 std::unique_ptr<Collectives>
 createCollectives(const std::string &kind, const CollectivesOptions &options) {

@@ -92,6 +92,17 @@ bool collectivesCompiled(const std::string &kind);
 /// else throws std::invalid_argument), else 120.
 double collectiveTimeoutSeconds();
 
+/// The rank of this process among those of its node, as the launcher
+/// reports it (Open MPI, MPICH/Hydra, MVAPICH, Slurm), or -1 when no
+/// launcher said so.
+int launcherLocalRank();
+
+/// The CUDA device of a rank: `requested` when it is >= 0 (an explicit
+/// --device wins), else the node-local rank modulo the `devices` visible,
+/// so that the ranks of a node spread over its GPUs. A negative
+/// `localRank` (unknown) counts as 0.
+int selectDevice(int requested, int localRank, int devices);
+
 /// Number of collective operations of this process that timed out or
 /// failed and never completed. While it is non-zero, exit calls MPI_Abort
 /// instead of MPI_Finalize (which would wait forever for a missing rank),

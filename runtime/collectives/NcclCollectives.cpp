@@ -26,14 +26,19 @@ namespace moe::rt {
 
 namespace {
 
-/// The rank of this process among those of its node, from the launcher's
-/// environment (Open MPI, MPICH, Slurm), else the world rank.
-int nodeLocalRank(int worldRank) {
-  for (const char *name :
-       {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
-    if (const char *value = std::getenv(name))
-      return std::atoi(value);
-  return worldRank;
+/// The rank of this process among those of its node: the launcher's
+/// word, else its rank among the processes that share its memory.
+int nodeLocalRank(MPI_Comm comm) {
+  int local = launcherLocalRank();
+  if (local >= 0)
+    return local;
+  MPI_Comm shared = MPI_COMM_NULL;
+  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                          &shared) != MPI_SUCCESS)
+    return 0;
+  MPI_Comm_rank(shared, &local);
+  MPI_Comm_free(&shared);
+  return local;
 }
 
 } // namespace
@@ -284,6 +289,9 @@ NcclCollectives::NcclCollectives(const CollectivesOptions &options)
   // Device and stream first, and agree on success before the bootstrap: a
   // rank without a device must not leave the others waiting for the id.
   std::string localError;
+  // Collective (MPI_Comm_split_type) when no launcher names the local rank:
+  // every rank asks, device or not.
+  int localRank = options.device >= 0 ? 0 : nodeLocalRank(s.mpi);
   int devices = 0;
   cudaError_t error = cudaGetDeviceCount(&devices);
   if (error != cudaSuccess || devices == 0) {
@@ -291,8 +299,7 @@ NcclCollectives::NcclCollectives(const CollectivesOptions &options)
         std::string("no CUDA device is visible (") +
         (error != cudaSuccess ? cudaGetErrorString(error) : "0 devices") + ")";
   } else {
-    s.device =
-        options.device >= 0 ? options.device : nodeLocalRank(s.rank) % devices;
+    s.device = selectDevice(options.device, localRank, devices);
     if ((error = cudaSetDevice(s.device)) != cudaSuccess)
       localError = "cudaSetDevice(" + std::to_string(s.device) +
                    ") failed: " + cudaGetErrorString(error);

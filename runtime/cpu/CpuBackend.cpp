@@ -15,8 +15,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <optional>
 #include <stdexcept>
+#include <string>
+
+#include <unistd.h>
 
 namespace moe::rt {
 
@@ -58,10 +63,55 @@ void CpuBackend::copyDevice(void *dst, const void *src, size_t bytes) {
 void CpuBackend::fill(float *x, float value, int64_t count) {
   if (count < 0)
     throw std::invalid_argument("fill: negative count");
-  std::fill(x, x + count, value);
+    // Threads share the pages of a large buffer: its first touch (the zeroed
+    // Adam moments of a billion-parameter model) runs at memory speed.
+#pragma omp parallel for if (count > (int64_t(1) << 20)) schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    x[i] = value;
 }
 
 void CpuBackend::synchronize() {}
+
+namespace {
+
+/// The first number after `key` in `path` (/proc/meminfo lines,
+/// "key: N kB"), times `unit`; nullopt when absent or "max".
+std::optional<size_t> readNumber(const char *path, const std::string &key,
+                                 size_t unit) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size(), key) != 0)
+      continue;
+    const char *text = line.c_str() + key.size();
+    while (*text == ' ' || *text == ':')
+      ++text;
+    char *end = nullptr;
+    unsigned long long value = std::strtoull(text, &end, 10);
+    if (end == text)
+      return std::nullopt;
+    return static_cast<size_t>(value) * unit;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+size_t CpuBackend::availableMemory() const {
+  std::optional<size_t> available =
+      readNumber("/proc/meminfo", "MemAvailable", 1024);
+  if (!available) {
+    long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    available = pages > 0 && page > 0 ? size_t(pages) * size_t(page) : 0;
+  }
+  // A container's limit (cgroup v2) is often below what the host has free.
+  std::optional<size_t> limit = readNumber("/sys/fs/cgroup/memory.max", "", 1);
+  std::optional<size_t> used =
+      readNumber("/sys/fs/cgroup/memory.current", "", 1);
+  if (limit && used)
+    available = std::min(*available, *limit > *used ? *limit - *used : 0);
+  return *available;
+}
 
 std::unique_ptr<Backend> createCpuBackend(int numThreads) {
   if (numThreads < 0)

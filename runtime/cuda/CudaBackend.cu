@@ -399,6 +399,13 @@ void CudaBackend::synchronize() {
   MOE_CUDA_CHECK(cudaStreamSynchronize(ctx_->stream));
 }
 
+size_t CudaBackend::availableMemory() const {
+  size_t free = 0, total = 0;
+  MOE_CUDA_CHECK(cudaSetDevice(ctx_->device));
+  MOE_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return free;
+}
+
 void CudaBackend::gemm(bool transA, bool transB, int64_t m, int64_t n,
                        int64_t k, float alpha, const float *A, int64_t lda,
                        const float *B, int64_t ldb, float beta, float *C,

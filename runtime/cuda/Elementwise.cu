@@ -108,7 +108,38 @@ __global__ void dropoutKernel(const float *x, float *y, int64_t count,
   }
 }
 
+/// One thread per Philox block of the global tensor, as the CPU.
+__global__ void initUniformKernel(float *x, int64_t count, double bound,
+                                  uint64_t seed, uint64_t stream,
+                                  uint64_t begin, uint64_t firstBlock,
+                                  int64_t blocks) {
+  MOE_GRID_STRIDE(b, blocks) {
+    uint64_t block = firstBlock + static_cast<uint64_t>(b);
+    PhiloxBlock bits = philox4x32(seed, block, stream);
+#pragma unroll
+    for (uint64_t j = 0; j < 4; ++j) {
+      uint64_t index = 4 * block + j;
+      if (index >= begin && index < begin + static_cast<uint64_t>(count))
+        // __dmul_rn: no contraction, the CPU's two roundings exactly.
+        x[index - begin] = static_cast<float>(__dmul_rn(
+            bound, 2.0 * static_cast<double>(philoxUniform(bits.v[j])) - 1.0));
+    }
+  }
+}
+
 } // namespace
+
+void CudaBackend::initUniform(float *x, int64_t count, double bound,
+                              uint64_t seed, uint64_t stream, uint64_t begin) {
+  checkCount("initUniform", count);
+  if (count == 0)
+    return;
+  uint64_t first = begin >> 2, last = (begin + count - 1) >> 2;
+  int64_t blocks = static_cast<int64_t>(last - first + 1);
+  MOE_LAUNCH(initUniformKernel, dim3(gridFor(blocks)),
+             dim3(kElementwiseThreads), 0, ctx_->stream, x, count, bound, seed,
+             stream, begin, first, blocks);
+}
 
 void CudaBackend::add(const float *a, const float *b, float *y, int64_t count) {
   checkCount("add", count);

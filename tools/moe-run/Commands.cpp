@@ -11,6 +11,7 @@
 #include "tools/moe-run/Evaluation.h"
 #include "tools/moe-run/GradientCheck.h"
 #include "tools/moe-run/LanguageModelData.h"
+#include "tools/moe-run/MemoryEstimate.h"
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/RunState.h"
 #include "tools/moe-run/Session.h"
@@ -20,6 +21,9 @@
 #include "runtime/Philox.h"
 #include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/collectives/Collectives.h"
+#ifdef MOE_COLLECTIVES_HAS_NCCL
+#include "runtime/collectives/NcclCollectives.h"
+#endif
 #include "runtime/data/Tokenizer.h"
 
 #include <algorithm>
@@ -28,7 +32,9 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <vector>
 
 namespace moe::run {
 
@@ -40,12 +46,17 @@ struct Loaded {
   std::unique_ptr<rt::Collectives> collectives;
   std::unique_ptr<Package> package;
   std::unique_ptr<Session> session;
+  /// This rank's estimate and the least budget of the ranks.
+  MemoryEstimate memory;
+  uint64_t budget = 0;
+  std::string budgetWhere;
   int rank() const { return collectives->rank(); }
   int ranks() const { return collectives->size(); }
 };
 
+/// `device` is the CUDA device this rank uses.
 std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
-                                         const Package &package) {
+                                         const Package &package, int device) {
   std::string backend = options.backend;
   if (backend == "auto")
     backend = package.target() == "cuda" ? "cuda" : "cpu";
@@ -57,12 +68,55 @@ std::unique_ptr<rt::Backend> makeBackend(const CommonOptions &options,
     return rt::createCpuBackend(options.threads);
   }
   if (backend == "cuda")
-    return rt::createCudaBackend(options.device);
+    return rt::createCudaBackend(device);
   throw std::runtime_error("unknown backend '" + backend +
                            "' (expected auto, cpu or cuda)");
 }
 
-Loaded loadPackage(const CommonOptions &options) {
+/// Bytes a rank may use: what `backend` has available, capped by
+/// --memory-limit; `where` says which, for messages.
+uint64_t memoryBudget(const CommonOptions &options, const rt::Backend &backend,
+                      std::string &where) {
+  uint64_t available = backend.availableMemory();
+  if (options.memoryLimit && options.memoryLimit < available) {
+    where = "--memory-limit is";
+    return options.memoryLimit;
+  }
+  where = backend.name() == "cpu"
+              ? "the host has available"
+              : "the " + backend.name() + " device has free";
+  return available;
+}
+
+/// Refuses, before anything big is allocated, a package whose per-rank
+/// estimate for `command` exceeds the smallest budget of the ranks (every
+/// rank decides alike, so none is left waiting in a collective).
+void checkMemory(const CommonOptions &options, Loaded &loaded,
+                 rt::Backend &backend, const std::string &command) {
+  std::string where;
+  uint64_t budget = memoryBudget(options, backend, where);
+  if (loaded.ranks() > 1) {
+    std::vector<uint64_t> budgets(loaded.ranks());
+    allGatherHost(*loaded.collectives, backend, &budget, sizeof(budget),
+                  budgets.data());
+    uint64_t least = *std::min_element(budgets.begin(), budgets.end());
+    if (least < budget)
+      where = "a rank has";
+    budget = least;
+  }
+  std::vector<std::string> functions = functionsOf(*loaded.package, command);
+  if (std::optional<std::string> error =
+          checkFits(*loaded.package, loaded.ranks(), functions, budget, where))
+    throw std::runtime_error("package " + loaded.package->directory() + " " +
+                             *error + " (see moe-run info)");
+  loaded.memory = estimateMemory(*loaded.package, loaded.ranks(), functions);
+  loaded.budget = budget;
+  loaded.budgetWhere = where;
+}
+
+/// Loads the package on the ranks of this process for `command` ("train",
+/// "eval", "generate", "gradcheck"), whose memory it checks first.
+Loaded loadPackage(const CommonOptions &options, const std::string &command) {
   Loaded loaded;
   loaded.package = std::make_unique<Package>(Package::open(options.package));
   // Under mpirun every rank runs this; "auto" finds out. GPU ranks talk
@@ -73,16 +127,36 @@ Loaded loadPackage(const CommonOptions &options) {
   bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE");
   if (kind == "auto" && cuda && launched)
     kind = "nccl";
+  // Each rank of a node its own GPU: --device, else the node-local rank
+  // modulo the devices. NCCL picks it (it can ask MPI for the local rank
+  // when no launcher says), and the backend uses the same one.
   rt::CollectivesOptions collectiveOptions;
   collectiveOptions.device = options.device;
   loaded.collectives = rt::createCollectives(kind, collectiveOptions);
-  // Rank 0 compiles the package; the others then find it in the cache. A
-  // failure stops every rank at once.
+  int device = 0;
+  if (cuda)
+    device = rt::selectDevice(options.device, rt::launcherLocalRank(),
+                              rt::cudaDeviceCount());
+#ifdef MOE_COLLECTIVES_HAS_NCCL
+  if (auto *nccl =
+          dynamic_cast<rt::NcclCollectives *>(loaded.collectives.get()))
+    device = nccl->device();
+#endif
+  if (cuda && options.verbose)
+    std::printf("rank %d of %d: CUDA device %d of %d\n", loaded.rank(),
+                loaded.ranks(), device, rt::cudaDeviceCount());
   Package &package = *loaded.package;
   rt::Collectives &ranks = *loaded.collectives;
+  // The memory check gathers over the ranks: a rank without its backend
+  // must not leave the others waiting there.
+  std::unique_ptr<rt::Backend> backend;
+  stopTogether(ranks, [&] { backend = makeBackend(options, package, device); });
+  checkMemory(options, loaded, *backend, command);
+  // Rank 0 compiles the package; the others then find it in the cache. A
+  // failure stops every rank at once.
   stopTogether(ranks, [&] {
     if (ranks.rank() == 0)
-      package.load(options.verbose);
+      package.load(options.verbose, !options.quiet);
   });
   stopTogether(ranks, [&] {
     if (ranks.rank() != 0)
@@ -90,8 +164,7 @@ Loaded loadPackage(const CommonOptions &options) {
   });
   // The ranks size the buffers of expert-sharded tensors.
   loaded.session = std::make_unique<Session>(
-      *loaded.package, makeBackend(options, *loaded.package),
-      loaded.collectives.get());
+      *loaded.package, std::move(backend), loaded.collectives.get());
   return loaded;
 }
 
@@ -116,7 +189,7 @@ int64_t restoreForInference(Loaded &loaded, const CommonOptions &common,
 
 int runTrain(const CommonOptions &common, const DataOptions &data,
              const TrainOptions &train) {
-  Loaded loaded = loadPackage(common);
+  Loaded loaded = loadPackage(common, "train");
   const Package &package = *loaded.package;
   // Rank 0 speaks, writes metrics and checkpoints for all.
   bool quiet = common.quiet || loaded.rank() != 0;
@@ -124,6 +197,16 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
     throw std::runtime_error(
         "package " + package.directory() +
         " returns gradients (optimizer=none): compile it with Adam to train");
+  if (!quiet) {
+    const MemoryEstimate &m = loaded.memory;
+    std::printf("memory per rank: %s of parameters, %s of optimizer state, "
+                "%s of arenas, %s of inputs: %s (%s %s)\n",
+                formatBytes(m.parameters).c_str(),
+                formatBytes(m.optimizerState).c_str(),
+                formatBytes(m.arenas).c_str(), formatBytes(m.inputs).c_str(),
+                formatBytes(m.total()).c_str(), loaded.budgetWhere.c_str(),
+                formatBytes(loaded.budget).c_str());
+  }
   LmShape shape = languageModelShape(package);
   checkBatchTokens(shape, train.batchTokens);
   if (train.steps < 1)
@@ -143,7 +226,7 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
 
 int runEval(const CommonOptions &common, const DataOptions &data,
             const EvalOptions &eval) {
-  Loaded loaded = loadPackage(common);
+  Loaded loaded = loadPackage(common, "eval");
   LmShape shape = languageModelShape(*loaded.package);
   // Rank 0 speaks for all, as in train.
   LanguageModelData dataset(*loaded.package, shape, data,
@@ -173,7 +256,7 @@ int runEval(const CommonOptions &common, const DataOptions &data,
 
 int runGenerate(const CommonOptions &common, const DataOptions &data,
                 const GenerateOptions &options) {
-  Loaded loaded = loadPackage(common);
+  Loaded loaded = loadPackage(common, "generate");
   Package &package = *loaded.package;
   if (loaded.ranks() > 1)
     throw std::runtime_error("generate runs on one rank (not under mpirun)");
@@ -251,7 +334,7 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
 
 int runGradcheck(const CommonOptions &common,
                  const GradcheckOptions &options) {
-  Loaded loaded = loadPackage(common);
+  Loaded loaded = loadPackage(common, "gradcheck");
   return checkGradients(*loaded.session, *loaded.package, options, common.seed,
                         common.verbose)
              ? 0
@@ -261,6 +344,63 @@ int runGradcheck(const CommonOptions &common,
 //===----------------------------------------------------------------------===//
 // info
 //===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The per-rank memory table of `moe-run info`: training (the train step
+/// and the evaluation function) on one rank and, for an expert-parallel
+/// package, on the rank counts that divide its experts; then the budget of
+/// this machine and whether training fits.
+void printMemory(const CommonOptions &common, const Package &package) {
+  std::vector<int> counts{1};
+  for (int r : largerRankCounts(package, 1))
+    counts.push_back(r);
+  std::vector<std::string> functions = functionsOf(package, "train");
+  std::string roles;
+  for (const std::string &role : functions)
+    roles += (roles.empty() ? "" : " + ") + role;
+  std::printf("memory per rank to train (%s arenas; gradients are in the "
+              "train step's arena):\n",
+              roles.c_str());
+  std::printf("  %5s  %12s  %12s  %12s  %12s  %12s\n", "ranks", "parameters",
+              "optimizer", "arenas", "inputs", "total");
+  for (int r : counts) {
+    MemoryEstimate m = estimateMemory(package, r, functions);
+    std::printf("  %5d  %12s  %12s  %12s  %12s  %12s\n", r,
+                formatBytes(m.parameters).c_str(),
+                formatBytes(m.optimizerState).c_str(),
+                formatBytes(m.arenas).c_str(), formatBytes(m.inputs).c_str(),
+                formatBytes(m.total()).c_str());
+  }
+  if (!package.hasShardedTensors())
+    std::printf("  (replicated: data-parallel ranks each hold all of it; "
+                "expert-parallel=true splits the experts)\n");
+  // The budget of this machine, when there is a device to ask.
+  std::unique_ptr<rt::Backend> backend;
+  if (package.target() == "cpu")
+    backend = rt::createCpuBackend(1);
+  else if (rt::cudaDeviceCount() > 0)
+    backend = rt::createCudaBackend(rt::selectDevice(
+        common.device, rt::launcherLocalRank(), rt::cudaDeviceCount()));
+  std::string where;
+  uint64_t budget = common.memoryLimit;
+  if (backend)
+    budget = memoryBudget(common, *backend, where);
+  else if (budget)
+    where = "--memory-limit is";
+  else {
+    std::printf("no CUDA device visible: no budget to check against\n");
+    return;
+  }
+  std::optional<std::string> error =
+      checkFits(package, 1, functions, budget, where);
+  std::printf(
+      "%s\n",
+      error ? error->c_str()
+            : ("fits on 1 rank: " + where + " " + formatBytes(budget)).c_str());
+}
+
+} // namespace
 
 int runInfo(const CommonOptions &common) {
   Package package = Package::open(common.package);
@@ -283,6 +423,7 @@ int runInfo(const CommonOptions &common) {
                 static_cast<long long>(count[ArgumentRole::State]),
                 f->planExperts.size());
   }
+  printMemory(common, package);
   return 0;
 }
 

@@ -18,9 +18,12 @@ struct CommonOptions {
   std::string package;
   std::string backend = "auto"; ///< auto, cpu or cuda
   int threads = 0;              ///< CPU threads; 0 = all cores
-  int device = 0;               ///< CUDA device
+  int device = -1; ///< CUDA device; -1: the node-local rank modulo the devices
   uint64_t seed = 1;
   std::string collectives = "auto"; ///< auto, single or mpi
+  /// Bytes a rank may use (0: what the backend has available); a package
+  /// whose estimate exceeds it is refused before anything is allocated.
+  uint64_t memoryLimit = 0;
   bool verbose = false;
   bool quiet = false;
 };

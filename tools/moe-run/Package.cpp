@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -418,7 +419,7 @@ Package Package::open(const std::string &dir) {
   return package;
 }
 
-void Package::load(bool verbose) {
+void Package::load(bool verbose, bool progress) {
   std::string includeDir = MOE_RUN_INCLUDE_DIR, libraryDir =
                                                    MOE_RUN_LIBRARY_DIR;
   if (const char *root = std::getenv("MOE_RUN_INCLUDE_DIR"))
@@ -468,11 +469,21 @@ void Package::load(bool verbose) {
     if (verbose)
       std::cerr << "moe-run: compiling " << sourcePath << "\n  " << full
                 << "\n";
+    else if (progress)
+      // Seconds of the C++ compiler (nvcc: more) before anything else.
+      std::cerr << "moe-run: compiling " << sourcePath
+                << " (first run; cached afterwards)..." << std::endl;
+    auto start = std::chrono::steady_clock::now();
     std::string output;
     if (runCommand(full, output) != 0) {
       ::unlink(temp.c_str());
       fail("compiling " + sourcePath + " failed:\n" + output);
     }
+    if (verbose || progress)
+      std::fprintf(stderr, "moe-run: compiled in %.1f s\n",
+                   std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count());
     // The digest first: an object never lies in the cache without one.
     writeAtomically(digest, sha256Hex(readFile(temp)));
     if (::rename(temp.c_str(), object.c_str()) != 0)

@@ -90,8 +90,9 @@ public:
   static Package open(const std::string &dir);
 
   /// Compiles the source (or reuses the cached object) and resolves every
-  /// function's entry point. `verbose` prints the compile command.
-  void load(bool verbose);
+  /// function's entry point. `verbose` prints the compile command,
+  /// `progress` that a compile is running and how long it took.
+  void load(bool verbose, bool progress = false);
 
   const std::string &directory() const { return dir; }
   const std::string &model() const { return modelName; }

@@ -264,7 +264,7 @@ uint64_t RunState::open(uint64_t seed) {
 }
 
 int64_t RunState::start(BatchSource &batches) {
-  session.initialize(runSeed);
+  session.initialize(runSeed, !quiet);
   if (!resuming())
     return 0;
   restoreCheckpoint(session, package, data, checkpoint, resumeDir,

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 namespace moe::run {
@@ -32,6 +33,10 @@ std::string checkpointDtype(const std::string &dtype) {
 /// (over all ranks), so a save needs little memory beyond the shards.
 constexpr size_t kGatherBytes = size_t(256) << 20;
 
+/// Initializations of this many parameters or more are announced (about a
+/// second on one CPU core before they ran on the backend).
+constexpr int64_t kAnnouncedParameters = int64_t(100) << 20;
+
 std::string shapeText(const std::vector<int64_t> &shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i)
@@ -39,39 +44,50 @@ std::string shapeText(const std::vector<int64_t> &shape) {
   return text + "]";
 }
 
-/// Host values of the elements [begin, begin + count) of a parameter's
-/// global tensor from its initializer.
-std::vector<float> initialValues(const ArgumentInfo &param, uint64_t seed,
-                                 int64_t begin, int64_t count) {
-  std::vector<float> values(static_cast<size_t>(count), 0.0f);
-  uint64_t stream = rt::fnv1a(param.name);
+/// The bound of a uniform or Glorot initializer: the fans of the last two
+/// dimensions, per expert for [n, d_in, d_out] (global shape; a shard
+/// keeps them).
+double uniformBound(const ArgumentInfo &param) {
   double scale = param.initScale;
-  if (param.init == InitKind::Zeros)
-    return values;
-  if (param.init == InitKind::Constant) {
-    std::fill(values.begin(), values.end(), static_cast<float>(scale));
-    return values;
-  }
-  double bound = scale;
-  if (param.init == InitKind::GlorotUniform) {
-    // Fans of the last two dimensions: per expert for [n, d_in, d_out]
-    // (global shape; a shard keeps them).
-    size_t rank = param.shape.size();
-    double fanIn = rank >= 2 ? param.shape[rank - 2]
-                             : (rank == 1 ? param.shape[0] : 1);
-    double fanOut = rank >= 1 ? param.shape[rank - 1] : 1;
-    bound = (scale == 0 ? 1.0 : scale) * std::sqrt(6.0 / (fanIn + fanOut));
-  }
-  for (int64_t i = 0; i < count; ++i) {
-    auto at = static_cast<uint64_t>(begin + i);
-    if (param.init == InitKind::Normal)
-      values[i] =
-          static_cast<float>(scale * rt::philoxNormalAt(seed, stream, at));
-    else
+  if (param.init != InitKind::GlorotUniform)
+    return scale;
+  size_t rank = param.shape.size();
+  double fanIn =
+      rank >= 2 ? param.shape[rank - 2] : (rank == 1 ? param.shape[0] : 1);
+  double fanOut = rank >= 1 ? param.shape[rank - 1] : 1;
+  return (scale == 0 ? 1.0 : scale) * std::sqrt(6.0 / (fanIn + fanOut));
+}
+
+/// Writes the elements [begin, begin + count) of a parameter's global
+/// tensor from its initializer into `x` (backend memory): on the backend
+/// (fill, initUniform: no host copy of the values), normals on the host.
+void initializeParameter(rt::Backend &backend, const ArgumentInfo &param,
+                         uint64_t seed, int64_t begin, int64_t count,
+                         float *x) {
+  uint64_t stream = rt::fnv1a(param.name);
+  switch (param.init) {
+  case InitKind::Zeros:
+    backend.fill(x, 0.0f, count);
+    return;
+  case InitKind::Constant:
+    backend.fill(x, static_cast<float>(param.initScale), count);
+    return;
+  case InitKind::Uniform:
+  case InitKind::GlorotUniform:
+    backend.initUniform(x, count, uniformBound(param), seed, stream,
+                        static_cast<uint64_t>(begin));
+    return;
+  case InitKind::Normal: {
+    // libm's logf/sinf differ by ulps between host and device: drawn here.
+    std::vector<float> values(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i)
       values[i] = static_cast<float>(
-          bound * (2.0 * rt::philoxUniformAt(seed, stream, at) - 1.0));
+          param.initScale *
+          rt::philoxNormalAt(seed, stream, static_cast<uint64_t>(begin + i)));
+    backend.copyFromHost(x, values.data(), values.size() * sizeof(float));
+    return;
   }
-  return values;
+  }
 }
 
 } // namespace
@@ -169,20 +185,38 @@ Session::~Session() {
     backend_->release(entry.second);
 }
 
-void Session::initialize(uint64_t seed) {
+void Session::initialize(uint64_t seed, bool progress) {
   seed_ = seed;
+  int64_t parameters = 0;
+  for (const auto &[name, entry] : buffers)
+    if (entry.first.role == ArgumentRole::Param)
+      parameters += entry.first.localElements(ranks());
+  // A billion parameters take seconds even at memory speed: say so.
+  bool announce = progress && parameters >= kAnnouncedParameters;
+  auto start = std::chrono::steady_clock::now();
+  if (announce)
+    std::printf("initializing %.2fB parameters on %s...\n", parameters / 1e9,
+                backend_->name().c_str());
   for (auto &[name, entry] : buffers) {
     const ArgumentInfo &arg = entry.first;
+    int64_t count = arg.localElements(ranks());
     if (arg.role == ArgumentRole::Param) {
-      int64_t count = arg.localElements(ranks());
-      int64_t begin = arg.sharded ? rank() * count : 0;
-      std::vector<float> values = initialValues(arg, seed, begin, count);
-      backend_->copyFromHost(entry.second, values.data(), localBytes(arg));
+      initializeParameter(*backend_, arg, seed,
+                          arg.sharded ? rank() * count : 0, count,
+                          static_cast<float *>(entry.second));
+    } else if (arg.dtype == "f32") {
+      backend_->fill(static_cast<float *>(entry.second), 0.0f, count);
     } else {
       std::vector<uint8_t> zeros(localBytes(arg), 0);
       backend_->copyFromHost(entry.second, zeros.data(), zeros.size());
     }
   }
+  backend_->synchronize();
+  if (announce)
+    std::printf(
+        "initialized in %.1f s\n",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count());
 }
 
 Session::FunctionState &Session::state(const std::string &role) {

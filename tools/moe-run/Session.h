@@ -46,8 +46,9 @@ public:
   /// Parameters from their initializers (Philox keyed by `seed`, the
   /// parameter's name and the global element index, so every backend and
   /// rank draws the same values, and a shard the slice of the global
-  /// tensor's), optimizer state zero.
-  void initialize(uint64_t seed);
+  /// tensor's), optimizer state zero; on the backend (the CUDA device),
+  /// except normal initializers. `progress` announces a large model's.
+  void initialize(uint64_t seed, bool progress = false);
 
   /// Runs the package function `role` ("train_step", "eval", "model") on
   /// `inputs` (host arrays, by input name) at the 1-based `step`.

@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "tools/moe-run/Commands.h"
+#include "tools/moe-run/MemoryEstimate.h"
 
 #include "runtime/checkpoint/Safetensors.h"
 
@@ -50,6 +51,22 @@ const CLI::Validator kCount(
     },
     "COUNT");
 
+void addMemoryLimit(CLI::App *app, CommonOptions &common) {
+  app->add_option_function<std::string>(
+         "--memory-limit",
+         [&common](const std::string &text) {
+           try {
+             common.memoryLimit = parseBytes(text);
+           } catch (const std::invalid_argument &e) {
+             throw CLI::ValidationError("--memory-limit", e.what());
+           }
+         },
+         "Bytes a rank may use (e.g. 64G; default: the device's free memory "
+         "or the host's available memory): a package whose estimate (see "
+         "moe-run info) exceeds it is refused before anything is allocated")
+      ->type_name("BYTES");
+}
+
 void addCommon(CLI::App *app, CommonOptions &common) {
   app->add_option("package", common.package,
                   "Package directory (manifest.json and step.cpp or step.cu)")
@@ -61,8 +78,9 @@ void addCommon(CLI::App *app, CommonOptions &common) {
                   "CPU threads (0: every core)")
       ->capture_default_str()
       ->check(kCount);
-  app->add_option("--device", common.device, "CUDA device")
-      ->capture_default_str()
+  app->add_option("--device", common.device,
+                  "CUDA device (default: the node-local rank under mpirun "
+                  "modulo the visible devices, else 0)")
       ->check(kCount);
   app->add_option("--seed", common.seed,
                   "Seed of parameter initialisation, gating noise, dropout "
@@ -73,6 +91,7 @@ void addCommon(CLI::App *app, CommonOptions &common) {
                   "packages, MPI for CPU ones; else one rank), single, mpi "
                   "or nccl")
       ->capture_default_str();
+  addMemoryLimit(app, common);
   app->add_flag("-v,--verbose", common.verbose,
                 "Print the compile command and per-layer expert load");
   app->add_flag("-q,--quiet", common.quiet, "Print only errors and results");
@@ -273,6 +292,12 @@ int main(int argc, char **argv) {
       app.add_subcommand("info", "Describe a package's functions");
   infoCmd->add_option("package", common.package, "Package directory")
       ->required();
+  infoCmd
+      ->add_option("--device", common.device,
+                   "CUDA device whose free memory the estimate is checked "
+                   "against")
+      ->check(kCount);
+  addMemoryLimit(infoCmd, common);
 
   try {
     app.parse(argc, argv);

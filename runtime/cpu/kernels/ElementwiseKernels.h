@@ -26,6 +26,29 @@ namespace moe::rt::cpu {
 /// OpenMP team costs more than the work.
 constexpr int64_t kParallelGrain = 1 << 15;
 
+/// x[i] = bound * (2 u(begin + i) - 1) (Kernels.def): one Philox block per
+/// four elements of the global tensor, blocks split over the threads.
+template <typename T>
+void initUniform(T *x, int64_t count, double bound, uint64_t seed,
+                 uint64_t stream, uint64_t begin) {
+  checkCount("initUniform", count);
+  if (count == 0)
+    return;
+  const uint64_t first = begin >> 2, last = (begin + count - 1) >> 2;
+  const int64_t blocks = static_cast<int64_t>(last - first + 1);
+#pragma omp parallel for if (count > kParallelGrain) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint64_t block = first + static_cast<uint64_t>(b);
+    PhiloxBlock bits = philox4x32(seed, block, stream);
+    for (uint64_t j = 0; j < 4; ++j) {
+      uint64_t index = 4 * block + j;
+      if (index >= begin && index < begin + static_cast<uint64_t>(count))
+        x[index - begin] =
+            static_cast<T>(bound * (2.0 * philoxUniform(bits.v[j]) - 1.0));
+    }
+  }
+}
+
 /// y = a + b.
 template <typename T> void add(const T *a, const T *b, T *y, int64_t count) {
   checkCount("add", count);

@@ -123,6 +123,44 @@ private:
 };
 
 //===----------------------------------------------------------------------===//
+// Device selection (pure: no collective)
+//===----------------------------------------------------------------------===//
+
+TEST(DeviceSelection, LocalRankModuloDevices) {
+  EXPECT_EQ(rt::selectDevice(-1, 0, 8), 0);
+  EXPECT_EQ(rt::selectDevice(-1, 3, 8), 3);
+  EXPECT_EQ(rt::selectDevice(-1, 9, 8), 1);
+  EXPECT_EQ(rt::selectDevice(-1, 5, 1), 0);
+  // Unknown local rank: the first device.
+  EXPECT_EQ(rt::selectDevice(-1, -1, 4), 0);
+}
+
+TEST(DeviceSelection, ExplicitDeviceWins) {
+  EXPECT_EQ(rt::selectDevice(2, 5, 8), 2);
+  EXPECT_EQ(rt::selectDevice(0, 3, 8), 0);
+  // Even past the visible devices: the backend then names it in its error.
+  EXPECT_EQ(rt::selectDevice(9, 0, 8), 9);
+  EXPECT_EQ(rt::selectDevice(1, 0, 0), 1);
+}
+
+TEST(DeviceSelection, LauncherLocalRank) {
+  // Saved and restored: the mpirun job's own variables matter to the others.
+  ScopedEnv ompi("OMPI_COMM_WORLD_LOCAL_RANK", std::nullopt);
+  ScopedEnv mpich("MPI_LOCALRANKID", std::nullopt);
+  ScopedEnv mvapich("MV2_COMM_WORLD_LOCAL_RANK", std::nullopt);
+  ScopedEnv slurm("SLURM_LOCALID", std::nullopt);
+  EXPECT_EQ(rt::launcherLocalRank(), -1);
+  {
+    ScopedEnv set("SLURM_LOCALID", "2");
+    EXPECT_EQ(rt::launcherLocalRank(), 2);
+    ScopedEnv first("OMPI_COMM_WORLD_LOCAL_RANK", "3");
+    EXPECT_EQ(rt::launcherLocalRank(), 3);
+  }
+  ScopedEnv junk("MPI_LOCALRANKID", "x1");
+  EXPECT_EQ(rt::launcherLocalRank(), -1);
+}
+
+//===----------------------------------------------------------------------===//
 // Reductions
 //===----------------------------------------------------------------------===//
 

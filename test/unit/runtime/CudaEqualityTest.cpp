@@ -473,6 +473,20 @@ TEST_F(CudaEquality, DropoutMaskMatchesCpu) {
 }
 
 // A shard's mask (elementOffset) is the same on both backends.
+/// Parameters initialized on the device equal the CPU's bit for bit, shard
+/// offsets off the Philox blocks included.
+TEST_F(CudaEquality, InitUniformMatchesCpuExactly) {
+  for (uint64_t begin : {0, 3, 1 << 20})
+    for (int64_t count : {1, 7, 100003}) {
+      auto x = output<float>(count);
+      cpu->initUniform(x->cpu(), count, 0.07, kSeed, kCounter, begin);
+      gpu->initUniform(x->gpu(), count, 0.07, kSeed, kCounter, begin);
+      std::vector<float> cx = x->onCpu(), gx = x->onGpu();
+      for (int64_t i = 0; i < count; ++i)
+        ASSERT_EQ(gx[i], cx[i]) << "begin " << begin << " at " << i;
+    }
+}
+
 TEST_F(CudaEquality, DropoutShardOffset) {
   int64_t count = 1001;
   auto x = twin(randomVector(count, 13, 0.5, 1.5));

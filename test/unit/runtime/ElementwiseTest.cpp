@@ -429,6 +429,30 @@ TEST(Elementwise, SumRowsDeterministicAcrossRunsAndThreadCounts) {
 // Dropout
 //===----------------------------------------------------------------------===//
 
+/// Parameter initialization: every element is the serial formula of the
+/// driver (bound * (2 u - 1) for uniform i of the global tensor), whatever
+/// the threads, the shard's first element and its alignment to the Philox
+/// blocks.
+TEST(InitUniform, EqualsTheSerialDraws) {
+  const uint64_t seed = 7, stream = 0x1234abcd;
+  const double bound = 0.0625;
+  for (int threads : {1, 4})
+    for (uint64_t begin : {0, 1, 3, 4, 4096 + 2})
+      for (int64_t count : {0, 1, 5, 100003}) {
+        omp_set_num_threads(threads);
+        std::vector<float> x(static_cast<size_t>(count) + 1, -7.0f);
+        rt::cpu::initUniform(x.data(), count, bound, seed, stream, begin);
+        for (int64_t i = 0; i < count; ++i) {
+          float expected = static_cast<float>(
+              bound *
+              (2.0 * rt::philoxUniformAt(seed, stream, begin + i) - 1.0));
+          ASSERT_EQ(x[i], expected) << "begin " << begin << " at " << i;
+        }
+        EXPECT_EQ(x[count], -7.0f) << "wrote past the end";
+      }
+  omp_set_num_threads(omp_get_num_procs());
+}
+
 TEST(Dropout, MaskFollowsPhiloxStream) {
   auto be = rt::createCpuBackend();
   const float rate = 0.3f;
