@@ -327,6 +327,12 @@ void MpiCollectives::allGather(const void *send, size_t bytesPerRank,
   impl_->wait("allGather", requests);
 }
 
+void MpiCollectives::allGatherHost(const void *send, size_t bytesPerRank,
+                                   void *recv) {
+  // MPI takes host memory everywhere.
+  allGather(send, bytesPerRank, recv);
+}
+
 void MpiCollectives::allToAll(const int32_t *send, int64_t countPerRank,
                               int32_t *recv) {
   impl_->allToAllFixed(send, countPerRank, recv, MPI_INT32_T);

@@ -434,6 +434,28 @@ void NcclCollectives::allGather(const void *send, size_t bytesPerRank,
   s.waitDone("allGather", deadline);
 }
 
+void NcclCollectives::allGatherHost(const void *send, size_t bytesPerRank,
+                                    void *recv) {
+  // Over the MPI communicator NCCL was bootstrapped from: host memory.
+  Impl &s = *impl_;
+  s.checkUsable("allGatherHost");
+  if (bytesPerRank == 0)
+    return;
+  if (bytesPerRank > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw std::invalid_argument("allGatherHost: a control message of " +
+                                std::to_string(bytesPerRank) + " bytes");
+  detail::Deadline deadline(s.timeoutSeconds);
+  std::vector<MPI_Request> request(1, MPI_REQUEST_NULL);
+  int bytes = static_cast<int>(bytesPerRank);
+  s.checkMpi("allGatherHost",
+             MPI_Iallgather(send, bytes, MPI_BYTE, recv, bytes, MPI_BYTE, s.mpi,
+                            request.data()),
+             "MPI_Iallgather");
+  if (!detail::testAllUntil("allGatherHost", request, deadline))
+    s.fail(detail::timeoutMessage("allGatherHost", s.timeoutSeconds, s.rank,
+                                  s.size));
+}
+
 void NcclCollectives::allToAll(const int32_t *send, int64_t countPerRank,
                                int32_t *recv) {
   impl_->allToAllFixed(send, countPerRank, recv);

@@ -58,6 +58,11 @@ void SingleProcess::allGather(const void *send, size_t bytesPerRank,
   copyBytes(recv, send, bytesPerRank);
 }
 
+void SingleProcess::allGatherHost(const void *send, size_t bytesPerRank,
+                                  void *recv) {
+  copyBytes(recv, send, bytesPerRank);
+}
+
 void SingleProcess::allToAll(const int32_t *send, int64_t countPerRank,
                              int32_t *recv) {
   detail::checkCount("allToAll", countPerRank);

@@ -97,8 +97,7 @@ void checkMemory(const CommonOptions &options, Loaded &loaded,
   uint64_t budget = memoryBudget(options, backend, where);
   if (loaded.ranks() > 1) {
     std::vector<uint64_t> budgets(loaded.ranks());
-    allGatherHost(*loaded.collectives, backend, &budget, sizeof(budget),
-                  budgets.data());
+    loaded.collectives->allGatherHost(&budget, sizeof(budget), budgets.data());
     uint64_t least = *std::min_element(budgets.begin(), budgets.end());
     if (least < budget)
       where = "a rank has";

@@ -14,28 +14,12 @@
 
 namespace moe::run {
 
-void allGatherHost(rt::Collectives &collectives, rt::Backend &backend,
-                   const void *send, size_t bytes, void *recv) {
-  size_t total = bytes * collectives.size();
-  char *staging = static_cast<char *>(backend.alloc(total + bytes));
-  try {
-    backend.copyFromHost(staging + total, send, bytes);
-    collectives.allGather(staging + total, bytes, staging);
-    backend.copyToHost(recv, staging, total);
-  } catch (...) {
-    backend.release(staging);
-    throw;
-  }
-  backend.release(staging);
-}
-
-void sumOverRanks(rt::Collectives *collectives, rt::Backend &backend,
-                  double &sum, int64_t &count) {
+void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count) {
   if (!collectives || collectives->size() == 1)
     return;
   double local[2] = {sum, static_cast<double>(count)};
   std::vector<double> all(2 * collectives->size());
-  allGatherHost(*collectives, backend, local, sizeof(local), all.data());
+  collectives->allGatherHost(local, sizeof(local), all.data());
   sum = 0;
   count = 0;
   for (int r = 0; r < collectives->size(); ++r) {
@@ -75,7 +59,7 @@ Evaluation evaluate(Session &session, const Package &package,
     batches.pad();
     score();
   }
-  sumOverRanks(collectives, session.backend(), sum, tokenCount);
+  sumOverRanks(collectives, sum, tokenCount);
   result.tokens = tokenCount;
   result.seconds = secondsSince(start);
   result.crossEntropy = result.tokens ? sum / result.tokens : 0;

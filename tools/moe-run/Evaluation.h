@@ -31,16 +31,9 @@ Evaluation evaluate(Session &session, const Package &package,
                     BatchSource &batches, int64_t maxBatches,
                     rt::Collectives *collectives = nullptr);
 
-/// recv [ranks * bytes] = every rank's `bytes` of send in rank order, both
-/// host memory: staged through `backend` memory, which is what the
-/// collectives take (device memory under NCCL).
-void allGatherHost(rt::Collectives &collectives, rt::Backend &backend,
-                   const void *send, size_t bytes, void *recv);
-
 /// Adds every rank's (cross-entropy sum, token count) in rank order, so all
 /// ranks report the same perplexity; a no-op on one rank.
-void sumOverRanks(rt::Collectives *collectives, rt::Backend &backend,
-                  double &sum, int64_t &count);
+void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count);
 
 } // namespace moe::run
 

@@ -61,7 +61,7 @@ std::vector<std::string> gatherStrings(rt::Collectives &ranks,
         " bytes does not fit " + std::to_string(maxBytes));
   std::vector<char> mine(maxBytes, '\0'), all(maxBytes * ranks.size());
   std::memcpy(mine.data(), text.data(), text.size());
-  ranks.allGather(mine.data(), maxBytes, all.data());
+  ranks.allGatherHost(mine.data(), maxBytes, all.data());
   std::vector<std::string> texts;
   for (int r = 0; r < ranks.size(); ++r)
     texts.emplace_back(all.data() + r * maxBytes);

@@ -181,6 +181,10 @@ TEST(Collectives, RankAndSize) {
   world().allGather(&mine, sizeof(mine), ranks.data());
   for (int r = 0; r < world().size(); ++r)
     EXPECT_EQ(ranks[r], r);
+  // Control messages always travel in host memory.
+  std::vector<int32_t> hostRanks(world().size(), -1);
+  world().allGatherHost(&mine, sizeof(mine), hostRanks.data());
+  EXPECT_EQ(hostRanks, ranks);
 }
 
 /// The float sum equals the rank-order sum of the inputs computed here,
@@ -617,6 +621,10 @@ TEST(CollectivesNccl, MatchesTheHostResults) {
   gathered = gatheredDevice.toHost();
   for (int r = 0; r < size; ++r)
     EXPECT_EQ(gathered[3 * r + 2], r);
+  // Control messages go over MPI, in host memory.
+  std::vector<int32_t> hostGathered(3 * size, -1);
+  nccl->allGatherHost(block.data(), 3 * sizeof(int32_t), hostGathered.data());
+  EXPECT_EQ(hostGathered, gathered);
 
   std::vector<int32_t> bcast(9, rank == 0 ? 42 : -1);
   DeviceArray<int32_t> bcastDevice(bcast);
