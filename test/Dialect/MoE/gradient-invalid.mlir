@@ -194,3 +194,11 @@ func.func @noisy_grad_noise_shape(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %e: 
   %0:2 = moe.noisy_top_k_grad %c, %c, %c, %e, %g, %g, noise %r : (tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<4x2xf32>)
   return
 }
+
+// -----
+
+func.func @grouped_threshold_loss_grad_offsets(%l: tensor<9x4xf32>, %t: tensor<2x4xf32>, %s: tensor<f32>, %off: tensor<2xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_threshold_loss_grad' op expects expert_offset of shape 3 ([groups + 1], one segment per row of thresholds) but got 2}}
+  %dt = moe.grouped_batchwise_threshold_loss_grad %l, %l, %t, %s, %off : (tensor<9x4xf32>, tensor<9x4xf32>, tensor<2x4xf32>, tensor<f32>, tensor<2xi32>) -> tensor<2x4xf32>
+  return
+}

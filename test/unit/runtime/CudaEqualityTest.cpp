@@ -520,12 +520,36 @@ TEST_F(CudaEquality, NoisyTopKShardOffset) {
   auto expert = output<int32_t>(T * k);
   cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
                         kCounter, noisy->cpu(), std->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu(), 264);
+                        expert->cpu(), gate->cpu(), 264, nullptr);
   gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
                         kCounter, noisy->gpu(), std->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu(), 264);
+                        expert->gpu(), gate->gpu(), 264, nullptr);
   expectClose(*noisy, kRtol, kAtol, "noisy values with an element offset");
   expectEqual(expert->onGpu(), expert->onCpu(), "experts with an element offset");
+}
+
+// Noise drawn by position (hierarchical secondary level): row position[a]
+// takes stream row a's noise on both backends.
+TEST_F(CudaEquality, NoisyTopKNoisePosition) {
+  int64_t T = 33, n = 7, k = 2;
+  std::vector<int32_t> order(T);
+  for (int64_t a = 0; a < T; ++a)
+    order[a] = static_cast<int32_t>((a * 5 + 3) % T); // a permutation
+  auto position = twin(order);
+  auto clean = twin(randomVector(T * n, 16));
+  auto raw = twin(randomVector(T * n, 17, -2.0, 2.0));
+  auto noisy = output<float>(T * n), std = output<float>(T * n);
+  auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
+  auto expert = output<int32_t>(T * k);
+  cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
+                        kCounter, noisy->cpu(), std->cpu(), top->cpu(),
+                        expert->cpu(), gate->cpu(), 264, position->cpu());
+  gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
+                        kCounter, noisy->gpu(), std->gpu(), top->gpu(),
+                        expert->gpu(), gate->gpu(), 264, position->gpu());
+  expectClose(*noisy, kRtol, kAtol, "noisy values drawn by position");
+  expectClose(*std, kRtol, kAtol, "noise std drawn by position");
+  expectEqual(expert->onGpu(), expert->onCpu(), "experts drawn by position");
 }
 
 struct TopKCase {
@@ -567,7 +591,7 @@ TEST_F(CudaEquality, NoisyTopKForward) {
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
       b.noisyTopKForward(T, n, k, p(clean), c.noise ? p(raw) : nullptr, 1e-2f,
                          c.training, kSeed, kCounter, p(noisy), p(noiseStd),
-                         p(top), p(expert), p(gate), 0);
+                         p(top), p(expert), p(gate), 0, nullptr);
     }
     std::string what = describe(c);
     expectSame(*expert, what + " expert");
@@ -587,10 +611,10 @@ TEST_F(CudaEquality, NoisyTopKForwardTiesOfSignedZeros) {
   auto expert = output<int32_t>(3);
   cpu->noisyTopKForward(1, 6, 3, c->cpu(), nullptr, 0.0f, false, 1, 1,
                         noisy->cpu(), noiseStd->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu(), 0);
+                        expert->cpu(), gate->cpu(), 0, nullptr);
   gpu->noisyTopKForward(1, 6, 3, c->gpu(), nullptr, 0.0f, false, 1, 1,
                         noisy->gpu(), noiseStd->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu(), 0);
+                        expert->gpu(), gate->gpu(), 0, nullptr);
   expectSame(*expert, "signed zeros");
   expectEqual(expert->onGpu(), std::vector<int32_t>{5, 0, 1}, "order");
 }
@@ -614,7 +638,8 @@ TopKState cpuTopK(rt::Backend &cpu, const TopKCase &c) {
   // The CPU backend works on host memory, so host vectors serve directly.
   cpu.noisyTopKForward(T, n, k, s.clean.data(), s.raw.data(), 1e-2f, true,
                        kSeed, kCounter, s.noisy.data(), s.noiseStd.data(),
-                       s.top.data(), s.expert.data(), s.gate.data(), 0);
+                       s.top.data(), s.expert.data(), s.gate.data(), 0,
+                       nullptr);
   return s;
 }
 
@@ -1501,7 +1526,7 @@ TEST_F(CudaEquality, RunToRunDeterminism) {
     auto load = output<float>(n);
     gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 1e-2f, true, kSeed,
                           kCounter, noisy->gpu(), noiseStd->gpu(), top->gpu(),
-                          expert->gpu(), gate->gpu(), 0);
+                          expert->gpu(), gate->gpu(), 0, nullptr);
     gpu->loadEstimateForward(T, n, k, clean->gpu(), noisy->gpu(),
                              noiseStd->gpu(), top->gpu(), load->gpu());
     auto importance = output<float>(n);
