@@ -53,3 +53,20 @@
 // RUN: %mpirun -np 4 moe-run train %t/bwep --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/bwep4 --metrics %t/bwep4.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/bwep4.jsonl %t/bwref16.jsonl --rtol 1e-5
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/bwep4/step-00000020 %t/bwref16c/step-00000020 --rtol 1e-4
+
+// Threshold gating at both levels (Eq. 7, the evaluation copy of the
+// batchwise model) through moe-partition: the 2-rank expert-parallel
+// checkpoint scores the same test perplexity on 1, 2 and 4 expert-parallel
+// ranks (the sharded experts' rows exchanged) and in the replicated
+// package of one rank.
+// RUN: %package %S/Inputs/tiny_hmoe.mlir %t/bwplain "lr=0.01 warmup-steps=5 threshold-capacity=8" 2>/dev/null
+// RUN: moe-run eval %t/bwep --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/eval1.out
+// RUN: %mpirun -np 2 moe-run eval %t/bwep --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/eval2.out
+// RUN: %mpirun -np 4 moe-run eval %t/bwep --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/eval4.out
+// RUN: moe-run eval %t/bwplain --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/evalplain.out
+// RUN: grep perplexity %t/eval1.out > %t/score1
+// RUN: grep perplexity %t/eval2.out | diff %t/score1 -
+// RUN: grep perplexity %t/eval4.out | diff %t/score1 -
+// RUN: grep perplexity %t/evalplain.out | diff %t/score1 -
+// RUN: FileCheck %s --check-prefix=EVAL --input-file=%t/eval1.out
+// EVAL: test perplexity at step 20: {{[0-9.]+}} over
