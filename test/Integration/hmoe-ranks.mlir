@@ -54,12 +54,20 @@
 // RUN: python3 %S/Inputs/compare-metrics.py %t/bwep4.jsonl %t/bwref16.jsonl --rtol 1e-5
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/bwep4/step-00000020 %t/bwref16c/step-00000020 --rtol 1e-4
 
+// On one rank the data-parallel package (both masks over the combined
+// batch, host bisection, segmented Eq. 8) trains as the plain one, bit for
+// bit.
+// RUN: %package %S/Inputs/tiny_hmoe.mlir %t/bwplain "lr=0.01 warmup-steps=5 threshold-capacity=8" 2>/dev/null
+// RUN: moe-run train %t/bwdp --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/bwdp1 --metrics %t/bwdp1.jsonl -q
+// RUN: moe-run train %t/bwplain --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/bwplain1 --metrics %t/bwplain1.jsonl -q
+// RUN: python3 %S/Inputs/compare-metrics.py %t/bwdp1.jsonl %t/bwplain1.jsonl --rtol 0
+// RUN: cmp %t/bwdp1/step-00000020/tensors.safetensors %t/bwplain1/step-00000020/tensors.safetensors
+
 // Threshold gating at both levels (Eq. 7, the evaluation copy of the
 // batchwise model) through moe-partition: the 2-rank expert-parallel
 // checkpoint scores the same test perplexity on 1, 2 and 4 expert-parallel
 // ranks (the sharded experts' rows exchanged) and in the replicated
 // package of one rank.
-// RUN: %package %S/Inputs/tiny_hmoe.mlir %t/bwplain "lr=0.01 warmup-steps=5 threshold-capacity=8" 2>/dev/null
 // RUN: moe-run eval %t/bwep --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/eval1.out
 // RUN: %mpirun -np 2 moe-run eval %t/bwep --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/eval2.out
 // RUN: %mpirun -np 4 moe-run eval %t/bwep --data %t/corpus.txt --checkpoint %t/bwep2/step-00000020 > %t/eval4.out
