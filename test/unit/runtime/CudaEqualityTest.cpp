@@ -510,46 +510,35 @@ TEST_F(CudaEquality, MaskAssignments) {
   expectClose(*gate, kRtol, kAtol, "mask gates");
 }
 
-// A shard's gating noise (elementOffset) is the same on both backends.
-TEST_F(CudaEquality, NoisyTopKShardOffset) {
-  int64_t T = 33, n = 8, k = 2;
-  auto clean = twin(randomVector(T * n, 14));
-  auto raw = twin(randomVector(T * n, 15, -2.0, 2.0));
-  auto noisy = output<float>(T * n), std = output<float>(T * n);
-  auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
-  auto expert = output<int32_t>(T * k);
-  cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
-                        kCounter, noisy->cpu(), std->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu(), 264, nullptr);
-  gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
-                        kCounter, noisy->gpu(), std->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu(), 264, nullptr);
-  expectClose(*noisy, kRtol, kAtol, "noisy values with an element offset");
-  expectEqual(expert->onGpu(), expert->onCpu(), "experts with an element offset");
-}
-
-// Noise drawn by position (hierarchical secondary level): row position[a]
-// takes stream row a's noise on both backends.
-TEST_F(CudaEquality, NoisyTopKNoisePosition) {
-  int64_t T = 33, n = 7, k = 2;
-  std::vector<int32_t> order(T);
-  for (int64_t a = 0; a < T; ++a)
-    order[a] = static_cast<int32_t>((a * 5 + 3) % T); // a permutation
-  auto position = twin(order);
-  auto clean = twin(randomVector(T * n, 16));
-  auto raw = twin(randomVector(T * n, 17, -2.0, 2.0));
-  auto noisy = output<float>(T * n), std = output<float>(T * n);
-  auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
-  auto expert = output<int32_t>(T * k);
-  cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
-                        kCounter, noisy->cpu(), std->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu(), 264, position->cpu());
-  gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
-                        kCounter, noisy->gpu(), std->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu(), 264, position->gpu());
-  expectClose(*noisy, kRtol, kAtol, "noisy values drawn by position");
-  expectClose(*std, kRtol, kAtol, "noise std drawn by position");
-  expectEqual(expert->onGpu(), expert->onCpu(), "experts drawn by position");
+// A shard's gating noise (elementOffset) is the same on both backends, and
+// so is noise drawn by position (a hierarchical secondary level: row
+// position[a] takes stream row a's noise).
+TEST_F(CudaEquality, NoisyTopKShardOffsetAndNoisePosition) {
+  int64_t T = 33, k = 2;
+  auto run = [&](int64_t n, bool byPosition, const std::string &what) {
+    std::vector<int32_t> order(T);
+    for (int64_t a = 0; a < T; ++a)
+      order[a] = static_cast<int32_t>((a * 5 + 3) % T); // a permutation
+    auto position = twin(order);
+    auto clean = twin(randomVector(T * n, 14));
+    auto raw = twin(randomVector(T * n, 15, -2.0, 2.0));
+    auto noisy = output<float>(T * n), std = output<float>(T * n);
+    auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
+    auto expert = output<int32_t>(T * k);
+    cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
+                          kCounter, noisy->cpu(), std->cpu(), top->cpu(),
+                          expert->cpu(), gate->cpu(), 264,
+                          byPosition ? position->cpu() : nullptr);
+    gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
+                          kCounter, noisy->gpu(), std->gpu(), top->gpu(),
+                          expert->gpu(), gate->gpu(), 264,
+                          byPosition ? position->gpu() : nullptr);
+    expectClose(*noisy, kRtol, kAtol, "noisy values " + what);
+    expectClose(*std, kRtol, kAtol, "noise std " + what);
+    expectEqual(expert->onGpu(), expert->onCpu(), "experts " + what);
+  };
+  run(8, false, "with an element offset");
+  run(7, true, "drawn by position");
 }
 
 struct TopKCase {
