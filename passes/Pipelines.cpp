@@ -143,6 +143,7 @@ void buildTrainPipeline(OpPassManager &pm,
   if (options.optimizer == OptimizerKind::Adam)
     addOptimizer(pm, options);
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMarkEqualSegments());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
@@ -171,6 +172,7 @@ void buildInferencePipeline(OpPassManager &pm,
   hierarchy.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMarkEqualSegments());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
