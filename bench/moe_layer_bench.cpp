@@ -215,7 +215,7 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
     b.noisyTopKForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
                        /*seed=*/42, /*counter=*/1, s.noisy.get(),
                        s.noiseStd.get(), s.top.get(), s.expert.get(),
-                       s.gate.get(), /*elementOffset=*/0);
+                       s.gate.get(), /*elementOffset=*/0, nullptr);
   });
   clock.run(Balance, [&] {
     b.loadEstimateForward(T, n, k, s.clean.get(), s.noisy.get(),

@@ -24,13 +24,26 @@ StepCall &rowsAndColumns(StepCall &c, Value tensor) {
 }
 
 /// Eq. 8 per group, forward or backward: groups, rows per group and
-/// experts, then the op's operands and results in order.
+/// experts, then the op's operands and results in order. With the
+/// segments of an expert_offset, the step function `segmented` instead:
+/// operands, results, rows, groups and experts.
 template <typename OpTy>
 void addGroupedThresholdLoss(RewritePatternSet &patterns,
-                             const TypeConverter &converter, StringRef kernel) {
+                             const TypeConverter &converter, StringRef kernel,
+                             StringRef segmented) {
   addStepCall<OpTy>(patterns, converter, kernel,
-                    [](OpTy op, typename OpTy::Adaptor a, StepCall &c) {
+                    [segmented = segmented.str()](
+                        OpTy op, typename OpTy::Adaptor a, StepCall &c) {
                       int64_t groups = dimSize(op.getThresholds(), 0);
+                      if (op.getExpertOffset()) {
+                        c.callee(segmented)
+                            .operands(a.getOperands())
+                            .results()
+                            .i64(dimSize(op.getLogits(), 0))
+                            .i64(groups)
+                            .i64(dimSize(op.getLogits(), 1));
+                        return;
+                      }
                       c.i64(groups)
                           .i64(dimSize(op.getLogits(), 0) / groups)
                           .i64(dimSize(op.getLogits(), 1))
@@ -47,7 +60,10 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
   addStepCall<NoisyTopKOp>(
       patterns, converter, "noisyTopK",
       [](NoisyTopKOp op, NoisyTopKOp::Adaptor a, StepCall &c) {
-        c.ptr(a.getCleanLogits()).ptr(a.getNoiseLogits()).results();
+        c.ptr(a.getCleanLogits())
+            .ptr(a.getNoiseLogits())
+            .ptr(a.getNoisePosition())
+            .results();
         rowsAndColumns(c, op.getCleanLogits())
             .i64(op.getK())
             .f32(op.getNoiseEps().convertToFloat())
@@ -224,6 +240,14 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
       [](GroupedBatchwiseMaskOp op, GroupedBatchwiseMaskOp::Adaptor a,
          StepCall &c) {
         int64_t groups = op.getGroups();
+        if (op.getCombinedBatch()) {
+          c.callee("groupedBatchwiseMask").operands(a.getOperands()).results();
+          rowsAndColumns(c, op.getLogits())
+              .i64(groups)
+              .i64(op.getM())
+              .i64(numElements(op.getExpert()));
+          return;
+        }
         c.i64(groups)
             .i64(dimSize(op.getLogits(), 0) / groups)
             .i64(dimSize(op.getLogits(), 1))
@@ -241,9 +265,11 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .i64(numElements(op.getExpert()));
       });
   addGroupedThresholdLoss<GroupedBatchwiseThresholdLossOp>(
-      patterns, converter, "groupedBatchwiseThresholdLossForward");
+      patterns, converter, "groupedBatchwiseThresholdLossForward",
+      "segmentedThresholdLoss");
   addGroupedThresholdLoss<GroupedBatchwiseThresholdLossGradOp>(
-      patterns, converter, "groupedBatchwiseThresholdLossBackward");
+      patterns, converter, "groupedBatchwiseThresholdLossBackward",
+      "segmentedThresholdLossGrad");
   addStepCall<ComposeRoutesCsrOp>(
       patterns, converter, "composeRoutesCsrForward",
       [](ComposeRoutesCsrOp op, ComposeRoutesCsrOp::Adaptor a, StepCall &c) {

@@ -95,7 +95,7 @@ LogicalResult ComposeRoutesGradOp::verify() {
 
 LogicalResult GroupedBatchwiseThresholdLossGradOp::verify() {
   return verifyGroupedThresholdLoss(*this, getLogits(), getBatchMask(),
-                                    getThresholds());
+                                    getThresholds(), getExpertOffset());
 }
 
 LogicalResult ComposeRoutesCsrGradOp::verify() {

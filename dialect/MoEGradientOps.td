@@ -386,7 +386,8 @@ def MoE_GroupedBatchwiseThresholdLossGradOp
   let summary = "backward of the grouped Eq. 8 to the secondary thresholds";
   let description = [{
     d_thresholds[g, j] = -d_loss * sum over the rows r of segment g of
-    (Mthreshold(x_r, T_g)_j - Mbatchwise_r,j).
+    (Mthreshold(x_r, T_g)_j - Mbatchwise_r,j); with `expert_offset`, the
+    segments are the offsets' (as in the forward op).
 
     ```mlir
     %dt = moe.grouped_batchwise_threshold_loss_grad %l, %mask, %t, %dloss
@@ -395,7 +396,8 @@ def MoE_GroupedBatchwiseThresholdLossGradOp
     ```
   }];
   let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$batch_mask,
-                       MoE_Matrix:$thresholds, MoE_Scalar:$d_loss);
+                       MoE_Matrix:$thresholds, MoE_Scalar:$d_loss,
+                       Optional<MoE_IdVector>:$expert_offset);
   let results = (outs MoE_Matrix:$d_thresholds);
   let hasVerifier = 1;
 }

@@ -121,6 +121,8 @@ LogicalResult NoisyTopKOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   operandGrads.push_back(grad.getDCleanLogits());
   if (getNoiseLogits())
     operandGrads.push_back(grad.getDNoiseLogits());
+  if (getNoisePosition())
+    operandGrads.push_back(Value());
   return success();
 }
 
@@ -409,6 +411,8 @@ GroupedBatchwiseMaskOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   if (failed(expectNoGradient(*this, grads, {0})))
     return failure();
   operandGrads.push_back(buildMaskedGateGrad(b, *this, grads[3]));
+  if (getExpertOffset())
+    operandGrads.push_back(Value());
   return success();
 }
 
@@ -425,8 +429,10 @@ LogicalResult GroupedBatchwiseThresholdLossOp::buildGradient(
     OpBuilder &b, ArrayRef<Value> grads, SmallVectorImpl<Value> &operandGrads) {
   Value dThresholds = b.create<GroupedBatchwiseThresholdLossGradOp>(
       getLoc(), getThresholds().getType(), getLogits(), getBatchMask(),
-      getThresholds(), grads[0]);
+      getThresholds(), grads[0], getExpertOffset());
   operandGrads.assign({Value(), Value(), dThresholds});
+  if (getExpertOffset())
+    operandGrads.push_back(Value());
   return success();
 }
 

@@ -67,6 +67,13 @@ LogicalResult NoisyTopKOp::verify() {
     if (failed(expectShape(*this, noise, "noise logits", clean,
                            "the clean logits' shape")))
       return failure();
+  if (Value position = getNoisePosition()) {
+    if (!getNoiseLogits())
+      return emitOpError("has a noise_position but no noise logits: "
+                         "plain top-k draws no noise");
+    if (failed(expectShape(*this, position, "noise_position", {t}, "[T]")))
+      return failure();
+  }
   if (failed(expectShape(*this, getExpert(), "expert", {t, k}, "[T, k]")) ||
       failed(expectShape(*this, getGate(), "gate", {t, k}, "[T, k]")) ||
       failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
@@ -281,6 +288,24 @@ LogicalResult ComposeRoutesOp::verify() {
 LogicalResult GroupedBatchwiseMaskOp::verify() {
   ArrayRef<int64_t> logits = shapeOf(getLogits());
   int64_t rows = logits[0], n = logits[1], groups = getGroups(), m = getM();
+  if (getCombinedBatch()) {
+    // The groups' segments and a rank's share of the combined batch's
+    // assignments are known when the graph runs.
+    if (!getExpertOffset())
+      return emitOpError("ranks the combined batch inside the groups of the "
+                         "primary plan: expects its expert_offset");
+    if (failed(expectShape(*this, getExpertOffset(), "expert_offset",
+                           {groups + 1}, "[groups + 1]")) ||
+        failed(expectShape(*this, getMask(), "mask", logits, "[R, n]")) ||
+        failed(
+            expectShape(*this, getRowPtr(), "row_ptr", {rows + 1}, "[R + 1]")))
+      return failure();
+    return verifyThresholdCapacity(*this, getExpert(), getGate(), rows, n,
+                                   "R * n");
+  }
+  if (getExpertOffset())
+    return emitOpError("has an expert_offset but ranks equal segments; "
+                       "offsets are for combined_batch");
   if (failed(expectEqualSegments(*this, rows, groups, "logits")))
     return failure();
   if (m > rows / groups)
@@ -312,7 +337,7 @@ LogicalResult GroupedThresholdMaskOp::verify() {
 
 LogicalResult GroupedBatchwiseThresholdLossOp::verify() {
   return verifyGroupedThresholdLoss(*this, getLogits(), getBatchMask(),
-                                    getThresholds());
+                                    getThresholds(), getExpertOffset());
 }
 
 LogicalResult ComposeRoutesCsrOp::verify() {

@@ -130,14 +130,21 @@ def MoE_ScaleOp : MoE_Op<"scale", [SameOperandsAndResultType,
 // Gating
 //===----------------------------------------------------------------------===//
 
-def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k", [
+def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k", [AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "top-k gating with optional trainable Gaussian noise";
   let description = [{
     With `noise_logits`: H = clean + z * (softplus(noise_logits) + eps),
     z ~ N(0, 1) from the counter-based RNG stream `rng_stream` (training
     only); without: H = clean (plain top-k, Eq. 3-4). Keeps the k largest
-    entries of each row of H, ties to the lower index.
+    entries of each row of H, ties to the lower index. Element (t, i)
+    draws value t * n + i of the stream (each rank at its shard's offset
+    of the global batch's stream), or, with `noise_position` [T] (a
+    permutation of the rows), row position[a] draws stream row a: the
+    secondary level of a hierarchical layer passes its group plan's
+    positions, so a row's noise follows its token's primary assignment
+    rather than its place in this rank's group-major buffer, and R ranks
+    draw what one rank of the global batch draws.
 
     Results: `expert` [T, k] (descending H), `gate` [T, k] (softmax over the
     kept entries), and what the load estimate and the backward pass need:
@@ -154,6 +161,7 @@ def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k", [
   let arguments = (ins
     MoE_Matrix:$clean_logits,
     Optional<MoE_Matrix>:$noise_logits,
+    Optional<MoE_IdVector>:$noise_position,
     ConfinedAttr<I64Attr, [IntPositive]>:$k,
     DefaultValuedAttr<F32Attr, "1.0e-2">:$noise_eps,
     DefaultValuedAttr<I64Attr, "0">:$rng_stream
@@ -162,7 +170,8 @@ def MoE_NoisyTopKOp : MoE_Op<"noisy_top_k", [
                       MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
                       MoE_Matrix:$top_values);
   let assemblyFormat = [{
-    $clean_logits (`,` `noise` $noise_logits^)? attr-dict
+    $clean_logits (`,` `noise` $noise_logits^)?
+    (`noise_position` $noise_position^)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -533,14 +542,35 @@ def MoE_GroupedBatchwiseMaskOp : MoE_Op<"grouped_batchwise_mask", [
         : (tensor<16x4xf32>) -> (tensor<16x4xf32>, tensor<17xi32>,
            tensor<32xi32>, tensor<32xf32>)
     ```
+
+    With `combined_batch` (data-parallel training, after a primary
+    `moe.batchwise_mask` over the combined batch) the groups' rows are the
+    segments of the primary plan's `expert_offset` [groups + 1] (rows past
+    expert_offset[groups] keep nothing), and each expert of group g keeps
+    the m * R rows of largest probability among the rows of group g of all
+    R ranks, ties to the lower rank and then the lower row: one rank of the
+    global batch, whose group-major rows are the ranks' segments in rank
+    order, chooses the same. A rank's share varies, so `expert` and `gate`
+    have a capacity C (1 <= C <= R * n, checked at run time); row_ptr[R]
+    slots are used, the others hold expert 0 and gate 0.
+
+    ```mlir
+    %mask, %rows, %e, %g = moe.grouped_batchwise_mask %logits offsets %off
+        {combined_batch, groups = 2 : i64, m = 4 : i64}
+        : (tensor<24x4xf32>, tensor<3xi32>) -> (tensor<24x4xf32>,
+           tensor<25xi32>, tensor<64xi32>, tensor<64xf32>)
+    ```
   }];
   let arguments = (ins MoE_Matrix:$logits,
+                       Optional<MoE_IdVector>:$expert_offset,
                        ConfinedAttr<I64Attr, [IntPositive]>:$groups,
-                       ConfinedAttr<I64Attr, [IntPositive]>:$m);
+                       ConfinedAttr<I64Attr, [IntPositive]>:$m,
+                       UnitAttr:$combined_batch);
   let results = (outs MoE_Matrix:$mask, MoE_IdVector:$row_ptr,
                       MoE_IdVector:$expert, MoE_Vector:$gate);
   let assemblyFormat = [{
-    $logits attr-dict `:` functional-type(operands, results)
+    $logits (`offsets` $expert_offset^)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
@@ -595,13 +625,18 @@ def MoE_GroupedBatchwiseThresholdLossOp
     %l = moe.grouped_batchwise_threshold_loss %logits, %mask, %t
         : (tensor<16x4xf32>, tensor<16x4xf32>, tensor<2x4xf32>) -> tensor<f32>
     ```
+
+    With `expert_offset` [G + 1] (the primary plan's, after a mask over the
+    combined batch) group g's rows are [expert_offset[g],
+    expert_offset[g + 1]) and rows past expert_offset[G] count nothing.
   }];
   let arguments = (ins MoE_Matrix:$logits, MoE_Matrix:$batch_mask,
-                       MoE_Matrix:$thresholds);
+                       MoE_Matrix:$thresholds,
+                       Optional<MoE_IdVector>:$expert_offset);
   let results = (outs MoE_Scalar:$loss);
   let assemblyFormat = [{
-    $logits `,` $batch_mask `,` $thresholds attr-dict
-    `:` functional-type(operands, results)
+    $logits `,` $batch_mask `,` $thresholds (`offsets` $expert_offset^)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

@@ -127,13 +127,18 @@ LogicalResult mlir::moe::expectComposedAssignments(Operation *op, Value value,
 
 LogicalResult mlir::moe::verifyGroupedThresholdLoss(Operation *op, Value logits,
                                                     Value batchMask,
-                                                    Value thresholds) {
+                                                    Value thresholds,
+                                                    Value expertOffset) {
   ArrayRef<int64_t> shape = shapeOf(logits);
   int64_t groups = shapeOf(thresholds)[0];
   if (failed(expectShape(op, batchMask, "batch mask", shape, "[R, n]")) ||
       failed(expectShape(op, thresholds, "thresholds", {groups, shape[1]},
                          "[groups, n]")))
     return failure();
+  // Segments from the offsets (a mask over the combined batch) or equal.
+  if (expertOffset)
+    return expectShape(op, expertOffset, "expert_offset", {groups + 1},
+                       "[groups + 1], one segment per row of thresholds");
   return expectEqualSegments(op, shape[0], groups, "logits");
 }
 

@@ -127,9 +127,11 @@ LogicalResult expectComposedAssignments(Operation *op, Value value,
                                         int64_t k);
 
 /// The operands of the grouped Eq. 8: a [R, n] batch mask like the logits,
-/// [groups, n] thresholds, and R rows forming `groups` equal segments.
+/// [groups, n] thresholds, and R rows forming `groups` equal segments, or
+/// the segments of `expertOffset` [groups + 1] when it is non-null.
 LogicalResult verifyGroupedThresholdLoss(Operation *op, Value logits,
-                                         Value batchMask, Value thresholds);
+                                         Value batchMask, Value thresholds,
+                                         Value expertOffset = Value());
 
 /// The operands of the grouped load estimate and `load` (its result, or the
 /// gradient reaching it): k of a group's experts, at least one group in

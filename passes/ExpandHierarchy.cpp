@@ -200,8 +200,12 @@ struct ExpandHierarchyPass
     Value secondaryNoise =
         noisy ? c.groupProduct(rows, op.getSecondaryNoiseWeights(), groupPlan)
               : Value();
-    NoisyTopKOp secondary = pb.topK(secondaryClean, secondaryNoise, kSecondary,
-                                    nextRngStream++, kNoiseEps);
+    // A row draws the noise of its primary assignment (token-major), not
+    // of its place in this rank's group-major buffer: R ranks then draw
+    // their shards of what one rank of the global batch draws.
+    NoisyTopKOp secondary =
+        pb.topK(secondaryClean, secondaryNoise, kSecondary, nextRngStream++,
+                kNoiseEps, noisy ? groupPlan.getPosition() : Value());
 
     // Compose: expert g * perGroup + j, gate primary * secondary.
     int64_t assignments = c.tokens * kPrimary * kSecondary;
@@ -231,7 +235,10 @@ struct ExpandHierarchyPass
   /// k_primary * T / groups tokens of highest primary probability, so each
   /// group sees exactly m_p rows; inside a group's rows each of its experts
   /// keeps m_s = k_secondary * m_p / experts_per_group of them. Eq. 8
-  /// trains the thresholds of each level.
+  /// trains the thresholds of each level. Over the combined batch of R
+  /// ranks (m_p R and m_s R of all ranks' tokens and rows) a rank's share
+  /// varies: both levels get `threshold-capacity` times one batch's slots,
+  /// and the secondary level's groups are the primary plan's segments.
   Routes routeBatchwise(LayerContext &c) {
     PrimitiveBuilder &pb = c.pb;
     OpBuilder &b = pb.b;
@@ -240,6 +247,11 @@ struct ExpandHierarchyPass
     int64_t rows = c.groups * mPrimary;
     int64_t mSecondary = *op.getKSecondary() * mPrimary / c.perGroup;
     int64_t assignments = c.n * mSecondary;
+    if (combinedBatch) {
+      rows = thresholdMaskCapacity(c.tokens, c.groups, rows, thresholdCapacity);
+      assignments = thresholdMaskCapacity(rows, c.perGroup, assignments,
+                                          thresholdCapacity);
+    }
 
     Value primaryLogits =
         pb.matmul(c.x, op.getPrimaryGateWeights(), routerTf32);
@@ -247,7 +259,7 @@ struct ExpandHierarchyPass
         pb.loc,
         TypeRange{pb.f32({c.tokens, c.groups}), pb.i32({c.tokens + 1}),
                   pb.i32({rows}), pb.f32({rows})},
-        primaryLogits, mPrimary);
+        primaryLogits, mPrimary, combinedBatch);
     if (c.thresholdWeight > 0)
       c.addScaled(b.create<BatchwiseThresholdLossOp>(
                       pb.loc, pb.f32({}), primaryLogits, primary.getMask(),
@@ -260,15 +272,16 @@ struct ExpandHierarchyPass
         c.planGroups(primary.getExpert(), primary.getRowPtr());
     Value secondaryLogits = c.groupProduct(
         c.groupRows(groupPlan), op.getSecondaryGateWeights(), groupPlan);
+    Value segments = combinedBatch ? groupPlan.getExpertOffset() : Value();
     auto secondary = b.create<GroupedBatchwiseMaskOp>(
         pb.loc,
         TypeRange{pb.f32({rows, c.perGroup}), pb.i32({rows + 1}),
                   pb.i32({assignments}), pb.f32({assignments})},
-        secondaryLogits, c.groups, mSecondary);
+        secondaryLogits, segments, c.groups, mSecondary, combinedBatch);
     if (c.thresholdWeight > 0)
       c.addScaled(b.create<GroupedBatchwiseThresholdLossOp>(
                       pb.loc, pb.f32({}), secondaryLogits, secondary.getMask(),
-                      op.getSecondaryThresholds()),
+                      op.getSecondaryThresholds(), segments),
                   c.thresholdWeight);
 
     auto composed = b.create<ComposeRoutesCsrOp>(

@@ -43,6 +43,8 @@ struct FuseNoisyRouting : public OpRewritePattern<NoisyTopKOp> {
     Value noise = topK.getNoiseLogits();
     if (!noise)
       return rewriter.notifyMatchFailure(topK, "no noise: nothing to fuse");
+    if (topK.getNoisePosition())
+      return rewriter.notifyMatchFailure(topK, "noise drawn by position");
     MatmulOp gateProduct = plainProduct(topK.getCleanLogits());
     MatmulOp noiseProduct = plainProduct(noise);
     // One product feeding both logits (gate and noise weights the same
@@ -111,11 +113,16 @@ struct FuseNoisyRouting : public OpRewritePattern<NoisyTopKOp> {
         RankedTensorType::get({n}, rewriter.getF32Type())};
     types.append(plan->getResultTypes().begin(), plan->getResultTypes().end());
     rewriter.setInsertionPoint(topK);
+    // The top-k's attributes but its operand segments.
+    SmallVector<NamedAttribute> attrs = llvm::to_vector(
+        llvm::make_filter_range(topK->getAttrs(), [&](NamedAttribute attr) {
+          return attr.getName() != topK.getOperandSegmentSizesAttrName();
+        }));
     auto fused = rewriter.create<FusedRouteOp>(
         loc, types,
         ValueRange{gateProduct.getLhs(), gateProduct.getRhs(),
                    noiseProduct.getRhs()},
-        topK->getAttrs());
+        attrs);
     fused.setAllowTf32(gateProduct.getAllowTf32());
 
     // Rewire every consumer of the chain to the fused results.

@@ -48,6 +48,7 @@ std::optional<int64_t> rowsPerExpertOf(Value expert) {
     if (composed.getExpert() != expert || !primary ||
         primary.getCombinedBatch() ||
         primary.getExpert() != composed.getPrimaryExpert() || !secondary ||
+        secondary.getCombinedBatch() ||
         secondary.getExpert() != composed.getSecondaryExpert())
       return std::nullopt;
     return static_cast<int64_t>(secondary.getM());

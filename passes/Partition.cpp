@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Mesh/IR/MeshOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_PARTITION
@@ -80,11 +81,13 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
               "ranks only this rank's batch; data-parallel training ranks "
               "the combined batch of all ranks (paper Appendix A): lower "
               "with moe-decompose{combined-batch}");
-      if (isa<GroupedBatchwiseMaskOp>(op))
-        return op->emitOpError(
-            "ranks the tokens of the combined batch of all ranks inside "
-            "each group, which moe-partition does not lower yet; train "
-            "hierarchical batchwise models on one rank");
+      if (auto mask = dyn_cast<GroupedBatchwiseMaskOp>(op))
+        if (!mask.getCombinedBatch())
+          return op->emitOpError(
+              "ranks only this rank's rows of each group; data-parallel "
+              "training ranks the combined batch of all ranks (paper "
+              "Appendix A at each level): lower with "
+              "moe-expand-hierarchy{combined-batch}");
       return WalkResult::advance();
     });
     if (unsupported.wasInterrupted())
@@ -104,19 +107,35 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
       ce.getLoss().replaceAllUsesExcept(global.getResult(), global);
     });
     // Eq. 8 sums over the tokens: the global batch's is the ranks' sum.
-    func.walk([&](BatchwiseThresholdLossOp loss) {
+    func.walk([&](Operation *loss) {
+      if (!isa<BatchwiseThresholdLossOp, GroupedBatchwiseThresholdLossOp>(loss))
+        return;
       b.setInsertionPointAfter(loss);
-      auto global = b.create<mesh::AllReduceOp>(
-          loss.getLoc(), loss.getLoss(), mesh, ArrayRef<mesh::MeshAxis>{0},
-          mesh::ReductionKind::Sum);
-      loss.getLoss().replaceAllUsesExcept(global.getResult(), global);
+      Value local = loss->getResult(0);
+      auto global = b.create<mesh::AllReduceOp>(loss->getLoc(), local, mesh,
+                                                ArrayRef<mesh::MeshAxis>{0},
+                                                mesh::ReductionKind::Sum);
+      local.replaceAllUsesExcept(global.getResult(), global);
+    });
+    // Load_H = Load_primary[g] * Load_g[j] / |X^(g)| is not linear in the
+    // batch: it takes the global batch's sums (the group sizes are the
+    // plan's offsets, which add up over the ranks), so it is replicated.
+    llvm::SmallPtrSet<Operation *, 4> replicated;
+    func.walk([&](HierarchicalLoadOp load) {
+      b.setInsertionPoint(load);
+      for (OpOperand &operand : load->getOpOperands())
+        operand.set(b.create<mesh::AllReduceOp>(
+            load.getLoc(), operand.get(), mesh, ArrayRef<mesh::MeshAxis>{0},
+            mesh::ReductionKind::Sum));
+      replicated.insert(load);
     });
     // Balancing statistics: averaged over the ranks before the losses.
     // CV^2 does not change when its vector is scaled, and Eq. 5 divides the
     // importance by the local token count, so the average gives exactly
     // the global batch's losses.
     func.walk([&](Operation *op) {
-      if (!isa<CvSquaredOp, L2BalanceOp>(op))
+      if (!isa<CvSquaredOp, L2BalanceOp>(op) ||
+          replicated.contains(op->getOperand(0).getDefiningOp()))
         return;
       b.setInsertionPoint(op);
       op->setOperand(0, average(op->getOperand(0), op->getLoc()));

@@ -328,6 +328,15 @@ def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
       (`moe.batchwise_threshold_loss` for the primary [groups],
       `moe.grouped_batchwise_threshold_loss` for the secondary [groups,
       experts_per_group], each group's rows against its own row).
+      With `combined-batch` (data-parallel training) both levels rank the
+      combined batch of all ranks: the primary `moe.batchwise_mask
+      {combined_batch}` (each group keeps m_p R tokens of the R ranks),
+      whose varying share of rows gets `threshold-capacity` times m_p
+      groups slots as the flat mask's does, then
+      `moe.grouped_batchwise_mask {combined_batch}` and the Eq. 8 loss on
+      the segments of the primary plan's offsets (each expert keeps m_s R
+      rows of its group's rows of all ranks), ties to the lower (rank,
+      row), as one rank of the global batch ranks them.
     - `threshold` (Eq. 7, inference only; batchwise layers lower this way
       in inference mode): `moe.threshold_mask` on the primary
       probabilities and `moe.grouped_threshold_mask` on the secondary ones
@@ -392,6 +401,9 @@ def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
            "Assignment slots of each level's threshold mask (inference) as "
            "a multiple of the assignments its batchwise mask makes in "
            "training, at most every choice; must be positive">,
+    Option<"combinedBatch", "combined-batch", "bool", "false",
+           "Batchwise masks of both levels rank the combined batch of all "
+           "ranks (data-parallel training; sized by threshold-capacity)">,
     Option<"routerPrecision", "router-precision", "std::string", "\"f32\"",
            "Precision of the router's gate GEMMs: f32 (default) or tf32 "
            "(TF32 tensor cores on GPUs; the routing after the logits stays "
@@ -427,7 +439,11 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     runtime finds each expert's global top m R by bisection over all-reduced
     counts), and the Eq. 8 loss, a sum over the tokens, is summed over the
     ranks. Runs after moe-fuse-routing and before moe-autodiff.
-    Hierarchical batchwise layers are errors for now.
+    Hierarchical batchwise layers need both masks over the combined batch
+    (moe-expand-hierarchy's `combined-batch`); their grouped Eq. 8 loss is
+    summed over the ranks too. Load_H (`moe.hierarchical_load`, not linear
+    in the batch) takes the ranks' sums of its primary and secondary loads
+    and of the group offsets, so it is the global batch's on every rank.
 
     With `expert-parallel`, the experts are model-parallel as well: every
     expert weight becomes `tensor<n x ... , #moe.shard<@ranks>>` (rank r of

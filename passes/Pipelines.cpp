@@ -125,6 +125,7 @@ void buildTrainPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createDecompose(decompose));
   ExpandHierarchyOptions hierarchy;
   hierarchy.thresholdCapacity = options.thresholdCapacity;
+  hierarchy.combinedBatch = decompose.combinedBatch;
   hierarchy.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addNestedPass<func::FuncOp>(createFuseRouting());

@@ -107,15 +107,15 @@ public:
 
   /// Noisy top-k over the rows of `clean` (plain top-k without `noise`).
   NoisyTopKOp topK(Value clean, Value noise, int64_t k, int64_t rngStream,
-                   float noiseEps) {
+                   float noiseEps, Value noisePosition = Value()) {
     auto type = cast<RankedTensorType>(clean.getType());
     int64_t rows = type.getDimSize(0), n = type.getDimSize(1);
     return b.create<NoisyTopKOp>(
         loc,
         TypeRange{i32({rows, k}), f32({rows, k}), f32({rows, n}),
                   f32({rows, n}), f32({rows, k + 1})},
-        clean, noise, b.getI64IntegerAttr(k), b.getF32FloatAttr(noiseEps),
-        b.getI64IntegerAttr(rngStream));
+        clean, noise, noisePosition, b.getI64IntegerAttr(k),
+        b.getF32FloatAttr(noiseEps), b.getI64IntegerAttr(rngStream));
   }
 
   /// weight * CV^2 of the smooth load estimate of `topK` (noisy only).

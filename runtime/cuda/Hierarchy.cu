@@ -104,6 +104,17 @@ __global__ void composeCountKernel(int64_t tokens, const int32_t *primaryRowPtr,
   }
 }
 
+/// Slots past the used ones (*used of `capacity`) get expert 0, gate 0.
+__global__ void clearFreeSlotsKernel(int64_t capacity, const int32_t *used,
+                                     int32_t *expert, float *gate) {
+  MOE_GRID_STRIDE(i, capacity) {
+    if (i >= *used) {
+      expert[i] = 0;
+      gate[i] = 0.0f;
+    }
+  }
+}
+
 /// Token t writes its composed assignments from rowPtr[t] on, in the
 /// CPU's order.
 __global__ void composeCsrForwardKernel(
@@ -219,6 +230,10 @@ void CudaBackend::composeRoutesCsrForward(
              primaryRowPtr, primaryExpert, primaryGate, position,
              secondaryRowPtr, secondaryExpert, secondaryGate, rowPtr, expert,
              gate);
+  if (A2 > 0)
+    MOE_LAUNCH(clearFreeSlotsKernel, dim3(gridFor(A2)),
+               dim3(kElementwiseThreads), 0, ctx.stream, A2, rowPtr + T, expert,
+               gate);
 }
 
 void CudaBackend::composeRoutesCsrBackward(

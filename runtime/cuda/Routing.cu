@@ -30,12 +30,13 @@ using namespace gpu;
 
 /// noisy = clean + z * s, noiseStd = s = softplus(raw) + eps (0 without
 /// rawNoise). Thread g covers the four elements of Philox block g and
-/// reproduces philoxNormalAt's Box-Muller pairs.
-__global__ void noiseKernel(int64_t count, const float *clean,
+/// reproduces philoxNormalAt's Box-Muller pairs; with `position`, stream
+/// element (a, i) of the [count / n, n] stream goes to row position[a].
+__global__ void noiseKernel(int64_t count, int64_t n, const float *clean,
                             const float *rawNoise, float noiseEps,
                             bool addNoise, uint64_t seed, uint64_t counter,
-                            uint64_t firstBlock, float *noisy,
-                            float *noiseStd) {
+                            uint64_t firstBlock, const int32_t *position,
+                            float *noisy, float *noiseStd) {
   int64_t groups = (count + 3) / 4;
   MOE_GRID_STRIDE(g, groups) {
     float z[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -57,6 +58,8 @@ __global__ void noiseKernel(int64_t count, const float *clean,
       int64_t i = 4 * g + j;
       if (i >= count)
         break;
+      if (position)
+        i = static_cast<int64_t>(position[i / n]) * n + i % n;
       float s = rawNoise ? softplusf(rawNoise[i]) + noiseEps : 0.0f;
       noiseStd[i] = s;
       noisy[i] = addNoise ? clean[i] + z[j] * s : clean[i];
@@ -285,13 +288,11 @@ __global__ void l2BalanceBackwardKernel(int64_t T, int64_t n,
 // Backend methods
 //===----------------------------------------------------------------------===//
 
-void CudaBackend::noisyTopKForward(int64_t T, int64_t n, int64_t k,
-                                   const float *clean, const float *rawNoise,
-                                   float noiseEps, bool training, uint64_t seed,
-                                   uint64_t counter, float *noisy,
-                                   float *noiseStd, float *topValues,
-                                   int32_t *expert, float *gate,
-                                   uint64_t elementOffset) {
+void CudaBackend::noisyTopKForward(
+    int64_t T, int64_t n, int64_t k, const float *clean, const float *rawNoise,
+    float noiseEps, bool training, uint64_t seed, uint64_t counter,
+    float *noisy, float *noiseStd, float *topValues, int32_t *expert,
+    float *gate, uint64_t elementOffset, const int32_t *noisePosition) {
   checkTopK("noisyTopKForward", T, n, k);
   checkElementOffset("noisyTopKForward", elementOffset);
   if (T == 0)
@@ -299,9 +300,9 @@ void CudaBackend::noisyTopKForward(int64_t T, int64_t n, int64_t k,
   const Context &ctx = *ctx_;
   bool addNoise = training && rawNoise != nullptr;
   MOE_LAUNCH(noiseKernel, dim3(gridFor((T * n + 3) / 4)),
-             dim3(kElementwiseThreads), 0, ctx.stream, T * n, clean, rawNoise,
-             noiseEps, addNoise, seed, counter, elementOffset / 4, noisy,
-             noiseStd);
+             dim3(kElementwiseThreads), 0, ctx.stream, T * n, n, clean,
+             rawNoise, noiseEps, addNoise, seed, counter, elementOffset / 4,
+             noisePosition, noisy, noiseStd);
   int64_t K = std::min(k + 1, n);
   DeviceBuffer<int32_t> cand(ctx.stream, T * K);
   selectTopK(ctx, T, n, K, noisy, /*sorted=*/true, cand.get());

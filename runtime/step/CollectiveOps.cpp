@@ -47,6 +47,19 @@ void allReduce(Context *ctx, const float *in, float *out, int64_t count,
     b.scale(out, 1.0f / static_cast<float>(ranks), out, count);
 }
 
+void allReduce(Context *ctx, const int32_t *in, int32_t *out, int64_t count,
+               bool average) {
+  if (average)
+    fail("all_reduce", "an integer average is not exact; only sums");
+  Backend &b = *ctx->backend;
+  if (out != in)
+    b.copyDevice(out, in, sizeof(int32_t) * count);
+  if (rankCount(ctx) == 1)
+    return;
+  b.synchronize();
+  ctx->collectives->allReduceSum(out, count);
+}
+
 void divideByRanks(Context *ctx, const float *in, float *out, int64_t count) {
   ctx->backend->scale(in, 1.0f / static_cast<float>(rankCount(ctx)), out,
                       count);

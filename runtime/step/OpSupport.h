@@ -47,6 +47,13 @@ void buildPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
                int32_t *expertOffset, int32_t *position, int32_t *token,
                int64_t assignments, int64_t n, int64_t tokens);
 
+/// The group offsets [groups + 1] of a hierarchical layer's primary plan,
+/// on the host, checked to rise from 0 to at most `rows` (a mask over the
+/// combined batch gives each rank a data-dependent share of rows).
+std::vector<int32_t> groupOffsets(Context *ctx, const char *op,
+                                  const int32_t *expertOffset, int64_t rows,
+                                  int64_t groups);
+
 /// Throws std::runtime_error("<op>: <message>").
 [[noreturn]] void fail(const char *op, const std::string &message);
 

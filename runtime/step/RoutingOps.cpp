@@ -10,17 +10,19 @@
 
 #include "runtime/step/OpSupport.h"
 
+#include <algorithm>
+
 namespace moe::rt::step {
 
 void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
-               int32_t *expert, float *gate, float *noisy, float *noiseStd,
-               float *topValues, int64_t tokens, int64_t n, int64_t k,
-               float noiseEps, int64_t stream) {
+               const int32_t *noisePosition, int32_t *expert, float *gate,
+               float *noisy, float *noiseStd, float *topValues, int64_t tokens,
+               int64_t n, int64_t k, float noiseEps, int64_t stream) {
   Context::RngPlace place = ctx->rngFor(stream, tokens * n);
   ctx->backend->noisyTopKForward(tokens, n, k, clean, rawNoise, noiseEps,
-                                 ctx->training, ctx->seed, place.counter,
-                                 noisy, noiseStd, topValues, expert, gate,
-                                 place.elementOffset);
+                                 ctx->training, ctx->seed, place.counter, noisy,
+                                 noiseStd, topValues, expert, gate,
+                                 place.elementOffset, noisePosition);
 }
 
 void loadEstimateGrad(Context *ctx, const float *clean, const float *rawNoise,
@@ -61,7 +63,8 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
   Context::RngPlace place = ctx->rngFor(stream, tokens * n);
   b.noisyTopKForward(tokens, n, k, clean, rawNoise, noiseEps, ctx->training,
                      ctx->seed, place.counter, noisy, noiseStd, topValues,
-                     expert, gate, place.elementOffset);
+                     expert, gate, place.elementOffset,
+                     /*noisePosition=*/nullptr);
   b.loadEstimateForward(tokens, n, k, clean, noisy, noiseStd, topValues,
                         load);
   b.importanceForward(tokens * k, n, expert, gate, importanceOut);
@@ -84,6 +87,52 @@ void groupedThresholdMask(Context *ctx, const float *logits,
                                             expertOffset, mask, rowPtr, expert,
                                             gate, capacity,
                                             /*numAssigned=*/nullptr);
+}
+
+std::vector<int32_t> groupOffsets(Context *ctx, const char *op,
+                                  const int32_t *expertOffset, int64_t rows,
+                                  int64_t groups) {
+  std::vector<int32_t> offsets = toHost(ctx, expertOffset, groups + 1);
+  if (offsets[0] != 0 || offsets[groups] > rows ||
+      !std::is_sorted(offsets.begin(), offsets.end()))
+    fail(op, "the group offsets are not increasing from 0 to at most " +
+                 std::to_string(rows));
+  return offsets;
+}
+
+void segmentedThresholdLoss(Context *ctx, const float *logits,
+                            const float *batchMask, const float *thresholds,
+                            const int32_t *expertOffset, float *loss,
+                            int64_t rows, int64_t groups, int64_t n) {
+  Backend &b = *ctx->backend;
+  std::vector<int32_t> offsets = groupOffsets(
+      ctx, "grouped_batchwise_threshold_loss", expertOffset, rows, groups);
+  ScratchScope scratch(ctx);
+  float *parts = scratch.get<float>(groups);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t first = offsets[g] * n;
+    b.batchwiseThresholdLossForward(offsets[g + 1] - offsets[g], n,
+                                    logits + first, batchMask + first,
+                                    thresholds + g * n, parts + g);
+  }
+  b.sumRows(groups, 1, parts, loss);
+}
+
+void segmentedThresholdLossGrad(Context *ctx, const float *logits,
+                                const float *batchMask, const float *thresholds,
+                                const float *dLoss, const int32_t *expertOffset,
+                                float *dThresholds, int64_t rows,
+                                int64_t groups, int64_t n) {
+  Backend &b = *ctx->backend;
+  std::vector<int32_t> offsets =
+      groupOffsets(ctx, "grouped_batchwise_threshold_loss_grad", expertOffset,
+                   rows, groups);
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t first = offsets[g] * n;
+    b.batchwiseThresholdLossBackward(
+        offsets[g + 1] - offsets[g], n, logits + first, batchMask + first,
+        thresholds + g * n, dLoss, dThresholds + g * n);
+  }
 }
 
 void groupedLoadEstimateGrad(Context *ctx, const float *clean,

@@ -233,10 +233,11 @@ void totalLossOf(Context *ctx, float *out, const float *const *terms,
 // Routing
 //===----------------------------------------------------------------------===//
 
+/// `noisePosition` (nullable): row noisePosition[a] draws stream row a.
 void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
-               int32_t *expert, float *gate, float *noisy, float *noiseStd,
-               float *topValues, int64_t tokens, int64_t n, int64_t k,
-               float noiseEps, int64_t stream);
+               const int32_t *noisePosition, int32_t *expert, float *gate,
+               float *noisy, float *noiseStd, float *topValues, int64_t tokens,
+               int64_t n, int64_t k, float noiseEps, int64_t stream);
 void loadEstimateGrad(Context *ctx, const float *clean, const float *rawNoise,
                       const float *noisy, const float *noiseStd,
                       const float *topValues, const float *dLoad, float *dClean,
@@ -247,6 +248,25 @@ void batchwiseMask(Context *ctx, const float *logits, float *mask,
                    int32_t *rowPtr, int32_t *expert, float *gate,
                    int64_t tokens, int64_t n, int64_t m, int64_t capacity,
                    bool combinedBatch);
+/// The secondary mask of a hierarchical layer over the combined batch:
+/// rows [expertOffset[g], expertOffset[g + 1]) are group g's; each expert
+/// of group g keeps the top m * ranks rows of group g of all ranks.
+void groupedBatchwiseMask(Context *ctx, const float *logits,
+                          const int32_t *expertOffset, float *mask,
+                          int32_t *rowPtr, int32_t *expert, float *gate,
+                          int64_t rows, int64_t n, int64_t groups, int64_t m,
+                          int64_t capacity);
+/// Eq. 8 per group with the groups' rows from `expertOffset` [groups + 1]
+/// (rows past the last group count nothing), forward and backward.
+void segmentedThresholdLoss(Context *ctx, const float *logits,
+                            const float *batchMask, const float *thresholds,
+                            const int32_t *expertOffset, float *loss,
+                            int64_t rows, int64_t groups, int64_t n);
+void segmentedThresholdLossGrad(Context *ctx, const float *logits,
+                                const float *batchMask, const float *thresholds,
+                                const float *dLoss, const int32_t *expertOffset,
+                                float *dThresholds, int64_t rows,
+                                int64_t groups, int64_t n);
 /// `capacity`: the slots of expert and gate (the compiled capacity); more
 /// assignments passing the thresholds throw std::runtime_error.
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
@@ -347,6 +367,9 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
 /// out = the sum (or the average) of `in` over the ranks, the same bits on
 /// every rank; a copy on one rank.
 void allReduce(Context *ctx, const float *in, float *out, int64_t count,
+               bool average);
+/// Integer sums (a hierarchical layer's group offsets); no average.
+void allReduce(Context *ctx, const int32_t *in, int32_t *out, int64_t count,
                bool average);
 /// out = in / number of ranks.
 void divideByRanks(Context *ctx, const float *in, float *out, int64_t count);

@@ -28,7 +28,7 @@ func.func @residual_and_view(%x: tensor<2x3x4xf32>, %y: tensor<2x3x4xf32>)
 // Optional operands pass nullptr; the noise stream and k are literals.
 // CHECK-LABEL: emitc.func @top_k_without_noise
 // CHECK: emitc.call_opaque "moe::rt::step::noisyTopK"
-// CHECK-SAME: args = [0 : index, 1 : index, #emitc.opaque<"nullptr">, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 16, 8, 2, 0.00999999977 : f32, 3]
+// CHECK-SAME: args = [0 : index, 1 : index, #emitc.opaque<"nullptr">, #emitc.opaque<"nullptr">, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 16, 8, 2, 0.00999999977 : f32, 3]
 func.func @top_k_without_noise(%logits: tensor<16x8xf32>)
     -> tensor<16x2xi32> attributes {moe.arena_bytes = 4096} {
   %e, %g, %h, %s, %top = moe.noisy_top_k %logits {k = 2, rng_stream = 3,
@@ -36,6 +36,27 @@ func.func @top_k_without_noise(%logits: tensor<16x8xf32>)
       : (tensor<16x8xf32>) -> (tensor<16x2xi32>, tensor<16x2xf32>,
          tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x3xf32>)
   return %e : tensor<16x2xi32>
+}
+
+// -----
+
+// Over the combined batch, the secondary mask and the grouped Eq. 8 of a
+// hierarchical layer are step functions taking the primary plan's offsets
+// (operands, results, then rows, experts per group, groups and m, and the
+// assignment capacity); without, the kernels on equal segments.
+// CHECK-LABEL: emitc.func @grouped_combined
+// CHECK: emitc.call_opaque "moe::rt::step::groupedBatchwiseMask"
+// CHECK-SAME: args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 12, 4, 2, 2, 32]
+// CHECK: emitc.call_opaque "moe::rt::step::segmentedThresholdLoss"
+// CHECK-SAME: args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 12, 2, 4]
+func.func @grouped_combined(%l: tensor<12x4xf32>, %off: tensor<3xi32>, %t: tensor<2x4xf32>)
+    -> tensor<f32> attributes {moe.arena_bytes = 4096} {
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l offsets %off {combined_batch, groups = 2 : i64, m = 2 : i64,
+      moe.offsets = array<i64: 0, 256, 320, 448>}
+      : (tensor<12x4xf32>, tensor<3xi32>) -> (tensor<12x4xf32>, tensor<13xi32>, tensor<32xi32>, tensor<32xf32>)
+  %loss = moe.grouped_batchwise_threshold_loss %l, %m, %t offsets %off {moe.offsets = array<i64: 576>}
+      : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<f32>
+  return %loss : tensor<f32>
 }
 
 // -----

@@ -19,6 +19,29 @@
 // RUN: moe-opt %examples/lstm2x512_hmoe32768.mlir --mlir-print-op-generic | moe-opt | FileCheck %s --check-prefixes=CHECK,H32768
 // RUN: moe-opt %examples/lstm2x512_hmoe32768.mlir -o %t.32768.mlir && moe-opt %t.32768.mlir | diff %t.32768.mlir -
 
+// Across ranks (paper section 4): each model compiles through the
+// training pipeline data-parallel and expert-parallel, with both levels'
+// batchwise masks over the combined batch of all ranks (the secondary in
+// the segments of the primary plan), the grouped Eq. 8 summed over the
+// ranks and, expert-parallel, the experts sharded and their rows
+// exchanged. Compiling only: time and memory do not grow with the experts.
+// RUN: moe-opt %examples/lstm2x512_hmoe512.mlir --moe-train-pipeline="data-parallel=true" 2>/dev/null | FileCheck %s --check-prefix=RANKS
+// RUN: moe-opt %examples/lstm2x512_hmoe4096.mlir --moe-train-pipeline="data-parallel=true" 2>/dev/null | FileCheck %s --check-prefix=RANKS
+// RUN: moe-opt %examples/lstm2x512_hmoe32768.mlir --moe-train-pipeline="data-parallel=true" 2>/dev/null | FileCheck %s --check-prefix=RANKS
+// RUN: moe-opt %examples/lstm2x512_hmoe512.mlir --moe-train-pipeline="expert-parallel=true" 2>/dev/null | FileCheck %s --check-prefixes=RANKS,SHARDED
+// RUN: moe-opt %examples/lstm2x512_hmoe4096.mlir --moe-train-pipeline="expert-parallel=true" 2>/dev/null | FileCheck %s --check-prefixes=RANKS,SHARDED
+// RUN: moe-opt %examples/lstm2x512_hmoe32768.mlir --moe-train-pipeline="expert-parallel=true" 2>/dev/null | FileCheck %s --check-prefixes=RANKS,SHARDED
+// RANKS: mesh.mesh @ranks(shape = ?)
+// SHARDED: #moe.shard<@ranks>> {moe.init = #moe.init<glorot_uniform>, moe.param = "moe.expert_weights"}
+// RANKS: moe.batchwise_mask %{{.*}} {combined_batch, m = 512 : i64
+// RANKS: %[[OFF:.*]], %{{.*}}, %{{.*}} = moe.dispatch_plan
+// RANKS: %[[SM:.*]], %{{.*}}, %{{.*}}, %{{.*}} = moe.grouped_batchwise_mask %{{.*}} offsets %[[OFF]] {combined_batch, groups = 32 : i64
+// RANKS: %[[L8:.*]] = moe.grouped_batchwise_threshold_loss %{{.*}}, %[[SM]], %{{.*}} offsets %[[OFF]]
+// RANKS: mesh.all_reduce %[[L8]] on @ranks
+// SHARDED: moe.exchange_to_experts
+// SHARDED: moe.exchange_to_tokens
+// RANKS-LABEL: _train_step(
+
 // H512-LABEL: func.func @lstm2x512_hmoe512(
 // H4096-LABEL: func.func @lstm2x512_hmoe4096(
 // H32768-LABEL: func.func @lstm2x512_hmoe32768(

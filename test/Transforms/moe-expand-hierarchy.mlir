@@ -2,6 +2,7 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy --moe-autodiff --verify-diagnostics | FileCheck %s --check-prefix=GRAD
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy="inference=true" --verify-diagnostics | FileCheck %s --check-prefix=INFER
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy="inference=true threshold-capacity=1.5" | FileCheck %s --check-prefix=CAP
+// RUN: moe-opt %s -split-input-file --moe-decompose="combined-batch=true" --moe-expand-hierarchy="combined-batch=true" --verify-diagnostics | FileCheck %s --check-prefix=COMB
 // RUN: not moe-opt %s -split-input-file --moe-expand-hierarchy="threshold-capacity=-2" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // BAD: error: threshold-capacity must be positive (a factor on the assignments of training), got -2
@@ -24,7 +25,10 @@
 // CHECK: %[[ROWS:.*]] = moe.dispatch %[[X]], %[[TOK1]] : (tensor<6x8xf32>, tensor<12xi32>) -> tensor<12x8xf32>
 // CHECK: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %[[SG]], %[[OFF1]] : (tensor<12x8xf32>, tensor<4x8x4xf32>, tensor<5xi32>) -> tensor<12x4xf32>
 // CHECK: %[[RS:.*]] = moe.grouped_matmul %[[ROWS]], %[[SN]], %[[OFF1]]
-// CHECK: %[[SE:.*]], %[[SGT:.*]], %{{.*}}, %{{.*}}, %{{.*}} = moe.noisy_top_k %[[CS]], noise %[[RS]] {k = 2 : i64, rng_stream = 2 : i64}
+// A row draws the noise of its primary assignment (the plan's position),
+// not of its place in the group-major buffer, so the ranks of a
+// data-parallel run draw their shards of the global batch's noise.
+// CHECK: %[[SE:.*]], %[[SGT:.*]], %{{.*}}, %{{.*}}, %{{.*}} = moe.noisy_top_k %[[CS]], noise %[[RS]] noise_position %[[POS1]] {k = 2 : i64, rng_stream = 2 : i64}
 // CHECK: %[[E:.*]], %[[G:.*]] = moe.compose_routes %[[PEF]], %[[PGF]], %[[POS1]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<24xi32>, tensor<24xf32>)
 // CHECK: moe.importance %[[E]], %[[G]] {num_experts = 16 : i64}
 // CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] {num_experts = 16 : i64, tokens = 6 : i64}
@@ -93,6 +97,20 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // CHECK: moe.grouped_matmul %[[BUF]], %[[WE]], %[[OFF]]
 // CHECK: moe.combine %{{.*}}, %[[G]], %[[POS]] rows %[[R]] {tokens = 8 : i64}
 // CHECK-NOT: moe.hierarchical_moe_layer
+
+// Over the combined batch of all ranks (data-parallel training) a rank's
+// share of each level varies: the primary mask keeps m_p R tokens per
+// group of all ranks into min(8 * 2, 2.0 * 8) = 16 slots, the groups'
+// rows are the primary plan's segments (offsets), and each expert keeps
+// m_s R of its group's rows of all ranks into min(16 * 4, 2.0 * 16) = 32
+// slots. The grouped Eq. 8 takes the same segments.
+// COMB-LABEL: func.func @batchwise_hierarchy
+// COMB: %[[PM:.*]], %[[PROWS:.*]], %[[PE:.*]], %[[PGT:.*]] = moe.batchwise_mask %{{.*}} {combined_batch, m = 4 : i64} : (tensor<8x2xf32>) -> (tensor<8x2xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+// COMB: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64} : (tensor<16xi32>, tensor<9xi32>) -> (tensor<3xi32>, tensor<16xi32>, tensor<16xi32>)
+// COMB: %[[CS:.*]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF1]] : (tensor<16x8xf32>, tensor<2x8x4xf32>, tensor<3xi32>) -> tensor<16x4xf32>
+// COMB: %[[SM:.*]], %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_batchwise_mask %[[CS]] offsets %[[OFF1]] {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<16x4xf32>, tensor<3xi32>) -> (tensor<16x4xf32>, tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
+// COMB: moe.grouped_batchwise_threshold_loss %[[CS]], %[[SM]], %{{.*}} offsets %[[OFF1]] : (tensor<16x4xf32>, tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<f32>
+// COMB: moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<32xi32>, tensor<32xf32>)
 
 // The composed gates' gradient splits into both levels; each level's gates
 // train through its masked softmax and each level's thresholds through
@@ -192,7 +210,7 @@ func.func @eval_copy(%x: tensor<8x8xf32>, %pg: tensor<8x2xf32>, %pt: tensor<2xf3
 // CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan
 // CHECK: %[[CS:.*]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF1]]
 // CHECK: %[[RS:.*]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF1]]
-// CHECK: %{{.*}}, %{{.*}}, %[[SH:.*]], %[[SS:.*]], %[[STOP:.*]] = moe.noisy_top_k %[[CS]], noise %[[RS]] {k = 2 : i64, rng_stream = 1 : i64}
+// CHECK: %{{.*}}, %{{.*}}, %[[SH:.*]], %[[SS:.*]], %[[STOP:.*]] = moe.noisy_top_k %[[CS]], noise %[[RS]] noise_position %[[POS1]] {k = 2 : i64, rng_stream = 1 : i64}
 // CHECK: moe.compose_routes
 // CHECK: %[[SLOAD:.*]] = moe.grouped_load_estimate %[[CS]], noise %[[RS]], %[[SH]], %[[SS]], %[[STOP]], %[[OFF1]] {k = 2 : i64} : (tensor<8x4xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<8x3xf32>, tensor<3xi32>) -> tensor<2x4xf32>
 // CHECK: %[[LH:.*]] = moe.hierarchical_load %[[PLOAD]], %[[SLOAD]], %[[OFF1]] : (tensor<2xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<8xf32>

@@ -1,5 +1,5 @@
 // RUN: moe-opt %s -split-input-file --moe-decompose --moe-expand-hierarchy --moe-autodiff --moe-mark-equal-segments --verify-diagnostics | FileCheck %s
-// RUN: moe-opt %s -split-input-file --moe-decompose="combined-batch=true threshold-capacity=1.5" --moe-mark-equal-segments | FileCheck %s --check-prefix=COMBINED
+// RUN: moe-opt %s -split-input-file --moe-decompose="combined-batch=true threshold-capacity=1.5" --moe-expand-hierarchy="combined-batch=true threshold-capacity=1.5" --moe-mark-equal-segments | FileCheck %s --check-prefix=COMBINED
 
 // A batchwise mask over this rank's batch gives each of the 4 experts
 // m = k * tokens / n = 2 * 8 / 4 = 4 rows: both grouped matmuls of the
@@ -43,6 +43,11 @@ func.func @noisy_top_k(%x: tensor<10x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8
 // CHECK-LABEL: func.func @batchwise_hierarchy_train_step
 // CHECK: moe.grouped_matmul_grad %{{.*}} {rows_per_expert = 2 : i64} : (tensor<16x8xf32>, tensor<8x8x8xf32>
 // CHECK: moe.grouped_matmul_grad %{{.*}} {rows_per_expert = 4 : i64} : (tensor<8x8xf32>, tensor<2x8x4xf32>
+// Over the combined batch both levels' shares vary: not marked.
+// COMBINED-LABEL: func.func @batchwise_hierarchy
+// COMBINED: moe.grouped_batchwise_mask %{{.*}} offsets %{{.*}} {combined_batch
+// COMBINED-NOT: rows_per_expert
+// COMBINED: return
 func.func @batchwise_hierarchy(%x: tensor<2x4x8xf32>,
     %pg: tensor<8x2xf32> {moe.param = "pg", moe.init = #moe.init<zeros>},
     %pt: tensor<2xf32> {moe.param = "pt", moe.init = #moe.init<zeros>},

@@ -282,6 +282,9 @@ void composeRoutesCsrForward(
       }
     }
   }
+  // Free slots count nothing in sums over every slot (the importance).
+  std::fill(expert + total, expert + secondaryCapacity, 0);
+  std::fill(gate + total, gate + secondaryCapacity, T(0));
 }
 
 /// The product rule over each composed gate; every secondary assignment

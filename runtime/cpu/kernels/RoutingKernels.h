@@ -159,13 +159,15 @@ void deterministicColumnSums(int64_t rows, int64_t n, AddRow addRow, T *out) {
 /// noiseEps, H = clean + z * s with z = philoxNormalAt(seed, counter, t*n +
 /// i) when training (H = clean otherwise, s = 0 without rawNoise); keeps the
 /// top k of each row of H, gates = softmax over the kept values, and saves
-/// the sorted top-(k+1) values (column k is -inf when k == n).
+/// the sorted top-(k+1) values (column k is -inf when k == n). With
+/// `noisePosition`, row noisePosition[a] draws stream row a's noise.
 template <typename T>
 void noisyTopKForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
                       const T *rawNoise, T noiseEps, bool training,
                       uint64_t seed, uint64_t counter, T *noisy, T *noiseStd,
                       T *topValues, int32_t *expert, T *gate,
-                      uint64_t elementOffset = 0) {
+                      uint64_t elementOffset = 0,
+                      const int32_t *noisePosition = nullptr) {
   checkTopK("noisyTopKForward", numTokens, n, k);
   checkElementOffset("noisyTopKForward", elementOffset);
   int64_t kept = std::min(k + 1, n);
@@ -173,7 +175,8 @@ void noisyTopKForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
   {
     std::vector<int32_t> order(static_cast<size_t>(n));
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < numTokens; ++t) {
+    for (int64_t a = 0; a < numTokens; ++a) {
+      int64_t t = noisePosition ? noisePosition[a] : a;
       const T *c = clean + t * n;
       T *h = noisy + t * n;
       T *s = noiseStd + t * n;
@@ -185,9 +188,9 @@ void noisyTopKForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
         std::fill(s, s + n, T(0));
       }
       if (rawNoise && training) {
-        // Element t*n + i of the normal stream; a block is generated when
+        // Element a*n + i of the normal stream; a block is generated when
         // the scan enters it, so rows need not start on a block boundary.
-        uint64_t base = elementOffset + static_cast<uint64_t>(t * n);
+        uint64_t base = elementOffset + static_cast<uint64_t>(a * n);
         uint64_t block = base >> 2;
         float z[4];
         philoxNormalBlock(seed, counter, block, z);

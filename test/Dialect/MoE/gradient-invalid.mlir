@@ -197,6 +197,14 @@ func.func @noisy_grad_noise_shape(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %e: 
 
 // -----
 
+func.func @grouped_threshold_loss_grad_offsets(%l: tensor<9x4xf32>, %t: tensor<2x4xf32>, %s: tensor<f32>, %off: tensor<2xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_threshold_loss_grad' op expects expert_offset of shape 3 ([groups + 1], one segment per row of thresholds) but got 2}}
+  %dt = moe.grouped_batchwise_threshold_loss_grad %l, %l, %t, %s, %off : (tensor<9x4xf32>, tensor<9x4xf32>, tensor<2x4xf32>, tensor<f32>, tensor<2xi32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
 // The gradient of a grouped matmul keeps its forward op's equal segments.
 func.func @grouped_matmul_grad_rows_per_expert(%b: tensor<12x8xf32>, %w: tensor<4x8x8xf32>, %o: tensor<5xi32>) {
   // expected-error@+1 {{has rows_per_expert = 4 for 4 experts, but its buffer has 12 rows}}

@@ -345,3 +345,54 @@ func.func @compose_routes_csr_grad_secondary_rows(%r: tensor<9xi32>, %pg: tensor
   %dp, %ds = moe.compose_routes_csr_grad %r, %r, %pg, %pos, %sr, %sg, %sg : (tensor<9xi32>, tensor<9xi32>, tensor<8xf32>, tensor<8xi32>, tensor<8xi32>, tensor<16xf32>, tensor<16xf32>) -> (tensor<8xf32>, tensor<16xf32>)
   return
 }
+
+// -----
+
+// Over the combined batch the groups are the primary plan's segments.
+func.func @grouped_combined_no_offsets(%l: tensor<12x4xf32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_mask' op ranks the combined batch inside the groups of the primary plan: expects its expert_offset}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<12x4xf32>) -> (tensor<12x4xf32>, tensor<13xi32>, tensor<32xi32>, tensor<32xf32>)
+  return
+}
+
+// -----
+
+func.func @grouped_offsets_not_combined(%l: tensor<8x4xf32>, %off: tensor<3xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_mask' op has an expert_offset but ranks equal segments; offsets are for combined_batch}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l offsets %off {groups = 2 : i64, m = 2 : i64} : (tensor<8x4xf32>, tensor<3xi32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
+  return
+}
+
+// -----
+
+func.func @grouped_combined_offsets_shape(%l: tensor<12x4xf32>, %off: tensor<4xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_mask' op expects expert_offset of shape 3 ([groups + 1]) but got 4}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l offsets %off {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<12x4xf32>, tensor<4xi32>) -> (tensor<12x4xf32>, tensor<13xi32>, tensor<32xi32>, tensor<32xf32>)
+  return
+}
+
+// -----
+
+func.func @grouped_combined_capacity(%l: tensor<12x4xf32>, %off: tensor<3xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_mask' op expects expert of shape C, an assignment capacity with 1 <= C <= R * n = 48, but got 49}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l offsets %off {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<12x4xf32>, tensor<3xi32>) -> (tensor<12x4xf32>, tensor<13xi32>, tensor<49xi32>, tensor<49xf32>)
+  return
+}
+
+// -----
+
+func.func @grouped_combined_row_ptr(%l: tensor<12x4xf32>, %off: tensor<3xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_mask' op expects row_ptr of shape 13 ([R + 1]) but got 12}}
+  %m, %r, %e, %g = moe.grouped_batchwise_mask %l offsets %off {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<12x4xf32>, tensor<3xi32>) -> (tensor<12x4xf32>, tensor<12xi32>, tensor<32xi32>, tensor<32xf32>)
+  return
+}
+
+// -----
+
+// With offsets the rows need not form equal segments, but the offsets
+// need one segment per group of thresholds.
+func.func @grouped_threshold_loss_offsets(%l: tensor<9x4xf32>, %t: tensor<2x4xf32>, %off: tensor<4xi32>) {
+  // expected-error@+1 {{'moe.grouped_batchwise_threshold_loss' op expects expert_offset of shape 3 ([groups + 1], one segment per row of thresholds) but got 4}}
+  %x = moe.grouped_batchwise_threshold_loss %l, %l, %t offsets %off : (tensor<9x4xf32>, tensor<9x4xf32>, tensor<2x4xf32>, tensor<4xi32>) -> tensor<f32>
+  return
+}

@@ -22,6 +22,19 @@ func.func @batchwise_hierarchy(%pl: tensor<8x2xf32>, %pos: tensor<8xi32>, %l: te
   return %g, %loss, %dp, %ds, %dt : tensor<16xf32>, tensor<f32>, tensor<8xf32>, tensor<16xf32>, tensor<2x4xf32>
 }
 
+// Over the combined batch of all ranks: the groups are the primary plan's
+// segments, and a rank's share of the assignments has a capacity.
+// CHECK-LABEL: func.func @combined_batch
+// CHECK: %[[SM:.*]], %{{.*}}, %{{.*}}, %{{.*}} = moe.grouped_batchwise_mask %[[L:[^ ]*]] offsets %[[OFF:[^ ]*]] {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<12x4xf32>, tensor<3xi32>) -> (tensor<12x4xf32>, tensor<13xi32>, tensor<32xi32>, tensor<32xf32>)
+// CHECK: moe.grouped_batchwise_threshold_loss %[[L]], %[[SM]], %[[T:[^ ]*]] offsets %[[OFF]] : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<f32>
+// CHECK: moe.grouped_batchwise_threshold_loss_grad %[[L]], %[[SM]], %[[T]], %{{.*}}, %[[OFF]] : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<2x4xf32>, tensor<f32>, tensor<3xi32>) -> tensor<2x4xf32>
+func.func @combined_batch(%l: tensor<12x4xf32>, %off: tensor<3xi32>, %t: tensor<2x4xf32>, %s: tensor<f32>) -> (tensor<32xf32>, tensor<f32>, tensor<2x4xf32>) {
+  %sm, %sr, %se, %sg = moe.grouped_batchwise_mask %l offsets %off {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<12x4xf32>, tensor<3xi32>) -> (tensor<12x4xf32>, tensor<13xi32>, tensor<32xi32>, tensor<32xf32>)
+  %loss = moe.grouped_batchwise_threshold_loss %l, %sm, %t offsets %off : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<f32>
+  %dt = moe.grouped_batchwise_threshold_loss_grad %l, %sm, %t, %s, %off : (tensor<12x4xf32>, tensor<12x4xf32>, tensor<2x4xf32>, tensor<f32>, tensor<3xi32>) -> tensor<2x4xf32>
+  return %sg, %loss, %dt : tensor<32xf32>, tensor<f32>, tensor<2x4xf32>
+}
+
 // Inference: the secondary threshold mask reads the group offsets of the
 // primary plan; buffers have a compiled capacity of at most every row and
 // expert (32 of the 64 here).

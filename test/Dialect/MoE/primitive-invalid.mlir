@@ -81,6 +81,23 @@ func.func @noise_shape(%c: tensor<4x3xf32>, %n: tensor<4x2xf32>) {
 
 // -----
 
+// Noise drawn by position needs noise, and one position per row.
+func.func @noise_position_without_noise(%c: tensor<4x3xf32>, %p: tensor<4xi32>) {
+  // expected-error@+1 {{has a noise_position but no noise logits: plain top-k draws no noise}}
+  %e, %g, %h, %s, %t = moe.noisy_top_k %c noise_position %p {k = 1 : i64} : (tensor<4x3xf32>, tensor<4xi32>) -> (tensor<4x1xi32>, tensor<4x1xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>)
+  return
+}
+
+// -----
+
+func.func @noise_position_shape(%c: tensor<4x3xf32>, %p: tensor<5xi32>) {
+  // expected-error@+1 {{expects noise_position of shape 4 ([T]) but got 5}}
+  %e, %g, %h, %s, %t = moe.noisy_top_k %c, noise %c noise_position %p {k = 1 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<5xi32>) -> (tensor<4x1xi32>, tensor<4x1xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>)
+  return
+}
+
+// -----
+
 // The load has one entry per expert.
 func.func @load_shape(%c: tensor<4x3xf32>, %t: tensor<4x3xf32>) {
   // expected-error@+1 {{expects load of shape 3 ([n]) but got 4}}

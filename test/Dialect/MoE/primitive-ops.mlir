@@ -107,3 +107,12 @@ func.func @compose_routes(%pe: tensor<6xi32>, %pg: tensor<6xf32>, %pos: tensor<6
   %dp, %ds = moe.compose_routes_grad %pg, %pos, %sg, %g : (tensor<6xf32>, tensor<6xi32>, tensor<6x2xf32>, tensor<12xf32>) -> (tensor<6xf32>, tensor<6x2xf32>)
   return %ds : tensor<6x2xf32>
 }
+
+// The secondary level of a hierarchical layer draws its noise by the
+// group plan's positions.
+// CHECK-LABEL: func.func @noise_position
+// CHECK: moe.noisy_top_k %{{.*}}, noise %{{.*}} noise_position %{{.*}} {k = 1 : i64, rng_stream = 2 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4xi32>)
+func.func @noise_position(%c: tensor<4x3xf32>, %n: tensor<4x3xf32>, %p: tensor<4xi32>) -> tensor<4x1xi32> {
+  %e, %g, %h, %s, %t = moe.noisy_top_k %c, noise %n noise_position %p {k = 1 : i64, rng_stream = 2 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4xi32>) -> (tensor<4x1xi32>, tensor<4x1xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>)
+  return %e : tensor<4x1xi32>
+}

@@ -524,22 +524,35 @@ TEST_F(CudaEquality, MaskAssignments) {
   expectClose(*gate, kRtol, kAtol, "mask gates");
 }
 
-// A shard's gating noise (elementOffset) is the same on both backends.
-TEST_F(CudaEquality, NoisyTopKShardOffset) {
-  int64_t T = 33, n = 8, k = 2;
-  auto clean = twin(randomVector(T * n, 14));
-  auto raw = twin(randomVector(T * n, 15, -2.0, 2.0));
-  auto noisy = output<float>(T * n), std = output<float>(T * n);
-  auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
-  auto expert = output<int32_t>(T * k);
-  cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
-                        kCounter, noisy->cpu(), std->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu(), 264);
-  gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
-                        kCounter, noisy->gpu(), std->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu(), 264);
-  expectClose(*noisy, kRtol, kAtol, "noisy values with an element offset");
-  expectEqual(expert->onGpu(), expert->onCpu(), "experts with an element offset");
+// A shard's gating noise (elementOffset) is the same on both backends, and
+// so is noise drawn by position (a hierarchical secondary level: row
+// position[a] takes stream row a's noise).
+TEST_F(CudaEquality, NoisyTopKShardOffsetAndNoisePosition) {
+  int64_t T = 33, k = 2;
+  auto run = [&](int64_t n, bool byPosition, const std::string &what) {
+    std::vector<int32_t> order(T);
+    for (int64_t a = 0; a < T; ++a)
+      order[a] = static_cast<int32_t>((a * 5 + 3) % T); // a permutation
+    auto position = twin(order);
+    auto clean = twin(randomVector(T * n, 14));
+    auto raw = twin(randomVector(T * n, 15, -2.0, 2.0));
+    auto noisy = output<float>(T * n), std = output<float>(T * n);
+    auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
+    auto expert = output<int32_t>(T * k);
+    cpu->noisyTopKForward(T, n, k, clean->cpu(), raw->cpu(), 0.01f, true, kSeed,
+                          kCounter, noisy->cpu(), std->cpu(), top->cpu(),
+                          expert->cpu(), gate->cpu(), 264,
+                          byPosition ? position->cpu() : nullptr);
+    gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 0.01f, true, kSeed,
+                          kCounter, noisy->gpu(), std->gpu(), top->gpu(),
+                          expert->gpu(), gate->gpu(), 264,
+                          byPosition ? position->gpu() : nullptr);
+    expectClose(*noisy, kRtol, kAtol, "noisy values " + what);
+    expectClose(*std, kRtol, kAtol, "noise std " + what);
+    expectEqual(expert->onGpu(), expert->onCpu(), "experts " + what);
+  };
+  run(8, false, "with an element offset");
+  run(7, true, "drawn by position");
 }
 
 struct TopKCase {
@@ -581,7 +594,7 @@ TEST_F(CudaEquality, NoisyTopKForward) {
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
       b.noisyTopKForward(T, n, k, p(clean), c.noise ? p(raw) : nullptr, 1e-2f,
                          c.training, kSeed, kCounter, p(noisy), p(noiseStd),
-                         p(top), p(expert), p(gate), 0);
+                         p(top), p(expert), p(gate), 0, nullptr);
     }
     std::string what = describe(c);
     expectSame(*expert, what + " expert");
@@ -601,10 +614,10 @@ TEST_F(CudaEquality, NoisyTopKForwardTiesOfSignedZeros) {
   auto expert = output<int32_t>(3);
   cpu->noisyTopKForward(1, 6, 3, c->cpu(), nullptr, 0.0f, false, 1, 1,
                         noisy->cpu(), noiseStd->cpu(), top->cpu(),
-                        expert->cpu(), gate->cpu(), 0);
+                        expert->cpu(), gate->cpu(), 0, nullptr);
   gpu->noisyTopKForward(1, 6, 3, c->gpu(), nullptr, 0.0f, false, 1, 1,
                         noisy->gpu(), noiseStd->gpu(), top->gpu(),
-                        expert->gpu(), gate->gpu(), 0);
+                        expert->gpu(), gate->gpu(), 0, nullptr);
   expectSame(*expert, "signed zeros");
   expectEqual(expert->onGpu(), std::vector<int32_t>{5, 0, 1}, "order");
 }
@@ -628,7 +641,8 @@ TopKState cpuTopK(rt::Backend &cpu, const TopKCase &c) {
   // The CPU backend works on host memory, so host vectors serve directly.
   cpu.noisyTopKForward(T, n, k, s.clean.data(), s.raw.data(), 1e-2f, true,
                        kSeed, kCounter, s.noisy.data(), s.noiseStd.data(),
-                       s.top.data(), s.expert.data(), s.gate.data(), 0);
+                       s.top.data(), s.expert.data(), s.gate.data(), 0,
+                       nullptr);
   return s;
 }
 
@@ -1570,7 +1584,7 @@ TEST_F(CudaEquality, RunToRunDeterminism) {
     auto load = output<float>(n);
     gpu->noisyTopKForward(T, n, k, clean->gpu(), raw->gpu(), 1e-2f, true, kSeed,
                           kCounter, noisy->gpu(), noiseStd->gpu(), top->gpu(),
-                          expert->gpu(), gate->gpu(), 0);
+                          expert->gpu(), gate->gpu(), 0, nullptr);
     gpu->loadEstimateForward(T, n, k, clean->gpu(), noisy->gpu(),
                              noiseStd->gpu(), top->gpu(), load->gpu());
     auto importance = output<float>(n);

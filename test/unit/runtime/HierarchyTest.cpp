@@ -573,6 +573,11 @@ TEST(ComposeRoutesCsr, MatchesTwoLevelDefinition) {
             expectedExpert);
   test::expectAllClose(std::vector<double>(gate.begin(), gate.begin() + used),
                        expectedGate, 1e-15, 0, "gate");
+  // Free slots count nothing in sums over every slot (the importance).
+  for (int64_t a = used; a < c.secondaryCapacity; ++a) {
+    EXPECT_EQ(expert[a], 0) << a;
+    EXPECT_EQ(gate[a], 0.0) << a;
+  }
 }
 
 TEST(ComposeRoutesCsr, GradientMatchesFiniteDifferences) {

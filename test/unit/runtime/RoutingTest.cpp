@@ -168,6 +168,49 @@ TEST(NoisyTopK, ShardsDrawTheirPartOfTheWholeBatchsNoise) {
   EXPECT_THROW(run(half, half, 6), std::invalid_argument); // not a block
 }
 
+TEST(NoisyTopK, NoisePositionDrawsAPermutedRowsStream) {
+  // Row position[a] takes stream row a's noise: the result is the plain
+  // kernel's on the rows in stream order, scattered back (the secondary
+  // level of a hierarchical layer, whose rows are group-major).
+  int64_t T = 5, n = 7, k = 2;
+  std::vector<int32_t> position = {3, 0, 4, 1, 2};
+  auto clean = randomVector<float>(T * n, 5);
+  auto raw = randomVector<float>(T * n, 6, -2.0, 2.0);
+  std::vector<float> streamClean(T * n), streamRaw(T * n);
+  for (int64_t a = 0; a < T; ++a)
+    for (int64_t i = 0; i < n; ++i) {
+      streamClean[a * n + i] = clean[position[a] * n + i];
+      streamRaw[a * n + i] = raw[position[a] * n + i];
+    }
+  auto run = [&](const std::vector<float> &c, const std::vector<float> &r,
+                 const int32_t *pos) {
+    TopKOutputs o;
+    std::vector<float> noisy(T * n), std(T * n), top(T * (k + 1)), gate(T * k);
+    o.expert.resize(T * k);
+    rt::cpu::noisyTopKForward<float>(T, n, k, c.data(), r.data(), 0.01f, true,
+                                     kSeed, kCounter, noisy.data(), std.data(),
+                                     top.data(), o.expert.data(), gate.data(),
+                                     /*elementOffset=*/8, pos);
+    o.noisy.assign(noisy.begin(), noisy.end());
+    o.top.assign(top.begin(), top.end());
+    o.gate.assign(gate.begin(), gate.end());
+    return o;
+  };
+  TopKOutputs plain = run(streamClean, streamRaw, nullptr);
+  TopKOutputs permuted = run(clean, raw, position.data());
+  for (int64_t a = 0; a < T; ++a) {
+    int64_t t = position[a];
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_EQ(permuted.noisy[t * n + i], plain.noisy[a * n + i]) << a;
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_EQ(permuted.expert[t * k + j], plain.expert[a * k + j]) << a;
+      EXPECT_EQ(permuted.gate[t * k + j], plain.gate[a * k + j]) << a;
+    }
+    for (int64_t j = 0; j <= k; ++j)
+      EXPECT_EQ(permuted.top[t * (k + 1) + j], plain.top[a * (k + 1) + j]);
+  }
+}
+
 TEST(NoisyTopK, MatchesSortedReference) {
   for (const TopKShape &s : kTopKShapes) {
     for (int mode = 0; mode < 3; ++mode) {
@@ -1116,7 +1159,7 @@ TEST(CpuBackendRouting, EntryPointsRunTheKernels) {
   std::vector<int32_t> expert(T * k);
   backend.noisyTopKForward(T, n, k, clean.data(), raw.data(), 0.01f, true,
                            kSeed, kCounter, noisy.data(), std.data(),
-                           top.data(), expert.data(), gate.data(), 0);
+                           top.data(), expert.data(), gate.data(), 0, nullptr);
   backend.loadEstimateForward(T, n, k, clean.data(), noisy.data(), std.data(),
                               top.data(), load.data());
   backend.loadEstimateBackward(T, n, k, clean.data(), noisy.data(), raw.data(),
