@@ -2,8 +2,8 @@
 //
 // Lowers the cross-entropy ops (full or sampled softmax, with the output
 // layer's GEMMs at the target's precision), the learning-rate schedule and
-// Adam. moe.adam_update writes its parameter and moments in place, so its
-// results are its operands' pointers.
+// Adam. moe.adam_update and moe.adam_update_rows write their parameter and
+// moments in place, so their results are their operands' pointers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,6 +48,14 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
             .i64(op.getRngStream())
             .literal(precision);
       });
+  addStepCall<SoftmaxCrossEntropyRowGradOp>(
+      patterns, converter, "softmaxCrossEntropyRowGrad",
+      [](SoftmaxCrossEntropyRowGradOp op,
+         SoftmaxCrossEntropyRowGradOp::Adaptor a, StepCall &c) {
+        c.operands(a.getOperands()).results();
+        outputSizes(c, op.getHidden(), op.getWeights());
+        c.i64(op.getNumSamples()).i64(op.getRngStream());
+      });
   addStepCall<LrScheduleOp>(
       patterns, converter, "lrSchedule",
       [](LrScheduleOp op, LrScheduleOp::Adaptor a, StepCall &c) {
@@ -61,6 +69,19 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
       patterns, converter, "adamUpdate",
       [](AdamUpdateOp op, AdamUpdateOp::Adaptor a, StepCall &c) {
         c.count(op.getParam())
+            .operands(a.getOperands())
+            .f32(op.getBeta1().convertToFloat())
+            .f32(op.getBeta2().convertToFloat())
+            .f32(op.getEps().convertToFloat())
+            .f32(op.getWeightDecay().convertToFloat())
+            .replaceWith({a.getParam(), a.getM(), a.getV()});
+      });
+  addStepCall<AdamUpdateRowsOp>(
+      patterns, converter, "adamUpdateRows",
+      [](AdamUpdateRowsOp op, AdamUpdateRowsOp::Adaptor a, StepCall &c) {
+        int64_t n = dimSize(op.getRows(), 0);
+        c.i64(n)
+            .i64(n ? numElements(op.getValues()) / n : 0)
             .operands(a.getOperands())
             .f32(op.getBeta1().convertToFloat())
             .f32(op.getBeta2().convertToFloat())

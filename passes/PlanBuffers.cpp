@@ -122,11 +122,15 @@ struct PlanBuffersPass
         root[op.getResult(0)] = rootOf(op.getOperand(0));
       // Adam updates parameters and moments in place: the optimizer runs
       // last, after every read of the old values.
-      if (auto adam = dyn_cast<AdamUpdateOp>(op)) {
+      auto inPlace = [&](auto adam) {
         root[adam.getNewParam()] = rootOf(adam.getParam());
         root[adam.getNewM()] = rootOf(adam.getM());
         root[adam.getNewV()] = rootOf(adam.getV());
-      }
+      };
+      if (auto adam = dyn_cast<AdamUpdateOp>(op))
+        inPlace(adam);
+      if (auto adam = dyn_cast<AdamUpdateRowsOp>(op))
+        inPlace(adam);
       for (Value operand : op.getOperands())
         lastUse[rootOf(operand)] = position;
       ++position;
@@ -144,8 +148,8 @@ struct PlanBuffersPass
         arena.release(it->second.first, it->second.second);
         live -= it->second.second;
       }
-      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp>(
-              op) ||
+      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp,
+              AdamUpdateRowsOp>(op) ||
           op.getNumResults() == 0)
         continue;
       SmallVector<int64_t> offsets;
