@@ -22,6 +22,16 @@ void outputSizes(StepCall &c, Value hidden, Value weights) {
   c.i64(numElements(hidden) / d).i64(d).i64(dimSize(weights, 0));
 }
 
+/// Adam's hyperparameters, after the pointers, and the in-place results.
+template <typename AdamOp, typename Adaptor>
+void adamTail(AdamOp op, Adaptor a, StepCall &c) {
+  c.f32(op.getBeta1().convertToFloat())
+      .f32(op.getBeta2().convertToFloat())
+      .f32(op.getEps().convertToFloat())
+      .f32(op.getWeightDecay().convertToFloat())
+      .replaceWith({a.getParam(), a.getM(), a.getV()});
+}
+
 } // namespace
 
 void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
@@ -68,13 +78,8 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
   addStepCall<AdamUpdateOp>(
       patterns, converter, "adamUpdate",
       [](AdamUpdateOp op, AdamUpdateOp::Adaptor a, StepCall &c) {
-        c.count(op.getParam())
-            .operands(a.getOperands())
-            .f32(op.getBeta1().convertToFloat())
-            .f32(op.getBeta2().convertToFloat())
-            .f32(op.getEps().convertToFloat())
-            .f32(op.getWeightDecay().convertToFloat())
-            .replaceWith({a.getParam(), a.getM(), a.getV()});
+        c.count(op.getParam()).operands(a.getOperands());
+        adamTail(op, a, c);
       });
   addStepCall<AdamUpdateRowsOp>(
       patterns, converter, "adamUpdateRows",
@@ -82,11 +87,7 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
         int64_t n = dimSize(op.getRows(), 0);
         c.i64(n)
             .i64(n ? numElements(op.getValues()) / n : 0)
-            .operands(a.getOperands())
-            .f32(op.getBeta1().convertToFloat())
-            .f32(op.getBeta2().convertToFloat())
-            .f32(op.getEps().convertToFloat())
-            .f32(op.getWeightDecay().convertToFloat())
-            .replaceWith({a.getParam(), a.getM(), a.getV()});
+            .operands(a.getOperands());
+        adamTail(op, a, c);
       });
 }
