@@ -1358,10 +1358,10 @@ TEST_F(CudaEquality, SampledSoftmaxCrossEntropy) {
   for (bool onGpu : {false, true}) {
     rt::Backend &b = onGpu ? *gpu : *cpu;
     auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-    b.sampledSoftmaxCrossEntropyRows(
-        T, d, V, S, p(hidden), p(weights), p(bias), p(tg), kSeed, kCounter,
-        p(dLoss), 0.25f, p(loss), p(dHidden), p(rows), p(dWeightRows),
-        p(dBiasRows));
+    b.sampledSoftmaxCrossEntropyRows(T, d, V, S, p(hidden), p(weights), p(bias),
+                                     p(tg), kSeed, kCounter, p(dLoss), 0.25f,
+                                     p(loss), p(dHidden), p(rows),
+                                     p(dWeightRows), p(dBiasRows));
   }
   expectClose(*loss, 1e-5, 1e-5, "sampled rows loss");
   expectClose(*dHidden, 1e-4, 1e-6, "sampled rows dHidden");
