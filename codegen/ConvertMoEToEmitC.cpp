@@ -23,6 +23,8 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/CheckedArithmetic.h"
 
+#include <map>
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOEMITC
 #include "codegen/Passes.h.inc"
@@ -79,8 +81,9 @@ int64_t mlir::moe::dimSize(Value tensor, unsigned i) {
 
 namespace {
 
-/// "i32:2x5,f32:50x8,i64:" : the element type and shape of each argument,
-/// as the driver also derives it from the manifest.
+/// "i32:2x5,f32:50x8,i64:,f32:4x8x8/shard" : the element type and shape of
+/// each argument, and whether it is split over the ranks (the driver sizes
+/// its buffers by that), as the driver also derives it from the manifest.
 std::string argumentSignature(TypeRange types) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -92,6 +95,8 @@ std::string argumentSignature(TypeRange types) {
       continue;
     os << tensor.getElementType() << ":";
     llvm::interleave(tensor.getShape(), os, "x");
+    if (getShard(tensor))
+      os << "/shard";
   }
   return text;
 }
@@ -433,6 +438,48 @@ struct ConvertMoEToEmitCPass
     return success();
   }
 
+  /// Buffers of different ops that are live at once must not overlap
+  /// either: the planner's lifetimes (BufferLiveness) replayed over the
+  /// plan. After checkArenaPlacement, so every buffer lies in the arena.
+  static LogicalResult checkLiveBuffersApart(Block &body) {
+    BufferLiveness liveness(body);
+    // The live buffers by offset (disjoint), and when each dies.
+    std::map<int64_t, std::pair<int64_t, OpResult>> live;
+    std::multimap<int64_t, int64_t> deaths;
+    for (Operation &op : body) {
+      int64_t here = liveness.index.lookup(&op);
+      for (auto it = deaths.begin(); it != deaths.end() && it->first < here;
+           it = deaths.erase(it))
+        live.erase(it->second);
+      auto offsets = op.getAttrOfType<DenseI64ArrayAttr>("moe.offsets");
+      if (!BufferLiveness::allocates(op) || !offsets)
+        continue;
+      for (auto [offset, result] :
+           llvm::zip(offsets.asArrayRef(), op.getResults())) {
+        int64_t end = offset + plannedBufferBytes(result).value_or(0);
+        if (offset == kPoolOffset || end == offset)
+          continue;
+        auto clash = live.lower_bound(offset);
+        if (clash == live.end() || clash->first >= end)
+          clash =
+              clash != live.begin() && std::prev(clash)->second.first > offset
+                  ? std::prev(clash)
+                  : live.end();
+        if (clash != live.end()) {
+          OpResult other = clash->second.second;
+          return op.emitOpError("result #")
+                 << result.getResultNumber() << " at arena offset " << offset
+                 << " overlaps result #" << other.getResultNumber() << " of "
+                 << other.getOwner()->getName() << " at arena offset "
+                 << clash->first << ", which is still live";
+        }
+        live.emplace(offset, std::make_pair(end, result));
+        deaths.emplace(liveness.death(result), offset);
+      }
+    }
+    return success();
+  }
+
   /// Every op must have a lowering and, if it makes tensors, their places
   /// in the arena.
   LogicalResult checkPlanned(func::FuncOp func,
@@ -502,7 +549,9 @@ struct ConvertMoEToEmitCPass
                     "shards and f32 rows of a dynamic count)";
       return WalkResult::advance();
     });
-    return failure(walk.wasInterrupted());
+    if (walk.wasInterrupted())
+      return failure();
+    return checkLiveBuffersApart(func.getBody().front());
   }
 
   /// func.func @f(args) -> emitc.func @f(ctx) whose entry fetches every

@@ -66,9 +66,12 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
               .literal(precision);
           return;
         }
-        c.i64(dimSize(op.getBuffer(), 0))
-            .i64(n)
-            .i64(dimSize(op.getBuffer(), 1))
+        // Equal segments (moe-mark-equal-segments): no offsets to read.
+        if (std::optional<uint64_t> rows = op.getRowsPerExpert())
+          c.callee("batchedMatmulForward").i64(n).i64(*rows);
+        else
+          c.i64(dimSize(op.getBuffer(), 0)).i64(n);
+        c.i64(dimSize(op.getBuffer(), 1))
             .i64(dimSize(op.getOutput(), 1))
             .ptr(a.getExpertOffset())
             .ptr(a.getBuffer())
@@ -92,9 +95,11 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
               .literal(precision);
           return;
         }
-        c.i64(dimSize(op.getBuffer(), 0))
-            .i64(n)
-            .i64(dimSize(op.getBuffer(), 1))
+        if (std::optional<uint64_t> rows = op.getRowsPerExpert())
+          c.callee("batchedMatmulBackward").i64(n).i64(*rows);
+        else
+          c.i64(dimSize(op.getBuffer(), 0)).i64(n);
+        c.i64(dimSize(op.getBuffer(), 1))
             .i64(dimSize(op.getDOutput(), 1))
             .ptr(a.getExpertOffset())
             .ptr(a.getBuffer())

@@ -5,7 +5,8 @@
 // symbol, arena size, arguments by role (inputs with the id range they
 // index, parameters with initializers, optimizer state), results by role,
 // the dispatch plans in program order (for per-expert load histograms) and
-// the floating-point operations of one call (for achieved TFLOP/s).
+// the floating-point operations of one call (for achieved TFLOP/s): one
+// rank's share of a step's work when the step runs on several.
 //
 //===----------------------------------------------------------------------===//
 
@@ -77,6 +78,19 @@ double outputLayerMacs(Value hidden, Value weights,
   return double(elements(hidden)) * classes;
 }
 
+/// The rows of an expert GEMM's dispatch buffer. Under expert parallelism
+/// the buffer holds the rows the other ranks sent, a number known only at
+/// run time; the rows this rank sends stand for them: over all ranks the
+/// two sums are the rows the experts process, so the FLOPs are this rank's
+/// share of the job's expert work.
+double expertRows(Value buffer) {
+  if (!cast<ShapedType>(buffer.getType()).isDynamicDim(0))
+    return dim(buffer, 0);
+  if (auto exchange = buffer.getDefiningOp<ExchangeToExpertsOp>())
+    return dim(exchange.getBuffer(), 0);
+  return 0;
+}
+
 /// Floating-point operations of one op (multiply-adds count two): the
 /// GEMM-like work, which is what TF/s figures compare. Element-wise and
 /// routing arithmetic is left out.
@@ -89,10 +103,12 @@ double opFlops(Operation *op) {
         return 2.0 * elements(m.getResult()) * k;
       })
       .Case([](GroupedMatmulOp g) {
-        return 2.0 * elements(g.getBuffer()) * dim(g.getOutput(), 1);
+        return 2.0 * expertRows(g.getBuffer()) * dim(g.getBuffer(), 1) *
+               dim(g.getOutput(), 1);
       })
       .Case([](GroupedMatmulGradOp g) {
-        return 4.0 * elements(g.getBuffer()) * dim(g.getDOutput(), 1);
+        return 4.0 * expertRows(g.getBuffer()) * dim(g.getBuffer(), 1) *
+               dim(g.getDOutput(), 1);
       })
       .Case([](FusedRouteOp f) {
         return 4.0 * elements(f.getInput()) * dim(f.getGateWeights(), 1);

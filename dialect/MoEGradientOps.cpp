@@ -55,6 +55,11 @@ LogicalResult DispatchGradOp::verify() {
                      {getTokens(), shapeOf(getDBuffer())[1]}, "[tokens, d]");
 }
 
+LogicalResult GroupedMatmulGradOp::verify() {
+  return expectRowsPerExpert(*this, getBuffer(), getExpertOffset(),
+                             getRowsPerExpert());
+}
+
 //===----------------------------------------------------------------------===//
 // Model-level ops that are also primitives
 //===----------------------------------------------------------------------===//

@@ -230,7 +230,8 @@ def MoE_GroupedMatmulGradOp : MoE_GradOp<"grouped_matmul_grad", [
   let summary = "backward of moe.grouped_matmul";
   let description = [{
     d_buffer = d_output * W[e]^T per segment; d_weights[e] = buffer[seg]^T *
-    d_output[seg] (zero for experts without tokens).
+    d_output[seg] (zero for experts without tokens). `rows_per_expert` as
+    on moe.grouped_matmul.
 
     ```mlir
     %db, %dw = moe.grouped_matmul_grad %buf, %w, %off, %dout
@@ -239,8 +240,16 @@ def MoE_GroupedMatmulGradOp : MoE_GradOp<"grouped_matmul_grad", [
     ```
   }];
   let arguments = (ins MoE_Matrix:$buffer, MoE_F32Tensor:$weights,
-                       MoE_IdVector:$expert_offset, MoE_Matrix:$d_output);
+                       MoE_IdVector:$expert_offset, MoE_Matrix:$d_output,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$rows_per_expert);
   let results = (outs MoE_Matrix:$d_buffer, MoE_F32Tensor:$d_weights);
+  let builders = [OpBuilder<(ins "Type":$d_buffer, "Type":$d_weights,
+                                 "Value":$buffer, "Value":$weights,
+                                 "Value":$expert_offset, "Value":$d_output), [{
+    build($_builder, $_state, d_buffer, d_weights, buffer, weights,
+          expert_offset, d_output, IntegerAttr());
+  }]>];
+  let hasVerifier = 1;
 }
 
 def MoE_CombineGradOp : MoE_Op<"combine_grad", [

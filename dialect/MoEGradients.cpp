@@ -229,7 +229,7 @@ GroupedMatmulOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                SmallVectorImpl<Value> &operandGrads) {
   auto grad = b.create<GroupedMatmulGradOp>(
       getLoc(), getBuffer().getType(), getWeights().getType(), getBuffer(),
-      getWeights(), getExpertOffset(), grads[0]);
+      getWeights(), getExpertOffset(), grads[0], getRowsPerExpertAttr());
   operandGrads.assign({grad.getDBuffer(), grad.getDWeights(), Value()});
   return success();
 }

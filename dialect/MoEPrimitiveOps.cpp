@@ -153,6 +153,9 @@ LogicalResult GroupedMatmulOp::verify() {
     return emitOpError() << "expects weights of shape " << experts << "x"
                          << buf[1] << "xN ([experts, d_in, d_out]) but got "
                          << formatShape(w);
+  if (failed(expectRowsPerExpert(*this, getBuffer(), getExpertOffset(),
+                                 getRowsPerExpert())))
+    return failure();
   return expectShape(*this, getOutput(), "output", {buf[0], w[2]},
                      "[A, d_out]");
 }

@@ -417,6 +417,11 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul", [
     Rows [offset_e, offset_e+1) of `buffer` times `weights[e]`
     ([n, d_in, d_out]); segments of zero rows cost nothing.
 
+    `rows_per_expert = m` states that every segment has exactly m rows
+    (offset_e = e m, buffer [n m, d_in]), as a batchwise mask over one
+    rank's batch guarantees: backends then run one strided-batched GEMM
+    without reading the offsets (moe-mark-equal-segments sets it).
+
     ```mlir
     %out = moe.grouped_matmul %buf, %w, %off
         : (tensor<128x16xf32>, tensor<8x16x16xf32>, tensor<9xi32>)
@@ -424,8 +429,15 @@ def MoE_GroupedMatmulOp : MoE_Op<"grouped_matmul", [
     ```
   }];
   let arguments = (ins MoE_Matrix:$buffer, MoE_F32Tensor:$weights,
-                       MoE_IdVector:$expert_offset);
+                       MoE_IdVector:$expert_offset,
+                       OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$rows_per_expert);
   let results = (outs MoE_Matrix:$output);
+  // Segments are data-dependent unless moe-mark-equal-segments says not.
+  let builders = [OpBuilder<(ins "Type":$output, "Value":$buffer,
+                                 "Value":$weights, "Value":$expert_offset), [{
+    build($_builder, $_state, output, buffer, weights, expert_offset,
+          IntegerAttr());
+  }]>];
   let assemblyFormat = [{
     $buffer `,` $weights `,` $expert_offset attr-dict
     `:` functional-type(operands, results)

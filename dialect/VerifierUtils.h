@@ -61,6 +61,26 @@ inline LogicalResult expectEqualSegments(Operation *op, int64_t rows,
                            << " is not a multiple of " << groups;
 }
 
+/// Emits "expects <rows> buffer rows (rows_per_expert m times n experts)"
+/// unless a grouped matmul's stated equal segments tile its buffer exactly.
+inline LogicalResult
+expectRowsPerExpert(Operation *op, Value buffer, Value expertOffset,
+                    std::optional<uint64_t> rowsPerExpert) {
+  if (!rowsPerExpert)
+    return success();
+  int64_t rows = shapeOf(buffer)[0];
+  int64_t experts = shapeOf(expertOffset)[0] - 1;
+  if (!ShapedType::isDynamic(rows) && experts > 0 &&
+      rows / experts == static_cast<int64_t>(*rowsPerExpert) &&
+      rows % experts == 0)
+    return success();
+  return op->emitOpError() << "has rows_per_expert = " << *rowsPerExpert
+                           << " for " << experts
+                           << " experts, but its buffer has "
+                           << formatShape({rows})
+                           << " rows (expected rows_per_expert * experts)";
+}
+
 /// The element count of a statically shaped `type`, or std::nullopt when it
 /// does not fit in int64_t.
 std::optional<int64_t> checkedNumElements(ShapedType type);

@@ -13,8 +13,11 @@
 #include "dialect/MoEOps.h"
 #include "dialect/VerifierUtils.h"
 
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Block.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Value.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/Support/CheckedArithmetic.h"
 
 #include <algorithm>
@@ -117,6 +120,63 @@ inline std::optional<int64_t> plannedBufferBytes(OpResult result) {
                                  attention.getScoreWeights());
   return saved ? llvm::checkedAdd<int64_t>(total, *saved) : std::nullopt;
 }
+
+/// The lifetimes of a straight-line function's buffers, as moe-plan-buffers
+/// plans them and code generation checks a plan: ops are numbered in
+/// order; views (reshapes) and Adam's in-place results share the buffer of
+/// their source; a buffer lives from its op to its last read (through any
+/// view), and the results of the op after that may take its place.
+struct BufferLiveness {
+  /// Views and in-place results to the value whose buffer they share.
+  DenseMap<Value, Value> root;
+  DenseMap<Operation *, int64_t> index;
+  /// Of root values: the number of the last op that reads them.
+  DenseMap<Value, int64_t> lastUse;
+
+  explicit BufferLiveness(Block &body) {
+    int64_t position = 0;
+    for (Operation &op : body) {
+      index[&op] = position;
+      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(op))
+        root[op.getResult(0)] = rootOf(op.getOperand(0));
+      // Adam updates parameters and moments in place: the optimizer runs
+      // last, after every read of the old values.
+      auto inPlace = [&](auto adam) {
+        root[adam.getNewParam()] = rootOf(adam.getParam());
+        root[adam.getNewM()] = rootOf(adam.getM());
+        root[adam.getNewV()] = rootOf(adam.getV());
+      };
+      if (auto adam = dyn_cast<AdamUpdateOp>(op))
+        inPlace(adam);
+      if (auto adam = dyn_cast<AdamUpdateRowsOp>(op))
+        inPlace(adam);
+      for (Value operand : op.getOperands())
+        lastUse[rootOf(operand)] = position;
+      ++position;
+    }
+  }
+
+  Value rootOf(Value v) const {
+    Value r = root.lookup(v);
+    return r ? r : v;
+  }
+
+  /// Whether moe-plan-buffers gives `op` arena buffers for its results
+  /// (views and Adam's updates, dense or lazy, reuse their operands').
+  static bool allocates(Operation &op) {
+    return !isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp,
+                AdamUpdateRowsOp>(op) &&
+           op.getNumResults() != 0;
+  }
+
+  /// The number of the last op that needs the buffer of `result` (of a
+  /// buffer-allocating op): its last reader, or its own op when none reads
+  /// it (returned values are read by the terminator).
+  int64_t death(OpResult result) const {
+    auto it = lastUse.find(result);
+    return it != lastUse.end() ? it->second : index.lookup(result.getOwner());
+  }
+};
 
 } // namespace mlir::moe
 

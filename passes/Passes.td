@@ -275,6 +275,33 @@ def FuseRouting : Pass<"moe-fuse-routing", "mlir::func::FuncOp"> {
   }];
 }
 
+def MarkEqualSegments : Pass<"moe-mark-equal-segments", "mlir::func::FuncOp"> {
+  let summary = "State the rows per expert where routing fixes them";
+  let description = [{
+    Sets `rows_per_expert = m` on every `moe.grouped_matmul` and
+    `moe.grouped_matmul_grad` whose dispatch plan gives each expert exactly
+    m rows whatever the data: the assignments of a batchwise mask over this
+    rank's batch (Appendix A: m tokens per expert), and the composed
+    assignments of a hierarchical layer whose primary batchwise mask feeds
+    a secondary grouped batchwise mask (m rows per expert of each group).
+    Backends then run all experts as one strided-batched GEMM, with no read
+    of the segment offsets (the CPU backend still checks them).
+
+    Not marked: top-k and threshold routing (data-dependent segments), a
+    batchwise mask over the combined batch of all ranks, and rows an
+    expert-parallel rank received (`tensor<?xd>`).
+
+    ```mlir
+    // before
+    %mask, %rows, %e, %g = moe.batchwise_mask %logits {m = 16 : i64}
+    %off, %pos, %tok = moe.dispatch_plan %e rows %rows {num_experts = 8 ...}
+    %out = moe.grouped_matmul %buf, %w, %off
+    // after
+    %out = moe.grouped_matmul %buf, %w, %off {rows_per_expert = 16 : i64}
+    ```
+  }];
+}
+
 def ExpandHierarchy : Pass<"moe-expand-hierarchy", "mlir::func::FuncOp"> {
   let summary = "Lower hierarchical MoE layers to two levels of routing";
   let description = [{

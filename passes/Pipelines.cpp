@@ -148,6 +148,7 @@ void buildTrainPipeline(OpPassManager &pm,
   if (options.optimizer == OptimizerKind::Adam)
     addOptimizer(pm, options);
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMarkEqualSegments());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 
@@ -179,6 +180,7 @@ void buildInferencePipeline(OpPassManager &pm,
   hierarchy.routerPrecision = routerPrecisionName(options.routerPrecision);
   pm.addNestedPass<func::FuncOp>(createExpandHierarchy(hierarchy));
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createMarkEqualSegments());
   pm.addNestedPass<func::FuncOp>(createPlanBuffers());
 }
 

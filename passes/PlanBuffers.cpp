@@ -107,34 +107,7 @@ struct PlanBuffersPass
       return;
     Block &body = func.getBody().front();
 
-    // Views share their source's buffer.
-    DenseMap<Value, Value> root;
-    auto rootOf = [&](Value v) {
-      Value r = root.lookup(v);
-      return r ? r : v;
-    };
-    DenseMap<Operation *, int64_t> index;
-    DenseMap<Value, int64_t> lastUse;
-    int64_t position = 0;
-    for (Operation &op : body) {
-      index[&op] = position;
-      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(op))
-        root[op.getResult(0)] = rootOf(op.getOperand(0));
-      // Adam updates parameters and moments in place: the optimizer runs
-      // last, after every read of the old values.
-      auto inPlace = [&](auto adam) {
-        root[adam.getNewParam()] = rootOf(adam.getParam());
-        root[adam.getNewM()] = rootOf(adam.getM());
-        root[adam.getNewV()] = rootOf(adam.getV());
-      };
-      if (auto adam = dyn_cast<AdamUpdateOp>(op))
-        inPlace(adam);
-      if (auto adam = dyn_cast<AdamUpdateRowsOp>(op))
-        inPlace(adam);
-      for (Value operand : op.getOperands())
-        lastUse[rootOf(operand)] = position;
-      ++position;
-    }
+    BufferLiveness liveness(body);
 
     // Buffers die after their last use; allocate in definition order.
     std::multimap<int64_t, std::pair<int64_t, int64_t>> deaths;
@@ -142,15 +115,13 @@ struct PlanBuffersPass
     int64_t buffers = 0, unshared = 0, live = 0, peak = 0;
     Builder b(&getContext());
     for (Operation &op : body) {
-      int64_t here = index[&op];
+      int64_t here = liveness.index.lookup(&op);
       for (auto it = deaths.begin(); it != deaths.end() && it->first < here;
            it = deaths.erase(it)) {
         arena.release(it->second.first, it->second.second);
         live -= it->second.second;
       }
-      if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp,
-              AdamUpdateRowsOp>(op) ||
-          op.getNumResults() == 0)
+      if (!BufferLiveness::allocates(op))
         continue;
       SmallVector<int64_t> offsets;
       for (auto [i, result] : llvm::enumerate(op.getResults())) {
@@ -177,8 +148,7 @@ struct PlanBuffersPass
         live += *bytes; // <= the arena's size: live buffers are disjoint
         peak = std::max(peak, live);
         // Unused results die at once; returned ones at the terminator.
-        int64_t death = lastUse.count(result) ? lastUse[result] : here;
-        deaths.emplace(death, std::make_pair(*offset, *bytes));
+        deaths.emplace(liveness.death(result), std::make_pair(*offset, *bytes));
       }
       op.setAttr("moe.offsets", b.getDenseI64ArrayAttr(offsets));
     }

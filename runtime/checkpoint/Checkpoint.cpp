@@ -73,12 +73,28 @@ listStepDirs(const std::string &root) {
   return dirs;
 }
 
-/// Deletes a step directory, its commit marker first so that an interrupted
-/// removal never leaves something that looks like a checkpoint.
+/// Deletes a step directory. It is renamed out of sight first (to a .tmp-*
+/// name, which the next run's removeUnfinishedSaves deletes), so that an
+/// interrupted removal never leaves a step-* directory that fails to load;
+/// failing that, its commit marker goes first, so that it at least never
+/// looks like a checkpoint.
 static void removeCheckpointDir(const std::string &dir) {
-  ::unlink(joinPath(dir, kManifestName).c_str());
+  fs::path path(dir);
+  std::string doomed = dir;
+  try {
+    std::string aside =
+        makeTempDir(path.parent_path().string(),
+                    kTmpPrefix + path.filename().string() + "-removed-");
+    if (::rename(dir.c_str(), aside.c_str()) == 0)
+      doomed = aside;
+    else
+      ::rmdir(aside.c_str());
+  } catch (const CheckpointError &) {
+    // Removed in place below.
+  }
+  ::unlink(joinPath(doomed, kManifestName).c_str());
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  fs::remove_all(doomed, ec);
 }
 
 /// The checks of saveCheckpointFiles on one list of files, before anything
@@ -146,7 +162,11 @@ saveFiles(const std::string &root, int64_t step,
       if (dirs[i].first != step)
         removeCheckpointDir(dirs[i].second);
   }
-  return joinPath(root, name);
+  return checkpointPath(root, step);
+}
+
+std::string checkpointPath(const std::string &root, int64_t step) {
+  return joinPath(root, stepDirName(step));
 }
 
 const HostTensor *Checkpoint::find(const std::string &name) const {

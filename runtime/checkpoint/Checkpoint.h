@@ -70,6 +70,9 @@ struct Checkpoint {
   const HostTensor *find(const std::string &name) const;
 };
 
+/// <root>/step-<8-digit step>: where the checkpoint of `step` goes.
+std::string checkpointPath(const std::string &root, int64_t step);
+
 /// Writes <root>/step-<8-digit step>/ atomically and returns its path. The
 /// files go to a fresh <root>/.tmp-step-<step>-XXXXXX directory first, each
 /// fsync'ed; then the directory is fsync'ed, renamed to its final name and

@@ -48,6 +48,23 @@ static void groupedMatmulBackward(int64_t A, int64_t n, int64_t dIn,
                                dOutput, dInput, dWeights);
 }
 
+static void batchedMatmulForward(int64_t n, int64_t rows, int64_t dIn,
+                                 int64_t dOut, const int32_t *expertOffset,
+                                 const float *in, const float *weights,
+                                 float *out, GemmPrecision) {
+  batchedMatmulForward<float>(n, rows, dIn, dOut, expertOffset, in, weights,
+                              out);
+}
+
+static void batchedMatmulBackward(int64_t n, int64_t rows, int64_t dIn,
+                                  int64_t dOut, const int32_t *expertOffset,
+                                  const float *in, const float *weights,
+                                  const float *dOutput, float *dInput,
+                                  float *dWeights, GemmPrecision) {
+  batchedMatmulBackward<float>(n, rows, dIn, dOut, expertOffset, in, weights,
+                               dOutput, dInput, dWeights);
+}
+
 //===--- Gradients of a loss, read from memory ----------------------------===//
 
 static void

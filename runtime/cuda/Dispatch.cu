@@ -15,6 +15,7 @@
 #include "runtime/cuda/CudaBackend.h"
 #include "runtime/cuda/Gemm.cuh"
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -334,6 +335,171 @@ void CudaBackend::combineBackward(int64_t T, int64_t A, int64_t d,
   });
 }
 
+namespace {
+
+/// The expert segments of a grouped GEMM: equal ones of `equalRows` rows
+/// (one strided-batched call, offsets not read), or the plan's offsets
+/// read to the host for cuBLAS's grouped GEMM.
+struct Segments {
+  std::optional<int64_t> equalRows;
+  std::vector<int32_t> offsets;
+
+  Segments(const Context &ctx, int64_t n, const int32_t *expertOffset,
+           std::optional<int64_t> equal)
+      : equalRows(equal) {
+    if (!equalRows)
+      offsets = hostOffsets(ctx, n, expertOffset);
+  }
+  int64_t begin(int64_t e) const {
+    return equalRows ? e * *equalRows : offsets[e];
+  }
+  int64_t rows(int64_t e) const {
+    return equalRows ? *equalRows : offsets[e + 1] - offsets[e];
+  }
+};
+
+/// Runs `problemOf(e)` for the n experts with rows: one strided-batched
+/// call when the segments are equal (problem e's pointers are then
+/// problem 0's advanced by e times the strides, in elements), else one
+/// grouped call.
+template <typename ProblemOf>
+void runExperts(const Context &ctx, cublasOperation_t opA,
+                cublasOperation_t opB, int64_t n, const Segments &segments,
+                const int64_t strides[3], ProblemOf problemOf,
+                GemmPrecision precision) {
+  cudaDataType_t type = storageType(precision);
+  if (segments.equalRows) {
+    if (*segments.equalRows == 0)
+      return;
+    GroupGemm p = problemOf(0);
+    float alpha = 1.0f, beta = 0.0f;
+    MOE_CUBLAS_CHECK(cublasGemmStridedBatchedEx_64(
+        ctx.blas, opA, opB, p.m, p.n, p.k, &alpha, p.A, type, p.lda, strides[0],
+        p.B, type, p.ldb, strides[1], &beta, p.C, type, p.ldc, strides[2], n,
+        computeType(precision), CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  std::vector<GroupGemm> problems;
+  for (int64_t e = 0; e < n; ++e)
+    if (segments.rows(e) > 0)
+      problems.push_back(problemOf(e));
+  groupedGemm(ctx, opA, opB, problems, type, type, computeType(precision));
+}
+
+/// out_e = in_e op(W_e) for every expert segment e, where W_e is rows
+/// [e dIn, (e+1) dIn) of `w` and op transposes it (backward to the input);
+/// op(W_e) is inWidth x outWidth.
+void segmentsTimesWeights(const Context &ctx, bool transposeWeights, int64_t n,
+                          int64_t dIn, int64_t outWidth, int64_t inWidth,
+                          const Segments &segments, const GroupedMatrix &w,
+                          const GroupedMatrix &in, const GroupedOutput &out,
+                          GemmPrecision precision) {
+  size_t bytes = storageBytes(precision);
+  int64_t rows = segments.equalRows.value_or(0);
+  // Row-major out_e = in_e op(W_e) is column-major
+  // out_e^T = op(W_e)^T in_e^T.
+  const int64_t strides[3] = {dIn * w.ld, rows * in.ld, rows * out.ld};
+  runExperts(
+      ctx, transposeWeights ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, n,
+      segments, strides,
+      [&](int64_t e) {
+        int64_t begin = segments.begin(e);
+        return GroupGemm{
+            outWidth, segments.rows(e),     inWidth, w.row(e * dIn, bytes),
+            w.ld,     in.row(begin, bytes), in.ld,   out.row(begin),
+            out.ld};
+      },
+      precision);
+}
+
+void expertsForward(const Context &ctx, int64_t A, int64_t n, int64_t dIn,
+                    int64_t dOut, const int32_t *expertOffset,
+                    std::optional<int64_t> equalRows, const float *in,
+                    const float *weights, float *out, GemmPrecision precision) {
+  if (A == 0 || dOut == 0)
+    return;
+  if (dIn == 0) {
+    MOE_CUDA_CHECK(
+        cudaMemsetAsync(out, 0, A * dOut * sizeof(float), ctx.stream));
+    return;
+  }
+  Segments segments(ctx, n, expertOffset, equalRows);
+  GroupedMatrix x(ctx, in, A, dIn, precision);
+  GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
+  GroupedOutput y(ctx, out, A, dOut, precision);
+  segmentsTimesWeights(ctx, /*transposeWeights=*/false, n, dIn, dOut, dIn,
+                       segments, w, x, y, precision);
+  y.finish(ctx);
+}
+
+void expertsBackward(const Context &ctx, int64_t A, int64_t n, int64_t dIn,
+                     int64_t dOut, const int32_t *expertOffset,
+                     std::optional<int64_t> equalRows, const float *in,
+                     const float *weights, const float *dOutput, float *dInput,
+                     float *dWeights, GemmPrecision precision) {
+  int64_t weightSize = dIn * dOut;
+  if (weightSize == 0) {
+    if (A * dIn > 0)
+      MOE_CUDA_CHECK(
+          cudaMemsetAsync(dInput, 0, A * dIn * sizeof(float), ctx.stream));
+    return;
+  }
+  Segments segments(ctx, n, expertOffset, equalRows);
+  GroupedMatrix x(ctx, in, A, dIn, precision);
+  GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
+  GroupedMatrix dy(ctx, dOutput, A, dOut, precision);
+  GroupedOutput dx(ctx, dInput, A, dIn, precision);
+  GroupedOutput dw(ctx, dWeights, n * dIn, dOut, precision);
+  bool anyEmpty = false;
+  for (int64_t e = 0; e < n && !anyEmpty; ++e)
+    anyEmpty = segments.rows(e) == 0;
+  // Experts without tokens get zero gradients: through the bf16 copy
+  // (zeroed before the GEMMs fill the others) or directly in dWeights.
+  if (anyEmpty && precision == GemmPrecision::BF16)
+    MOE_CUDA_CHECK(cudaMemsetAsync(
+        dw.copy.get(), 0, n * dIn * dw.ld * sizeof(__nv_bfloat16), ctx.stream));
+  if (anyEmpty && precision != GemmPrecision::BF16)
+    MOE_LAUNCH(zeroEmptyExpertsKernel,
+               dim3(static_cast<unsigned>(n),
+                    std::min<unsigned>(ceilDiv(weightSize, 256), 64)),
+               dim3(256), 0, ctx.stream, weightSize, expertOffset, dWeights);
+  // dIn_e = dOut_e W_e^T.
+  segmentsTimesWeights(ctx, /*transposeWeights=*/true, n, dIn, dIn, dOut,
+                       segments, w, dy, dx, precision);
+  int64_t rows = equalRows.value_or(0);
+  size_t bytes = storageBytes(precision);
+  // dW_e = in_e^T dOut_e, column-major dW_e^T = dOut_e^T in_e.
+  const int64_t weightStrides[3] = {rows * dy.ld, rows * x.ld, dIn * dw.ld};
+  runExperts(
+      ctx, CUBLAS_OP_N, CUBLAS_OP_T, n, segments, weightStrides,
+      [&](int64_t e) {
+        int64_t begin = segments.begin(e);
+        return GroupGemm{dOut,
+                         dIn,
+                         segments.rows(e),
+                         dy.row(begin, bytes),
+                         dy.ld,
+                         x.row(begin, bytes),
+                         x.ld,
+                         dw.row(e * dIn),
+                         dw.ld};
+      },
+      precision);
+  dx.finish(ctx);
+  dw.finish(ctx);
+}
+
+/// Rows per expert of an equal-segment call, checked against the sizes.
+int64_t checkEqualRows(const char *kernel, int64_t n, int64_t rows, int64_t dIn,
+                       int64_t dOut) {
+  if (n < 1 || rows < 0 || dIn < 0 || dOut < 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": invalid expert count, rows or widths");
+  return n * rows;
+}
+
+} // namespace
+
 void CudaBackend::groupedMatmulForward(int64_t A, int64_t n, int64_t dIn,
                                        int64_t dOut,
                                        const int32_t *expertOffset,
@@ -342,32 +508,8 @@ void CudaBackend::groupedMatmulForward(int64_t A, int64_t n, int64_t dIn,
   checkPlan("groupedMatmulForward", A, n, A, dIn);
   if (dOut < 0)
     throw std::invalid_argument("groupedMatmulForward: negative dOut");
-  const Context &ctx = *ctx_;
-  if (A == 0 || dOut == 0)
-    return;
-  if (dIn == 0) {
-    MOE_CUDA_CHECK(
-        cudaMemsetAsync(out, 0, A * dOut * sizeof(float), ctx.stream));
-    return;
-  }
-  std::vector<int32_t> offsets = hostOffsets(ctx, n, expertOffset);
-  GroupedMatrix x(ctx, in, A, dIn, precision);
-  GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
-  GroupedOutput y(ctx, out, A, dOut, precision);
-  size_t bytes = storageBytes(precision);
-  // Row-major out_e = in_e W_e is column-major out_e^T = W_e^T in_e^T.
-  std::vector<GroupGemm> problems;
-  for (int64_t e = 0; e < n; ++e) {
-    int64_t rows = offsets[e + 1] - offsets[e];
-    if (rows == 0)
-      continue;
-    problems.push_back({dOut, rows, dIn, w.row(e * dIn, bytes), w.ld,
-                        x.row(offsets[e], bytes), x.ld, y.row(offsets[e]),
-                        y.ld});
-  }
-  groupedGemm(ctx, CUBLAS_OP_N, CUBLAS_OP_N, problems, storageType(precision),
-              storageType(precision), computeType(precision));
-  y.finish(ctx);
+  expertsForward(*ctx_, A, n, dIn, dOut, expertOffset, std::nullopt, in,
+                 weights, out, precision);
 }
 
 void CudaBackend::groupedMatmulBackward(int64_t A, int64_t n, int64_t dIn,
@@ -380,55 +522,30 @@ void CudaBackend::groupedMatmulBackward(int64_t A, int64_t n, int64_t dIn,
   checkPlan("groupedMatmulBackward", A, n, A, dIn);
   if (dOut < 0)
     throw std::invalid_argument("groupedMatmulBackward: negative dOut");
-  const Context &ctx = *ctx_;
-  int64_t weightSize = dIn * dOut;
-  if (weightSize == 0) {
-    if (A * dIn > 0)
-      MOE_CUDA_CHECK(
-          cudaMemsetAsync(dInput, 0, A * dIn * sizeof(float), ctx.stream));
-    return;
-  }
-  std::vector<int32_t> offsets = hostOffsets(ctx, n, expertOffset);
-  GroupedMatrix x(ctx, in, A, dIn, precision);
-  GroupedMatrix w(ctx, weights, n * dIn, dOut, precision);
-  GroupedMatrix dy(ctx, dOutput, A, dOut, precision);
-  GroupedOutput dx(ctx, dInput, A, dIn, precision);
-  GroupedOutput dw(ctx, dWeights, n * dIn, dOut, precision);
-  size_t bytes = storageBytes(precision);
-  std::vector<GroupGemm> inputGrads, weightGrads;
-  bool anyEmpty = false;
-  for (int64_t e = 0; e < n; ++e) {
-    int64_t rows = offsets[e + 1] - offsets[e];
-    if (rows == 0) {
-      anyEmpty = true;
-      continue;
-    }
-    // dIn_e = dOut_e W_e^T, column-major dIn_e^T = W_e (dOut_e)^T.
-    inputGrads.push_back({dIn, rows, dOut, w.row(e * dIn, bytes), w.ld,
-                          dy.row(offsets[e], bytes), dy.ld, dx.row(offsets[e]),
-                          dx.ld});
-    // dW_e = in_e^T dOut_e, column-major dW_e^T = dOut_e^T in_e.
-    weightGrads.push_back({dOut, dIn, rows, dy.row(offsets[e], bytes), dy.ld,
-                           x.row(offsets[e], bytes), x.ld, dw.row(e * dIn),
-                           dw.ld});
-  }
-  // Experts without tokens get zero gradients: through the bf16 copy
-  // (zeroed before the GEMMs fill the others) or directly in dWeights.
-  if (anyEmpty && precision == GemmPrecision::BF16)
-    MOE_CUDA_CHECK(cudaMemsetAsync(
-        dw.copy.get(), 0, n * dIn * dw.ld * sizeof(__nv_bfloat16), ctx.stream));
-  if (anyEmpty && precision != GemmPrecision::BF16)
-    MOE_LAUNCH(zeroEmptyExpertsKernel,
-               dim3(static_cast<unsigned>(n),
-                    std::min<unsigned>(ceilDiv(weightSize, 256), 64)),
-               dim3(256), 0, ctx.stream, weightSize, expertOffset, dWeights);
-  cudaDataType_t type = storageType(precision);
-  groupedGemm(ctx, CUBLAS_OP_T, CUBLAS_OP_N, inputGrads, type, type,
-              computeType(precision));
-  groupedGemm(ctx, CUBLAS_OP_N, CUBLAS_OP_T, weightGrads, type, type,
-              computeType(precision));
-  dx.finish(ctx);
-  dw.finish(ctx);
+  expertsBackward(*ctx_, A, n, dIn, dOut, expertOffset, std::nullopt, in,
+                  weights, dOutput, dInput, dWeights, precision);
+}
+
+void CudaBackend::batchedMatmulForward(int64_t n, int64_t rows, int64_t dIn,
+                                       int64_t dOut,
+                                       const int32_t *expertOffset,
+                                       const float *in, const float *weights,
+                                       float *out, GemmPrecision precision) {
+  int64_t A = checkEqualRows("batchedMatmulForward", n, rows, dIn, dOut);
+  expertsForward(*ctx_, A, n, dIn, dOut, expertOffset, rows, in, weights, out,
+                 precision);
+}
+
+void CudaBackend::batchedMatmulBackward(int64_t n, int64_t rows, int64_t dIn,
+                                        int64_t dOut,
+                                        const int32_t *expertOffset,
+                                        const float *in, const float *weights,
+                                        const float *dOutput, float *dInput,
+                                        float *dWeights,
+                                        GemmPrecision precision) {
+  int64_t A = checkEqualRows("batchedMatmulBackward", n, rows, dIn, dOut);
+  expertsBackward(*ctx_, A, n, dIn, dOut, expertOffset, rows, in, weights,
+                  dOutput, dInput, dWeights, precision);
 }
 
 } // namespace moe::rt

@@ -123,3 +123,41 @@ func.func @overlapping_results(%logits: tensor<16x8xf32>) -> tensor<16x2xi32> at
          tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x3xf32>)
   return %e : tensor<16x2xi32>
 }
+
+// -----
+
+// Buffers of different ops must be apart while both are live: %b (512
+// bytes at 256) overlaps %a (at 0), which the last add still reads.
+func.func @live_buffers_overlap(%x: tensor<16x8xf32>) -> tensor<16x8xf32> attributes {moe.arena_bytes = 2048 : i64} {
+  %a = moe.add %x, %x {moe.offsets = array<i64: 0>} : tensor<16x8xf32>
+  // expected-error@+1 {{'moe.add' op result #0 at arena offset 256 overlaps result #0 of moe.add at arena offset 0, which is still live}}
+  %b = moe.add %x, %x {moe.offsets = array<i64: 256>} : tensor<16x8xf32>
+  %c = moe.add %a, %b {moe.offsets = array<i64: 1024>} : tensor<16x8xf32>
+  return %c : tensor<16x8xf32>
+}
+
+// -----
+
+// Once its last reader has run, a buffer's place is free (no error): %c
+// takes %a's, and the view %v keeps %b alive until the return reads it.
+func.func @reuse_after_last_read(%x: tensor<16x8xf32>) -> tensor<128xf32> attributes {moe.arena_bytes = 1536 : i64} {
+  %a = moe.add %x, %x {moe.offsets = array<i64: 0>} : tensor<16x8xf32>
+  %b = moe.add %a, %a {moe.offsets = array<i64: 512>} : tensor<16x8xf32>
+  %c = moe.add %b, %b {moe.offsets = array<i64: 0>} : tensor<16x8xf32>
+  %v = tensor.collapse_shape %b [[0, 1]] : tensor<16x8xf32> into tensor<128xf32>
+  %d = moe.add %c, %c {moe.offsets = array<i64: 1024>} : tensor<16x8xf32>
+  return %v : tensor<128xf32>
+}
+
+// -----
+
+// A view keeps its source's buffer live: %c overlaps %b, which the return
+// still reads through %v.
+func.func @view_keeps_buffer_live(%x: tensor<16x8xf32>) -> tensor<128xf32> attributes {moe.arena_bytes = 1536 : i64} {
+  %a = moe.add %x, %x {moe.offsets = array<i64: 0>} : tensor<16x8xf32>
+  %b = moe.add %a, %a {moe.offsets = array<i64: 512>} : tensor<16x8xf32>
+  %v = tensor.collapse_shape %b [[0, 1]] : tensor<16x8xf32> into tensor<128xf32>
+  // expected-error@+1 {{'moe.add' op result #0 at arena offset 512 overlaps result #0 of moe.add at arena offset 512, which is still live}}
+  %c = moe.add %a, %a {moe.offsets = array<i64: 512>} : tensor<16x8xf32>
+  return %v : tensor<128xf32>
+}

@@ -17,9 +17,15 @@
 
 // Batchwise gating (paper Appendix A) trains with the batchwise mask and
 // Eq. 8; its evaluation copy routes with the learned thresholds (Eq. 7).
+// Each expert's segment has the batchwise mask's m rows, so the expert
+// GEMMs are strided-batched (8 experts, m rows each, 512 x 512), forward
+// and backward, and never read the offsets.
 // CHECK-LABEL: extern "C" void lstm2x512_moe8_train_step(
 // CHECK: moe::rt::step::batchwiseMask(
 // CHECK: moe::rt::step::batchwiseThresholdLossForward(
+// CHECK: moe::rt::step::batchedMatmulForward({{v[0-9]+}}, 8, [[M:[0-9]+]], 512, 512,
+// CHECK-NOT: groupedMatmul
+// CHECK: moe::rt::step::batchedMatmulBackward({{v[0-9]+}}, 8, [[M]], 512, 512,
 // CHECK: moe::rt::step::batchwiseThresholdLossBackward(
 // CHECK-LABEL: extern "C" void lstm2x512_moe8_eval(
 // CHECK-NOT: batchwiseMask

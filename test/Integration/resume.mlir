@@ -21,3 +21,18 @@
 // CHECK: checkpoint: {{.*}}b/step-00000060
 // LATEST: resume: {{.*}}a/step-00000060 at step 60
 // LATEST: step 70/70
+
+// A kill just after a checkpoint's rename, before the evaluation that
+// follows it: the metrics hold the step-40 record of the checkpoint
+// (written before the rename) and nothing after it. The resumed run
+// repeats the evaluation, and its metrics equal the uninterrupted run's
+// record for record (but timings).
+// RUN: moe-run train %t/pkg --data %t/corpus.txt --steps 60 --log-every 10 --eval-every 20 --eval-batches 2 --checkpoint-dir %t/c --checkpoint-every 20 --keep 0 --metrics %t/c.jsonl -q
+// RUN: cp -r %t/c %t/k && rm -r %t/k/step-00000060
+// RUN: python3 -c "import sys; lines=open(sys.argv[1]).readlines(); end=[i for i, l in enumerate(lines) if '\"checkpoint\"' in l and '\"step\":40' in l][0]; open(sys.argv[2], 'w').writelines(lines[:end + 1])" %t/c.jsonl %t/k.jsonl
+// RUN: moe-run train %t/pkg --data %t/corpus.txt --steps 60 --log-every 10 --eval-every 20 --eval-batches 2 --checkpoint-dir %t/k --checkpoint-every 20 --keep 0 --metrics %t/k.jsonl --resume latest | FileCheck %s --check-prefix=REPEAT
+// RUN: python3 %S/Inputs/compare-metrics.py --records %t/c.jsonl %t/k.jsonl
+// RUN: cmp %t/c/step-00000060/tensors.safetensors %t/k/step-00000060/tensors.safetensors
+// REPEAT: resume: {{.*}}k/step-00000040 at step 40
+// REPEAT: eval at step 40: test perplexity
+// REPEAT-NEXT: step 50/60

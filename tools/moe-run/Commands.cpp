@@ -14,6 +14,7 @@
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/RunState.h"
 #include "tools/moe-run/Session.h"
+#include "tools/moe-run/StopTogether.h"
 #include "tools/moe-run/Trainer.h"
 
 #include "runtime/Philox.h"
@@ -75,12 +76,18 @@ Loaded loadPackage(const CommonOptions &options) {
   rt::CollectivesOptions collectiveOptions;
   collectiveOptions.device = options.device;
   loaded.collectives = rt::createCollectives(kind, collectiveOptions);
-  // Rank 0 compiles the package; the others then find it in the cache.
-  if (loaded.rank() == 0)
-    loaded.package->load(options.verbose);
-  loaded.collectives->barrier();
-  if (loaded.rank() != 0)
-    loaded.package->load(false);
+  // Rank 0 compiles the package; the others then find it in the cache. A
+  // failure stops every rank at once.
+  Package &package = *loaded.package;
+  rt::Collectives &ranks = *loaded.collectives;
+  stopTogether(ranks, [&] {
+    if (ranks.rank() == 0)
+      package.load(options.verbose);
+  });
+  stopTogether(ranks, [&] {
+    if (ranks.rank() != 0)
+      package.load(false);
+  });
   // The ranks size the buffers of expert-sharded tensors.
   loaded.session = std::make_unique<Session>(
       *loaded.package, makeBackend(options, *loaded.package),

@@ -42,21 +42,28 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-Progress::Progress(int64_t totalSteps, bool quiet)
-    : total(totalSteps), quiet(quiet), terminal(::isatty(STDERR_FILENO)) {}
+Progress::Progress(int64_t totalSteps, int devices, bool quiet)
+    : total(totalSteps), devices(devices), quiet(quiet),
+      terminal(::isatty(STDERR_FILENO)) {}
 
 void Progress::report(int64_t step, double loss, double perplexity, double lr,
-                      double tokensPerSecond, double tflops,
-                      double etaSeconds) {
+                      double tokensPerSecond, double tflopsPerDevice,
+                      double tflopsJob, double etaSeconds) {
   if (quiet)
     return;
   char ppl[32] = "-";
   if (std::isfinite(perplexity))
     std::snprintf(ppl, sizeof(ppl), "%.1f", perplexity);
-  char line[256];
+  char tflops[64];
+  if (devices > 1)
+    std::snprintf(tflops, sizeof(tflops), "%.3f TFLOP/s/device (job %.3f)",
+                  tflopsPerDevice, tflopsJob);
+  else
+    std::snprintf(tflops, sizeof(tflops), "%.3f TFLOP/s", tflopsPerDevice);
+  char line[320];
   std::snprintf(line, sizeof(line),
                 "step %lld/%lld  loss %.4f  ppl %s  lr %.2e  %.1fk tok/s  "
-                "%.3f TFLOP/s  ETA %s",
+                "%s  ETA %s",
                 static_cast<long long>(step), static_cast<long long>(total),
                 loss, ppl, lr, tokensPerSecond / 1000.0, tflops,
                 formatDuration(etaSeconds).c_str());

@@ -27,15 +27,19 @@ private:
 /// report otherwise.
 class Progress {
 public:
-  Progress(int64_t totalSteps, bool quiet);
+  /// `devices`: the ranks of the job; with more than one, the line shows
+  /// the job's TFLOP/s besides a device's.
+  Progress(int64_t totalSteps, int devices, bool quiet);
   void report(int64_t step, double loss, double perplexity, double lr,
-              double tokensPerSecond, double tflops, double etaSeconds);
+              double tokensPerSecond, double tflopsPerDevice, double tflopsJob,
+              double etaSeconds);
   /// Ends the bar's line before other output.
   void finishLine();
   bool interactive() const { return terminal; }
 
 private:
   int64_t total;
+  int devices;
   bool quiet, terminal, open = false;
 };
 

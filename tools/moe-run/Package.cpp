@@ -180,6 +180,21 @@ std::string abiText(const std::string &includeDir) {
   return text;
 }
 
+/// The comma-separated entries of a compiled function's signature.
+std::vector<std::string> splitSignature(const std::string &signature) {
+  std::vector<std::string> entries;
+  if (signature.empty())
+    return entries;
+  size_t begin = 0;
+  for (;;) {
+    size_t comma = signature.find(',', begin);
+    entries.push_back(signature.substr(begin, comma - begin));
+    if (comma == std::string::npos)
+      return entries;
+    begin = comma + 1;
+  }
+}
+
 template <typename T>
 T field(const nlohmann::json &object, const char *key,
         const std::string &where) {
@@ -239,9 +254,14 @@ FunctionInfo parseFunction(const nlohmann::json &json,
       fail(at + ": arguments must be listed in order");
     if (arg.dtype != "f32" && arg.dtype != "i32" && arg.dtype != "i64")
       fail(at + ": unsupported dtype " + arg.dtype);
+    // Buffers are allocated by these sizes: as in the compiler, no tensor
+    // reaches 2^60 bytes, so the byte counts cannot wrap.
+    int64_t bytes = arg.dtype == "i64" ? 8 : 4;
     for (int64_t d : arg.shape)
       if (d < 0)
         fail(at + ": negative dimension");
+      else if (__builtin_mul_overflow(bytes, d, &bytes) || bytes >= (1LL << 60))
+        fail(at + ".shape: a tensor of 2^60 bytes or more");
     if (arg.role == ArgumentRole::Input) {
       arg.idBound = a.value("id_bound", int64_t(0));
       arg.allowsPadding = a.value("padding", false);
@@ -482,15 +502,25 @@ void Package::load(bool verbose) {
     if (arena() != info.arenaBytes)
       mismatch(info, "arena of " + std::to_string(arena()) + " bytes, " +
                          std::to_string(info.arenaBytes) + " in the manifest");
-    std::string expected;
+    // The buffers are sized by the manifest's types and shard flags; each
+    // must be the code's (ConvertMoEToEmitC's argumentSignature).
+    std::vector<std::string> code = splitSignature(signature());
+    if (code.size() != info.arguments.size())
+      mismatch(info, std::to_string(info.arguments.size()) +
+                         " arguments in the manifest, " +
+                         std::to_string(code.size()) + " in the code");
     for (size_t i = 0; i < info.arguments.size(); ++i) {
       const ArgumentInfo &arg = info.arguments[i];
-      expected += (i ? "," : "") + arg.dtype + ":";
+      std::string expected = arg.dtype + ":";
       for (size_t d = 0; d < arg.shape.size(); ++d)
         expected += (d ? "x" : "") + std::to_string(arg.shape[d]);
+      if (arg.sharded)
+        expected += "/shard";
+      if (expected != code[i])
+        mismatch(info, "functions." + role + ".arguments[" + std::to_string(i) +
+                           "] (" + arg.name + ") is " + expected +
+                           " in the manifest, " + code[i] + " in the code");
     }
-    if (expected != signature())
-      mismatch(info, "argument types differ");
     info.entry = reinterpret_cast<rt::step::CompiledFunction>(symbol);
   }
 }

@@ -5,6 +5,7 @@
 #include "tools/moe-run/BatchSource.h"
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/Session.h"
+#include "tools/moe-run/StopTogether.h"
 
 #include "runtime/collectives/Collectives.h"
 
@@ -16,7 +17,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -66,19 +66,6 @@ int lockDirectory(const std::string &dir) {
   return fd;
 }
 
-/// Whether rank 0 failed, told to every rank (host memory, as in
-/// sumOverRanks), so that the others stop with it instead of waiting for it
-/// in the next collective until the timeout.
-bool rootFailed(rt::Collectives &ranks, bool failed) {
-  int32_t flag = failed;
-  if (ranks.size() > 1) {
-    std::vector<int32_t> all(ranks.size());
-    ranks.allGather(&flag, sizeof(flag), all.data());
-    flag = all[0];
-  }
-  return flag != 0;
-}
-
 /// Resuming from step N into a directory that holds later checkpoints of
 /// an abandoned run would mix the two runs (pruning keeps the newest steps,
 /// and `--resume latest` would jump back to the abandoned one).
@@ -97,24 +84,41 @@ void refuseNewerCheckpoints(const std::string &root, int64_t step) {
 }
 
 /// Drops the records a killed run logged after its last checkpoint, so the
-/// resumed run's records follow on without duplicates.
+/// resumed run's records follow on without duplicates. Of the checkpoint's
+/// own step it keeps the training and checkpoint records, written before
+/// the save's rename, and drops the evaluation and final records that
+/// follow the save: the resumed run writes those again. The file is
+/// replaced by a rename, so a kill during the rewrite loses nothing.
 void dropMetricsAfter(const std::string &path, int64_t step) {
   std::ifstream in(path);
   if (!in)
     return;
-  std::vector<std::string> kept;
-  std::string line;
+  std::string kept, line;
   while (std::getline(in, line)) {
     if (line.empty())
       continue;
     nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || record.value("step", int64_t(0)) <= step)
-      kept.push_back(line);
+    int64_t at = record.is_object() ? record.value("step", int64_t(0)) : 0;
+    bool afterSave = record.is_object() &&
+                     (record.contains("split") || record.contains("final"));
+    if (record.is_discarded() || at < step || (at == step && !afterSave))
+      kept += line + "\n";
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
-  for (const std::string &k : kept)
-    out << k << "\n";
+  std::string tmp = path + ".rewrite";
+  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  bool written = fd >= 0 &&
+                 ::write(fd, kept.data(), kept.size()) ==
+                     static_cast<ssize_t>(kept.size()) &&
+                 ::fsync(fd) == 0;
+  if (fd >= 0 && ::close(fd) != 0)
+    written = false;
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("--metrics " + path +
+                             ": cannot rewrite it: " + std::strerror(err));
+  }
 }
 
 } // namespace
@@ -227,19 +231,10 @@ uint64_t RunState::open(uint64_t seed) {
   runSeed = seed;
   if (options.resume == "latest" && options.checkpointDir.empty())
     throw std::runtime_error("--resume latest needs --checkpoint-dir");
-  std::exception_ptr failure;
-  if (ranks.rank() == 0) {
-    try {
+  stopTogether(ranks, [&] {
+    if (ranks.rank() == 0)
       claimOutputs();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  }
-  if (rootFailed(ranks, failure != nullptr)) {
-    if (failure)
-      std::rethrow_exception(failure);
-    throw std::runtime_error("stopped: rank 0 could not start the run");
-  }
+  });
   resumeDir = options.resume;
   if (resumeDir == "latest") {
     resumeDir = loadLatest();
@@ -264,8 +259,10 @@ int64_t RunState::start(BatchSource &batches) {
                     /*resuming=*/true);
   int64_t step = checkpoint.step;
   refuseNewerCheckpoints(options.checkpointDir, step);
-  if (!options.metrics.empty() && ranks.rank() == 0)
-    dropMetricsAfter(options.metrics, step);
+  stopTogether(ranks, [&] {
+    if (!options.metrics.empty() && ranks.rank() == 0)
+      dropMetricsAfter(options.metrics, step);
+  });
   batches.seek(checkpoint.state.value("data", nlohmann::json::object()));
   if (!quiet)
     std::printf("resume: %s at step %lld (%s)\n", resumeDir.c_str(),
@@ -280,6 +277,10 @@ int64_t RunState::start(BatchSource &batches) {
   return step;
 }
 
+std::string RunState::checkpointPath(int64_t step) const {
+  return rt::checkpointPath(options.checkpointDir, step);
+}
+
 std::string RunState::save(int64_t step, const BatchSource &batches) {
   nlohmann::json state = data.checkpointFields();
   state["model"] = package.model();
@@ -289,10 +290,11 @@ std::string RunState::save(int64_t step, const BatchSource &batches) {
   // the expert shards (no shared filesystem needed).
   std::vector<rt::CheckpointFile> files = session.snapshot();
   std::string dir;
-  if (ranks.rank() == 0)
-    dir = rt::saveCheckpointFiles(options.checkpointDir, step, files, state,
-                                  options.keep);
-  ranks.barrier();
+  stopTogether(ranks, [&] {
+    if (ranks.rank() == 0)
+      dir = rt::saveCheckpointFiles(options.checkpointDir, step, files, state,
+                                    options.keep);
+  });
   return dir;
 }
 

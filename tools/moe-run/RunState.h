@@ -62,6 +62,8 @@ public:
 
   /// Whether --checkpoint-dir asks for checkpoints.
   bool saves() const { return !options.checkpointDir.empty(); }
+  /// The directory the checkpoint of `step` is saved to.
+  std::string checkpointPath(int64_t step) const;
   /// Writes the checkpoint of `step`: the session's tensors (gathered from
   /// every rank, so it is collective) and the position of `batches`.
   /// Returns its directory on rank 0, "" on the others.

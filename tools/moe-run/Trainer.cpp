@@ -6,6 +6,7 @@
 #include "tools/moe-run/Package.h"
 #include "tools/moe-run/RunState.h"
 #include "tools/moe-run/Session.h"
+#include "tools/moe-run/StopTogether.h"
 
 #include "runtime/collectives/Collectives.h"
 
@@ -64,7 +65,8 @@ Trainer::Trainer(const Package &package, Session &session,
                  const TrainOptions &options, bool verbose, bool quiet)
     : package(package), session(session), ranks(ranks), data(data),
       state(state), options(options), stepInfo(*package.function("train_step")),
-      verbose(verbose), quiet(quiet), progress(options.steps, quiet) {}
+      verbose(verbose), quiet(quiet),
+      progress(options.steps, ranks.size(), quiet) {}
 
 Trainer::~Trainer() = default;
 
@@ -81,10 +83,17 @@ void Trainer::run(uint64_t seed) {
     session.prepare(package.evaluationFunction());
 
   // Rank 0 writes the metrics for all.
-  metrics.emplace(ranks.rank() == 0 ? options.metrics : "",
-                  /*append=*/state.resuming());
+  stopTogether(ranks, [&] {
+    metrics.emplace(ranks.rank() == 0 ? options.metrics : "",
+                    /*append=*/state.resuming());
+  });
   start = Clock::now();
   firstStep = step;
+  // The killed run may have stopped before the evaluation that followed
+  // this checkpoint; its record was dropped with the rest after the save.
+  if (state.resuming() && options.evalEvery > 0 &&
+      step % options.evalEvery == 0 && step < options.steps)
+    evaluateAt(step);
   int64_t lastSaved = -1;
   bool stoppedEarly = false;
   while (step < options.steps) {
@@ -170,19 +179,25 @@ void Trainer::report(int64_t step, float lr) {
                    : std::nan("");
   double seconds = std::max(window.seconds, 1e-9);
   double tokensPerSecond = window.targets / seconds;
-  double tflops = stepInfo.flops * window.steps * ranks.size() / seconds / 1e12;
+  // The manifest's FLOPs are one rank's share of a step: what a device did
+  // (on average over the ranks, under expert parallelism), and the job did
+  // that on every rank.
+  double tflopsPerDevice = stepInfo.flops * window.steps / seconds / 1e12;
+  double tflopsJob = tflopsPerDevice * ranks.size();
   double elapsed = secondsSince(start);
   double eta = elapsed / (step - firstStep) * (options.steps - step);
   if (options.maxMinutes > 0)
     eta = std::min(eta, options.maxMinutes * 60 - elapsed);
-  progress.report(step, loss, ppl, lr, tokensPerSecond, tflops, eta);
+  progress.report(step, loss, ppl, lr, tokensPerSecond, tflopsPerDevice,
+                  tflopsJob, eta);
   metrics->write({{"step", step},
                   {"epoch", batches->epoch()},
                   {"loss", loss},
                   {"perplexity", ppl},
                   {"lr", lr},
                   {"tokens_per_s", tokensPerSecond},
-                  {"tflops", tflops},
+                  {"tflops_per_device", tflopsPerDevice},
+                  {"tflops_job", tflopsJob},
                   {"expert_load", window.expertLoad},
                   {"elapsed_s", elapsed}});
   if (verbose && !window.expertLoad.empty()) {
@@ -193,11 +208,14 @@ void Trainer::report(int64_t step, float lr) {
 }
 
 void Trainer::save(int64_t step) {
+  // Logged before the save: a kill just after its rename would leave a
+  // checkpoint the metrics never mention, while a record without its
+  // checkpoint is past the one a resumed run starts from, and dropped.
+  metrics->write({{"step", step}, {"checkpoint", state.checkpointPath(step)}});
   std::string dir = state.save(step, *batches);
   progress.finishLine();
   if (!quiet)
     std::printf("checkpoint: %s\n", dir.c_str());
-  metrics->write({{"step", step}, {"checkpoint", dir}});
 }
 
 Evaluation Trainer::evaluateAt(int64_t step) {

@@ -327,6 +327,45 @@ void groupedMatmulBackward(int64_t A, int64_t n, int64_t dIn, int64_t dOut,
                 });
 }
 
+/// Throws std::invalid_argument unless expertOffset [n+1] is e * rows: the
+/// equal segments the compiler promised (moe.grouped_matmul's
+/// rows_per_expert), checked here where the offsets are at hand.
+inline void checkEqualSegments(const char *kernel, int64_t n, int64_t rows,
+                               const int32_t *expertOffset) {
+  if (n < 1 || rows < 0)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": invalid expert count or rows per expert");
+  for (int64_t e = 0; e <= n; ++e)
+    if (expertOffset[e] != e * rows)
+      throw std::invalid_argument(
+          std::string(kernel) + ": expert " + std::to_string(e) +
+          " starts at row " + std::to_string(expertOffset[e]) + ", not at " +
+          std::to_string(e * rows) +
+          " as the compiled graph's rows_per_expert = " + std::to_string(rows) +
+          " promised");
+}
+
+/// groupedMatmulForward over n segments of `rows` rows each.
+template <typename T>
+void batchedMatmulForward(int64_t n, int64_t rows, int64_t dIn, int64_t dOut,
+                          const int32_t *expertOffset, const T *in,
+                          const T *weights, T *out) {
+  checkEqualSegments("batchedMatmulForward", n, rows, expertOffset);
+  groupedMatmulForward<T>(n * rows, n, dIn, dOut, expertOffset, in, weights,
+                          out);
+}
+
+/// groupedMatmulBackward over n segments of `rows` rows each.
+template <typename T>
+void batchedMatmulBackward(int64_t n, int64_t rows, int64_t dIn, int64_t dOut,
+                           const int32_t *expertOffset, const T *in,
+                           const T *weights, const T *dOutput, T *dInput,
+                           T *dWeights) {
+  checkEqualSegments("batchedMatmulBackward", n, rows, expertOffset);
+  groupedMatmulBackward<T>(n * rows, n, dIn, dOut, expertOffset, in, weights,
+                           dOutput, dInput, dWeights);
+}
+
 } // namespace moe::rt::cpu
 
 #endif // MOE_RUNTIME_CPU_KERNELS_DISPATCHKERNELS_H

@@ -180,6 +180,24 @@ func.func @grouped_output(%b: tensor<6x4xf32>, %w: tensor<2x4x5xf32>, %o: tensor
 
 // -----
 
+// Equal segments must tile the buffer: 4 experts of 2 rows are 8 rows.
+func.func @grouped_rows_per_expert(%b: tensor<6x4xf32>, %w: tensor<4x4x4xf32>, %o: tensor<5xi32>) {
+  // expected-error@+1 {{has rows_per_expert = 2 for 4 experts, but its buffer has 6 rows (expected rows_per_expert * experts)}}
+  %y = moe.grouped_matmul %b, %w, %o {rows_per_expert = 2 : i64} : (tensor<6x4xf32>, tensor<4x4x4xf32>, tensor<5xi32>) -> tensor<6x4xf32>
+  return
+}
+
+// -----
+
+// A segment of no rows is not an equal-segment promise.
+func.func @grouped_rows_per_expert_zero(%b: tensor<8x4xf32>, %w: tensor<4x4x4xf32>, %o: tensor<5xi32>) {
+  // expected-error@+1 {{attribute 'rows_per_expert' failed to satisfy constraint}}
+  %y = moe.grouped_matmul %b, %w, %o {rows_per_expert = 0 : i64} : (tensor<8x4xf32>, tensor<4x4x4xf32>, tensor<5xi32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
 // Gates and positions are per assignment.
 func.func @combine_gates(%y: tensor<6x4xf32>, %g: tensor<5xf32>, %p: tensor<6xi32>) {
   // expected-error@+1 {{expects gate of shape 6 ([A]) but got 5}}

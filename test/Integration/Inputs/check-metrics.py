@@ -26,7 +26,8 @@ def main():
         failures.append("fewer than two training records")
     for r in train:
         for key in ("step", "loss", "perplexity", "lr", "tokens_per_s",
-                    "tflops", "expert_load", "elapsed_s"):
+                    "tflops_per_device", "tflops_job", "expert_load",
+                    "elapsed_s"):
             if key not in r:
                 failures.append("record at step %s has no %s" % (r.get("step"), key))
         if not math.isfinite(r["loss"]):

@@ -1,13 +1,33 @@
 #!/usr/bin/env python3
 """Compares the training losses of two moe-run metrics files step by step
 (records with a "loss"), within a relative tolerance. Exits 1 on a
-difference beyond it or when the steps differ.
+difference beyond it or when the steps differ. With --records, every record
+instead, in order and exactly, but for the timings and the directory of
+the checkpoints (a resumed run against an uninterrupted one).
 
-  compare-metrics.py A.jsonl B.jsonl [--rtol R]
+  compare-metrics.py A.jsonl B.jsonl [--rtol R | --records]
 """
 import argparse
 import json
+import os
 import sys
+
+# "tflops": metrics of moe-run before tflops_per_device and tflops_job.
+TIMINGS = ("elapsed_s", "tokens_per_s", "tflops", "tflops_per_device",
+           "tflops_job")
+
+
+def records(path):
+    out = []
+    for line in open(path):
+        if line.strip():
+            record = json.loads(line)
+            for key in TIMINGS:
+                record.pop(key, None)
+            if "checkpoint" in record:
+                record["checkpoint"] = os.path.basename(record["checkpoint"])
+            out.append(record)
+    return out
 
 
 def losses(path):
@@ -25,7 +45,19 @@ def main():
     parser.add_argument("a")
     parser.add_argument("b")
     parser.add_argument("--rtol", type=float, default=1e-5)
+    parser.add_argument("--records", action="store_true")
     args = parser.parse_args()
+    if args.records:
+        a, b = records(args.a), records(args.b)
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                print("FAIL: record %d differs: %s vs %s" % (i, x, y))
+                sys.exit(1)
+        if len(a) != len(b):
+            print("FAIL: %d vs %d records" % (len(a), len(b)))
+            sys.exit(1)
+        print("%d records alike" % len(a))
+        return
     a, b = losses(args.a), losses(args.b)
     if sorted(a) != sorted(b) or not a:
         print("FAIL: steps differ: %s vs %s" % (sorted(a), sorted(b)))

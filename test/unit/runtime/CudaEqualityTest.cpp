@@ -1019,6 +1019,61 @@ TEST_F(CudaEquality, DispatchCombineAndGroupedMatmul) {
   }
 }
 
+TEST_F(CudaEquality, BatchedMatmulOverEqualSegments) {
+  // Odd widths exercise the bf16 copies' padded leading dimensions.
+  const int64_t n = 6, d = 20, dOut = 37;
+  for (int64_t rows : {int64_t(13), int64_t(0)}) {
+    SCOPED_TRACE(testing::Message() << "rows per expert " << rows);
+    const int64_t A = n * rows;
+    std::vector<int32_t> offsets(n + 1);
+    for (int64_t e = 0; e <= n; ++e)
+      offsets[e] = static_cast<int32_t>(e * rows);
+    auto offset = twin(offsets);
+    auto in = twin(randomVector(std::max<int64_t>(A * d, 1), 71));
+    auto weights = twin(randomVector(n * d * dOut, 72));
+    auto dOutput = twin(randomVector(std::max<int64_t>(A * dOut, 1), 73));
+    auto out = output<float>(std::max<int64_t>(A * dOut, 1));
+    auto dIn = output<float>(std::max<int64_t>(A * d, 1));
+    auto dWeights = output<float>(n * d * dOut);
+    for (rt::GemmPrecision precision :
+         {rt::GemmPrecision::F32, rt::GemmPrecision::TF32,
+          rt::GemmPrecision::BF16}) {
+      for (bool onGpu : {false, true}) {
+        rt::Backend &b = onGpu ? *gpu : *cpu;
+        auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+        b.batchedMatmulForward(n, rows, d, dOut, p(offset), p(in), p(weights),
+                               p(out), precision);
+        b.batchedMatmulBackward(n, rows, d, dOut, p(offset), p(in), p(weights),
+                                p(dOutput), p(dIn), p(dWeights), precision);
+      }
+      if (precision == rt::GemmPrecision::F32) {
+        if (A > 0) {
+          expectClose(*out, 1e-5, 1e-5, "batchedMatmulForward");
+          expectClose(*dIn, 1e-5, 1e-5, "batchedMatmulBackward dInput");
+        }
+        expectClose(*dWeights, 1e-5, 1e-5, "batchedMatmulBackward dWeights");
+        continue;
+      }
+      // Reduced precision against the CPU's f32, relative to the scale.
+      std::string what = precision == rt::GemmPrecision::TF32 ? "batched tf32"
+                                                              : "batched bf16";
+      std::vector<float> reference = dWeights->onCpu();
+      expectNear(dWeights->onGpu(), reference, 1e-2,
+                 1e-2 * std::max(maxAbs(reference), 1e-6f), what + " dWeights");
+      if (A == 0)
+        continue;
+      reference = out->onCpu();
+      expectNear(out->onGpu(), reference, 1e-2, 1e-2 * maxAbs(reference), what);
+      reference = dIn->onCpu();
+      expectNear(dIn->onGpu(), reference, 1e-2, 1e-2 * maxAbs(reference),
+                 what + " dInput");
+    }
+    if (rows == 0)
+      EXPECT_EQ(maxAbs(dWeights->onGpu()), 0.0f)
+          << "experts without rows get zero weight gradients";
+  }
+}
+
 TEST_F(CudaEquality, DispatchPlanWithoutAssignments) {
   const int64_t T = 5, n = 3;
   auto rowPtr = twin(std::vector<int32_t>(T + 1, 0));

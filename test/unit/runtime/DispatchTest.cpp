@@ -453,6 +453,66 @@ TEST(GroupedMatmul, GradientMatchesFiniteDifferences) {
     }
 }
 
+/// n equal segments of `rows` rows: what a batchwise mask's plan gives.
+std::vector<int32_t> equalOffsets(int64_t n, int64_t rows) {
+  std::vector<int32_t> offsets(n + 1);
+  for (int64_t e = 0; e <= n; ++e)
+    offsets[e] = static_cast<int32_t>(e * rows);
+  return offsets;
+}
+
+TEST(BatchedMatmul, GradientMatchesFiniteDifferences) {
+  const int64_t n = 3, rows = 4, dIn = 3, dOut = 2, A = n * rows;
+  std::vector<int32_t> offsets = equalOffsets(n, rows);
+  auto in = randomVector<double>(A * dIn, 61);
+  auto W = randomVector<double>(n * dIn * dOut, 62);
+  auto w = randomVector<double>(A * dOut, 63);
+  auto loss = [&](const std::vector<double> &params) {
+    std::vector<double> out(A * dOut);
+    rt::cpu::batchedMatmulForward<double>(n, rows, dIn, dOut, offsets.data(),
+                                          params.data(),
+                                          params.data() + A * dIn, out.data());
+    return dot(out, w);
+  };
+  std::vector<double> params = in;
+  params.insert(params.end(), W.begin(), W.end());
+  std::vector<double> numeric = numericGradient(loss, params);
+  std::vector<double> dInput(A * dIn, 42.0), dW(W.size(), 42.0);
+  rt::cpu::batchedMatmulBackward<double>(n, rows, dIn, dOut, offsets.data(),
+                                         in.data(), W.data(), w.data(),
+                                         dInput.data(), dW.data());
+  expectAllClose(
+      dInput, std::vector<double>(numeric.begin(), numeric.begin() + A * dIn),
+      1e-7, 1e-9, "dInput");
+  expectAllClose(dW,
+                 std::vector<double>(numeric.begin() + A * dIn, numeric.end()),
+                 1e-7, 1e-9, "dWeights");
+
+  // The same products as the grouped matmul over the same offsets.
+  Routing equal(A, n, {}, std::vector<int32_t>(A, 0));
+  equal.offset = offsets;
+  std::vector<double> out(A * dOut);
+  rt::cpu::batchedMatmulForward<double>(n, rows, dIn, dOut, offsets.data(),
+                                        in.data(), W.data(), out.data());
+  expectAllClose(out, naiveGrouped(equal, dIn, dOut, in, W), 1e-13, 1e-14,
+                 "out");
+}
+
+TEST(BatchedMatmul, RejectsOffsetsThatAreNotEqualSegments) {
+  const int64_t n = 3, rows = 2;
+  std::vector<int32_t> offsets = {0, 2, 3, 6};
+  std::vector<double> in(n * rows), W(n), out(n * rows);
+  try {
+    rt::cpu::batchedMatmulForward<double>(n, rows, 1, 1, offsets.data(),
+                                          in.data(), W.data(), out.data());
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_STREQ(e.what(), "batchedMatmulForward: expert 2 starts at row 3, "
+                           "not at 4 as the compiled graph's rows_per_expert "
+                           "= 2 promised");
+  }
+}
+
 TEST(GroupedMatmul, AutoHandlesADominantExpert) {
   // Expert 1 takes 500 of 620 rows: more than a thread's fair share, so Auto
   // runs it with OpenBLAS threading and the others one per thread.
