@@ -234,6 +234,8 @@ func.func @sampled_row_grad_samples(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: 
 func.func @sampled_row_grad_values(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tensor<5x4xf32>, %b: tensor<5xf32>, %s: tensor<f32>) {
   // expected-error@+1 {{expects d_weight_values of shape 5x4 ([num_samples + tokens, d]) but got 5x3}}
   %a:4 = moe.softmax_cross_entropy_row_grad %h, %t, %w, %b, %s {num_samples = 3 : i64} : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>) -> (tensor<2x4xf32>, tensor<5xi32>, tensor<5x3xf32>, tensor<5xf32>)
+  return
+}
 
 // -----
 
