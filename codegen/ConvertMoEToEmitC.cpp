@@ -506,7 +506,7 @@ struct ConvertMoEToEmitCPass
         return op->emitOpError("has no lowering to the runtime step ABI "
                                "(runtime/step/Step.h)");
       if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp,
-              func::ReturnOp>(op))
+              AdamUpdateRowsOp, func::ReturnOp>(op))
         return WalkResult::advance();
       // Backward ops find the forward op's saved state after its output.
       if (auto grad = dyn_cast<LSTMGradOp>(op)) {

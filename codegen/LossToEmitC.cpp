@@ -2,8 +2,8 @@
 //
 // Lowers the cross-entropy ops (full or sampled softmax, with the output
 // layer's GEMMs at the target's precision), the learning-rate schedule and
-// Adam. moe.adam_update writes its parameter and moments in place, so its
-// results are its operands' pointers.
+// Adam. moe.adam_update and moe.adam_update_rows write their parameter and
+// moments in place, so their results are their operands' pointers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +20,16 @@ namespace {
 void outputSizes(StepCall &c, Value hidden, Value weights) {
   int64_t d = dimSize(weights, 1);
   c.i64(numElements(hidden) / d).i64(d).i64(dimSize(weights, 0));
+}
+
+/// Adam's hyperparameters, after the pointers, and the in-place results.
+template <typename AdamOp, typename Adaptor>
+void adamTail(AdamOp op, Adaptor a, StepCall &c) {
+  c.f32(op.getBeta1().convertToFloat())
+      .f32(op.getBeta2().convertToFloat())
+      .f32(op.getEps().convertToFloat())
+      .f32(op.getWeightDecay().convertToFloat())
+      .replaceWith({a.getParam(), a.getM(), a.getV()});
 }
 
 } // namespace
@@ -48,6 +58,14 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
             .i64(op.getRngStream())
             .literal(precision);
       });
+  addStepCall<SoftmaxCrossEntropyRowGradOp>(
+      patterns, converter, "softmaxCrossEntropyRowGrad",
+      [](SoftmaxCrossEntropyRowGradOp op,
+         SoftmaxCrossEntropyRowGradOp::Adaptor a, StepCall &c) {
+        c.operands(a.getOperands()).results();
+        outputSizes(c, op.getHidden(), op.getWeights());
+        c.i64(op.getNumSamples()).i64(op.getRngStream());
+      });
   addStepCall<LrScheduleOp>(
       patterns, converter, "lrSchedule",
       [](LrScheduleOp op, LrScheduleOp::Adaptor a, StepCall &c) {
@@ -60,12 +78,16 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
   addStepCall<AdamUpdateOp>(
       patterns, converter, "adamUpdate",
       [](AdamUpdateOp op, AdamUpdateOp::Adaptor a, StepCall &c) {
-        c.count(op.getParam())
-            .operands(a.getOperands())
-            .f32(op.getBeta1().convertToFloat())
-            .f32(op.getBeta2().convertToFloat())
-            .f32(op.getEps().convertToFloat())
-            .f32(op.getWeightDecay().convertToFloat())
-            .replaceWith({a.getParam(), a.getM(), a.getV()});
+        c.count(op.getParam()).operands(a.getOperands());
+        adamTail(op, a, c);
+      });
+  addStepCall<AdamUpdateRowsOp>(
+      patterns, converter, "adamUpdateRows",
+      [](AdamUpdateRowsOp op, AdamUpdateRowsOp::Adaptor a, StepCall &c) {
+        int64_t n = dimSize(op.getRows(), 0);
+        c.i64(n)
+            .i64(n ? numElements(op.getValues()) / n : 0)
+            .operands(a.getOperands());
+        adamTail(op, a, c);
       });
 }

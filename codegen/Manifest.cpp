@@ -147,6 +147,11 @@ double opFlops(Operation *op) {
             tokens * dim(ce.getWeights(), 0) * 4 <= kSoftmaxCacheBytes;
         return (reused ? 4.0 : 6.0) * macs;
       })
+      .Case([](SoftmaxCrossEntropyRowGradOp ce) {
+        // As the sampled gradient: the logits again and two products.
+        return 6.0 * outputLayerMacs(ce.getHidden(), ce.getWeights(),
+                                     ce.getNumSamples());
+      })
       .Default([](Operation *) { return 0.0; });
 }
 
@@ -169,6 +174,8 @@ int64_t idBound(ArrayRef<Operation *> users) {
     if (auto ce = dyn_cast<SoftmaxCrossEntropyOp>(user))
       return dim(ce.getWeights(), 0);
     if (auto ce = dyn_cast<SoftmaxCrossEntropyGradOp>(user))
+      return dim(ce.getWeights(), 0);
+    if (auto ce = dyn_cast<SoftmaxCrossEntropyRowGradOp>(user))
       return dim(ce.getWeights(), 0);
   }
   return 0;
@@ -203,7 +210,8 @@ FailureOr<llvm::json::Array> describeArguments(func::FuncOp func) {
       // Loss targets may be -1 (padding); embedding ids may not.
       bool targets = !users.empty();
       for (Operation *user : users)
-        targets &= isa<SoftmaxCrossEntropyOp, SoftmaxCrossEntropyGradOp>(user);
+        targets &= isa<SoftmaxCrossEntropyOp, SoftmaxCrossEntropyGradOp,
+                       SoftmaxCrossEntropyRowGradOp>(user);
       entry["padding"] = targets;
       arguments.push_back(std::move(entry));
     } else if (auto name = func.getArgAttrOfType<StringAttr>(

@@ -62,6 +62,16 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
             .i64(dimSize(op.getDTable(), 1))
             .i64(dimSize(op.getDTable(), 0));
       });
+  addStepCall<EmbeddingRowGradOp>(
+      patterns, converter, "rowGradient",
+      [](EmbeddingRowGradOp op, EmbeddingRowGradOp::Adaptor a, StepCall &c) {
+        c.i64(numElements(op.getIds()))
+            .i64(dimSize(op.getValues(), 1))
+            .i64(op.getVocab())
+            .ptr(a.getIds())
+            .ptr(a.getDOutput())
+            .results();
+      });
   addStepCall<LSTMOp>(
       patterns, converter, "lstm",
       [precision](LSTMOp op, LSTMOp::Adaptor a, StepCall &c) {

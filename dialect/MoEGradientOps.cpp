@@ -69,6 +69,44 @@ LogicalResult EmbeddingGradOp::verify() {
                              shapeOf(getDTable())[1]);
 }
 
+LogicalResult EmbeddingRowGradOp::verify() {
+  int64_t n = cast<ShapedType>(getIds().getType()).getNumElements();
+  int64_t d = shapeOf(getValues())[1];
+  if (failed(
+          expectEmbeddingRows(*this, getDOutput(), "d_output", getIds(), d)) ||
+      failed(expectIdRows(*this, getVocab(), "vocab")) ||
+      failed(expectShape(*this, getRows(), "rows", {n}, "[number of ids]")))
+    return failure();
+  return expectShape(*this, getValues(), "values", {n, d},
+                     "[number of ids, d]");
+}
+
+LogicalResult SoftmaxCrossEntropyRowGradOp::verify() {
+  ArrayRef<int64_t> hidden = shapeOf(getHidden());
+  ArrayRef<int64_t> w = shapeOf(getWeights());
+  if (hidden.size() < 2 || w[1] != hidden.back())
+    return emitOpError() << "expects hidden states [..., d] with d = " << w[1]
+                         << " (the output weights' width) but got "
+                         << formatShape(hidden);
+  if (failed(expectShape(*this, getTargets(), "targets", hidden.drop_back(),
+                         "hidden states' shape without d")) ||
+      failed(expectShape(*this, getBias(), "bias", {w[0]}, "[vocab]")) ||
+      failed(expectIdRows(*this, w[0], "output weights")))
+    return failure();
+  if (getNumSamples() >= w[0])
+    return emitOpError() << "num_samples = " << getNumSamples()
+                         << " must be smaller than the vocabulary (" << w[0]
+                         << ")";
+  int64_t n = getNumSamples() + ShapedType::getNumElements(hidden.drop_back());
+  return failure(
+      failed(expectShape(*this, getRows(), "rows", {n},
+                         "[num_samples + tokens]")) ||
+      failed(expectShape(*this, getDWeightValues(), "d_weight_values",
+                         {n, w[1]}, "[num_samples + tokens, d]")) ||
+      failed(expectShape(*this, getDBiasValues(), "d_bias_values", {n},
+                         "[num_samples + tokens]")));
+}
+
 LogicalResult LSTMGradOp::verify() {
   if (bool(getProjection()) != bool(getDProjection()))
     return emitOpError("has a projection gradient exactly when it has a "

@@ -291,6 +291,28 @@ def MoE_EmbeddingGradOp : MoE_GradOp<"embedding_grad"> {
   let hasVerifier = 1;
 }
 
+def MoE_EmbeddingRowGradOp : MoE_GradOp<"embedding_row_grad"> {
+  let summary = "row-sparse backward of moe.embedding";
+  let description = [{
+    The gradient of moe.embedding_grad as the rows the ids touched: `rows`
+    [N] (N = number of ids) holds the distinct ids ascending, then -1;
+    `values` [N, d] each row's summed gradient (in token order, so
+    scattering them into a zero table gives embedding_grad bit for bit),
+    zeros for the -1 rows. `vocab` is the table's row count. Made by
+    moe-sparse-gradients for moe.adam_update_rows.
+
+    ```mlir
+    %rows, %vals = moe.embedding_row_grad %ids, %dout {vocab = 10000 : i64}
+        : (tensor<32x20xi32>, tensor<32x20x512xf32>)
+        -> (tensor<640xi32>, tensor<640x512xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdTensor:$ids, MoE_F32Tensor:$d_output,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$vocab);
+  let results = (outs MoE_IdVector:$rows, MoE_Matrix:$values);
+  let hasVerifier = 1;
+}
+
 def MoE_LSTMGradOp : MoE_Op<"lstm_grad", [
     AllTypesMatch<["input", "d_input"]>,
     AllTypesMatch<["input_weights", "d_input_weights"]>,
@@ -374,6 +396,37 @@ def MoE_SoftmaxCrossEntropyGradOp : MoE_GradOp<"softmax_cross_entropy_grad", [
                        DefaultValuedAttr<I64Attr, "0">:$rng_stream);
   let results = (outs MoE_F32Tensor:$d_hidden, MoE_F32Tensor:$d_weights,
                       MoE_F32Tensor:$d_bias);
+}
+
+def MoE_SoftmaxCrossEntropyRowGradOp
+    : MoE_GradOp<"softmax_cross_entropy_row_grad", [
+        AllTypesMatch<["hidden", "d_hidden"]>]> {
+  let summary = "sampled softmax backward with row-sparse class gradients";
+  let description = [{
+    moe.softmax_cross_entropy_grad with `num_samples`, whose weight and bias
+    gradients are given as the classes the step touched: `rows` [N] with N =
+    num_samples + tokens (the samples and every token's target) holds the
+    distinct classes ascending, then -1; `d_weight_values` [N, d] and
+    `d_bias_values` [N] their summed gradients, zeros for -1 rows. Made by
+    moe-sparse-gradients for moe.adam_update_rows.
+
+    ```mlir
+    %dh, %rows, %dw, %db = moe.softmax_cross_entropy_row_grad %h, %t, %w,
+        %b, %dloss {num_samples = 64 : i64}
+        : (tensor<640x512xf32>, tensor<640xi32>, tensor<10000x512xf32>,
+           tensor<10000xf32>, tensor<f32>)
+        -> (tensor<640x512xf32>, tensor<704xi32>, tensor<704x512xf32>,
+            tensor<704xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$hidden, MoE_IdTensor:$targets,
+                       MoE_Matrix:$weights, MoE_Vector:$bias,
+                       MoE_Scalar:$d_loss,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_samples,
+                       DefaultValuedAttr<I64Attr, "0">:$rng_stream);
+  let results = (outs MoE_F32Tensor:$d_hidden, MoE_IdVector:$rows,
+                      MoE_Matrix:$d_weight_values, MoE_Vector:$d_bias_values);
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -194,18 +194,35 @@ LogicalResult LrScheduleOp::verify() {
   return success();
 }
 
-LogicalResult AdamUpdateOp::verify() {
+/// The hyperparameters moe.adam_update and moe.adam_update_rows share.
+template <typename AdamOp> static LogicalResult verifyAdamConfig(AdamOp op) {
   auto inUnit = [](APFloat value) {
     float f = value.convertToFloat();
     return f >= 0.0f && f < 1.0f;
   };
-  if (!inUnit(getBeta1()) || !inUnit(getBeta2()))
-    return emitOpError("expects beta1 and beta2 in [0, 1)");
-  if (!(getEps().convertToFloat() > 0.0f))
-    return emitOpError("expects a positive eps");
-  if (getWeightDecay().convertToFloat() < 0.0f)
-    return emitOpError("expects a non-negative weight_decay");
+  if (!inUnit(op.getBeta1()) || !inUnit(op.getBeta2()))
+    return op.emitOpError("expects beta1 and beta2 in [0, 1)");
+  if (!(op.getEps().convertToFloat() > 0.0f))
+    return op.emitOpError("expects a positive eps");
+  if (op.getWeightDecay().convertToFloat() < 0.0f)
+    return op.emitOpError("expects a non-negative weight_decay");
   return success();
+}
+
+LogicalResult AdamUpdateOp::verify() { return verifyAdamConfig(*this); }
+
+LogicalResult AdamUpdateRowsOp::verify() {
+  ArrayRef<int64_t> param = shapeOf(getParam());
+  if (param.empty())
+    return emitOpError("expects a parameter of rank >= 1 (rows first)");
+  if (failed(expectIdRows(*this, param[0], "param")))
+    return failure();
+  SmallVector<int64_t> values = {shapeOf(getRows())[0]};
+  values.append(param.begin() + 1, param.end());
+  if (failed(expectShape(*this, getValues(), "values", values,
+                         "[rows, param's row shape]")))
+    return failure();
+  return verifyAdamConfig(*this);
 }
 
 /// The assignment buffers of a threshold mask over `rows` rows of `n`

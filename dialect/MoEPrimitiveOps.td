@@ -848,6 +848,41 @@ def MoE_AdamUpdateOp : MoE_Op<"adam_update", [
   let hasVerifier = 1;
 }
 
+def MoE_AdamUpdateRowsOp : MoE_Op<"adam_update_rows", [
+    AllTypesMatch<["param", "m", "v", "new_param", "new_m", "new_v"]>]> {
+  let summary = "lazy Adam: moe.adam_update on the listed rows only";
+  let description = [{
+    TensorFlow's LazyAdamOptimizer: for each row r = rows[i] >= 0 (distinct),
+    m[r], v[r] and param[r] take moe.adam_update's step with gradient
+    values[i] and the global step's bias correction; -1 rows are skipped and
+    untouched rows keep their parameters and moments (and get no weight
+    decay). `values` is [N] followed by param's shape without its first
+    dimension. Written in place like moe.adam_update.
+
+    ```mlir
+    %p2, %m2, %v2 = moe.adam_update_rows %p, %rows, %vals, %m, %v, %lr, %step
+        {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-08 : f32,
+         weight_decay = 0.0 : f32}
+        : (tensor<10000x512xf32>, tensor<640xi32>, tensor<640x512xf32>,
+           tensor<10000x512xf32>, tensor<10000x512xf32>, tensor<f32>,
+           tensor<i64>)
+        -> (tensor<10000x512xf32>, tensor<10000x512xf32>,
+            tensor<10000x512xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_F32Tensor:$param, MoE_IdVector:$rows,
+                       MoE_F32Tensor:$values, MoE_F32Tensor:$m,
+                       MoE_F32Tensor:$v, MoE_Scalar:$lr,
+                       MoE_StepCounter:$step, F32Attr:$beta1, F32Attr:$beta2,
+                       F32Attr:$eps, F32Attr:$weight_decay);
+  let results = (outs MoE_F32Tensor:$new_param, MoE_F32Tensor:$new_m,
+                      MoE_F32Tensor:$new_v);
+  let assemblyFormat = [{
+    operands attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 include "dialect/MoEGradientOps.td"
 
 #endif // MOE_DIALECT_MOEPRIMITIVEOPS_TD

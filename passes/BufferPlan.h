@@ -141,11 +141,15 @@ struct BufferLiveness {
         root[op.getResult(0)] = rootOf(op.getOperand(0));
       // Adam updates parameters and moments in place: the optimizer runs
       // last, after every read of the old values.
-      if (auto adam = dyn_cast<AdamUpdateOp>(op)) {
+      auto inPlace = [&](auto adam) {
         root[adam.getNewParam()] = rootOf(adam.getParam());
         root[adam.getNewM()] = rootOf(adam.getM());
         root[adam.getNewV()] = rootOf(adam.getV());
-      }
+      };
+      if (auto adam = dyn_cast<AdamUpdateOp>(op))
+        inPlace(adam);
+      if (auto adam = dyn_cast<AdamUpdateRowsOp>(op))
+        inPlace(adam);
       for (Value operand : op.getOperands())
         lastUse[rootOf(operand)] = position;
       ++position;
@@ -158,10 +162,10 @@ struct BufferLiveness {
   }
 
   /// Whether moe-plan-buffers gives `op` arena buffers for its results
-  /// (views and Adam's updates reuse their operands').
+  /// (views and Adam's updates, dense or lazy, reuse their operands').
   static bool allocates(Operation &op) {
-    return !isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp>(
-               op) &&
+    return !isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp, AdamUpdateOp,
+                AdamUpdateRowsOp>(op) &&
            op.getNumResults() != 0;
   }
 

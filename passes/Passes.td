@@ -493,4 +493,40 @@ def SyncGradients : Pass<"moe-sync-gradients", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::mesh::MeshDialect"];
 }
 
+def SparseGradients : Pass<"moe-sparse-gradients", "mlir::ModuleOp"> {
+  let summary = "Row-sparse gradients and lazy Adam for the vocabulary layers";
+  let description = [{
+    Runs after moe-optimizer. An embedding table's gradient
+    (`moe.embedding_grad`) or a sampled softmax's output weights and bias
+    (`moe.softmax_cross_entropy_grad` with `num_samples`) that only feeds
+    `moe.adam_update` is rewritten into the rows the step touched and a lazy
+    Adam update of those rows, so no [vocab, d] gradient is made:
+
+    ```mlir
+    // before
+    %dt = moe.embedding_grad %ids, %dout : (...) -> tensor<10000x64xf32>
+    %t2, %m2, %v2 = moe.adam_update %t, %dt, %m, %v, %lr, %step {...}
+    // after
+    %rows, %vals = moe.embedding_row_grad %ids, %dout {vocab = 10000 : i64}
+    %t2, %m2, %v2 = moe.adam_update_rows %t, %rows, %vals, %m, %v, %lr,
+        %step {...}
+    ```
+
+    Lazy Adam differs from Adam on the untouched rows: their moments do
+    not decay and their parameters do not move (nor decay). Gradients with
+    other uses (a data-parallel all-reduce, a tied layer's sum) stay dense.
+    `mode`: `on` rewrites every candidate, `off` none, `auto` those where
+    the dense path is costly and the sparse one much faster: a table of at
+    least 64 MiB of which at most a quarter of the rows can be touched, N
+    being the touched-row bound (ids for the embedding, samples + tokens
+    for the sampled softmax; bench/sparse_gradient_bench.cpp). Smaller
+    tables keep exact Adam (the paper's 793K-word layers go sparse; the
+    demo's 8K-word table does not).
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", "\"auto\"",
+           "auto | on | off">,
+  ];
+}
+
 #endif // MOE_PASSES_PASSES_TD

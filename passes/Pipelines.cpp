@@ -58,6 +58,12 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
                      "the ranks and exchange the tokens routed to them "
                      "(moe-partition{expert-parallel})"),
       llvm::cl::init(false)};
+  Option<std::string> sparseGradients{
+      *this, "sparse-gradients",
+      llvm::cl::desc("Row-sparse gradients and lazy Adam for the embedding "
+                     "and the sampled softmax (moe-sparse-gradients): auto "
+                     "(where faster), on, off"),
+      llvm::cl::init("auto")};
   Option<bool> eval{
       *this, "eval",
       llvm::cl::desc("Add the evaluation copy <model>_eval (inference mode) "
@@ -157,6 +163,9 @@ void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options) {
   optimizer.warmupSteps = options.warmupSteps;
   optimizer.constantSteps = options.constantSteps;
   pm.addPass(createOptimizer(optimizer));
+  SparseGradientsOptions sparse;
+  sparse.mode = options.sparseGradients;
+  pm.addPass(createSparseGradients(sparse));
 }
 
 void buildInferencePipeline(OpPassManager &pm,

@@ -118,6 +118,18 @@ static void sampledSoftmaxCrossEntropy(
       lossGradient(dLoss, dLossScale), lossSum, dHidden, dWeights, dBias);
 }
 
+static void sampledSoftmaxCrossEntropyRows(
+    int64_t T, int64_t d, int64_t V, int64_t S, const float *hidden,
+    const float *weights, const float *bias, const int32_t *targets,
+    uint64_t seed, uint64_t counter, const float *dLoss, float dLossScale,
+    float *lossSum, float *dHidden, int32_t *rows, float *dWeightRows,
+    float *dBiasRows) {
+  sampledSoftmaxCrossEntropyRows<float>(
+      T, d, V, S, hidden, weights, bias, targets, seed, counter,
+      lossGradient(dLoss, dLossScale), lossSum, dHidden, rows, dWeightRows,
+      dBiasRows);
+}
+
 //===--- Sequence layers: sizes the CPU layout does not depend on ---------===//
 
 static int64_t lstmWorkspaceSize(int64_t B, int64_t S, int64_t, int64_t H,
@@ -160,6 +172,15 @@ static void adamUpdate(int64_t count, float *param, const float *grad, float *m,
                        float beta1, float beta2, float eps, float weightDecay) {
   adamUpdate<float>(count, param, grad, m, v, *lr, *step,
                     AdamConfig{beta1, beta2, eps, weightDecay});
+}
+
+static void adamUpdateRows(int64_t n, int64_t d, float *param,
+                           const int32_t *rows, const float *values, float *m,
+                           float *v, const float *lr, const int64_t *step,
+                           float beta1, float beta2, float eps,
+                           float weightDecay) {
+  adamUpdateRows<float>(n, d, param, rows, values, m, v, *lr, *step,
+                        AdamConfig{beta1, beta2, eps, weightDecay});
 }
 
 } // namespace cpu

@@ -409,6 +409,13 @@ void accumulateRowsByKey(const Context &ctx, int64_t count, int64_t d,
                          const int32_t *keys, int64_t keyLimit,
                          const float *rows, int32_t skipKey, float *dst);
 
+/// The row-sparse form of accumulateRowsByKey (Kernels.def: rowGradient):
+/// outKeys [count] = the distinct kept keys ascending, then -1; outValues
+/// [count, d] = each key's rows summed in input order from zero, then zeros.
+void compactRowsByKey(const Context &ctx, int64_t count, int64_t d,
+                      const int32_t *keys, int64_t keyLimit, const float *rows,
+                      int32_t skipKey, int32_t *outKeys, float *outValues);
+
 /// offsets[e] = first sorted position with key >= e, for e in [0, numKeys],
 /// from keys sorted ascending (offsets[numKeys] = count).
 void segmentOffsets(const Context &ctx, int64_t count, int64_t numKeys,

@@ -13,6 +13,7 @@
 #include "runtime/cuda/Gemm.cuh"
 
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 
 #include <cstdint>
 #include <limits>
@@ -151,6 +152,46 @@ __global__ void __launch_bounds__(G::kBlock)
   }
 }
 
+/// runStart[p] = 1 where sorted position p starts a run of a kept key.
+__global__ void runStartKernel(int64_t count, const int32_t *sortedKeys,
+                               int32_t skipKey, int32_t *runStart) {
+  MOE_GRID_STRIDE(p, count) {
+    int32_t key = sortedKeys[p];
+    runStart[p] = key != skipKey && (p == 0 || key != sortedKeys[p - 1]);
+  }
+}
+
+__global__ void fillIntKernel(int32_t *x, int32_t value, int64_t count) {
+  MOE_GRID_STRIDE(i, count) { x[i] = value; }
+}
+
+/// The run starting at sorted position p goes to slot[p]: its key and the
+/// sum of its rows in input order, from zero.
+template <class G>
+__global__ void __launch_bounds__(G::kBlock)
+    compactRunsKernel(int64_t count, int64_t d, const int32_t *sortedKeys,
+                      const int32_t *order, const float *rows,
+                      const int32_t *runStart, const int32_t *slot,
+                      int32_t *outKeys, float *outValues) {
+  int64_t p = groupRow<G>();
+  int lane = groupLane<G>();
+  if (p >= count || !runStart[p])
+    return;
+  int32_t key = sortedKeys[p];
+  int64_t end = p + 1;
+  while (end < count && sortedKeys[end] == key)
+    ++end;
+  if (lane == 0)
+    outKeys[slot[p]] = key;
+  float *out = outValues + static_cast<int64_t>(slot[p]) * d;
+  for (int64_t c = lane; c < d; c += G::kThreads) {
+    float acc = 0.0f;
+    for (int64_t q = p; q < end; ++q)
+      acc += rows[static_cast<int64_t>(order[q]) * d + c];
+    out[c] = acc;
+  }
+}
+
 cublasOperation_t op(bool trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
 } // namespace
@@ -191,6 +232,37 @@ void accumulateRowsByKey(const Context &ctx, int64_t count, int64_t d,
     MOE_LAUNCH(accumulateRunsKernel<G>, dim3(rowGrid<G>(count)),
                dim3(G::kBlock), 0, ctx.stream, count, d, sortedKeys.get(),
                order.get(), rows, skipKey, dst);
+  });
+}
+
+void compactRowsByKey(const Context &ctx, int64_t count, int64_t d,
+                      const int32_t *keys, int64_t keyLimit, const float *rows,
+                      int32_t skipKey, int32_t *outKeys, float *outValues) {
+  if (count == 0)
+    return;
+  MOE_LAUNCH(fillIntKernel, dim3(gridFor(count)), dim3(kElementwiseThreads), 0,
+             ctx.stream, outKeys, -1, count);
+  MOE_LAUNCH(fillKernel, dim3(gridFor(count * d)), dim3(kElementwiseThreads), 0,
+             ctx.stream, outValues, 0.0f, count * d);
+  DeviceBuffer<int32_t> sortedKeys(ctx.stream, count), order(ctx.stream, count);
+  stableSortByKey(ctx, count, keyLimit, keys, sortedKeys.get(), order.get());
+  DeviceBuffer<int32_t> runStart(ctx.stream, count), slot(ctx.stream, count);
+  MOE_LAUNCH(runStartKernel, dim3(gridFor(count)), dim3(kElementwiseThreads), 0,
+             ctx.stream, count, sortedKeys.get(), skipKey, runStart.get());
+  int num = static_cast<int>(count);
+  size_t bytes = 0;
+  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, runStart.get(),
+                                               slot.get(), num, ctx.stream));
+  DeviceBuffer<unsigned char> temp(ctx.stream, bytes);
+  MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(
+      temp.get(), bytes, runStart.get(), slot.get(), num, ctx.stream));
+  if (d == 0)
+    return;
+  forRowLength(d, [&](auto group) {
+    using G = decltype(group);
+    MOE_LAUNCH(compactRunsKernel<G>, dim3(rowGrid<G>(count)), dim3(G::kBlock),
+               0, ctx.stream, count, d, sortedKeys.get(), order.get(), rows,
+               runStart.get(), slot.get(), outKeys, outValues);
   });
 }
 

@@ -220,20 +220,21 @@ void CudaBackend::softmaxCrossEntropy(int64_t T, int64_t V, const float *logits,
   *numTokens = host;
 }
 
-void CudaBackend::sampledSoftmaxCrossEntropy(
-    int64_t T, int64_t d, int64_t V, int64_t S, const float *hidden,
-    const float *weights, const float *bias, const int32_t *targets,
-    uint64_t seed, uint64_t counter, const float *dLoss, float dLossScale,
-    float *lossSum, float *dHidden, float *dWeights, float *dBias) {
+namespace {
+
+/// The sampled softmax of both kernels up to the per-class contributions:
+/// the loss, dHidden, then `sum(keys, rows, biasRows)` with keys [S + T]
+/// (samples, then targets; padding -> V), rows [S + T, d] and biasRows
+/// [S + T]. Returns without calling it when there is no gradient.
+template <class Sum>
+void sampledSoftmax(const Context &ctx, int64_t T, int64_t d, int64_t V,
+                    int64_t S, const float *hidden, const float *weights,
+                    const float *bias, const int32_t *targets, uint64_t seed,
+                    uint64_t counter, const float *dLoss, float dLossScale,
+                    float *lossSum, float *dHidden, bool lossOnly, Sum sum) {
   if (T < 0 || d < 1 || V < 1 || S < 1)
     throw std::invalid_argument(
         "sampledSoftmaxCrossEntropy: need T >= 0 and d, V, S >= 1");
-  bool lossOnly = !dHidden && !dWeights && !dBias;
-  if (T > 0 && !lossOnly && (!dHidden || !dWeights || !dBias))
-    throw std::invalid_argument(
-        "sampledSoftmaxCrossEntropy: dHidden, dWeights and dBias must be all "
-        "null (loss only) or all non-null");
-  const Context &ctx = *ctx_;
   constexpr GemmPrecision f32 = GemmPrecision::F32;
   DeviceBuffer<int32_t> keys(ctx.stream, S + T); // samples, then targets
   DeviceBuffer<float> sampleShift(ctx.stream, S);
@@ -278,15 +279,68 @@ void CudaBackend::sampledSoftmaxCrossEntropy(
   DeviceBuffer<float> biasRows(ctx.stream, S + T);
   columnSum(ctx, T, S, MatrixElement{scores.get(), S}, 1.0f,
             /*accumulate=*/false, biasRows.get());
-  if (T > 0)
-    MOE_CUDA_CHECK(cudaMemcpyAsync(biasRows.get() + S, dTrue.get(),
-                                   T * sizeof(float), cudaMemcpyDeviceToDevice,
-                                   ctx.stream));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(biasRows.get() + S, dTrue.get(),
+                                 T * sizeof(float), cudaMemcpyDeviceToDevice,
+                                 ctx.stream));
+  sum(keys.get(), rows.get(), biasRows.get());
+}
+
+void checkAllOrNone(int64_t T, bool lossOnly, bool all) {
+  if (T > 0 && !lossOnly && !all)
+    throw std::invalid_argument(
+        "sampledSoftmaxCrossEntropy: dHidden, dWeights and dBias must be all "
+        "null (loss only) or all non-null");
+}
+
+} // namespace
+
+void CudaBackend::sampledSoftmaxCrossEntropy(
+    int64_t T, int64_t d, int64_t V, int64_t S, const float *hidden,
+    const float *weights, const float *bias, const int32_t *targets,
+    uint64_t seed, uint64_t counter, const float *dLoss, float dLossScale,
+    float *lossSum, float *dHidden, float *dWeights, float *dBias) {
+  bool lossOnly = !dHidden && !dWeights && !dBias;
+  checkAllOrNone(T, lossOnly, dHidden && dWeights && dBias);
+  const Context &ctx = *ctx_;
   int32_t padding = static_cast<int32_t>(V);
-  accumulateRowsByKey(ctx, S + T, d, keys.get(), V + 1, rows.get(), padding,
-                      dWeights);
-  accumulateRowsByKey(ctx, S + T, 1, keys.get(), V + 1, biasRows.get(), padding,
-                      dBias);
+  sampledSoftmax(
+      ctx, T, d, V, S, hidden, weights, bias, targets, seed, counter, dLoss,
+      dLossScale, lossSum, dHidden, lossOnly,
+      [&](const int32_t *keys, const float *rows, const float *biasRows) {
+        accumulateRowsByKey(ctx, S + T, d, keys, V + 1, rows, padding,
+                            dWeights);
+        accumulateRowsByKey(ctx, S + T, 1, keys, V + 1, biasRows, padding,
+                            dBias);
+      });
+}
+
+void CudaBackend::sampledSoftmaxCrossEntropyRows(
+    int64_t T, int64_t d, int64_t V, int64_t S, const float *hidden,
+    const float *weights, const float *bias, const int32_t *targets,
+    uint64_t seed, uint64_t counter, const float *dLoss, float dLossScale,
+    float *lossSum, float *dHidden, int32_t *rows, float *dWeightRows,
+    float *dBiasRows) {
+  checkAllOrNone(T, false, dHidden && rows && dWeightRows && dBiasRows);
+  const Context &ctx = *ctx_;
+  int64_t n = S + std::max<int64_t>(T, 0);
+  // Without tokens: no touched rows (as the dense kernel writes nothing).
+  if (T == 0) {
+    MOE_CUDA_CHECK(
+        cudaMemsetAsync(rows, 0xff, n * sizeof(int32_t), ctx.stream));
+    fill(dWeightRows, 0.0f, n * d);
+    fill(dBiasRows, 0.0f, n);
+  }
+  int32_t padding = static_cast<int32_t>(V);
+  sampledSoftmax(ctx, T, d, V, S, hidden, weights, bias, targets, seed, counter,
+                 dLoss, dLossScale, lossSum, dHidden, false,
+                 [&](const int32_t *keys, const float *contributions,
+                     const float *biasContributions) {
+                   compactRowsByKey(ctx, n, d, keys, V + 1, contributions,
+                                    padding, rows, dWeightRows);
+                   DeviceBuffer<int32_t> biasKeys(ctx.stream, n);
+                   compactRowsByKey(ctx, n, 1, keys, V + 1, biasContributions,
+                                    padding, biasKeys.get(), dBiasRows);
+                 });
 }
 
 } // namespace moe::rt

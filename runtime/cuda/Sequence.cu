@@ -130,6 +130,12 @@ struct ProductElement {
   }
 };
 
+/// kept[i] = keys[i], or `skip` for a negative key.
+__global__ void skipNegativeKernel(int64_t n, int32_t skip, const int32_t *keys,
+                                   int32_t *kept) {
+  MOE_GRID_STRIDE(i, n) { kept[i] = keys[i] < 0 ? skip : keys[i]; }
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -149,6 +155,22 @@ void CudaBackend::embeddingBackward(int64_t T, int64_t d, const int32_t *ids,
     throw std::invalid_argument("embeddingBackward: negative size");
   // Ids are non-negative, so no key is skipped.
   accumulateRowsByKey(*ctx_, T, d, ids, int64_t(1) << 31, dOut, -1, dTable);
+}
+
+void CudaBackend::rowGradient(int64_t n, int64_t d, int64_t vocab,
+                              const int32_t *keys, const float *contributions,
+                              int32_t *rows, float *values) {
+  if (n < 0 || d < 0 || vocab < 0 || vocab >= (int64_t(1) << 31) - 1)
+    throw std::invalid_argument("rowGradient: bad shape");
+  if (n == 0)
+    return;
+  // Negative keys become `vocab`, the largest key, which is skipped.
+  DeviceBuffer<int32_t> kept(ctx_->stream, n);
+  MOE_LAUNCH(skipNegativeKernel, dim3(gpu::gridFor(n)),
+             dim3(gpu::kElementwiseThreads), 0, ctx_->stream, n,
+             static_cast<int32_t>(vocab), keys, kept.get());
+  gpu::compactRowsByKey(*ctx_, n, d, kept.get(), vocab + 1, contributions,
+                        static_cast<int32_t>(vocab), rows, values);
 }
 
 int64_t CudaBackend::lstmWorkspaceSize(int64_t B, int64_t S, int64_t, int64_t H,

@@ -242,4 +242,19 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
   }
 }
 
+void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
+                                const int32_t *targets, const float *weights,
+                                const float *bias, const float *dLoss,
+                                float *dHidden, int32_t *rows,
+                                float *dWeightRows, float *dBiasRows,
+                                int64_t tokens, int64_t d, int64_t vocab,
+                                int64_t samples, int64_t stream) {
+  int64_t count = countTargets(ctx, targets, tokens, vocab);
+  ScratchScope scratch(ctx);
+  ctx->backend->sampledSoftmaxCrossEntropyRows(
+      tokens, d, vocab, samples, hidden, weights, bias, targets, ctx->seed,
+      ctx->counterFor(stream), dLoss, perTarget(count), scratch.get<float>(1),
+      dHidden, rows, dWeightRows, dBiasRows);
+}
+
 } // namespace moe::rt::step

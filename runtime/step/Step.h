@@ -359,6 +359,16 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
                              int64_t tokens, int64_t d, int64_t vocab,
                              int64_t samples, int64_t stream,
                              GemmPrecision precision);
+/// The sampled softmax's gradient with row-sparse class gradients (the
+/// kernel sampledSoftmaxCrossEntropyRows): rows [samples + tokens],
+/// dWeightRows [samples + tokens, d], dBiasRows [samples + tokens].
+void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
+                                const int32_t *targets, const float *weights,
+                                const float *bias, const float *dLoss,
+                                float *dHidden, int32_t *rows,
+                                float *dWeightRows, float *dBiasRows,
+                                int64_t tokens, int64_t d, int64_t vocab,
+                                int64_t samples, int64_t stream);
 
 //===----------------------------------------------------------------------===//
 // Collectives (graphs partitioned by moe-partition)

@@ -171,6 +171,32 @@ func.func @adam(%p: tensor<3x4xf32>, %g: tensor<3x4xf32>, %m: tensor<3x4xf32>,
 
 // -----
 
+// The row-sparse vocabulary gradients (moe-sparse-gradients): the sampled
+// softmax's classes (3 samples + 6 targets) and the embedding's ids go to
+// their kernels with sizes first; lazy Adam writes in place like Adam. The
+// sampled gradient runs its GEMMs in f32 on either target (no precision).
+// CHECK-LABEL: emitc.func @sparse_rows
+// CHECK: %[[P:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 2], template_args = [f32]}
+// CHECK: emitc.call_opaque "moe::rt::step::softmaxCrossEntropyRowGrad"
+// CHECK-SAME: args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 7 : index, 8 : index, 9 : index, 6, 8, 100, 3, 7]}
+// CHECK: emitc.call_opaque "moe::rt::step::rowGradient"
+// CHECK-SAME: args = [0 : index, 6, 8, 100, 1 : index, 2 : index, 3 : index, 4 : index]}
+// CHECK: emitc.call_opaque "moe::rt::step::adamUpdateRows"
+// CHECK-SAME: args = [0 : index, 6, 8, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 7 : index, 0.899999976 : f32
+// CHECK: emitc.call_opaque "moe::rt::step::result"({{.*}}, %[[P]]) {args = [0 : index, 0, 1 : index]}
+// CUDA-LABEL: emitc.func @sparse_rows
+// CUDA: emitc.call_opaque "moe::rt::step::softmaxCrossEntropyRowGrad"
+// CUDA-SAME: 6, 8, 100, 3, 7]}
+func.func @sparse_rows(%ids: tensor<2x3xi32>, %dout: tensor<2x3x8xf32>, %table: tensor<100x8xf32>, %h: tensor<2x3x8xf32>, %w: tensor<100x8xf32>, %b: tensor<100xf32>, %dl: tensor<f32>, %lr: tensor<f32>, %step: tensor<i64>) -> (tensor<100x8xf32>, tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
+    attributes {moe.arena_bytes = 1024} {
+  %dh, %srows, %dw, %db = moe.softmax_cross_entropy_row_grad %h, %ids, %w, %b, %dl {num_samples = 3 : i64, rng_stream = 7 : i64, moe.offsets = array<i64: 0, 192, 256, 576>} : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<100x8xf32>, tensor<100xf32>, tensor<f32>) -> (tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
+  %rows, %vals = moe.embedding_row_grad %ids, %dout {vocab = 100 : i64, moe.offsets = array<i64: 640, 704>} : (tensor<2x3xi32>, tensor<2x3x8xf32>) -> (tensor<6xi32>, tensor<6x8xf32>)
+  %t2, %m2, %v2 = moe.adam_update_rows %table, %rows, %vals, %table, %table, %lr, %step {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-08 : f32, weight_decay = 0.0 : f32} : (tensor<100x8xf32>, tensor<6xi32>, tensor<6x8xf32>, tensor<100x8xf32>, tensor<100x8xf32>, tensor<f32>, tensor<i64>) -> (tensor<100x8xf32>, tensor<100x8xf32>, tensor<100x8xf32>)
+  return %t2, %dh, %srows, %dw, %db : tensor<100x8xf32>, tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>
+}
+
+// -----
+
 // The LSTM's saved state follows its output; the planned size is passed on
 // for the runtime to check against its kernels. Splat constants are fills.
 // CHECK-LABEL: emitc.func @lstm_and_constant

@@ -1,4 +1,4 @@
-// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-cpp -o %t.cpp
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="sparse-gradients=on" 2>/dev/null | moe-translate --moe-to-cpp -o %t.cpp
 // RUN: FileCheck %s --input-file=%t.cpp
 // RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t.cpp
 // RUN: not moe-translate --moe-to-cpp %s 2>&1 | FileCheck %s --check-prefix=UNPLANNED
@@ -24,9 +24,12 @@
 // The backward pass starts from d(loss) = 1.
 // CHECK: moe::rt::step::fill([[CTX]], {{v[0-9]+}}, 1, 1.000000000e+00f);
 // CHECK: moe::rt::step::softmaxCrossEntropyGrad(
+// The embedding's row-sparse gradient (sparse-gradients=on: 10 ids, 50
+// rows of 8) and lazy Adam in place on the table.
+// CHECK: moe::rt::step::rowGradient([[CTX]], 10, 8, 50, [[TOKENS]], {{v[0-9]+}}, [[ROWS:v[0-9]+]], [[VALUES:v[0-9]+]]);
 // CHECK: moe::rt::step::lrSchedule([[CTX]], [[STEP]], [[LR:v[0-9]+]], 1.000000050e-03f, 200, 200);
-// Adam in place on the embedding table.
-// CHECK: moe::rt::step::adamUpdate([[CTX]], 400, [[TABLE]], {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, [[LR]], [[STEP]],
+// CHECK: moe::rt::step::adamUpdateRows([[CTX]], 10, 8, [[TABLE]], [[ROWS]], [[VALUES]], {{v[0-9]+}}, {{v[0-9]+}}, [[LR]], [[STEP]],
+// CHECK: moe::rt::step::adamUpdate([[CTX]], 256,
 // CHECK: moe::rt::step::result([[CTX]], 2, [[TABLE]]);
 // CHECK: return;
 // CHECK: extern "C" void tiny_moe_eval(moe::rt::step::Context*

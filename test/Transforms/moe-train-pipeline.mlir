@@ -3,6 +3,8 @@
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="lr=0" 2>&1 | FileCheck %s --check-prefix=BADLR
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="learning-rate=1" 2>&1 | FileCheck %s --check-prefix=BADOPT
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=none eval=false" 2>/dev/null | FileCheck %s --check-prefix=GRADS
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="sparse-gradients=off" 2>/dev/null | FileCheck %s --check-prefix=DENSE
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="sparse-gradients=on" 2>/dev/null | FileCheck %s --check-prefix=SPARSE
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=sgd" 2>&1 | FileCheck %s --check-prefix=BADOPTIMIZER
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="router-precision=tf32" 2>/dev/null | FileCheck %s --check-prefix=TF32
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="router-precision=bf16" 2>&1 | FileCheck %s --check-prefix=BADROUTER
@@ -33,9 +35,12 @@
 // CHECK: moe.grouped_matmul_grad
 // CHECK-DAG: moe.load_estimate_grad
 // CHECK-DAG: moe.noisy_top_k_grad
+// The embedding (50 rows of 8) keeps exact Adam: sparse-gradients=auto
+// leaves tables under 64 MiB dense.
+// CHECK-NOT: _row_grad
 // CHECK: moe.embedding_grad
 // CHECK: moe.lr_schedule %{{.*}} {base_lr = 0.00999999977 : f32, constant_steps = 5 : i64, {{.*}}warmup_steps = 5 : i64}
-// CHECK-COUNT-12: moe.adam_update
+// CHECK-COUNT-12: moe.adam_update %
 // CHECK-NOT: moe.adam_update
 // CHECK: return
 // The evaluation copy (moe-add-eval): inference mode, no noise so no fused
@@ -46,6 +51,21 @@
 // CHECK: moe.noisy_top_k
 // CHECK-NOT: _grad
 // CHECK: return
+
+// sparse-gradients=on gives it the row-sparse gradient and lazy Adam;
+// off keeps the dense gradient and Adam.
+// SPARSE-LABEL: func.func @tiny_moe_train_step(
+// SPARSE: moe.embedding_row_grad
+// SPARSE: moe.adam_update_rows
+// SPARSE-COUNT-11: moe.adam_update %
+// SPARSE-NOT: moe.adam_update
+// SPARSE-LABEL: func.func @tiny_moe_eval(
+// DENSE-LABEL: func.func @tiny_moe_train_step(
+// DENSE-NOT: _row
+// DENSE: moe.embedding_grad
+// DENSE-COUNT-12: moe.adam_update %
+// DENSE-NOT: _row
+// DENSE-LABEL: func.func @tiny_moe_eval(
 
 // optimizer=none leaves the gradients as the step's results, for gradient
 // checks; eval=false adds no evaluation copy.
@@ -60,9 +80,13 @@
 // BATCHWISE: moe.batchwise_mask %{{.*}} {m = 128 : i64, {{.*}}} : (tensor<8192x512xf32>)
 // BATCHWISE: moe.batchwise_threshold_loss
 // BATCHWISE: moe.grouped_matmul %{{.*}} {{{.*}}} : (tensor<65536x512xf32>, tensor<512x512x512xf32>, tensor<513xi32>) -> tensor<65536x512xf32>
-// BATCHWISE: moe.softmax_cross_entropy_grad {{.*}}num_samples = 8192
+// The 793,471-word layers get row-sparse gradients: 8192 samples + 8192
+// targets for the output layer, 8192 ids for the embedding.
+// BATCHWISE: moe.softmax_cross_entropy_row_grad {{.*}}num_samples = 8192{{.*}} -> (tensor<256x32x512xf32>, tensor<16384xi32>, tensor<16384x512xf32>, tensor<16384xf32>)
 // BATCHWISE: moe.batchwise_threshold_loss_grad
 // BATCHWISE: moe.masked_gate_grad
+// BATCHWISE: moe.embedding_row_grad {{.*}}vocab = 793471 : i64} : {{.*}} -> (tensor<8192xi32>, tensor<8192x512xf32>)
+// BATCHWISE-COUNT-3: moe.adam_update_rows
 
 // BADLR: error: moe-optimizer: lr must be positive, got 0
 // BADOPT: no such option learning-rate

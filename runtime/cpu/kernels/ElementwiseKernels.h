@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace moe::rt::cpu {
 
@@ -209,6 +210,48 @@ void dropoutBackward(const T *dy, T *dx, int64_t count, float rate,
   checkDropoutRate("dropoutBackward", rate);
   checkElementOffset("dropoutBackward", elementOffset);
   dropoutApply(dy, dx, count, rate, seed, counter, elementOffset);
+}
+
+/// Row-sparse sums by key (Kernels.def: rowGradient). A stable sort of the
+/// positions by key makes each key's run list its contributions in index
+/// order; runs are independent, so they are split across threads.
+template <typename T>
+void rowGradient(int64_t n, int64_t d, int64_t vocab, const int32_t *keys,
+                 const T *contributions, int32_t *rows, T *values) {
+  if (n < 0 || d < 0)
+    throw std::invalid_argument("rowGradient: negative shape");
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    if (keys[i] >= vocab)
+      throw std::invalid_argument("rowGradient: key " +
+                                  std::to_string(keys[i]) +
+                                  " outside the vocabulary");
+    if (keys[i] >= 0)
+      order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return keys[a] < keys[b]; });
+  std::vector<int64_t> runStart;
+  for (size_t p = 0; p < order.size(); ++p)
+    if (p == 0 || keys[order[p]] != keys[order[p - 1]])
+      runStart.push_back(static_cast<int64_t>(p));
+  int64_t runs = static_cast<int64_t>(runStart.size());
+  runStart.push_back(static_cast<int64_t>(order.size()));
+  std::fill(rows + runs, rows + n, -1);
+  std::fill(values + runs * d, values + n * d, T(0));
+#pragma omp parallel for if (static_cast <int64_t>(order.size()) * d >         \
+                             kParallelGrain) schedule(static)
+  for (int64_t r = 0; r < runs; ++r) {
+    rows[r] = keys[order[runStart[r]]];
+    T *dst = values + r * d;
+    std::fill(dst, dst + d, T(0));
+    for (int64_t p = runStart[r]; p < runStart[r + 1]; ++p) {
+      const T *src = contributions + order[p] * d;
+      for (int64_t c = 0; c < d; ++c)
+        dst[c] += src[c];
+    }
+  }
 }
 
 } // namespace moe::rt::cpu

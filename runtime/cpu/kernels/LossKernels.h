@@ -107,24 +107,25 @@ inline double logUniformLogExpectedCount(int64_t c, int64_t range,
 /// target rows in row order. With dHidden, dWeights and dBias all null only
 /// the loss is computed (the same value); a partly null set throws unless
 /// rows = 0 (nothing is written then).
+/// The class gradients of a sampled softmax before they are summed by class:
+/// each sample's weight and bias rows, and each target's scale of its
+/// hidden row (its weight row gradient is targetGrad[t] * hidden[t]).
+template <typename T> struct SampledClassGradients {
+  std::vector<int32_t> sampled; ///< [S]
+  std::vector<T> sampleW;       ///< [S, d] = dZ^T hidden
+  std::vector<T> sampleB;       ///< [S], column sums of dZ in row order
+  std::vector<T> targetGrad;    ///< [rows]
+};
+
+/// The loss, dHidden and (unless `grads` is null) the class gradients of
+/// sampledSoftmaxCrossEntropy; rows > 0.
 template <typename T>
-void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
-                                const T *hidden, const T *weights,
-                                const T *bias, const int32_t *targets,
-                                uint64_t seed, uint64_t counter, T dLossSum,
-                                T *lossSum, T *dHidden, T *dWeights, T *dBias) {
-  if (rows < 0 || d <= 0 || V <= 0 || S <= 0)
-    throw std::invalid_argument(
-        "sampledSoftmaxCrossEntropy: need rows >= 0 and d, V, S > 0");
-  bool lossOnly = !dHidden && !dWeights && !dBias;
-  if (rows > 0 && !lossOnly && (!dHidden || !dWeights || !dBias))
-    throw std::invalid_argument(
-        "sampledSoftmaxCrossEntropy: dHidden, dWeights and dBias must be all "
-        "null (loss only) or all non-null");
-  checkTargets("sampledSoftmaxCrossEntropy", rows, targets, V);
-  *lossSum = T(0);
-  if (rows == 0)
-    return;
+void sampledSoftmaxCore(int64_t rows, int64_t d, int64_t V, int64_t S,
+                        const T *hidden, const T *weights, const T *bias,
+                        const int32_t *targets, uint64_t seed, uint64_t counter,
+                        T dLossSum, T *lossSum, T *dHidden,
+                        SampledClassGradients<T> *grads) {
+  bool lossOnly = !grads;
 
   // The shared candidates, their bias and log expected count, and a dense
   // copy of their weight rows so that all logits are one GEMM.
@@ -187,6 +188,9 @@ void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
   *lossSum = static_cast<T>(total);
   if (lossOnly)
     return;
+  grads->sampled = std::move(sampled);
+  grads->targetGrad = std::move(targetGrad);
+  const std::vector<T> &targetGrads = grads->targetGrad;
 
   // dHidden = dZ * W_sampled + targetGrad * W[target].
   gemm<T>(false, false, rows, d, S, T(1), z.data(), S, sampledW.data(), d, T(0),
@@ -196,7 +200,7 @@ void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
     if (targets[t] < 0)
       continue;
     const T *w = weights + static_cast<int64_t>(targets[t]) * d;
-    T g = targetGrad[t];
+    T g = targetGrads[t];
     T *dh = dHidden + t * d;
     for (int64_t j = 0; j < d; ++j)
       dh[j] += g * w[j];
@@ -205,6 +209,48 @@ void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
   // dW_sampled = dZ^T * hidden, reusing the gathered-weights buffer.
   gemm<T>(true, false, S, d, rows, T(1), z.data(), S, hidden, d, T(0),
           sampledW.data(), d);
+  grads->sampleW = std::move(sampledW);
+  grads->sampleB.assign(S, T(0));
+  for (int64_t t = 0; t < rows; ++t) {
+    const T *zr = z.data() + t * S;
+    for (int64_t s = 0; s < S; ++s)
+      grads->sampleB[s] += zr[s];
+  }
+}
+
+/// The checks both sampled-softmax kernels share; true when there is a
+/// gradient to compute.
+inline bool checkSampledSoftmax(int64_t rows, int64_t d, int64_t V, int64_t S,
+                                const int32_t *targets, bool lossOnly,
+                                bool allOutputs) {
+  if (rows < 0 || d <= 0 || V <= 0 || S <= 0)
+    throw std::invalid_argument(
+        "sampledSoftmaxCrossEntropy: need rows >= 0 and d, V, S > 0");
+  if (rows > 0 && !lossOnly && !allOutputs)
+    throw std::invalid_argument(
+        "sampledSoftmaxCrossEntropy: dHidden, dWeights and dBias must be all "
+        "null (loss only) or all non-null");
+  checkTargets("sampledSoftmaxCrossEntropy", rows, targets, V);
+  return rows > 0;
+}
+
+template <typename T>
+void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
+                                const T *hidden, const T *weights,
+                                const T *bias, const int32_t *targets,
+                                uint64_t seed, uint64_t counter, T dLossSum,
+                                T *lossSum, T *dHidden, T *dWeights, T *dBias) {
+  bool lossOnly = !dHidden && !dWeights && !dBias;
+  *lossSum = T(0);
+  if (!checkSampledSoftmax(rows, d, V, S, targets, lossOnly,
+                           dHidden && dWeights && dBias))
+    return;
+  SampledClassGradients<T> g;
+  sampledSoftmaxCore(rows, d, V, S, hidden, weights, bias, targets, seed,
+                     counter, dLossSum, lossSum, dHidden,
+                     lossOnly ? nullptr : &g);
+  if (lossOnly)
+    return;
   // The scatter splits the columns across threads; within a column every
   // update lands in the documented order, whatever the thread count.
   constexpr int64_t kColumnBlock = 64;
@@ -214,33 +260,67 @@ void sampledSoftmaxCrossEntropy(int64_t rows, int64_t d, int64_t V, int64_t S,
     int64_t begin = blk * kColumnBlock;
     int64_t end = std::min(d, begin + kColumnBlock);
     for (int64_t s = 0; s < S; ++s) {
-      T *dw = dWeights + static_cast<int64_t>(sampled[s]) * d;
-      const T *g = sampledW.data() + s * d;
+      T *dw = dWeights + static_cast<int64_t>(g.sampled[s]) * d;
+      const T *gs = g.sampleW.data() + s * d;
       for (int64_t j = begin; j < end; ++j)
-        dw[j] += g[j];
+        dw[j] += gs[j];
     }
     for (int64_t t = 0; t < rows; ++t) {
       if (targets[t] < 0)
         continue;
       T *dw = dWeights + static_cast<int64_t>(targets[t]) * d;
       const T *h = hidden + t * d;
-      T g = targetGrad[t];
+      T gt = g.targetGrad[t];
       for (int64_t j = begin; j < end; ++j)
-        dw[j] += g * h[j];
+        dw[j] += gt * h[j];
     }
   }
-  // Column sums of dZ in row order, then scattered in sample order.
-  std::vector<T> sampleBiasGrad(S, T(0));
-  for (int64_t t = 0; t < rows; ++t) {
-    const T *zr = z.data() + t * S;
-    for (int64_t s = 0; s < S; ++s)
-      sampleBiasGrad[s] += zr[s];
-  }
   for (int64_t s = 0; s < S; ++s)
-    dBias[sampled[s]] += sampleBiasGrad[s];
+    dBias[g.sampled[s]] += g.sampleB[s];
   for (int64_t t = 0; t < rows; ++t)
     if (targets[t] >= 0)
-      dBias[targets[t]] += targetGrad[t];
+      dBias[targets[t]] += g.targetGrad[t];
+}
+
+/// Kernels.def: sampledSoftmaxCrossEntropyRows. The contributions are listed
+/// as the dense kernel adds them (samples, then targets in row order), so
+/// rowGradient sums them in the same order.
+template <typename T>
+void sampledSoftmaxCrossEntropyRows(int64_t rows, int64_t d, int64_t V,
+                                    int64_t S, const T *hidden,
+                                    const T *weights, const T *bias,
+                                    const int32_t *targets, uint64_t seed,
+                                    uint64_t counter, T dLossSum, T *lossSum,
+                                    T *dHidden, int32_t *rowIds, T *dWeightRows,
+                                    T *dBiasRows) {
+  *lossSum = T(0);
+  int64_t n = S + std::max<int64_t>(rows, 0);
+  if (!checkSampledSoftmax(rows, d, V, S, targets, false,
+                           dHidden && rowIds && dWeightRows && dBiasRows)) {
+    std::fill(rowIds, rowIds + n, -1);
+    std::fill(dWeightRows, dWeightRows + n * d, T(0));
+    std::fill(dBiasRows, dBiasRows + n, T(0));
+    return;
+  }
+  SampledClassGradients<T> g;
+  sampledSoftmaxCore(rows, d, V, S, hidden, weights, bias, targets, seed,
+                     counter, dLossSum, lossSum, dHidden, &g);
+  std::vector<int32_t> keys(g.sampled);
+  keys.insert(keys.end(), targets, targets + rows);
+  std::vector<T> weightParts(n * d), biasParts(g.sampleB);
+  std::copy(g.sampleW.begin(), g.sampleW.end(), weightParts.begin());
+#pragma omp parallel for if (rows * d > kParallelGrain) schedule(static)
+  for (int64_t t = 0; t < rows; ++t) {
+    const T *h = hidden + t * d;
+    T *dst = weightParts.data() + (S + t) * d;
+    for (int64_t j = 0; j < d; ++j)
+      dst[j] = g.targetGrad[t] * h[j];
+  }
+  biasParts.insert(biasParts.end(), g.targetGrad.begin(), g.targetGrad.end());
+  rowGradient<T>(n, d, V, keys.data(), weightParts.data(), rowIds, dWeightRows);
+  std::vector<int32_t> biasIds(n);
+  rowGradient<T>(n, 1, V, keys.data(), biasParts.data(), biasIds.data(),
+                 dBiasRows);
 }
 
 } // namespace moe::rt::cpu

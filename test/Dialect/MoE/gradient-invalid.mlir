@@ -205,6 +205,48 @@ func.func @grouped_threshold_loss_grad_offsets(%l: tensor<9x4xf32>, %t: tensor<2
 
 // -----
 
+// One row slot per id: the ids may all differ.
+func.func @embedding_row_grad_rows(%ids: tensor<2x3xi32>, %d: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{expects rows of shape 6 ([number of ids]) but got 5}}
+  %0:2 = moe.embedding_row_grad %ids, %d {vocab = 10 : i64} : (tensor<2x3xi32>, tensor<2x3x4xf32>) -> (tensor<5xi32>, tensor<6x4xf32>)
+  return
+}
+
+// -----
+
+func.func @embedding_row_grad_width(%ids: tensor<2x3xi32>, %d: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{expects d_output of shape}}
+  %0:2 = moe.embedding_row_grad %ids, %d {vocab = 10 : i64} : (tensor<2x3xi32>, tensor<2x3x4xf32>) -> (tensor<6xi32>, tensor<6x8xf32>)
+  return
+}
+
+// -----
+
+// The touched classes: the samples and every token's target.
+func.func @sampled_row_grad_rows(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tensor<5x4xf32>, %b: tensor<5xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{expects rows of shape 5 ([num_samples + tokens]) but got 4}}
+  %a:4 = moe.softmax_cross_entropy_row_grad %h, %t, %w, %b, %s {num_samples = 3 : i64} : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>) -> (tensor<2x4xf32>, tensor<4xi32>, tensor<4x4xf32>, tensor<4xf32>)
+  return
+}
+
+// -----
+
+func.func @sampled_row_grad_samples(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tensor<5x4xf32>, %b: tensor<5xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{num_samples = 5 must be smaller than the vocabulary (5)}}
+  %a:4 = moe.softmax_cross_entropy_row_grad %h, %t, %w, %b, %s {num_samples = 5 : i64} : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>) -> (tensor<2x4xf32>, tensor<7xi32>, tensor<7x4xf32>, tensor<7xf32>)
+  return
+}
+
+// -----
+
+func.func @sampled_row_grad_values(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tensor<5x4xf32>, %b: tensor<5xf32>, %s: tensor<f32>) {
+  // expected-error@+1 {{expects d_weight_values of shape 5x4 ([num_samples + tokens, d]) but got 5x3}}
+  %a:4 = moe.softmax_cross_entropy_row_grad %h, %t, %w, %b, %s {num_samples = 3 : i64} : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>) -> (tensor<2x4xf32>, tensor<5xi32>, tensor<5x3xf32>, tensor<5xf32>)
+  return
+}
+
+// -----
+
 // The gradient of a grouped matmul keeps its forward op's equal segments.
 func.func @grouped_matmul_grad_rows_per_expert(%b: tensor<12x8xf32>, %w: tensor<4x8x8xf32>, %o: tensor<5xi32>) {
   // expected-error@+1 {{has rows_per_expert = 4 for 4 experts, but its buffer has 12 rows}}

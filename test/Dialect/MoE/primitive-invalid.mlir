@@ -730,3 +730,30 @@ func.func @compose_routes_secondary_gate(%pe: tensor<6xi32>, %pg: tensor<6xf32>,
   %e, %g = moe.compose_routes %pe, %pg, %pos, %se, %sg {experts_per_group = 4 : i64} : (tensor<6xi32>, tensor<6xf32>, tensor<6xi32>, tensor<6x2xi32>, tensor<6x3xf32>) -> (tensor<12xi32>, tensor<12xf32>)
   return
 }
+
+// -----
+
+// Lazy Adam's values hold one parameter row per listed row.
+func.func @adam_rows_values(%p: tensor<10x4xf32>, %r: tensor<3xi32>, %g: tensor<3x5xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects values of shape 3x4 ([rows, param's row shape]) but got 3x5}}
+  %a:3 = moe.adam_update_rows %p, %r, %g, %p, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<10x4xf32>, tensor<3xi32>, tensor<3x5xf32>, tensor<10x4xf32>, tensor<10x4xf32>, tensor<f32>, tensor<i64>) -> (tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>)
+  return
+}
+
+// -----
+
+// A row needs a first dimension to index.
+func.func @adam_rows_scalar(%p: tensor<f32>, %r: tensor<3xi32>, %g: tensor<3xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects a parameter of rank >= 1 (rows first)}}
+  %a:3 = moe.adam_update_rows %p, %r, %g, %p, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<f32>, tensor<3xi32>, tensor<3xf32>, tensor<f32>, tensor<f32>, tensor<f32>, tensor<i64>) -> (tensor<f32>, tensor<f32>, tensor<f32>)
+  return
+}
+
+// -----
+
+// The hyperparameters are checked as for moe.adam_update.
+func.func @adam_rows_beta(%p: tensor<10x4xf32>, %r: tensor<3xi32>, %g: tensor<3x4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects beta1 and beta2 in [0, 1)}}
+  %a:3 = moe.adam_update_rows %p, %r, %g, %p, %p, %lr, %s {beta1 = 1.0 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<10x4xf32>, tensor<3xi32>, tensor<3x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>, tensor<f32>, tensor<i64>) -> (tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>)
+  return
+}

@@ -76,10 +76,12 @@ func.func @batchwise_chain(%logits: tensor<6x4xf32>, %t: tensor<4xf32>, %buf: te
 // CHECK-LABEL: func.func @optimizer
 // CHECK: %[[LR:.*]] = moe.lr_schedule %{{.*}} {base_lr = 1.000000e-03 : f32, constant_steps = 200 : i64, warmup_steps = 200 : i64} : (tensor<i64>) -> tensor<f32>
 // CHECK: moe.adam_update %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[LR]], %{{.*}} {beta1 = 0.899999976 : f32, beta2 = 9.990000e-01 : f32, eps = 9.99999993E-9 : f32, weight_decay = 0.000000e+00 : f32}
-func.func @optimizer(%p: tensor<4x2xf32>, %g: tensor<4x2xf32>, %m: tensor<4x2xf32>, %v: tensor<4x2xf32>, %s: tensor<i64>) -> tensor<4x2xf32> {
+// CHECK: moe.adam_update_rows %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[LR]], %{{.*}} {beta1 = {{.*}}} : (tensor<4x2xf32>, tensor<3xi32>, tensor<3x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<f32>, tensor<i64>)
+func.func @optimizer(%p: tensor<4x2xf32>, %g: tensor<4x2xf32>, %m: tensor<4x2xf32>, %v: tensor<4x2xf32>, %s: tensor<i64>, %r: tensor<3xi32>, %g3: tensor<3x2xf32>) -> tensor<4x2xf32> {
   %lr = moe.lr_schedule %s {base_lr = 1.0e-3 : f32, warmup_steps = 200 : i64, constant_steps = 200 : i64} : (tensor<i64>) -> tensor<f32>
   %p2, %m2, %v2 = moe.adam_update %p, %g, %m, %v, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<f32>, tensor<i64>) -> (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>)
-  return %p2 : tensor<4x2xf32>
+  %p3, %m3, %v3 = moe.adam_update_rows %p2, %r, %g3, %m2, %v2, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<4x2xf32>, tensor<3xi32>, tensor<3x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>, tensor<f32>, tensor<i64>) -> (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>)
+  return %p3 : tensor<4x2xf32>
 }
 
 // Room for every (token, expert) pair, or a smaller compiled capacity.

@@ -1247,6 +1247,26 @@ TEST_F(CudaEquality, Embedding) {
   expectClose(*dTable, 1e-6, 1e-6, "embeddingBackward");
 }
 
+TEST_F(CudaEquality, RowGradient) {
+  const int64_t n = 300, d = 24, vocab = 40;
+  std::vector<int32_t> keys(n);
+  std::mt19937 gen(140);
+  for (int32_t &key : keys) // repeats and skipped (negative) keys
+    key = static_cast<int32_t>(gen() % (vocab + 5)) - 5;
+  auto keyTwin = twin(keys);
+  auto values = twin(randomVector(n * d, 141));
+  auto rows = twin(std::vector<int32_t>(n, 7));
+  auto sums = twin(randomVector(n * d, 142)); // written, not accumulated
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.rowGradient(n, d, vocab, p(keyTwin), p(values), p(rows), p(sums));
+  }
+  expectSame(*rows, "rowGradient rows");
+  // Same input order on both sides: the sums are the same additions.
+  expectSame(*sums, "rowGradient values");
+}
+
 TEST_F(CudaEquality, Lstm) {
   const int64_t B = 3, S = 5, dIn = 7, H = 6;
   for (int64_t P : {int64_t(6), int64_t(4)}) {
@@ -1413,6 +1433,24 @@ TEST_F(CudaEquality, SampledSoftmaxCrossEntropy) {
   expectClose(*dHidden, 1e-4, 1e-6, "sampled dHidden");
   expectClose(*dWeights, 1e-4, 1e-6, "sampled dWeights");
   expectClose(*dBias, 1e-4, 1e-6, "sampled dBias");
+
+  // The row-sparse form (moe-sparse-gradients) from the same inputs.
+  const int64_t n = S + T;
+  auto rows = twin(std::vector<int32_t>(n, 7));
+  auto dWeightRows = output<float>(n * d), dBiasRows = output<float>(n);
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.sampledSoftmaxCrossEntropyRows(T, d, V, S, p(hidden), p(weights), p(bias),
+                                     p(tg), kSeed, kCounter, p(dLoss), 0.25f,
+                                     p(loss), p(dHidden), p(rows),
+                                     p(dWeightRows), p(dBiasRows));
+  }
+  expectClose(*loss, 1e-5, 1e-5, "sampled rows loss");
+  expectClose(*dHidden, 1e-4, 1e-6, "sampled rows dHidden");
+  expectSame(*rows, "sampled rows");
+  expectClose(*dWeightRows, 1e-4, 1e-6, "sampled dWeightRows");
+  expectClose(*dBiasRows, 1e-4, 1e-6, "sampled dBiasRows");
 }
 
 TEST_F(CudaEquality, CrossEntropyWithoutGradients) {
@@ -1500,6 +1538,34 @@ TEST_F(CudaEquality, Adam) {
   expectClose(*param, 1e-5, 1e-6, "adam param");
   expectClose(*m, 1e-5, 1e-7, "adam m");
   expectClose(*v, 1e-5, 1e-7, "adam v");
+}
+
+TEST_F(CudaEquality, AdamUpdateRows) {
+  const int64_t vocab = 50, d = 9, n = 20;
+  std::vector<int32_t> rows(n, -1);
+  for (int64_t i = 0; i < 15; ++i)
+    rows[i] = static_cast<int32_t>(3 * i + 1); // distinct, then -1
+  auto rowTwin = twin(rows);
+  auto param = twin(randomVector(vocab * d, 164));
+  auto m = twin(randomVector(vocab * d, 165, 0.0, 0.1));
+  auto v = twin(randomVector(vocab * d, 166, 0.0, 0.1));
+  rt::AdamConfig config;
+  config.weightDecay = 0.01f;
+  auto lr = twin(std::vector<float>{1e-2f});
+  for (int64_t step = 1; step <= 3; ++step) {
+    auto values = twin(randomVector(n * d, 167 + step));
+    auto stepMem = twin(std::vector<int64_t>{step});
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.adamUpdateRows(n, d, p(param), p(rowTwin), p(values), p(m), p(v), p(lr),
+                       p(stepMem), config.beta1, config.beta2, config.eps,
+                       config.weightDecay);
+    }
+  }
+  expectClose(*param, 1e-5, 1e-6, "lazy adam param");
+  expectClose(*m, 1e-5, 1e-7, "lazy adam m");
+  expectClose(*v, 1e-5, 1e-7, "lazy adam v");
 }
 
 // The optimizer as a compiled step runs it: lrSchedule writes the rate
