@@ -199,12 +199,12 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
   if (!quiet) {
     const MemoryEstimate &m = loaded.memory;
     std::printf("memory per rank: %s of parameters, %s of optimizer state, "
-                "%s of arenas, %s of inputs: %s (%s %s)\n",
+                "%s of arenas, %s of inputs, %s of pools: %s (%s %s)\n",
                 formatBytes(m.parameters).c_str(),
                 formatBytes(m.optimizerState).c_str(),
                 formatBytes(m.arenas).c_str(), formatBytes(m.inputs).c_str(),
-                formatBytes(m.total()).c_str(), loaded.budgetWhere.c_str(),
-                formatBytes(loaded.budget).c_str());
+                formatBytes(m.pools).c_str(), formatBytes(m.total()).c_str(),
+                loaded.budgetWhere.c_str(), formatBytes(loaded.budget).c_str());
   }
   LmShape shape = languageModelShape(package);
   checkBatchTokens(shape, train.batchTokens);
@@ -359,17 +359,17 @@ void printMemory(const CommonOptions &common, const Package &package) {
   for (const std::string &role : functions)
     roles += (roles.empty() ? "" : " + ") + role;
   std::printf("memory per rank to train (%s arenas; gradients are in the "
-              "train step's arena):\n",
+              "train step's arena, an expert shard's in its pool):\n",
               roles.c_str());
-  std::printf("  %5s  %12s  %12s  %12s  %12s  %12s\n", "ranks", "parameters",
-              "optimizer", "arenas", "inputs", "total");
+  std::printf("  %5s  %12s  %12s  %12s  %12s  %12s  %12s\n", "ranks",
+              "parameters", "optimizer", "arenas", "inputs", "pools", "total");
   for (int r : counts) {
     MemoryEstimate m = estimateMemory(package, r, functions);
-    std::printf("  %5d  %12s  %12s  %12s  %12s  %12s\n", r,
+    std::printf("  %5d  %12s  %12s  %12s  %12s  %12s  %12s\n", r,
                 formatBytes(m.parameters).c_str(),
                 formatBytes(m.optimizerState).c_str(),
                 formatBytes(m.arenas).c_str(), formatBytes(m.inputs).c_str(),
-                formatBytes(m.total()).c_str());
+                formatBytes(m.pools).c_str(), formatBytes(m.total()).c_str());
   }
   if (!package.hasShardedTensors())
     std::printf("  (replicated: data-parallel ranks each hold all of it; "

@@ -56,9 +56,15 @@ MemoryEstimate estimateMemory(const Package &package, int ranks,
     if (!info)
       continue;
     estimate.arenas += static_cast<uint64_t>(info->arenaBytes);
-    for (const ArgumentInfo &arg : info->arguments)
+    for (const ArgumentInfo &arg : info->arguments) {
       if (arg.role == ArgumentRole::Input)
         estimate.inputs += arg.bytes();
+      // A shard's gradient has a run-time size (n / R rows): the planner
+      // leaves it to the step's pool.
+      if (role == "train_step" && arg.role == ArgumentRole::Param &&
+          arg.sharded)
+        estimate.pools += arg.localBytes(ranks);
+    }
   }
   return estimate;
 }

@@ -5,8 +5,10 @@
 // expert-sharded one at its slice for R ranks), and the arena and input
 // buffers of each function the command runs. Gradients live in the train
 // step's arena (moe-plan-buffers plans them with the activations; Adam
-// updates in place), so they are part of it. Not included: the per-call
-// scratch and pools the step functions size at run time (the output
+// updates in place), so they are part of it, except the gradients of
+// expert-sharded parameters, which the train step takes from its pool at
+// the shard's size (counted as pools). Not included: the per-call scratch
+// and the pool rows the step functions size at run time (the output
 // layer's logit blocks, the expert exchange's rows) and the CUDA context.
 //
 //===----------------------------------------------------------------------===//
@@ -34,9 +36,12 @@ struct MemoryEstimate {
   uint64_t arenas = 0;
   /// The functions' input buffers (token ids, targets).
   uint64_t inputs = 0;
+  /// The train step's gradients of expert-sharded parameters, from its
+  /// pool (one shard each).
+  uint64_t pools = 0;
 
   uint64_t total() const {
-    return parameters + optimizerState + arenas + inputs;
+    return parameters + optimizerState + arenas + inputs + pools;
   }
 };
 

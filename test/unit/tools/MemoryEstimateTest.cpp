@@ -101,6 +101,7 @@ TEST(MemoryEstimate, ReplicatedTensorsOnceArenasOfTheFunctionsRun) {
   EXPECT_EQ(train.optimizerState, 8u + 2 * 4 * (32 + 1024));
   EXPECT_EQ(train.arenas, 1300u);
   EXPECT_EQ(train.inputs, 2u * 40);
+  EXPECT_EQ(train.pools, 0u) << "replicated gradients are in the arena";
   EXPECT_EQ(train.total(), 4224u + 8456 + 1300 + 80);
   // Evaluation runs the eval copy only, but holds every tensor.
   MemoryEstimate eval =
@@ -124,7 +125,13 @@ TEST(MemoryEstimate, ShardedTensorsDivideByTheRanks) {
     EXPECT_EQ(m.parameters, 4u * (32 + 1024 / ranks));
     EXPECT_EQ(m.optimizerState, 8u + 2 * 4 * (32 + 1024 / ranks));
     EXPECT_EQ(m.arenas, 1300u);
+    // The train step's gradient of the shard, from its pool.
+    EXPECT_EQ(m.pools, 4u * 1024 / ranks);
+    EXPECT_EQ(m.total(),
+              m.parameters + m.optimizerState + m.arenas + m.inputs + m.pools);
   }
+  EXPECT_EQ(estimateMemory(package, 1, functionsOf(package, "eval")).pools, 0u)
+      << "evaluation computes no gradients";
   // Four experts: 2 and 4 ranks divide them, 8 does not.
   EXPECT_EQ(largerRankCounts(package, 1), (std::vector<int>{2, 4}));
   EXPECT_THROW(estimateMemory(package, 3, functions), std::runtime_error);
