@@ -282,6 +282,64 @@ __global__ void l2BalanceBackwardKernel(int64_t T, int64_t n,
   }
 }
 
+//===----------------------------------------------------------------------===//
+// The combined batch's batchwise ranking (step/CombinedBatchMask.cpp)
+//===----------------------------------------------------------------------===//
+
+/// Rows one block of countAtLeastKernel counts: grid.y covers the rows.
+constexpr int64_t kCountRowsPerBlock = 256;
+
+/// counts[c] += column c's rows of this block's chunk with bits >= the
+/// midpoint; threads take consecutive columns, so each row's reads are
+/// coalesced. Integer atomics: the sums do not depend on the order.
+__global__ void countAtLeastKernel(int64_t n, int64_t groups,
+                                   const int32_t *offsets, const float *probs,
+                                   const int64_t *lo, const int64_t *hi,
+                                   unsigned long long *counts) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= groups * n)
+    return;
+  int64_t g = c / n, j = c % n;
+  int64_t begin = offsets[g] + int64_t(blockIdx.y) * kCountRowsPerBlock;
+  int64_t end = min(begin + kCountRowsPerBlock, int64_t(offsets[g + 1]));
+  uint64_t bound = static_cast<uint64_t>((lo[c] + hi[c]) / 2);
+  unsigned long long count = 0;
+  for (int64_t r = begin; r < end; ++r)
+    count += __float_as_uint(probs[r * n + j]) >= bound;
+  if (count)
+    atomicAdd(&counts[c], count);
+}
+
+__global__ void narrowBisectionKernel(int64_t columns, int64_t total,
+                                      const int64_t *counts, int64_t *lo,
+                                      int64_t *hi) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= columns)
+    return;
+  int64_t mid = (lo[c] + hi[c]) / 2;
+  (counts[c] >= total ? lo[c] : hi[c]) = mid;
+}
+
+/// One thread per column walks its group's rows in order, so the ties it
+/// keeps are the first take[c] (the zeroed mask holds the rest).
+__global__ void selectAboveThresholdKernel(int64_t n, int64_t groups,
+                                           const int32_t *offsets,
+                                           const float *probs,
+                                           const int64_t *lo,
+                                           const int64_t *take, float *mask) {
+  int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= groups * n)
+    return;
+  int64_t g = c / n, j = c % n;
+  uint64_t threshold = static_cast<uint64_t>(lo[c]);
+  int64_t ties = take[c];
+  for (int64_t r = offsets[g]; r < offsets[g + 1]; ++r) {
+    uint64_t bits = __float_as_uint(probs[r * n + j]);
+    if (bits > threshold || (bits == threshold && ties-- > 0))
+      mask[r * n + j] = 1.0f;
+  }
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -543,6 +601,55 @@ void CudaBackend::l2BalanceBackward(int64_t T, int64_t n,
   MOE_LAUNCH(l2BalanceBackwardKernel, dim3(gridFor(n)),
              dim3(kElementwiseThreads), 0, ctx_->stream, T, n, importance,
              weight, dLoss, dImportance);
+}
+
+void CudaBackend::countAtLeastMidpoint(int64_t rows, int64_t n, int64_t groups,
+                                       const int32_t *groupOffsets,
+                                       const float *probs, const int64_t *lo,
+                                       const int64_t *hi, int64_t *counts) {
+  const Context &ctx = *ctx_;
+  int64_t columns = groups * n;
+  if (rows < 0 || columns < 0)
+    throw std::invalid_argument("countAtLeastMidpoint: negative sizes");
+  if (columns == 0)
+    return;
+  MOE_CUDA_CHECK(
+      cudaMemsetAsync(counts, 0, columns * sizeof(int64_t), ctx.stream));
+  int64_t chunks = (rows + kCountRowsPerBlock - 1) / kCountRowsPerBlock;
+  if (chunks == 0)
+    return;
+  if (chunks > 65535)
+    throw std::invalid_argument(
+        "countAtLeastMidpoint: " + std::to_string(rows) + " rows is too many");
+  MOE_LAUNCH(countAtLeastKernel,
+             dim3(gridFor(columns), static_cast<unsigned>(chunks)),
+             dim3(kElementwiseThreads), 0, ctx.stream, n, groups, groupOffsets,
+             probs, lo, hi, reinterpret_cast<unsigned long long *>(counts));
+}
+
+void CudaBackend::narrowBisection(int64_t columns, int64_t total,
+                                  const int64_t *counts, int64_t *lo,
+                                  int64_t *hi) {
+  if (columns <= 0)
+    return;
+  MOE_LAUNCH(narrowBisectionKernel, dim3(gridFor(columns)),
+             dim3(kElementwiseThreads), 0, ctx_->stream, columns, total, counts,
+             lo, hi);
+}
+
+void CudaBackend::selectAboveThreshold(int64_t rows, int64_t n, int64_t groups,
+                                       const int32_t *groupOffsets,
+                                       const float *probs, const int64_t *lo,
+                                       const int64_t *take, float *mask) {
+  const Context &ctx = *ctx_;
+  if (rows * n > 0)
+    MOE_CUDA_CHECK(
+        cudaMemsetAsync(mask, 0, rows * n * sizeof(float), ctx.stream));
+  if (groups * n <= 0)
+    return;
+  MOE_LAUNCH(selectAboveThresholdKernel, dim3(gridFor(groups * n)),
+             dim3(kElementwiseThreads), 0, ctx.stream, n, groups, groupOffsets,
+             probs, lo, take, mask);
 }
 
 } // namespace moe::rt

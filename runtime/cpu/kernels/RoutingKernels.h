@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -725,6 +726,71 @@ void l2BalanceBackward(int64_t numTokens, int64_t n, const T *importance,
   for (int64_t i = 0; i < n; ++i)
     dImportance[i] = static_cast<T>(
         scale * (static_cast<double>(importance[i]) / numTokens - 1.0 / n));
+}
+
+//===--- The combined batch's batchwise ranking ---------------------------===//
+// step/CombinedBatchMask.cpp ranks every rank's rows by bisection on the
+// probabilities' bit patterns (non-negative floats order like their bits).
+// Column c = g n + j is expert j of group g, whose rows are
+// [groupOffsets[g], groupOffsets[g + 1]) of probs [rows, n].
+
+inline uint32_t probabilityBits(float p) {
+  uint32_t bits;
+  std::memcpy(&bits, &p, sizeof(bits));
+  return bits;
+}
+
+/// counts[c] = the rows of column c's group whose bits are >= the midpoint
+/// (lo[c] + hi[c]) / 2 (lo = hi counts at exactly that bound).
+inline void countAtLeastMidpoint(int64_t rows, int64_t n, int64_t groups,
+                                 const int32_t *groupOffsets,
+                                 const float *probs, const int64_t *lo,
+                                 const int64_t *hi, int64_t *counts) {
+  if (groups > 0 && (groupOffsets[0] < 0 || groupOffsets[groups] > rows))
+    throw std::invalid_argument("countAtLeastMidpoint: group rows outside "
+                                "the " +
+                                std::to_string(rows) + " rows");
+#pragma omp parallel for schedule(static) if (groups * n > 64)
+  for (int64_t c = 0; c < groups * n; ++c) {
+    const int64_t g = c / n, j = c % n;
+    const uint64_t bound = static_cast<uint64_t>((lo[c] + hi[c]) / 2);
+    int64_t count = 0;
+    for (int64_t r = groupOffsets[g]; r < groupOffsets[g + 1]; ++r)
+      count += probabilityBits(probs[r * n + j]) >= bound;
+    counts[c] = count;
+  }
+}
+
+/// One bisection step per column: the midpoint (lo + hi) / 2 becomes lo
+/// when counts[c] (over every rank) reaches `total`, else hi, so that
+/// count(>= lo) >= total > count(>= hi) holds throughout.
+inline void narrowBisection(int64_t columns, int64_t total,
+                            const int64_t *counts, int64_t *lo, int64_t *hi) {
+  for (int64_t c = 0; c < columns; ++c) {
+    const int64_t mid = (lo[c] + hi[c]) / 2;
+    (counts[c] >= total ? lo[c] : hi[c]) = mid;
+  }
+}
+
+/// mask [rows, n] (written whole): 1 where the bits exceed lo[c]; of the
+/// rows whose bits equal lo[c], the first take[c] in row order; 0 elsewhere
+/// and in rows outside every group.
+inline void selectAboveThreshold(int64_t rows, int64_t n, int64_t groups,
+                                 const int32_t *groupOffsets,
+                                 const float *probs, const int64_t *lo,
+                                 const int64_t *take, float *mask) {
+  std::fill(mask, mask + rows * n, 0.0f);
+#pragma omp parallel for schedule(static) if (groups * n > 64)
+  for (int64_t c = 0; c < groups * n; ++c) {
+    const int64_t g = c / n, j = c % n;
+    const uint64_t threshold = static_cast<uint64_t>(lo[c]);
+    int64_t ties = take[c];
+    for (int64_t r = groupOffsets[g]; r < groupOffsets[g + 1]; ++r) {
+      const uint64_t bits = probabilityBits(probs[r * n + j]);
+      if (bits > threshold || (bits == threshold && ties-- > 0))
+        mask[r * n + j] = 1.0f;
+    }
+  }
 }
 
 } // namespace moe::rt::cpu

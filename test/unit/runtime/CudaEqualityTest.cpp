@@ -1753,6 +1753,44 @@ TEST_F(CudaEquality, GroupedBatchwiseMask) {
   }
 }
 
+TEST_F(CudaEquality, CombinedRankingKernels) {
+  // Group 1 is empty and rows 70-79 belong to no group; few levels make
+  // ties; 300 rows span two of the CUDA counter's row blocks.
+  const int64_t n = 7, groups = 3, columns = groups * n;
+  for (int64_t rows : {int64_t(80), int64_t(700)}) {
+    const std::vector<int32_t> offsetsHost = {
+        0, int32_t(rows * 3 / 8), int32_t(rows * 3 / 8), int32_t(rows * 7 / 8)};
+    std::vector<float> probsHost = randomVector(rows * n, 91, 0, 1);
+    for (float &v : probsHost)
+      v = std::floor(v * 16) / 16;
+    auto offsets = twin(offsetsHost);
+    auto probs = twin(probsHost);
+    std::vector<int64_t> loHost(columns), hiHost(columns), takeHost(columns);
+    for (int64_t c = 0; c < columns; ++c) {
+      loHost[c] = int64_t(0x3d800000) + c * 4096; // around 1/16
+      hiHost[c] = loHost[c] + (int64_t(1) << 24);
+      takeHost[c] = c % 4;
+    }
+    auto lo = twin(loHost), hi = twin(hiHost), take = twin(takeHost);
+    auto counts = output<int64_t>(columns);
+    auto mask = output<float>(rows * n);
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.countAtLeastMidpoint(rows, n, groups, p(offsets), p(probs), p(lo),
+                             p(hi), p(counts));
+      b.selectAboveThreshold(rows, n, groups, p(offsets), p(probs), p(lo),
+                             p(take), p(mask));
+      b.narrowBisection(columns, rows / 4, p(counts), p(lo), p(hi));
+    }
+    std::string what = "rows=" + std::to_string(rows);
+    expectSame(*counts, what + " countAtLeastMidpoint");
+    expectSame(*mask, what + " selectAboveThreshold");
+    expectSame(*lo, what + " narrowBisection lo");
+    expectSame(*hi, what + " narrowBisection hi");
+  }
+}
+
 TEST_F(CudaEquality, GroupedThresholdMask) {
   // Group 1 is empty and rows 70-79 belong to no group (NaN logits).
   const int64_t rows = 80, groups = 3;

@@ -341,6 +341,74 @@ std::vector<double> referenceLoad(int64_t T, int64_t n, int64_t k,
   return load;
 }
 
+/// Probabilities in [0, 1) on a grid of `levels` values: many ties.
+std::vector<float> gridProbabilities(int64_t count, int levels, uint64_t seed) {
+  std::vector<float> p = randomVector<float>(count, seed, 0, 1);
+  for (float &v : p)
+    v = std::floor(v * levels) / levels;
+  return p;
+}
+
+// The kernels of the combined batch's ranking (step/CombinedBatchMask.cpp),
+// run as one rank runs them, keep each group column's top m rows, ties to
+// the lower row: a group with fewer rows keeps them all, an empty one
+// nothing, rows outside the groups nothing.
+TEST(CombinedRanking, BisectionKernelsKeepTheTopMOfEachGroupColumn) {
+  const int64_t rows = 80, n = 5, groups = 3, m = 4, columns = groups * n;
+  const std::vector<int32_t> offsets = {0, 30, 30, 70};
+  for (int levels : {4, 1000}) {
+    SCOPED_TRACE(testing::Message() << levels << " levels");
+    std::vector<float> probs = gridProbabilities(rows * n, levels, 90);
+    std::vector<int64_t> lo(columns, 0), hi(columns, 0x3f800001),
+        counts(columns);
+    for (int round = 0; round < 31; ++round) {
+      rt::cpu::countAtLeastMidpoint(rows, n, groups, offsets.data(),
+                                    probs.data(), lo.data(), hi.data(),
+                                    counts.data());
+      rt::cpu::narrowBisection(columns, m, counts.data(), lo.data(), hi.data());
+    }
+    std::vector<int64_t> bound(lo), above(columns), atLeast(columns),
+        take(columns);
+    for (int64_t &b : bound)
+      ++b;
+    rt::cpu::countAtLeastMidpoint(rows, n, groups, offsets.data(), probs.data(),
+                                  bound.data(), bound.data(), above.data());
+    rt::cpu::countAtLeastMidpoint(rows, n, groups, offsets.data(), probs.data(),
+                                  lo.data(), lo.data(), atLeast.data());
+    for (int64_t c = 0; c < columns; ++c)
+      take[c] = std::clamp<int64_t>(m - above[c], 0, atLeast[c] - above[c]);
+    std::vector<float> mask(rows * n, 42.0f);
+    rt::cpu::selectAboveThreshold(rows, n, groups, offsets.data(), probs.data(),
+                                  lo.data(), take.data(), mask.data());
+
+    std::vector<float> expected(rows * n, 0.0f);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < n; ++j) {
+        std::vector<int64_t> order;
+        for (int64_t r = offsets[g]; r < offsets[g + 1]; ++r)
+          order.push_back(r);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+          return probs[a * n + j] > probs[b * n + j];
+        });
+        for (size_t i = 0; i < order.size() && i < size_t(m); ++i)
+          expected[order[i] * n + j] = 1.0f;
+      }
+    EXPECT_EQ(mask, expected);
+  }
+  // The counts see only the group's rows.
+  std::vector<int64_t> zero(columns, 0), counts(columns);
+  std::vector<float> probs(rows * n, 0.5f);
+  rt::cpu::countAtLeastMidpoint(rows, n, groups, offsets.data(), probs.data(),
+                                zero.data(), zero.data(), counts.data());
+  EXPECT_EQ(counts[0], 30);
+  EXPECT_EQ(counts[n], 0);
+  EXPECT_EQ(counts[2 * n], 40);
+  EXPECT_THROW(rt::cpu::countAtLeastMidpoint(60, n, groups, offsets.data(),
+                                             probs.data(), zero.data(),
+                                             zero.data(), counts.data()),
+               std::invalid_argument);
+}
+
 TEST(LoadEstimate, MatchesDefinition) {
   // {600, 5, 2} spans three blocks of the deterministic column sums.
   const TopKShape shapes[] = {{6, 7, 2}, {1, 5, 1},   {4, 6, 6},
