@@ -1,8 +1,8 @@
 //===- moe_layer_bench.cpp - MoE layer vs dense GEMM on a backend ---------===//
 //
 // Times one MoE layer, forward + backward, through the Backend interface of
-// the CPU or the CUDA backend: gate logits (x W_g, x W_noise), noisy top-k, the load
-// estimator and importance with their CV^2 losses, the dispatch plan,
+// the CPU or the CUDA backend: gate logits (x W_g, x W_noise), noisy top-k, the
+// load estimator and importance with their CV^2 losses, the dispatch plan,
 // dispatch, the grouped expert GEMMs (linear d x d experts), combine, and all
 // their backwards. In the same run it times a dense sgemm forward + backward
 // with the same useful FLOPs: the three expert GEMMs of [T*k, d] x [d, d].
@@ -12,13 +12,16 @@
 //
 // Usage: moe-layer-bench [--tokens T] [--dmodel d] [--experts 8,64,512]
 //          [--k 4,8] [--reps R] [--backend cpu|cuda] [--precision
-//          f32|tf32|bf16] [--routing uniform|zipf] [--commit HASH]
+//          f32|tf32|bf16] [--routing uniform|zipf|equal] [--commit HASH]
 //          [--results FILE]
 //        moe-layer-bench --dense-peak N [--peak-tflops P] [--backend ...]
 //          [--precision ...]
 // --routing zipf biases the gate logits by -log(e + 1), so that expert e
 // gets about 1 / (e + 1) of the tokens (Zipf(1)), the skew of a router
-// early in training. --dense-peak times one N x N x N GEMM at the
+// early in training. --routing equal times the expert GEMMs as a batchwise
+// mask gives them, T k / n rows per expert, through batchedMatmulForward /
+// Backward (one strided-batched GEMM, no offsets read; the routing phases
+// stay top-k's). --dense-peak times one N x N x N GEMM at the
 // precision instead, as TFLOP/s and, with the datasheet peak P, its share.
 // The precision is that of the expert GEMMs and the dense reference (the
 // router's GEMMs stay f32, as in compiled steps); the CPU computes in f32
@@ -147,23 +150,28 @@ struct LayerState {
       dClean, dRaw, dLoad, dImportance, dWg, dWn;
   DeviceArray<float> denseX, denseY, denseDy, denseDx, denseDw;
   DeviceArray<float> zipfBias;
+  /// Equal segments of T k / n rows (--routing equal), else empty.
+  DeviceArray<int32_t> equalOffset;
+  int64_t equalRows = 0;
 
-  LayerState(Backend &b, const Config &c, GemmPrecision precision, bool zipf)
-      : c(c), precision(precision), zipf(zipf), x(b, c.T * c.d), Wg(b, c.d * c.n), Wn(b, c.d * c.n),
-        We(b, c.n * c.d * c.d), dy(b, c.T * c.d), clean(b, c.T * c.n),
-        raw(b, c.T * c.n), noisy(b, c.T * c.n), noiseStd(b, c.T * c.n),
-        top(b, c.T * (c.k + 1)), gate(b, c.T * c.k), load(b, c.n),
-        importance(b, c.n), loss(b, 2), dLoss(b, 1), expert(b, c.T * c.k),
-        offset(b, c.n + 1), positionOf(b, c.T * c.k),
-        tokenOfPosition(b, c.T * c.k), buffer(b, c.T * c.k * c.d),
-        expertOut(b, c.T * c.k * c.d), y(b, c.T * c.d),
-        dExpertOut(b, c.T * c.k * c.d), dGate(b, c.T * c.k),
+  LayerState(Backend &b, const Config &c, GemmPrecision precision, bool zipf,
+             bool equal)
+      : c(c), precision(precision), zipf(zipf), x(b, c.T * c.d),
+        Wg(b, c.d * c.n), Wn(b, c.d * c.n), We(b, c.n * c.d * c.d),
+        dy(b, c.T * c.d), clean(b, c.T * c.n), raw(b, c.T * c.n),
+        noisy(b, c.T * c.n), noiseStd(b, c.T * c.n), top(b, c.T * (c.k + 1)),
+        gate(b, c.T * c.k), load(b, c.n), importance(b, c.n), loss(b, 2),
+        dLoss(b, 1), expert(b, c.T * c.k), offset(b, c.n + 1),
+        positionOf(b, c.T * c.k), tokenOfPosition(b, c.T * c.k),
+        buffer(b, c.T * c.k * c.d), expertOut(b, c.T * c.k * c.d),
+        y(b, c.T * c.d), dExpertOut(b, c.T * c.k * c.d), dGate(b, c.T * c.k),
         dGateImportance(b, c.T * c.k), dBuffer(b, c.T * c.k * c.d),
         dWe(b, c.n * c.d * c.d), dx(b, c.T * c.d), dClean(b, c.T * c.n),
         dRaw(b, c.T * c.n), dLoad(b, c.n), dImportance(b, c.n),
         dWg(b, c.d * c.n), dWn(b, c.d * c.n), denseX(b, c.T * c.k * c.d),
         denseY(b, c.T * c.k * c.d), denseDy(b, c.T * c.k * c.d),
-        denseDx(b, c.T * c.k * c.d), denseDw(b, c.d * c.d), zipfBias(b, c.n) {
+        denseDx(b, c.T * c.k * c.d), denseDw(b, c.d * c.d), zipfBias(b, c.n),
+        equalOffset(b, equal ? c.n + 1 : 0) {
     // Unit-variance inputs and 1/sqrt(d) weights give logits of order one,
     // so the routing spreads tokens over all experts as in training.
     float wScale = std::sqrt(3.0f / c.d);
@@ -181,6 +189,13 @@ struct LayerState {
     for (int64_t e = 0; e < c.n; ++e)
       bias[e] = -std::log(static_cast<float>(e + 1));
     zipfBias.upload(bias);
+    if (equal) {
+      equalRows = c.T * c.k / c.n;
+      std::vector<int32_t> offsets(static_cast<size_t>(c.n + 1));
+      for (int64_t e = 0; e <= c.n; ++e)
+        offsets[e] = static_cast<int32_t>(e * equalRows);
+      equalOffset.upload(offsets);
+    }
   }
 };
 
@@ -233,8 +248,13 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
     b.dispatchForward(A, d, s.tokenOfPosition.get(), s.x.get(), s.buffer.get());
   });
   clock.run(ExpertGemm, [&] {
-    b.groupedMatmulForward(A, n, d, d, s.offset.get(), s.buffer.get(),
-                           s.We.get(), s.expertOut.get(), s.precision);
+    if (s.equalRows)
+      b.batchedMatmulForward(n, s.equalRows, d, d, s.equalOffset.get(),
+                             s.buffer.get(), s.We.get(), s.expertOut.get(),
+                             s.precision);
+    else
+      b.groupedMatmulForward(A, n, d, d, s.offset.get(), s.buffer.get(),
+                             s.We.get(), s.expertOut.get(), s.precision);
   });
   clock.run(Combine, [&] {
     b.combineForward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
@@ -248,9 +268,14 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
                       s.dExpertOut.get(), s.dGate.get());
   });
   clock.run(ExpertGemm, [&] {
-    b.groupedMatmulBackward(A, n, d, d, s.offset.get(), s.buffer.get(),
-                            s.We.get(), s.dExpertOut.get(), s.dBuffer.get(),
-                            s.dWe.get(), s.precision);
+    if (s.equalRows)
+      b.batchedMatmulBackward(n, s.equalRows, d, d, s.equalOffset.get(),
+                              s.buffer.get(), s.We.get(), s.dExpertOut.get(),
+                              s.dBuffer.get(), s.dWe.get(), s.precision);
+    else
+      b.groupedMatmulBackward(A, n, d, d, s.offset.get(), s.buffer.get(),
+                              s.We.get(), s.dExpertOut.get(), s.dBuffer.get(),
+                              s.dWe.get(), s.precision);
   });
   clock.run(Dispatch, [&] {
     b.dispatchBackward(T, A, d, /*rowPtr=*/nullptr, s.positionOf.get(),
@@ -373,9 +398,9 @@ Options parseOptions(int argc, char **argv) {
   }
   if (o.tokens < 1 || o.dmodel < 1 || o.reps < 1)
     throw std::invalid_argument("--tokens, --dmodel and --reps must be >= 1");
-  if (o.routing != "uniform" && o.routing != "zipf")
-    throw std::invalid_argument("--routing must be uniform or zipf, got '" +
-                                o.routing + "'");
+  if (o.routing != "uniform" && o.routing != "zipf" && o.routing != "equal")
+    throw std::invalid_argument(
+        "--routing must be uniform, zipf or equal, got '" + o.routing + "'");
   if (o.densePeak < 0 || o.peakTflops < 0)
     throw std::invalid_argument("--dense-peak and --peak-tflops must be >= 0");
   if (o.backend != "cpu" && o.backend != "cuda")
@@ -424,14 +449,23 @@ int main(int argc, char **argv) {
     return densePeak(*backend, options);
   if (options.routing == "zipf")
     device += ", zipf routing";
+  if (options.routing == "equal")
+    device += ", equal segments";
 
   for (int64_t n : options.experts)
     for (int64_t k : options.ks) {
       if (k > n)
         continue;
       Config c{options.tokens, options.dmodel, n, k};
+      if (options.routing == "equal" && c.T * c.k % n != 0) {
+        std::fprintf(stderr,
+                     "moe-layer-bench: skipping n=%lld: T k = %lld "
+                     "rows do not split into equal segments\n",
+                     (long long)n, (long long)(c.T * c.k));
+        continue;
+      }
       LayerState state(*backend, c, options.precision,
-                       options.routing == "zipf");
+                       options.routing == "zipf", options.routing == "equal");
       // Warm-up: page in every buffer, start the thread pools.
       PhaseClock warm{backend.get()};
       moeLayerStep(*backend, state, warm);

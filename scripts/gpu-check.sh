@@ -115,9 +115,15 @@ else
 fi
 LAYER=$OUT/layer.md
 : > "$LAYER"
-for routing in uniform zipf; do
-  for precision in f32 tf32 bf16; do
-    for shape in $shapes; do
+# Equal segments (a batchwise mask's, strided-batched GEMMs) at the largest
+# shape and the tensor-core precisions only, to stay within the time.
+for routing in uniform zipf equal; do
+  precisions="f32 tf32 bf16" routing_shapes=$shapes
+  if [ "$routing" = equal ]; then
+    precisions="tf32 bf16" routing_shapes=${shapes##* }
+  fi
+  for precision in $precisions; do
+    for shape in $routing_shapes; do
       "$B/bin/moe-layer-bench" --backend cuda --precision "$precision" \
         --routing "$routing" --tokens "${shape%%:*}" --dmodel "${shape##*:}" \
         --experts 8,64,512 --k 2,4 --reps 3 --commit "$COMMIT" \
@@ -134,7 +140,7 @@ for line in open(sys.argv[1]):
     f = [c.strip() for c in line.strip().strip('|').split('|')]
     device, T, d, n, k, ratio, routing_share = f[2], f[3], f[4], f[5], f[6], f[10], f[11]
     precision = device.split('cuda ')[1].split(',')[0]
-    routing = 'zipf' if 'zipf' in device else 'uniform'
+    routing = 'zipf' if 'zipf' in device else 'equal' if 'equal segments' in device else 'uniform'
     cells.setdefault((int(T), int(d), routing, int(n), int(k)), {})[precision] = (ratio, routing_share)
 print()
 print('| layer T, d, routing, n, k | MoE/dense f32 | tf32 | bf16 | routing share (tf32) |')
