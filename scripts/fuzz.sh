@@ -117,13 +117,15 @@ for run in $RUNS; do
     checkpoint) target=moe-checkpoint-fuzzer; seeds=$SEEDS/checkpoint; pipeline= ;;
     *) target=moe-opt-fuzzer; seeds=$SEEDS/mlir; pipeline=$run ;;
   esac
+  dict=()
+  [ "$target" = moe-opt-fuzzer ] || dict=(-dict=tools/fuzz/json.dict)
   corpus=$OUT/corpus/$run
   crashes=$OUT/crashes/$run
   log=$OUT/$run.log
   mkdir -p "$corpus" "$crashes"
   rc=0
   MOE_FUZZ_PIPELINE=$pipeline "$FUZZ_BUILD_DIR/bin/$target" \
-    -max_total_time="$SECONDS_PER_TARGET" -timeout=60 -print_final_stats=1 \
+    -max_total_time="$SECONDS_PER_TARGET" -timeout=60 -print_final_stats=1 "${dict[@]}" \
     -artifact_prefix="$crashes/" "$corpus" "$seeds" > "$log" 2>&1 || rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
   cov=$(grep -Eo '(cov|ft): [0-9]+' "$log" | tail -n 2 | tr '\n' ' ')
