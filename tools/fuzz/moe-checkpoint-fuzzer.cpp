@@ -134,8 +134,11 @@ std::string correctHashes(const std::string &dir, const std::string &text) {
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-  char pattern[] = "/tmp/moe-checkpoint-fuzzer-XXXXXX";
-  if (!mkdtemp(pattern)) {
+  // In memory where there is a tmpfs: each input writes a directory.
+  std::string pattern =
+      std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") +
+      "/moe-checkpoint-fuzzer-XXXXXX";
+  if (!mkdtemp(pattern.data())) {
     std::perror("mkdtemp");
     std::exit(1);
   }
