@@ -2,11 +2,11 @@
 //
 // Each input is a checkpoint directory in the format `head` prints files
 // in: a line "==> NAME <==" before the bytes of each file and a newline
-// after them, which is not part of the file. The files are
-// written to a step directory and loaded with loadCheckpoint, as moe-run
-// resumes. Since the loader verifies every file's SHA-256 before parsing
-// it, random bytes would rarely get past checkpoint.json; so the directory
-// is loaded twice, as given and with the sizes and hashes in
+// after them, which is not part of the file. The files are written to a
+// step directory and loaded with loadCheckpoint, as moe-run resumes (whole,
+// and as one of two ranks). Since the loader verifies every file's SHA-256
+// before parsing it, random bytes would rarely get past checkpoint.json; so
+// the directory is loaded twice, as given and with the sizes and hashes in
 // checkpoint.json corrected, which lets the fuzzer reach the safetensors
 // parser and the joining of expert shards. Every safetensors file is also
 // parsed directly. A bad checkpoint must end in CheckpointError.
@@ -84,15 +84,23 @@ std::string writeDirectory(const Files &files) {
   return dir;
 }
 
+/// Loads `dir` as moe-run does: whole (one rank), as rank 1 of 2 (only
+/// the expert shard files holding its rows) and for its step.
 void load(const std::string &dir) {
+  for (auto [slice, slices] : {std::pair(0, 1), std::pair(1, 2)}) {
+    try {
+      Checkpoint checkpoint = loadCheckpoint(dir, slice, slices);
+      for (const HostTensor &tensor : checkpoint.tensors)
+        (void)checkpoint.find(tensor.name);
+    } catch (const CheckpointError &e) {
+      // To see why a seed does not load.
+      if (std::getenv("MOE_FUZZ_VERBOSE"))
+        std::fprintf(stderr, "%s\n", e.what());
+    }
+  }
   try {
-    Checkpoint checkpoint = loadCheckpoint(dir);
-    for (const HostTensor &tensor : checkpoint.tensors)
-      (void)checkpoint.find(tensor.name);
-  } catch (const CheckpointError &e) {
-    // To see why a seed does not load.
-    if (std::getenv("MOE_FUZZ_VERBOSE"))
-      std::fprintf(stderr, "%s\n", e.what());
+    (void)checkpointStep(dir);
+  } catch (const CheckpointError &) {
   }
   (void)latestCheckpoint(root);
 }
