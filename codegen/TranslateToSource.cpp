@@ -33,8 +33,17 @@ llvm::cl::opt<std::string> gemmPrecision(
                    "GEMMs (f32, tf32 or bf16; the router is always f32)"),
     llvm::cl::init("tf32"));
 
-LogicalResult emitSource(ModuleOp module, raw_ostream &os, StringRef target,
-                         StringRef precision) {
+void registerDialects(DialectRegistry &registry) {
+  registry
+      .insert<MoEDialect, func::FuncDialect, arith::ArithDialect,
+              tensor::TensorDialect, emitc::EmitCDialect, mesh::MeshDialect>();
+}
+
+} // namespace
+
+LogicalResult mlir::moe::emitPackageSource(ModuleOp module, raw_ostream &os,
+                                           StringRef target,
+                                           StringRef precision) {
   OwningOpRef<ModuleOp> copy(module.clone());
   PassManager pm(module.getContext());
   ConvertMoEToEmitCOptions options;
@@ -49,20 +58,12 @@ LogicalResult emitSource(ModuleOp module, raw_ostream &os, StringRef target,
   return emitc::translateToCpp(*copy, os);
 }
 
-void registerDialects(DialectRegistry &registry) {
-  registry.insert<MoEDialect, func::FuncDialect, arith::ArithDialect,
-                  tensor::TensorDialect, emitc::EmitCDialect,
-                  mesh::MeshDialect>();
-}
-
-} // namespace
-
 void mlir::moe::registerSourceTranslations() {
   TranslateFromMLIRRegistration cpp(
       "moe-to-cpp",
       "Emit the C++ source of a compiled model's functions (CPU backend)",
       [](ModuleOp module, raw_ostream &os) {
-        return emitSource(module, os, "cpu", "f32");
+        return emitPackageSource(module, os, "cpu", "f32");
       },
       registerDialects);
   TranslateFromMLIRRegistration cuda(
@@ -70,7 +71,7 @@ void mlir::moe::registerSourceTranslations() {
       "Emit the CUDA source of a compiled model's functions (CUDA backend, "
       "GEMMs at --gemm-precision)",
       [](ModuleOp module, raw_ostream &os) {
-        return emitSource(module, os, "cuda", gemmPrecision);
+        return emitPackageSource(module, os, "cuda", gemmPrecision);
       },
       registerDialects);
 }

@@ -34,7 +34,8 @@ LogicalResult MaskedGateGradOp::verify() {
   if (failed(expectShape(*this, getExpert(), "expert", shapeOf(getGate()),
                          "one expert per gate")))
     return failure();
-  return expectShape(*this, getDLogits(), "d_logits", {tokens, getNumExperts()},
+  return expectShape(*this, getDLogits(), "d_logits",
+                     {tokens, static_cast<int64_t>(getNumExperts())},
                      "[T, num_experts]");
 }
 
@@ -51,8 +52,10 @@ LogicalResult DispatchGradOp::verify() {
   if (Value rows = getRowPtr())
     if (failed(expectRowPointer(*this, rows, getTokens())))
       return failure();
-  return expectShape(*this, getDInput(), "d_input",
-                     {getTokens(), shapeOf(getDBuffer())[1]}, "[tokens, d]");
+  return expectShape(
+      *this, getDInput(), "d_input",
+      {static_cast<int64_t>(getTokens()), shapeOf(getDBuffer())[1]},
+      "[tokens, d]");
 }
 
 LogicalResult GroupedMatmulGradOp::verify() {

@@ -93,7 +93,8 @@ LogicalResult LoadEstimateOp::verify() {
       failed(expectShape(*this, getNoisy(), "noisy", clean, "[T, n]")) ||
       failed(expectShape(*this, getNoiseStd(), "noise_std", clean, "[T, n]")) ||
       failed(expectShape(*this, getTopValues(), "top_values",
-                         {clean[0], getK() + 1}, "[T, k + 1]")))
+                         {clean[0], static_cast<int64_t>(getK()) + 1},
+                         "[T, k + 1]")))
     return failure();
   return expectShape(*this, getLoad(), "load", {clean[1]}, "[n]");
 }
@@ -132,8 +133,8 @@ LogicalResult ImportanceOp::verify() {
   if (failed(expectShape(*this, getGate(), "gate", shapeOf(getExpert()),
                          "one gate per assignment")))
     return failure();
-  return expectShape(*this, getImportance(), "importance", {getNumExperts()},
-                     "[num_experts]");
+  return expectShape(*this, getImportance(), "importance",
+                     {static_cast<int64_t>(getNumExperts())}, "[num_experts]");
 }
 
 LogicalResult DispatchPlanOp::verify() {
@@ -141,7 +142,8 @@ LogicalResult DispatchPlanOp::verify() {
   if (failed(verifyRowPointer(*this, getRowPtr(), a, t)))
     return failure();
   if (failed(expectShape(*this, getExpertOffset(), "expert_offset",
-                         {getNumExperts() + 1}, "[num_experts + 1]")) ||
+                         {static_cast<int64_t>(getNumExperts()) + 1},
+                         "[num_experts + 1]")) ||
       failed(expectShape(*this, getPosition(), "position", {a}, "[A]")))
     return failure();
   return expectShape(*this, getToken(), "token", {a}, "[A]");

@@ -13,6 +13,9 @@ PACKAGES=(
   # command line.
   libopenblas-dev libopenmpi-dev openmpi-bin libgtest-dev nlohmann-json3-dev
   libssl-dev libcli11-dev
+  # The fuzz targets (scripts/fuzz.sh, run briefly by CI): clang with
+  # libFuzzer and the sanitizer runtimes, and its OpenMP for the runtime.
+  clang-19 libclang-rt-19-dev libomp-19-dev
   # Demo corpus: the King James Bible (`bible -l0 "Gen1:1-Rev22:21"`).
   bible-kjv
 )

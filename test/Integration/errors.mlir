@@ -25,7 +25,25 @@
 // RUN: mkdir -p %t/badtype && cp %t/pkg/step.cpp %t/badtype/
 // RUN: python3 -c "import json,sys; m=json.load(open(sys.argv[1])); a=[a for a in m['functions']['train_step']['arguments'] if a['role']=='input'][0]; a['id_bound']='many'; json.dump(m,open(sys.argv[2],'w'))" %t/pkg/manifest.json %t/badtype/manifest.json
 // RUN: not moe-run train %t/badtype --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADTYPE
-// BADTYPE: moe-run: error: {{.*}}badtype/manifest.json: a field has the wrong type
+// BADTYPE: moe-run: error: {{.*}}badtype/manifest.json: functions.train_step.arguments[{{[0-9]+}}]: "id_bound" has the wrong type
+
+// Found by moe-package-fuzzer (scripts/fuzz.sh): a number too large for the
+// JSON library, a float where an integer belongs (its conversion was
+// undefined) and deep nesting are refused as well (huge shapes:
+// package-plan.mlir).
+// RUN: mkdir -p %t/badnumber && cp %t/pkg/step.cpp %t/badnumber/
+// RUN: sed '0,/"flops": [0-9.e+]*/s//"flops": 1e3002/' %t/pkg/manifest.json > %t/badnumber/manifest.json
+// RUN: not moe-run train %t/badnumber --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=BADNUMBER
+// BADNUMBER: moe-run: error: {{.*}}badnumber/manifest.json: malformed JSON ({{.*}}number overflow parsing '1e3002')
+// RUN: mkdir -p %t/floatarena && cp %t/pkg/step.cpp %t/floatarena/
+// RUN: python3 -c "import json,sys; m=json.load(open(sys.argv[1])); m['functions']['train_step']['arena_bytes']=1e300; json.dump(m,open(sys.argv[2],'w'))" %t/pkg/manifest.json %t/floatarena/manifest.json
+// RUN: not moe-run train %t/floatarena --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=FLOATARENA
+// FLOATARENA: moe-run: error: {{.*}}floatarena/manifest.json: functions.train_step: "arena_bytes" has the wrong type
+// Nesting that overflowed the stack (moe-run crashed at 2M levels).
+// RUN: mkdir -p %t/deep && cp %t/pkg/step.cpp %t/deep/
+// RUN: python3 -c "import sys; open(sys.argv[1],'w').write('{\"functions\": ' + '[' * 2000000 + ']' * 2000000 + '}')" %t/deep/manifest.json
+// RUN: not moe-run train %t/deep --data %t/corpus.txt 2>&1 | FileCheck %s --check-prefix=DEEP
+// DEEP: moe-run: error: {{.*}}deep/manifest.json: malformed JSON (nested deeper than 64 levels)
 // RUN: not moe-run train %t/pkg --data %t/corpus.txt --batch-tokens 64 2>&1 | FileCheck %s --check-prefix=BATCH
 // BATCH: moe-run: error: --batch-tokens 64: the model was compiled for batches of 2 x 5 = 10 tokens
 // RUN: not moe-run train %t/pkg --data %t/corpus.txt --vocab-size 100 2>&1 | FileCheck %s --check-prefix=VOCAB

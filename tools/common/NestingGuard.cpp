@@ -73,6 +73,13 @@ static void restoreStdin(StringRef text) {
   sys::fs::remove(path);
 }
 
+/// Bytecode has its own reader and no brackets to count.
+static bool isBytecode(StringRef text) { return text.starts_with("ML\xEFR"); }
+
+bool mlir::moe::nestsTooDeep(StringRef text, unsigned maxDepth) {
+  return !isBytecode(text) && findTooDeep(text, maxDepth);
+}
+
 LogicalResult mlir::moe::checkInputNesting(StringRef filename,
                                            unsigned maxDepth) {
   ErrorOr<std::unique_ptr<MemoryBuffer>> file =
@@ -83,8 +90,7 @@ LogicalResult mlir::moe::checkInputNesting(StringRef filename,
   StringRef text = (*file)->getBuffer();
   if (filename == "-")
     restoreStdin(text);
-  // Bytecode has its own reader and no brackets to count.
-  if (text.starts_with("ML\xEFR"))
+  if (isBytecode(text))
     return success();
   const char *tooDeep = findTooDeep(text, maxDepth);
   if (!tooDeep)

@@ -26,6 +26,11 @@ constexpr unsigned kMaxInputNesting = 1000;
 llvm::LogicalResult checkInputNesting(llvm::StringRef filename,
                                       unsigned maxDepth = kMaxInputNesting);
 
+/// Whether textual input `text` nests deeper than `maxDepth`, as
+/// checkInputNesting counts (bytecode never does): for callers that parse
+/// from memory.
+bool nestsTooDeep(llvm::StringRef text, unsigned maxDepth = kMaxInputNesting);
+
 /// The input file of a tool whose only positional argument is its input:
 /// the first argument that is neither an option nor the value of -o or of
 /// a registered option that requires one; "-" when there is none.

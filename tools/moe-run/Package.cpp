@@ -13,6 +13,8 @@
 
 #include "tools/moe-run/Package.h"
 
+#include "runtime/checkpoint/Safetensors.h"
+
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
@@ -21,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +34,7 @@
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
+#include <type_traits>
 
 namespace moe::run {
 
@@ -196,17 +200,51 @@ std::vector<std::string> splitSignature(const std::string &signature) {
   }
 }
 
+/// Whether `value` converts to T as the manifest means it: an integer field
+/// must hold an integer (a float such as 1e300 would convert to one with
+/// undefined behaviour), a shape an array of them. The JSON library checks
+/// the other types itself.
+template <typename T> bool hasType(const nlohmann::json &value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return value.is_boolean();
+  } else if constexpr (std::is_integral_v<T>) {
+    return value.is_number_integer();
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    return value.is_array() &&
+           std::all_of(value.begin(), value.end(), [](const nlohmann::json &d) {
+             return d.is_number_integer();
+           });
+  } else {
+    return true;
+  }
+}
+
 template <typename T>
 T field(const nlohmann::json &object, const char *key,
         const std::string &where) {
   if (!object.is_object() || !object.contains(key))
     fail(where + ": missing \"" + key + "\"");
+  const nlohmann::json &value = object.at(key);
   try {
-    return object.at(key).get<T>();
+    if (hasType<T>(value))
+      return value.get<T>();
   } catch (const nlohmann::json::exception &) {
-    fail(where + ": \"" + key + "\" has the wrong type");
   }
+  fail(where + ": \"" + key + "\" has the wrong type");
 }
+
+/// field(object, key, where), or `fallback` when the key is absent.
+template <typename T>
+T optionalField(const nlohmann::json &object, const char *key,
+                const std::string &where, T fallback) {
+  return object.is_object() && object.contains(key)
+             ? field<T>(object, key, where)
+             : fallback;
+}
+
+/// A manifest nests 5 deep; deeper is refused before the JSON library,
+/// which copies values recursively, could overflow the stack.
+constexpr int kMaxManifestDepth = 64;
 
 /// The manifest's spellings of the enums of Package.h, in enumerator order.
 constexpr const char *kArgumentRoles[] = {"input", "param", "state"};
@@ -264,8 +302,8 @@ FunctionInfo parseFunction(const nlohmann::json &json,
       else if (__builtin_mul_overflow(bytes, d, &bytes) || bytes >= (1LL << 60))
         fail(at + ".shape: a tensor of 2^60 bytes or more");
     if (arg.role == ArgumentRole::Input) {
-      arg.idBound = a.value("id_bound", int64_t(0));
-      arg.allowsPadding = a.value("padding", false);
+      arg.idBound = optionalField<int64_t>(a, "id_bound", at, 0);
+      arg.allowsPadding = optionalField<bool>(a, "padding", at, false);
     } else if (arg.role == ArgumentRole::Param) {
       auto init = field<nlohmann::json>(a, "init", at);
       arg.init = enumField<InitKind>(init, "kind", at + ".init", "initializer",
@@ -298,7 +336,7 @@ FunctionInfo parseFunction(const nlohmann::json &json,
     const nlohmann::json &r = results[i];
     ResultInfo result{
         enumField<ResultKind>(r, "kind", at, "result kind", kResultKinds),
-        r.value("name", "")};
+        optionalField<std::string>(r, "name", at, "")};
     bool named =
         result.kind != ResultKind::Loss && result.kind != ResultKind::Lr;
     if (named) {
@@ -372,20 +410,35 @@ int FunctionInfo::resultIndex(ResultKind kind, const std::string &name) const {
 }
 
 Package Package::open(const std::string &dir) {
-  Package package;
-  package.dir = dir;
   std::string manifestPath = dir + "/manifest.json";
   if (!exists(dir))
     fail("package " + dir + ": no such directory");
   if (!exists(manifestPath))
     fail("package " + dir + ": no manifest.json (write it with "
          "moe-translate --moe-to-manifest)");
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(readFile(manifestPath));
-  } catch (const nlohmann::json::parse_error &e) {
-    fail(manifestPath + ": malformed JSON (" + e.what() + ")");
+  Package package = parseManifest(readFile(manifestPath), manifestPath);
+  package.dir = dir;
+  if (exists(dir + "/step.cu")) {
+    package.sourcePath = dir + "/step.cu";
+    package.sourceTarget = "cuda";
+  } else if (exists(dir + "/step.cpp")) {
+    package.sourcePath = dir + "/step.cpp";
+    package.sourceTarget = "cpu";
+  } else {
+    fail("package " + dir +
+         ": no step.cpp or step.cu (write it with "
+         "moe-translate --moe-to-cpp or --moe-to-cuda)");
   }
+  return package;
+}
+
+Package Package::parseManifest(const std::string &text,
+                               const std::string &manifestPath) {
+  Package package;
+  nlohmann::json manifest;
+  std::string error;
+  if (!rt::parseJsonStrict(text, kMaxManifestDepth, manifest, error))
+    fail(manifestPath + ": malformed JSON (" + error + ")");
   std::string format = field<std::string>(manifest, "format", manifestPath);
   if (format != "moe-package/2")
     fail(manifestPath + ": format " + format +
@@ -400,22 +453,11 @@ Package Package::open(const std::string &dir) {
       package.functions[it.key()] =
           parseFunction(it.value(), manifestPath + ": functions." + it.key());
   } catch (const nlohmann::json::exception &e) {
-    // An optional field of the wrong type (json::value).
+    // A value the checks above let through to the JSON library.
     fail(manifestPath + ": a field has the wrong type (" + e.what() + ")");
   }
   if (!package.functions.count("train_step"))
     fail(manifestPath + ": no train_step function");
-
-  if (exists(dir + "/step.cu")) {
-    package.sourcePath = dir + "/step.cu";
-    package.sourceTarget = "cuda";
-  } else if (exists(dir + "/step.cpp")) {
-    package.sourcePath = dir + "/step.cpp";
-    package.sourceTarget = "cpu";
-  } else {
-    fail("package " + dir + ": no step.cpp or step.cu (write it with "
-         "moe-translate --moe-to-cpp or --moe-to-cuda)");
-  }
   return package;
 }
 

@@ -89,6 +89,12 @@ public:
   /// with a one-line message naming the file.
   static Package open(const std::string &dir);
 
+  /// Validates `text`, the contents of the manifest `manifestPath` (which
+  /// names it in errors), as open does; throws std::runtime_error. The
+  /// result has no directory or source: open adds them.
+  static Package parseManifest(const std::string &text,
+                               const std::string &manifestPath);
+
   /// Compiles the source (or reuses the cached object) and resolves every
   /// function's entry point. `verbose` prints the compile command,
   /// `progress` that a compile is running and how long it took.
