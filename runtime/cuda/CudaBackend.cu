@@ -256,8 +256,7 @@ void compactRowsByKey(const Context &ctx, int64_t count, int64_t d,
   DeviceBuffer<unsigned char> temp(ctx.stream, bytes);
   MOE_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(
       temp.get(), bytes, runStart.get(), slot.get(), num, ctx.stream));
-  if (d == 0)
-    return;
+  // With d = 0 the kernel still writes the keys (its value loop is empty).
   forRowLength(d, [&](auto group) {
     using G = decltype(group);
     MOE_LAUNCH(compactRunsKernel<G>, dim3(rowGrid<G>(count)), dim3(G::kBlock),

@@ -216,8 +216,11 @@ void CudaBackend::composeRoutesCsrForward(
     throw std::invalid_argument("composeRoutesCsrForward: expertsPerGroup "
                                 "must be >= 1");
   const Context &ctx = *ctx_;
-  if (noRowsToAssign(ctx, T, rowPtr, /*numAssigned=*/nullptr))
+  if (noRowsToAssign(ctx, T, rowPtr, /*numAssigned=*/nullptr)) {
+    // No rows: every slot is free (expert 0, gate 0), as on the CPU.
+    clearUnusedSlots(ctx, expert, gate, 0, A2);
     return;
+  }
   DeviceBuffer<int32_t> counts(ctx.stream, T + 1);
   MOE_CUDA_CHECK(
       cudaMemsetAsync(counts.get() + T, 0, sizeof(int32_t), ctx.stream));

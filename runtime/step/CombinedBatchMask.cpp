@@ -56,10 +56,16 @@ void combinedBatchMask(Context *ctx, const float *probs, int64_t rows,
   // past 1.0f's bits.
   upload(lo, std::vector<int64_t>(columns, 0));
   upload(hi, std::vector<int64_t>(columns, int64_t(0x3f800001)));
+  // The collectives may run on a stream of their own (NCCL): the counts
+  // must be complete before they are summed.
+  auto allReduce = [&](int64_t *data) {
+    b.synchronize();
+    ranks->allReduceSum(data, columns);
+  };
   for (int round = 0; round < 31; ++round) {
     b.countAtLeastMidpoint(rows, n, groups, offsets, probs, lo, hi, counts);
     if (ranks)
-      ranks->allReduceSum(counts, columns);
+      allReduce(counts);
     b.narrowBisection(columns, total, counts, lo, hi);
   }
   // lo = the M-th largest value's bits: strictly larger values all stay,
@@ -77,9 +83,10 @@ void combinedBatchMask(Context *ctx, const float *probs, int64_t rows,
     equal[c] -= localAbove[c];
   std::vector<int64_t> above = localAbove, ties = equal;
   if (ranks) {
-    ranks->allReduceSum(counts, columns);
+    allReduce(counts);
     above = toHost(ctx, counts, columns);
     upload(bound, equal);
+    b.synchronize();
     ranks->allGather(bound, sizeof(int64_t) * columns, everyEqual);
     ties = toHost(ctx, everyEqual, columns * size);
   }

@@ -132,10 +132,18 @@ void exchangeCounts(Context *ctx, const int32_t *expertOffset,
     counts[e] = offsets[e + 1] - offsets[e];
   // Destination d's block of L counts is its experts': allToAll hands rank
   // r the block [r L, (r + 1) L) of every source, source-major.
-  if (R == 1)
+  if (R == 1) {
     received = counts;
-  else
-    ctx->collectives->allToAll(counts.data(), L, received.data());
+  } else {
+    // Through backend memory, which the collectives take (device memory
+    // under NCCL).
+    ScratchScope scratch(ctx);
+    int32_t *send = scratch.get<int32_t>(n), *recv = scratch.get<int32_t>(n);
+    ctx->backend->copyFromHost(send, counts.data(), counts.size() * 4);
+    ctx->backend->synchronize();
+    ctx->collectives->allToAll(send, L, recv);
+    received = toHost(ctx, recv, n);
+  }
   std::vector<int32_t> segments(static_cast<size_t>(n + 1), 0);
   for (int64_t e = 0; e < n; ++e) {
     int32_t rows = 0;
