@@ -35,6 +35,12 @@ int64_t rowsPerBlock(int64_t tokens, int64_t vocab) {
 
 int64_t countTargets(Context *ctx, const int32_t *targets, int64_t tokens,
                      int64_t vocab) {
+  // Inputs do not change during a call: the forward op's count (and its
+  // check) serves the gradient op.
+  Context::TargetCount &cached = ctx->targetCount;
+  if (cached.valid && cached.call == ctx->call && cached.targets == targets &&
+      cached.tokens == tokens && cached.vocab == vocab)
+    return cached.count;
   std::vector<int32_t> host = toHost(ctx, targets, tokens);
   int64_t count = 0;
   for (int64_t t = 0; t < tokens; ++t) {
@@ -47,6 +53,7 @@ int64_t countTargets(Context *ctx, const int32_t *targets, int64_t tokens,
                std::to_string(vocab) + ") (-1 marks padding)");
     ++count;
   }
+  cached = {targets, tokens, vocab, count, ctx->call, true};
   return count;
 }
 

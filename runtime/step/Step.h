@@ -167,6 +167,14 @@ struct Context {
     size_t capacity = 0;
     bool valid = false;
   } softmaxCache;
+  /// The non-padding targets the cross-entropy counted in this call, so
+  /// that its gradient op does not read the targets to the host again.
+  struct TargetCount {
+    const void *targets = nullptr;
+    int64_t tokens = 0, vocab = 0, count = 0;
+    uint64_t call = 0;
+    bool valid = false;
+  } targetCount;
   /// Counts calls (beginCall), so cached values never outlive their call.
   uint64_t call = 0;
 
