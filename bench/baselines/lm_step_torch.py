@@ -195,11 +195,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("lm_step_torch.py: --device cuda but this PyTorch has no CUDA "
-              "device", file=sys.stderr)
+    device = layer.open_device(args.device, "lm_step_torch.py")
+    if device is None:
         return 1
-    device = torch.device(args.device)
     torch.manual_seed(args.seed)
     layer.set_tf32(args.precision == "tf32")
     if device.type == "cuda":

@@ -501,13 +501,21 @@ def describe_device(device):
     return "cpu, %d threads" % torch.get_num_threads()
 
 
+def open_device(name, program):
+    """torch.device(name), or None after saying why on stderr when `name` is
+    cuda and this PyTorch has no CUDA device."""
+    if name == "cuda" and not torch.cuda.is_available():
+        print("%s: --device cuda but this PyTorch has no CUDA device"
+              % program, file=sys.stderr)
+        return None
+    return torch.device(name)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("moe_layer_torch.py: --device cuda but this PyTorch has no "
-              "CUDA device", file=sys.stderr)
+    device = open_device(args.device, "moe_layer_torch.py")
+    if device is None:
         return 1
-    device = torch.device(args.device)
     set_tf32(args.precision == "tf32")
     print("# torch %s on %s; precision %s (router f32), impl %s, routing %s"
           % (torch.__version__, describe_device(device), args.precision,

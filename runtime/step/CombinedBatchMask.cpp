@@ -70,8 +70,7 @@ void combinedBatchMask(Context *ctx, const float *probs, int64_t rows,
   }
   // lo = the M-th largest value's bits: strictly larger values all stay,
   // and of those equal to it this rank keeps what the lower ranks leave.
-  std::vector<int64_t> threshold = toHost(ctx, lo, columns);
-  std::vector<int64_t> strictly(threshold);
+  std::vector<int64_t> strictly = toHost(ctx, lo, columns);
   for (int64_t &t : strictly)
     ++t;
   upload(bound, strictly);
