@@ -18,6 +18,9 @@ PACKAGES=(
   clang-19 libclang-rt-19-dev libomp-19-dev
   # Demo corpus: the King James Bible (`bible -l0 "Gen1:1-Rev22:21"`).
   bible-kjv
+  # Translation model: SentencePiece wordpieces (the library for
+  # runtime/data, spm_train for scripts/nmt-corpus.py).
+  libsentencepiece-dev sentencepiece
 )
 
 SUDO=""

@@ -2,45 +2,20 @@
 //
 // The epoch's stream is materialized once per epoch (O(tokens)); a batch is
 // then a copy of batch*seqLen + 1 consecutive ids. The permutation of epoch
-// e depends only on (seed, e), so seek() needs no replay.
+// e depends only on (seed, e) (Shuffle.h), so seek() needs no replay.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/data/Batcher.h"
 
+#include "runtime/data/Shuffle.h"
 #include "runtime/data/Vocabulary.h"
 
 #include <algorithm>
-#include <numeric>
-#include <random>
 #include <stdexcept>
 #include <string>
 
 namespace moe::rt::data {
-
-namespace {
-
-/// SplitMix64's finalizer: consecutive epochs get unrelated generator seeds.
-uint64_t mixEpoch(uint64_t epoch) {
-  uint64_t z = epoch + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-/// Uniform in [0, bound) for bound >= 1: rejects the draws below
-/// 2^64 mod bound, so every residue is equally likely. std::mt19937_64's
-/// output is fixed by the standard; std::uniform_int_distribution's is not.
-uint64_t boundedDraw(std::mt19937_64 &rng, uint64_t bound) {
-  uint64_t threshold = (0 - bound) % bound;
-  for (;;) {
-    uint64_t r = rng();
-    if (r >= threshold)
-      return r % bound;
-  }
-}
-
-} // namespace
 
 LmBatcher::LmBatcher(const std::vector<std::vector<int32_t>> &sentences,
                      int64_t batch, int64_t seqLen, uint64_t seed, bool shuffle)
@@ -82,15 +57,9 @@ void LmBatcher::buildStream() {
   // Without shuffling every epoch has the same stream.
   if (streamEpoch_ == position_.epoch || (!shuffle_ && streamEpoch_ >= 0))
     return;
-  size_t numSentences = offsets_.size() - 1;
-  std::vector<int64_t> order(numSentences);
-  std::iota(order.begin(), order.end(), int64_t(0));
-  if (shuffle_) {
-    std::mt19937_64 rng(seed_ ^
-                        mixEpoch(static_cast<uint64_t>(position_.epoch)));
-    for (size_t i = numSentences; i > 1; --i)
-      std::swap(order[i - 1], order[boundedDraw(rng, i)]);
-  }
+  std::vector<int64_t> order =
+      epochOrder(static_cast<int64_t>(offsets_.size()) - 1, seed_,
+                 position_.epoch, shuffle_);
   stream_.clear();
   stream_.reserve(streamLength_);
   stream_.push_back(kEosId);

@@ -3,9 +3,8 @@
 // Feeds the `tokens` and `targets` inputs ([B, S] int32) of a compiled
 // language-model training step. An epoch's stream is <eos>, then every
 // sentence followed by <eos>, the sentences in an order shuffled per epoch;
-// targets are the stream shifted by one. The shuffle is a Fisher-Yates on
-// std::mt19937_64 with an unbiased bounded draw written here, so the batch
-// stream is the same on every platform and standard library, and a resumed
+// targets are the stream shifted by one. The shuffle (Shuffle.h) gives the
+// same batch stream on every platform and standard library, and a resumed
 // run replays it exactly from a saved Position.
 //
 //===----------------------------------------------------------------------===//

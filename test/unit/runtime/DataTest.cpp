@@ -12,8 +12,9 @@
 #include "runtime/data/Tokenizer.h"
 #include "runtime/data/Vocabulary.h"
 
+#include "runtime/DataTestUtil.h"
+
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,48 +29,13 @@
 #include <vector>
 
 using namespace moe::rt::data;
+using moe::test::runtimeErrorOf;
+using moe::test::TempFile;
 
 namespace {
 
 using Words = std::vector<std::string>;
 using Sentences = std::vector<std::vector<int32_t>>;
-
-/// A file in the test temporary directory, removed when the test ends.
-class TempFile {
-public:
-  explicit TempFile(const std::string &tag) {
-    const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = ::testing::TempDir() + "moe-data-" + info->test_suite_name() + "-" +
-            info->name() + "-" + tag + "-" + std::to_string(getpid());
-  }
-  ~TempFile() { std::remove(path_.c_str()); }
-  const std::string &path() const { return path_; }
-  void write(const std::string &contents) const {
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    out << contents;
-    ASSERT_TRUE(out.good()) << path_;
-  }
-  std::string read() const {
-    std::ifstream in(path_, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
-private:
-  std::string path_;
-};
-
-/// The std::runtime_error message of `fn`, or "" (with a failure) if none.
-template <typename Fn> std::string runtimeErrorOf(Fn fn) {
-  try {
-    fn();
-  } catch (const std::runtime_error &e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no std::runtime_error thrown";
-  return "";
-}
 
 /// FNV-1a 64 from its definition.
 uint64_t fnv1a(const std::string &bytes) {
