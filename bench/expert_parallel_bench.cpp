@@ -431,8 +431,8 @@ void layerStep(LayerStep &s, StepClock &clock) {
   const GemmPrecision f32 = GemmPrecision::F32;
   ctx->beginCall(); // as moe-run before each call: the pool starts empty
   clock.run(Plan, [&] {
-    step::dispatchPlan(ctx, s.expert, nullptr, s.expertOffset, s.position,
-                       s.token, A, n, T);
+    step::dispatchPlan(ctx, s.expert, nullptr, s.gate, s.expertOffset,
+                       s.position, s.token, A, n, T);
   });
   // moe-partition puts the count exchange right after the plan.
   if (s.exchange)

@@ -24,6 +24,7 @@ void mlir::moe::populateMoEDispatchToEmitCPatterns(
       [](DispatchPlanOp op, DispatchPlanOp::Adaptor a, StepCall &c) {
         c.ptr(a.getExpert())
             .ptr(a.getRowPtr())
+            .ptr(a.getGate())
             .results()
             .i64(numElements(op.getExpert()))
             .i64(op.getNumExperts())

@@ -4,7 +4,9 @@
 // training step, the evaluation copy and the training-mode model): its C
 // symbol, arena size, arguments by role (inputs with the id range they
 // index, parameters with initializers, optimizer state), results by role,
-// the dispatch plans in program order (for per-expert load histograms) and
+// the dispatch plans in program order (for per-expert load histograms and
+// routing captures; each says whether it routes to experts or, the primary
+// level of a hierarchical layer, to groups) and
 // the floating-point operations of one call (for achieved TFLOP/s): one
 // rank's share of a step's work when the step runs on several.
 //
@@ -264,6 +266,17 @@ FailureOr<llvm::json::Array> describeResults(func::FuncOp func) {
   return results;
 }
 
+/// "groups" for the primary plan of a hierarchical layer (its positions
+/// feed the composition of the two levels' routes), "experts" for a plan
+/// over a layer's experts (flat, or the composed routes of a hierarchical
+/// one).
+llvm::StringRef planLevel(DispatchPlanOp plan) {
+  for (Operation *user : plan.getPosition().getUsers())
+    if (isa<ComposeRoutesOp, ComposeRoutesCsrOp>(user))
+      return "groups";
+  return "experts";
+}
+
 FailureOr<llvm::json::Object> describeFunction(func::FuncOp func) {
   FailureOr<llvm::json::Array> arguments = describeArguments(func);
   FailureOr<llvm::json::Array> results = describeResults(func);
@@ -279,9 +292,12 @@ FailureOr<llvm::json::Object> describeFunction(func::FuncOp func) {
     flops += opFlops(op);
     if (auto route = dyn_cast<FusedRouteOp>(op))
       plans.push_back(llvm::json::Object{
-          {"experts", dim(route.getGateWeights(), 1)}, {"op", "fused_route"}});
+          {"experts", dim(route.getGateWeights(), 1)},
+          {"level", "experts"},
+          {"op", "fused_route"}});
     if (auto plan = dyn_cast<DispatchPlanOp>(op))
       plans.push_back(llvm::json::Object{{"experts", plan.getNumExperts()},
+                                         {"level", planLevel(plan)},
                                          {"op", "dispatch_plan"}});
   });
   return llvm::json::Object{{"symbol", func.getSymName()},

@@ -141,6 +141,9 @@ LogicalResult DispatchPlanOp::verify() {
   int64_t a = shapeOf(getExpert())[0], t = getTokens();
   if (failed(verifyRowPointer(*this, getRowPtr(), a, t)))
     return failure();
+  if (getGate() &&
+      failed(expectShape(*this, getGate(), "gate", {a}, "[A]")))
+    return failure();
   if (failed(expectShape(*this, getExpertOffset(), "expert_offset",
                          {static_cast<int64_t>(getNumExperts()) + 1},
                          "[num_experts + 1]")) ||

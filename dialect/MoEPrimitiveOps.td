@@ -372,7 +372,7 @@ def MoE_L2BalanceOp : MoE_Op<"l2_balance", [
 // Dispatch, experts, combine
 //===----------------------------------------------------------------------===//
 
-def MoE_DispatchPlanOp : MoE_Op<"dispatch_plan"> {
+def MoE_DispatchPlanOp : MoE_Op<"dispatch_plan", [AttrSizedOperandSegments]> {
   let summary = "sorts assignments into per-expert segments";
   let description = [{
     A stable counting sort of the A assignments by `expert`: `expert_offset`
@@ -382,19 +382,25 @@ def MoE_DispatchPlanOp : MoE_Op<"dispatch_plan"> {
     feeding buffer row p). `row_ptr` [T + 1] gives each token's assignments;
     without it every token has A / tokens of them.
 
+    `gate` [A] (optional) is the assignments' gate values. It does not
+    change the plan: the plan is where token, expert and gate meet, so a
+    runtime asked to capture the routing (moe-run inspect) records each
+    assignment's (token, expert, gate) here; otherwise it is not read.
+
     ```mlir
-    %off, %pos, %tok = moe.dispatch_plan %e {num_experts = 8 : i64,
-        tokens = 64 : i64} : (tensor<128xi32>)
+    %off, %pos, %tok = moe.dispatch_plan %e gates %g {num_experts = 8 : i64,
+        tokens = 64 : i64} : (tensor<128xi32>, tensor<128xf32>)
         -> (tensor<9xi32>, tensor<128xi32>, tensor<128xi32>)
     ```
   }];
   let arguments = (ins MoE_IdVector:$expert, Optional<MoE_IdVector>:$row_ptr,
+                       Optional<MoE_Vector>:$gate,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_experts,
                        ConfinedAttr<I64Attr, [IntPositive]>:$tokens);
   let results = (outs MoE_IdVector:$expert_offset, MoE_IdVector:$position,
                       MoE_IdVector:$token);
   let assemblyFormat = [{
-    $expert (`rows` $row_ptr^)? attr-dict
+    $expert (`rows` $row_ptr^)? (`gates` $gate^)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

@@ -62,12 +62,13 @@ struct LayerContext {
                                                 pb.b.getF32FloatAttr(weight)));
   }
   /// The dispatch plan of the primary assignments over the groups (with
-  /// `rowPtr` when tokens have a variable number of groups).
-  DispatchPlanOp planGroups(Value groupIds, Value rowPtr) {
+  /// `rowPtr` when tokens have a variable number of groups); the primary
+  /// gates go along for routing captures (Table 7's view).
+  DispatchPlanOp planGroups(Value groupIds, Value groupGates, Value rowPtr) {
     int64_t rows = cast<RankedTensorType>(groupIds.getType()).getDimSize(0);
     return pb.b.create<DispatchPlanOp>(
         pb.loc, TypeRange{pb.i32({groups + 1}), pb.i32({rows}), pb.i32({rows})},
-        groupIds, rowPtr, groups, tokens);
+        groupIds, rowPtr, groupGates, groups, tokens);
   }
   /// The token rows the plan sends to the groups, group-major.
   Value groupRows(DispatchPlanOp plan) {
@@ -193,7 +194,7 @@ struct ExpandHierarchyPass
     }
 
     // Secondary level: each group's gate scores the rows sent to it.
-    DispatchPlanOp groupPlan = c.planGroups(groupIds, Value());
+    DispatchPlanOp groupPlan = c.planGroups(groupIds, groupGates, Value());
     Value rows = c.groupRows(groupPlan);
     Value secondaryClean =
         c.groupProduct(rows, op.getSecondaryGateWeights(), groupPlan);
@@ -269,7 +270,8 @@ struct ExpandHierarchyPass
                      c.importanceWeight, c.l2Weight, c.auxTerms);
 
     DispatchPlanOp groupPlan =
-        c.planGroups(primary.getExpert(), primary.getRowPtr());
+        c.planGroups(primary.getExpert(), primary.getGate(),
+                      primary.getRowPtr());
     Value secondaryLogits = c.groupProduct(
         c.groupRows(groupPlan), op.getSecondaryGateWeights(), groupPlan);
     Value segments = combinedBatch ? groupPlan.getExpertOffset() : Value();
@@ -326,7 +328,8 @@ struct ExpandHierarchyPass
         TypeRange{pb.i32({c.tokens + 1}), pb.i32({rows}), pb.f32({rows})},
         primaryLogits, op.getPrimaryThresholds());
     DispatchPlanOp groupPlan =
-        c.planGroups(primary.getExpert(), primary.getRowPtr());
+        c.planGroups(primary.getExpert(), primary.getGate(),
+                      primary.getRowPtr());
     Value secondaryLogits = c.groupProduct(
         c.groupRows(groupPlan), op.getSecondaryGateWeights(), groupPlan);
     auto secondary = b.create<GroupedThresholdMaskOp>(

@@ -160,7 +160,7 @@ public:
         cast<RankedTensorType>(expert.getType()).getDimSize(0);
     auto plan = b.create<DispatchPlanOp>(
         loc, TypeRange{i32({n + 1}), i32({assignments}), i32({assignments})},
-        expert, rowPtr, n, tokens);
+        expert, rowPtr, gate, n, tokens);
     Value out =
         b.create<DispatchOp>(loc, f32({assignments, d}), x, plan.getToken());
     for (auto [index, w] : llvm::enumerate(weights)) {

@@ -97,6 +97,7 @@ void Context::beginCall() {
   softmaxCache.valid = false;
   pool.reset();
   stats.clear();
+  routes.clear();
   results.assign(results.size(), nullptr);
 }
 

@@ -7,7 +7,9 @@
 // slots (rowPtr[tokens] of them, read back here: one of the few host reads
 // of a step, docs/ARCHITECTURE.md), the plan covers those, and the unused
 // slots of `token` are set to row 0 so that a dispatch over the whole
-// buffer reads valid rows.
+// buffer reads valid rows. The plan is where token, expert and gate meet,
+// so it also records the routing when the driver asks (Context::
+// captureRoutes, moe-run inspect).
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,19 +30,45 @@ void recordExpertTokens(Context *ctx, const int32_t *expertOffset, int64_t n) {
   ctx->stats.expertTokens.push_back(std::move(counts));
 }
 
+/// Appends the plan's assignments (token-major, `assignments` of them) to
+/// the call's captured routes.
+void captureRoutes(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
+                   const float *gate, int64_t assignments, int64_t n,
+                   int64_t tokens) {
+  if (!ctx->captureRoutes)
+    return;
+  RouteCapture capture;
+  capture.tokens = tokens;
+  capture.experts = n;
+  if (rowPtr) {
+    capture.rowPtr = toHost(ctx, rowPtr, tokens + 1);
+  } else {
+    // Top-k's implicit row pointer: assignments / tokens per token.
+    capture.rowPtr.resize(static_cast<size_t>(tokens) + 1);
+    for (int64_t t = 0; t <= tokens; ++t)
+      capture.rowPtr[t] = static_cast<int32_t>(t * (assignments / tokens));
+  }
+  capture.expert = toHost(ctx, expert, assignments);
+  if (gate)
+    capture.gate = toHost(ctx, gate, assignments);
+  ctx->routes.push_back(std::move(capture));
+}
+
 } // namespace
 
 void buildPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
-               int32_t *expertOffset, int32_t *position, int32_t *token,
-               int64_t assignments, int64_t n, int64_t tokens) {
+               const float *gate, int32_t *expertOffset, int32_t *position,
+               int32_t *token, int64_t assignments, int64_t n, int64_t tokens) {
   ctx->backend->buildDispatchPlan(tokens, n, assignments, rowPtr, expert,
                                   expertOffset, position, token);
   recordExpertTokens(ctx, expertOffset, n);
+  captureRoutes(ctx, rowPtr, expert, gate, assignments, n, tokens);
 }
 
 void dispatchPlan(Context *ctx, const int32_t *expert, const int32_t *rowPtr,
-                  int32_t *expertOffset, int32_t *position, int32_t *token,
-                  int64_t capacity, int64_t n, int64_t tokens) {
+                  const float *gate, int32_t *expertOffset, int32_t *position,
+                  int32_t *token, int64_t capacity, int64_t n,
+                  int64_t tokens) {
   int64_t used = capacity;
   if (!rowPtr) {
     if (capacity % tokens != 0)
@@ -63,7 +91,7 @@ void dispatchPlan(Context *ctx, const int32_t *expert, const int32_t *rowPtr,
     ctx->backend->fill(reinterpret_cast<float *>(position + used), 0.0f,
                        capacity - used);
   }
-  buildPlan(ctx, rowPtr, expert, expertOffset, position, token, used, n,
+  buildPlan(ctx, rowPtr, expert, gate, expertOffset, position, token, used, n,
             tokens);
 }
 

@@ -41,11 +41,12 @@ std::vector<T> toHost(Context *ctx, const T *ptr, int64_t count) {
   return host;
 }
 
-/// Builds the dispatch plan of `assignments` token-major assignments and
-/// records the per-expert counts when the context collects statistics.
+/// Builds the dispatch plan of `assignments` token-major assignments,
+/// records the per-expert counts when the context collects statistics and
+/// the assignments (with `gate`, nullable) when it captures routes.
 void buildPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
-               int32_t *expertOffset, int32_t *position, int32_t *token,
-               int64_t assignments, int64_t n, int64_t tokens);
+               const float *gate, int32_t *expertOffset, int32_t *position,
+               int32_t *token, int64_t assignments, int64_t n, int64_t tokens);
 
 /// The group offsets [groups + 1] of a hierarchical layer's primary plan,
 /// on the host, checked to rise from 0 to at most `rows` (a mask over the

@@ -68,8 +68,8 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
   b.loadEstimateForward(tokens, n, k, clean, noisy, noiseStd, topValues,
                         load);
   b.importanceForward(tokens * k, n, expert, gate, importanceOut);
-  buildPlan(ctx, /*rowPtr=*/nullptr, expert, expertOffset, position, token,
-            tokens * k, n, tokens);
+  buildPlan(ctx, /*rowPtr=*/nullptr, expert, gate, expertOffset, position,
+            token, tokens * k, n, tokens);
 }
 
 //===----------------------------------------------------------------------===//

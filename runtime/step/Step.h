@@ -53,6 +53,18 @@ struct Stats {
   void clear();
 };
 
+/// The assignments of one dispatch plan, on the host: which experts a call
+/// routed each token to, with which gate values. Filled only when
+/// Context::captureRoutes is set (it copies the assignments to the host).
+struct RouteCapture {
+  int64_t tokens = 0, experts = 0;
+  /// Token-major: token t's assignments are [rowPtr[t], rowPtr[t + 1]).
+  std::vector<int32_t> rowPtr;
+  std::vector<int32_t> expert;
+  /// One per assignment; empty when the plan was built without gates.
+  std::vector<float> gate;
+};
+
 /// Backend memory that lives for one op call: the i-th request of a call
 /// gets block i, grown when too small, so steady-state steps allocate
 /// nothing.
@@ -130,6 +142,11 @@ struct Context {
   bool training = true;
   bool collectStats = false;
   Stats stats;
+  /// When set, every dispatch plan of a call appends its assignments to
+  /// `routes`, in program order (what moe-run inspect reads); off in
+  /// training, where it would cost device-to-host copies.
+  bool captureRoutes = false;
+  std::vector<RouteCapture> routes;
   /// The ranks of a data-parallel run (runtime/collectives); null: one rank.
   Collectives *collectives = nullptr;
   /// When >= 0, the full softmax copies the logits of this token row (of
@@ -308,10 +325,11 @@ void groupedLoadEstimateGrad(Context *ctx, const float *clean,
 
 /// The plan of `capacity` assignment slots; with rowPtr (tokens + 1) the
 /// slots in use are rowPtr[tokens] (threshold masks), otherwise all, with
-/// capacity / tokens per token.
+/// capacity / tokens per token. `gate` (nullable) is read only when the
+/// context captures routes.
 void dispatchPlan(Context *ctx, const int32_t *expert, const int32_t *rowPtr,
-                  int32_t *expertOffset, int32_t *position, int32_t *token,
-                  int64_t capacity, int64_t n, int64_t tokens);
+                  const float *gate, int32_t *expertOffset, int32_t *position,
+                  int32_t *token, int64_t capacity, int64_t n, int64_t tokens);
 
 //===----------------------------------------------------------------------===//
 // Sequence layers

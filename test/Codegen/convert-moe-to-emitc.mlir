@@ -109,6 +109,29 @@ func.func @combine_top_k(%out: tensor<12x8xf32>, %g: tensor<12xf32>,
 
 // -----
 
+// The plan gets its assignments' gates (read only when the runtime
+// captures routes) after the row pointer; an absent operand is nullptr.
+// CHECK-LABEL: emitc.func @plan_gates
+// CHECK: %[[E:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 0]
+// CHECK: %[[R:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 1]
+// CHECK: %[[G:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 2]
+// CHECK: emitc.call_opaque "moe::rt::step::dispatchPlan"(%{{[a-z0-9]+}}, %[[E]], %[[R]], %[[G]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-SAME: args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, 5 : index, 6 : index, 12, 4, 6]
+// CHECK: emitc.call_opaque "moe::rt::step::dispatchPlan"(%{{[a-z0-9]+}}, %[[E]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-SAME: args = [0 : index, 1 : index, #emitc.opaque<"nullptr">, #emitc.opaque<"nullptr">, 2 : index, 3 : index, 4 : index, 12, 4, 6]
+func.func @plan_gates(%e: tensor<12xi32>, %r: tensor<7xi32>, %g: tensor<12xf32>)
+    -> (tensor<12xi32>, tensor<12xi32>) attributes {moe.arena_bytes = 1024} {
+  %o, %p, %t = moe.dispatch_plan %e rows %r gates %g
+      {num_experts = 4 : i64, tokens = 6 : i64, moe.offsets = array<i64: 0, 64, 128>}
+      : (tensor<12xi32>, tensor<7xi32>, tensor<12xf32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  %o2, %p2, %t2 = moe.dispatch_plan %e
+      {num_experts = 4 : i64, tokens = 6 : i64, moe.offsets = array<i64: 192, 256, 320>}
+      : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return %p, %p2 : tensor<12xi32>, tensor<12xi32>
+}
+
+// -----
+
 // The router's products are f32 unless they allow TF32, which only a GPU
 // target honours.
 // CHECK-LABEL: emitc.func @router_products

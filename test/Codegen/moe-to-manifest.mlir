@@ -1,6 +1,7 @@
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline=optimizer=none 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=GRAD
 // RUN: not moe-translate --moe-to-manifest %s 2>&1 | FileCheck %s --check-prefix=NOSTEP
+// RUN: moe-opt %S/../Integration/Inputs/tiny_hmoe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=HIER
 
 // The manifest of the tiny LM: its three functions (the evaluation copy,
 // the training-mode model and the training step) with their C symbols,
@@ -38,6 +39,7 @@
 // CHECK: "dispatch_plans": [
 // CHECK-NEXT: {
 // CHECK-NEXT: "experts": 4,
+// CHECK-NEXT: "level": "experts",
 // CHECK-NEXT: "op": "dispatch_plan"
 // CHECK: "flops": {{[1-9][0-9]*}},
 // CHECK-NEXT: "results": [
@@ -84,3 +86,20 @@ func.func @m(%w: tensor<4xf32> {moe.param = "w", moe.init = #moe.init<zeros>}) -
   %l = moe.cv_squared %w {weight = 1.0 : f32} : (tensor<4xf32>) -> tensor<f32>
   return %l : tensor<f32>
 }
+
+// A hierarchical layer has two plans: the primary level's over its groups
+// (whose positions feed the composed routes) and the composed routes' over
+// all experts, so a routing capture can tell groups from experts.
+// HIER: "eval": {
+// HIER: "dispatch_plans": [
+// HIER-NEXT: {
+// HIER-NEXT: "experts": 2,
+// HIER-NEXT: "level": "groups",
+// HIER-NEXT: "op": "dispatch_plan"
+// HIER-NEXT: },
+// HIER-NEXT: {
+// HIER-NEXT: "experts": 8,
+// HIER-NEXT: "level": "experts",
+// HIER-NEXT: "op": "dispatch_plan"
+// HIER-NEXT: }
+// HIER-NEXT: ],

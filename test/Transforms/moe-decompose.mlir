@@ -32,7 +32,7 @@
 // CHECK: %[[LOADLOSS:.*]] = moe.cv_squared %[[LOAD]] {weight = 2.000000e-01 : f32}
 // CHECK: %[[IMP:.*]] = moe.importance %[[EF]], %[[GF]] {num_experts = 4 : i64}
 // CHECK: %[[IMPLOSS:.*]] = moe.cv_squared %[[IMP]] {weight = 1.000000e-01 : f32}
-// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[EF]] {num_experts = 4 : i64, tokens = 10 : i64}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[EF]] gates %[[GF]] {num_experts = 4 : i64, tokens = 10 : i64}
 // CHECK: %[[BUF:.*]] = moe.dispatch %[[ROWS]], %[[TOK]] : (tensor<10x8xf32>, tensor<20xi32>) -> tensor<20x8xf32>
 // CHECK: %[[OUT:.*]] = moe.grouped_matmul %[[BUF]], %[[WE]], %[[OFF]]
 // CHECK: %[[Y:.*]] = moe.combine %[[OUT]], %[[GF]], %[[POS]] {tokens = 10 : i64}
@@ -88,7 +88,7 @@ func.func @softmax_gating(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %we: tensor
 // CHECK: moe.scale %[[THR]] {factor = 5.000000e-01 : f32}
 // CHECK: %[[IMP:.*]] = moe.importance %[[E]], %[[G]]
 // CHECK: moe.l2_balance %[[IMP]] {tokens = 8 : i64, weight = 1.000000e+00 : f32}
-// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[ROWS]]
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[ROWS]] gates %[[G]]
 // CHECK: %[[BUF:.*]] = moe.dispatch
 // CHECK: %[[HID:.*]] = moe.grouped_matmul %[[BUF]], %[[W1]], %[[OFF]] {{.*}} -> tensor<16x16xf32>
 // CHECK: %[[ACT:.*]] = moe.activate %[[HID]] {act = #moe.activation<relu>}
@@ -100,7 +100,7 @@ func.func @softmax_gating(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %we: tensor
 // share of the n * m = 16 assignments varies: 1.5 x 16 = 24 slots.
 // COMBINED-LABEL: func.func @batchwise_ffn_sigmoid
 // COMBINED: moe.batchwise_mask %{{.*}} {combined_batch, m = 4 : i64} : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<24xi32>, tensor<24xf32>)
-// COMBINED: moe.dispatch_plan %{{.*}} rows %{{.*}} : (tensor<24xi32>, tensor<9xi32>)
+// COMBINED: moe.dispatch_plan %{{.*}} rows %{{.*}} gates %{{.*}} : (tensor<24xi32>, tensor<9xi32>, tensor<24xf32>)
 func.func @batchwise_ffn_sigmoid(%x: tensor<8x8xf32>, %wg: tensor<8x4xf32>, %t: tensor<4xf32>, %w1: tensor<4x8x16xf32>, %w2: tensor<4x16x8xf32>) -> (tensor<8x8xf32>, tensor<f32>) {
   %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) experts(%w1, %w2) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<ffn, hidden = 16, act = relu>, output_act = #moe.activation<sigmoid>, losses = #moe.losses<l2_balance = 1.0, batchwise_threshold = 0.5>} : (tensor<8x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<4x8x16xf32>, tensor<4x16x8xf32>) -> (tensor<8x8xf32>, tensor<f32>)
   return %y, %aux : tensor<8x8xf32>, tensor<f32>
@@ -140,7 +140,7 @@ func.func @hierarchical_untouched(%x: tensor<6x4xf32>, %pg: tensor<4x2xf32>, %sg
 // INFER-LABEL: func.func @threshold_gating
 // INFER: %[[CLEAN:.*]] = moe.matmul
 // INFER: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %[[CLEAN]], %{{.*}} : (tensor<4x2xf32>, tensor<2xf32>) -> (tensor<5xi32>, tensor<8xi32>, tensor<8xf32>)
-// INFER: moe.dispatch_plan %[[E]] rows %[[ROWS]] {num_experts = 2 : i64, tokens = 4 : i64}
+// INFER: moe.dispatch_plan %[[E]] rows %[[ROWS]] gates %[[G]] {num_experts = 2 : i64, tokens = 4 : i64}
 // INFER: moe.combine %{{.*}}, %[[G]], %{{.*}} rows %[[ROWS]]
 // Written without k there is no count of training to size it by: every
 // pair whatever the factor.
@@ -160,7 +160,7 @@ func.func @threshold_gating(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %t: tenso
 // size: the plan, the dispatch buffer, the expert outputs, the combine.
 // INFER-LABEL: func.func @batchwise_capacity
 // INFER: %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.threshold_mask %{{.*}} : (tensor<16x4xf32>, tensor<4xf32>) -> (tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
-// INFER: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[ROWS]] {{.*}} : (tensor<32xi32>, tensor<17xi32>) -> (tensor<5xi32>, tensor<32xi32>, tensor<32xi32>)
+// INFER: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[ROWS]] gates %[[G]] {{.*}} : (tensor<32xi32>, tensor<17xi32>, tensor<32xf32>) -> (tensor<5xi32>, tensor<32xi32>, tensor<32xi32>)
 // INFER: %[[BUF:.*]] = moe.dispatch %{{.*}}, %[[TOK]] : (tensor<16x8xf32>, tensor<32xi32>) -> tensor<32x8xf32>
 // INFER: %[[OUT:.*]] = moe.grouped_matmul %[[BUF]], %{{.*}}, %[[OFF]] : (tensor<32x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>) -> tensor<32x8xf32>
 // INFER: moe.combine %[[OUT]], %[[G]], %[[POS]] rows %[[ROWS]] {tokens = 16 : i64} : (tensor<32x8xf32>, tensor<32xf32>, tensor<32xi32>, tensor<17xi32>) -> tensor<16x8xf32>

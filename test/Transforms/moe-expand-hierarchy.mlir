@@ -21,7 +21,7 @@
 // CHECK: %[[PGF:.*]] = tensor.collapse_shape %[[PGT]]
 // CHECK-NOT: moe.load_estimate
 // CHECK: %[[GIMP:.*]] = moe.importance %[[PEF]], %[[PGF]] {num_experts = 4 : i64}
-// CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PEF]] {num_experts = 4 : i64, tokens = 6 : i64}
+// CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PEF]] gates %[[PGF]] {num_experts = 4 : i64, tokens = 6 : i64}
 // CHECK: %[[ROWS:.*]] = moe.dispatch %[[X]], %[[TOK1]] : (tensor<6x8xf32>, tensor<12xi32>) -> tensor<12x8xf32>
 // CHECK: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %[[SG]], %[[OFF1]] : (tensor<12x8xf32>, tensor<4x8x4xf32>, tensor<5xi32>) -> tensor<12x4xf32>
 // CHECK: %[[RS:.*]] = moe.grouped_matmul %[[ROWS]], %[[SN]], %[[OFF1]]
@@ -31,7 +31,7 @@
 // CHECK: %[[SE:.*]], %[[SGT:.*]], %{{.*}}, %{{.*}}, %{{.*}} = moe.noisy_top_k %[[CS]], noise %[[RS]] noise_position %[[POS1]] {k = 2 : i64, rng_stream = 2 : i64}
 // CHECK: %[[E:.*]], %[[G:.*]] = moe.compose_routes %[[PEF]], %[[PGF]], %[[POS1]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<24xi32>, tensor<24xf32>)
 // CHECK: moe.importance %[[E]], %[[G]] {num_experts = 16 : i64}
-// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] {num_experts = 16 : i64, tokens = 6 : i64}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] gates %[[G]] {num_experts = 16 : i64, tokens = 6 : i64}
 // CHECK: %[[BUF:.*]] = moe.dispatch %[[X]], %[[TOK]]
 // CHECK: moe.grouped_matmul %[[BUF]], %[[WE]], %[[OFF]]
 // CHECK: moe.combine %{{.*}}, %[[G]], %[[POS]] {tokens = 6 : i64}
@@ -84,7 +84,7 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // CHECK: %[[PL:.*]] = moe.batchwise_threshold_loss %[[CP]], %[[PM]], %[[PT]]
 // CHECK: moe.scale %[[PL]] {factor = 0.00999999977 : f32}
 // CHECK: moe.importance %[[PE]], %[[PGT]] {num_experts = 2 : i64}
-// CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64}
+// CHECK: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] gates %[[PGT]] {num_experts = 2 : i64, tokens = 8 : i64}
 // CHECK: %[[ROWS:.*]] = moe.dispatch %[[X]], %[[TOK1]] : (tensor<8x8xf32>, tensor<8xi32>) -> tensor<8x8xf32>
 // CHECK: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %[[SG]], %[[OFF1]] : (tensor<8x8xf32>, tensor<2x8x4xf32>, tensor<3xi32>) -> tensor<8x4xf32>
 // CHECK: %[[SM:.*]], %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_batchwise_mask %[[CS]] {groups = 2 : i64, m = 2 : i64} : (tensor<8x4xf32>) -> (tensor<8x4xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
@@ -92,7 +92,7 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // CHECK: moe.scale %[[SL]] {factor = 0.00999999977 : f32}
 // CHECK: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
 // CHECK: moe.importance %[[E]], %[[G]] {num_experts = 8 : i64}
-// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[R]] {num_experts = 8 : i64, tokens = 8 : i64}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[E]] rows %[[R]] gates %[[G]] {num_experts = 8 : i64, tokens = 8 : i64}
 // CHECK: %[[BUF:.*]] = moe.dispatch %[[X]], %[[TOK]]
 // CHECK: moe.grouped_matmul %[[BUF]], %[[WE]], %[[OFF]]
 // CHECK: moe.combine %{{.*}}, %[[G]], %[[POS]] rows %[[R]] {tokens = 8 : i64}
@@ -106,7 +106,7 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // slots. The grouped Eq. 8 takes the same segments.
 // COMB-LABEL: func.func @batchwise_hierarchy
 // COMB: %[[PM:.*]], %[[PROWS:.*]], %[[PE:.*]], %[[PGT:.*]] = moe.batchwise_mask %{{.*}} {combined_batch, m = 4 : i64} : (tensor<8x2xf32>) -> (tensor<8x2xf32>, tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
-// COMB: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64} : (tensor<16xi32>, tensor<9xi32>) -> (tensor<3xi32>, tensor<16xi32>, tensor<16xi32>)
+// COMB: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] gates %[[PGT]] {num_experts = 2 : i64, tokens = 8 : i64} : (tensor<16xi32>, tensor<9xi32>, tensor<16xf32>) -> (tensor<3xi32>, tensor<16xi32>, tensor<16xi32>)
 // COMB: %[[CS:.*]] = moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF1]] : (tensor<16x8xf32>, tensor<2x8x4xf32>, tensor<3xi32>) -> tensor<16x4xf32>
 // COMB: %[[SM:.*]], %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_batchwise_mask %[[CS]] offsets %[[OFF1]] {combined_batch, groups = 2 : i64, m = 2 : i64} : (tensor<16x4xf32>, tensor<3xi32>) -> (tensor<16x4xf32>, tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
 // COMB: moe.grouped_batchwise_threshold_loss %[[CS]], %[[SM]], %{{.*}} offsets %[[OFF1]] : (tensor<16x4xf32>, tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> tensor<f32>
@@ -136,12 +136,12 @@ func.func @noisy_hierarchy(%x: tensor<2x3x8xf32>,
 // INFER: %[[CP:.*]] = moe.matmul
 // INFER: %[[PROWS:.*]], %[[PE:.*]], %[[PGT:.*]] = moe.threshold_mask %[[CP]], %{{.*}} : (tensor<8x2xf32>, tensor<2xf32>) -> (tensor<9xi32>, tensor<16xi32>, tensor<16xf32>)
 // INFER-NOT: moe.importance
-// INFER: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] {num_experts = 2 : i64, tokens = 8 : i64}
+// INFER: %[[OFF1:.*]], %[[POS1:.*]], %[[TOK1:.*]] = moe.dispatch_plan %[[PE]] rows %[[PROWS]] gates %[[PGT]] {num_experts = 2 : i64, tokens = 8 : i64}
 // INFER: %[[ROWS:.*]] = moe.dispatch %{{.*}}, %[[TOK1]] : (tensor<8x8xf32>, tensor<16xi32>) -> tensor<16x8xf32>
 // INFER: %[[CS:.*]] = moe.grouped_matmul %[[ROWS]], %{{.*}}, %[[OFF1]]
 // INFER: %[[SROWS:.*]], %[[SE:.*]], %[[SGT:.*]] = moe.grouped_threshold_mask %[[CS]], %{{.*}}, %[[OFF1]] : (tensor<16x4xf32>, tensor<2x4xf32>, tensor<3xi32>) -> (tensor<17xi32>, tensor<32xi32>, tensor<32xf32>)
 // INFER: %[[R:.*]], %[[E:.*]], %[[G:.*]] = moe.compose_routes_csr %[[PROWS]], %[[PE]], %[[PGT]], %[[POS1]], %[[SROWS]], %[[SE]], %[[SGT]] {experts_per_group = 4 : i64} : {{.*}} -> (tensor<9xi32>, tensor<32xi32>, tensor<32xf32>)
-// INFER: moe.dispatch_plan %[[E]] rows %[[R]] {num_experts = 8 : i64, tokens = 8 : i64} : (tensor<32xi32>, tensor<9xi32>)
+// INFER: moe.dispatch_plan %[[E]] rows %[[R]] gates %[[G]] {num_experts = 8 : i64, tokens = 8 : i64} : (tensor<32xi32>, tensor<9xi32>, tensor<32xf32>)
 // INFER: moe.dispatch {{.*}} -> tensor<32x8xf32>
 // INFER: moe.combine {{.*}} : (tensor<32x8xf32>, tensor<32xf32>, tensor<32xi32>, tensor<9xi32>) -> tensor<8x8xf32>
 // INFER-NOT: moe.threshold_loss

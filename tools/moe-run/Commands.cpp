@@ -1,8 +1,9 @@
-//===- Commands.cpp - train, eval, generate, gradcheck, info --------------===//
+//===- Commands.cpp - train, eval, generate, inspect, gradcheck, info -----===//
 //
 // The subcommands: each loads the package on its ranks and hands the work
 // to the pieces that do it (LanguageModelData, Trainer, RunState,
-// evaluate); generate, gradcheck and info are short enough to live here.
+// evaluate, Inspection); generate, gradcheck and info are short enough to
+// live here.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +11,7 @@
 
 #include "tools/moe-run/Evaluation.h"
 #include "tools/moe-run/GradientCheck.h"
+#include "tools/moe-run/Inspection.h"
 #include "tools/moe-run/LanguageModelData.h"
 #include "tools/moe-run/MemoryEstimate.h"
 #include "tools/moe-run/Package.h"
@@ -30,6 +32,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -324,6 +327,183 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
               vocab.word(static_cast<int32_t>(next));
   }
   std::printf("%s\n", text.c_str());
+  return 0;
+}
+
+//===----------------------------------------------------------------------===//
+// inspect
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Prints, for each of `ids`, its share of the assignments, its mean gate
+/// and its top contexts. `name` labels an id ("expert 3", "group 1 (experts
+/// 4-7)").
+void printTopContexts(const RouteLog &log, const std::vector<int64_t> &ids,
+                      size_t contexts,
+                      const std::function<std::string(int64_t)> &name,
+                      const std::function<std::string(int64_t)> &contextOf) {
+  for (int64_t id : ids) {
+    const std::vector<RoutedWord> &words = log.of(id);
+    double gates = 0;
+    for (const RoutedWord &w : words)
+      gates += w.gate;
+    std::printf("\n%s: %zu of %lld assignments (%.1f%%), mean gate %.3f\n",
+                name(id).c_str(), words.size(),
+                static_cast<long long>(log.total()),
+                log.total() ? 100.0 * words.size() / log.total() : 0.0,
+                words.empty() ? 0.0 : gates / words.size());
+    for (const RankedContext &c : topContexts(words, contexts, contextOf)) {
+      std::printf("  %.4f  %s", c.gate, c.text.c_str());
+      if (c.count > 1)
+        std::printf("  (x%lld)", static_cast<long long>(c.count));
+      std::printf("\n");
+    }
+  }
+}
+
+} // namespace
+
+int runInspect(const CommonOptions &common, const DataOptions &data,
+               const InspectOptions &options) {
+  Loaded loaded = loadPackage(common, "eval");
+  Package &package = *loaded.package;
+  if (loaded.ranks() > 1)
+    throw std::runtime_error("inspect runs on one rank (not under mpirun)");
+  std::string role = package.evaluationFunction();
+  const FunctionInfo &function = *package.function(role);
+  std::vector<MoELayer> layers = moeLayers(function);
+  if (layers.empty())
+    throw std::runtime_error("package " + package.directory() +
+                             " has no MoE layer: its " + role +
+                             " function routes nothing to experts");
+  if (options.layer < 0 || options.layer >= static_cast<int64_t>(layers.size()))
+    throw std::runtime_error(
+        "--layer " + std::to_string(options.layer) +
+        " is out of range: the package has " + std::to_string(layers.size()) +
+        " MoE layer" + (layers.size() == 1 ? "" : "s") + " (from 0)");
+  const MoELayer &layer = layers[options.layer];
+  std::string layerName = "layer " + std::to_string(options.layer);
+  if (options.groups && !layer.hierarchical())
+    throw std::runtime_error("--groups: " + layerName +
+                             " is not hierarchical (it has no primary "
+                             "groups)");
+  int64_t perGroup = layer.hierarchical() ? layer.experts / layer.groups : 0;
+  // The ids first: a typo should not cost a pass over the data.
+  std::vector<int64_t> chosen;
+  if (!options.experts.empty())
+    chosen = options.groups
+                 ? parseIds(options.experts, layer.groups, "group",
+                            layerName + " has " + std::to_string(layer.groups) +
+                                " primary groups")
+                 : parseIds(options.experts, layer.experts, "expert",
+                            layerName + " has " +
+                                std::to_string(layer.experts) + " experts");
+  if (options.contexts < 1)
+    throw std::runtime_error("--contexts must be at least 1");
+  if (options.split != "test" && options.split != "train")
+    throw std::runtime_error("--split must be test or train");
+  if (options.checkpoint.empty())
+    throw std::runtime_error("--checkpoint is required: the directory of a "
+                             "saved step (see moe-run train "
+                             "--checkpoint-dir)");
+
+  LmShape shape = languageModelShape(package);
+  LanguageModelData dataset(package, shape, data, common.quiet);
+  int64_t step =
+      restoreForInference(loaded, common, dataset, options.checkpoint);
+  std::unique_ptr<BatchSource> batches =
+      dataset.evaluationBatches(options.split);
+
+  // The words of the inspected batches, in stream order: a batch's rows
+  // are consecutive pieces of the stream (rt::data::LmBatcher).
+  std::vector<int32_t> words;
+  RouteLog experts(layer.experts), groups(layer.groups);
+  int64_t perBatch = shape.batch * shape.time, batchCount = 0, real = 0;
+  Session &session = *loaded.session;
+  session.captureRoutes(role, true);
+  while ((!options.batches || batchCount < options.batches) &&
+         batches->next()) {
+    const InputArrays &in = batches->inputs();
+    const int32_t *tokens = in.at("tokens"), *targets = in.at("targets");
+    session.call(role, in, /*step=*/1, /*training=*/false,
+                 /*collectStats=*/false);
+    const std::vector<rt::step::RouteCapture> &routes =
+        session.capturedRoutes(role);
+    if (routes.size() != function.planExperts.size())
+      throw std::runtime_error(
+          "the " + role + " function captured " +
+          std::to_string(routes.size()) + " dispatch plans; its manifest "
+          "lists " + std::to_string(function.planExperts.size()));
+    if (routes[layer.plan].tokens != perBatch)
+      throw std::runtime_error(layerName + " routes " +
+                               std::to_string(routes[layer.plan].tokens) +
+                               " tokens a call, not the batch's " +
+                               std::to_string(perBatch));
+    // Padding positions of the last batch route too; they are no words.
+    std::vector<bool> keep(perBatch);
+    for (int64_t t = 0; t < perBatch; ++t) {
+      keep[t] = targets[t] >= 0;
+      real += keep[t];
+    }
+    int64_t first = static_cast<int64_t>(words.size());
+    words.insert(words.end(), tokens, tokens + perBatch);
+    experts.add(routes[layer.plan], first, keep);
+    if (layer.hierarchical())
+      groups.add(routes[layer.groupPlan], first, keep);
+    ++batchCount;
+  }
+  session.captureRoutes(role, false);
+
+  const rt::data::Vocabulary &vocab = dataset.corpus().vocab;
+  // The routed word after up to `window` words before it in its row: what
+  // the model's recurrent layers saw of it.
+  auto contextOf = [&](int64_t w) {
+    int64_t rowStart = w - w % shape.time;
+    int64_t from = std::max(rowStart, w - std::max<int64_t>(options.window, 0));
+    std::string text;
+    for (int64_t i = from; i <= w; ++i)
+      text += (i == from ? "" : " ") + vocab.word(words[i]);
+    return text;
+  };
+  std::printf("%s of %zu: %lld experts", layerName.c_str(), layers.size(),
+              static_cast<long long>(layer.experts));
+  if (layer.hierarchical())
+    std::printf(" in %lld primary groups of %lld",
+                static_cast<long long>(layer.groups),
+                static_cast<long long>(perGroup));
+  std::printf("; %lld words of the %s split (%lld batches), checkpoint step "
+              "%lld\n",
+              static_cast<long long>(real), options.split.c_str(),
+              static_cast<long long>(batchCount), static_cast<long long>(step));
+  std::printf("top %lld contexts by gate value (the routed word last, after "
+              "up to %lld words of its row)\n",
+              static_cast<long long>(options.contexts),
+              static_cast<long long>(options.window));
+  size_t top = static_cast<size_t>(options.topExperts);
+  if (!options.groups)
+    printTopContexts(
+        experts, chosen.empty() ? experts.mostUsed(top) : chosen,
+        options.contexts,
+        [&](int64_t e) {
+          std::string name = "expert " + std::to_string(e);
+          if (layer.hierarchical())
+            name += " (group " + std::to_string(e / perGroup) + ")";
+          return name;
+        },
+        contextOf);
+  // Table 7's view: the primary groups and the words sent to each.
+  if (layer.hierarchical())
+    printTopContexts(
+        groups,
+        options.groups && !chosen.empty() ? chosen : groups.mostUsed(top),
+        options.contexts,
+        [&](int64_t g) {
+          return "primary group " + std::to_string(g) + " (experts " +
+                 std::to_string(g * perGroup) + "-" +
+                 std::to_string((g + 1) * perGroup - 1) + ")";
+        },
+        contextOf);
   return 0;
 }
 

@@ -11,6 +11,8 @@ int runTrain(const CommonOptions &, const DataOptions &, const TrainOptions &);
 int runEval(const CommonOptions &, const DataOptions &, const EvalOptions &);
 int runGenerate(const CommonOptions &, const DataOptions &,
                 const GenerateOptions &);
+int runInspect(const CommonOptions &, const DataOptions &,
+               const InspectOptions &);
 int runGradcheck(const CommonOptions &, const GradcheckOptions &);
 int runInfo(const CommonOptions &);
 

@@ -68,6 +68,18 @@ struct GenerateOptions {
   double temperature = 1.0;
 };
 
+struct InspectOptions {
+  std::string checkpoint;
+  std::string split = "test";
+  int64_t batches = 20; ///< 0: the whole split
+  int64_t layer = 0;
+  std::string experts; ///< "0,5,17"; empty: the most used
+  int64_t topExperts = 4;
+  int64_t contexts = 10;
+  int64_t window = 4;
+  bool groups = false; ///< only the primary groups of a hierarchical layer
+};
+
 struct GradcheckOptions {
   int64_t samples = 64;
   double epsilon = 1e-2;

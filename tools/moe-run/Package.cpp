@@ -352,8 +352,17 @@ FunctionInfo parseFunction(const nlohmann::json &json,
   auto plans = field<nlohmann::json>(json, "dispatch_plans", where);
   if (!plans.is_array())
     fail(where + ": dispatch_plans must be an array");
-  for (const nlohmann::json &p : plans)
+  for (const nlohmann::json &p : plans) {
     info.planExperts.push_back(field<int64_t>(p, "experts", where));
+    // Manifests written before routing captures have no level: experts.
+    std::string level =
+        optionalField<std::string>(p, "level", where, "experts");
+    if (level != "experts" && level != "groups")
+      fail(where + ": a dispatch plan's \"level\" must be \"experts\" or "
+                   "\"groups\", not \"" +
+           level + "\"");
+    info.planRoutesGroups.push_back(level == "groups");
+  }
   return info;
 }
 

@@ -76,6 +76,9 @@ struct FunctionInfo {
   std::vector<ResultInfo> results;
   /// Experts of each dispatch plan, in program order.
   std::vector<int64_t> planExperts;
+  /// Whether each plan routes to the groups of a hierarchical layer (its
+  /// primary level) rather than to experts.
+  std::vector<bool> planRoutesGroups;
   rt::step::CompiledFunction entry = nullptr;
 
   const ArgumentInfo *input(const std::string &name) const;

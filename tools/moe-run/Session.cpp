@@ -353,6 +353,15 @@ const std::vector<float> &Session::capturedLogits(const std::string &role) {
   return state(role).context->capturedLogits;
 }
 
+void Session::captureRoutes(const std::string &role, bool capture) {
+  state(role).context->captureRoutes = capture;
+}
+
+const std::vector<rt::step::RouteCapture> &
+Session::capturedRoutes(const std::string &role) {
+  return state(role).context->routes;
+}
+
 const void *Session::resultPointer(const std::string &role, int index) const {
   auto it = functions.find(role);
   if (it == functions.end() || index < 0 ||

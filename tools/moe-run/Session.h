@@ -65,6 +65,13 @@ public:
   void captureLogits(const std::string &role, int64_t row);
   const std::vector<float> &capturedLogits(const std::string &role);
 
+  /// Makes the next calls of `role` record every dispatch plan's
+  /// assignments (token, expert, gate), or stop doing so, and returns what
+  /// the last call recorded, one entry per plan in program order.
+  void captureRoutes(const std::string &role, bool capture);
+  const std::vector<rt::step::RouteCapture> &
+  capturedRoutes(const std::string &role);
+
   /// Backend pointer of a result of the last call of `role`.
   const void *resultPointer(const std::string &role, int index) const;
 

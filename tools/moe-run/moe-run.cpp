@@ -5,6 +5,7 @@
 //   moe-run train PACKAGE --data corpus.txt --steps 2000 [--checkpoint-dir D]
 //   moe-run eval PACKAGE --data corpus.txt --checkpoint D/step-00002000
 //   moe-run generate PACKAGE --data corpus.txt --checkpoint ... --prompt "In"
+//   moe-run inspect PACKAGE --data corpus.txt --checkpoint ... [--experts 0,5]
 //   moe-run gradcheck PACKAGE          (a package compiled with optimizer=none)
 //   moe-run info PACKAGE
 //
@@ -185,6 +186,7 @@ int main(int argc, char **argv) {
   TrainOptions train;
   EvalOptions eval;
   GenerateOptions generate;
+  InspectOptions inspect;
   GradcheckOptions gradcheck;
 
   CLI::App *trainCmd = app.add_subcommand(
@@ -270,6 +272,53 @@ int main(int argc, char **argv) {
                    "Softmax temperature (lower: more likely words)")
       ->capture_default_str();
 
+  CLI::App *inspectCmd = app.add_subcommand(
+      "inspect",
+      "For chosen experts of an MoE layer, the words they received with the "
+      "highest gate values, in context (the paper's Table 6); for a "
+      "hierarchical layer also per primary group (Table 7)");
+  addCommon(inspectCmd, common);
+  addData(inspectCmd, data);
+  inspectCmd
+      ->add_option("--checkpoint", inspect.checkpoint, "Checkpoint directory")
+      ->required();
+  inspectCmd->add_option("--split", inspect.split, "test or train")
+      ->capture_default_str();
+  inspectCmd
+      ->add_option("--batches", inspect.batches,
+                   "Batches of the split to route (0: all)")
+      ->capture_default_str()
+      ->check(kCount);
+  inspectCmd
+      ->add_option("--layer", inspect.layer,
+                   "Which MoE layer, counted from 0 in program order")
+      ->capture_default_str()
+      ->check(kCount);
+  CLI::Option *expertsOpt = inspectCmd->add_option(
+      "--experts", inspect.experts,
+      "Experts to show, e.g. 0,5,17 (with --groups: primary groups)");
+  inspectCmd
+      ->add_option("--top-experts", inspect.topExperts,
+                   "Without --experts: show this many of the most used "
+                   "experts (and primary groups)")
+      ->capture_default_str()
+      ->check(kCount)
+      ->excludes(expertsOpt);
+  inspectCmd
+      ->add_option("--contexts", inspect.contexts,
+                   "Distinct contexts per expert, highest gate first")
+      ->capture_default_str()
+      ->check(kCount);
+  inspectCmd
+      ->add_option("--window", inspect.window,
+                   "Words shown before the routed word (from its batch row, "
+                   "what the model saw)")
+      ->capture_default_str()
+      ->check(kCount);
+  inspectCmd->add_flag("--groups", inspect.groups,
+                       "Hierarchical layer: show only the primary groups "
+                       "(shown after the experts by default)");
+
   CLI::App *gradCmd = app.add_subcommand(
       "gradcheck", "Compare the compiled gradients with finite differences "
                    "of the compiled forward pass (package compiled with "
@@ -314,6 +363,8 @@ int main(int argc, char **argv) {
       return runEval(common, data, eval);
     if (generateCmd->parsed())
       return runGenerate(common, data, generate);
+    if (inspectCmd->parsed())
+      return runInspect(common, data, inspect);
     if (gradCmd->parsed())
       return runGradcheck(common, gradcheck);
     if (infoCmd->parsed())

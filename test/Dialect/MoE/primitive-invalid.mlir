@@ -170,6 +170,15 @@ func.func @plan_row_ptr(%e: tensor<6xi32>, %r: tensor<3xi32>) {
 
 // -----
 
+// The gates, when given, are one per assignment.
+func.func @plan_gates(%e: tensor<6xi32>, %g: tensor<5xf32>) {
+  // expected-error@+1 {{expects gate of shape 6 ([A]) but got 5}}
+  %o, %p, %t = moe.dispatch_plan %e gates %g {num_experts = 2 : i64, tokens = 3 : i64} : (tensor<6xi32>, tensor<5xf32>) -> (tensor<3xi32>, tensor<6xi32>, tensor<6xi32>)
+  return
+}
+
+// -----
+
 // The dispatch buffer has one row per assignment.
 func.func @dispatch_rows(%x: tensor<3x4xf32>, %t: tensor<6xi32>) {
   // expected-error@+1 {{expects buffer of shape 6x4 ([A, d]) but got 3x4}}

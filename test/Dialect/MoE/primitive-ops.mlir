@@ -48,7 +48,7 @@ func.func @combined_batchwise(%logits: tensor<6x4xf32>) -> tensor<20xf32> {
 // CHECK-LABEL: func.func @batchwise_chain
 // CHECK: %[[MASK:.*]], %[[ROWS:.*]], %[[E:.*]], %[[G:.*]] = moe.batchwise_mask %{{.*}} {m = 3 : i64}
 // CHECK: moe.batchwise_threshold_loss %{{.*}}, %[[MASK]], %{{.*}} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<4xf32>) -> tensor<f32>
-// CHECK: %[[OFF:.*]], %[[POS:.*]], %{{.*}} = moe.dispatch_plan %[[E]] rows %[[ROWS]]
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %{{.*}} = moe.dispatch_plan %[[E]] rows %[[ROWS]] gates %[[G]]
 // CHECK: moe.combine %{{.*}}, %[[G]], %[[POS]] rows %[[ROWS]] {tokens = 6 : i64}
 // CHECK: moe.softmax %{{.*}} : tensor<6x4xf32>
 // CHECK: moe.scale %{{.*}} {factor = 2.500000e-01 : f32} : tensor<f32>
@@ -60,7 +60,7 @@ func.func @combined_batchwise(%logits: tensor<6x4xf32>) -> tensor<20xf32> {
 func.func @batchwise_chain(%logits: tensor<6x4xf32>, %t: tensor<4xf32>, %buf: tensor<12x8xf32>, %b: tensor<8xf32>, %x: tensor<6x8xf32>, %wt: tensor<4x8xf32>) -> (tensor<6x8xf32>, tensor<f32>, tensor<6x4xf32>, tensor<6x8xf32>, tensor<6x4xf32>, tensor<8x4xf32>, tensor<8xf32>) {
   %mask, %rows, %e, %g = moe.batchwise_mask %logits {m = 3 : i64} : (tensor<6x4xf32>) -> (tensor<6x4xf32>, tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
   %l = moe.batchwise_threshold_loss %logits, %mask, %t : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<4xf32>) -> tensor<f32>
-  %off, %pos, %tok = moe.dispatch_plan %e rows %rows {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>, tensor<7xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  %off, %pos, %tok = moe.dispatch_plan %e rows %rows gates %g {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>, tensor<7xi32>, tensor<12xf32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
   %y = moe.combine %buf, %g, %pos rows %rows {tokens = 6 : i64} : (tensor<12x8xf32>, tensor<12xf32>, tensor<12xi32>, tensor<7xi32>) -> tensor<6x8xf32>
   %p = moe.softmax %logits : tensor<6x4xf32>
   %s = moe.scale %l {factor = 0.25 : f32} : tensor<f32>
