@@ -11,6 +11,8 @@ int runTrain(const CommonOptions &, const DataOptions &, const TrainOptions &);
 int runEval(const CommonOptions &, const DataOptions &, const EvalOptions &);
 int runGenerate(const CommonOptions &, const DataOptions &,
                 const GenerateOptions &);
+int runTranslate(const CommonOptions &, const DataOptions &,
+                 const TranslateOptions &);
 int runGradcheck(const CommonOptions &, const GradcheckOptions &);
 int runInfo(const CommonOptions &);
 

@@ -22,8 +22,6 @@
 
 namespace moe::run {
 
-namespace {
-
 std::string hex64(uint64_t value) {
   char text[17];
   std::snprintf(text, sizeof(text), "%016llx",
@@ -31,7 +29,6 @@ std::string hex64(uint64_t value) {
   return text;
 }
 
-/// A fingerprint of a split's ids and sentence boundaries.
 std::string splitFingerprint(const std::vector<std::vector<int32_t>> &split) {
   rt::Fnv1a hash;
   for (const auto &sentence : split) {
@@ -41,6 +38,8 @@ std::string splitFingerprint(const std::vector<std::vector<int32_t>> &split) {
   }
   return hex64(hash.value());
 }
+
+namespace {
 
 /// [batch * ranks, time] blocks of tokens and targets from one stream, of
 /// which this rank feeds rows [rank * batch, (rank + 1) * batch).
