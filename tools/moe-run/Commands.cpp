@@ -1,8 +1,9 @@
-//===- Commands.cpp - train, eval, generate, gradcheck, info --------------===//
+//===- Commands.cpp - train, eval, generate, translate, gradcheck, info ---===//
 //
 // The subcommands: each loads the package on its ranks and hands the work
-// to the pieces that do it (LanguageModelData, Trainer, RunState,
-// evaluate); generate, gradcheck and info are short enough to live here.
+// to the pieces that do it (LanguageModelData or TranslationData, Trainer,
+// RunState, evaluate, translate); generate, gradcheck and info are short
+// enough to live here.
 //
 //===----------------------------------------------------------------------===//
 

@@ -29,14 +29,16 @@ namespace {
 
 /// [batch * ranks] pairs per global batch, of which this rank feeds rows
 /// [rank * batch, (rank + 1) * batch).
-class NmtBatches : public BatchSource {
+class NmtBatches : public BatcherSource<rt::data::ParallelBatcher> {
 public:
   NmtBatches(const rt::data::ParallelIds &pairs, const NmtShape &shape,
              rt::data::ParallelSpecialIds ids, rt::data::LongPairs longPairs,
              int rank, int ranks, uint64_t seed, bool shuffle)
-      : batcher(pairs,
-                {shape.batch * ranks, shape.sourceLength, shape.targetLength},
-                ids, longPairs, seed, shuffle),
+      : BatcherSource(pairs,
+                      rt::data::ParallelBatchShape{shape.batch * ranks,
+                                                   shape.sourceLength,
+                                                   shape.targetLength},
+                      ids, longPairs, seed, shuffle),
         shape(shape), pad_(ids.pad),
         source(shape.batch * ranks * shape.sourceLength),
         lengths(shape.batch * ranks),
@@ -68,24 +70,7 @@ public:
     return batcher.realTargets(targets.data());
   }
 
-  int64_t epoch() const override { return batcher.position().epoch; }
-  nlohmann::json position() const override {
-    return {{"epoch", batcher.position().epoch},
-            {"batch", batcher.position().batch}};
-  }
-  void seek(const nlohmann::json &position) override {
-    rt::data::ParallelBatcher::Position at;
-    at.epoch = position.value("epoch", int64_t(0));
-    at.batch = position.value("batch", int64_t(0));
-    batcher.seek(at);
-  }
-  std::string describePosition() const override {
-    return "epoch " + std::to_string(batcher.position().epoch) + ", batch " +
-           std::to_string(batcher.position().batch);
-  }
-
 private:
-  rt::data::ParallelBatcher batcher;
   NmtShape shape;
   int32_t pad_;
   std::vector<int32_t> source, lengths, tokens, targets;
