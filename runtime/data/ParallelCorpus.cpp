@@ -17,8 +17,6 @@
 
 namespace moe::rt::data {
 
-namespace {
-
 std::vector<std::string> splitLines(const std::string &text) {
   std::vector<std::string> lines;
   size_t begin = 0;
@@ -34,8 +32,6 @@ std::vector<std::string> splitLines(const std::string &text) {
   }
   return lines;
 }
-
-} // namespace
 
 ParallelText readParallelText(const std::string &sourcePath,
                               const std::string &targetPath) {

@@ -37,6 +37,10 @@ struct ParallelText {
   std::vector<std::string> source, target;
 };
 
+/// The lines of `text` as readParallelText splits a file: '\n' ends a
+/// line, a '\r' before it is dropped, a last line without '\n' counts.
+std::vector<std::string> splitLines(const std::string &text);
+
 /// Reads two aligned UTF-8 files of one segment a line ('\n' ends a line, a
 /// '\r' before it is dropped, a last line without '\n' counts). Throws
 /// std::runtime_error with a one-line message: "parallel corpus <path>:

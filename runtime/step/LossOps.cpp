@@ -161,11 +161,13 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
     int64_t rows = std::min(block, tokens - row);
     outputLogits(b, hidden + row * d, weights, bias, logits, rows, d, vocab,
                  precision);
-    if (ctx->captureRow >= row && ctx->captureRow < row + rows) {
-      ctx->capturedLogits.resize(static_cast<size_t>(vocab));
-      b.copyToHost(ctx->capturedLogits.data(),
-                   logits + (ctx->captureRow - row) * vocab,
-                   sizeof(float) * vocab);
+    for (size_t i = 0; i < ctx->captureRows.size(); ++i) {
+      int64_t at = ctx->captureRows[i];
+      if (at < row || at >= row + rows)
+        continue;
+      ctx->capturedLogits.resize(ctx->captureRows.size() * vocab);
+      b.copyToHost(ctx->capturedLogits.data() + i * vocab,
+                   logits + (at - row) * vocab, sizeof(float) * vocab);
     }
     b.softmaxCrossEntropy(rows, vocab, logits, targets + row, nullptr, 1.0f,
                           blockLoss, cache ? kept.dLogits : nullptr,

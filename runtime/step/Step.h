@@ -149,9 +149,10 @@ struct Context {
   std::vector<RouteCapture> routes;
   /// The ranks of a data-parallel run (runtime/collectives); null: one rank.
   Collectives *collectives = nullptr;
-  /// When >= 0, the full softmax copies the logits of this token row (of
-  /// the flattened [tokens, vocab]) to capturedLogits: text generation.
-  int64_t captureRow = -1;
+  /// The full softmax copies the logits of these token rows (of the
+  /// flattened [tokens, vocab]) to capturedLogits, the i-th at i * vocab:
+  /// text generation and beam search.
+  std::vector<int64_t> captureRows;
   std::vector<float> capturedLogits;
 
   /// The Philox counter of rng stream `stream` at this step.

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace moe::run {
 
@@ -49,6 +50,35 @@ public:
   virtual void seek(const nlohmann::json &position) = 0;
   /// The position in words, e.g. "epoch 0, batch 20".
   virtual std::string describePosition() const = 0;
+};
+
+/// A BatchSource over a batcher whose Position is an epoch and a batch
+/// (rt::data::LmBatcher, rt::data::ParallelBatcher): the position is the
+/// batcher's.
+template <typename Batcher> class BatcherSource : public BatchSource {
+public:
+  int64_t epoch() const override { return batcher.position().epoch; }
+  nlohmann::json position() const override {
+    return {{"epoch", batcher.position().epoch},
+            {"batch", batcher.position().batch}};
+  }
+  void seek(const nlohmann::json &position) override {
+    typename Batcher::Position at;
+    at.epoch = position.value("epoch", int64_t(0));
+    at.batch = position.value("batch", int64_t(0));
+    batcher.seek(at);
+  }
+  std::string describePosition() const override {
+    return "epoch " + std::to_string(batcher.position().epoch) + ", batch " +
+           std::to_string(batcher.position().batch);
+  }
+
+protected:
+  template <typename... Args>
+  explicit BatcherSource(Args &&...args)
+      : batcher(std::forward<Args>(args)...) {}
+
+  Batcher batcher;
 };
 
 /// The data of one model: its batch sources and what ties a checkpoint to

@@ -1,9 +1,9 @@
-//===- Commands.cpp - train, eval, generate, inspect, gradcheck, info -----===//
+//===- Commands.cpp - the moe-run subcommands ----------------------------===//
 //
 // The subcommands: each loads the package on its ranks and hands the work
-// to the pieces that do it (LanguageModelData, Trainer, RunState,
-// evaluate, Inspection); generate, gradcheck and info are short enough to
-// live here.
+// to the pieces that do it (LanguageModelData or TranslationData, Trainer,
+// RunState, evaluate, translate, Inspection); generate, inspect, gradcheck
+// and info are short enough to live here.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,6 +19,8 @@
 #include "tools/moe-run/Session.h"
 #include "tools/moe-run/StopTogether.h"
 #include "tools/moe-run/Trainer.h"
+#include "tools/moe-run/TranslationData.h"
+#include "tools/moe-run/Translator.h"
 
 #include "runtime/Philox.h"
 #include "runtime/checkpoint/Checkpoint.h"
@@ -26,13 +28,17 @@
 #ifdef MOE_COLLECTIVES_HAS_NCCL
 #include "runtime/collectives/NcclCollectives.h"
 #endif
+#include "runtime/data/Bleu.h"
 #include "runtime/data/Tokenizer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -183,6 +189,95 @@ int64_t restoreForInference(Loaded &loaded, const CommonOptions &common,
   return checkpoint.step;
 }
 
+/// The package's data: a translation corpus folder for a model with a
+/// `source` input, else a language model's text. Throws when
+/// `batchTokens` (0: any) is not the compiled batch's (decoder) tokens.
+std::unique_ptr<Dataset> openData(const Package &package,
+                                  const DataOptions &data, bool quiet,
+                                  int64_t batchTokens = 0) {
+  if (isTranslationModel(package)) {
+    NmtShape shape = translationModelShape(package);
+    checkBatchTokens({shape.batch, shape.targetLength, shape.vocab},
+                     batchTokens);
+    return std::make_unique<TranslationData>(shape, data, quiet);
+  }
+  LmShape shape = languageModelShape(package);
+  checkBatchTokens(shape, batchTokens);
+  return std::make_unique<LanguageModelData>(package, shape, data, quiet);
+}
+
+/// Sums BLEU statistics over the ranks, in rank order.
+void sumOverRanks(rt::Collectives &collectives, rt::data::BleuStats &stats) {
+  constexpr int kOrders = rt::data::kBleuMaxOrder;
+  constexpr int kFields = 2 + 2 * kOrders;
+  int64_t local[kFields] = {stats.hypothesisLength, stats.referenceLength};
+  std::copy(stats.matches.begin(), stats.matches.end(), local + 2);
+  std::copy(stats.totals.begin(), stats.totals.end(), local + 2 + kOrders);
+  std::vector<int64_t> all(kFields * collectives.size());
+  collectives.allGatherHost(local, sizeof(local), all.data());
+  stats = {};
+  for (int r = 0; r < collectives.size(); ++r) {
+    const int64_t *fields = all.data() + r * kFields;
+    rt::data::BleuStats part;
+    part.hypothesisLength = fields[0];
+    part.referenceLength = fields[1];
+    std::copy_n(fields + 2, kOrders, part.matches.begin());
+    std::copy_n(fields + 2 + kOrders, kOrders, part.totals.begin());
+    stats += part;
+  }
+}
+
+/// Corpus BLEU of the translations of `split`'s first `lines` source lines
+/// (0: all) against their reference lines. The ranks of a replicated
+/// package share the sentences and add their statistics. Empty, with
+/// `note` saying why, for an expert-sharded package on several ranks (all
+/// of whose calls would have to be collective).
+std::optional<rt::data::BleuScore>
+splitBleu(Loaded &loaded, const TranslationData &data, const std::string &split,
+          int64_t lines, const BeamOptions &beam, std::string &note) {
+  int rank = loaded.rank(), ranks = loaded.ranks();
+  if (ranks > 1 && loaded.package->hasShardedTensors()) {
+    note = "BLEU: skipped on " + std::to_string(ranks) +
+           " ranks of an expert-parallel package (run moe-run eval on one "
+           "rank)";
+    return std::nullopt;
+  }
+  const rt::data::ParallelText &text = data.text(split);
+  const rt::data::ParallelIds &ids = data.ids(split);
+  size_t count = text.source.size();
+  if (lines > 0)
+    count = std::min<size_t>(count, lines);
+  // Rank r decodes the sentence chunks r, r + R, ... (a chunk: what one
+  // call decodes).
+  size_t chunk = static_cast<size_t>(data.shape().batch / beam.width);
+  std::vector<size_t> mine;
+  std::vector<std::vector<int32_t>> sources;
+  for (size_t i = 0; i < count; ++i)
+    if (static_cast<int>((i / chunk) % ranks) == rank) {
+      mine.push_back(i);
+      sources.push_back(ids.source[i]);
+    }
+  std::vector<std::vector<int32_t>> pieces =
+      translate(*loaded.session, *loaded.package, data.shape(),
+                data.wordpieces(), sources, beam);
+  rt::data::BleuStats stats;
+  for (size_t k = 0; k < mine.size(); ++k)
+    stats += rt::data::segmentBleuStats(data.wordpieces().decode(pieces[k]),
+                                        text.target[mine[k]]);
+  if (ranks > 1)
+    sumOverRanks(*loaded.collectives, stats);
+  return rt::data::computeBleu(stats);
+}
+
+std::string describeBeam(const BeamOptions &beam) {
+  if (beam.width == 1)
+    return "greedy";
+  char text[80];
+  std::snprintf(text, sizeof(text), "beam %lld, length penalty %g",
+                static_cast<long long>(beam.width), beam.lengthPenalty);
+  return text;
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -209,15 +304,14 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
                 formatBytes(m.pools).c_str(), formatBytes(m.total()).c_str(),
                 loaded.budgetWhere.c_str(), formatBytes(loaded.budget).c_str());
   }
-  LmShape shape = languageModelShape(package);
-  checkBatchTokens(shape, train.batchTokens);
   if (train.steps < 1)
     throw std::runtime_error("--steps must be at least 1");
-  LanguageModelData dataset(package, shape, data, quiet);
-  RunState state(package, *loaded.session, dataset, *loaded.collectives, train,
+  std::unique_ptr<Dataset> dataset =
+      openData(package, data, quiet, train.batchTokens);
+  RunState state(package, *loaded.session, *dataset, *loaded.collectives, train,
                  quiet);
-  Trainer trainer(package, *loaded.session, *loaded.collectives, dataset, state,
-                  train, common.verbose, quiet);
+  Trainer trainer(package, *loaded.session, *loaded.collectives, *dataset,
+                  state, train, common.verbose, quiet);
   trainer.run(common.seed);
   return 0;
 }
@@ -229,26 +323,55 @@ int runTrain(const CommonOptions &common, const DataOptions &data,
 int runEval(const CommonOptions &common, const DataOptions &data,
             const EvalOptions &eval) {
   Loaded loaded = loadPackage(common, "eval");
-  LmShape shape = languageModelShape(*loaded.package);
   // Rank 0 speaks for all, as in train.
-  LanguageModelData dataset(*loaded.package, shape, data,
-                            common.quiet || loaded.rank() != 0);
+  std::unique_ptr<Dataset> dataset =
+      openData(*loaded.package, data, common.quiet || loaded.rank() != 0);
+  auto *translation = dynamic_cast<const TranslationData *>(dataset.get());
   if (eval.checkpoint.empty())
     throw std::runtime_error("--checkpoint is required: the directory of a "
                              "saved step (see moe-run train "
                              "--checkpoint-dir)");
-  int64_t step = restoreForInference(loaded, common, dataset, eval.checkpoint);
-  if (eval.split != "test" && eval.split != "train")
-    throw std::runtime_error("--split must be test or train");
+  if (eval.split != "test" && eval.split != "train" &&
+      !(translation && eval.split == "dev"))
+    throw std::runtime_error(translation ? "--split must be test, dev or train"
+                                         : "--split must be test or train");
+  std::optional<BeamOptions> beam;
+  if (translation && eval.search.beam > 0)
+    beam = translationBeam(translation->shape(), translation->wordpieces(),
+                           eval.search.beam, eval.search.lengthPenalty,
+                           eval.search.maxLength);
+  int64_t step = restoreForInference(loaded, common, *dataset, eval.checkpoint);
   Evaluation e = evaluate(*loaded.session, *loaded.package,
-                          *dataset.evaluationBatches(eval.split), eval.batches,
+                          *dataset->evaluationBatches(eval.split), eval.batches,
                           loaded.collectives.get());
+  if (loaded.rank() == 0)
+    std::printf("%s perplexity at step %lld: %.2f over %lld %s (unigram "
+                "baseline %.2f)\n",
+                eval.split.c_str(), static_cast<long long>(step), e.perplexity,
+                static_cast<long long>(e.tokens),
+                translation ? "target pieces" : "words",
+                dataset->baselinePerplexity());
+  if (!beam)
+    return 0;
+  // BLEU over the sentences the perplexity scored (--batches limits both).
+  auto start = Clock::now();
+  std::string note;
+  int64_t lines = eval.batches * translation->shape().batch;
+  std::optional<rt::data::BleuScore> bleu =
+      splitBleu(loaded, *translation, eval.split, lines, *beam, note);
   if (loaded.rank() != 0)
     return 0;
-  std::printf("%s perplexity at step %lld: %.2f over %lld words (unigram "
-              "baseline %.2f)\n",
-              eval.split.c_str(), static_cast<long long>(step), e.perplexity,
-              static_cast<long long>(e.tokens), dataset.baselinePerplexity());
+  if (!bleu) {
+    std::printf("%s\n", note.c_str());
+    return 0;
+  }
+  size_t sentences = translation->text(eval.split).source.size();
+  if (lines > 0)
+    sentences = std::min<size_t>(sentences, lines);
+  std::printf("%s BLEU at step %lld (%s, %zu sentences, %.2fs): %s\n",
+              eval.split.c_str(), static_cast<long long>(step),
+              describeBeam(*beam).c_str(), sentences, secondsSince(start),
+              bleu->format().c_str());
   return 0;
 }
 
@@ -262,6 +385,9 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
   Package &package = *loaded.package;
   if (loaded.ranks() > 1)
     throw std::runtime_error("generate runs on one rank (not under mpirun)");
+  if (isTranslationModel(package))
+    throw std::runtime_error("model " + package.model() +
+                             " translates: use moe-run translate");
   LmShape shape = languageModelShape(package);
   LanguageModelData dataset(package, shape, data, /*quiet=*/true);
   if (options.checkpoint.empty())
@@ -283,7 +409,7 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
     int64_t length = std::min<int64_t>(history.size(), shape.time);
     std::copy(history.end() - length, history.end(), tokens.begin());
     // The logits of row 0 at position length - 1.
-    loaded.session->captureLogits(role, length - 1);
+    loaded.session->captureLogits(role, {length - 1});
     loaded.session->call(role,
                          {{"tokens", tokens.data()}, {"targets", targets.data()}},
                          1, false, false);
@@ -504,6 +630,56 @@ int runInspect(const CommonOptions &common, const DataOptions &data,
                  std::to_string((g + 1) * perGroup - 1) + ")";
         },
         contextOf);
+  return 0;
+}
+
+//===----------------------------------------------------------------------===//
+// translate
+//===----------------------------------------------------------------------===//
+
+int runTranslate(const CommonOptions &common, const DataOptions &data,
+                 const TranslateOptions &options) {
+  Loaded loaded = loadPackage(common, "translate");
+  Package &package = *loaded.package;
+  if (loaded.ranks() > 1)
+    throw std::runtime_error("translate runs on one rank (not under mpirun)");
+  if (!isTranslationModel(package))
+    throw std::runtime_error("model " + package.model() +
+                             " has no input 'source': translate needs an "
+                             "encoder-decoder (moe-run generate samples a "
+                             "language model)");
+  NmtShape shape = translationModelShape(package);
+  TranslationData dataset(shape, data, /*quiet=*/true);
+  BeamOptions beam =
+      translationBeam(shape, dataset.wordpieces(), options.search.beam,
+                      options.search.lengthPenalty, options.search.maxLength);
+  // The source lines before the checkpoint: a missing file fails fast.
+  std::string text;
+  if (options.input == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin),
+                std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(options.input, std::ios::binary);
+    if (!in)
+      throw std::runtime_error("--input " + options.input + ": cannot open");
+    text.assign(std::istreambuf_iterator<char>(in),
+                std::istreambuf_iterator<char>());
+  }
+  std::vector<std::vector<int32_t>> sources;
+  for (const std::string &line : rt::data::splitLines(text))
+    sources.push_back(dataset.wordpieces().encode(line));
+  restoreForInference(loaded, common, dataset, options.checkpoint);
+  auto start = Clock::now();
+  std::vector<std::vector<int32_t>> pieces = translate(
+      *loaded.session, package, shape, dataset.wordpieces(), sources, beam);
+  for (const std::vector<int32_t> &translation : pieces)
+    std::printf("%s\n", dataset.wordpieces().decode(translation).c_str());
+  if (!common.quiet)
+    std::fprintf(stderr,
+                 "translate: %zu lines, %s, at most %lld pieces (%.2fs; each "
+                 "piece re-runs the decoder window)\n",
+                 sources.size(), describeBeam(beam).c_str(),
+                 static_cast<long long>(beam.maxLength), secondsSince(start));
   return 0;
 }
 

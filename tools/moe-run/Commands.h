@@ -13,6 +13,8 @@ int runGenerate(const CommonOptions &, const DataOptions &,
                 const GenerateOptions &);
 int runInspect(const CommonOptions &, const DataOptions &,
                const InspectOptions &);
+int runTranslate(const CommonOptions &, const DataOptions &,
+                 const TranslateOptions &);
 int runGradcheck(const CommonOptions &, const GradcheckOptions &);
 int runInfo(const CommonOptions &);
 

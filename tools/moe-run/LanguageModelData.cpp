@@ -22,8 +22,6 @@
 
 namespace moe::run {
 
-namespace {
-
 std::string hex64(uint64_t value) {
   char text[17];
   std::snprintf(text, sizeof(text), "%016llx",
@@ -31,7 +29,6 @@ std::string hex64(uint64_t value) {
   return text;
 }
 
-/// A fingerprint of a split's ids and sentence boundaries.
 std::string splitFingerprint(const std::vector<std::vector<int32_t>> &split) {
   rt::Fnv1a hash;
   for (const auto &sentence : split) {
@@ -42,14 +39,17 @@ std::string splitFingerprint(const std::vector<std::vector<int32_t>> &split) {
   return hex64(hash.value());
 }
 
+namespace {
+
 /// [batch * ranks, time] blocks of tokens and targets from one stream, of
 /// which this rank feeds rows [rank * batch, (rank + 1) * batch).
-class LmBatches : public BatchSource {
+class LmBatches : public BatcherSource<rt::data::LmBatcher> {
 public:
   LmBatches(const std::vector<std::vector<int32_t>> &sentences,
             const LmShape &shape, int rank, int ranks, uint64_t seed,
             bool shuffle, int32_t paddingTarget)
-      : batcher(sentences, shape.batch * ranks, shape.time, seed, shuffle),
+      : BatcherSource(sentences, shape.batch * ranks, shape.time, seed,
+                      shuffle),
         tokens(shape.batch * ranks * shape.time), targets(tokens.size()),
         rankTokens(shape.batch * shape.time), rankOffset(rank * rankTokens),
         paddingTarget(paddingTarget) {
@@ -67,24 +67,7 @@ public:
     return batcher.realTargets(targets.data());
   }
 
-  int64_t epoch() const override { return batcher.position().epoch; }
-  nlohmann::json position() const override {
-    return {{"epoch", batcher.position().epoch},
-            {"batch", batcher.position().batch}};
-  }
-  void seek(const nlohmann::json &position) override {
-    rt::data::LmBatcher::Position at;
-    at.epoch = position.value("epoch", int64_t(0));
-    at.batch = position.value("batch", int64_t(0));
-    batcher.seek(at);
-  }
-  std::string describePosition() const override {
-    return "epoch " + std::to_string(batcher.position().epoch) + ", batch " +
-           std::to_string(batcher.position().batch);
-  }
-
 private:
-  rt::data::LmBatcher batcher;
   std::vector<int32_t> tokens, targets;
   int64_t rankTokens, rankOffset;
   int32_t paddingTarget;

@@ -33,6 +33,12 @@ LmShape languageModelShape(const Package &package);
 /// is not the compiled batch's number of tokens.
 void checkBatchTokens(const LmShape &shape, int64_t batchTokens);
 
+/// `value` as 16 hex digits (checkpoint fingerprints).
+std::string hex64(uint64_t value);
+
+/// A fingerprint of a split's ids and sentence boundaries.
+std::string splitFingerprint(const std::vector<std::vector<int32_t>> &split);
+
 class LanguageModelData : public Dataset {
 public:
   /// Loads the corpus of `options` (the vocabulary at most the model's);

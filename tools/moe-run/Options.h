@@ -28,7 +28,7 @@ struct CommonOptions {
   bool quiet = false;
 };
 
-/// Options of the data pipeline (train, eval, generate).
+/// Options of the data pipeline (train, eval, generate, translate).
 struct DataOptions {
   std::string path;
   int64_t vocabSize = 0; ///< 0: the model's vocabulary
@@ -55,10 +55,25 @@ struct TrainOptions {
   bool checkpointGather = false;
 };
 
+/// Beam search of a translation model (translate, and eval's BLEU).
+struct BeamSearchOptions {
+  int64_t beam = 4;           ///< hypotheses; 1: greedy
+  double lengthPenalty = 0.6; ///< GNMT's alpha
+  int64_t maxLength = 0;      ///< pieces; 0: the decoder window's
+};
+
 struct EvalOptions {
   std::string checkpoint;
   std::string split = "test";
   int64_t batches = 0;
+  /// A translation model's BLEU: greedy by default; beam 0 skips it.
+  BeamSearchOptions search{1, 0.6, 0};
+};
+
+struct TranslateOptions {
+  std::string checkpoint;
+  std::string input = "-"; ///< a file of source lines, or - for stdin
+  BeamSearchOptions search;
 };
 
 struct GenerateOptions {

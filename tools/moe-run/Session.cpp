@@ -345,8 +345,9 @@ int Session::rank() const { return collectives_ ? collectives_->rank() : 0; }
 
 int Session::ranks() const { return collectives_ ? collectives_->size() : 1; }
 
-void Session::captureLogits(const std::string &role, int64_t row) {
-  state(role).context->captureRow = row;
+void Session::captureLogits(const std::string &role,
+                            std::vector<int64_t> rows) {
+  state(role).context->captureRows = std::move(rows);
 }
 
 const std::vector<float> &Session::capturedLogits(const std::string &role) {

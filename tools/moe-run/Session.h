@@ -60,9 +60,11 @@ public:
   /// otherwise allocated at its first call); throws when there is no memory.
   void prepare(const std::string &role);
 
-  /// Makes the next calls of `role` keep the logits of token row `row`
-  /// (-1: none), and returns what the last call kept.
-  void captureLogits(const std::string &role, int64_t row);
+  /// Makes the next calls of `role` keep the logits of the token rows
+  /// `rows` (of the flattened [batch * time]: row b * time + t is position
+  /// t of batch row b; none when empty), and returns what the last call
+  /// kept: rows.size() x vocab, empty when the model has no full softmax.
+  void captureLogits(const std::string &role, std::vector<int64_t> rows);
   const std::vector<float> &capturedLogits(const std::string &role);
 
   /// Makes the next calls of `role` record every dispatch plan's

@@ -6,6 +6,7 @@
 //   moe-run eval PACKAGE --data corpus.txt --checkpoint D/step-00002000
 //   moe-run generate PACKAGE --data corpus.txt --checkpoint ... --prompt "In"
 //   moe-run inspect PACKAGE --data corpus.txt --checkpoint ... [--experts 0,5]
+//   moe-run translate PACKAGE --data nmt-dir --checkpoint ... < english.txt
 //   moe-run gradcheck PACKAGE          (a package compiled with optimizer=none)
 //   moe-run info PACKAGE
 //
@@ -98,26 +99,48 @@ void addCommon(CLI::App *app, CommonOptions &common) {
   app->add_flag("-q,--quiet", common.quiet, "Print only errors and results");
 }
 
-void addData(CLI::App *app, DataOptions &data) {
+void addData(CLI::App *app, DataOptions &data, bool languageModel = true) {
   app->add_option("--data", data.path,
-                  "Text corpus, one sentence per line (e.g. the King James "
-                  "Bible, see scripts/demo.sh)")
+                  "A language model's text corpus, one sentence per line "
+                  "(e.g. the King James Bible, see scripts/demo.sh); a "
+                  "translation model's (inputs 'source', 'tokens', "
+                  "'targets') corpus folder: {train,dev,test}.{en,fr} and "
+                  "spm.model, as scripts/nmt-corpus.py writes it")
       ->required();
+  if (!languageModel)
+    return;
   app->add_option("--vocab-size", data.vocabSize,
-                  "Most frequent words kept, with <unk> and <eos> (0: the "
-                  "model's vocabulary)")
+                  "Language models: most frequent words kept, with <unk> and "
+                  "<eos> (0: the model's vocabulary)")
       ->capture_default_str()
       ->check(kCount);
   app->add_option("--min-count", data.minCount,
-                  "Words seen fewer times become <unk>")
+                  "Language models: words seen fewer times become <unk>")
       ->capture_default_str()
       ->check(kCount);
   app->add_option("--test-fraction", data.testFraction,
-                  "Share of sentences held out for test perplexity (in 20 "
-                  "blocks spread over the corpus)")
+                  "Language models: share of sentences held out for test "
+                  "perplexity (in 20 blocks spread over the corpus)")
       ->capture_default_str();
   app->add_option("--max-lines", data.maxLines,
-                  "Read only the first N sentences (0: all)")
+                  "Language models: read only the first N sentences (0: "
+                  "all)")
+      ->capture_default_str()
+      ->check(kCount);
+}
+
+/// Beam search options (translate, and the BLEU of eval).
+void addBeam(CLI::App *app, BeamSearchOptions &search, const char *beamHelp) {
+  app->add_option("--beam", search.beam, beamHelp)
+      ->capture_default_str()
+      ->check(kCount);
+  app->add_option("--length-penalty", search.lengthPenalty,
+                  "GNMT's alpha: a finished hypothesis Y scores log P(Y) / "
+                  "((5 + |Y|)^alpha / 6^alpha); 0 ranks by probability")
+      ->capture_default_str();
+  app->add_option("--max-length", search.maxLength,
+                  "Most pieces of a translation (0: the decoder's window "
+                  "less its EOS)")
       ->capture_default_str()
       ->check(kCount);
 }
@@ -173,7 +196,8 @@ int main(int argc, char **argv) {
   // nothing is left in a buffer when MPI tears the pipe down at exit.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   CLI::App app{"moe-run: train, evaluate and sample compiled mixture-of-"
-               "experts language models.\n\nA package is what moe-translate "
+               "experts language models, and train, evaluate and run "
+               "translation models.\n\nA package is what moe-translate "
                "writes from a model compiled by moe-opt --moe-train-pipeline:"
                "\n  moe-opt --moe-train-pipeline model.mlir -o step.mlir\n"
                "  moe-translate --moe-to-cpp step.mlir -o pkg/step.cpp\n"
@@ -187,6 +211,7 @@ int main(int argc, char **argv) {
   EvalOptions eval;
   GenerateOptions generate;
   InspectOptions inspect;
+  TranslateOptions translate;
   GradcheckOptions gradcheck;
 
   CLI::App *trainCmd = app.add_subcommand(
@@ -244,17 +269,26 @@ int main(int argc, char **argv) {
                      "--checkpoint-dir (deleted at the start) and its "
                      "--metrics file; without it they are refused");
 
-  CLI::App *evalCmd =
-      app.add_subcommand("eval", "Perplexity of a checkpoint on a split");
+  CLI::App *evalCmd = app.add_subcommand(
+      "eval", "Perplexity of a checkpoint on a split; for a translation "
+              "model also the split's corpus BLEU (sacreBLEU's, against the "
+              "raw reference lines)");
   addCommon(evalCmd, common);
   addData(evalCmd, data);
   evalCmd->add_option("--checkpoint", eval.checkpoint, "Checkpoint directory")
       ->required();
-  evalCmd->add_option("--split", eval.split, "test or train")
+  evalCmd
+      ->add_option("--split", eval.split,
+                   "test or train (translation: also dev)")
       ->capture_default_str();
-  evalCmd->add_option("--batches", eval.batches, "Batches (0: all)")
+  evalCmd
+      ->add_option("--batches", eval.batches,
+                   "Batches (0: all); BLEU decodes their sentences")
       ->capture_default_str()
       ->check(kCount);
+  addBeam(evalCmd, eval.search,
+          "Translation: beam width of the decoding that BLEU scores (1: "
+          "greedy; 0: no BLEU)");
 
   CLI::App *generateCmd =
       app.add_subcommand("generate", "Sample text from a checkpoint");
@@ -318,6 +352,23 @@ int main(int argc, char **argv) {
   inspectCmd->add_flag("--groups", inspect.groups,
                        "Hierarchical layer: show only the primary groups "
                        "(shown after the experts by default)");
+  CLI::App *translateCmd = app.add_subcommand(
+      "translate",
+      "Translate English lines to French with a translation model's "
+      "checkpoint: beam search with GNMT's length penalty, one hypothesis "
+      "per row of the compiled batch (--beam at most the batch; greedy with "
+      "--beam 1). Each piece re-runs the whole decoder window (O(T^2) per "
+      "sentence; an incremental decoder needs a compiler-made decode step)");
+  addCommon(translateCmd, common);
+  addData(translateCmd, data, /*languageModel=*/false);
+  translateCmd
+      ->add_option("--checkpoint", translate.checkpoint, "Checkpoint directory")
+      ->required();
+  translateCmd
+      ->add_option("--input", translate.input,
+                   "English lines to translate, one a line (- : stdin)")
+      ->capture_default_str();
+  addBeam(translateCmd, translate.search, "Beam width (1: greedy)");
 
   CLI::App *gradCmd = app.add_subcommand(
       "gradcheck", "Compare the compiled gradients with finite differences "
@@ -365,6 +416,8 @@ int main(int argc, char **argv) {
       return runGenerate(common, data, generate);
     if (inspectCmd->parsed())
       return runInspect(common, data, inspect);
+    if (translateCmd->parsed())
+      return runTranslate(common, data, translate);
     if (gradCmd->parsed())
       return runGradcheck(common, gradcheck);
     if (infoCmd->parsed())
