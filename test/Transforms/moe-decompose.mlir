@@ -237,7 +237,7 @@ func.func @inference(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %wn: tensor<8x2x
 // CHECK: %[[ROWPTR:.*]], %[[KE:.*]], %[[KG:.*]] = moe.drop_padding %[[EF]], %[[GF]] lengths %[[LEN]] : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
 // CHECK: moe.load_estimate %{{.*}}, noise %{{.*}}, %[[H]], %[[STD]], %[[TOP]] rows %[[ROWPTR]] {k = 2 : i64}
 // CHECK: moe.importance %[[KE]], %[[KG]] {num_experts = 4 : i64}
-// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[KE]] rows %[[ROWPTR]] {num_experts = 4 : i64, tokens = 6 : i64}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[KE]] rows %[[ROWPTR]] gates %[[KG]] {num_experts = 4 : i64, tokens = 6 : i64}
 // CHECK: moe.grouped_matmul %{{.*}}, %[[WE]], %[[OFF]]
 // CHECK: moe.combine %{{.*}}, %[[KG]], %[[POS]] rows %[[ROWPTR]] {tokens = 6 : i64}
 // INFER-LABEL: func.func @noisy_top_k_lengths
