@@ -234,7 +234,7 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   });
   clock.run(Balance, [&] {
     b.loadEstimateForward(T, n, k, s.clean.get(), s.noisy.get(),
-                          s.noiseStd.get(), s.top.get(), s.load.get());
+                          s.noiseStd.get(), s.top.get(), nullptr, s.load.get());
     b.importanceForward(A, n, s.expert.get(), s.gate.get(), s.importance.get());
     b.cvSquaredForward(n, s.importance.get(), lossWeight, s.loss.get());
     b.cvSquaredForward(n, s.load.get(), lossWeight, s.loss.get() + 1);
@@ -297,8 +297,8 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   });
   clock.run(Balance, [&] {
     b.loadEstimateBackward(T, n, k, s.clean.get(), s.noisy.get(), s.raw.get(),
-                           s.noiseStd.get(), s.top.get(), s.dLoad.get(),
-                           s.dClean.get(), s.dRaw.get());
+                           s.noiseStd.get(), s.top.get(), nullptr,
+                           s.dLoad.get(), s.dClean.get(), s.dRaw.get());
   });
   clock.run(GateGemm, [&] {
     b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dClean.get(), n, 0.0f,

@@ -23,6 +23,7 @@
 #include "mlir/Dialect/Mesh/IR/MeshDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/JSON.h"
 
@@ -183,6 +184,82 @@ int64_t idBound(ArrayRef<Operation *> users) {
   return 0;
 }
 
+/// The sequences whose lengths `value` gives: the value they pad (an
+/// attention's source, a padded MoE layer's input) for every op that
+/// reads `value` as lengths; empty when it is not lengths.
+SmallVector<Value> paddedBy(Value value, ArrayRef<Operation *> users) {
+  SmallVector<Value> padded;
+  for (Operation *user : users) {
+    if (auto attention = dyn_cast<AttentionOp>(user);
+        attention && attention.getLengths() == value)
+      padded.push_back(attention.getSource());
+    // A padded MoE layer's selection: its input is the gate products' x.
+    if (auto drop = dyn_cast<DropPaddingOp>(user);
+        drop && drop.getLengths() == value)
+      padded.push_back(drop.getExpert());
+  }
+  return padded;
+}
+
+/// The inputs of shape [batch, positions, ...] that `roots` are computed
+/// from: those whose positions at or past a sequence's length are padding.
+SmallVector<StringRef> paddedInputs(func::FuncOp func, ArrayRef<Value> roots,
+                                    int64_t batch, int64_t positions) {
+  SmallVector<StringRef> names;
+  SmallVector<Value> work(roots);
+  DenseSet<Value> seen(roots.begin(), roots.end());
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      auto name = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                                    MoEDialect::kInputAttrName);
+      auto type = dyn_cast<RankedTensorType>(arg.getType());
+      if (name && type && type.getRank() >= 2 && type.getDimSize(0) == batch &&
+          type.getDimSize(1) == positions &&
+          !llvm::is_contained(names, name.getValue()))
+        names.push_back(name.getValue());
+      continue;
+    }
+    for (Value operand : v.getDefiningOp()->getOperands())
+      if (seen.insert(operand).second)
+        work.push_back(operand);
+  }
+  llvm::sort(names);
+  return names;
+}
+
+/// A lengths input's entries: "length_range" [1, positions] and "pads",
+/// the inputs it marks padding in. Fails where it bounds sequences of
+/// different lengths.
+LogicalResult describeLengths(func::FuncOp func, BlockArgument arg,
+                              StringRef name, ArrayRef<Operation *> users,
+                              llvm::json::Object &entry) {
+  SmallVector<Value> padded = paddedBy(arg, users);
+  if (padded.empty())
+    return success();
+  int64_t batch = dim(arg, 0), positions = 0;
+  for (Operation *user : users)
+    if (auto attention = dyn_cast<AttentionOp>(user))
+      positions = dim(attention.getSource(), 1);
+  for (Operation *user : users) {
+    auto drop = dyn_cast<DropPaddingOp>(user);
+    if (!drop)
+      continue;
+    int64_t time = drop.getTokens() / batch;
+    if (positions && positions != time)
+      return func.emitOpError("input '")
+             << name << "' gives the lengths of sequences of " << positions
+             << " and of " << time << " positions";
+    positions = time;
+  }
+  llvm::json::Array pads;
+  for (StringRef input : paddedInputs(func, padded, batch, positions))
+    pads.push_back(input);
+  entry["length_range"] = llvm::json::Array{1, positions};
+  entry["pads"] = std::move(pads);
+  return success();
+}
+
 llvm::json::Object tensorEntry(StringRef role, StringRef name, Value value,
                                unsigned index) {
   auto tensor = cast<RankedTensorType>(value.getType());
@@ -215,6 +292,8 @@ FailureOr<llvm::json::Array> describeArguments(func::FuncOp func) {
         targets &= isa<SoftmaxCrossEntropyOp, SoftmaxCrossEntropyGradOp,
                        SoftmaxCrossEntropyRowGradOp>(user);
       entry["padding"] = targets;
+      if (failed(describeLengths(func, arg, name, users, entry)))
+        return failure();
       arguments.push_back(std::move(entry));
     } else if (auto name = func.getArgAttrOfType<StringAttr>(
                    i, MoEDialect::kParamAttrName)) {

@@ -96,13 +96,41 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .ptr(a.getNoisy())
             .ptr(a.getNoiseStd())
             .ptr(a.getTopValues())
+            .ptr(a.getRowPtr())
             .results();
       });
   addStepCall<LoadEstimateGradOp>(
       patterns, converter, "loadEstimateGrad",
       [](LoadEstimateGradOp op, LoadEstimateGradOp::Adaptor a, StepCall &c) {
-        c.operands(a.getOperands()).results();
+        c.ptr(a.getCleanLogits())
+            .ptr(a.getNoiseLogits())
+            .ptr(a.getNoisy())
+            .ptr(a.getNoiseStd())
+            .ptr(a.getTopValues())
+            .ptr(a.getDLoad())
+            .ptr(a.getRowPtr())
+            .results();
         rowsAndColumns(c, op.getCleanLogits()).i64(op.getK());
+      });
+  addStepCall<DropPaddingOp>(
+      patterns, converter, "dropPadding",
+      [](DropPaddingOp op, DropPaddingOp::Adaptor a, StepCall &c) {
+        int64_t tokens = op.getTokens();
+        int64_t batch = numElements(op.getLengths());
+        c.operands(a.getOperands())
+            .results()
+            .i64(batch)
+            .i64(tokens / batch)
+            .i64(numElements(op.getExpert()) / tokens);
+      });
+  addStepCall<DropPaddingGradOp>(
+      patterns, converter, "dropPaddingBackward",
+      [](DropPaddingGradOp op, DropPaddingGradOp::Adaptor a, StepCall &c) {
+        int64_t tokens = numElements(op.getRowPtr()) - 1;
+        c.i64(tokens)
+            .i64(numElements(op.getDKeptGate()) / tokens)
+            .operands(a.getOperands())
+            .results();
       });
   addStepCall<SoftmaxOp>(
       patterns, converter, "softmaxForward",

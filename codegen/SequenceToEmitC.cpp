@@ -117,6 +117,7 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
             .ptr(a.getSourceWeights())
             .ptr(a.getTargetWeights())
             .ptr(a.getScoreWeights())
+            .ptr(a.getLengths())
             .results();
         attentionSizes(c, op.getSource(), op.getTarget(),
                        op.getScoreWeights());

@@ -39,6 +39,26 @@ LogicalResult MaskedGateGradOp::verify() {
                      "[T, num_experts]");
 }
 
+LogicalResult LoadEstimateGradOp::verify() {
+  ArrayRef<int64_t> clean = shapeOf(getCleanLogits());
+  if (failed(expectShape(*this, getDLoad(), "d_load", {clean[1]}, "[n]")))
+    return failure();
+  if (Value rowPtr = getRowPtr())
+    return expectRowPointer(*this, rowPtr, clean[0]);
+  return success();
+}
+
+LogicalResult DropPaddingGradOp::verify() {
+  int64_t tokens = shapeOf(getRowPtr())[0] - 1;
+  int64_t a = shapeOf(getDKeptGate())[0];
+  if (tokens < 1 || a % tokens != 0)
+    return emitOpError() << "expects row_ptr of shape [T + 1] with T dividing "
+                            "the "
+                         << a << " assignments, got "
+                         << formatShape(shapeOf(getRowPtr()));
+  return expectShape(*this, getDGate(), "d_gate", {a}, "[A]");
+}
+
 LogicalResult ImportanceGradOp::verify() {
   return expectShape(*this, getDGate(), "d_gate", shapeOf(getExpert()),
                      "one gradient per assignment");

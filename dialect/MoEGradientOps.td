@@ -84,9 +84,28 @@ def MoE_LoadEstimateGradOp : MoE_GradOp<"load_estimate_grad", [
   let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
                        MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
                        MoE_Matrix:$top_values, MoE_Vector:$d_load,
+                       Optional<MoE_IdVector>:$row_ptr,
                        ConfinedAttr<I64Attr, [IntPositive]>:$k);
   let results = (outs MoE_Matrix:$d_clean_logits,
                       MoE_Matrix:$d_noise_logits);
+  let hasVerifier = 1;
+}
+
+def MoE_DropPaddingGradOp : MoE_GradOp<"drop_padding_grad"> {
+  let summary = "backward of moe.drop_padding's gates";
+  let description = [{
+    Scatters the kept gates' gradient back to the [T * k] top-k slots:
+    d_gate[t * k + s] = d_kept_gate[row_ptr[t] + s] for a valid token, 0
+    for padding (the forward's `row_ptr`).
+
+    ```mlir
+    %dg = moe.drop_padding_grad %rows, %dkept
+        : (tensor<65xi32>, tensor<128xf32>) -> tensor<128xf32>
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$row_ptr, MoE_Vector:$d_kept_gate);
+  let results = (outs MoE_Vector:$d_gate);
+  let hasVerifier = 1;
 }
 
 def MoE_SoftmaxGradOp : MoE_GradOp<"softmax_grad",

@@ -132,9 +132,23 @@ LoadEstimateOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   auto grad = b.create<LoadEstimateGradOp>(
       getLoc(), getCleanLogits().getType(), getNoiseLogits().getType(),
       getCleanLogits(), getNoiseLogits(), getNoisy(), getNoiseStd(),
-      getTopValues(), grads[0], getKAttr());
+      getTopValues(), grads[0], getRowPtr(), getKAttr());
   operandGrads.assign({grad.getDCleanLogits(), grad.getDNoiseLogits(), Value(),
                        Value(), Value()});
+  if (getRowPtr())
+    operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult
+DropPaddingOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
+                             SmallVectorImpl<Value> &operandGrads) {
+  // The row pointers and the kept experts are integers; only the gates
+  // carry gradient, back to the slots of the valid tokens.
+  operandGrads.assign({Value(), Value(), Value()});
+  if (Value dKept = grads[2])
+    operandGrads[1] = b.create<DropPaddingGradOp>(getLoc(), getGate().getType(),
+                                                  getRowPtr(), dKept);
   return success();
 }
 
@@ -287,7 +301,11 @@ LogicalResult AttentionOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
       getSourceWeights().getType(), getTargetWeights().getType(),
       getScoreWeights().getType(), getSource(), getTarget(), getSourceWeights(),
       getTargetWeights(), getScoreWeights(), getContext(), grads[0]);
+  // The lengths take no gradient: the saved weights are exactly zero at
+  // padded positions, so the backward needs nothing else.
   operandGrads.append(grad->result_begin(), grad->result_end());
+  if (getLengths())
+    operandGrads.push_back(Value());
   return success();
 }
 
@@ -370,7 +388,7 @@ FusedRouteOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   if (Value dLoad = grads[7]) {
     auto grad = b.create<LoadEstimateGradOp>(
         loc, clean.getType(), raw.getType(), clean, raw, getNoisy(),
-        getNoiseStd(), getTopValues(), dLoad, getKAttr());
+        getNoiseStd(), getTopValues(), dLoad, /*row_ptr=*/Value(), getKAttr());
     dClean = add(dClean, grad.getDCleanLogits());
     dRaw = add(dRaw, grad.getDNoiseLogits());
   }

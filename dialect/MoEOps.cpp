@@ -246,6 +246,40 @@ verifyExpertsAndOutput(Operation *op, ExpertAttr expert, ValueRange weights,
   return verifyLayerIO(op, input, output, *dOut, gating, losses);
 }
 
+/// `lengths`, when present, has one entry per sequence of `batch`.
+static LogicalResult verifyLengths(Operation *op, Value lengths, int64_t batch,
+                                   StringRef meaning) {
+  if (!lengths)
+    return success();
+  return expectShape(op, lengths, "lengths", {batch}, meaning);
+}
+
+/// Padding-aware routing: a rank-3 input, gating that gives every valid
+/// token the same number of experts, no loss that counts tokens.
+static LogicalResult verifyLayerLengths(Operation *op, Value input,
+                                        Value lengths, GatingKind gating,
+                                        std::optional<LossesAttr> losses) {
+  if (!lengths)
+    return success();
+  ArrayRef<int64_t> in = shapeOf(input);
+  if (in.size() != 3)
+    return op->emitOpError()
+           << "lengths need an input of rank 3 ([batch, time, d]) to say "
+              "which positions are padding, got shape "
+           << formatShape(in);
+  if (gating == GatingKind::batchwise || gating == GatingKind::threshold)
+    return op->emitOpError()
+           << "lengths work with softmax, top_k and noisy_top_k gating, not "
+           << stringifyGatingKind(gating)
+           << ": its masks keep a fixed number of tokens per expert, which "
+              "padding would make data-dependent";
+  if (losses && losses->getL2Balance().convertToDouble() > 0)
+    return op->emitOpError("the l2_balance loss (Eq. 5) divides by the number "
+                           "of tokens, which lengths make data-dependent; use "
+                           "the importance loss");
+  return verifyLengths(op, lengths, in[0], "[batch]");
+}
+
 //===----------------------------------------------------------------------===//
 // MoELayerOp
 //===----------------------------------------------------------------------===//
@@ -269,7 +303,9 @@ LogicalResult MoELayerOp::verify() {
                     {n},
                     "[d, num_experts]",
                     "[num_experts]"};
-  if (failed(verifyGatingLevel(*this, gating, level, numTokens(in))))
+  if (failed(verifyGatingLevel(*this, gating, level, numTokens(in))) ||
+      failed(verifyLayerLengths(*this, getInput(), getLengths(), gating,
+                                getLosses())))
     return failure();
   return verifyExpertsAndOutput(*this, getExpert(), getExpertWeights(), n, d,
                                 getInput(), getOutput(), gating, getLosses());
@@ -292,6 +328,9 @@ LogicalResult HierarchicalMoELayerOp::verify() {
   if (gating == GatingKind::softmax)
     return emitOpError("hierarchical layers need sparse gating (top_k, "
                        "noisy_top_k, batchwise or threshold), not softmax");
+  if (getLengths())
+    return emitOpError("lengths (padding) are supported by flat layers only: "
+                       "use moe.moe_layer, or leave the padding in");
 
   GatingLevel primary{"primary ",
                       "k_primary",
@@ -426,6 +465,8 @@ LogicalResult AttentionOp::verify() {
                          {src[2], e}, "[d_x, E]")) ||
       failed(expectShape(*this, getTargetWeights(), "target weights",
                          {tgt[2], e}, "[d_y, E]")))
+    return failure();
+  if (failed(verifyLengths(*this, getLengths(), src[0], "[batch]")))
     return failure();
   return expectShape(*this, getContext(), "context", {src[0], tgt[1], src[2]},
                      "[batch, S_y, d_x]");

@@ -43,6 +43,15 @@ def MoE_MoELayerOp : MoE_Op<"moe_layer", [AttrSizedOperandSegments]> {
       `threshold` gating.
     - `experts(...)`: `[n, d, d_out]` for `#moe.expert<linear>`;
       `[n, d, hidden]` and `[n, hidden, d_out]` for `#moe.expert<ffn>`.
+    - `lengths(L)` (optional, rank-3 input only): i32 `[batch]`; positions
+      t >= L[b] of sequence b are padding. Padded positions get no experts
+      (no dispatch, no expert compute, a zero sum of experts, so the output
+      there is `output_act(0)`), count in neither the importance nor the
+      load, and pass no gradient to the gate. Lengths must lie in
+      [1, time] (checked when the step runs). Softmax, top-k and noisy
+      top-k gating only: a batchwise mask keeps a fixed m tokens per
+      expert, which padding would make data-dependent, and the l2_balance
+      loss divides by the token count.
 
     Attributes: `num_experts` (n), `k` (experts per token; for `batchwise`
     the average, m = k * tokens / n per expert; absent for `softmax` and
@@ -66,6 +75,7 @@ def MoE_MoELayerOp : MoE_Op<"moe_layer", [AttrSizedOperandSegments]> {
     MoE_F32Tensor:$gate_weights,
     Optional<MoE_F32Tensor>:$noise_weights,
     Optional<MoE_F32Tensor>:$thresholds,
+    Optional<MoE_IdTensor>:$lengths,
     Variadic<MoE_F32Tensor>:$expert_weights,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_experts,
     OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k,
@@ -78,6 +88,7 @@ def MoE_MoELayerOp : MoE_Op<"moe_layer", [AttrSizedOperandSegments]> {
   let assemblyFormat = [{
     $input `gate` `(` $gate_weights (`,` `noise` $noise_weights^)? `)`
     (`thresholds` `(` $thresholds^ `)`)?
+    (`lengths` `(` $lengths^ `)`)?
     `experts` `(` $expert_weights `)` attr-dict
     `:` functional-type(operands, results)
   }];
@@ -96,7 +107,9 @@ def MoE_HierarchicalMoELayerOp
     Operand shapes (m = num_experts / groups): primary gate and noise
     `[d, groups]`, primary thresholds `[groups]`; secondary gates and noise
     `[groups, d, m]`, secondary thresholds `[groups, m]`; experts as in
-    `moe.moe_layer` with n = num_experts.
+    `moe.moe_layer` with n = num_experts. `lengths(L)` parses but is
+    refused by the verifier: padding-aware routing exists for flat layers
+    only (see `moe.moe_layer`).
 
     ```mlir
     %y, %aux = moe.hierarchical_moe_layer %x
@@ -117,6 +130,7 @@ def MoE_HierarchicalMoELayerOp
     MoE_F32Tensor:$secondary_gate_weights,
     Optional<MoE_F32Tensor>:$secondary_noise_weights,
     Optional<MoE_F32Tensor>:$secondary_thresholds,
+    Optional<MoE_IdTensor>:$lengths,
     Variadic<MoE_F32Tensor>:$expert_weights,
     ConfinedAttr<I64Attr, [IntPositive]>:$num_experts,
     ConfinedAttr<I64Attr, [IntPositive]>:$groups,
@@ -137,6 +151,7 @@ def MoE_HierarchicalMoELayerOp
         $primary_noise_weights, $primary_thresholds) `)`
     `secondary` `(` custom<GateOperands>($secondary_gate_weights,
         $secondary_noise_weights, $secondary_thresholds) `)`
+    (`lengths` `(` $lengths^ `)`)?
     `experts` `(` $expert_weights `)` attr-dict
     `:` functional-type(operands, results)
   }];
@@ -275,6 +290,13 @@ def MoE_AttentionOp : MoE_Op<"attention", [
     `[batch, S_y, d_x]`. Unlike GNMT's additive form this is two matrix
     products, which is why the paper uses it.
 
+    With `lengths(L)` (i32 `[batch]`) source positions i >= L[b] are
+    padding: their scores are -inf before the softmax, so their weights
+    are exactly 0 and no gradient reaches their source vectors, or U, W
+    and V through them. Lengths must lie in [1, S_x]: a sequence with
+    nothing to attend to has no softmax, and the step refuses it with an
+    error naming the sequence.
+
     ```mlir
     %ctx = moe.attention %src, %tgt weights(%u, %w, %v)
         : (tensor<8x30x512xf32>, tensor<8x20x512xf32>, tensor<512x256xf32>,
@@ -286,12 +308,14 @@ def MoE_AttentionOp : MoE_Op<"attention", [
     MoE_F32Tensor:$target,
     MoE_F32Tensor:$source_weights,
     MoE_F32Tensor:$target_weights,
-    MoE_F32Tensor:$score_weights
+    MoE_F32Tensor:$score_weights,
+    Optional<MoE_IdTensor>:$lengths
   );
   let results = (outs MoE_F32Tensor:$context);
   let assemblyFormat = [{
     $source `,` $target
     `weights` `(` $source_weights `,` $target_weights `,` $score_weights `)`
+    (`lengths` `(` $lengths^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;

@@ -96,7 +96,30 @@ LogicalResult LoadEstimateOp::verify() {
                          {clean[0], static_cast<int64_t>(getK()) + 1},
                          "[T, k + 1]")))
     return failure();
+  if (Value rowPtr = getRowPtr())
+    if (failed(expectRowPointer(*this, rowPtr, clean[0])))
+      return failure();
   return expectShape(*this, getLoad(), "load", {clean[1]}, "[n]");
+}
+
+LogicalResult DropPaddingOp::verify() {
+  int64_t a = shapeOf(getExpert())[0], tokens = getTokens();
+  int64_t batch = shapeOf(getLengths())[0];
+  if (failed(expectShape(*this, getGate(), "gate", {a},
+                         "one gate per assignment")))
+    return failure();
+  if (tokens < 1 || a % tokens != 0)
+    return emitOpError() << "expects row_ptr of shape [T + 1] with T dividing "
+                            "the "
+                         << a << " assignments (k per token), got "
+                         << formatShape(shapeOf(getRowPtr()));
+  if (batch < 1 || tokens % batch != 0)
+    return emitOpError() << "expects lengths [batch] with batch dividing the "
+                         << tokens << " tokens (batch * time), got "
+                         << formatShape(shapeOf(getLengths()));
+  if (failed(expectShape(*this, getKeptExpert(), "kept_expert", {a}, "[A]")))
+    return failure();
+  return expectShape(*this, getKeptGate(), "kept_gate", {a}, "[A]");
 }
 
 LogicalResult BatchwiseMaskOp::verify() {

@@ -191,6 +191,9 @@ def MoE_LoadEstimateOp : MoE_Op<"load_estimate", [
     std and the thresholds itself, so the saved `noisy`, `noise_std` and
     `top_values` operands take no gradient.
 
+    With `rows(row_ptr)` ([T + 1], the assignments of `moe.drop_padding`)
+    the sum leaves out the tokens with no assignment (padding).
+
     ```mlir
     %load = moe.load_estimate %clean, noise %raw, %noisy, %std, %top
         {k = 2 : i64} : (tensor<64x8xf32>, tensor<64x8xf32>,
@@ -199,14 +202,55 @@ def MoE_LoadEstimateOp : MoE_Op<"load_estimate", [
   }];
   let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
                        MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
-                       MoE_Matrix:$top_values,
+                       MoE_Matrix:$top_values, Optional<MoE_IdVector>:$row_ptr,
                        ConfinedAttr<I64Attr, [IntPositive]>:$k);
   let results = (outs MoE_Vector:$load);
   let assemblyFormat = [{
     $clean_logits `,` `noise` $noise_logits `,` $noisy `,` $noise_std `,`
-    $top_values attr-dict `:` functional-type(operands, results)
+    $top_values (`rows` $row_ptr^)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
+}
+
+def MoE_DropPaddingOp : MoE_Op<"drop_padding", [
+    DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
+  let summary = "drops the assignments of padded positions (CSR form)";
+  let description = [{
+    The top-k selection of T = batch * time tokens, k per token (`expert`
+    and `gate` [T * k], token-major), without the tokens at padded
+    positions: token t = b * time + j is padding when j >= lengths[b]
+    (`lengths` i32 [batch], each in [1, time], checked when the step
+    runs). The result is the row-pointer form that threshold masks use for
+    a data-dependent number of assignments: `row_ptr` [T + 1] (k for a
+    valid token, 0 for padding), and the kept assignments packed in token
+    order into `expert` and `gate` [T * k]; the slots past row_ptr[T] hold
+    expert 0 and gate 0, so sums over every slot (the importance) count
+    the kept ones only. The dispatch plan, the experts and the combine
+    then skip the padding.
+
+    ```mlir
+    %rows, %e, %g = moe.drop_padding %expert, %gate lengths %len
+        : (tensor<128xi32>, tensor<128xf32>, tensor<4xi32>)
+        -> (tensor<65xi32>, tensor<128xi32>, tensor<128xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$expert, MoE_Vector:$gate,
+                       MoE_IdVector:$lengths);
+  let results = (outs MoE_IdVector:$row_ptr, MoE_IdVector:$kept_expert,
+                      MoE_Vector:$kept_gate);
+  let assemblyFormat = [{
+    $expert `,` $gate `lengths` $lengths attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Tokens (T): the row pointers' length less one.
+    int64_t getTokens() {
+      return ::llvm::cast<::mlir::RankedTensorType>(getRowPtr().getType())
+                 .getDimSize(0) - 1;
+    }
+  }];
 }
 
 def MoE_SoftmaxOp : MoE_Op<"softmax", [SameOperandsAndResultType,

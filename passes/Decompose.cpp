@@ -131,8 +131,21 @@ struct DecomposePass : public mlir::moe::impl::DecomposeBase<DecomposePass> {
           pb.topK(clean, noise, k, layerRngStream.lookup(op), kNoiseEps);
       expert = pb.flatten(topK.getExpert());
       gate = pb.flatten(topK.getGate());
+      // Padded positions leave the selection here, as a threshold mask's
+      // unkept experts do: row pointers with empty rows for them, which
+      // the load estimate, dispatch plan and combine below all read.
+      if (Value lengths = op.getLengths()) {
+        auto kept = b.create<DropPaddingOp>(
+            loc,
+            TypeRange{pb.i32({tokens + 1}), expert.getType(), gate.getType()},
+            expert, gate, lengths);
+        rowPtr = kept.getRowPtr();
+        expert = kept.getKeptExpert();
+        gate = kept.getKeptGate();
+      }
       // The verifier allows the load loss with noisy_top_k only.
-      pb.loadLoss(topK, k, lossWeight(losses, &LossesAttr::getLoad), auxTerms);
+      pb.loadLoss(topK, k, lossWeight(losses, &LossesAttr::getLoad), auxTerms,
+                  rowPtr);
       break;
     }
     case GatingKind::batchwise: {

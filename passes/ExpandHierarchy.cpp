@@ -189,7 +189,7 @@ struct ExpandHierarchyPass
       primaryLoad = pb.b.create<LoadEstimateOp>(
           pb.loc, pb.f32({c.groups}), primaryClean, primaryNoise,
           primary.getNoisy(), primary.getNoiseStd(), primary.getTopValues(),
-          pb.b.getI64IntegerAttr(kPrimary));
+          /*row_ptr=*/Value(), pb.b.getI64IntegerAttr(kPrimary));
       c.addCvSquared(primaryLoad, c.loadWeight);
     }
 

@@ -86,7 +86,8 @@ struct FuseNoisyRouting : public OpRewritePattern<NoisyTopKOp> {
         if (user == topK.getOperation())
           continue;
         auto l = dyn_cast<LoadEstimateOp>(user);
-        if (!l || l.getK() != topK.getK() ||
+        // The fused op's load counts every token: no row pointers.
+        if (!l || l.getK() != topK.getK() || l.getRowPtr() ||
             l.getCleanLogits() != topK.getCleanLogits() ||
             l.getNoiseLogits() != noise || (load && l != load))
           return false;

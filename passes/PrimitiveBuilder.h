@@ -118,15 +118,16 @@ public:
         b.getF32FloatAttr(noiseEps), b.getI64IntegerAttr(rngStream));
   }
 
-  /// weight * CV^2 of the smooth load estimate of `topK` (noisy only).
+  /// weight * CV^2 of the smooth load estimate of `topK` (noisy only),
+  /// over the tokens with assignments in `rowPtr` when there is one.
   void loadLoss(NoisyTopKOp topK, int64_t k, double weight,
-                SmallVectorImpl<Value> &auxTerms) {
+                SmallVectorImpl<Value> &auxTerms, Value rowPtr = Value()) {
     if (weight <= 0 || !topK.getNoiseLogits())
       return;
     int64_t n = topK.getCleanLogits().getType().getDimSize(1);
     Value load = b.create<LoadEstimateOp>(
         loc, f32({n}), topK.getCleanLogits(), topK.getNoiseLogits(),
-        topK.getNoisy(), topK.getNoiseStd(), topK.getTopValues(),
+        topK.getNoisy(), topK.getNoiseStd(), topK.getTopValues(), rowPtr,
         b.getI64IntegerAttr(k));
     auxTerms.push_back(
         b.create<CvSquaredOp>(loc, f32({}), load, b.getF32FloatAttr(weight)));

@@ -118,6 +118,14 @@ inline void checkLstmShape(const char *kernel, int64_t B, int64_t S,
                                 ": P must equal H without a projection");
 }
 
+/// B sequences of `time` positions, k >= 1 assignments per position.
+inline void checkDropPaddingShape(const char *kernel, int64_t B, int64_t time,
+                                  int64_t k) {
+  if (B < 0 || time < 0 || k < 1)
+    throw std::invalid_argument(std::string(kernel) +
+                                ": needs B, time >= 0 and k >= 1");
+}
+
 inline void checkAttentionShape(const char *kernel, int64_t B, int64_t Sx,
                                 int64_t Sy, int64_t dX, int64_t dY, int64_t E) {
   if (B < 0 || Sy < 0 || Sx <= 0 || dX <= 0 || dY <= 0 || E <= 0)

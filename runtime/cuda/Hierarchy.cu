@@ -492,8 +492,8 @@ void CudaBackend::groupedLoadEstimateBackward(
     MOE_LAUNCH(loadBackwardKernel, dim3(rowGrid<WarpPerRow>(rows)),
                dim3(WarpPerRow::kBlock), 0, ctx.stream, rows, n, k, clean + at,
                noisy + at, rawNoise + at, noiseStd + at,
-               topValues + first * (k + 1), dLoad + g * n, dClean + at,
-               dRawNoise + at);
+               topValues + first * (k + 1), /*rowPtr=*/nullptr, dLoad + g * n,
+               dClean + at, dRawNoise + at);
   }
 }
 

@@ -340,6 +340,59 @@ __global__ void selectAboveThresholdKernel(int64_t n, int64_t groups,
   }
 }
 
+/// start[b] = k * the valid positions of the sequences before b (b <= B),
+/// and rowPtr[B * time] = start[B]: a serial scan over the B lengths (one
+/// per sentence, so short), each clamped to [0, time] as on the CPU.
+__global__ void paddingStartKernel(int64_t B, int64_t time, int64_t k,
+                                   const int32_t *lengths, int32_t *start,
+                                   int32_t *rowPtr) {
+  if (blockIdx.x != 0 || threadIdx.x != 0)
+    return;
+  int64_t sum = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    start[b] = static_cast<int32_t>(sum);
+    sum += k * min(max(static_cast<int64_t>(lengths[b]), int64_t(0)), time);
+  }
+  start[B] = static_cast<int32_t>(sum);
+  rowPtr[B * time] = static_cast<int32_t>(sum);
+}
+
+/// One thread per top-k slot q = t * k + s: the row pointer of token t
+/// (s = 0) and, for a valid token, its kept assignment; slots past the
+/// total get expert 0 and gate 0.
+__global__ void dropPaddingKernel(int64_t B, int64_t time, int64_t k,
+                                  const int32_t *lengths, const int32_t *start,
+                                  const int32_t *expert, const float *gate,
+                                  int32_t *rowPtr, int32_t *keptExpert,
+                                  float *keptGate) {
+  MOE_GRID_STRIDE(q, B * time * k) {
+    int64_t t = q / k, s = q % k, b = t / time, j = t % time;
+    int64_t length =
+        min(max(static_cast<int64_t>(lengths[b]), int64_t(0)), time);
+    int64_t at = start[b] + k * min(j, length);
+    if (s == 0)
+      rowPtr[t] = static_cast<int32_t>(at);
+    if (j < length) {
+      keptExpert[at + s] = expert[q];
+      keptGate[at + s] = gate[q];
+    }
+    if (q >= start[B]) {
+      keptExpert[q] = 0;
+      keptGate[q] = 0.0f;
+    }
+  }
+}
+
+__global__ void dropPaddingBackwardKernel(int64_t T, int64_t k,
+                                          const int32_t *rowPtr,
+                                          const float *dKeptGate,
+                                          float *dGate) {
+  MOE_GRID_STRIDE(q, T * k) {
+    int64_t t = q / k;
+    dGate[q] = rowPtr[t + 1] > rowPtr[t] ? dKeptGate[rowPtr[t] + q % k] : 0.0f;
+  }
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -389,17 +442,19 @@ void CudaBackend::noisyTopKBackward(
 void CudaBackend::loadEstimateForward(int64_t T, int64_t n, int64_t k,
                                       const float *clean, const float *noisy,
                                       const float *noiseStd,
-                                      const float *topValues, float *load) {
+                                      const float *topValues,
+                                      const int32_t *rowPtr, float *load) {
   checkTopK("loadEstimateForward", T, n, k);
   columnSum(*ctx_, T, n,
-            LoadProbability{clean, noisy, noiseStd, topValues, n, k}, 1.0f,
-            /*accumulate=*/false, load);
+            LoadProbability{clean, noisy, noiseStd, topValues, n, k, rowPtr},
+            1.0f, /*accumulate=*/false, load);
 }
 
 void CudaBackend::loadEstimateBackward(
     int64_t T, int64_t n, int64_t k, const float *clean, const float *noisy,
     const float *rawNoise, const float *noiseStd, const float *topValues,
-    const float *dLoad, float *dClean, float *dRawNoise) {
+    const int32_t *rowPtr, const float *dLoad, float *dClean,
+    float *dRawNoise) {
   checkTopK("loadEstimateBackward", T, n, k);
   if (!rawNoise)
     throw std::invalid_argument("loadEstimateBackward: rawNoise is required");
@@ -407,7 +462,35 @@ void CudaBackend::loadEstimateBackward(
     return;
   MOE_LAUNCH(loadBackwardKernel, dim3(rowGrid<WarpPerRow>(T)),
              dim3(WarpPerRow::kBlock), 0, ctx_->stream, T, n, k, clean, noisy,
-             rawNoise, noiseStd, topValues, dLoad, dClean, dRawNoise);
+             rawNoise, noiseStd, topValues, rowPtr, dLoad, dClean, dRawNoise);
+}
+
+void CudaBackend::dropPaddingForward(int64_t B, int64_t time, int64_t k,
+                                     const int32_t *lengths,
+                                     const int32_t *expert, const float *gate,
+                                     int32_t *rowPtr, int32_t *keptExpert,
+                                     float *keptGate) {
+  checkDropPaddingShape("dropPaddingForward", B, time, k);
+  const Context &ctx = *ctx_;
+  DeviceBuffer<int32_t> start(ctx.stream, B + 1);
+  MOE_LAUNCH(paddingStartKernel, dim3(1), dim3(1), 0, ctx.stream, B, time, k,
+             lengths, start.get(), rowPtr);
+  if (B * time == 0)
+    return;
+  MOE_LAUNCH(dropPaddingKernel, dim3(gridFor(B * time * k)),
+             dim3(kElementwiseThreads), 0, ctx.stream, B, time, k, lengths,
+             start.get(), expert, gate, rowPtr, keptExpert, keptGate);
+}
+
+void CudaBackend::dropPaddingBackward(int64_t T, int64_t k,
+                                      const int32_t *rowPtr,
+                                      const float *dKeptGate, float *dGate) {
+  checkDropPaddingShape("dropPaddingBackward", T, 1, k);
+  if (T == 0)
+    return;
+  MOE_LAUNCH(dropPaddingBackwardKernel, dim3(gridFor(T * k)),
+             dim3(kElementwiseThreads), 0, ctx_->stream, T, k, rowPtr,
+             dKeptGate, dGate);
 }
 
 void CudaBackend::softmaxForward(int64_t T, int64_t n, const float *logits,

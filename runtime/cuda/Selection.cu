@@ -420,10 +420,11 @@ __global__ void __launch_bounds__(WarpPerRow::kBlock)
     loadBackwardKernel(int64_t T, int64_t n, int64_t k, const float *clean,
                        const float *noisy, const float *rawNoise,
                        const float *noiseStd, const float *topValues,
-                       const float *dLoad, float *dClean, float *dRawNoise) {
+                       const int32_t *rowPtr, const float *dLoad, float *dClean,
+                       float *dRawNoise) {
   int64_t t = groupRow<WarpPerRow>();
   int lane = groupLane<WarpPerRow>();
-  if (t >= T)
+  if (t >= T || (rowPtr && rowPtr[t + 1] == rowPtr[t]))
     return;
   int64_t off = t * n;
   const float *tv = topValues + t * (k + 1);

@@ -101,7 +101,11 @@ int64_t maskToAssignments(const Context &ctx, int64_t T, int64_t n,
 struct LoadProbability {
   const float *clean, *noisy, *noiseStd, *topValues;
   int64_t n, k;
+  /// Tokens without assignments here (padding) count 0; null: none.
+  const int32_t *rowPtr = nullptr;
   __device__ float operator()(int64_t t, int64_t i) const {
+    if (rowPtr && rowPtr[t + 1] == rowPtr[t])
+      return 0.0f;
     const float *tv = topValues + t * (k + 1);
     int64_t idx = t * n + i;
     bool in = noisy[idx] > tv[k];
@@ -113,12 +117,14 @@ struct LoadProbability {
 };
 
 /// Accumulates dLoad into dClean/dRawNoise through the load probabilities
-/// (Selection.cu). One warp per token; k < n.
+/// (Selection.cu). One warp per token; k < n. Tokens rowPtr (nullable)
+/// gives no assignments are skipped.
 __global__ void __launch_bounds__(WarpPerRow::kBlock)
     loadBackwardKernel(int64_t T, int64_t n, int64_t k, const float *clean,
                        const float *noisy, const float *rawNoise,
                        const float *noiseStd, const float *topValues,
-                       const float *dLoad, float *dClean, float *dRawNoise);
+                       const int32_t *rowPtr, const float *dLoad, float *dClean,
+                       float *dRawNoise);
 
 /// Mthr - Mbw at (t, i), Mthr from the router probabilities.
 struct MaskDifference {

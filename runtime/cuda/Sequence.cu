@@ -121,6 +121,17 @@ __global__ void tanhBackwardKernel(int64_t rows, int64_t E, const float *act,
   }
 }
 
+/// scores[b, j, i] = -inf for the padded source positions i >= lengths[b]
+/// (lengths clamped to [1, Sx]), so the softmax gives them weight 0.
+__global__ void maskPaddedScoresKernel(int64_t B, int64_t Sy, int64_t Sx,
+                                       const int32_t *lengths, float *scores) {
+  MOE_GRID_STRIDE(q, B * Sy * Sx) {
+    int64_t b = q / (Sy * Sx), i = q % Sx;
+    if (i >= max(min(static_cast<int64_t>(lengths[b]), Sx), int64_t(1)))
+      scores[q] = -INFINITY;
+  }
+}
+
 /// a[r, c] * b[r, c]: the column sums give dV.
 struct ProductElement {
   const float *a, *b;
@@ -308,8 +319,8 @@ void CudaBackend::attentionForward(int64_t B, int64_t Sx, int64_t Sy,
                                    int64_t dX, int64_t dY, int64_t E,
                                    const float *x, const float *y,
                                    const float *U, const float *W,
-                                   const float *V, float *context,
-                                   float *workspace) {
+                                   const float *V, const int32_t *lengths,
+                                   float *context, float *workspace) {
   checkAttentionShape("attentionForward", B, Sx, Sy, dX, dY, E);
   const Context &ctx = *ctx_;
   constexpr GemmPrecision f32 = GemmPrecision::F32;
@@ -331,6 +342,10 @@ void CudaBackend::attentionForward(int64_t B, int64_t Sx, int64_t Sy,
              ywv.get());
   gemmStridedBatched(ctx, false, true, Sy, Sx, E, 1.0f, ywv.get(), E, Sy * E,
                      xu, E, Sx * E, 0.0f, weights, Sx, Sy * Sx, B);
+  if (lengths && B * Sy > 0)
+    MOE_LAUNCH(maskPaddedScoresKernel, dim3(gridFor(B * Sy * Sx)),
+               dim3(kElementwiseThreads), 0, ctx.stream, B, Sy, Sx, lengths,
+               weights);
   softmaxForward(B * Sy, Sx, weights, weights);
   gemmStridedBatched(ctx, false, false, Sy, dX, Sx, 1.0f, weights, Sx, Sy * Sx,
                      x, dX, Sx * dX, 0.0f, context, dX, Sy * dX, B);

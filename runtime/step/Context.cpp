@@ -16,6 +16,18 @@ void fail(const char *op, const std::string &message) {
   throw std::runtime_error(std::string(op) + ": " + message);
 }
 
+void checkLengths(Context *ctx, const char *op, const int32_t *lengths,
+                  int64_t batch, int64_t positions) {
+  std::vector<int32_t> host = toHost(ctx, lengths, batch);
+  for (int64_t b = 0; b < batch; ++b)
+    if (host[b] < 1 || host[b] > positions)
+      fail(op, "length " + std::to_string(host[b]) + " of sequence " +
+                   std::to_string(b) + " is outside [1, " +
+                   std::to_string(positions) +
+                   "]: every sequence needs at least one position and "
+                   "at most the padded length");
+}
+
 void Stats::clear() {
   crossEntropySum = 0;
   crossEntropyTokens = 0;

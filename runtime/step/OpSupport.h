@@ -55,6 +55,12 @@ std::vector<int32_t> groupOffsets(Context *ctx, const char *op,
                                   const int32_t *expertOffset, int64_t rows,
                                   int64_t groups);
 
+/// Checks `batch` sequence lengths (backend memory) on the host: each in
+/// [1, positions]. A sequence with no valid position has nothing to attend
+/// to, so length 0 is refused like any value out of range.
+void checkLengths(Context *ctx, const char *op, const int32_t *lengths,
+                  int64_t batch, int64_t positions);
+
 /// Throws std::runtime_error("<op>: <message>").
 [[noreturn]] void fail(const char *op, const std::string &message);
 

@@ -28,14 +28,22 @@ void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
 void loadEstimateGrad(Context *ctx, const float *clean, const float *rawNoise,
                       const float *noisy, const float *noiseStd,
                       const float *topValues, const float *dLoad,
-                      float *dClean, float *dRawNoise, int64_t tokens,
-                      int64_t n, int64_t k) {
+                      const int32_t *rowPtr, float *dClean, float *dRawNoise,
+                      int64_t tokens, int64_t n, int64_t k) {
   // The kernel accumulates; the op's results are fresh.
   ctx->backend->fill(dClean, 0.0f, tokens * n);
   ctx->backend->fill(dRawNoise, 0.0f, tokens * n);
   ctx->backend->loadEstimateBackward(tokens, n, k, clean, noisy, rawNoise,
-                                     noiseStd, topValues, dLoad, dClean,
+                                     noiseStd, topValues, rowPtr, dLoad, dClean,
                                      dRawNoise);
+}
+
+void dropPadding(Context *ctx, const int32_t *expert, const float *gate,
+                 const int32_t *lengths, int32_t *rowPtr, int32_t *keptExpert,
+                 float *keptGate, int64_t batch, int64_t time, int64_t k) {
+  checkLengths(ctx, "drop_padding", lengths, batch, time);
+  ctx->backend->dropPaddingForward(batch, time, k, lengths, expert, gate,
+                                   rowPtr, keptExpert, keptGate);
 }
 
 void thresholdMask(Context *ctx, const float *logits, const float *thresholds,
@@ -66,7 +74,7 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
                      expert, gate, place.elementOffset,
                      /*noisePosition=*/nullptr);
   b.loadEstimateForward(tokens, n, k, clean, noisy, noiseStd, topValues,
-                        load);
+                        /*rowPtr=*/nullptr, load);
   b.importanceForward(tokens * k, n, expert, gate, importanceOut);
   buildPlan(ctx, /*rowPtr=*/nullptr, expert, gate, expertOffset, position,
             token, tokens * k, n, tokens);

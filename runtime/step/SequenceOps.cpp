@@ -90,19 +90,21 @@ void lstmGrad(Context *ctx, const float *input, const float *inputWeights,
 
 void attention(Context *ctx, const float *source, const float *target,
                const float *sourceWeights, const float *targetWeights,
-               const float *scoreWeights, float *context, int64_t batch,
-               int64_t sourceLen, int64_t targetLen, int64_t sourceWidth,
-               int64_t targetWidth, int64_t scoreWidth, int64_t savedBytes) {
+               const float *scoreWeights, const int32_t *lengths,
+               float *context, int64_t batch, int64_t sourceLen,
+               int64_t targetLen, int64_t sourceWidth, int64_t targetWidth,
+               int64_t scoreWidth, int64_t savedBytes) {
   Backend &b = *ctx->backend;
+  if (lengths)
+    checkLengths(ctx, "attention", lengths, batch, sourceLen);
   checkSavedState("attention",
                   b.attentionWorkspaceSize(batch, sourceLen, targetLen,
                                            sourceWidth, targetWidth,
                                            scoreWidth),
                   savedBytes);
   b.attentionForward(batch, sourceLen, targetLen, sourceWidth, targetWidth,
-                     scoreWidth,
-                     source, target, sourceWeights, targetWeights,
-                     scoreWeights, context,
+                     scoreWidth, source, target, sourceWeights, targetWeights,
+                     scoreWeights, lengths, context,
                      savedStateOf(context, batch * targetLen * sourceWidth));
 }
 

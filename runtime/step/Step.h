@@ -264,10 +264,17 @@ void noisyTopK(Context *ctx, const float *clean, const float *rawNoise,
                const int32_t *noisePosition, int32_t *expert, float *gate,
                float *noisy, float *noiseStd, float *topValues, int64_t tokens,
                int64_t n, int64_t k, float noiseEps, int64_t stream);
+/// `rowPtr` (nullable): tokens without assignments take no gradient.
 void loadEstimateGrad(Context *ctx, const float *clean, const float *rawNoise,
                       const float *noisy, const float *noiseStd,
-                      const float *topValues, const float *dLoad, float *dClean,
-                      float *dRawNoise, int64_t tokens, int64_t n, int64_t k);
+                      const float *topValues, const float *dLoad,
+                      const int32_t *rowPtr, float *dClean, float *dRawNoise,
+                      int64_t tokens, int64_t n, int64_t k);
+/// The top-k assignments of `batch` sequences of `time` tokens without the
+/// padded ones; the lengths are checked on the host ([1, time]).
+void dropPadding(Context *ctx, const int32_t *expert, const float *gate,
+                 const int32_t *lengths, int32_t *rowPtr, int32_t *keptExpert,
+                 float *keptGate, int64_t batch, int64_t time, int64_t k);
 /// `capacity` assignment slots; with `combinedBatch` each expert keeps the
 /// top m * ranks tokens of all ranks' batches (data-parallel training).
 void batchwiseMask(Context *ctx, const float *logits, float *mask,
@@ -354,11 +361,13 @@ void lstmGrad(Context *ctx, const float *input, const float *inputWeights,
               float *dRecurrentWeights, float *dBias, float *dProjection,
               int64_t batch, int64_t time, int64_t dIn, int64_t hidden,
               int64_t projected, int64_t savedBytes, GemmPrecision precision);
+/// `lengths` (nullable) are checked on the host ([1, sourceLen]).
 void attention(Context *ctx, const float *source, const float *target,
                const float *sourceWeights, const float *targetWeights,
-               const float *scoreWeights, float *context, int64_t batch,
-               int64_t sourceLen, int64_t targetLen, int64_t sourceWidth,
-               int64_t targetWidth, int64_t scoreWidth, int64_t savedBytes);
+               const float *scoreWeights, const int32_t *lengths,
+               float *context, int64_t batch, int64_t sourceLen,
+               int64_t targetLen, int64_t sourceWidth, int64_t targetWidth,
+               int64_t scoreWidth, int64_t savedBytes);
 void attentionGrad(Context *ctx, const float *source, const float *target,
                    const float *sourceWeights, const float *targetWeights,
                    const float *scoreWeights, const float *context,

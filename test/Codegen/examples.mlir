@@ -11,6 +11,8 @@
 // RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/moe512/step.cpp
 // RUN: %package %examples/nmt_ffn_moe.mlir %t/nmt 2>/dev/null
 // RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/nmt/step.cpp
+// RUN: %package %examples/tiny_nmt.mlir %t/tiny_nmt 2>/dev/null
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/tiny_nmt/step.cpp
 // RUN: %package %examples/small_lstm_moe.mlir %t/small 2>/dev/null
 // RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t/small/step.cpp
 // RUN: FileCheck %s --input-file=%t/moe8/step.cpp

@@ -2,6 +2,10 @@
 // RUN: moe-opt %examples/small_lstm_moe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-cuda --gemm-precision=bf16 -o %t.cu
 // RUN: FileCheck %s --input-file=%t.cu
 // RUN: %nvcc -std=c++17 -x cu -c %t.cu -I%moe_src_root -o %t.o
+// The padded translation model's calls (drop_padding, lengths on the
+// attention and the load estimate) compile for CUDA too.
+// RUN: moe-opt %examples/tiny_nmt.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-cuda -o %t.nmt.cu
+// RUN: %nvcc -std=c++17 -x cu -c %t.nmt.cu -I%moe_src_root -o %t.nmt.o
 
 // The CUDA flavour of a package: the same calls, the large GEMMs at the
 // requested precision (the router stays f32), compiled by nvcc on every

@@ -191,3 +191,22 @@ func.func @plain_top_k(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "g
   %loss = moe.cv_squared %imp {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
   return %loss : tensor<f32>
 }
+
+// -----
+
+// Attention with source lengths: the lengths take no gradient, and the
+// backward is the unmasked op's (the saved weights are zero at padding).
+// CHECK-LABEL: func.func @attention_lengths_train_step(
+// CHECK: %[[CTX:.*]] = moe.attention %{{.*}}, %{{.*}} weights(%{{.*}}, %{{.*}}, %{{.*}}) lengths(%{{.*}})
+// CHECK: moe.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[CTX]], %{{.*}} : (tensor<2x4x3xf32>, tensor<2x2x3xf32>, tensor<3x5xf32>, tensor<3x5xf32>, tensor<5xf32>, tensor<2x2x3xf32>, tensor<2x2x3xf32>)
+func.func @attention_lengths(%src: tensor<2x4x3xf32>, %tgt: tensor<2x2x3xf32>, %len: tensor<2xi32>,
+    %u: tensor<3x5xf32> {moe.param = "u", moe.init = #moe.init<glorot_uniform>},
+    %w: tensor<3x5xf32> {moe.param = "w", moe.init = #moe.init<glorot_uniform>},
+    %v: tensor<5xf32> {moe.param = "v", moe.init = #moe.init<glorot_uniform>},
+    %wo: tensor<7x3xf32> {moe.param = "wo", moe.init = #moe.init<zeros>},
+    %bo: tensor<7xf32> {moe.param = "bo", moe.init = #moe.init<zeros>},
+    %targets: tensor<2x2xi32>) -> tensor<f32> {
+  %ctx = moe.attention %src, %tgt weights(%u, %w, %v) lengths(%len) : (tensor<2x4x3xf32>, tensor<2x2x3xf32>, tensor<3x5xf32>, tensor<3x5xf32>, tensor<5xf32>, tensor<2xi32>) -> tensor<2x2x3xf32>
+  %loss = moe.softmax_cross_entropy %ctx, %targets weights(%wo, %bo) : (tensor<2x2x3xf32>, tensor<2x2xi32>, tensor<7x3xf32>, tensor<7xf32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}

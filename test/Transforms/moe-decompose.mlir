@@ -221,3 +221,58 @@ func.func @inference(%x: tensor<4x8xf32>, %wg: tensor<8x2xf32>, %wn: tensor<8x2x
   %l = moe.softmax_cross_entropy %d, %tg weights(%wo, %bo) {num_samples = 2 : i64} : (tensor<4x8xf32>, tensor<4xi32>, tensor<5x8xf32>, tensor<5xf32>) -> tensor<f32>
   return %l, %a : tensor<f32>, tensor<f32>
 }
+
+// -----
+
+// Padded sequences: lengths [batch] drop the padded tokens' assignments
+// after the selection (row pointers with empty rows, as a threshold mask
+// gives), and the load estimate, importance, dispatch plan and combine all
+// read the kept assignments, so padding gets no expert, no share of the
+// balancing losses and no gate gradient. The same in the evaluation copy.
+// CHECK-LABEL: func.func @noisy_top_k_lengths
+// CHECK-SAME: (%[[X:.*]]: tensor<2x3x8xf32>, %[[WG:.*]]: tensor<8x4xf32>, %[[WN:.*]]: tensor<8x4xf32>, %[[LEN:.*]]: tensor<2xi32>, %[[WE:.*]]: tensor<4x8x8xf32>)
+// CHECK: %[[E:.*]], %[[G:.*]], %[[H:.*]], %[[STD:.*]], %[[TOP:.*]] = moe.noisy_top_k
+// CHECK: %[[EF:.*]] = tensor.collapse_shape %[[E]]
+// CHECK: %[[GF:.*]] = tensor.collapse_shape %[[G]]
+// CHECK: %[[ROWPTR:.*]], %[[KE:.*]], %[[KG:.*]] = moe.drop_padding %[[EF]], %[[GF]] lengths %[[LEN]] : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+// CHECK: moe.load_estimate %{{.*}}, noise %{{.*}}, %[[H]], %[[STD]], %[[TOP]] rows %[[ROWPTR]] {k = 2 : i64}
+// CHECK: moe.importance %[[KE]], %[[KG]] {num_experts = 4 : i64}
+// CHECK: %[[OFF:.*]], %[[POS:.*]], %[[TOK:.*]] = moe.dispatch_plan %[[KE]] rows %[[ROWPTR]] gates %[[KG]] {num_experts = 4 : i64, tokens = 6 : i64}
+// CHECK: moe.grouped_matmul %{{.*}}, %[[WE]], %[[OFF]]
+// CHECK: moe.combine %{{.*}}, %[[KG]], %[[POS]] rows %[[ROWPTR]] {tokens = 6 : i64}
+// INFER-LABEL: func.func @noisy_top_k_lengths
+// INFER: moe.drop_padding
+// INFER: moe.dispatch_plan %{{.*}} rows
+// INFER: moe.combine %{{.*}} rows
+func.func @noisy_top_k_lengths(%x: tensor<2x3x8xf32>, %wg: tensor<8x4xf32>,
+                               %wn: tensor<8x4xf32>, %len: tensor<2xi32>,
+                               %we: tensor<4x8x8xf32>)
+    -> (tensor<2x3x8xf32>, tensor<f32>) {
+  %y, %aux = moe.moe_layer %x gate(%wg, noise %wn) lengths(%len) experts(%we) {
+      num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<noisy_top_k>,
+      expert = #moe.expert<linear>,
+      losses = #moe.losses<importance = 0.1, load = 0.1>}
+      : (tensor<2x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<2xi32>,
+         tensor<4x8x8xf32>) -> (tensor<2x3x8xf32>, tensor<f32>)
+  return %y, %aux : tensor<2x3x8xf32>, tensor<f32>
+}
+
+// -----
+
+// Dense softmax gating with lengths: every expert for a valid token (k = n
+// assignments), none for padding.
+// CHECK-LABEL: func.func @softmax_lengths
+// CHECK: moe.noisy_top_k %{{.*}} {k = 4 : i64}
+// CHECK: %[[ROWPTR:.*]], %[[KE:.*]], %[[KG:.*]] = moe.drop_padding %{{.*}}, %{{.*}} lengths %{{.*}} : (tensor<24xi32>, tensor<24xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<24xi32>, tensor<24xf32>)
+// CHECK: moe.dispatch_plan %[[KE]] rows %[[ROWPTR]]
+// CHECK: moe.combine %{{.*}}, %[[KG]], %{{.*}} rows %[[ROWPTR]]
+func.func @softmax_lengths(%x: tensor<2x3x8xf32>, %wg: tensor<8x4xf32>,
+                           %len: tensor<2xi32>, %we: tensor<4x8x8xf32>)
+    -> (tensor<2x3x8xf32>, tensor<f32>) {
+  %y, %aux = moe.moe_layer %x gate(%wg) lengths(%len) experts(%we) {
+      num_experts = 4 : i64, gating = #moe.gating<softmax>,
+      expert = #moe.expert<linear>}
+      : (tensor<2x3x8xf32>, tensor<8x4xf32>, tensor<2xi32>, tensor<4x8x8xf32>)
+      -> (tensor<2x3x8xf32>, tensor<f32>)
+  return %y, %aux : tensor<2x3x8xf32>, tensor<f32>
+}

@@ -127,3 +127,36 @@ func.func @tf32_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "g"
   %off, %pos, %tok = moe.dispatch_plan %ef {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
   return %l1, %off : tensor<f32>, tensor<5xi32>
 }
+
+// -----
+
+// A padded layer (moe.drop_padding between the selection and the plan,
+// row pointers on the load estimate) stays unfused: the fused op has no
+// lengths. Its gradient runs through drop_padding_grad and the load
+// estimate's backward over the same row pointers.
+// CHECK-LABEL: func.func @padded_chain
+// CHECK-NOT: moe.fused_route
+// CHECK: moe.noisy_top_k
+// CHECK: moe.drop_padding
+// GRAD-LABEL: func.func @padded_chain_train_step
+// GRAD: %[[ROWS:.*]], %{{.*}}, %{{.*}} = moe.drop_padding
+// GRAD: moe.load_estimate %{{.*}} rows %[[ROWS]]
+// GRAD: moe.load_estimate_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[ROWS]] {k = 2 : i64}
+// GRAD: %[[DG:.*]] = moe.drop_padding_grad %[[ROWS]], %{{.*}} : (tensor<7xi32>, tensor<12xf32>) -> tensor<12xf32>
+// GRAD: tensor.expand_shape %[[DG]]
+// GRAD: moe.noisy_top_k_grad
+func.func @padded_chain(%x: tensor<6x8xf32>, %len: tensor<2xi32>, %wg: tensor<8x4xf32> {moe.param = "g", moe.init = #moe.init<zeros>}, %wn: tensor<8x4xf32> {moe.param = "n", moe.init = #moe.init<zeros>}) -> (tensor<f32>, tensor<5xi32>) {
+  %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %raw = moe.matmul %x, %wn : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>
+  %e, %g, %h, %s, %top = moe.noisy_top_k %clean, noise %raw {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>) -> (tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>)
+  %ef = tensor.collapse_shape %e [[0, 1]] : tensor<6x2xi32> into tensor<12xi32>
+  %gf = tensor.collapse_shape %g [[0, 1]] : tensor<6x2xf32> into tensor<12xf32>
+  %rows, %ke, %kg = moe.drop_padding %ef, %gf lengths %len : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+  %load = moe.load_estimate %clean, noise %raw, %h, %s, %top rows %rows {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<7xi32>) -> tensor<4xf32>
+  %l1 = moe.cv_squared %load {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %imp = moe.importance %ke, %kg {num_experts = 4 : i64} : (tensor<12xi32>, tensor<12xf32>) -> tensor<4xf32>
+  %l2 = moe.cv_squared %imp {weight = 0.1 : f32} : (tensor<4xf32>) -> tensor<f32>
+  %loss = moe.total_loss %l1, %l2 : tensor<f32>
+  %off, %pos, %tok = moe.dispatch_plan %ke rows %rows {num_experts = 4 : i64, tokens = 6 : i64} : (tensor<12xi32>, tensor<7xi32>) -> (tensor<5xi32>, tensor<12xi32>, tensor<12xi32>)
+  return %loss, %off : tensor<f32>, tensor<5xi32>
+}

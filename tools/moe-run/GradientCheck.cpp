@@ -15,6 +15,99 @@
 
 namespace moe::run {
 
+namespace {
+
+/// philoxUniformAt scaled to [0, bound).
+int32_t drawBelow(uint64_t seed, uint64_t stream, int64_t i, int64_t bound) {
+  return static_cast<int32_t>(
+      static_cast<int64_t>(rt::philoxUniformAt(seed, stream, i) * bound) %
+      bound);
+}
+
+/// Random values for every input of `step`: lengths in [1, maxLength], ids
+/// in [0, idBound), and in each row of an input that allows padding (loss
+/// targets) a random tail of -1s, as a batch of sentences has. `salt`
+/// varies the ids only, not the lengths or the padding.
+std::map<std::string, std::vector<int32_t>>
+drawInputs(const FunctionInfo &step, uint64_t seed, uint64_t salt) {
+  std::map<std::string, std::vector<int32_t>> data;
+  for (const ArgumentInfo &arg : step.arguments) {
+    if (arg.role != ArgumentRole::Input)
+      continue;
+    auto &values = data[arg.name];
+    values.resize(arg.elements());
+    if (arg.maxLength > 0) {
+      for (int64_t i = 0; i < arg.elements(); ++i)
+        values[i] = 1 + drawBelow(seed, 0x6c656e, i, arg.maxLength);
+      continue;
+    }
+    if (arg.idBound < 1)
+      throw std::runtime_error("input '" + arg.name +
+                               "' has no id range to draw from");
+    for (int64_t i = 0; i < arg.elements(); ++i)
+      values[i] = drawBelow(seed, 0x6964 + salt, i, arg.idBound);
+    if (!arg.allowsPadding || arg.shape.size() < 2)
+      continue;
+    int64_t rows = arg.shape[0], cols = arg.elements() / rows;
+    for (int64_t r = 0; r < rows; ++r)
+      std::fill(values.begin() + r * cols + 1 +
+                    drawBelow(seed, 0x706164, r, cols),
+                values.begin() + (r + 1) * cols, -1);
+  }
+  return data;
+}
+
+/// For models with lengths inputs: the model function's loss must not move
+/// when the ids at padded positions change (masking), and must move when
+/// nothing is padding (the lengths are used). Throws otherwise.
+void checkPadding(Session &session, const FunctionInfo &step,
+                  const std::map<std::string, std::vector<int32_t>> &data,
+                  uint64_t seed, float loss) {
+  std::map<std::string, std::vector<int32_t>> other = data, full = data;
+  std::map<std::string, std::vector<int32_t>> redrawn =
+      drawInputs(step, seed, /*salt=*/0x100);
+  bool any = false, padded = false;
+  for (const ArgumentInfo &lengths : step.arguments) {
+    if (lengths.maxLength == 0)
+      continue;
+    any = true;
+    const std::vector<int32_t> &len = data.at(lengths.name);
+    for (int32_t l : len)
+      padded |= l < lengths.maxLength;
+    std::fill(full[lengths.name].begin(), full[lengths.name].end(),
+              static_cast<int32_t>(lengths.maxLength));
+    for (const std::string &name : lengths.pads) {
+      std::vector<int32_t> &ids = other.at(name);
+      int64_t batch = static_cast<int64_t>(len.size());
+      int64_t perRow = static_cast<int64_t>(ids.size()) / batch;
+      int64_t width = perRow / lengths.maxLength;
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t q = len[b] * width; q < perRow; ++q)
+          ids[b * perRow + q] = redrawn.at(name)[b * perRow + q];
+    }
+  }
+  if (!any)
+    return;
+  auto lossOf = [&](const std::map<std::string, std::vector<int32_t>> &d) {
+    std::map<std::string, const int32_t *> in;
+    for (auto &[name, values] : d)
+      in[name] = values.data();
+    return session.call("model", in, 1, true, false).loss;
+  };
+  float otherLoss = lossOf(other), fullLoss = lossOf(full);
+  std::printf("gradcheck: padding: loss %.6f with other ids at the padded "
+              "positions, %.6f with every position valid\n",
+              otherLoss, fullLoss);
+  if (otherLoss != loss)
+    throw std::runtime_error("the ids at padded positions change the loss "
+                             "(padding is not masked)");
+  // (Drawn lengths that are all full pad nothing: no change to expect.)
+  if (padded && fullLoss == loss)
+    throw std::runtime_error("the loss does not depend on the lengths");
+}
+
+} // namespace
+
 bool checkGradients(Session &session, const Package &package,
                     const GradcheckOptions &options, uint64_t seed,
                     bool verbose) {
@@ -36,23 +129,11 @@ bool checkGradients(Session &session, const Package &package,
                                  " runs on one rank (not under mpirun)");
   session.initialize(seed);
 
-  // Random ids in each input's range: the gradient does not need text.
-  std::map<std::string, std::vector<int32_t>> data;
+  // Random inputs in each one's range: the gradient does not need text.
+  std::map<std::string, std::vector<int32_t>> data = drawInputs(step, seed, 0);
   std::map<std::string, const int32_t *> inputs;
-  for (const ArgumentInfo &arg : step.arguments) {
-    if (arg.role != ArgumentRole::Input)
-      continue;
-    if (arg.idBound < 1)
-      throw std::runtime_error("input '" + arg.name +
-                               "' has no id range to draw from");
-    auto &values = data[arg.name];
-    values.resize(arg.elements());
-    for (int64_t i = 0; i < arg.elements(); ++i)
-      values[i] = static_cast<int32_t>(rt::philoxUniformAt(seed, 0x6964, i) *
-                                       arg.idBound) %
-                  static_cast<int32_t>(arg.idBound);
-    inputs[arg.name] = values.data();
-  }
+  for (auto &[name, values] : data)
+    inputs[name] = values.data();
 
   CallResult base = session.call("train_step", inputs, 1, true, false);
   CallResult replay = session.call("model", inputs, 1, true, false);
@@ -62,6 +143,7 @@ bool checkGradients(Session &session, const Package &package,
     throw std::runtime_error("the model function and the training step "
                              "disagree on the loss: different noise or "
                              "ops");
+  checkPadding(session, step, data, seed, replay.loss);
 
   rt::Backend &backend = session.backend();
   std::vector<std::string> names = session.parameterNames();

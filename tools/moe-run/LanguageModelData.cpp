@@ -112,10 +112,15 @@ LmShape languageModelShape(const Package &package) {
   const ArgumentInfo *tokens = step.input("tokens");
   const ArgumentInfo *targets = step.input("targets");
   std::string inputs;
+  // An encoder-decoder model also takes source ids and lengths, which a
+  // language-model corpus cannot give.
+  bool others = false;
   for (const ArgumentInfo &arg : step.arguments)
-    if (arg.role == ArgumentRole::Input)
+    if (arg.role == ArgumentRole::Input) {
       inputs += (inputs.empty() ? "" : ", ") + arg.name;
-  if (!tokens || !targets || tokens->shape.size() != 2 ||
+      others |= arg.name != "tokens" && arg.name != "targets";
+    }
+  if (others || !tokens || !targets || tokens->shape.size() != 2 ||
       tokens->shape != targets->shape || tokens->dtype != "i32")
     throw std::runtime_error(
         "moe-run trains language models: inputs 'tokens' and 'targets' of "

@@ -304,6 +304,15 @@ FunctionInfo parseFunction(const nlohmann::json &json,
     if (arg.role == ArgumentRole::Input) {
       arg.idBound = optionalField<int64_t>(a, "id_bound", at, 0);
       arg.allowsPadding = optionalField<bool>(a, "padding", at, false);
+      if (a.contains("length_range")) {
+        auto range = field<std::vector<int64_t>>(a, "length_range", at);
+        if (range.size() != 2 || range[0] != 1 || range[1] < 1 ||
+            arg.shape.size() != 1)
+          fail(at + ".length_range: expected [1, positions] for lengths of "
+                    "shape [batch]");
+        arg.maxLength = range[1];
+        arg.pads = field<std::vector<std::string>>(a, "pads", at);
+      }
     } else if (arg.role == ArgumentRole::Param) {
       auto init = field<nlohmann::json>(a, "init", at);
       arg.init = enumField<InitKind>(init, "kind", at + ".init", "initializer",

@@ -46,6 +46,10 @@ struct ArgumentInfo {
   std::vector<int64_t> shape;
   int64_t idBound = 0; ///< inputs: ids index [0, idBound)
   bool allowsPadding = false; ///< inputs: -1 marks padding (loss targets)
+  /// Lengths inputs: each value lies in [1, maxLength] (0: not lengths),
+  /// and positions at or past it are padding in the inputs `pads` names.
+  int64_t maxLength = 0;
+  std::vector<std::string> pads;
   InitKind init = InitKind::Zeros; ///< params only
   double initScale = 0;
   /// Params and state: split along dim 0 over the ranks ("shard" in the

@@ -274,6 +274,15 @@ CallResult Session::call(const std::string &role,
                                    std::to_string(id) + " outside [0, " +
                                    std::to_string(arg.idBound) + ")");
       }
+    if (arg.maxLength > 0)
+      for (int64_t i = 0, e = arg.elements(); i < e; ++i) {
+        int32_t length = it->second[i];
+        if (length < 1 || length > arg.maxLength)
+          throw std::runtime_error("input '" + arg.name + "': length " +
+                                   std::to_string(length) + " of sequence " +
+                                   std::to_string(i) + " outside [1, " +
+                                   std::to_string(arg.maxLength) + "]");
+      }
     backend_->copyFromHost(fs.inputs.at(arg.name), it->second, arg.bytes());
   }
   auto stepBuffer = buffers.find("step");

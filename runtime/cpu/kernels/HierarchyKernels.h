@@ -334,7 +334,7 @@ void groupedLoadEstimateForward(int64_t rows, int64_t groups, int64_t n,
     int64_t first = groupOffset[g];
     loadEstimateForward(groupOffset[g + 1] - first, n, k, clean + first * n,
                         noisy + first * n, noiseStd + first * n,
-                        topValues + first * (k + 1), load + g * n);
+                        topValues + first * (k + 1), nullptr, load + g * n);
   }
 }
 
@@ -353,7 +353,7 @@ void groupedLoadEstimateBackward(int64_t rows, int64_t groups, int64_t n,
     int64_t first = groupOffset[g], at = first * n;
     loadEstimateBackward(groupOffset[g + 1] - first, n, k, clean + at,
                          noisy + at, rawNoise + at, noiseStd + at,
-                         topValues + first * (k + 1), dLoad + g * n,
+                         topValues + first * (k + 1), nullptr, dLoad + g * n,
                          dClean + at, dRawNoise + at);
   }
 }

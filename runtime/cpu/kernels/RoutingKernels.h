@@ -267,13 +267,16 @@ void noisyTopKBackward(int64_t numTokens, int64_t n, int64_t k, const T *noisy,
 /// Smooth load estimator (Tensor2Tensor's _prob_in_top_k): with thrIn =
 /// topValues[:,k] and thrOut = topValues[:,k-1], expert i of token t counts
 /// as in the top k when noisy > thrIn; P = Phi((clean - thr) / s) with the
-/// threshold of its side (1 / 0 when s = 0). load[i] = sum_t P (written).
+/// threshold of its side (1 / 0 when s = 0). load[i] = sum_t P (written),
+/// over the tokens with assignments in rowPtr when it is non-null.
 template <typename T>
 void loadEstimateForward(int64_t numTokens, int64_t n, int64_t k,
                          const T *clean, const T *noisy, const T *noiseStd,
-                         const T *topValues, T *load) {
+                         const T *topValues, const int32_t *rowPtr, T *load) {
   checkTopK("loadEstimateForward", numTokens, n, k);
   auto addRow = [&](int64_t t, double *acc) {
+    if (rowPtr && rowPtr[t + 1] == rowPtr[t])
+      return;
     const T *c = clean + t * n;
     const T *h = noisy + t * n;
     const T *s = noiseStd + t * n;
@@ -300,8 +303,9 @@ void loadEstimateForward(int64_t numTokens, int64_t n, int64_t k,
 template <typename T>
 void loadEstimateBackward(int64_t numTokens, int64_t n, int64_t k,
                           const T *clean, const T *noisy, const T *rawNoise,
-                          const T *noiseStd, const T *topValues, const T *dLoad,
-                          T *dClean, T *dRawNoise) {
+                          const T *noiseStd, const T *topValues,
+                          const int32_t *rowPtr, const T *dLoad, T *dClean,
+                          T *dRawNoise) {
   checkTopK("loadEstimateBackward", numTokens, n, k);
   if (!rawNoise)
     throw std::invalid_argument(
@@ -313,6 +317,8 @@ void loadEstimateBackward(int64_t numTokens, int64_t n, int64_t k,
     std::vector<int32_t> order(static_cast<size_t>(n));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < numTokens; ++t) {
+      if (rowPtr && rowPtr[t + 1] == rowPtr[t])
+        continue;
       const T *c = clean + t * n;
       const T *h = noisy + t * n;
       const T *s = noiseStd + t * n;
@@ -352,6 +358,51 @@ void loadEstimateBackward(int64_t numTokens, int64_t n, int64_t k,
       if (dThrIn != T(0))
         addToH(order[k], dThrIn);
     }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Padding
+//===----------------------------------------------------------------------===//
+
+/// The top-k selection of B sequences of `time` tokens without the padded
+/// tokens (j >= lengths[b]), in row-pointer form (see
+/// Backend::dropPaddingForward).
+template <typename T>
+void dropPaddingForward(int64_t B, int64_t time, int64_t k,
+                        const int32_t *lengths, const int32_t *expert,
+                        const T *gate, int32_t *rowPtr, int32_t *keptExpert,
+                        T *keptGate) {
+  checkDropPaddingShape("dropPaddingForward", B, time, k);
+  int64_t tokens = B * time;
+  rowPtr[0] = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t length = std::clamp<int64_t>(lengths[b], 0, time);
+    for (int64_t j = 0; j < time; ++j) {
+      int64_t t = b * time + j;
+      int64_t at = rowPtr[t];
+      rowPtr[t + 1] = static_cast<int32_t>(j < length ? at + k : at);
+      if (j < length)
+        for (int64_t s = 0; s < k; ++s) {
+          keptExpert[at + s] = expert[t * k + s];
+          keptGate[at + s] = gate[t * k + s];
+        }
+    }
+  }
+  std::fill(keptExpert + rowPtr[tokens], keptExpert + tokens * k, 0);
+  std::fill(keptGate + rowPtr[tokens], keptGate + tokens * k, T(0));
+}
+
+/// dGate [T*k] (written) from the kept gates' gradient; zero for the
+/// tokens rowPtr gives no assignments.
+template <typename T>
+void dropPaddingBackward(int64_t tokens, int64_t k, const int32_t *rowPtr,
+                         const T *dKeptGate, T *dGate) {
+  checkDropPaddingShape("dropPaddingBackward", tokens, 1, k);
+  for (int64_t t = 0; t < tokens; ++t) {
+    bool kept = rowPtr[t + 1] > rowPtr[t];
+    for (int64_t s = 0; s < k; ++s)
+      dGate[t * k + s] = kept ? dKeptGate[rowPtr[t] + s] : T(0);
   }
 }
 

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -317,11 +318,13 @@ void tanhProjection(int64_t rows, int64_t dIn, int64_t E, const T *in,
 }
 
 /// scores[b,j,i] = sum_e V_e tanh(x_i U)_e tanh(y_j W)_e, weights = softmax
-/// over i, context [B,Sy,dX] = weights x. Writes the workspace.
+/// over i < lengths[b] (all i without lengths; 0 beyond), context
+/// [B,Sy,dX] = weights x. Writes the workspace.
 template <typename T>
 void attentionForward(int64_t B, int64_t Sx, int64_t Sy, int64_t dX, int64_t dY,
                       int64_t E, const T *x, const T *y, const T *U, const T *W,
-                      const T *V, T *context, T *workspace) {
+                      const T *V, const int32_t *lengths, T *context,
+                      T *workspace) {
   checkAttentionShape("attentionForward", B, Sx, Sy, dX, dY, E);
   if (B == 0 || Sy == 0)
     return;
@@ -343,6 +346,10 @@ void attentionForward(int64_t B, int64_t Sx, int64_t Sy, int64_t dX, int64_t dY,
 #pragma omp parallel for if (B * Sy * Sx > kParallelGrain) schedule(static)
   for (int64_t r = 0; r < B * Sy; ++r) {
     T *w = weights + r * Sx;
+    // -inf scores for padded positions: exp gives exactly 0.
+    if (lengths)
+      std::fill(w + std::clamp<int64_t>(lengths[r / Sy], 1, Sx), w + Sx,
+                -std::numeric_limits<T>::infinity());
     T maxScore = *std::max_element(w, w + Sx);
     T sum = 0;
     for (int64_t i = 0; i < Sx; ++i)

@@ -253,3 +253,35 @@ func.func @grouped_matmul_grad_rows_per_expert(%b: tensor<12x8xf32>, %w: tensor<
   %0:2 = moe.grouped_matmul_grad %b, %w, %o, %b {rows_per_expert = 4 : i64} : (tensor<12x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>, tensor<12x8xf32>) -> (tensor<12x8xf32>, tensor<4x8x8xf32>)
   return
 }
+
+// -----
+
+func.func @drop_padding_grad_shape(%rows: tensor<7xi32>, %dk: tensor<12xf32>) {
+  // expected-error@+1 {{'moe.drop_padding_grad' op expects d_gate of shape 12 ([A]) but got 10}}
+  %dg = moe.drop_padding_grad %rows, %dk : (tensor<7xi32>, tensor<12xf32>) -> tensor<10xf32>
+  return
+}
+
+// -----
+
+func.func @drop_padding_grad_rows(%rows: tensor<6xi32>, %dk: tensor<12xf32>) {
+  // expected-error@+1 {{'moe.drop_padding_grad' op expects row_ptr of shape [T + 1] with T dividing the 12 assignments, got 6}}
+  %dg = moe.drop_padding_grad %rows, %dk : (tensor<6xi32>, tensor<12xf32>) -> tensor<12xf32>
+  return
+}
+
+// -----
+
+func.func @load_estimate_grad_rows(%y: tensor<6x4xf32>, %top: tensor<6x3xf32>, %dl: tensor<4xf32>, %rows: tensor<5xi32>) {
+  // expected-error@+1 {{'moe.load_estimate_grad' op expects row_ptr of shape 7}}
+  %0:2 = moe.load_estimate_grad %y, %y, %y, %y, %top, %dl, %rows {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<5xi32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
+  return
+}
+
+// -----
+
+func.func @load_estimate_grad_d_load(%y: tensor<6x4xf32>, %top: tensor<6x3xf32>, %dl: tensor<3xf32>) {
+  // expected-error@+1 {{'moe.load_estimate_grad' op expects d_load of shape 4 ([n]) but got 3}}
+  %0:2 = moe.load_estimate_grad %y, %y, %y, %y, %top, %dl {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<3xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
+  return
+}

@@ -55,3 +55,12 @@ func.func @layer_grads(%buf: tensor<12x8xf32>, %pos: tensor<12xi32>, %rows: tens
   %11:4 = moe.softmax_cross_entropy_row_grad %dx, %tgt, %wo, %bo, %s {num_samples = 3 : i64, rng_stream = 7 : i64} : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<10x8xf32>, tensor<10xf32>, tensor<f32>) -> (tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
   return
 }
+
+// CHECK-LABEL: func.func @padding_grads
+// CHECK: moe.drop_padding_grad %{{.*}}, %{{.*}} : (tensor<7xi32>, tensor<12xf32>) -> tensor<12xf32>
+// CHECK: moe.load_estimate_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {k = 2 : i64} : ({{.*}}, tensor<4xf32>, tensor<7xi32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
+func.func @padding_grads(%rows: tensor<7xi32>, %dg: tensor<12xf32>, %y: tensor<6x4xf32>, %top: tensor<6x3xf32>, %dl: tensor<4xf32>) {
+  %0 = moe.drop_padding_grad %rows, %dg : (tensor<7xi32>, tensor<12xf32>) -> tensor<12xf32>
+  %1:2 = moe.load_estimate_grad %y, %y, %y, %y, %top, %dl, %rows {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<4xf32>, tensor<7xi32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
+  return
+}

@@ -396,3 +396,12 @@ func.func @grouped_threshold_loss_offsets(%l: tensor<9x4xf32>, %t: tensor<2x4xf3
   %x = moe.grouped_batchwise_threshold_loss %l, %l, %t offsets %off : (tensor<9x4xf32>, tensor<9x4xf32>, tensor<2x4xf32>, tensor<4xi32>) -> tensor<f32>
   return
 }
+
+// -----
+
+// Padding-aware routing is for flat layers only.
+func.func @hierarchical_lengths(%x: tensor<2x4x16xf32>, %pg: tensor<16x2xf32>, %sg: tensor<2x16x2xf32>, %len: tensor<2xi32>, %we: tensor<4x16x16xf32>) {
+  // expected-error@+1 {{'moe.hierarchical_moe_layer' op lengths (padding) are supported by flat layers only: use moe.moe_layer, or leave the padding in}}
+  %y, %aux = moe.hierarchical_moe_layer %x primary(%pg) secondary(%sg) lengths(%len) experts(%we) {num_experts = 4 : i64, groups = 2 : i64, k_primary = 1 : i64, k_secondary = 1 : i64, gating = #moe.gating<top_k>, expert = #moe.expert<linear>} : (tensor<2x4x16xf32>, tensor<16x2xf32>, tensor<2x16x2xf32>, tensor<2xi32>, tensor<4x16x16xf32>) -> (tensor<2x4x16xf32>, tensor<f32>)
+  return
+}

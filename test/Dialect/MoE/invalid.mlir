@@ -568,6 +568,24 @@ func.func @attention_score_weights_rank_2(%src: tensor<2x6x16xf32>, %tgt: tensor
 
 // -----
 
+// Source lengths: one per sequence of the batch.
+func.func @attention_lengths_wrong_shape(%src: tensor<2x6x16xf32>, %tgt: tensor<2x5x12xf32>, %u: tensor<16x8xf32>, %w: tensor<12x8xf32>, %v: tensor<8xf32>, %len: tensor<3xi32>) {
+  // expected-error@+1 {{'moe.attention' op expects lengths of shape 2 ([batch]) but got 3}}
+  %ctx = moe.attention %src, %tgt weights(%u, %w, %v) lengths(%len) : (tensor<2x6x16xf32>, tensor<2x5x12xf32>, tensor<16x8xf32>, tensor<12x8xf32>, tensor<8xf32>, tensor<3xi32>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
+// Lengths are integers.
+func.func @attention_lengths_float(%src: tensor<2x6x16xf32>, %tgt: tensor<2x5x12xf32>, %u: tensor<16x8xf32>, %w: tensor<12x8xf32>, %v: tensor<8xf32>, %len: tensor<2xf32>) {
+  // expected-error@+1 {{'moe.attention' op operand #5 must be statically shaped tensor of 32-bit signless integer values}}
+  %ctx = moe.attention %src, %tgt weights(%u, %w, %v) lengths(%len) : (tensor<2x6x16xf32>, tensor<2x5x12xf32>, tensor<16x8xf32>, tensor<12x8xf32>, tensor<8xf32>, tensor<2xf32>) -> tensor<2x5x16xf32>
+  return
+}
+
+// -----
+
 // U maps the source features (16) to E = 8.
 func.func @attention_source_weights_wrong_shape(%src: tensor<2x6x16xf32>, %tgt: tensor<2x5x12xf32>, %u: tensor<12x8xf32>, %w: tensor<12x8xf32>, %v: tensor<8xf32>) {
   // expected-error@+1 {{'moe.attention' op expects source weights of shape 16x8 ([d_x, E]) but got 12x8}}
@@ -877,5 +895,49 @@ func.func @unknown_layer_attribute(%x: tensor<16x32xf32>, %wg: tensor<32x4xf32>,
 func.func @unknown_attribute_without_any(%x: tensor<4xf32>) {
   // expected-error@+1 {{'moe.add' op has unknown attribute 'factor' (it has none;}}
   %y = moe.add %x, %x {factor = 2.0 : f32, moe.offsets = array<i64: 0>, test.note = 1} : tensor<4xf32>
+  return
+}
+
+// -----
+
+// Lengths say which positions of [batch, time, d] are padding: a rank-2
+// input has no time.
+func.func @moe_lengths_rank_2(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x4xf32>, %len: tensor<2xi32>, %we: tensor<4x8x8xf32>) {
+  // expected-error@+1 {{'moe.moe_layer' op lengths need an input of rank 3 ([batch, time, d]) to say which positions are padding, got shape 6x8}}
+  %y, %aux = moe.moe_layer %x gate(%wg, noise %wn) lengths(%len) experts(%we) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>} : (tensor<6x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<2xi32>, tensor<4x8x8xf32>) -> (tensor<6x8xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @moe_lengths_wrong_shape(%x: tensor<2x3x8xf32>, %wg: tensor<8x4xf32>, %wn: tensor<8x4xf32>, %len: tensor<3xi32>, %we: tensor<4x8x8xf32>) {
+  // expected-error@+1 {{'moe.moe_layer' op expects lengths of shape 2 ([batch]) but got 3}}
+  %y, %aux = moe.moe_layer %x gate(%wg, noise %wn) lengths(%len) experts(%we) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<noisy_top_k>, expert = #moe.expert<linear>} : (tensor<2x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<3xi32>, tensor<4x8x8xf32>) -> (tensor<2x3x8xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+// A batchwise mask keeps m tokens per expert whatever the padding.
+func.func @moe_lengths_batchwise(%x: tensor<2x4x8xf32>, %wg: tensor<8x4xf32>, %t: tensor<4xf32>, %len: tensor<2xi32>, %we: tensor<4x8x8xf32>) {
+  // expected-error@+1 {{'moe.moe_layer' op lengths work with softmax, top_k and noisy_top_k gating, not batchwise: its masks keep a fixed number of tokens per expert, which padding would make data-dependent}}
+  %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) lengths(%len) experts(%we) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<batchwise>, expert = #moe.expert<linear>} : (tensor<2x4x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<2xi32>, tensor<4x8x8xf32>) -> (tensor<2x4x8xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @moe_lengths_threshold(%x: tensor<2x4x8xf32>, %wg: tensor<8x4xf32>, %t: tensor<4xf32>, %len: tensor<2xi32>, %we: tensor<4x8x8xf32>) {
+  // expected-error@+1 {{'moe.moe_layer' op lengths work with softmax, top_k and noisy_top_k gating, not threshold}}
+  %y, %aux = moe.moe_layer %x gate(%wg) thresholds(%t) lengths(%len) experts(%we) {num_experts = 4 : i64, gating = #moe.gating<threshold>, expert = #moe.expert<linear>} : (tensor<2x4x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<2xi32>, tensor<4x8x8xf32>) -> (tensor<2x4x8xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+// Eq. 5 divides by the number of tokens, which padding makes data-dependent.
+func.func @moe_lengths_l2_balance(%x: tensor<2x3x8xf32>, %wg: tensor<8x4xf32>, %len: tensor<2xi32>, %we: tensor<4x8x8xf32>) {
+  // expected-error@+1 {{'moe.moe_layer' op the l2_balance loss (Eq. 5) divides by the number of tokens, which lengths make data-dependent; use the importance loss}}
+  %y, %aux = moe.moe_layer %x gate(%wg) lengths(%len) experts(%we) {num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<top_k>, expert = #moe.expert<linear>, losses = #moe.losses<l2_balance = 0.1>} : (tensor<2x3x8xf32>, tensor<8x4xf32>, tensor<2xi32>, tensor<4x8x8xf32>) -> (tensor<2x3x8xf32>, tensor<f32>)
   return
 }

@@ -303,6 +303,34 @@ func.func @attention(%src: tensor<2x6x16xf32>, %tgt: tensor<2x5x12xf32>,
   return %ctx : tensor<2x5x16xf32>
 }
 
+// With source lengths [batch]: padded source positions get no weight.
+// CHECK-LABEL: func.func @attention_lengths(
+// CHECK: moe.attention %{{.*}}, %{{.*}} weights(%{{.*}}, %{{.*}}, %{{.*}}) lengths(%{{.*}}) : (tensor<2x6x16xf32>, tensor<2x5x12xf32>, tensor<16x8xf32>, tensor<12x8xf32>, tensor<8xf32>, tensor<2xi32>) -> tensor<2x5x16xf32>
+func.func @attention_lengths(%src: tensor<2x6x16xf32>, %tgt: tensor<2x5x12xf32>,
+                             %u: tensor<16x8xf32>, %w: tensor<12x8xf32>,
+                             %v: tensor<8xf32>, %len: tensor<2xi32>)
+    -> tensor<2x5x16xf32> {
+  %ctx = moe.attention %src, %tgt weights(%u, %w, %v) lengths(%len)
+      : (tensor<2x6x16xf32>, tensor<2x5x12xf32>, tensor<16x8xf32>,
+         tensor<12x8xf32>, tensor<8xf32>, tensor<2xi32>) -> tensor<2x5x16xf32>
+  return %ctx : tensor<2x5x16xf32>
+}
+
+// A noisy top-k layer over padded sequences: lengths [batch].
+// CHECK-LABEL: func.func @moe_layer_lengths(
+// CHECK: moe.moe_layer %{{[^ ]*}} gate(%{{[^,]*}}, noise %{{[^)]*}}) lengths(%{{[^)]*}}) experts(%{{[^)]*}})
+// CHECK-SAME: : (tensor<2x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<2xi32>, tensor<4x8x8xf32>) -> (tensor<2x3x8xf32>, tensor<f32>)
+func.func @moe_layer_lengths(%x: tensor<2x3x8xf32>, %wg: tensor<8x4xf32>,
+                             %wn: tensor<8x4xf32>, %len: tensor<2xi32>,
+                             %we: tensor<4x8x8xf32>) -> tensor<2x3x8xf32> {
+  %y, %aux = moe.moe_layer %x gate(%wg, noise %wn) lengths(%len) experts(%we) {
+      num_experts = 4 : i64, k = 2 : i64, gating = #moe.gating<noisy_top_k>,
+      expert = #moe.expert<linear>}
+      : (tensor<2x3x8xf32>, tensor<8x4xf32>, tensor<8x4xf32>, tensor<2xi32>,
+         tensor<4x8x8xf32>) -> (tensor<2x3x8xf32>, tensor<f32>)
+  return %y : tensor<2x3x8xf32>
+}
+
 //===----------------------------------------------------------------------===//
 // Losses
 //===----------------------------------------------------------------------===//

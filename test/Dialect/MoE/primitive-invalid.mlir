@@ -766,3 +766,45 @@ func.func @adam_rows_beta(%p: tensor<10x4xf32>, %r: tensor<3xi32>, %g: tensor<3x
   %a:3 = moe.adam_update_rows %p, %r, %g, %p, %p, %lr, %s {beta1 = 1.0 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<10x4xf32>, tensor<3xi32>, tensor<3x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>, tensor<f32>, tensor<i64>) -> (tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>)
   return
 }
+
+// -----
+
+// The row pointers cover T tokens of k assignments each.
+func.func @drop_padding_tokens(%e: tensor<12xi32>, %g: tensor<12xf32>, %len: tensor<2xi32>) {
+  // expected-error@+1 {{'moe.drop_padding' op expects row_ptr of shape [T + 1] with T dividing the 12 assignments (k per token), got 6}}
+  %rows, %ke, %kg = moe.drop_padding %e, %g lengths %len : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<6xi32>, tensor<12xi32>, tensor<12xf32>)
+  return
+}
+
+// -----
+
+// The tokens are batch x time.
+func.func @drop_padding_batch(%e: tensor<12xi32>, %g: tensor<12xf32>, %len: tensor<4xi32>) {
+  // expected-error@+1 {{'moe.drop_padding' op expects lengths [batch] with batch dividing the 6 tokens (batch * time), got 4}}
+  %rows, %ke, %kg = moe.drop_padding %e, %g lengths %len : (tensor<12xi32>, tensor<12xf32>, tensor<4xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+  return
+}
+
+// -----
+
+func.func @drop_padding_gate(%e: tensor<12xi32>, %g: tensor<10xf32>, %len: tensor<2xi32>) {
+  // expected-error@+1 {{'moe.drop_padding' op expects gate of shape 12 (one gate per assignment) but got 10}}
+  %rows, %ke, %kg = moe.drop_padding %e, %g lengths %len : (tensor<12xi32>, tensor<10xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+  return
+}
+
+// -----
+
+func.func @drop_padding_kept(%e: tensor<12xi32>, %g: tensor<12xf32>, %len: tensor<2xi32>) {
+  // expected-error@+1 {{'moe.drop_padding' op expects kept_gate of shape 12 ([A]) but got 6}}
+  %rows, %ke, %kg = moe.drop_padding %e, %g lengths %len : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<6xf32>)
+  return
+}
+
+// -----
+
+func.func @load_estimate_rows(%c: tensor<6x4xf32>, %top: tensor<6x3xf32>, %rows: tensor<6xi32>) {
+  // expected-error@+1 {{'moe.load_estimate' op expects row_ptr of shape 7}}
+  %load = moe.load_estimate %c, noise %c, %c, %c, %top rows %rows {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<6xi32>) -> tensor<4xf32>
+  return
+}

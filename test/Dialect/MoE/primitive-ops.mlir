@@ -118,3 +118,14 @@ func.func @noise_position(%c: tensor<4x3xf32>, %n: tensor<4x3xf32>, %p: tensor<4
   %e, %g, %h, %s, %t = moe.noisy_top_k %c, noise %n noise_position %p {k = 1 : i64, rng_stream = 2 : i64} : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4xi32>) -> (tensor<4x1xi32>, tensor<4x1xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>)
   return %e : tensor<4x1xi32>
 }
+
+// Padding out of a top-2 selection of 2 x 3 tokens, and the load estimate
+// over the tokens that keep assignments.
+// CHECK-LABEL: func.func @drop_padding
+// CHECK: %[[ROWS:.*]], %{{.*}}, %{{.*}} = moe.drop_padding %{{.*}}, %{{.*}} lengths %{{.*}} : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+// CHECK: moe.load_estimate %{{.*}}, noise %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} rows %[[ROWS]] {k = 2 : i64}
+func.func @drop_padding(%e: tensor<12xi32>, %g: tensor<12xf32>, %len: tensor<2xi32>, %c: tensor<6x4xf32>, %top: tensor<6x3xf32>) -> tensor<4xf32> {
+  %rows, %ke, %kg = moe.drop_padding %e, %g lengths %len : (tensor<12xi32>, tensor<12xf32>, tensor<2xi32>) -> (tensor<7xi32>, tensor<12xi32>, tensor<12xf32>)
+  %load = moe.load_estimate %c, noise %c, %c, %c, %top rows %rows {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<7xi32>) -> tensor<4xf32>
+  return %load : tensor<4xf32>
+}

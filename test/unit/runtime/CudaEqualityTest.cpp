@@ -672,27 +672,63 @@ TEST_F(CudaEquality, LoadEstimator) {
   for (const TopKCase &c : kTopKCases) {
     if (!c.noise || !c.training)
       continue;
-    int64_t T = c.T, n = c.n, k = c.k;
-    TopKState s = cpuTopK(*cpu, c);
-    auto clean = twin(s.clean), raw = twin(s.raw), noisy = twin(s.noisy);
-    auto noiseStd = twin(s.noiseStd), top = twin(s.top);
-    auto load = output<float>(n);
-    auto dLoad = twin(randomVector(n, 18));
-    // Backward accumulates: start from the same random gradients.
-    auto dClean = twin(randomVector(T * n, 19));
-    auto dRaw = twin(randomVector(T * n, 20));
-    for (bool onGpu : {false, true}) {
-      rt::Backend &b = onGpu ? *gpu : *cpu;
-      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-      b.loadEstimateForward(T, n, k, p(clean), p(noisy), p(noiseStd), p(top),
-                            p(load));
-      b.loadEstimateBackward(T, n, k, p(clean), p(noisy), p(raw), p(noiseStd),
-                             p(top), p(dLoad), p(dClean), p(dRaw));
+    // Every token, and with row pointers that make every third token
+    // padding (no assignments: left out of the load and its gradient).
+    for (bool padded : {false, true}) {
+      int64_t T = c.T, n = c.n, k = c.k;
+      std::string what = describe(c) + (padded ? " padded" : "");
+      TopKState s = cpuTopK(*cpu, c);
+      auto clean = twin(s.clean), raw = twin(s.raw), noisy = twin(s.noisy);
+      auto noiseStd = twin(s.noiseStd), top = twin(s.top);
+      std::vector<int32_t> rows(T + 1, 0);
+      for (int64_t t = 0; t < T; ++t)
+        rows[t + 1] = rows[t] + (t % 3 == 2 ? 0 : static_cast<int32_t>(k));
+      auto rowPtr = twin(rows);
+      auto load = output<float>(n);
+      auto dLoad = twin(randomVector(n, 18));
+      // Backward accumulates: start from the same random gradients.
+      auto dClean = twin(randomVector(T * n, 19));
+      auto dRaw = twin(randomVector(T * n, 20));
+      for (bool onGpu : {false, true}) {
+        rt::Backend &b = onGpu ? *gpu : *cpu;
+        auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+        const int32_t *rp = padded ? p(rowPtr) : nullptr;
+        b.loadEstimateForward(T, n, k, p(clean), p(noisy), p(noiseStd), p(top),
+                              rp, p(load));
+        b.loadEstimateBackward(T, n, k, p(clean), p(noisy), p(raw), p(noiseStd),
+                               p(top), rp, p(dLoad), p(dClean), p(dRaw));
+      }
+      expectClose(*load, 1e-5, 1e-5, what + " load");
+      expectClose(*dClean, 1e-4, 1e-5, what + " dClean");
+      expectClose(*dRaw, 1e-4, 1e-5, what + " dRawNoise");
     }
-    expectClose(*load, 1e-5, 1e-5, describe(c) + " load");
-    expectClose(*dClean, 1e-4, 1e-5, describe(c) + " dClean");
-    expectClose(*dRaw, 1e-4, 1e-5, describe(c) + " dRawNoise");
   }
+}
+
+TEST_F(CudaEquality, DropPadding) {
+  // Lengths from 1 to time, one out of range each way (clamped alike).
+  const int64_t B = 5, time = 7, k = 3, T = B * time;
+  auto lengths = twin(std::vector<int32_t>{7, 1, 4, 9, -2});
+  std::vector<int32_t> ids(T * k);
+  for (int64_t i = 0; i < T * k; ++i)
+    ids[i] = static_cast<int32_t>((i * 7) % 11);
+  auto expert = twin(ids);
+  auto gate = twin(randomVector(T * k, 60, 0, 1));
+  auto rowPtr = output<int32_t>(T + 1), kept = output<int32_t>(T * k);
+  auto keptGate = output<float>(T * k);
+  auto dKept = twin(randomVector(T * k, 61));
+  auto dGate = output<float>(T * k);
+  for (bool onGpu : {false, true}) {
+    rt::Backend &b = onGpu ? *gpu : *cpu;
+    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+    b.dropPaddingForward(B, time, k, p(lengths), p(expert), p(gate), p(rowPtr),
+                         p(kept), p(keptGate));
+    b.dropPaddingBackward(T, k, p(rowPtr), p(dKept), p(dGate));
+  }
+  expectSame(*rowPtr, "dropPadding rowPtr");
+  expectSame(*kept, "dropPadding expert");
+  expectSame(*keptGate, "dropPadding gate");
+  expectSame(*dGate, "dropPaddingBackward");
 }
 
 TEST_F(CudaEquality, SoftmaxGating) {
@@ -1318,36 +1354,48 @@ TEST_F(CudaEquality, Lstm) {
 }
 
 TEST_F(CudaEquality, Attention) {
-  const int64_t B = 2, Sx = 7, Sy = 5, dX = 6, dY = 4, E = 8;
-  auto x = twin(randomVector(B * Sx * dX, 50));
-  auto y = twin(randomVector(B * Sy * dY, 51));
-  auto U = twin(randomVector(dX * E, 52)), W = twin(randomVector(dY * E, 53));
-  auto V = twin(randomVector(E, 54));
-  auto context = output<float>(B * Sy * dX);
-  auto dContext = twin(randomVector(B * Sy * dX, 55));
-  auto dx = output<float>(B * Sx * dX), dy = output<float>(B * Sy * dY);
-  auto dU = output<float>(dX * E), dW = output<float>(dY * E);
-  auto dV = output<float>(E);
-  std::vector<float> cpuWorkspace(
-      cpu->attentionWorkspaceSize(B, Sx, Sy, dX, dY, E));
-  int64_t gpuWs = gpu->attentionWorkspaceSize(B, Sx, Sy, dX, dY, E);
-  float *gpuWorkspace = static_cast<float *>(gpu->alloc(gpuWs * sizeof(float)));
-  for (bool onGpu : {false, true}) {
-    rt::Backend &b = onGpu ? *gpu : *cpu;
-    auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
-    float *ws = onGpu ? gpuWorkspace : cpuWorkspace.data();
-    b.attentionForward(B, Sx, Sy, dX, dY, E, p(x), p(y), p(U), p(W), p(V),
-                       p(context), ws);
-    b.attentionBackward(B, Sx, Sy, dX, dY, E, p(x), p(y), p(U), p(W), p(V), ws,
-                        p(dContext), p(dx), p(dy), p(dU), p(dW), p(dV));
+  // Without lengths, and with padded sources (lengths 7 and 3 of 7).
+  for (bool padded : {false, true}) {
+    SCOPED_TRACE(padded ? "with lengths" : "without lengths");
+    const int64_t B = 2, Sx = 7, Sy = 5, dX = 6, dY = 4, E = 8;
+    auto lengths = twin(std::vector<int32_t>{7, 3});
+    auto x = twin(randomVector(B * Sx * dX, 50));
+    auto y = twin(randomVector(B * Sy * dY, 51));
+    auto U = twin(randomVector(dX * E, 52)), W = twin(randomVector(dY * E, 53));
+    auto V = twin(randomVector(E, 54));
+    auto context = output<float>(B * Sy * dX);
+    auto dContext = twin(randomVector(B * Sy * dX, 55));
+    auto dx = output<float>(B * Sx * dX), dy = output<float>(B * Sy * dY);
+    auto dU = output<float>(dX * E), dW = output<float>(dY * E);
+    auto dV = output<float>(E);
+    std::vector<float> cpuWorkspace(
+        cpu->attentionWorkspaceSize(B, Sx, Sy, dX, dY, E));
+    int64_t gpuWs = gpu->attentionWorkspaceSize(B, Sx, Sy, dX, dY, E);
+    float *gpuWorkspace =
+        static_cast<float *>(gpu->alloc(gpuWs * sizeof(float)));
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      float *ws = onGpu ? gpuWorkspace : cpuWorkspace.data();
+      b.attentionForward(B, Sx, Sy, dX, dY, E, p(x), p(y), p(U), p(W), p(V),
+                         padded ? p(lengths) : nullptr, p(context), ws);
+      b.attentionBackward(B, Sx, Sy, dX, dY, E, p(x), p(y), p(U), p(W), p(V),
+                          ws, p(dContext), p(dx), p(dy), p(dU), p(dW), p(dV));
+    }
+    gpu->release(gpuWorkspace);
+    expectClose(*context, 1e-5, 1e-5, "attention context");
+    expectClose(*dx, 1e-4, 1e-5, "attention dx");
+    expectClose(*dy, 1e-4, 1e-5, "attention dy");
+    expectClose(*dU, 1e-4, 1e-5, "attention dU");
+    expectClose(*dW, 1e-4, 1e-5, "attention dW");
+    expectClose(*dV, 1e-4, 1e-5, "attention dV");
+    if (padded) {
+      // No gradient reaches the padded positions 3..6 of sequence 1.
+      std::vector<float> onGpu = dx->onGpu();
+      for (int64_t q = (Sx + 3) * dX; q < 2 * Sx * dX; ++q)
+        EXPECT_EQ(onGpu[q], 0.0f) << "padded dx at " << q;
+    }
   }
-  gpu->release(gpuWorkspace);
-  expectClose(*context, 1e-5, 1e-5, "attention context");
-  expectClose(*dx, 1e-4, 1e-5, "attention dx");
-  expectClose(*dy, 1e-4, 1e-5, "attention dy");
-  expectClose(*dU, 1e-4, 1e-5, "attention dU");
-  expectClose(*dW, 1e-4, 1e-5, "attention dW");
-  expectClose(*dV, 1e-4, 1e-5, "attention dV");
 }
 
 //===----------------------------------------------------------------------===//
@@ -1652,7 +1700,7 @@ TEST_F(CudaEquality, RunToRunDeterminism) {
                           kCounter, noisy->gpu(), noiseStd->gpu(), top->gpu(),
                           expert->gpu(), gate->gpu(), 0, nullptr);
     gpu->loadEstimateForward(T, n, k, clean->gpu(), noisy->gpu(),
-                             noiseStd->gpu(), top->gpu(), load->gpu());
+                             noiseStd->gpu(), top->gpu(), nullptr, load->gpu());
     auto importance = output<float>(n);
     gpu->importanceForward(T * k, n, expert->gpu(), gate->gpu(),
                            importance->gpu());

@@ -423,7 +423,7 @@ TEST(LoadEstimate, MatchesDefinition) {
       std::vector<double> load(s.n);
       rt::cpu::loadEstimateForward<double>(s.T, s.n, s.k, clean.data(),
                                            o.noisy.data(), o.std.data(),
-                                           o.top.data(), load.data());
+                                           o.top.data(), nullptr, load.data());
       expectAllClose(load, referenceLoad(s.T, s.n, s.k, clean, o.noisy, o.std),
                      1e-12, 1e-12, "load");
       if (s.k == s.n)
@@ -453,7 +453,7 @@ TEST(LoadEstimate, GradientMatchesFiniteDifferences) {
       std::vector<double> load(s.n);
       rt::cpu::loadEstimateForward<double>(s.T, s.n, s.k, c.data(),
                                            o.noisy.data(), o.std.data(),
-                                           o.top.data(), load.data());
+                                           o.top.data(), nullptr, load.data());
       return dot(load, w);
     };
     std::vector<double> x = clean;
@@ -471,17 +471,114 @@ TEST(LoadEstimate, GradientMatchesFiniteDifferences) {
     }
     rt::cpu::loadEstimateBackward<double>(
         s.T, s.n, s.k, clean.data(), o.noisy.data(), raw.data(), o.std.data(),
-        o.top.data(), w.data(), dClean.data(), dRaw.data());
+        o.top.data(), nullptr, w.data(), dClean.data(), dRaw.data());
     expectAllClose(dClean, expectedClean, 1e-6, 1e-8, "dClean");
     expectAllClose(dRaw, expectedRaw, 1e-6, 1e-8, "dRawNoise");
   }
+}
+
+// With row pointers, tokens without assignments (padding) count in neither
+// the load nor its gradient: the result equals the estimate over the valid
+// tokens alone.
+TEST(LoadEstimate, LeavesOutTokensWithoutAssignments) {
+  TopKShape s{6, 5, 2};
+  int64_t size = s.T * s.n;
+  auto clean = randomVector<double>(size, 20, -2.0, 2.0);
+  auto raw = randomVector<double>(size, 21);
+  auto w = randomVector<double>(s.n, 22);
+  TopKOutputs o = runTopK(s, clean, raw.data(), true);
+  // Tokens 1, 2 and 5 are padding.
+  std::vector<int32_t> rowPtr = {0, 2, 2, 2, 4, 6, 6};
+  const std::vector<int64_t> valid = {0, 3, 4};
+  std::vector<double> load(s.n);
+  rt::cpu::loadEstimateForward<double>(
+      s.T, s.n, s.k, clean.data(), o.noisy.data(), o.std.data(), o.top.data(),
+      rowPtr.data(), load.data());
+  auto rowsOf = [&](const std::vector<double> &v, int64_t width) {
+    std::vector<double> out;
+    for (int64_t t : valid)
+      out.insert(out.end(), v.begin() + t * width, v.begin() + (t + 1) * width);
+    return out;
+  };
+  int64_t rows = static_cast<int64_t>(valid.size());
+  expectAllClose(load,
+                 referenceLoad(rows, s.n, s.k, rowsOf(clean, s.n),
+                               rowsOf(o.noisy, s.n), rowsOf(o.std, s.n)),
+                 1e-12, 1e-12, "load over the valid tokens");
+
+  std::vector<double> dClean(size, 0.0), dRaw(size, 0.0);
+  rt::cpu::loadEstimateBackward<double>(
+      s.T, s.n, s.k, clean.data(), o.noisy.data(), raw.data(), o.std.data(),
+      o.top.data(), rowPtr.data(), w.data(), dClean.data(), dRaw.data());
+  std::vector<double> dCleanValid(rows * s.n, 0.0), dRawValid(rows * s.n, 0.0);
+  std::vector<double> cv = rowsOf(clean, s.n), rv = rowsOf(raw, s.n);
+  rt::cpu::loadEstimateBackward<double>(
+      rows, s.n, s.k, cv.data(), rowsOf(o.noisy, s.n).data(), rv.data(),
+      rowsOf(o.std, s.n).data(), rowsOf(o.top, s.k + 1).data(), nullptr,
+      w.data(), dCleanValid.data(), dRawValid.data());
+  expectAllClose(rowsOf(dClean, s.n), dCleanValid, 0, 0, "dClean (valid)");
+  expectAllClose(rowsOf(dRaw, s.n), dRawValid, 0, 0, "dRawNoise (valid)");
+  for (int64_t t : {1, 2, 5})
+    for (int64_t i = 0; i < s.n; ++i) {
+      EXPECT_EQ(dClean[t * s.n + i], 0.0) << "padded token " << t;
+      EXPECT_EQ(dRaw[t * s.n + i], 0.0) << "padded token " << t;
+    }
+}
+
+//===----------------------------------------------------------------------===//
+// Padding
+//===----------------------------------------------------------------------===//
+
+TEST(DropPadding, KeepsTheValidTokensInOrder) {
+  // 2 sequences of 3 tokens, k = 2; lengths 2 and 3.
+  const int64_t B = 2, time = 3, k = 2, T = B * time;
+  std::vector<int32_t> lengths = {2, 3};
+  std::vector<int32_t> expert = {1, 0, 2, 3, 9, 9, 0, 2, 3, 1, 2, 0};
+  std::vector<double> gate = {.6, .4, .7, .3, .5, .5, .8, .2, .9, .1, .55, .45};
+  std::vector<int32_t> rowPtr(T + 1, -7), kept(T * k, -7);
+  std::vector<double> keptGate(T * k, -7.0);
+  rt::cpu::dropPaddingForward<double>(B, time, k, lengths.data(), expert.data(),
+                                      gate.data(), rowPtr.data(), kept.data(),
+                                      keptGate.data());
+  EXPECT_EQ(rowPtr, (std::vector<int32_t>{0, 2, 4, 4, 6, 8, 10}));
+  EXPECT_EQ(kept, (std::vector<int32_t>{1, 0, 2, 3, 0, 2, 3, 1, 2, 0, 0, 0}));
+  EXPECT_EQ(keptGate, (std::vector<double>{.6, .4, .7, .3, .8, .2, .9, .1, .55,
+                                           .45, 0, 0}));
+
+  // Backward: the kept gates' gradient back to their slots, 0 for token 2.
+  std::vector<double> dKept = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  std::vector<double> dGate(T * k, -7.0);
+  rt::cpu::dropPaddingBackward<double>(T, k, rowPtr.data(), dKept.data(),
+                                       dGate.data());
+  EXPECT_EQ(dGate, (std::vector<double>{1, 2, 3, 4, 0, 0, 5, 6, 7, 8, 9, 10}));
+}
+
+TEST(DropPadding, FullLengthsKeepEverything) {
+  const int64_t B = 3, time = 4, k = 3, T = B * time;
+  std::vector<int32_t> lengths(B, time), expert(T * k);
+  for (int64_t i = 0; i < T * k; ++i)
+    expert[i] = static_cast<int32_t>(i % 5);
+  auto gate = randomVector<float>(T * k, 23, 0.0, 1.0);
+  std::vector<int32_t> rowPtr(T + 1), kept(T * k);
+  std::vector<float> keptGate(T * k);
+  rt::cpu::dropPaddingForward<float>(B, time, k, lengths.data(), expert.data(),
+                                     gate.data(), rowPtr.data(), kept.data(),
+                                     keptGate.data());
+  for (int64_t t = 0; t <= T; ++t)
+    EXPECT_EQ(rowPtr[t], t * k);
+  EXPECT_EQ(kept, expert);
+  EXPECT_EQ(keptGate, gate);
+  EXPECT_THROW(rt::cpu::dropPaddingForward<float>(
+                   B, time, 0, lengths.data(), expert.data(), gate.data(),
+                   rowPtr.data(), kept.data(), keptGate.data()),
+               std::invalid_argument);
 }
 
 TEST(LoadEstimate, BackwardNeedsRawNoise) {
   std::vector<double> v(4, 0.0), top(3, 0.0), d(2, 0.0);
   EXPECT_THROW(rt::cpu::loadEstimateBackward<double>(
                    2, 2, 1, v.data(), v.data(), nullptr, v.data(), top.data(),
-                   d.data(), v.data(), v.data()),
+                   nullptr, d.data(), v.data(), v.data()),
                std::invalid_argument);
 }
 
@@ -501,10 +598,11 @@ TEST(Routing, ResultsDoNotDependOnTheThreadCount) {
         T, n, k, clean.data(), raw.data(), 0.01f, true, kSeed, kCounter,
         noisy.data(), std.data(), top.data(), expert.data(), gate.data());
     rt::cpu::loadEstimateForward<float>(T, n, k, clean.data(), noisy.data(),
-                                        std.data(), top.data(), load.data());
+                                        std.data(), top.data(), nullptr,
+                                        load.data());
     rt::cpu::loadEstimateBackward<float>(
         T, n, k, clean.data(), noisy.data(), raw.data(), std.data(), top.data(),
-        dLoad.data(), dClean.data(), dRaw.data());
+        nullptr, dLoad.data(), dClean.data(), dRaw.data());
     omp_set_num_threads(saved);
     std::vector<float> all = noisy;
     for (const auto *v : {&std, &top, &gate, &load, &dClean, &dRaw})
@@ -527,8 +625,9 @@ TEST(Routing, RejectsBadArguments) {
                      2, 4, k, v.data(), nullptr, 0.0, false, 0, 0, v.data(),
                      v.data(), v.data(), idx.data(), v.data()),
                  std::invalid_argument);
-  EXPECT_THROW(rt::cpu::loadEstimateForward<double>(
-                   2, 4, 5, v.data(), v.data(), v.data(), v.data(), v.data()),
+  EXPECT_THROW(rt::cpu::loadEstimateForward<double>(2, 4, 5, v.data(), v.data(),
+                                                    v.data(), v.data(), nullptr,
+                                                    v.data()),
                std::invalid_argument);
   EXPECT_THROW(rt::cpu::batchwiseMaskForward<double>(3, 2, 4, v.data(),
                                                      v.data(), idx.data(),
@@ -1229,9 +1328,9 @@ TEST(CpuBackendRouting, EntryPointsRunTheKernels) {
                            kSeed, kCounter, noisy.data(), std.data(),
                            top.data(), expert.data(), gate.data(), 0, nullptr);
   backend.loadEstimateForward(T, n, k, clean.data(), noisy.data(), std.data(),
-                              top.data(), load.data());
+                              top.data(), nullptr, load.data());
   backend.loadEstimateBackward(T, n, k, clean.data(), noisy.data(), raw.data(),
-                               std.data(), top.data(), dLoad.data(),
+                               std.data(), top.data(), nullptr, dLoad.data(),
                                dClean.data(), dRaw.data());
 
   // The same computation in double agrees to float precision.
@@ -1241,11 +1340,11 @@ TEST(CpuBackendRouting, EntryPointsRunTheKernels) {
   TopKOutputs o = runTopK({T, n, k}, cleanD, rawD.data(), true);
   std::vector<double> loadD(n), dCleanD(T * n, 0.0), dRawD(T * n, 0.0);
   rt::cpu::loadEstimateForward<double>(T, n, k, cleanD.data(), o.noisy.data(),
-                                       o.std.data(), o.top.data(),
+                                       o.std.data(), o.top.data(), nullptr,
                                        loadD.data());
   rt::cpu::loadEstimateBackward<double>(
       T, n, k, cleanD.data(), o.noisy.data(), rawD.data(), o.std.data(),
-      o.top.data(), dLoadD.data(), dCleanD.data(), dRawD.data());
+      o.top.data(), nullptr, dLoadD.data(), dCleanD.data(), dRawD.data());
   EXPECT_EQ(expert, o.expert);
   expectAllClose(gate, o.gate, 1e-5, 1e-6, "gate");
   expectAllClose(load, loadD, 1e-5, 1e-5, "load");

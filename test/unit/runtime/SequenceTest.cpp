@@ -360,62 +360,108 @@ TEST(Attention, ForwardMatchesPairwiseReference) {
     std::vector<float> ws(
         be->attentionWorkspaceSize(s.B, s.Sx, s.Sy, s.dX, s.dY, s.E));
     be->attentionForward(s.B, s.Sx, s.Sy, s.dX, s.dY, s.E, x.data(), y.data(),
-                         U.data(), W.data(), V.data(), context.data(),
+                         U.data(), W.data(), V.data(), nullptr, context.data(),
                          ws.data());
     expectAllClose(context, referenceAttention(s, p), 1e-5, 1e-6, "context");
   }
 }
 
+namespace {
+
+/// attentionForward in double (lengths nullable); writes the workspace.
+std::vector<double> attentionContext(const AttentionShape &s,
+                                     const AttentionParams &q,
+                                     const int32_t *lengths,
+                                     std::vector<double> &ws) {
+  std::vector<double> context(s.B * s.Sy * s.dX);
+  ws.assign(rt::cpu::attentionWorkspaceSize(s.B, s.Sx, s.Sy, s.E), 0.0);
+  rt::cpu::attentionForward<double>(
+      s.B, s.Sx, s.Sy, s.dX, s.dY, s.E, q.x.data(), q.y.data(), q.U.data(),
+      q.W.data(), q.V.data(), lengths, context.data(), ws.data());
+  return context;
+}
+
+/// Checks attentionBackward's gradients of <context, w> (w random from
+/// `seed`) against central differences; returns dx.
+std::vector<double> expectAttentionGradients(const AttentionShape &s,
+                                             const AttentionParams &p,
+                                             const int32_t *lengths,
+                                             uint32_t seed) {
+  auto w = randomVector<double>(s.B * s.Sy * s.dX, seed);
+  auto lossOf = [&](auto member) {
+    return [&, member](const std::vector<double> &v) {
+      AttentionParams q = p;
+      q.*member = v;
+      std::vector<double> ws;
+      return dot(attentionContext(s, q, lengths, ws), w);
+    };
+  };
+  std::vector<double> ws;
+  attentionContext(s, p, lengths, ws);
+  std::vector<double> dx(p.x.size()), dy(p.y.size()), dU(p.U.size()),
+      dW(p.W.size()), dV(p.V.size());
+  rt::cpu::attentionBackward<double>(
+      s.B, s.Sx, s.Sy, s.dX, s.dY, s.E, p.x.data(), p.y.data(), p.U.data(),
+      p.W.data(), p.V.data(), ws.data(), w.data(), dx.data(), dy.data(),
+      dU.data(), dW.data(), dV.data());
+  const double rtol = 1e-6, atol = 1e-8;
+  expectAllClose(dx, numericGradient(lossOf(&AttentionParams::x), p.x), rtol,
+                 atol, "dx");
+  expectAllClose(dy, numericGradient(lossOf(&AttentionParams::y), p.y), rtol,
+                 atol, "dy");
+  expectAllClose(dU, numericGradient(lossOf(&AttentionParams::U), p.U), rtol,
+                 atol, "dU");
+  expectAllClose(dW, numericGradient(lossOf(&AttentionParams::W), p.W), rtol,
+                 atol, "dW");
+  expectAllClose(dV, numericGradient(lossOf(&AttentionParams::V), p.V), rtol,
+                 atol, "dV");
+  return dx;
+}
+
+} // namespace
+
 TEST(Attention, GradientCheck) {
   for (AttentionShape s :
-       {AttentionShape{2, 4, 3, 3, 2, 5}, AttentionShape{1, 1, 2, 2, 3, 2}}) {
-    AttentionParams p = randomAttention(s, 60);
-    auto w = randomVector<double>(s.B * s.Sy * s.dX, 70);
-    const int64_t wsSize =
-        rt::cpu::attentionWorkspaceSize(s.B, s.Sx, s.Sy, s.E);
-    auto forward = [&](const AttentionParams &q, std::vector<double> &ws) {
-      std::vector<double> context(s.B * s.Sy * s.dX);
-      ws.assign(wsSize, 0.0);
-      rt::cpu::attentionForward<double>(
-          s.B, s.Sx, s.Sy, s.dX, s.dY, s.E, q.x.data(), q.y.data(), q.U.data(),
-          q.W.data(), q.V.data(), context.data(), ws.data());
-      return context;
-    };
-    auto lossOf = [&](auto member) {
-      return [&, member](const std::vector<double> &v) {
-        AttentionParams q = p;
-        q.*member = v;
-        std::vector<double> ws;
-        return dot(forward(q, ws), w);
-      };
-    };
-    std::vector<double> ws;
-    forward(p, ws);
-    std::vector<double> dx(p.x.size()), dy(p.y.size()), dU(p.U.size()),
-        dW(p.W.size()), dV(p.V.size());
-    rt::cpu::attentionBackward<double>(
-        s.B, s.Sx, s.Sy, s.dX, s.dY, s.E, p.x.data(), p.y.data(), p.U.data(),
-        p.W.data(), p.V.data(), ws.data(), w.data(), dx.data(), dy.data(),
-        dU.data(), dW.data(), dV.data());
-    const double rtol = 1e-6, atol = 1e-8;
-    expectAllClose(dx, numericGradient(lossOf(&AttentionParams::x), p.x), rtol,
-                   atol, "dx");
-    expectAllClose(dy, numericGradient(lossOf(&AttentionParams::y), p.y), rtol,
-                   atol, "dy");
-    expectAllClose(dU, numericGradient(lossOf(&AttentionParams::U), p.U), rtol,
-                   atol, "dU");
-    expectAllClose(dW, numericGradient(lossOf(&AttentionParams::W), p.W), rtol,
-                   atol, "dW");
-    expectAllClose(dV, numericGradient(lossOf(&AttentionParams::V), p.V), rtol,
-                   atol, "dV");
+       {AttentionShape{2, 4, 3, 3, 2, 5}, AttentionShape{1, 1, 2, 2, 3, 2}})
+    expectAttentionGradients(s, randomAttention(s, 60), nullptr, 70);
+}
+
+// Padded source positions (i >= length) get weight 0: the context equals
+// attention over the first `length` positions alone, the gradients through
+// the masked softmax match finite differences, and none reaches the padded
+// positions' vectors.
+TEST(Attention, LengthsMaskThePaddedSource) {
+  AttentionShape s{3, 5, 2, 4, 3, 6};
+  std::vector<int32_t> lengths = {5, 1, 3};
+  AttentionParams p = randomAttention(s, 80);
+  std::vector<double> ws;
+  std::vector<double> context = attentionContext(s, p, lengths.data(), ws);
+  for (int64_t b = 0; b < s.B; ++b) {
+    // One sequence, cut to its length.
+    AttentionShape one{1, lengths[b], s.Sy, s.dX, s.dY, s.E};
+    AttentionParams q = p;
+    q.x.assign(p.x.begin() + b * s.Sx * s.dX,
+               p.x.begin() + (b * s.Sx + lengths[b]) * s.dX);
+    q.y.assign(p.y.begin() + b * s.Sy * s.dY,
+               p.y.begin() + (b + 1) * s.Sy * s.dY);
+    std::vector<double> got(context.begin() + b * s.Sy * s.dX,
+                            context.begin() + (b + 1) * s.Sy * s.dX);
+    expectAllClose(got, referenceAttention(one, q), 1e-12, 1e-12,
+                   "context of a cut sequence");
   }
+  std::vector<double> dx = expectAttentionGradients(s, p, lengths.data(), 81);
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t i = lengths[b]; i < s.Sx; ++i)
+      for (int64_t k = 0; k < s.dX; ++k)
+        EXPECT_EQ(dx[(b * s.Sx + i) * s.dX + k], 0.0)
+            << "padded position " << i << " of sequence " << b;
 }
 
 TEST(Attention, RejectsEmptySource) {
   auto be = rt::createCpuBackend();
   std::vector<float> buf(64);
   EXPECT_THROW(be->attentionForward(1, 0, 2, 2, 2, 2, buf.data(), buf.data(),
-                                    buf.data(), buf.data(), buf.data(),
+                                    buf.data(), buf.data(), buf.data(), nullptr,
                                     buf.data(), buf.data()),
                std::invalid_argument);
 }
