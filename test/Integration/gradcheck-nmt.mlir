@@ -31,16 +31,8 @@
 // RUN: not moe-run gradcheck %t/moe --samples 1 2>&1 | FileCheck %s --check-prefix=LEAK
 // LEAK: moe-run: error: the ids at padded positions change the loss (padding is not masked)
 
-// moe-run train feeds language models only (tokens and targets from a
-// corpus) and says so before it reads any data; the translation Dataset is
-// separate work.
+// moe-run train gives a model with source ids the translation data, which
+// reads a corpus folder (scripts/nmt-corpus.py), not a text file.
 // RUN: %package %examples/tiny_nmt.mlir %t/adam 2>/dev/null
 // RUN: not moe-run train %t/adam --data %t/missing.txt --steps 1 2>&1 | FileCheck %s --check-prefix=TRAIN
-// TRAIN: moe-run: error: moe-run trains language models: inputs 'tokens' and 'targets' of shape [batch, time] (i32); model tiny_nmt has inputs source, source_lengths, tokens, targets
-
-// A manifest whose lengths range does not start at 1 is refused, naming
-// the entry.
-// RUN: cp -r %t/grad %t/badrange
-// RUN: python3 -c "import json, sys; p = sys.argv[1]; m = json.load(open(p)); [a.update(length_range=[0, 6]) for f in m['functions'].values() for a in f['arguments'] if 'length_range' in a]; json.dump(m, open(p, 'w'))" %t/badrange/manifest.json
-// RUN: not moe-run gradcheck %t/badrange 2>&1 | FileCheck %s --check-prefix=RANGE
-// RANGE: moe-run: error: {{.*}}manifest.json: functions.eval.arguments[1].length_range: expected [1, positions] for lengths of shape [batch]
+// TRAIN: moe-run: error: data: {{.*}}missing.txt is not a folder: a translation model reads a corpus folder
