@@ -15,8 +15,9 @@
 //   -> LSTM-64 -> dropout 0.1 -> + residual
 //   -> full softmax over the 8000 wordpieces
 //
-// Balancing losses: importance and load, 0.1 each. The attention attends
-// to every source position, padding included (no source lengths yet).
+// Balancing losses: importance and load, 0.1 each. `source_lengths` masks
+// the padded source positions: they get no attention weight and no experts
+// (nor a share of the balancing losses).
 //
 // Batch: 32 sentence pairs, source and decoder 32 wordpieces each (longer
 // training pairs are left out; targets -1 mark padding).
@@ -31,6 +32,7 @@
 
 func.func @nmt_small_moe(
     %source: tensor<32x32xi32> {moe.input = "source"},
+    %source_lengths: tensor<32xi32> {moe.input = "source_lengths"},
     %tokens: tensor<32x32xi32> {moe.input = "tokens"},
     %targets: tensor<32x32xi32> {moe.input = "targets"},
     // Encoder.
@@ -88,14 +90,14 @@ func.func @nmt_small_moe(
   %eld = moe.dropout %el {rate = 0.1 : f32} : tensor<32x32x64xf32>
   %e1 = moe.residual %e0, %eld : tensor<32x32x64xf32>
   %em, %aux = moe.moe_layer %e1 gate(%moe_gate, noise %moe_noise)
-      experts(%moe_w1, %moe_w2) {
+      lengths(%source_lengths) experts(%moe_w1, %moe_w2) {
         num_experts = 16 : i64, k = 4 : i64,
         gating = #moe.gating<noisy_top_k>,
         expert = #moe.expert<ffn, hidden = 128, act = relu>,
         output_act = #moe.activation<sigmoid>,
         losses = #moe.losses<importance = 0.1, load = 0.1>}
       : (tensor<32x32x64xf32>, tensor<64x16xf32>, tensor<64x16xf32>,
-         tensor<16x64x128xf32>, tensor<16x128x64xf32>)
+         tensor<32xi32>, tensor<16x64x128xf32>, tensor<16x128x64xf32>)
       -> (tensor<32x32x64xf32>, tensor<f32>)
   %emd = moe.dropout %em {rate = 0.1 : f32} : tensor<32x32x64xf32>
   %enc = moe.residual %e1, %emd : tensor<32x32x64xf32>
@@ -112,8 +114,9 @@ func.func @nmt_small_moe(
   %k1d = moe.dropout %k1 {rate = 0.1 : f32} : tensor<32x32x64xf32>
   %d1 = moe.residual %d0, %k1d : tensor<32x32x64xf32>
   %ctx = moe.attention %enc, %d1 weights(%att_u, %att_w, %att_v)
+      lengths(%source_lengths)
       : (tensor<32x32x64xf32>, tensor<32x32x64xf32>, tensor<64x64xf32>,
-         tensor<64x64xf32>, tensor<64xf32>) -> tensor<32x32x64xf32>
+         tensor<64x64xf32>, tensor<64xf32>, tensor<32xi32>) -> tensor<32x32x64xf32>
   %d2 = moe.residual %d1, %ctx : tensor<32x32x64xf32>
   %k2 = moe.lstm %d2 weights(%dec2_wx, %dec2_wh, %dec2_b)
       : (tensor<32x32x64xf32>, tensor<64x256xf32>, tensor<64x256xf32>,

@@ -14,11 +14,12 @@
 
 // CHECK-LABEL: func.func @nmt_small_moe(
 // CHECK-SAME: tensor<32x32xi32> {moe.input = "source"},
+// CHECK-SAME: tensor<32xi32> {moe.input = "source_lengths"},
 // CHECK-SAME: tensor<32x32xi32> {moe.input = "tokens"},
 // CHECK-SAME: tensor<32x32xi32> {moe.input = "targets"},
 // CHECK: %[[ENC:.*]] = moe.residual
-// CHECK: moe.moe_layer {{.*}} {expert = #moe.expert<ffn, hidden = 128>, gating = #moe.gating<noisy_top_k>, k = 4 : i64, losses = #moe.losses<importance = 1.000000e-01, load = 1.000000e-01>, num_experts = 16 : i64, output_act = #moe.activation<sigmoid>}
-// CHECK: moe.attention
+// CHECK: moe.moe_layer {{.*}} lengths({{.*}} {expert = #moe.expert<ffn, hidden = 128>, gating = #moe.gating<noisy_top_k>, k = 4 : i64, losses = #moe.losses<importance = 1.000000e-01, load = 1.000000e-01>, num_experts = 16 : i64, output_act = #moe.activation<sigmoid>}
+// CHECK: moe.attention {{.*}} lengths(
 // CHECK: moe.softmax_cross_entropy
 // CHECK: moe.total_loss
 // SUMMARY: parameters: 1915520 (1.92M) total

@@ -11,12 +11,13 @@
 //            -> full softmax cross-entropy (targets -1 are padding)
 //
 // The inputs are what moe-run recognises as a translation model: source
-// ids `source` [B, S], decoder inputs `tokens` [B, T] and decoder targets
-// `targets` [B, T]. Attention runs without source lengths (every source
-// position, padding included, is attended to).
+// ids `source` [B, S] with `source_lengths` [B] (padded source positions get
+// no attention weight and no experts), decoder inputs `tokens` [B, T] and
+// decoder targets `targets` [B, T].
 
 func.func @nmt_run_tiny(
     %source: tensor<4x18xi32> {moe.input = "source"},
+    %source_lengths: tensor<4xi32> {moe.input = "source_lengths"},
     %tokens: tensor<4x18xi32> {moe.input = "tokens"},
     %targets: tensor<4x18xi32> {moe.input = "targets"},
     %enc_embedding: tensor<64x16xf32>
@@ -62,13 +63,13 @@ func.func @nmt_run_tiny(
          tensor<64xf32>) -> tensor<4x18x16xf32>
   %e1 = moe.residual %src, %eh : tensor<4x18x16xf32>
   %em, %aux = moe.moe_layer %e1 gate(%moe_gate, noise %moe_noise)
-      experts(%moe_w1, %moe_w2) {
+      lengths(%source_lengths) experts(%moe_w1, %moe_w2) {
         num_experts = 4 : i64, k = 2 : i64,
         gating = #moe.gating<noisy_top_k>,
         expert = #moe.expert<ffn, hidden = 16, act = relu>,
         output_act = #moe.activation<sigmoid>,
         losses = #moe.losses<importance = 0.1, load = 0.1>}
-      : (tensor<4x18x16xf32>, tensor<16x4xf32>, tensor<16x4xf32>,
+      : (tensor<4x18x16xf32>, tensor<16x4xf32>, tensor<16x4xf32>, tensor<4xi32>,
          tensor<4x16x16xf32>, tensor<4x16x16xf32>)
       -> (tensor<4x18x16xf32>, tensor<f32>)
   %enc = moe.residual %e1, %em : tensor<4x18x16xf32>
@@ -81,8 +82,9 @@ func.func @nmt_run_tiny(
          tensor<64xf32>) -> tensor<4x18x16xf32>
   %d1 = moe.residual %tgt, %dh : tensor<4x18x16xf32>
   %ctx = moe.attention %enc, %d1 weights(%att_u, %att_w, %att_v)
+      lengths(%source_lengths)
       : (tensor<4x18x16xf32>, tensor<4x18x16xf32>, tensor<16x16xf32>,
-         tensor<16x16xf32>, tensor<16xf32>) -> tensor<4x18x16xf32>
+         tensor<16x16xf32>, tensor<16xf32>, tensor<4xi32>) -> tensor<4x18x16xf32>
   %dec = moe.residual %d1, %ctx : tensor<4x18x16xf32>
 
   %ce = moe.softmax_cross_entropy %dec, %targets weights(%softmax_w, %softmax_b)
