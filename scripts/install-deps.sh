@@ -18,6 +18,8 @@ PACKAGES=(
   clang-19 libclang-rt-19-dev libomp-19-dev
   # Demo corpus: the King James Bible (`bible -l0 "Gen1:1-Rev22:21"`).
   bible-kjv
+  # scripts/lm-sweep.py's plot of perplexity against experts.
+  gnuplot-nox
 )
 
 SUDO=""

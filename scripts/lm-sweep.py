@@ -23,8 +23,13 @@ multiply-adds per word, so the MoE runs k = 8 experts of d x d per word
 on every word, half the LSTM's multiply-adds. The gates add d * n (noisy
 top-k: 2 d * n) on top, which the table's numbers show.
 
---gpu: d = 512, batch 128 x 32, the cuda target and more steps; it needs a
-GPU for training (--compile-only checks that every model compiles).
+Default size: d = 64, an 8000-word vocabulary, batch 16 x 20 = 320 words,
+3000 steps (about 1.1 epochs of the 0.87M training words), lr 0.01 (200
+steps of warm-up, 200 constant, then 1/sqrt decay). --gpu: d = 512 (the
+paper's size: 6.3M multiply-adds per word excluding i/o), a 16000-word
+vocabulary, batch 128 x 32 = 4096 words, 3000 steps (about 14 epochs, as
+in the paper), the cuda target; it trains only on a CUDA machine
+(--compile-only generates and translates every model anywhere).
 """
 import argparse
 import json
@@ -276,13 +281,15 @@ def summary(build, path):
 
 
 def final_metrics(path):
-    """Test perplexity and the mean expert load of the last log windows."""
-    ppl, loads = None, []
+    """Test perplexity, the unigram baseline's and the expert load of the
+    last log windows."""
+    ppl, unigram, loads = None, None, []
     with open(path) as f:
         for line in f:
             record = json.loads(line)
             if record.get("final"):
                 ppl = record["test_perplexity"]
+                unigram = record["unigram_perplexity"]
             if record.get("expert_load"):
                 loads.append(record["expert_load"])
     balance = None
@@ -297,7 +304,7 @@ def final_metrics(path):
             mean = sum(sums) / len(sums)
             if mean > 0:
                 balance.append([max(sums) / mean, min(sums) / mean])
-    return ppl, balance
+    return ppl, unigram, balance
 
 
 def fmt_count(n):
@@ -388,6 +395,8 @@ def main():
                         "`bible`)")
     parser.add_argument("--steps", type=int, help="training steps per model")
     parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--test-fraction", type=float, default=0.05,
+                        help="share of the words held out (whole documents)")
     parser.add_argument("--models", help="comma-separated names (default all)")
     parser.add_argument("--threads", type=int, default=0,
                         help="moe-run --threads (0: all cores)")
@@ -401,7 +410,7 @@ def main():
 
     build = os.path.abspath(args.build_dir)
     size = MINI if args.mini else GPU if args.gpu else CPU
-    steps = args.steps or (20 if args.mini else 20000 if args.gpu else 3000)
+    steps = args.steps or (100 if args.mini else 3000)
     target = "cuda" if args.gpu else "cpu"
     work = os.path.abspath(args.work or os.path.join(build, "lm-sweep"))
     models = mini_models() if args.mini else all_models()
@@ -455,35 +464,43 @@ def main():
         metrics = os.path.join(work, model.name + ".metrics.jsonl")
         try:
             run([moe_run, "train", package, "--data", corpus,
-                 "--test-split", "documents", "--steps", str(steps),
+                 "--test-split", "documents", "--test-fraction",
+                 str(args.test_fraction), "--steps", str(steps),
                  "--log-every", str(max(1, steps // 20)),
                  "--threads", str(args.threads), "--metrics", metrics,
                  "--overwrite"], log=log, env=env)
+            with open(log) as f:
+                trained = re.search(
+                    r"trained \d+ steps in (\d+):(\d+):?(\d+)?", f.read())
+            if trained:
+                parts = [int(p) for p in trained.groups() if p is not None]
+                result["train_s"] = sum(p * 60 ** i
+                                        for i, p in enumerate(reversed(parts)))
+            result["test_ppl"], result["unigram_ppl"], result["balance"] = (
+                final_metrics(metrics))
         except subprocess.CalledProcessError:
             print("   failed: see %s" % log, flush=True)
-            continue
-        with open(log) as f:
-            trained = re.search(r"trained \d+ steps in (\d+):(\d+):?(\d+)?",
-                                f.read())
-        if trained:
-            parts = [int(p) for p in trained.groups() if p is not None]
-            result["train_s"] = sum(p * 60 ** i
-                                    for i, p in enumerate(reversed(parts)))
-        result["test_ppl"], result["balance"] = final_metrics(metrics)
         result["wall_s"] = time.time() - start
-        print("   test perplexity %s, %.0f s" % (
-            "%.2f" % result["test_ppl"] if result["test_ppl"] is not None
-            else "-", result["wall_s"]), flush=True)
+        if result.get("test_ppl") is not None:
+            print("   test perplexity %.2f, %.0f s" % (
+                result["test_ppl"], result["wall_s"]), flush=True)
         # Written after every model: a partial sweep keeps what finished.
+        unigram = [r["unigram_ppl"] for r in results if r.get("unigram_ppl")]
         header = ("Sweep: d = %d, vocabulary %d, batch %d x %d, %d steps, "
-                  "lr %g, target %s, corpus %s (test: held-out documents)."
+                  "lr %g, target %s, corpus %s (test: held-out documents; "
+                  "unigram perplexity %s)."
                   % (size.d, size.vocab, size.batch, size.time, steps,
-                     args.lr, target, os.path.basename(corpus)))
+                     args.lr, target, os.path.basename(corpus),
+                     "%.2f" % unigram[0] if unigram else "-"))
         with open(os.path.join(work, "results.json"), "w") as f:
             json.dump({"header": header, "results": results}, f, indent=1)
         write_table(results, os.path.join(work, "results.md"), header)
         plot(results, work, "KJV, d = %d, %d steps" % (size.d, steps))
     print("lm-sweep: results in %s" % work)
+    failed = [r["name"] for r in results
+              if not args.compile_only and r.get("test_ppl") is None]
+    if failed:
+        sys.exit("lm-sweep: failed: %s" % ", ".join(failed))
 
 
 if __name__ == "__main__":
