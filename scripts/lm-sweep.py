@@ -61,7 +61,8 @@ MINI = Size(d=16, vocab=64, batch=4, time_steps=8, dropout=0.0, samples=16)
 
 
 class Model:
-    """One model of the sweep; kind: baseline, flat or hierarchical."""
+    """One model of the sweep; kind: baseline, flat, hierarchical or lstm2
+    (the control: the MoE models without their MoE layer)."""
 
     def __init__(self, name, kind, gating="", experts=0, k=0, groups=0,
                  sampled=False):
@@ -72,6 +73,8 @@ class Model:
     def label(self):
         if self.kind == "baseline":
             return "3 x LSTM (baseline)"
+        if self.kind == "lstm2":
+            return "2 x LSTM (no MoE layer)"
         if self.kind == "hierarchical":
             return "hierarchical MoE %d x %d, batchwise" % (
                 self.groups, self.experts // self.groups)
@@ -90,6 +93,11 @@ def all_models():
     models.append(Model("moe64_bw_sampled", "flat", "batchwise", 64, 8,
                         sampled=True))
     return models
+
+
+def extra_models():
+    """Models run only when --models names them (the investigation)."""
+    return [Model("lstm2", "lstm2")]
 
 
 def mini_models():
@@ -152,6 +160,8 @@ def model_text(model, size):
         lstm_params(2)
         lstm(2, "x1", "x2")
         last = 3
+    elif model.kind == "lstm2":
+        last = 2
     elif model.kind == "flat":
         expert_shape = tensor(n, d, d)
         param("moe_gate", tensor(d, n), "moe.gate_weights", "zeros")
@@ -204,12 +214,12 @@ def model_text(model, size):
             % (n, g, act, tensor(d, g), tensor(g), tensor(g, d, per),
                tensor(g, per), tensor(n, d, d), act))
         aux = "aux"
-    if model.kind != "baseline":
+    if model.kind in ("flat", "hierarchical"):
         md = dropout("md", "m")
         body.append("  %%x2 = moe.residual %%x1, %%%s : %s" % (md, act))
         last = 2
     lstm_params(last)
-    lstm(last, "x2", "x3")
+    lstm(last, "x1" if model.kind == "lstm2" else "x2", "x3")
     param("softmax_w", tensor(v, d), "softmax.weights", uniform)
     param("softmax_b", tensor(v), "softmax.bias", "zeros")
     samples = ("\n      {num_samples = %d : i64}" % size.samples
@@ -281,30 +291,41 @@ def summary(build, path):
 
 
 def final_metrics(path):
-    """Test perplexity, the unigram baseline's and the expert load of the
-    last log windows."""
-    ppl, unigram, loads = None, None, []
+    """What the metrics file says of a finished run: test perplexity, the
+    unigram baseline's, the training perplexity of the last log window, the
+    expert load balance of the last quarter of the windows and the experts a
+    word used in the final evaluation."""
+    out = {"test_ppl": None, "unigram_ppl": None, "train_ppl": None,
+           "balance": None, "test_experts_per_word": None}
+    loads = []
     with open(path) as f:
         for line in f:
             record = json.loads(line)
             if record.get("final"):
-                ppl = record["test_perplexity"]
-                unigram = record["unigram_perplexity"]
-            if record.get("expert_load"):
-                loads.append(record["expert_load"])
-    balance = None
+                out["test_ppl"] = record["test_perplexity"]
+                out["unigram_ppl"] = record["unigram_perplexity"]
+            elif "loss" in record:
+                out["train_ppl"] = record["perplexity"]
+                if record.get("expert_load"):
+                    loads.append(record["expert_load"])
+            elif record.get("split") == "test" and record.get("expert_load"):
+                # Assignments per plan over the words scored (the padding
+                # of the last batch makes this a slight overestimate).
+                out["test_experts_per_word"] = [
+                    sum(plan) / max(1, record["tokens"])
+                    for plan in record["expert_load"]]
     if loads:
-        # max/mean and min/mean tokens per expert over the last quarter of
-        # the windows, per MoE layer (the hierarchical one has two).
+        # max/mean and min/mean tokens per expert, per dispatch plan (the
+        # hierarchical layer has one per level).
         tail = loads[-max(1, len(loads) // 4):]
-        balance = []
-        for layer in range(len(tail[0])):
-            sums = [sum(w[layer][e] for w in tail)
-                    for e in range(len(tail[0][layer]))]
+        out["balance"] = []
+        for plan in range(len(tail[0])):
+            sums = [sum(w[plan][e] for w in tail)
+                    for e in range(len(tail[0][plan]))]
             mean = sum(sums) / len(sums)
             if mean > 0:
-                balance.append([max(sums) / mean, min(sums) / mean])
-    return ppl, unigram, balance
+                out["balance"].append([max(sums) / mean, min(sums) / mean])
+    return out
 
 
 def fmt_count(n):
@@ -316,20 +337,30 @@ def fmt_count(n):
 
 def write_table(results, path, header):
     lines = [header, "",
-             "| model | experts | k | test ppl | parameters (excl. i/o) | "
-             "multiply-adds/word (excl. i/o) | expert load max/min per mean |"
-             " train s | wall s |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+             "| model | experts | k | test ppl | train ppl | parameters "
+             "(excl. i/o) | multiply-adds/word (excl. i/o) | expert load "
+             "max/min per mean | experts/word at test | train s | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+
+    def number(value, form="%.2f"):
+        return form % value if value is not None else "-"
+
     for r in results:
-        ppl = r.get("test_ppl")
-        load = "; ".join("%.2f/%.2f" % tuple(b) for b in r.get("balance") or [])
-        lines.append("| %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s |"
+        balance = "; ".join("%.2f/%.2f" % tuple(b)
+                            for b in r.get("balance") or [])
+        used = " / ".join("%.2f" % u
+                          for u in r.get("test_experts_per_word") or [])
+        lines.append("| %s | %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s "
+                     "| %s | %s |"
                      % (r["label"], r["experts"] or "-", r["k"] or "-",
-                        "%.2f" % ppl if ppl is not None else "failed",
+                        number(r.get("test_ppl")) if r.get("test_ppl")
+                        is not None else "failed",
+                        number(r.get("train_ppl"), "%.1f"),
                         fmt_count(r["params"]), fmt_count(r["params_no_io"]),
                         fmt_count(r["macs"]), fmt_count(r["macs_no_io"]),
-                        load or "-", "%.0f" % r.get("train_s", 0),
-                        "%.0f" % r.get("wall_s", 0)))
+                        balance or "-", used or "-",
+                        number(r.get("train_s"), "%.0f"),
+                        number(r.get("wall_s"), "%.0f")))
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -397,7 +428,17 @@ def main():
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--test-fraction", type=float, default=0.05,
                         help="share of the words held out (whole documents)")
-    parser.add_argument("--models", help="comma-separated names (default all)")
+    parser.add_argument("--models", help="comma-separated names (default all "
+                        "but lstm2, the 2-LSTM control)")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="keep each model's final checkpoint in "
+                        "WORK/NAME.checkpoints (for moe-run eval)")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="moe-run --eval-every (0: at the end only)")
+    parser.add_argument("--test-split", default="documents",
+                        choices=["documents", "blocks"],
+                        help="moe-run --test-split (blocks: test sentences "
+                        "from the training books)")
     parser.add_argument("--threads", type=int, default=0,
                         help="moe-run --threads (0: all cores)")
     parser.add_argument("--gpu", action="store_true",
@@ -416,6 +457,7 @@ def main():
     models = mini_models() if args.mini else all_models()
     if args.models:
         wanted = args.models.split(",")
+        models += [] if args.mini else extra_models()
         unknown = set(wanted) - {m.name for m in models}
         if unknown:
             sys.exit("lm-sweep: unknown models %s (have %s)" % (
@@ -462,13 +504,18 @@ def main():
         if args.compile_only:
             continue
         metrics = os.path.join(work, model.name + ".metrics.jsonl")
-        try:
-            run([moe_run, "train", package, "--data", corpus,
-                 "--test-split", "documents", "--test-fraction",
+        train = [moe_run, "train", package, "--data", corpus,
+                 "--test-split", args.test_split, "--test-fraction",
                  str(args.test_fraction), "--steps", str(steps),
                  "--log-every", str(max(1, steps // 20)),
+                 "--eval-every", str(args.eval_every),
                  "--threads", str(args.threads), "--metrics", metrics,
-                 "--overwrite"], log=log, env=env)
+                 "--overwrite"]
+        if args.checkpoints:
+            train += ["--checkpoint-dir",
+                      os.path.join(work, model.name + ".checkpoints")]
+        try:
+            run(train, log=log, env=env)
             with open(log) as f:
                 trained = re.search(
                     r"trained \d+ steps in (\d+):(\d+):?(\d+)?", f.read())
@@ -476,8 +523,7 @@ def main():
                 parts = [int(p) for p in trained.groups() if p is not None]
                 result["train_s"] = sum(p * 60 ** i
                                         for i, p in enumerate(reversed(parts)))
-            result["test_ppl"], result["unigram_ppl"], result["balance"] = (
-                final_metrics(metrics))
+            result.update(final_metrics(metrics))
         except subprocess.CalledProcessError:
             print("   failed: see %s" % log, flush=True)
         result["wall_s"] = time.time() - start
@@ -487,11 +533,11 @@ def main():
         # Written after every model: a partial sweep keeps what finished.
         unigram = [r["unigram_ppl"] for r in results if r.get("unigram_ppl")]
         header = ("Sweep: d = %d, vocabulary %d, batch %d x %d, %d steps, "
-                  "lr %g, target %s, corpus %s (test: held-out documents; "
+                  "lr %g, target %s, corpus %s (test split: %s; "
                   "unigram perplexity %s)."
                   % (size.d, size.vocab, size.batch, size.time, steps,
                      args.lr, target, os.path.basename(corpus),
-                     "%.2f" % unigram[0] if unigram else "-"))
+                     args.test_split, "%.2f" % unigram[0] if unigram else "-"))
         with open(os.path.join(work, "results.json"), "w") as f:
             json.dump({"header": header, "results": results}, f, indent=1)
         write_table(results, os.path.join(work, "results.md"), header)
