@@ -414,6 +414,33 @@ def plot(results, work, title):
     return png
 
 
+def read_run(result, log, metrics):
+    """Adds the training time of the log and what the metrics say."""
+    with open(log) as f:
+        trained = re.search(r"trained \d+ steps in (\d+):(\d+):?(\d+)?",
+                            f.read())
+    if trained:
+        parts = [int(p) for p in trained.groups() if p is not None]
+        result["train_s"] = sum(p * 60 ** i
+                                for i, p in enumerate(reversed(parts)))
+    result.update(final_metrics(metrics))
+
+
+def write_outputs(results, work, size, steps, args, target, corpus):
+    """WORK/results.json, results.md and perplexity.png."""
+    unigram = [r["unigram_ppl"] for r in results if r.get("unigram_ppl")]
+    header = ("Sweep: d = %d, vocabulary %d, batch %d x %d, %d steps, "
+              "lr %g, target %s, corpus %s (test split: %s; "
+              "unigram perplexity %s)."
+              % (size.d, size.vocab, size.batch, size.time, steps,
+                 args.lr, target, os.path.basename(corpus),
+                 args.test_split, "%.2f" % unigram[0] if unigram else "-"))
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump({"header": header, "results": results}, f, indent=1)
+    write_table(results, os.path.join(work, "results.md"), header)
+    plot(results, work, "KJV, d = %d, %d steps" % (size.d, steps))
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -445,6 +472,9 @@ def main():
                         help="the larger version on the cuda target")
     parser.add_argument("--compile-only", action="store_true",
                         help="generate and compile, do not train")
+    parser.add_argument("--report", action="store_true",
+                        help="rewrite the table and plot from the runs "
+                        "already in WORK (train nothing)")
     parser.add_argument("--mini", action="store_true",
                         help="two tiny models, for CI (needs --corpus)")
     args = parser.parse_args()
@@ -478,6 +508,10 @@ def main():
                % (args.lr, warmup, warmup))
     env = dict(os.environ, BUILD_DIR=build)
     moe_run = os.path.join(build, "bin", "moe-run")
+    previous = {}
+    if args.report and os.path.exists(os.path.join(work, "results.json")):
+        with open(os.path.join(work, "results.json")) as f:
+            previous = {r["name"]: r for r in json.load(f)["results"]}
     results = []
     for model in models:
         start = time.time()
@@ -486,7 +520,10 @@ def main():
             f.write(model_text(model, size))
         package = os.path.join(work, model.name)
         log = os.path.join(work, model.name + ".log")
-        if os.path.exists(log):
+        metrics = os.path.join(work, model.name + ".metrics.jsonl")
+        if args.report and not os.path.exists(metrics):
+            continue
+        if os.path.exists(log) and not args.report:
             os.remove(log)
         result = {"name": model.name, "label": model.label(),
                   "kind": model.kind, "gating": model.gating,
@@ -498,12 +535,19 @@ def main():
                            fmt_count(result["macs"]),
                            fmt_count(result["params_no_io"]),
                            fmt_count(result["macs_no_io"])), flush=True)
+        if args.report:
+            read_run(result, log, metrics)
+            if result.get("test_ppl") is None:
+                continue  # unfinished
+            result["wall_s"] = previous.get(model.name, {}).get("wall_s")
+            results.append(result)
+            write_outputs(results, work, size, steps, args, target, corpus)
+            continue
+        results.append(result)
         run(["bash", os.path.join(ROOT, "scripts", "package.sh"), source,
              package, options, target], log=log, env=env)
-        results.append(result)
         if args.compile_only:
             continue
-        metrics = os.path.join(work, model.name + ".metrics.jsonl")
         train = [moe_run, "train", package, "--data", corpus,
                  "--test-split", args.test_split, "--test-fraction",
                  str(args.test_fraction), "--steps", str(steps),
@@ -516,14 +560,7 @@ def main():
                       os.path.join(work, model.name + ".checkpoints")]
         try:
             run(train, log=log, env=env)
-            with open(log) as f:
-                trained = re.search(
-                    r"trained \d+ steps in (\d+):(\d+):?(\d+)?", f.read())
-            if trained:
-                parts = [int(p) for p in trained.groups() if p is not None]
-                result["train_s"] = sum(p * 60 ** i
-                                        for i, p in enumerate(reversed(parts)))
-            result.update(final_metrics(metrics))
+            read_run(result, log, metrics)
         except subprocess.CalledProcessError:
             print("   failed: see %s" % log, flush=True)
         result["wall_s"] = time.time() - start
@@ -531,17 +568,7 @@ def main():
             print("   test perplexity %.2f, %.0f s" % (
                 result["test_ppl"], result["wall_s"]), flush=True)
         # Written after every model: a partial sweep keeps what finished.
-        unigram = [r["unigram_ppl"] for r in results if r.get("unigram_ppl")]
-        header = ("Sweep: d = %d, vocabulary %d, batch %d x %d, %d steps, "
-                  "lr %g, target %s, corpus %s (test split: %s; "
-                  "unigram perplexity %s)."
-                  % (size.d, size.vocab, size.batch, size.time, steps,
-                     args.lr, target, os.path.basename(corpus),
-                     args.test_split, "%.2f" % unigram[0] if unigram else "-"))
-        with open(os.path.join(work, "results.json"), "w") as f:
-            json.dump({"header": header, "results": results}, f, indent=1)
-        write_table(results, os.path.join(work, "results.md"), header)
-        plot(results, work, "KJV, d = %d, %d steps" % (size.d, steps))
+        write_outputs(results, work, size, steps, args, target, corpus)
     print("lm-sweep: results in %s" % work)
     failed = [r["name"] for r in results
               if not args.compile_only and r.get("test_ppl") is None]
