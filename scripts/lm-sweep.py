@@ -296,7 +296,8 @@ def final_metrics(path):
     expert load balance of the last quarter of the windows and the experts a
     word used in the final evaluation."""
     out = {"test_ppl": None, "unigram_ppl": None, "train_ppl": None,
-           "balance": None, "test_experts_per_word": None}
+           "balance": None, "test_experts_per_word": None,
+           "test_balance": None}
     loads = []
     with open(path) as f:
         for line in f:
@@ -314,18 +315,24 @@ def final_metrics(path):
                 out["test_experts_per_word"] = [
                     sum(plan) / max(1, record["tokens"])
                     for plan in record["expert_load"]]
+                out["test_balance"] = [load_balance(plan)
+                                       for plan in record["expert_load"]]
     if loads:
         # max/mean and min/mean tokens per expert, per dispatch plan (the
         # hierarchical layer has one per level).
         tail = loads[-max(1, len(loads) // 4):]
         out["balance"] = []
         for plan in range(len(tail[0])):
-            sums = [sum(w[plan][e] for w in tail)
-                    for e in range(len(tail[0][plan]))]
-            mean = sum(sums) / len(sums)
-            if mean > 0:
-                out["balance"].append([max(sums) / mean, min(sums) / mean])
+            out["balance"].append(load_balance(
+                [sum(w[plan][e] for w in tail)
+                 for e in range(len(tail[0][plan]))]))
     return out
+
+
+def load_balance(tokens):
+    """[max, min] tokens of an expert over the mean."""
+    mean = sum(tokens) / max(1, len(tokens))
+    return [max(tokens) / mean, min(tokens) / mean] if mean > 0 else [0, 0]
 
 
 def fmt_count(n):
@@ -339,15 +346,19 @@ def write_table(results, path, header):
     lines = [header, "",
              "| model | experts | k | test ppl | train ppl | parameters "
              "(excl. i/o) | multiply-adds/word (excl. i/o) | expert load "
-             "max/min per mean | experts/word at test | train s | wall s |",
+             "max/min per mean (train; test) | experts/word at test | train s "
+             "| wall s |",
              "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
 
     def number(value, form="%.2f"):
         return form % value if value is not None else "-"
 
     for r in results:
-        balance = "; ".join("%.2f/%.2f" % tuple(b)
-                            for b in r.get("balance") or [])
+        balance = " ".join("%.2f/%.2f" % tuple(b)
+                           for b in r.get("balance") or [])
+        if r.get("test_balance"):
+            balance += "; " + " ".join("%.2f/%.2f" % tuple(b)
+                                       for b in r["test_balance"])
         used = " / ".join("%.2f" % u
                           for u in r.get("test_experts_per_word") or [])
         lines.append("| %s | %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s "
@@ -372,12 +383,12 @@ def plot(results, work, title):
         print("lm-sweep: no gnuplot (apt-get install gnuplot-nox): no plot")
         return None
     series = {}
-    baseline = None
+    lines = []  # models without experts: horizontal lines
     for r in results:
         if r.get("test_ppl") is None:
             continue
-        if r["kind"] == "baseline":
-            baseline = r["test_ppl"]
+        if r["kind"] in ("baseline", "lstm2"):
+            lines.append((r["test_ppl"], r["label"]))
             continue
         key = ("hierarchical, batchwise" if r["kind"] == "hierarchical" else
                "flat, sampled softmax" if r["sampled"] else
@@ -391,9 +402,9 @@ def plot(results, work, title):
                 f.write("%d %g\n" % (n, ppl))
         plots.append("'%s' using 1:2 with linespoints pt %d lw 2 title '%s'"
                      % (data, 5 + 2 * i, key))
-    if baseline is not None:
-        plots.append("%g with lines dt 2 lw 2 lc rgb 'black' title "
-                     "'3 x LSTM baseline'" % baseline)
+    for i, (ppl, label) in enumerate(lines):
+        plots.append("%g with lines dt %d lw 2 lc rgb '%s' title '%s'"
+                     % (ppl, 2 + i, ("black", "gray40")[i % 2], label))
     if not plots:
         return None
     png = os.path.join(work, "perplexity.png")
@@ -446,8 +457,10 @@ def main():
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--work", default=None,
                         help="work directory (default BUILD/lm-sweep)")
-    parser.add_argument("--build-dir", default=os.environ.get("BUILD_DIR",
-                                                              "build"))
+    parser.add_argument("--build-dir", default=os.path.join(
+        ROOT, os.environ.get("BUILD_DIR", "build")),
+                        help="holds bin/moe-opt, moe-translate, moe-run "
+                        "(default $BUILD_DIR or build, in the checkout)")
     parser.add_argument("--corpus", help="one sentence a line, a blank line "
                         "between documents (default: the KJV, made with "
                         "`bible`)")

@@ -17,7 +17,7 @@
 // CHECK: | 3 x LSTM (baseline) | - | - | {{[0-9]+\.[0-9]+}} | {{[0-9]+\.[0-9]}} | {{[0-9.]+K}} ({{[0-9.]+K}}) | {{[0-9.]+K}} ({{[0-9.]+K}}) | - | - |
 // The batchwise mask gives every expert exactly its capacity in training;
 // at test the learned thresholds pick a number of experts per word.
-// CHECK: | MoE-16, batchwise | 16 | 8 | {{[0-9]+\.[0-9]+}} | {{[0-9]+\.[0-9]}} | {{[0-9.]+K}} ({{[0-9.]+K}}) | {{[0-9.]+K}} ({{[0-9.]+K}}) | 1.00/1.00 | {{[0-9]+\.[0-9]+}} |
+// CHECK: | MoE-16, batchwise | 16 | 8 | {{[0-9]+\.[0-9]+}} | {{[0-9]+\.[0-9]}} | {{[0-9.]+K}} ({{[0-9.]+K}}) | {{[0-9.]+K}} ({{[0-9.]+K}}) | 1.00/1.00; {{[0-9]+\.[0-9]+}}/{{[0-9]+\.[0-9]+}} | {{[0-9]+\.[0-9]+}} |
 
 // The test split is whole documents: 2 of the 10 at --test-fraction 0.2.
 // LOG: moe-run train
