@@ -416,7 +416,7 @@ def plot(results, work, title):
         "set title '%s'" % title,
         "set logscale x 2", "set xrange [2:512]",
         "set xlabel 'experts'", "set ylabel 'test perplexity (held-out books)'",
-        "set key top right", "set grid",
+        "set key top left", "set grid",
         "plot " + ", ".join(plots), ""])
     script_path = os.path.join(work, "perplexity.gp")
     with open(script_path, "w") as f:
