@@ -21,6 +21,8 @@ PACKAGES=(
   # Translation model: SentencePiece wordpieces (the library for
   # runtime/data, spm_train for scripts/nmt-corpus.py).
   libsentencepiece-dev sentencepiece
+  # scripts/lm-sweep.py's plot of perplexity against experts.
+  gnuplot-nox
 )
 
 SUDO=""

@@ -50,6 +50,9 @@ config.environment["BUILD_DIR"] = config.moe_obj_root
 # CXX) so that they are instrumented like the libmoe_rt.so they link.
 if os.environ.get("MOE_SANITIZE_CXX"):
     config.environment["CXX"] = os.environ["MOE_SANITIZE_CXX"]
+# scripts/lm-sweep.py draws its plot with gnuplot (scripts/install-deps.sh).
+if shutil.which("gnuplot"):
+    config.available_features.add("gnuplot")
 # Multi-rank runs on one machine (the CPU backend over MPI).
 if shutil.which("mpirun"):
     config.available_features.add("mpi")

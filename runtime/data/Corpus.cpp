@@ -10,6 +10,7 @@
 
 #include "runtime/data/Tokenizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -52,6 +53,27 @@ std::vector<bool> testSplitMask(int64_t numLines, double testFraction) {
   return heldOut;
 }
 
+std::vector<bool> documentSplitMask(const std::vector<int64_t> &documentWords,
+                                    double testFraction) {
+  if (!(testFraction >= 0.0 && testFraction < 1.0))
+    throw std::invalid_argument(
+        "documentSplitMask: testFraction must be in [0, 1)");
+  std::vector<bool> heldOut(documentWords.size(), false);
+  double seen = 0.0, held = 0.0;
+  for (size_t d = 0; d < documentWords.size(); ++d) {
+    if (documentWords[d] < 0)
+      throw std::invalid_argument("documentSplitMask: negative word count");
+    auto words = static_cast<double>(documentWords[d]);
+    seen += words;
+    // |held + words - target| < |held - target|, for words > 0.
+    if (words > 0 && held + words / 2 < testFraction * seen) {
+      heldOut[d] = true;
+      held += words;
+    }
+  }
+  return heldOut;
+}
+
 Corpus loadCorpus(const std::string &path, const CorpusOptions &options) {
   if (options.vocabSize < 2)
     throw std::invalid_argument(
@@ -68,6 +90,10 @@ Corpus loadCorpus(const std::string &path, const CorpusOptions &options) {
     start = 3;
 
   std::vector<std::vector<std::string>> lines;
+  // The document of each line and the words of each document; a line
+  // without words after one with words starts the next document.
+  std::vector<int64_t> lineDocument, documentWords;
+  bool inDocument = false;
   while (start < text.size() &&
          (options.maxLines == 0 ||
           static_cast<int64_t>(lines.size()) < options.maxLines)) {
@@ -76,20 +102,46 @@ Corpus loadCorpus(const std::string &path, const CorpusOptions &options) {
       end = text.size();
     auto words =
         tokenizeWords(std::string_view(text).substr(start, end - start));
-    if (!words.empty())
+    if (!words.empty()) {
+      if (!inDocument)
+        documentWords.push_back(0);
+      inDocument = true;
+      documentWords.back() += static_cast<int64_t>(words.size());
+      lineDocument.push_back(static_cast<int64_t>(documentWords.size()) - 1);
       lines.push_back(std::move(words));
+    } else {
+      inDocument = false;
+    }
     start = end + 1;
   }
   if (lines.empty())
     throw corpusError(path, "no words (every line is empty)");
 
-  std::vector<bool> heldOut =
-      testSplitMask(static_cast<int64_t>(lines.size()), options.testFraction);
+  std::vector<bool> heldOut;
+  int64_t testDocuments = 0;
+  if (options.split == TestSplit::Documents) {
+    if (documentWords.size() < 2)
+      throw corpusError(path, "one document: the documents test split needs "
+                              "blank lines between documents");
+    std::vector<bool> heldOutDocuments =
+        documentSplitMask(documentWords, options.testFraction);
+    for (int64_t document : lineDocument)
+      heldOut.push_back(heldOutDocuments[document]);
+    testDocuments =
+        std::count(heldOutDocuments.begin(), heldOutDocuments.end(), true);
+  } else {
+    heldOut =
+        testSplitMask(static_cast<int64_t>(lines.size()), options.testFraction);
+  }
   std::vector<std::vector<std::string>> trainWords, testWords;
   for (size_t i = 0; i < lines.size(); ++i)
     (heldOut[i] ? testWords : trainWords).push_back(std::move(lines[i]));
 
   Corpus corpus;
+  if (options.split == TestSplit::Documents) {
+    corpus.documents = static_cast<int64_t>(documentWords.size());
+    corpus.testDocuments = testDocuments;
+  }
   corpus.vocab =
       Vocabulary::build(trainWords, options.vocabSize, options.minCount);
   for (const auto &words : trainWords) {

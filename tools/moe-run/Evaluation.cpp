@@ -28,6 +28,16 @@ void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count) {
   }
 }
 
+void addExpertLoad(std::vector<std::vector<int64_t>> &sum,
+                   const std::vector<std::vector<int64_t>> &perPlan) {
+  sum.resize(perPlan.size());
+  for (size_t p = 0; p < perPlan.size(); ++p) {
+    sum[p].resize(perPlan[p].size(), 0);
+    for (size_t e = 0; e < perPlan[p].size(); ++e)
+      sum[p][e] += perPlan[p][e];
+  }
+}
+
 Evaluation evaluate(Session &session, const Package &package,
                     BatchSource &batches, int64_t maxBatches,
                     rt::Collectives *collectives) {
@@ -47,6 +57,7 @@ Evaluation evaluate(Session &session, const Package &package,
       CallResult r = score();
       sum += r.stats.crossEntropySum;
       tokenCount += r.stats.crossEntropyTokens;
+      addExpertLoad(result.expertLoad, r.stats.expertTokens);
     }
     if (maxBatches && count >= maxBatches)
       break;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace moe::rt {
 class Backend;
@@ -21,6 +22,10 @@ struct Evaluation {
   double perplexity = 0, crossEntropy = 0;
   int64_t tokens = 0;
   double seconds = 0;
+  /// Assignments per expert, per dispatch plan, of this rank's batches
+  /// (padding included): with thresholds (batchwise-trained layers) their
+  /// sum over tokens is the experts a word used at inference.
+  std::vector<std::vector<int64_t>> expertLoad;
 };
 
 /// Scores one epoch of `batches` (at most `maxBatches`; 0: all) with the
@@ -30,6 +35,10 @@ struct Evaluation {
 Evaluation evaluate(Session &session, const Package &package,
                     BatchSource &batches, int64_t maxBatches,
                     rt::Collectives *collectives = nullptr);
+
+/// Adds one call's tokens per expert (per dispatch plan) to `sum`.
+void addExpertLoad(std::vector<std::vector<int64_t>> &sum,
+                   const std::vector<std::vector<int64_t>> &perPlan);
 
 /// Adds every rank's (cross-entropy sum, token count) in rank order, so all
 /// ranks report the same perplexity; a no-op on one rank.

@@ -86,6 +86,8 @@ rt::data::Corpus loadData(const DataOptions &data, const LmShape &shape,
                              std::to_string(shape.vocab));
   rt::data::CorpusOptions options;
   options.testFraction = data.testFraction;
+  options.split = data.testSplit == "documents" ? rt::data::TestSplit::Documents
+                                                : rt::data::TestSplit::Blocks;
   options.vocabSize = vocab;
   options.minCount = data.minCount;
   options.maxLines = data.maxLines;
@@ -99,6 +101,10 @@ rt::data::Corpus loadData(const DataOptions &data, const LmShape &shape,
                 static_cast<long long>(corpus.testWords),
                 static_cast<long long>(corpus.vocab.size()),
                 secondsSince(start));
+  if (!quiet && corpus.documents)
+    std::printf("data: %lld of %lld documents held out for test\n",
+                static_cast<long long>(corpus.testDocuments),
+                static_cast<long long>(corpus.documents));
   if (corpus.train.empty())
     throw std::runtime_error("data: " + data.path +
                              " has no training sentences");
@@ -178,10 +184,16 @@ std::string LanguageModelData::missingTestSplit() const {
   if (!corpus_.test.empty())
     return "";
   char text[160];
-  std::snprintf(text, sizeof(text),
-                "--test-fraction %.3g of %zu sentences rounds to none per "
-                "block",
-                options.testFraction, corpus_.train.size());
+  if (corpus_.documents)
+    std::snprintf(text, sizeof(text),
+                  "--test-fraction %.3g of %lld documents holds none out",
+                  options.testFraction,
+                  static_cast<long long>(corpus_.documents));
+  else
+    std::snprintf(text, sizeof(text),
+                  "--test-fraction %.3g of %zu sentences rounds to none per "
+                  "block",
+                  options.testFraction, corpus_.train.size());
   return text;
 }
 
@@ -222,7 +234,8 @@ void LanguageModelData::checkCheckpoint(const nlohmann::json &state,
     throw rt::CheckpointError(
         "checkpoint " + dir +
         " was trained on another training split (different --data, "
-        "--test-fraction or --max-lines): its data position would not "
+        "--test-fraction, --test-split or --max-lines): its data position "
+        "would not "
         "resume the same stream");
 }
 

@@ -34,6 +34,7 @@ struct DataOptions {
   int64_t vocabSize = 0; ///< 0: the model's vocabulary
   int64_t minCount = 1;
   double testFraction = 0.05;
+  std::string testSplit = "blocks"; ///< blocks or documents
   int64_t maxLines = 0;
 };
 

@@ -49,15 +49,7 @@ void Trainer::Window::add(const CallResult &result, int64_t realTargets) {
   targets += realTargets;
   seconds += result.seconds;
   ++steps;
-  const auto &perPlan = result.stats.expertTokens;
-  if (expertLoad.size() != perPlan.size())
-    expertLoad.assign(perPlan.size(), {});
-  for (size_t p = 0; p < perPlan.size(); ++p) {
-    auto &sum = expertLoad[p];
-    sum.resize(perPlan[p].size(), 0);
-    for (size_t e = 0; e < sum.size(); ++e)
-      sum[e] += perPlan[p][e];
-  }
+  addExpertLoad(expertLoad, result.stats.expertTokens);
 }
 
 Trainer::Trainer(const Package &package, Session &session,
@@ -236,7 +228,8 @@ Evaluation Trainer::evaluateAt(int64_t step) {
                   {"split", "test"},
                   {"perplexity", e.perplexity},
                   {"cross_entropy", e.crossEntropy},
-                  {"tokens", e.tokens}});
+                  {"tokens", e.tokens},
+                  {"expert_load", e.expertLoad}});
   return e;
 }
 

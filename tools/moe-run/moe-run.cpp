@@ -119,9 +119,18 @@ void addData(CLI::App *app, DataOptions &data, bool languageModel = true) {
       ->capture_default_str()
       ->check(kCount);
   app->add_option("--test-fraction", data.testFraction,
-                  "Language models: share of sentences held out for test "
-                  "perplexity (in 20 blocks spread over the corpus)")
+                  "Language models: share of the corpus held out for test "
+                  "perplexity (see --test-split)")
       ->capture_default_str();
+  app->add_option("--test-split", data.testSplit,
+                  "Language models: what is held out: blocks (the last "
+                  "--test-fraction of the "
+                  "sentences of each of 20 blocks spread over the corpus) or "
+                  "documents (whole documents, separated by blank lines, "
+                  "spread over the corpus: about --test-fraction of the "
+                  "words, e.g. books of the Bible; see scripts/lm-sweep.py)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"blocks", "documents"}));
   app->add_option("--max-lines", data.maxLines,
                   "Language models: read only the first N sentences (0: "
                   "all)")

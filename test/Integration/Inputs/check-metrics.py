@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks a moe-run metrics file (JSON Lines) of a training run: the loss
 fell, the final test perplexity beat the unigram baseline, and every record
-has the fields the driver promises. Prints what it checked; exits 1 on a
+has the fields the driver promises (evaluations: the experts' tokens). Prints what it checked; exits 1 on a
 failed check.
 
   check-metrics.py METRICS.jsonl [--max-loss-ratio R]
@@ -41,6 +41,21 @@ def main():
               % (first, train[0]["step"], last, train[-1]["step"], last / first))
         if not last < args.max_loss_ratio * first:
             failures.append("the loss did not fall enough (%.4f -> %.4f)" % (first, last))
+    # Evaluations count the experts' tokens too, per dispatch plan of the
+    # evaluation copy (one per plan of the training step).
+    for r in records:
+        if r.get("split") != "test":
+            continue
+        plans = r.get("expert_load")
+        if plans is None:
+            failures.append("evaluation at step %s has no expert_load" % r.get("step"))
+            continue
+        if train and len(plans) != len(train[-1].get("expert_load", [])):
+            failures.append("evaluation at step %s has %d dispatch plans, training %d"
+                            % (r["step"], len(plans), len(train[-1]["expert_load"])))
+        for plan in plans:
+            if sum(plan) <= 0:
+                failures.append("no tokens routed in the evaluation at step %s" % r["step"])
     if len(final) != 1:
         failures.append("expected one final record, got %d" % len(final))
     else:

@@ -3,7 +3,10 @@
 integration tests: sentences from a tiny grammar over ~40 words (the tiny
 test models have a 50-word vocabulary), deterministic for a given seed.
 
-  make-corpus.py OUT [--lines N] [--seed S]
+  make-corpus.py OUT [--lines N] [--seed S] [--documents D]
+
+--documents D puts a blank line after every N/D lines: D documents for
+moe-run --test-split documents.
 """
 import argparse
 import random
@@ -30,10 +33,14 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--lines", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--documents", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with open(args.out, "w") as f:
-        for _ in range(args.lines):
+        per_document = max(1, args.lines // max(1, args.documents))
+        for i in range(args.lines):
+            if i and i % per_document == 0:
+                f.write("\n")
             f.write(sentence(rng) + "\n")
 
 

@@ -491,6 +491,115 @@ TEST(Corpus, UnreadableFilesGiveOneLineErrors) {
   EXPECT_THROW(loadCorpus(file.path(), bad), std::invalid_argument);
 }
 
+TEST(CorpusSplit, DocumentsByErrorDiffusion) {
+  // By hand at 25%: after document d the target is 0.25 * (words so far);
+  // d is held out when held + words/2 falls below it (a tie, as for
+  // documents 1 and 5, stays in train).
+  //   words  10  10  10  10   2   2   8   8
+  //   seen   10  20  30  40  42  44  52  60
+  //   target 2.5  5 7.5  10 10.5 11 13  15
+  //   held    0   0  10  10  10  10  10  18
+  std::vector<int64_t> words = {10, 10, 10, 10, 2, 2, 8, 8};
+  EXPECT_EQ(documentSplitMask(words, 0.25),
+            (std::vector<bool>{false, false, true, false, false, false, false,
+                               true}));
+  EXPECT_EQ(documentSplitMask(words, 0.0), std::vector<bool>(8, false));
+  EXPECT_EQ(documentSplitMask({}, 0.1), std::vector<bool>{});
+  // Empty documents are never held out.
+  EXPECT_EQ(documentSplitMask({0, 0, 4}, 0.9),
+            (std::vector<bool>{false, false, true}));
+  EXPECT_THROW(documentSplitMask(words, 1.0), std::invalid_argument);
+  EXPECT_THROW(documentSplitMask(words, -0.1), std::invalid_argument);
+  EXPECT_THROW(documentSplitMask({3, -1}, 0.1), std::invalid_argument);
+
+  // Many documents of uneven sizes: deterministic, held-out words within
+  // half the largest document of the target, spread over the whole list.
+  std::vector<int64_t> uneven;
+  for (int i = 0; i < 66; ++i)
+    uneven.push_back(100 + (i * 7919) % 3000);
+  for (double f : {0.05, 0.1, 0.3}) {
+    std::vector<bool> mask = documentSplitMask(uneven, f);
+    EXPECT_EQ(mask, documentSplitMask(uneven, f));
+    int64_t total = 0, held = 0, firstHeld = -1, lastHeld = -1;
+    for (size_t d = 0; d < uneven.size(); ++d) {
+      total += uneven[d];
+      if (mask[d]) {
+        held += uneven[d];
+        lastHeld = static_cast<int64_t>(d);
+        if (firstHeld < 0)
+          firstHeld = static_cast<int64_t>(d);
+      }
+    }
+    EXPECT_LE(std::abs(static_cast<double>(held) - f * total), 1550.0)
+        << "f=" << f;
+    EXPECT_LT(firstHeld, 33) << "f=" << f;
+    EXPECT_GE(lastHeld, 33) << "f=" << f;
+  }
+}
+
+TEST(Corpus, DocumentsSplitHoldsOutWholeDocuments) {
+  // Documents of 10 lines "dN ..." each, separated by blank lines (several
+  // and whitespace-only ones count as one separator).
+  constexpr int kDocuments = 12, kLinesPerDocument = 10;
+  std::string text = "\n";
+  for (int d = 0; d < kDocuments; ++d) {
+    for (int i = 0; i < kLinesPerDocument; ++i)
+      text += "d" + std::to_string(d) + " w" + std::to_string(i) + " x\n";
+    text += d % 2 ? "\n" : " \t\n\n";
+  }
+  TempFile file("corpus");
+  file.write(text);
+
+  CorpusOptions options;
+  options.vocabSize = 100;
+  options.testFraction = 0.2;
+  options.split = TestSplit::Documents;
+  Corpus c = loadCorpus(file.path(), options);
+  std::vector<int64_t> words(kDocuments, 3 * kLinesPerDocument);
+  std::vector<bool> mask = documentSplitMask(words, 0.2);
+  int64_t heldDocuments = std::count(mask.begin(), mask.end(), true);
+  ASSERT_GT(heldDocuments, 0);
+  EXPECT_EQ(c.documents, kDocuments);
+  EXPECT_EQ(c.testDocuments, heldDocuments);
+  EXPECT_EQ(static_cast<int64_t>(c.test.size()),
+            heldDocuments * kLinesPerDocument);
+  EXPECT_EQ(c.testWords, heldDocuments * kLinesPerDocument * 3);
+  EXPECT_EQ(c.trainWords, (kDocuments - heldDocuments) * kLinesPerDocument * 3);
+  // Held-out documents' names are unknown to the vocabulary; the others'
+  // are known.
+  for (int d = 0; d < kDocuments; ++d)
+    EXPECT_EQ(c.vocab.id("d" + std::to_string(d)) == kUnkId, mask[d]) << d;
+  // The test lines, in file order, are exactly the held-out documents'.
+  size_t line = 0;
+  for (int d = 0; d < kDocuments; ++d) {
+    if (!mask[d])
+      continue;
+    for (int i = 0; i < kLinesPerDocument; ++i, ++line) {
+      ASSERT_LT(line, c.test.size());
+      EXPECT_EQ(c.test[line][0], kUnkId);
+      EXPECT_EQ(c.vocab.word(c.test[line][1]), "w" + std::to_string(i));
+    }
+  }
+
+  // The default blocks split ignores the blank lines.
+  options.split = TestSplit::Blocks;
+  Corpus blocks = loadCorpus(file.path(), options);
+  EXPECT_EQ(blocks.documents, 0);
+  std::vector<bool> blockMask =
+      testSplitMask(kDocuments * kLinesPerDocument, 0.2);
+  EXPECT_EQ(blocks.test.size(), static_cast<size_t>(std::count(
+                                    blockMask.begin(), blockMask.end(), true)));
+
+  // Without blank lines there is one document: a one-line error.
+  file.write("a b\nc d\n");
+  options.split = TestSplit::Documents;
+  std::string message =
+      runtimeErrorOf([&] { loadCorpus(file.path(), options); });
+  EXPECT_EQ(message, "corpus " + file.path() +
+                         ": one document: the documents test split needs "
+                         "blank lines between documents");
+}
+
 TEST(Corpus, UnigramPerplexityByHand) {
   // Vocabulary <unk> <eos> a b (V = 4). Train "a a b" and "a": counts
   // a 3, b 1, <eos> 2, <unk> 0, N = 6, so p = (count + 1) / 10:
