@@ -1,7 +1,8 @@
 //===- StepLossTest.cpp - The cross-entropy of a data-parallel step -------===//
 //
 // The step ABI's cross-entropy with a target count (moe-partition's
-// data-parallel form) against the plain op on the whole batch, on the CPU:
+// data-parallel form) against the plain op on the whole batch, on the CPU
+// backend (whose memory is host memory):
 // a batch cut into two shards with different numbers of padding targets,
 // each scored with the whole batch's count, must give parts that add up to
 // the whole batch's mean and gradients that add up to its gradients (the
@@ -32,36 +33,17 @@ constexpr int64_t kTokens = 12, kWidth = 4, kVocab = 7, kShard = 6;
 /// differently from the whole batch's mean.
 const std::vector<int32_t> kTargets = {3, 0, -1, 6, 2, 5, -1, 1, -1, -1, 4, -1};
 
-/// A CPU backend, a training step context and the buffers a test
-/// allocates.
-class Device {
-public:
-  Device() : backend(createCpuBackend(1)), ctx(backend.get()) {}
-  ~Device() {
-    for (void *p : buffers)
-      backend->release(p);
+/// A training step's context on the CPU backend, whose memory is host
+/// memory: the tests pass their vectors' pointers.
+struct Fixture {
+  std::unique_ptr<Backend> backend = createCpuBackend(1);
+  std::unique_ptr<step::Context> ctx =
+      std::make_unique<step::Context>(backend.get());
+  explicit Fixture(bool collectStats) {
+    ctx->training = true;
+    ctx->collectStats = collectStats;
+    ctx->beginCall();
   }
-  template <typename T> T *upload(const T *host, int64_t count) {
-    T *ptr = alloc<T>(count);
-    backend->copyFromHost(ptr, host, sizeof(T) * count);
-    return ptr;
-  }
-  template <typename T> T *alloc(int64_t count) {
-    void *p = backend->alloc(sizeof(T) * std::max<int64_t>(count, 1));
-    buffers.push_back(p);
-    return static_cast<T *>(p);
-  }
-  template <typename T> std::vector<T> download(const T *ptr, int64_t count) {
-    std::vector<T> host(count);
-    backend->copyToHost(host.data(), ptr, sizeof(T) * count);
-    return host;
-  }
-
-  std::unique_ptr<Backend> backend;
-  step::Context ctx;
-
-private:
-  std::vector<void *> buffers;
 };
 
 /// Loss, statistics and gradients of one call over `tokens` rows.
@@ -83,54 +65,45 @@ std::vector<float> values(int64_t count, double salt) {
 /// `globalCount` >= 0 through the overloads with a target count.
 Scored score(int64_t first, int64_t tokens, int64_t globalCount,
              bool collectStats) {
-  Device dev;
+  Fixture f(collectStats);
+  step::Context *ctx = f.ctx.get();
   std::vector<float> hidden = values(kTokens * kWidth, 0.0);
-  std::vector<float> weights = values(kVocab * kWidth, 2.0);
-  std::vector<float> bias = values(kVocab, 5.0);
-  step::Context *ctx = &dev.ctx;
-  ctx->training = true;
-  ctx->collectStats = collectStats;
-  ctx->beginCall();
-  const float *h = dev.upload(hidden.data() + first * kWidth, tokens * kWidth);
-  const int32_t *t = dev.upload(kTargets.data() + first, tokens);
-  const float *w = dev.upload(weights.data(), kVocab * kWidth);
-  const float *b = dev.upload(bias.data(), kVocab);
-  float one = 1.0f;
-  const float *dLoss = dev.upload(&one, 1);
-  float *loss = dev.alloc<float>(1);
-  float *dH = dev.alloc<float>(tokens * kWidth);
-  float *dW = dev.alloc<float>(kVocab * kWidth);
-  float *dB = dev.alloc<float>(kVocab);
-  if (globalCount >= 0) {
-    auto count = static_cast<int32_t>(globalCount);
-    const int32_t *n = dev.upload(&count, 1);
-    step::softmaxCrossEntropy(ctx, h, t, w, b, n, loss, tokens, kWidth, kVocab,
-                              0, 0, GemmPrecision::F32);
-    step::softmaxCrossEntropyGrad(ctx, h, t, w, b, dLoss, n, dH, dW, dB, tokens,
-                                  kWidth, kVocab, 0, 0, GemmPrecision::F32);
-  } else {
-    step::softmaxCrossEntropy(ctx, h, t, w, b, loss, tokens, kWidth, kVocab, 0,
-                              0, GemmPrecision::F32);
-    step::softmaxCrossEntropyGrad(ctx, h, t, w, b, dLoss, dH, dW, dB, tokens,
-                                  kWidth, kVocab, 0, 0, GemmPrecision::F32);
-  }
+  std::vector<float> w = values(kVocab * kWidth, 2.0);
+  std::vector<float> b = values(kVocab, 5.0);
+  const float *h = hidden.data() + first * kWidth;
+  const int32_t *t = kTargets.data() + first;
+  float dLoss = 1.0f, loss = 0.0f;
   Scored s;
-  s.loss = dev.download(loss, 1)[0];
+  s.dHidden.resize(tokens * kWidth);
+  s.dWeights.resize(kVocab * kWidth);
+  s.dBias.resize(kVocab);
+  if (globalCount >= 0) {
+    auto n = static_cast<int32_t>(globalCount);
+    step::softmaxCrossEntropy(ctx, h, t, w.data(), b.data(), &n, &loss, tokens,
+                              kWidth, kVocab, 0, 0, GemmPrecision::F32);
+    step::softmaxCrossEntropyGrad(ctx, h, t, w.data(), b.data(), &dLoss, &n,
+                                  s.dHidden.data(), s.dWeights.data(),
+                                  s.dBias.data(), tokens, kWidth, kVocab, 0, 0,
+                                  GemmPrecision::F32);
+  } else {
+    step::softmaxCrossEntropy(ctx, h, t, w.data(), b.data(), &loss, tokens,
+                              kWidth, kVocab, 0, 0, GemmPrecision::F32);
+    step::softmaxCrossEntropyGrad(ctx, h, t, w.data(), b.data(), &dLoss,
+                                  s.dHidden.data(), s.dWeights.data(),
+                                  s.dBias.data(), tokens, kWidth, kVocab, 0, 0,
+                                  GemmPrecision::F32);
+  }
+  s.loss = loss;
   s.statsSum = ctx->stats.crossEntropySum;
   s.statsTokens = ctx->stats.crossEntropyTokens;
-  s.dHidden = dev.download(dH, tokens * kWidth);
-  s.dWeights = dev.download(dW, kVocab * kWidth);
-  s.dBias = dev.download(dB, kVocab);
   return s;
 }
 
 int32_t countOf(int64_t first, int64_t tokens) {
-  Device dev;
-  dev.ctx.beginCall();
-  const int32_t *t = dev.upload(kTargets.data() + first, tokens);
-  int32_t *n = dev.alloc<int32_t>(1);
-  step::countTargets(&dev.ctx, t, n, tokens);
-  return dev.download(n, 1)[0];
+  Fixture f(/*collectStats=*/false);
+  int32_t n = -1;
+  step::countTargets(f.ctx.get(), kTargets.data() + first, &n, tokens);
+  return n;
 }
 
 void expectNear(const std::vector<float> &a, const std::vector<float> &b,
