@@ -1,7 +1,8 @@
 //===- LossToEmitC.cpp - Output layer, learning rate and Adam -------------===//
 //
 // Lowers the cross-entropy ops (full or sampled softmax, with the output
-// layer's GEMMs at the target's precision), the learning-rate schedule and
+// layer's GEMMs at the target's precision; a `target_count` operand selects
+// the step ABI's overload that divides by it), the learning-rate schedule and
 // Adam. moe.adam_update and moe.adam_update_rows write their parameter and
 // moments in place, so their results are their operands' pointers.
 //
@@ -47,6 +48,11 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
         c.i64(op.getNumSamples().value_or(0))
             .i64(op.getRngStream())
             .literal(precision);
+      });
+  addStepCall<CountTargetsOp>(
+      patterns, converter, "countTargets",
+      [](CountTargetsOp op, CountTargetsOp::Adaptor a, StepCall &c) {
+        c.ptr(a.getTargets()).results().i64(numElements(op.getTargets()));
       });
   addStepCall<SoftmaxCrossEntropyGradOp>(
       patterns, converter, "softmaxCrossEntropyGrad",

@@ -290,7 +290,7 @@ FailureOr<llvm::json::Array> describeArguments(func::FuncOp func) {
       bool targets = !users.empty();
       for (Operation *user : users)
         targets &= isa<SoftmaxCrossEntropyOp, SoftmaxCrossEntropyGradOp,
-                       SoftmaxCrossEntropyRowGradOp>(user);
+                       SoftmaxCrossEntropyRowGradOp, CountTargetsOp>(user);
       entry["padding"] = targets;
       if (failed(describeLengths(func, arg, name, users, entry)))
         return failure();

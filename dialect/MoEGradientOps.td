@@ -399,7 +399,8 @@ def MoE_SoftmaxCrossEntropyGradOp : MoE_GradOp<"softmax_cross_entropy_grad", [
   let summary = "backward of moe.softmax_cross_entropy";
   let description = [{
     With `num_samples` the sampled softmax draws the same classes as the
-    forward pass (same `rng_stream`).
+    forward pass (same `rng_stream`); with `target_count` each target's
+    share of `d_loss` is 1 / target_count, as in the forward op.
 
     ```mlir
     %dh, %dw, %db = moe.softmax_cross_entropy_grad %h, %t, %w, %b, %dloss
@@ -411,10 +412,16 @@ def MoE_SoftmaxCrossEntropyGradOp : MoE_GradOp<"softmax_cross_entropy_grad", [
   let arguments = (ins MoE_F32Tensor:$hidden, MoE_IdTensor:$targets,
                        MoE_F32Tensor:$weights, MoE_F32Tensor:$bias,
                        MoE_Scalar:$d_loss,
+                       Optional<MoE_CountScalar>:$target_count,
                        OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$num_samples,
                        DefaultValuedAttr<I64Attr, "0">:$rng_stream);
   let results = (outs MoE_F32Tensor:$d_hidden, MoE_F32Tensor:$d_weights,
                       MoE_F32Tensor:$d_bias);
+  let assemblyFormat = [{
+    $hidden `,` $targets `,` $weights `,` $bias `,` $d_loss
+    (`target_count` `(` $target_count^ `)`)? attr-dict
+    `:` functional-type(operands, results)
+  }];
 }
 
 def MoE_SoftmaxCrossEntropyRowGradOp
@@ -427,7 +434,8 @@ def MoE_SoftmaxCrossEntropyRowGradOp
     num_samples + tokens (the samples and every token's target) holds the
     distinct classes ascending, then -1; `d_weight_values` [N, d] and
     `d_bias_values` [N] their summed gradients, zeros for -1 rows. Made by
-    moe-sparse-gradients for moe.adam_update_rows.
+    moe-sparse-gradients for moe.adam_update_rows; `target_count` as in
+    moe.softmax_cross_entropy_grad.
 
     ```mlir
     %dh, %rows, %dw, %db = moe.softmax_cross_entropy_row_grad %h, %t, %w,
@@ -441,10 +449,16 @@ def MoE_SoftmaxCrossEntropyRowGradOp
   let arguments = (ins MoE_F32Tensor:$hidden, MoE_IdTensor:$targets,
                        MoE_Matrix:$weights, MoE_Vector:$bias,
                        MoE_Scalar:$d_loss,
+                       Optional<MoE_CountScalar>:$target_count,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_samples,
                        DefaultValuedAttr<I64Attr, "0">:$rng_stream);
   let results = (outs MoE_F32Tensor:$d_hidden, MoE_IdVector:$rows,
                       MoE_Matrix:$d_weight_values, MoE_Vector:$d_bias_values);
+  let assemblyFormat = [{
+    $hidden `,` $targets `,` $weights `,` $bias `,` $d_loss
+    (`target_count` `(` $target_count^ `)`)? attr-dict
+    `:` functional-type(operands, results)
+  }];
   let hasVerifier = 1;
 }
 

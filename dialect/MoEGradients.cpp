@@ -330,9 +330,12 @@ SoftmaxCrossEntropyOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   auto grad = b.create<SoftmaxCrossEntropyGradOp>(
       getLoc(), getHidden().getType(), getWeights().getType(),
       getBias().getType(), getHidden(), getTargets(), getWeights(), getBias(),
-      grads[0], getNumSamplesAttr(), getRngStreamAttr());
+      grads[0], getTargetCount(), getNumSamplesAttr(), getRngStreamAttr());
   operandGrads.assign(
       {grad.getDHidden(), Value(), grad.getDWeights(), grad.getDBias()});
+  // The count is an integer: no gradient.
+  if (getTargetCount())
+    operandGrads.push_back(Value());
   return success();
 }
 

@@ -22,6 +22,8 @@ def MoE_IdTensor : StaticShapeTensorOf<[I32]>;
 def MoE_F32TensorOrRows : AnyTypeOf<[MoE_F32Tensor, 2DTensorOf<[F32]>],
     "statically shaped tensor of 32-bit float values, or a matrix of them">;
 def MoE_Scalar : 0DTensorOf<[F32]>;
+// A count (the non-padding targets of a batch).
+def MoE_CountScalar : 0DTensorOf<[I32]>;
 
 //===----------------------------------------------------------------------===//
 // Mixture-of-experts layers
@@ -336,11 +338,21 @@ def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy", [
     classes drawn from a log-uniform distribution (Jean et al. 2015, as in
     paper 5.1); evaluation always uses the full softmax.
 
+    With `target_count`, the sum of -log p over this batch's non-padding
+    targets is divided by that count instead of this batch's own: the
+    global batch's count of a data-parallel step (moe-partition's
+    moe.count_targets summed over the ranks), so that the ranks' losses add
+    up to the global batch's mean however the padding falls.
+
     ```mlir
     %loss = moe.softmax_cross_entropy %h, %targets weights(%w, %b)
         {num_samples = 1024 : i64}
         : (tensor<32x20x512xf32>, tensor<32x20xi32>, tensor<10000x512xf32>,
            tensor<10000xf32>) -> tensor<f32>
+    %part = moe.softmax_cross_entropy %h, %targets weights(%w, %b)
+        target_count(%n)
+        : (tensor<32x20x512xf32>, tensor<32x20xi32>, tensor<10000x512xf32>,
+           tensor<10000xf32>, tensor<i32>) -> tensor<f32>
     ```
   }];
   let arguments = (ins
@@ -348,15 +360,35 @@ def MoE_SoftmaxCrossEntropyOp : MoE_Op<"softmax_cross_entropy", [
     MoE_IdTensor:$targets,
     MoE_F32Tensor:$weights,
     MoE_F32Tensor:$bias,
+    Optional<MoE_CountScalar>:$target_count,
     OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$num_samples,
     DefaultValuedAttr<I64Attr, "0">:$rng_stream
   );
   let results = (outs MoE_Scalar:$loss);
   let assemblyFormat = [{
-    $hidden `,` $targets `weights` `(` $weights `,` $bias `)` attr-dict
+    $hidden `,` $targets `weights` `(` $weights `,` $bias `)`
+    (`target_count` `(` $target_count^ `)`)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
+}
+
+def MoE_CountTargetsOp : MoE_Op<"count_targets"> {
+  let summary = "number of non-padding targets (not -1) of a batch";
+  let description = [{
+    What moe.softmax_cross_entropy divides by, as a value: moe-partition
+    sums it over the ranks (`mesh.all_reduce ... <sum>`) and hands the
+    global count to the cross-entropy as `target_count`.
+
+    ```mlir
+    %n = moe.count_targets %targets : (tensor<32x20xi32>) -> tensor<i32>
+    ```
+  }];
+  let arguments = (ins MoE_IdTensor:$targets);
+  let results = (outs MoE_CountScalar:$count);
+  let assemblyFormat = [{
+    $targets attr-dict `:` functional-type(operands, results)
+  }];
 }
 
 def MoE_TotalLossOp : MoE_Op<"total_loss", [SameOperandsAndResultType,

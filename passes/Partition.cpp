@@ -99,11 +99,27 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
                                          ArrayRef<mesh::MeshAxis>{0},
                                          mesh::ReductionKind::Average);
     };
-    // The task loss: the mean over the global batch is the average of the
-    // ranks' means (equal batches).
+    auto sum = [&](Value value, Location loc) {
+      return b.create<mesh::AllReduceOp>(loc, value, mesh,
+                                         ArrayRef<mesh::MeshAxis>{0},
+                                         mesh::ReductionKind::Sum);
+    };
+    // The task loss: the mean over the global batch's non-padding targets.
+    // The ranks' counts differ where the padding does (translation
+    // batches, the last batch of an epoch), so it is not the average of the
+    // ranks' means: each rank divides its sum by the global count and the
+    // ranks' parts are summed (whose adjoint is the identity, so each
+    // rank's gradient is its targets' share of the global mean).
     func.walk([&](SoftmaxCrossEntropyOp ce) {
+      if (ce.getTargetCount())
+        return;
+      b.setInsertionPoint(ce);
+      auto local = b.create<CountTargetsOp>(
+          ce.getLoc(), RankedTensorType::get({}, b.getI32Type()),
+          ce.getTargets());
+      ce.getTargetCountMutable().assign(sum(local, ce.getLoc()));
       b.setInsertionPointAfter(ce);
-      auto global = average(ce.getLoss(), ce.getLoc());
+      auto global = sum(ce.getLoss(), ce.getLoc());
       ce.getLoss().replaceAllUsesExcept(global.getResult(), global);
     });
     // Eq. 8 sums over the tokens: the global batch's is the ranks' sum.
@@ -112,9 +128,7 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
         return;
       b.setInsertionPointAfter(loss);
       Value local = loss->getResult(0);
-      auto global = b.create<mesh::AllReduceOp>(loss->getLoc(), local, mesh,
-                                                ArrayRef<mesh::MeshAxis>{0},
-                                                mesh::ReductionKind::Sum);
+      auto global = sum(local, loss->getLoc());
       local.replaceAllUsesExcept(global.getResult(), global);
     });
     // Load_H = Load_primary[g] * Load_g[j] / |X^(g)| is not linear in the
@@ -124,9 +138,7 @@ struct PartitionPass : public mlir::moe::impl::PartitionBase<PartitionPass> {
     func.walk([&](HierarchicalLoadOp load) {
       b.setInsertionPoint(load);
       for (OpOperand &operand : load->getOpOperands())
-        operand.set(b.create<mesh::AllReduceOp>(
-            load.getLoc(), operand.get(), mesh, ArrayRef<mesh::MeshAxis>{0},
-            mesh::ReductionKind::Sum));
+        operand.set(sum(operand.get(), load.getLoc()));
       replicated.insert(load);
     });
     // Balancing statistics: averaged over the ranks before the losses.

@@ -421,18 +421,26 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     ranks) and, in every model function:
 
     ```mlir
-    %ce = moe.softmax_cross_entropy ...
-    %global = mesh.all_reduce %ce on @ranks mesh_axes = [0] reduction = <average>
+    %n = moe.count_targets %targets : (tensor<32x20xi32>) -> tensor<i32>
+    %all = mesh.all_reduce %n on @ranks mesh_axes = [0] : tensor<i32> -> tensor<i32>
+    %ce = moe.softmax_cross_entropy ... target_count(%all) ...
+    %global = mesh.all_reduce %ce on @ranks mesh_axes = [0] : tensor<f32> -> tensor<f32>
     %imp_all = mesh.all_reduce %imp on @ranks mesh_axes = [0] reduction = <average>
     %l = moe.cv_squared %imp_all ...
     ```
 
-    The cross-entropy of the global batch is the average of the ranks' means
-    (equal batches); the balancing losses see the average importance and
+    The cross-entropy of the global batch is the mean over all ranks'
+    non-padding targets: each rank divides its sum by the global count and
+    the ranks' parts are summed (the average of the ranks' means would be
+    wrong whenever their padding differs: translation batches, the last
+    batch of an epoch). The balancing losses see the average importance and
     load, which gives the global batch's CV^2 (it does not change with
-    scale) and Eq. 5 (which divides by the local token count). moe-autodiff
-    differentiates the collectives (the average's adjoint divides by the
-    mesh size), and moe-sync-gradients sums the parameter gradients.
+    scale) and Eq. 5 (which divides by the local token count, the same
+    static shape on every rank). moe-autodiff differentiates the
+    collectives (the sum's adjoint is the identity, so each rank's
+    cross-entropy gradient is scaled by 1 / global count; the average's
+    divides by the mesh size), and moe-sync-gradients sums the parameter
+    gradients.
 
     Batchwise masks must rank the combined batch of all ranks (paper
     Appendix A): moe-decompose's `combined-batch` lowers them so (the

@@ -133,7 +133,8 @@ struct SparseGradientsPass
         RankedTensorType::get({n, weights.getDimSize(1)}, b.getF32Type()),
         RankedTensorType::get({n}, b.getF32Type()), grad.getHidden(),
         grad.getTargets(), grad.getWeights(), grad.getBias(), grad.getDLoss(),
-        b.getI64IntegerAttr(*samples), grad.getRngStreamAttr());
+        grad.getTargetCount(), b.getI64IntegerAttr(*samples),
+        grad.getRngStreamAttr());
     grad.getDHidden().replaceAllUsesWith(rows.getDHidden());
     updateRows(weightsAdam, rows.getRows(), rows.getDWeightValues());
     updateRows(biasAdam, rows.getRows(), rows.getDBiasValues());

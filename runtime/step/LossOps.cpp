@@ -4,7 +4,9 @@
 // row blocks of at most kLogitBlockBytes, so a 793K-word vocabulary costs a
 // block of scratch, not tokens x vocab floats. The op's loss is the mean
 // over non-padding targets; the statistics keep the sum and the count, from
-// which the driver computes perplexity over many batches.
+// which the driver computes perplexity over many batches. A data-parallel
+// step divides by the global batch's count instead (the overloads with a
+// target count), and its statistics keep this rank's own sum and count.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,8 +35,8 @@ int64_t rowsPerBlock(int64_t tokens, int64_t vocab) {
   return std::clamp<int64_t>(rows, 1, std::max<int64_t>(tokens, 1));
 }
 
-int64_t countTargets(Context *ctx, const int32_t *targets, int64_t tokens,
-                     int64_t vocab) {
+int64_t checkedTargetCount(Context *ctx, const int32_t *targets, int64_t tokens,
+                           int64_t vocab) {
   // Inputs do not change during a call: the forward op's count (and its
   // check) serves the gradient op.
   Context::TargetCount &cached = ctx->targetCount;
@@ -72,18 +74,34 @@ float perTarget(int64_t count) {
   return count ? static_cast<float>(1.0 / count) : 0.0f;
 }
 
+/// What the mean divides by: the global count of a data-parallel step
+/// (backend memory, summed over the ranks) or this batch's own `count`.
+int64_t meanDivisor(Context *ctx, const int32_t *targetCount, int64_t count) {
+  if (!targetCount)
+    return count;
+  int32_t global = 0;
+  ctx->backend->copyToHost(&global, targetCount, sizeof(global));
+  if (global < count)
+    fail("softmax_cross_entropy",
+         "target_count " + std::to_string(global) + " is below this rank's " +
+             std::to_string(count) + " non-padding targets");
+  return global;
+}
+
 void writeScalar(Context *ctx, float *out, double value) {
   float v = static_cast<float>(value);
   ctx->backend->copyFromHost(out, &v, sizeof(v));
 }
 
-/// The mean loss of `count` targets from per-block loss sums. With
-/// statistics the sums are read to the host (the driver wants them there);
-/// without, they stay in memory and the mean is taken on the backend.
+/// The loss of `count` targets from per-block loss sums: their sum divided
+/// by `divisor`. With statistics the sums are read to the host (the driver
+/// wants them there); without, they stay in memory and the division is done
+/// on the backend.
 class MeanLoss {
 public:
-  MeanLoss(Context *ctx, ScratchScope &scratch, float *loss, int64_t count)
-      : ctx(ctx), loss(loss), count(count),
+  MeanLoss(Context *ctx, ScratchScope &scratch, float *loss, int64_t count,
+           int64_t divisor)
+      : ctx(ctx), loss(loss), count(count), divisor(divisor),
         part(ctx->collectStats ? nullptr : scratch.get<float>(1)) {}
 
   /// Adds the sum of one block.
@@ -95,7 +113,7 @@ public:
       sum += host;
       return;
     }
-    b.scaleBy(blockSum, nullptr, perTarget(count), blocks ? part : loss, 1);
+    b.scaleBy(blockSum, nullptr, perTarget(divisor), blocks ? part : loss, 1);
     if (blocks)
       b.accumulate(part, loss, 1);
     ++blocks;
@@ -110,28 +128,27 @@ public:
     }
     ctx->stats.crossEntropySum += sum;
     ctx->stats.crossEntropyTokens += count;
-    writeScalar(ctx, loss, count ? sum / count : 0.0);
+    writeScalar(ctx, loss, divisor ? sum / divisor : 0.0);
   }
 
 private:
   Context *ctx;
   float *loss;
-  int64_t count;
+  int64_t count, divisor;
   float *part;
   double sum = 0;
   int64_t blocks = 0;
 };
 
-} // namespace
-
-void softmaxCrossEntropy(Context *ctx, const float *hidden,
-                         const int32_t *targets, const float *weights,
-                         const float *bias, float *loss, int64_t tokens,
-                         int64_t d, int64_t vocab, int64_t samples,
-                         int64_t stream, GemmPrecision precision) {
+void crossEntropy(Context *ctx, const float *hidden, const int32_t *targets,
+                  const float *weights, const float *bias,
+                  const int32_t *targetCount, float *loss, int64_t tokens,
+                  int64_t d, int64_t vocab, int64_t samples, int64_t stream,
+                  GemmPrecision precision) {
   Backend &b = *ctx->backend;
   ScratchScope scratch(ctx);
-  int64_t count = countTargets(ctx, targets, tokens, vocab);
+  int64_t count = checkedTargetCount(ctx, targets, tokens, vocab);
+  int64_t divisor = meanDivisor(ctx, targetCount, count);
   float *blockLoss = scratch.get<float>(1);
   if (samples > 0 && ctx->training) {
     b.sampledSoftmaxCrossEntropy(tokens, d, vocab, samples, hidden, weights,
@@ -140,7 +157,7 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
                                  blockLoss, nullptr, nullptr, nullptr);
     // A sampled loss is not the model's perplexity: no statistics, and the
     // mean stays on the backend.
-    b.scaleBy(blockLoss, nullptr, perTarget(count), loss, 1);
+    b.scaleBy(blockLoss, nullptr, perTarget(divisor), loss, 1);
     return;
   }
   // In training, keep softmax - onehot for the gradient op when it fits:
@@ -156,7 +173,7 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
   }
   int64_t block = cache ? tokens : rowsPerBlock(tokens, vocab);
   float *logits = scratch.get<float>(block * vocab);
-  MeanLoss mean(ctx, scratch, loss, count);
+  MeanLoss mean(ctx, scratch, loss, count, divisor);
   for (int64_t row = 0; row < tokens; row += block) {
     int64_t rows = std::min(block, tokens - row);
     outputLogits(b, hidden + row * d, weights, bias, logits, rows, d, vocab,
@@ -185,19 +202,18 @@ void softmaxCrossEntropy(Context *ctx, const float *hidden,
   mean.finish();
 }
 
-void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
-                             const int32_t *targets, const float *weights,
-                             const float *bias, const float *dLoss,
-                             float *dHidden, float *dWeights, float *dBias,
-                             int64_t tokens, int64_t d, int64_t vocab,
-                             int64_t samples, int64_t stream,
-                             GemmPrecision precision) {
+void crossEntropyGrad(Context *ctx, const float *hidden, const int32_t *targets,
+                      const float *weights, const float *bias,
+                      const float *dLoss, const int32_t *targetCount,
+                      float *dHidden, float *dWeights, float *dBias,
+                      int64_t tokens, int64_t d, int64_t vocab, int64_t samples,
+                      int64_t stream, GemmPrecision precision) {
   Backend &b = *ctx->backend;
   ScratchScope scratch(ctx);
-  int64_t count = countTargets(ctx, targets, tokens, vocab);
+  int64_t count = checkedTargetCount(ctx, targets, tokens, vocab);
   // The op's loss is a mean: each target's share of dLoss, which stays in
   // memory (the kernels scale by dLoss[0] * dLossScale).
-  float dLossScale = perTarget(count);
+  float dLossScale = perTarget(meanDivisor(ctx, targetCount, count));
   float *blockLoss = scratch.get<float>(1);
   if (samples > 0 && ctx->training) {
     // The kernel accumulates the rows of the classes it touched.
@@ -251,6 +267,75 @@ void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
   }
 }
 
+void crossEntropyRowGrad(Context *ctx, const float *hidden,
+                         const int32_t *targets, const float *weights,
+                         const float *bias, const float *dLoss,
+                         const int32_t *targetCount, float *dHidden,
+                         int32_t *rows, float *dWeightRows, float *dBiasRows,
+                         int64_t tokens, int64_t d, int64_t vocab,
+                         int64_t samples, int64_t stream) {
+  int64_t count = checkedTargetCount(ctx, targets, tokens, vocab);
+  ScratchScope scratch(ctx);
+  ctx->backend->sampledSoftmaxCrossEntropyRows(
+      tokens, d, vocab, samples, hidden, weights, bias, targets, ctx->seed,
+      ctx->counterFor(stream), dLoss,
+      perTarget(meanDivisor(ctx, targetCount, count)), scratch.get<float>(1),
+      dHidden, rows, dWeightRows, dBiasRows);
+}
+
+} // namespace
+
+void countTargets(Context *ctx, const int32_t *targets, int32_t *count,
+                  int64_t tokens) {
+  std::vector<int32_t> host = toHost(ctx, targets, tokens);
+  auto n = static_cast<int32_t>(std::count_if(
+      host.begin(), host.end(), [](int32_t t) { return t != -1; }));
+  ctx->backend->copyFromHost(count, &n, sizeof(n));
+}
+
+void softmaxCrossEntropy(Context *ctx, const float *hidden,
+                         const int32_t *targets, const float *weights,
+                         const float *bias, float *loss, int64_t tokens,
+                         int64_t d, int64_t vocab, int64_t samples,
+                         int64_t stream, GemmPrecision precision) {
+  crossEntropy(ctx, hidden, targets, weights, bias, nullptr, loss, tokens, d,
+               vocab, samples, stream, precision);
+}
+
+void softmaxCrossEntropy(Context *ctx, const float *hidden,
+                         const int32_t *targets, const float *weights,
+                         const float *bias, const int32_t *targetCount,
+                         float *loss, int64_t tokens, int64_t d, int64_t vocab,
+                         int64_t samples, int64_t stream,
+                         GemmPrecision precision) {
+  crossEntropy(ctx, hidden, targets, weights, bias, targetCount, loss, tokens,
+               d, vocab, samples, stream, precision);
+}
+
+void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
+                             const int32_t *targets, const float *weights,
+                             const float *bias, const float *dLoss,
+                             float *dHidden, float *dWeights, float *dBias,
+                             int64_t tokens, int64_t d, int64_t vocab,
+                             int64_t samples, int64_t stream,
+                             GemmPrecision precision) {
+  crossEntropyGrad(ctx, hidden, targets, weights, bias, dLoss, nullptr, dHidden,
+                   dWeights, dBias, tokens, d, vocab, samples, stream,
+                   precision);
+}
+
+void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
+                             const int32_t *targets, const float *weights,
+                             const float *bias, const float *dLoss,
+                             const int32_t *targetCount, float *dHidden,
+                             float *dWeights, float *dBias, int64_t tokens,
+                             int64_t d, int64_t vocab, int64_t samples,
+                             int64_t stream, GemmPrecision precision) {
+  crossEntropyGrad(ctx, hidden, targets, weights, bias, dLoss, targetCount,
+                   dHidden, dWeights, dBias, tokens, d, vocab, samples, stream,
+                   precision);
+}
+
 void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
                                 const int32_t *targets, const float *weights,
                                 const float *bias, const float *dLoss,
@@ -258,12 +343,22 @@ void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
                                 float *dWeightRows, float *dBiasRows,
                                 int64_t tokens, int64_t d, int64_t vocab,
                                 int64_t samples, int64_t stream) {
-  int64_t count = countTargets(ctx, targets, tokens, vocab);
-  ScratchScope scratch(ctx);
-  ctx->backend->sampledSoftmaxCrossEntropyRows(
-      tokens, d, vocab, samples, hidden, weights, bias, targets, ctx->seed,
-      ctx->counterFor(stream), dLoss, perTarget(count), scratch.get<float>(1),
-      dHidden, rows, dWeightRows, dBiasRows);
+  crossEntropyRowGrad(ctx, hidden, targets, weights, bias, dLoss, nullptr,
+                      dHidden, rows, dWeightRows, dBiasRows, tokens, d, vocab,
+                      samples, stream);
+}
+
+void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
+                                const int32_t *targets, const float *weights,
+                                const float *bias, const float *dLoss,
+                                const int32_t *targetCount, float *dHidden,
+                                int32_t *rows, float *dWeightRows,
+                                float *dBiasRows, int64_t tokens, int64_t d,
+                                int64_t vocab, int64_t samples,
+                                int64_t stream) {
+  crossEntropyRowGrad(ctx, hidden, targets, weights, bias, dLoss, targetCount,
+                      dHidden, rows, dWeightRows, dBiasRows, tokens, d, vocab,
+                      samples, stream);
 }
 
 } // namespace moe::rt::step

@@ -381,6 +381,9 @@ void attentionGrad(Context *ctx, const float *source, const float *target,
 // Losses and the optimizer
 //===----------------------------------------------------------------------===//
 
+/// count (one int32) = the number of `tokens` targets that are not -1.
+void countTargets(Context *ctx, const int32_t *targets, int32_t *count,
+                  int64_t tokens);
 /// Mean cross-entropy of softmax(hidden W^T + b) over non-padding targets;
 /// `samples` > 0 is the sampled softmax (training only).
 void softmaxCrossEntropy(Context *ctx, const float *hidden,
@@ -405,6 +408,30 @@ void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
                                 float *dWeightRows, float *dBiasRows,
                                 int64_t tokens, int64_t d, int64_t vocab,
                                 int64_t samples, int64_t stream);
+/// The same three with the op's `target_count` (one int32, at least this
+/// batch's non-padding targets): the sum over this batch's targets divided
+/// by it, the global batch's count of a data-parallel step. The statistics
+/// keep this batch's sum and count.
+void softmaxCrossEntropy(Context *ctx, const float *hidden,
+                         const int32_t *targets, const float *weights,
+                         const float *bias, const int32_t *targetCount,
+                         float *loss, int64_t tokens, int64_t d, int64_t vocab,
+                         int64_t samples, int64_t stream,
+                         GemmPrecision precision);
+void softmaxCrossEntropyGrad(Context *ctx, const float *hidden,
+                             const int32_t *targets, const float *weights,
+                             const float *bias, const float *dLoss,
+                             const int32_t *targetCount, float *dHidden,
+                             float *dWeights, float *dBias, int64_t tokens,
+                             int64_t d, int64_t vocab, int64_t samples,
+                             int64_t stream, GemmPrecision precision);
+void softmaxCrossEntropyRowGrad(Context *ctx, const float *hidden,
+                                const int32_t *targets, const float *weights,
+                                const float *bias, const float *dLoss,
+                                const int32_t *targetCount, float *dHidden,
+                                int32_t *rows, float *dWeightRows,
+                                float *dBiasRows, int64_t tokens, int64_t d,
+                                int64_t vocab, int64_t samples, int64_t stream);
 
 //===----------------------------------------------------------------------===//
 // Collectives (graphs partitioned by moe-partition)

@@ -2,6 +2,9 @@
 // RUN: FileCheck %s --input-file=%t.cpp
 // RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t.cpp
 // RUN: not moe-translate --moe-to-cpp %s 2>&1 | FileCheck %s --check-prefix=UNPLANNED
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="data-parallel=true" 2>/dev/null | moe-translate --moe-to-cpp -o %t.dp.cpp
+// RUN: FileCheck %s --check-prefix=DP --input-file=%t.dp.cpp
+// RUN: %cxx -std=c++17 -fsyntax-only -I%moe_src_root %t.dp.cpp
 
 // The tiny LM's package source: one extern "C" function per compiled
 // function (the evaluation copy, the training-mode model and the training
@@ -33,6 +36,21 @@
 // CHECK: moe::rt::step::result([[CTX]], 2, [[TABLE]]);
 // CHECK: return;
 // CHECK: extern "C" void tiny_moe_eval(moe::rt::step::Context*
+
+// Data-parallel: this rank's targets counted, the count and the rank's
+// part of the loss summed over the ranks; the step ABI's overloads with a
+// target count divide by the global count in the loss and its gradient.
+// DP: extern "C" void tiny_moe_train_step(moe::rt::step::Context* [[CTX:v[0-9]+]]) {
+// DP: int32_t* [[TARGETS:v[0-9]+]] = moe::rt::step::argument<int32_t>([[CTX]], 1);
+// DP: moe::rt::step::countTargets([[CTX]], [[TARGETS]], [[N:v[0-9]+]], 10);
+// DP: moe::rt::step::allReduce([[CTX]], [[N]], [[NALL:v[0-9]+]], 1, false);
+// DP: moe::rt::step::softmaxCrossEntropy([[CTX]], [[H:v[0-9]+]], [[TARGETS]], [[W:v[0-9]+]], [[B:v[0-9]+]], [[NALL]], [[CE:v[0-9]+]], 10, 8, 50, 0, 0, moe::rt::GemmPrecision::F32);
+// DP: moe::rt::step::allReduce([[CTX]], [[CE]], {{v[0-9]+}}, 1, false);
+// DP: moe::rt::step::softmaxCrossEntropyGrad([[CTX]], [[H]], [[TARGETS]], [[W]], [[B]], {{v[0-9]+}}, [[NALL]], {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, 10, 8, 50, 0, 0, moe::rt::GemmPrecision::F32);
+// The evaluation copy scores this rank's batch alone.
+// DP: extern "C" void tiny_moe_eval(
+// DP-NOT: countTargets
+// DP: moe::rt::step::softmaxCrossEntropy({{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, {{v[0-9]+}}, 10, 8, 50, 0, 0,
 
 // UNPLANNED: error: 'func.func' op has no buffer plan
 func.func @m(%w: tensor<4xf32> {moe.param = "w", moe.init = #moe.init<zeros>}) -> tensor<f32> {

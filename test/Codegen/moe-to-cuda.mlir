@@ -6,6 +6,9 @@
 // attention and the load estimate) compile for CUDA too.
 // RUN: moe-opt %examples/tiny_nmt.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-cuda -o %t.nmt.cu
 // RUN: %nvcc -std=c++17 -x cu -c %t.nmt.cu -I%moe_src_root -o %t.nmt.o
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="data-parallel=true" 2>/dev/null | moe-translate --moe-to-cuda -o %t.dp.cu
+// RUN: FileCheck %s --check-prefix=DP --input-file=%t.dp.cu
+// RUN: %nvcc -std=c++17 -x cu -c %t.dp.cu -I%moe_src_root -o %t.dp.o
 
 // The CUDA flavour of a package: the same calls, the large GEMMs at the
 // requested precision (the router stays f32), compiled by nvcc on every
@@ -16,3 +19,9 @@
 // CHECK: moe::rt::step::fusedRoute(
 // CHECK: moe::rt::step::groupedMatmulForward({{v[0-9]+}}, 640, 8, 64, 64, {{.*}}, moe::rt::GemmPrecision::BF16);
 // CHECK: moe::rt::step::softmaxCrossEntropy({{.*}}, 320, 64, 8000, 0, 0, moe::rt::GemmPrecision::BF16);
+
+// A data-parallel package for NCCL ranks: the global target count and the
+// cross-entropy overloads that take it.
+// DP: moe::rt::step::countTargets(
+// DP: moe::rt::step::softmaxCrossEntropy({{.*}}, 10, 8, 50, 0, 0, moe::rt::GemmPrecision::TF32);
+// DP: moe::rt::step::softmaxCrossEntropyGrad(

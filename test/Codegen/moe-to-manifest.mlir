@@ -2,6 +2,7 @@
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline=optimizer=none 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=GRAD
 // RUN: not moe-translate --moe-to-manifest %s 2>&1 | FileCheck %s --check-prefix=NOSTEP
 // RUN: moe-opt %S/../Integration/Inputs/tiny_hmoe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=HIER
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline=data-parallel=true 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=DP
 
 // The manifest of the tiny LM: its three functions (the evaluation copy,
 // the training-mode model and the training step) with their C symbols,
@@ -103,3 +104,12 @@ func.func @m(%w: tensor<4xf32> {moe.param = "w", moe.init = #moe.init<zeros>}) -
 // HIER-NEXT: "op": "dispatch_plan"
 // HIER-NEXT: }
 // HIER-NEXT: ],
+
+// A data-parallel step also counts its targets (moe.count_targets, for the
+// global batch's mean): they still allow padding.
+// DP: "model": {
+// DP: "name": "targets",
+// DP-NEXT: "padding": true,
+// DP: "train_step": {
+// DP: "name": "targets",
+// DP-NEXT: "padding": true,

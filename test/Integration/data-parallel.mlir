@@ -37,6 +37,22 @@
 // RUN: python3 %S/Inputs/compare-metrics.py %t/dp4.jsonl %t/ref8.jsonl --rtol 1e-5
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/dp4/step-00000020/tensors.safetensors %t/ref8c/step-00000020/tensors.safetensors --rtol 1e-4
 
+// The last batch of an epoch is padded (targets -1). With a corpus of 14
+// steps per epoch, steps 14 and 28 give rank 0 the last real targets and
+// rank 1 none: the loss is the global batch's only because each rank
+// divides its sum by the global count (moe.count_targets summed over the
+// ranks), not by its own. Loss and perplexity equal one rank of batch 4 at
+// every step, across three epochs.
+// RUN: python3 %S/Inputs/make-corpus.py %t/short.txt --lines 30 --seed 3
+// RUN: %mpirun -np 2 moe-run train %t/dp --data %t/short.txt --steps 40 --log-every 1 --checkpoint-dir %t/short2 --metrics %t/short2.jsonl -q
+// RUN: moe-run train %t/ref4 --data %t/short.txt --steps 40 --log-every 1 --checkpoint-dir %t/short4 --metrics %t/short4.jsonl -q
+// RUN: grep -E '"step":(14|15|40),' %t/short4.jsonl | FileCheck %s --check-prefix=EPOCHS
+// RUN: python3 %S/Inputs/compare-metrics.py %t/short2.jsonl %t/short4.jsonl --rtol 1e-5 --key loss --key perplexity
+// RUN: python3 %S/Inputs/compare-checkpoints.py %t/short2/step-00000040/tensors.safetensors %t/short4/step-00000040/tensors.safetensors --rtol 1e-4
+// EPOCHS: "epoch":0,{{.*}}"step":14,
+// EPOCHS-NEXT: "epoch":1,{{.*}}"step":15,
+// EPOCHS-NEXT: "epoch":2,{{.*}}"step":40,
+
 // A 2-rank checkpoint resumes on 4 ranks (every parameter is replicated).
 // RUN: %mpirun -np 4 moe-run train %t/dp --data %t/corpus.txt --steps 24 --checkpoint-dir %t/dp2to4 --resume %t/dp2/step-00000020 | FileCheck %s --check-prefix=RESHARD
 

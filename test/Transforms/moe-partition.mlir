@@ -1,21 +1,30 @@
 // RUN: moe-opt %s --split-input-file --moe-partition --verify-diagnostics | FileCheck %s
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="data-parallel=true" 2>/dev/null | FileCheck %s --check-prefix=PIPELINE
 
-// The task loss becomes the global batch's (the average of the ranks'
-// means); the balancing statistics are averaged before their losses. One
-// 1-D mesh of a size known only at run time.
+// The task loss becomes the global batch's: the ranks' batches may hold
+// different numbers of non-padding targets, so each rank divides its sum
+// by the global count (this rank's moe.count_targets summed over the
+// ranks) and the ranks' parts are summed. The balancing statistics are
+// averaged before their losses. One 1-D mesh of a size known only at run
+// time.
 // CHECK: mesh.mesh @ranks(shape = ?)
 // CHECK-LABEL: func.func @lm(
+// CHECK-SAME: %[[T:[^:]*]]: tensor<8xi32> {moe.input = "targets"}
 // CHECK: %[[IMP:.*]] = moe.importance
 // CHECK: %[[IMP_ALL:.*]] = mesh.all_reduce %[[IMP]] on @ranks mesh_axes = [0] reduction = <average>
 // CHECK: moe.cv_squared %[[IMP_ALL]]
 // CHECK: %[[BAL:.*]] = mesh.all_reduce %{{.*}} on @ranks mesh_axes = [0] reduction = <average>
 // CHECK: moe.l2_balance %[[BAL]]
-// CHECK: %[[CE:.*]] = moe.softmax_cross_entropy
-// CHECK: %[[CE_ALL:.*]] = mesh.all_reduce %[[CE]] on @ranks mesh_axes = [0] reduction = <average>
+// CHECK: %[[N:.*]] = moe.count_targets %[[T]] : (tensor<8xi32>) -> tensor<i32>
+// CHECK: %[[N_ALL:.*]] = mesh.all_reduce %[[N]] on @ranks mesh_axes = [0] : tensor<i32> -> tensor<i32>
+// CHECK: %[[CE:.*]] = moe.softmax_cross_entropy %{{.*}}, %[[T]] weights(%{{.*}}, %{{.*}}) target_count(%[[N_ALL]])
+// CHECK: %[[CE_ALL:.*]] = mesh.all_reduce %[[CE]] on @ranks mesh_axes = [0] : tensor<f32> -> tensor<f32>
 // CHECK: moe.total_loss %[[CE_ALL]]
 // The evaluation copy runs on one rank's batch: untouched.
 // CHECK-LABEL: func.func @lm_eval(
+// CHECK-NOT: mesh.all_reduce
+// CHECK-NOT: moe.count_targets
+// CHECK: moe.softmax_cross_entropy %{{.*}}, %{{.*}} weights(%{{.*}}, %{{.*}}) :
 // CHECK-NOT: mesh.all_reduce
 // CHECK: return
 func.func @lm(%e: tensor<16xi32> {moe.input = "experts"},
@@ -71,11 +80,17 @@ func.func @batchwise_combined(%x: tensor<8x4xf32> {moe.param = "x", moe.init = #
 }
 
 // The training pipeline with data-parallel: the forward collectives, their
-// adjoints (the average's divides by the mesh size) and a sum over the ranks
-// of every gradient before Adam.
+// adjoints and a sum over the ranks of every gradient before Adam. The
+// ranks' cross-entropy parts are summed, whose adjoint is the identity:
+// the gradient op takes the loss's seed and scales by 1 / global count,
+// with no division by the mesh size; the balancing statistics' average's
+// adjoint divides by it.
 // PIPELINE-LABEL: func.func @tiny_moe_train_step(
 // PIPELINE: mesh.all_reduce {{.*}} reduction = <average>
-// PIPELINE: moe.softmax_cross_entropy_grad
+// PIPELINE: %[[N:.*]] = moe.count_targets
+// PIPELINE: %[[N_ALL:.*]] = mesh.all_reduce %[[N]] on @ranks mesh_axes = [0] {{.*}}: tensor<i32> -> tensor<i32>
+// PIPELINE: %[[ONE:.*]] = arith.constant {{.*}}dense<1.000000e+00> : tensor<f32>
+// PIPELINE: moe.softmax_cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[ONE]] target_count(%[[N_ALL]])
 // PIPELINE: moe.divide_by_mesh_size
 // PIPELINE: %[[SUM:.*]] = mesh.all_reduce %{{.*}} on @ranks mesh_axes = [0] {{.*}}: tensor<50x8xf32> -> tensor<50x8xf32>
 // PIPELINE: moe.adam_update %{{.*}}, %[[SUM]],

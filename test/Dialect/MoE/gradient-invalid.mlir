@@ -188,6 +188,15 @@ func.func @softmax_ce_grad_type(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tens
 
 // -----
 
+// The gradient divides by the forward op's integer count.
+func.func @softmax_ce_grad_target_count_vector(%h: tensor<2x4xf32>, %t: tensor<2xi32>, %w: tensor<5x4xf32>, %b: tensor<5xf32>, %s: tensor<f32>, %n: tensor<2xi32>) {
+  // expected-error@+1 {{'moe.softmax_cross_entropy_grad' op operand #5 must be 0D tensor of 32-bit signless integer values, but got 'tensor<2xi32>'}}
+  %a:3 = moe.softmax_cross_entropy_grad %h, %t, %w, %b, %s target_count(%n) : (tensor<2x4xf32>, tensor<2xi32>, tensor<5x4xf32>, tensor<5xf32>, tensor<f32>, tensor<2xi32>) -> (tensor<2x4xf32>, tensor<5x4xf32>, tensor<5xf32>)
+  return
+}
+
+// -----
+
 // Noise logits have the clean logits' [T, n] shape.
 func.func @noisy_grad_noise_shape(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %e: tensor<4x2xi32>, %g: tensor<4x2xf32>) {
   // expected-error@+1 {{expects noise logits of shape 4x3 ([T, n]) but got 4x2}}

@@ -40,7 +40,9 @@ func.func @routing_grads(%y: tensor<6x4xf32>, %dy: tensor<6x4xf32>, %e: tensor<6
 // CHECK: moe.softmax_cross_entropy_grad {{.*}} {num_samples = 3 : i64, rng_stream = 7 : i64}
 // CHECK: moe.embedding_row_grad {{.*}} {vocab = 10 : i64} : (tensor<2x3xi32>, tensor<2x3x8xf32>) -> (tensor<6xi32>, tensor<6x8xf32>)
 // CHECK: moe.softmax_cross_entropy_row_grad {{.*}} {num_samples = 3 : i64, rng_stream = 7 : i64} : {{.*}} -> (tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
-func.func @layer_grads(%buf: tensor<12x8xf32>, %pos: tensor<12xi32>, %rows: tensor<7xi32>, %w: tensor<4x8x8xf32>, %off: tensor<5xi32>, %g: tensor<12xf32>, %dy: tensor<6x8xf32>, %ids: tensor<2x3xi32>, %dx: tensor<2x3x8xf32>, %wx: tensor<8x16xf32>, %wh: tensor<4x16xf32>, %b: tensor<16xf32>, %p: tensor<4x4xf32>, %y4: tensor<2x3x4xf32>, %wh8: tensor<8x16xf32>, %u: tensor<8x5xf32>, %v: tensor<5xf32>, %tgt: tensor<2x3xi32>, %wo: tensor<10x8xf32>, %bo: tensor<10xf32>, %s: tensor<f32>) {
+// CHECK: moe.softmax_cross_entropy_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} target_count(%{{.*}}) : {{.*}}, tensor<f32>, tensor<i32>) -> (tensor<2x3x8xf32>, tensor<10x8xf32>, tensor<10xf32>)
+// CHECK: moe.softmax_cross_entropy_row_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} target_count(%{{.*}}) {num_samples = 3 : i64, rng_stream = 7 : i64} : {{.*}}, tensor<f32>, tensor<i32>) -> (tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
+func.func @layer_grads(%buf: tensor<12x8xf32>, %pos: tensor<12xi32>, %rows: tensor<7xi32>, %w: tensor<4x8x8xf32>, %off: tensor<5xi32>, %g: tensor<12xf32>, %dy: tensor<6x8xf32>, %ids: tensor<2x3xi32>, %dx: tensor<2x3x8xf32>, %wx: tensor<8x16xf32>, %wh: tensor<4x16xf32>, %b: tensor<16xf32>, %p: tensor<4x4xf32>, %y4: tensor<2x3x4xf32>, %wh8: tensor<8x16xf32>, %u: tensor<8x5xf32>, %v: tensor<5xf32>, %tgt: tensor<2x3xi32>, %wo: tensor<10x8xf32>, %bo: tensor<10xf32>, %s: tensor<f32>, %n: tensor<i32>) {
   %0 = moe.dispatch_grad %buf, %pos {tokens = 6 : i64} : (tensor<12x8xf32>, tensor<12xi32>) -> tensor<6x8xf32>
   %1 = moe.dispatch_grad %buf, %pos rows %rows {tokens = 6 : i64} : (tensor<12x8xf32>, tensor<12xi32>, tensor<7xi32>) -> tensor<6x8xf32>
   %2:2 = moe.grouped_matmul_grad %buf, %w, %off, %buf : (tensor<12x8xf32>, tensor<4x8x8xf32>, tensor<5xi32>, tensor<12x8xf32>) -> (tensor<12x8xf32>, tensor<4x8x8xf32>)
@@ -53,6 +55,8 @@ func.func @layer_grads(%buf: tensor<12x8xf32>, %pos: tensor<12xi32>, %rows: tens
   %9:3 = moe.softmax_cross_entropy_grad %dx, %tgt, %wo, %bo, %s {num_samples = 3 : i64, rng_stream = 7 : i64} : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<10x8xf32>, tensor<10xf32>, tensor<f32>) -> (tensor<2x3x8xf32>, tensor<10x8xf32>, tensor<10xf32>)
   %10:2 = moe.embedding_row_grad %ids, %dx {vocab = 10 : i64} : (tensor<2x3xi32>, tensor<2x3x8xf32>) -> (tensor<6xi32>, tensor<6x8xf32>)
   %11:4 = moe.softmax_cross_entropy_row_grad %dx, %tgt, %wo, %bo, %s {num_samples = 3 : i64, rng_stream = 7 : i64} : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<10x8xf32>, tensor<10xf32>, tensor<f32>) -> (tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
+  %12:3 = moe.softmax_cross_entropy_grad %dx, %tgt, %wo, %bo, %s target_count(%n) : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<10x8xf32>, tensor<10xf32>, tensor<f32>, tensor<i32>) -> (tensor<2x3x8xf32>, tensor<10x8xf32>, tensor<10xf32>)
+  %13:4 = moe.softmax_cross_entropy_row_grad %dx, %tgt, %wo, %bo, %s target_count(%n) {num_samples = 3 : i64, rng_stream = 7 : i64} : (tensor<2x3x8xf32>, tensor<2x3xi32>, tensor<10x8xf32>, tensor<10xf32>, tensor<f32>, tensor<i32>) -> (tensor<2x3x8xf32>, tensor<9xi32>, tensor<9x8xf32>, tensor<9xf32>)
   return
 }
 

@@ -662,6 +662,33 @@ func.func @softmax_ce_num_samples_vocab(%h: tensor<4x5x16xf32>, %t: tensor<4x5xi
 
 // -----
 
+// The divisor of a data-parallel rank's part is one integer count.
+func.func @softmax_ce_target_count_float(%h: tensor<4x5x16xf32>, %t: tensor<4x5xi32>, %w: tensor<100x16xf32>, %b: tensor<100xf32>, %n: tensor<f32>) {
+  // expected-error@+1 {{'moe.softmax_cross_entropy' op operand #4 must be 0D tensor of 32-bit signless integer values, but got 'tensor<f32>'}}
+  %l = moe.softmax_cross_entropy %h, %t weights(%w, %b) target_count(%n) : (tensor<4x5x16xf32>, tensor<4x5xi32>, tensor<100x16xf32>, tensor<100xf32>, tensor<f32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// Targets are integer ids (-1 for padding), not probabilities.
+func.func @count_targets_float(%t: tensor<4x5xf32>) {
+  // expected-error@+1 {{'moe.count_targets' op operand #0 must be statically shaped tensor of 32-bit signless integer values, but got 'tensor<4x5xf32>'}}
+  %n = moe.count_targets %t : (tensor<4x5xf32>) -> tensor<i32>
+  return
+}
+
+// -----
+
+// A count is one number.
+func.func @count_targets_per_row(%t: tensor<4x5xi32>) {
+  // expected-error@+1 {{'moe.count_targets' op result #0 must be 0D tensor of 32-bit signless integer values, but got 'tensor<4xi32>'}}
+  %n = moe.count_targets %t : (tensor<4x5xi32>) -> tensor<4xi32>
+  return
+}
+
+// -----
+
 // A sum of nothing is not a training loss.
 func.func @total_loss_no_terms() {
   // expected-error@+1 {{'moe.total_loss' op expected 1 or more operands, but found 0}}

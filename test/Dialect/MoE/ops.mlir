@@ -365,6 +365,28 @@ func.func @softmax_cross_entropy_sampled(%h: tensor<20x16xf32>,
   return %l : tensor<f32>
 }
 
+// A data-parallel rank's part of the global batch's mean: its targets
+// counted, the count summed over the ranks, the sum over its own targets
+// divided by the global count.
+// CHECK-LABEL: func.func @softmax_cross_entropy_target_count(
+// CHECK-SAME: %[[H:[^:]+]]: tensor<4x5x16xf32>, %[[T:[^:]+]]: tensor<4x5xi32>, %[[W:[^:]+]]: tensor<100x16xf32>, %[[B:[^:]+]]: tensor<100xf32>, %[[N:[^:]+]]: tensor<i32>)
+// CHECK: %[[C:.*]] = moe.count_targets %[[T]] : (tensor<4x5xi32>) -> tensor<i32>
+// CHECK: %[[L:.*]] = moe.softmax_cross_entropy %[[H]], %[[T]] weights(%[[W]], %[[B]]) target_count(%[[N]]) {num_samples = 20 : i64} : (tensor<4x5x16xf32>, tensor<4x5xi32>, tensor<100x16xf32>, tensor<100xf32>, tensor<i32>) -> tensor<f32>
+// CHECK: return %[[C]], %[[L]]
+func.func @softmax_cross_entropy_target_count(%h: tensor<4x5x16xf32>,
+                                              %t: tensor<4x5xi32>,
+                                              %w: tensor<100x16xf32>,
+                                              %b: tensor<100xf32>,
+                                              %n: tensor<i32>)
+    -> (tensor<i32>, tensor<f32>) {
+  %c = moe.count_targets %t : (tensor<4x5xi32>) -> tensor<i32>
+  %l = moe.softmax_cross_entropy %h, %t weights(%w, %b) target_count(%n)
+      {num_samples = 20 : i64}
+      : (tensor<4x5x16xf32>, tensor<4x5xi32>, tensor<100x16xf32>,
+         tensor<100xf32>, tensor<i32>) -> tensor<f32>
+  return %c, %l : tensor<i32>, tensor<f32>
+}
+
 // CHECK-LABEL: func.func @total_loss(
 // CHECK-SAME: %[[CE:[^:]+]]: tensor<f32>, %[[A1:[^:]+]]: tensor<f32>, %[[A2:[^:]+]]: tensor<f32>)
 // CHECK: %[[L:.*]] = moe.total_loss %[[CE]], %[[A1]], %[[A2]] : tensor<f32>

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Compares the training losses of two moe-run metrics files step by step
-(records with a "loss"), within a relative tolerance. Exits 1 on a
-difference beyond it or when the steps differ. With --records, every record
-instead, in order and exactly, but for the timings and the directory of
-the checkpoints (a resumed run against an uninterrupted one).
+(records with a "loss"), within a relative tolerance; --key K compares
+field K of those records instead (repeatable, e.g. --key loss --key
+perplexity). Exits 1 on a difference beyond it or when the steps differ.
+With --records, every record instead, in order and exactly, but for the
+timings and the directory of the checkpoints (a resumed run against an
+uninterrupted one).
 
-  compare-metrics.py A.jsonl B.jsonl [--rtol R | --records]
+  compare-metrics.py A.jsonl B.jsonl [--rtol R] [--key K]... | --records
 """
 import argparse
 import json
@@ -30,13 +32,14 @@ def records(path):
     return out
 
 
-def losses(path):
+def values(path, key):
+    """Field `key` of the training records (those with a loss), by step."""
     out = {}
     for line in open(path):
         if line.strip():
             record = json.loads(line)
             if "loss" in record:
-                out[record["step"]] = record["loss"]
+                out[record["step"]] = record[key]
     return out
 
 
@@ -46,6 +49,7 @@ def main():
     parser.add_argument("b")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--records", action="store_true")
+    parser.add_argument("--key", action="append")
     args = parser.parse_args()
     if args.records:
         a, b = records(args.a), records(args.b)
@@ -58,15 +62,18 @@ def main():
             sys.exit(1)
         print("%d records alike" % len(a))
         return
-    a, b = losses(args.a), losses(args.b)
-    if sorted(a) != sorted(b) or not a:
-        print("FAIL: steps differ: %s vs %s" % (sorted(a), sorted(b)))
-        sys.exit(1)
-    worst = max(abs(a[s] - b[s]) / max(abs(a[s]), abs(b[s])) for s in a)
-    print("%d steps, largest relative loss difference %.3g" % (len(a), worst))
-    if worst > args.rtol:
-        print("FAIL: beyond rtol %g" % args.rtol)
-        sys.exit(1)
+    for key in args.key or ["loss"]:
+        a, b = values(args.a, key), values(args.b, key)
+        if sorted(a) != sorted(b) or not a:
+            print("FAIL: steps differ: %s vs %s" % (sorted(a), sorted(b)))
+            sys.exit(1)
+        worst = max(abs(a[s] - b[s]) / max(abs(a[s]), abs(b[s]))
+                    if a[s] != b[s] else 0.0 for s in a)
+        print("%d steps, largest relative %s difference %.3g"
+              % (len(a), key, worst))
+        if worst > args.rtol:
+            print("FAIL: beyond rtol %g" % args.rtol)
+            sys.exit(1)
 
 
 if __name__ == "__main__":
