@@ -15,6 +15,7 @@
 #include "runtime/step/Step.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -139,7 +140,8 @@ bool checkDecodeStep(Session &session, const Package &package, uint64_t seed,
   for (int64_t r = 0; r < batch * time; ++r)
     rows[r] = r;
   session.captureLogits(evalRole, rows);
-  session.call(evalRole, inputs, 1, /*training=*/false, false);
+  double wholeSeconds =
+      session.call(evalRole, inputs, 1, /*training=*/false, false).seconds;
   const std::vector<float> whole = session.capturedLogits(evalRole);
   if (whole.empty())
     throw std::runtime_error("the evaluation function kept no logits");
@@ -173,9 +175,14 @@ bool checkDecodeStep(Session &session, const Package &package, uint64_t seed,
     throw std::runtime_error("decode_step returns no logits");
   double maxDiff = 0, maxLogit = 0;
   std::vector<float> logits(batch * vocab);
+  double stepSeconds = 0;
   for (int64_t t = 0; t < time; ++t) {
     feed(*step, t);
+    auto start = std::chrono::steady_clock::now();
     std::vector<const void *> results = callInference(session, *step, buffers);
+    stepSeconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     backend.copyToHost(logits.data(), results[logitsIndex],
                        logits.size() * sizeof(float));
     keepState(session, *step, results, buffers, *step);
@@ -194,6 +201,12 @@ bool checkDecodeStep(Session &session, const Package &package, uint64_t seed,
               static_cast<long long>(time), static_cast<long long>(batch),
               static_cast<long long>(vocab), maxDiff, maxLogit, tolerance,
               ok ? "matches" : "MISMATCH");
+  // What re-running the window for every position costs against stepping
+  // (the first calls include warm-up; a rough guide, not a benchmark).
+  std::printf("time: whole window %.3g ms per call (x %lld positions when "
+              "re-run per position), decode_step %.3g ms per position\n",
+              wholeSeconds * 1e3, static_cast<long long>(time),
+              stepSeconds * 1e3 / std::max<int64_t>(time, 1));
   return ok;
 }
 
