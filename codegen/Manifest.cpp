@@ -418,6 +418,8 @@ LogicalResult mlir::moe::writeManifest(ModuleOp module, raw_ostream &os) {
   functions["train_step"] = std::move(*train);
   for (auto [role, name] :
        {std::make_pair("eval", (modelName + "_eval").str()),
+        std::make_pair("encode", (modelName + "_encode").str()),
+        std::make_pair("decode_step", (modelName + "_decode_step").str()),
         std::make_pair("model", modelName.str())}) {
     auto func = module.lookupSymbol<func::FuncOp>(name);
     if (!func)

@@ -72,15 +72,21 @@ void mlir::moe::populateMoESequenceToEmitCPatterns(
             .ptr(a.getDOutput())
             .results();
       });
+  // The stateful form calls lstmWithState; its calls add h_0, c_0 after
+  // the weights and h_T, c_T after the output (.results()).
   addStepCall<LSTMOp>(
       patterns, converter, "lstm",
       [precision](LSTMOp op, LSTMOp::Adaptor a, StepCall &c) {
+        if (op.hasState())
+          c.callee("lstmWithState");
         c.ptr(a.getInput())
             .ptr(a.getInputWeights())
             .ptr(a.getRecurrentWeights())
             .ptr(a.getBias())
-            .ptr(a.getProjection())
-            .results();
+            .ptr(a.getProjection());
+        if (op.hasState())
+          c.ptr(a.getInitialState()[0]).ptr(a.getInitialState()[1]);
+        c.results();
         lstmSizes(c, op.getInput(), op.getInputWeights(), op.getOutput());
         c.i64(*lstmSavedStateBytes(op.getInput(), op.getInputWeights(),
                                    op.getOutput()))

@@ -39,8 +39,9 @@ def MoE_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kInitAttrName = "moe.init";
     /// Argument attribute naming a data input ("tokens", "targets").
     static constexpr ::llvm::StringLiteral kInputAttrName = "moe.input";
-    /// Argument attribute naming training state that a step reads and
-    /// returns updated (Adam moments "<param>.adam_m", the step counter).
+    /// Argument attribute naming state that a step reads and returns
+    /// updated (Adam moments "<param>.adam_m", the step counter; a decode
+    /// step's LSTM states and encoder outputs).
     static constexpr ::llvm::StringLiteral kStateAttrName = "moe.state";
     /// Function attribute: lower this function for evaluation (no noise,
     /// threshold masks, no dropout, full softmax), as moe-add-eval marks

@@ -276,6 +276,9 @@ LogicalResult EmbeddingOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
 
 LogicalResult LSTMOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                     SmallVectorImpl<Value> &operandGrads) {
+  if (hasState())
+    return emitOpError("with state(h_0, c_0) is inference-only (a decode "
+                       "step): moe-autodiff cannot differentiate it");
   SmallVector<Type> types = {getInput().getType(), getInputWeights().getType(),
                              getRecurrentWeights().getType(),
                              getBias().getType()};

@@ -412,8 +412,26 @@ LogicalResult LSTMOp::verify() {
       failed(
           expectShape(*this, getBias(), "bias", {4 * hidden}, "[4 * hidden]")))
     return failure();
-  return expectShape(*this, getOutput(), "output", {in[0], in[1], out},
-                     "[batch, time, output size]");
+  if (failed(expectShape(*this, getOutput(), "output", {in[0], in[1], out},
+                         "[batch, time, output size]")))
+    return failure();
+  if (getInitialState().size() != getFinalState().size() ||
+      (getInitialState().size() != 0 && getInitialState().size() != 2))
+    return emitOpError() << "expects either no state or state(h_0, c_0) with "
+                            "the two final states as extra results, but got "
+                         << getInitialState().size() << " state operand(s) and "
+                         << getFinalState().size() << " extra result(s)";
+  if (!hasState())
+    return success();
+  if (failed(expectShape(*this, getInitialHidden(), "initial hidden state",
+                         {in[0], out}, "[batch, output size]")) ||
+      failed(expectShape(*this, getInitialCell(), "initial cell state",
+                         {in[0], hidden}, "[batch, hidden]")) ||
+      failed(expectShape(*this, getFinalHidden(), "final hidden state",
+                         {in[0], out}, "[batch, output size]")))
+    return failure();
+  return expectShape(*this, getFinalCell(), "final cell state", {in[0], hidden},
+                     "[batch, hidden]");
 }
 
 LogicalResult EmbeddingOp::verify() {

@@ -168,20 +168,30 @@ def MoE_HierarchicalMoELayerOp
 // Sequence layers
 //===----------------------------------------------------------------------===//
 
-def MoE_LSTMOp : MoE_Op<"lstm", [
+def MoE_LSTMOp : MoE_Op<"lstm", [AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<MoE_GradientOpInterface>]> {
   let summary = "LSTM over a sequence, with optional output projection";
   let description = [{
-    Runs an LSTM over `[batch, time, d_in]` from a zero state. Gate weights
-    are fused in the order (input, forget, cell, output): input weights
-    `[d_in, 4H]`, recurrent weights `[P, 4H]`, bias `[4H]`. With
-    `projection(W_p)` of shape `[H, P]` the output is the projected state
-    (LSTMP, paper 5.2), otherwise P = H. The result is `[batch, time, P]`.
+    Runs an LSTM over `[batch, time, d_in]`. Gate weights are fused in the
+    order (input, forget, cell, output): input weights `[d_in, 4H]`,
+    recurrent weights `[P, 4H]`, bias `[4H]`. With `projection(W_p)` of
+    shape `[H, P]` the output is the projected state (LSTMP, paper 5.2),
+    otherwise P = H. The result is `[batch, time, P]`.
+
+    The state starts at zero unless `state(h_0, c_0)` gives it (`[batch, P]`
+    and `[batch, H]`); then the op also returns the state after the last
+    step, h_T `[batch, P]` and c_T `[batch, H]`, so that a decoder can run
+    one step at a time (moe-add-decode-step). That form is inference-only:
+    moe-autodiff refuses it.
 
     ```mlir
     %h = moe.lstm %x weights(%wx, %wh, %b)
         : (tensor<32x20x512xf32>, tensor<512x2048xf32>, tensor<512x2048xf32>,
            tensor<2048xf32>) -> tensor<32x20x512xf32>
+    %y, %hT, %cT = moe.lstm %x1 weights(%wx, %wh, %b) state(%h0, %c0)
+        : (tensor<32x1x512xf32>, tensor<512x2048xf32>, tensor<512x2048xf32>,
+           tensor<2048xf32>, tensor<32x512xf32>, tensor<32x512xf32>)
+        -> (tensor<32x1x512xf32>, tensor<32x512xf32>, tensor<32x512xf32>)
     ```
   }];
   let arguments = (ins
@@ -189,15 +199,28 @@ def MoE_LSTMOp : MoE_Op<"lstm", [
     MoE_F32Tensor:$input_weights,
     MoE_F32Tensor:$recurrent_weights,
     MoE_F32Tensor:$bias,
-    Optional<MoE_F32Tensor>:$projection
+    Optional<MoE_F32Tensor>:$projection,
+    Variadic<MoE_F32Tensor>:$initial_state
   );
-  let results = (outs MoE_F32Tensor:$output);
+  let results = (outs MoE_F32Tensor:$output,
+                      Variadic<MoE_F32Tensor>:$final_state);
   let assemblyFormat = [{
     $input `weights` `(` $input_weights `,` $recurrent_weights `,` $bias `)`
-    (`projection` `(` $projection^ `)`)? attr-dict
+    (`projection` `(` $projection^ `)`)?
+    (`state` `(` $initial_state^ `)`)? attr-dict
     `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Whether the op starts from a given state and returns the final one.
+    bool hasState() { return !getInitialState().empty(); }
+    /// h_0 [batch, P] and c_0 [batch, H]; null without state.
+    Value getInitialHidden() { return hasState() ? getInitialState()[0] : Value(); }
+    Value getInitialCell() { return hasState() ? getInitialState()[1] : Value(); }
+    /// h_T [batch, P] and c_T [batch, H]; null without state.
+    Value getFinalHidden() { return getFinalState().empty() ? Value() : getFinalState()[0]; }
+    Value getFinalCell() { return getFinalState().empty() ? Value() : getFinalState()[1]; }
+  }];
 }
 
 def MoE_EmbeddingOp : MoE_Op<"embedding", [

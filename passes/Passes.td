@@ -50,6 +50,64 @@ def AddEval : Pass<"moe-add-eval", "mlir::ModuleOp"> {
   }];
 }
 
+def AddDecodeStep : Pass<"moe-add-decode-step", "mlir::ModuleOp"> {
+  let summary = "Add <model>_encode and <model>_decode_step for incremental "
+                "decoding";
+  let description = [{
+    Beam search and generation extend a sequence one token at a time.
+    Re-running the whole model for every token costs O(T^2); this pass
+    derives from every model function `@m` (one with `moe.param`
+    arguments, `tokens` and `targets` inputs and one
+    `moe.softmax_cross_entropy` of the targets) two inference functions
+    (`moe.inference`) that decode in O(T):
+
+    - `@m_encode` (encoder-decoder models only): the ops that do not
+      depend on `tokens`, returning the values the decoder reads
+      (`moe.state = "encoder_output"`, `"encoder_output1"`, ...). A
+      language model has none.
+    - `@m_decode_step`: the ops that depend on `tokens` and that the loss
+      needs, re-typed to one position. It takes the parameters it reads,
+      `tokens` `[batch, 1]`, any other inputs the decoder reads (e.g.
+      `source_lengths`), the encoder outputs (`moe.state =
+      "encoder_output"`, ...) and, for every `moe.lstm` of the decoder,
+      its state h `[batch, P]`, c `[batch, H]` (`moe.state =
+      "<lstm>.hidden"`, `"<lstm>.cell"`, where `<lstm>` is the input
+      weights' parameter name without its last component). It returns the
+      logits `[batch, vocab]` of the position (`moe.output = "logits"`,
+      what the loss would have applied the softmax to) and the LSTM
+      states after it (same `moe.state` names). Each LSTM becomes the
+      stateful form `moe.lstm ... state(%h, %c)`, dropout the identity,
+      the MoE layers run on `[batch, 1, d]`; the layers' auxiliary losses
+      are not returned. Decoding state is matched by its `moe.state`
+      name: encode's results and each step's state results feed the next
+      step's arguments of the same name.
+
+    A decoder op that one position at a time would change (attention over
+    the decoder's own positions, an MoE layer with padding lengths, any
+    op without a rule) is an error naming it; with `skip-unsupported`
+    (what --moe-train-pipeline uses) such a model silently gets no decode
+    functions.
+
+    ```mlir
+    // after, for an encoder-decoder @m
+    func.func @m_encode(%source, %source_lengths, <encoder params>)
+        -> (tensor<BxSxdxf32> {moe.state = "encoder_output"})
+    func.func @m_decode_step(<decoder params>, %tokens: tensor<Bx1xi32>,
+        %source_lengths, %enc {moe.state = "encoder_output"},
+        %h {moe.state = "decoder.lstm.hidden"},
+        %c {moe.state = "decoder.lstm.cell"})
+        -> (tensor<BxVxf32> {moe.output = "logits"}, h', c')
+    ```
+  }];
+  let options = [
+    Option<"skipUnsupported", "skip-unsupported", "bool",
+           /*default=*/"false",
+           "Leave a model that cannot be decoded one position at a time "
+           "without decode functions instead of failing">
+  ];
+  let dependentDialects = ["mlir::tensor::TensorDialect"];
+}
+
 def Decompose : Pass<"moe-decompose", "mlir::func::FuncOp"> {
   let summary = "Lower model-level layers to primitive ops";
   let description = [{

@@ -69,6 +69,12 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
       llvm::cl::desc("Add the evaluation copy <model>_eval (inference mode) "
                      "that test perplexity and generation run"),
       llvm::cl::init(true)};
+  Option<bool> decodeStep{
+      *this, "decode-step",
+      llvm::cl::desc("Add <model>_encode and <model>_decode_step (inference "
+                     "mode) for incremental decoding, where the model allows "
+                     "it (moe-add-decode-step{skip-unsupported})"),
+      llvm::cl::init(true)};
   Option<float> lr{*this, "lr",
                    llvm::cl::desc("Peak learning rate (after warm-up)"),
                    llvm::cl::init(1.0e-3f)};
@@ -121,6 +127,11 @@ void buildTrainPipeline(OpPassManager &pm,
                         const TrainPipelineOptions &options) {
   if (options.eval)
     pm.addPass(createAddEval());
+  if (options.decodeStep) {
+    AddDecodeStepOptions decodeStep;
+    decodeStep.skipUnsupported = true;
+    pm.addPass(createAddDecodeStep(decodeStep));
+  }
   // The evaluation copy (moe.inference) lowers its batchwise layers to
   // threshold masks of this capacity.
   DecomposeOptions decompose;

@@ -118,6 +118,16 @@ inline void checkLstmShape(const char *kernel, int64_t B, int64_t S,
                                 ": P must equal H without a projection");
 }
 
+/// An LSTM's initial state (h0, c0) and final state (hT, cT) each come as
+/// both pointers or neither.
+inline void checkLstmState(const char *kernel, const void *h0, const void *c0,
+                           const void *hT, const void *cT) {
+  if ((h0 == nullptr) != (c0 == nullptr) || (hT == nullptr) != (cT == nullptr))
+    throw std::invalid_argument(std::string(kernel) +
+                                ": needs both of h0, c0 (and of hT, cT) or "
+                                "neither");
+}
+
 /// B sequences of `time` positions, k >= 1 assignments per position.
 inline void checkDropPaddingShape(const char *kernel, int64_t B, int64_t time,
                                   int64_t k) {

@@ -139,9 +139,11 @@ static int64_t lstmWorkspaceSize(int64_t B, int64_t S, int64_t, int64_t H,
 
 static void lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H, int64_t P,
                         const float *x, const float *Wx, const float *Wh,
-                        const float *bias, const float *proj, float *y,
+                        const float *bias, const float *proj, const float *h0,
+                        const float *c0, float *y, float *hT, float *cT,
                         float *workspace, GemmPrecision) {
-  lstmForward<float>(B, S, dIn, H, P, x, Wx, Wh, bias, proj, y, workspace);
+  lstmForward<float>(B, S, dIn, H, P, x, Wx, Wh, bias, proj, y, workspace, h0,
+                     c0, hT, cT);
 }
 
 static void lstmBackward(int64_t B, int64_t S, int64_t dIn, int64_t H,

@@ -41,11 +41,11 @@ __device__ __forceinline__ float sigmoidf(float x) {
 
 /// One step of the cell for all (b, j): pre-activations gates[b, t] (+bias)
 /// become activations in place; c_t and o * tanh(c_t) are saved; without a
-/// projection the latter is also y_t.
+/// projection the latter is also y_t. c_{-1} is c0 [B,H], or zero when null.
 __global__ void lstmCellForwardKernel(int64_t B, int64_t S, int64_t H,
                                       int64_t t, const float *bias,
-                                      float *gates, float *cells,
-                                      float *cellOut, float *y) {
+                                      const float *c0, float *gates,
+                                      float *cells, float *cellOut, float *y) {
   MOE_GRID_STRIDE(q, B * H) {
     int64_t b = q / H, j = q % H;
     int64_t row = b * S + t;
@@ -58,7 +58,7 @@ __global__ void lstmCellForwardKernel(int64_t B, int64_t S, int64_t H,
     gate[H + j] = f;
     gate[2 * H + j] = g;
     gate[3 * H + j] = o;
-    float cPrev = t > 0 ? cells[(row - 1) * H + j] : 0.0f;
+    float cPrev = t > 0 ? cells[(row - 1) * H + j] : c0 ? c0[q] : 0.0f;
     float c = f * cPrev + i * g;
     float m = o * tanhf(c);
     cells[row * H + j] = c;
@@ -192,12 +192,31 @@ int64_t CudaBackend::lstmWorkspaceSize(int64_t B, int64_t S, int64_t, int64_t H,
 void CudaBackend::lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H,
                               int64_t P, const float *x, const float *Wx,
                               const float *Wh, const float *bias,
-                              const float *proj, float *y, float *workspace,
-                              GemmPrecision precision) {
+                              const float *proj, const float *h0,
+                              const float *c0, float *y, float *hT, float *cT,
+                              float *workspace, GemmPrecision precision) {
   checkLstmShape("lstmForward", B, S, dIn, H, P, proj != nullptr);
-  if (B == 0 || S == 0)
-    return;
+  checkLstmState("lstmForward", h0, c0, hT, cT);
   const Context &ctx = *ctx_;
+  if (B == 0)
+    return;
+  if (S == 0) {
+    // No step: the final state is the initial one.
+    if (hT) {
+      if (h0) {
+        MOE_CUDA_CHECK(cudaMemcpyAsync(hT, h0, B * P * sizeof(float),
+                                       cudaMemcpyDeviceToDevice, ctx.stream));
+        MOE_CUDA_CHECK(cudaMemcpyAsync(cT, c0, B * H * sizeof(float),
+                                       cudaMemcpyDeviceToDevice, ctx.stream));
+      } else {
+        MOE_CUDA_CHECK(
+            cudaMemsetAsync(hT, 0, B * P * sizeof(float), ctx.stream));
+        MOE_CUDA_CHECK(
+            cudaMemsetAsync(cT, 0, B * H * sizeof(float), ctx.stream));
+      }
+    }
+    return;
+  }
   const int64_t rows = B * S, G4 = 4 * H;
   float *gates = workspace;
   float *cells = gates + rows * G4;
@@ -210,14 +229,16 @@ void CudaBackend::lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H,
   GemmOperand recurrent(ctx, Wh, P, G4, G4, precision);
   GemmOperand projection(ctx, proj, proj ? H : 0, P, P, precision);
   for (int64_t t = 0; t < S; ++t) {
-    if (t > 0) {
-      // gates[:, t] += h_{t-1} Wh, reading h_{t-1} from y [B, S, P].
-      GemmOperand hPrev(ctx, y + (t - 1) * P, B, P, S * P, precision);
+    if (t > 0 || h0) {
+      // gates[:, t] += h_{t-1} Wh, reading h_{t-1} from y [B, S, P] (or
+      // h0 [B, P]).
+      GemmOperand hPrev(ctx, t > 0 ? y + (t - 1) * P : h0, B, P,
+                        t > 0 ? S * P : P, precision);
       gpu::gemm(ctx, false, false, B, G4, P, 1.0f, hPrev, recurrent, 1.0f,
                 gates + t * G4, S * G4, precision);
     }
     MOE_LAUNCH(lstmCellForwardKernel, dim3(gridFor(B * H)),
-               dim3(kElementwiseThreads), 0, ctx.stream, B, S, H, t, bias,
+               dim3(kElementwiseThreads), 0, ctx.stream, B, S, H, t, bias, c0,
                gates, cells, cellOut, proj ? nullptr : y);
     if (proj) {
       GemmOperand m(ctx, cellOut + t * H, B, H, S * H, precision);
@@ -228,6 +249,15 @@ void CudaBackend::lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H,
   // Backward needs h but does not receive y.
   MOE_CUDA_CHECK(cudaMemcpyAsync(hidden, y, rows * P * sizeof(float),
                                  cudaMemcpyDeviceToDevice, ctx.stream));
+  if (hT) {
+    // The last step of every sequence: rows b * S + S - 1.
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(hT, P * sizeof(float), y + (S - 1) * P,
+                                     S * P * sizeof(float), P * sizeof(float),
+                                     B, cudaMemcpyDeviceToDevice, ctx.stream));
+    MOE_CUDA_CHECK(cudaMemcpy2DAsync(cT, H * sizeof(float), cells + (S - 1) * H,
+                                     S * H * sizeof(float), H * sizeof(float),
+                                     B, cudaMemcpyDeviceToDevice, ctx.stream));
+  }
 }
 
 void CudaBackend::lstmBackward(int64_t B, int64_t S, int64_t dIn, int64_t H,

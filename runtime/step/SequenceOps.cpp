@@ -61,12 +61,25 @@ void lstm(Context *ctx, const float *input, const float *inputWeights,
           const float *projection, float *out, int64_t batch, int64_t time,
           int64_t dIn, int64_t hidden, int64_t projected, int64_t savedBytes,
           GemmPrecision precision) {
+  lstmWithState(ctx, input, inputWeights, recurrentWeights, bias, projection,
+                nullptr, nullptr, out, nullptr, nullptr, batch, time, dIn,
+                hidden, projected, savedBytes, precision);
+}
+
+void lstmWithState(Context *ctx, const float *input, const float *inputWeights,
+                   const float *recurrentWeights, const float *bias,
+                   const float *projection, const float *initialHidden,
+                   const float *initialCell, float *out, float *finalHidden,
+                   float *finalCell, int64_t batch, int64_t time, int64_t dIn,
+                   int64_t hidden, int64_t projected, int64_t savedBytes,
+                   GemmPrecision precision) {
   Backend &b = *ctx->backend;
   checkSavedState("lstm",
                   b.lstmWorkspaceSize(batch, time, dIn, hidden, projected),
                   savedBytes);
   b.lstmForward(batch, time, dIn, hidden, projected, input, inputWeights,
-                recurrentWeights, bias, projection, out,
+                recurrentWeights, bias, projection, initialHidden, initialCell,
+                out, finalHidden, finalCell,
                 savedStateOf(out, batch * time * projected), precision);
 }
 

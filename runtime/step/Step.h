@@ -354,6 +354,16 @@ void lstm(Context *ctx, const float *input, const float *inputWeights,
           const float *projection, float *out, int64_t batch, int64_t time,
           int64_t dIn, int64_t hidden, int64_t projected, int64_t savedBytes,
           GemmPrecision precision);
+/// The inference-only form of lstm (a decode step): starts from the state
+/// (initialHidden [batch, projected], initialCell [batch, hidden]) and
+/// writes the state after the last step to finalHidden, finalCell.
+void lstmWithState(Context *ctx, const float *input, const float *inputWeights,
+                   const float *recurrentWeights, const float *bias,
+                   const float *projection, const float *initialHidden,
+                   const float *initialCell, float *out, float *finalHidden,
+                   float *finalCell, int64_t batch, int64_t time, int64_t dIn,
+                   int64_t hidden, int64_t projected, int64_t savedBytes,
+                   GemmPrecision precision);
 void lstmGrad(Context *ctx, const float *input, const float *inputWeights,
               const float *recurrentWeights, const float *bias,
               const float *projection, const float *output,

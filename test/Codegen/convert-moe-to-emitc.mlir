@@ -239,6 +239,31 @@ func.func @lstm_and_constant(%x: tensor<2x5x8xf32>, %wx: tensor<8x32xf32>,
 
 // -----
 
+// The stateful LSTM (a decode step) calls lstmWithState: h_0 and c_0 after
+// the weights, h_T and c_T after the output.
+// CHECK-LABEL: emitc.func @lstm_with_state
+// CHECK: %[[H0:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 4], template_args = [f32]}
+// CHECK: %[[C0:.*]] = emitc.call_opaque "moe::rt::step::argument"({{.*}}) {args = [0 : index, 5], template_args = [f32]}
+// CHECK: %[[Y:.*]] = emitc.call_opaque "moe::rt::step::arena"({{.*}}) {args = [0 : index, 0], template_args = [f32]}
+// CHECK: %[[HT:.*]] = emitc.call_opaque "moe::rt::step::arena"({{.*}}) {args = [0 : index, 512], template_args = [f32]}
+// CHECK: %[[CT:.*]] = emitc.call_opaque "moe::rt::step::arena"({{.*}}) {args = [0 : index, 576], template_args = [f32]}
+// CHECK: emitc.call_opaque "moe::rt::step::lstmWithState"(%{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %{{[^,]*}}, %[[H0]], %[[C0]], %[[Y]], %[[HT]], %[[CT]])
+// CHECK-SAME: {args = [0 : index, 1 : index, 2 : index, 3 : index, 4 : index, #emitc.opaque<"nullptr">, 5 : index, 6 : index, 7 : index, 8 : index, 9 : index, 2, 1, 8, 8, 8, 448, #emitc.opaque<"moe::rt::GemmPrecision::F32">]}
+func.func @lstm_with_state(%x: tensor<2x1x8xf32>, %wx: tensor<8x32xf32>,
+                           %wh: tensor<8x32xf32>, %b: tensor<32xf32>,
+                           %h0: tensor<2x8xf32>, %c0: tensor<2x8xf32>)
+    -> (tensor<2x1x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>)
+    attributes {moe.arena_bytes = 1024} {
+  %y, %h, %c = moe.lstm %x weights(%wx, %wh, %b) state(%h0, %c0)
+      {moe.offsets = array<i64: 0, 512, 576>}
+      : (tensor<2x1x8xf32>, tensor<8x32xf32>, tensor<8x32xf32>, tensor<32xf32>,
+         tensor<2x8xf32>, tensor<2x8xf32>)
+      -> (tensor<2x1x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>)
+  return %y, %h, %c : tensor<2x1x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>
+}
+
+// -----
+
 // Collectives call the runtime's; the mesh is only a symbol.
 // CHECK-LABEL: emitc.func @collectives
 // CHECK-NOT: mesh.mesh

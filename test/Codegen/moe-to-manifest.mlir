@@ -4,8 +4,9 @@
 // RUN: moe-opt %S/../Integration/Inputs/tiny_hmoe.mlir --moe-train-pipeline 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=HIER
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline=data-parallel=true 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=DP
 
-// The manifest of the tiny LM: its three functions (the evaluation copy,
-// the training-mode model and the training step) with their C symbols,
+// The manifest of the tiny LM: its four functions (the decode step of
+// incremental generation, the evaluation copy, the training-mode model and
+// the training step) with their C symbols,
 // arena sizes and FLOPs; every argument's role (inputs with the id range
 // they index and whether -1 padding is allowed, parameters with their
 // initializers, the step counter and Adam moments), every result's role and
@@ -13,6 +14,25 @@
 // printed in alphabetical order.
 // CHECK: "format": "moe-package/2",
 // CHECK-NEXT: "functions": {
+// CHECK-NEXT: "decode_step": {
+// CHECK: "name": "tokens",
+// CHECK-NEXT: "padding": false,
+// CHECK-NEXT: "role": "input",
+// CHECK-NEXT: "shape": [
+// CHECK-NEXT: 2,
+// CHECK-NEXT: 1
+// CHECK: "name": "lstm1.hidden",
+// CHECK-NEXT: "role": "state",
+// CHECK: "name": "lstm2.cell",
+// CHECK-NEXT: "role": "state",
+// CHECK: "results": [
+// CHECK-NEXT: {
+// CHECK-NEXT: "index": 0,
+// CHECK-NEXT: "kind": "logits"
+// CHECK: "kind": "state",
+// CHECK-NEXT: "name": "lstm1.hidden"
+// CHECK: "symbol": "tiny_moe_decode_step"
+// CHECK-NEXT: },
 // CHECK-NEXT: "eval": {
 // CHECK-NEXT: "arena_bytes": {{[1-9][0-9]*}},
 // CHECK-NEXT: "arguments": [

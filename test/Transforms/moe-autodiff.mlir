@@ -89,6 +89,17 @@ func.func @foreign_op(%b: tensor<4xf32> {moe.param = "b", moe.init = #moe.init<z
 
 // -----
 
+// An LSTM that starts from a given state is a decode step: inference only.
+func.func @lstm_with_state(%x: tensor<2x1x4xf32>, %wx: tensor<4x16xf32> {moe.param = "wx", moe.init = #moe.init<zeros>}, %wh: tensor<4x16xf32>, %b: tensor<16xf32>, %h0: tensor<2x4xf32>, %c0: tensor<2x4xf32>) -> tensor<f32> {
+  // expected-error@+1 {{'moe.lstm' op with state(h_0, c_0) is inference-only (a decode step): moe-autodiff cannot differentiate it}}
+  %y, %h, %c = moe.lstm %x weights(%wx, %wh, %b) state(%h0, %c0) : (tensor<2x1x4xf32>, tensor<4x16xf32>, tensor<4x16xf32>, tensor<16xf32>, tensor<2x4xf32>, tensor<2x4xf32>) -> (tensor<2x1x4xf32>, tensor<2x4xf32>, tensor<2x4xf32>)
+  %yf = tensor.collapse_shape %y [[0, 1, 2]] : tensor<2x1x4xf32> into tensor<8xf32>
+  %loss = moe.cv_squared %yf {weight = 1.0 : f32} : (tensor<8xf32>) -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
 // Values an op saves for its own backward pass (here the noisy logits) take
 // no gradient.
 func.func @saved_value_in_loss(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "g", moe.init = #moe.init<zeros>}) -> tensor<f32> {

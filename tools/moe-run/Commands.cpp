@@ -9,6 +9,8 @@
 
 #include "tools/moe-run/Commands.h"
 
+#include "tools/moe-run/DecodeStepCheck.h"
+
 #include "tools/moe-run/Evaluation.h"
 #include "tools/moe-run/GradientCheck.h"
 #include "tools/moe-run/Inspection.h"
@@ -692,6 +694,14 @@ int runGradcheck(const CommonOptions &common,
   Loaded loaded = loadPackage(common, "gradcheck");
   return checkGradients(*loaded.session, *loaded.package, options, common.seed,
                         common.verbose)
+             ? 0
+             : 1;
+}
+
+int runCheckDecodeStep(const CommonOptions &common, double tolerance) {
+  Loaded loaded = loadPackage(common, "eval");
+  return checkDecodeStep(*loaded.session, *loaded.package, common.seed,
+                         tolerance)
              ? 0
              : 1;
 }

@@ -16,6 +16,7 @@ int runInspect(const CommonOptions &, const DataOptions &,
 int runTranslate(const CommonOptions &, const DataOptions &,
                  const TranslateOptions &);
 int runGradcheck(const CommonOptions &, const GradcheckOptions &);
+int runCheckDecodeStep(const CommonOptions &, double tolerance);
 int runInfo(const CommonOptions &);
 
 } // namespace moe::run

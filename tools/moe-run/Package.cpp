@@ -248,7 +248,8 @@ constexpr int kMaxManifestDepth = 64;
 
 /// The manifest's spellings of the enums of Package.h, in enumerator order.
 constexpr const char *kArgumentRoles[] = {"input", "param", "state"};
-constexpr const char *kResultKinds[] = {"loss", "lr", "param", "state", "grad"};
+constexpr const char *kResultKinds[] = {"loss",  "lr",   "param",
+                                        "state", "grad", "logits"};
 constexpr const char *kInitKinds[] = {"zeros", "constant", "normal", "uniform",
                                       "glorot_uniform"};
 
@@ -346,9 +347,17 @@ FunctionInfo parseFunction(const nlohmann::json &json,
     ResultInfo result{
         enumField<ResultKind>(r, "kind", at, "result kind", kResultKinds),
         optionalField<std::string>(r, "name", at, "")};
-    bool named =
-        result.kind != ResultKind::Loss && result.kind != ResultKind::Lr;
-    if (named) {
+    bool named = result.kind != ResultKind::Loss &&
+                 result.kind != ResultKind::Lr &&
+                 result.kind != ResultKind::Logits;
+    // A function without state arguments may start state (an encoder's
+    // outputs, which decode steps then read).
+    bool startsState = result.kind == ResultKind::State &&
+                       std::none_of(info.arguments.begin(),
+                                    info.arguments.end(), [](const auto &arg) {
+                                      return arg.role == ArgumentRole::State;
+                                    });
+    if (named && !startsState) {
       bool found = false;
       for (const ArgumentInfo &arg : info.arguments)
         found |= arg.name == result.name && arg.role != ArgumentRole::Input;

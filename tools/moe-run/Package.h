@@ -32,8 +32,9 @@ namespace moe::run {
 enum class ArgumentRole { Input, Param, State };
 
 /// What a result of a compiled function is. Param and state results are
-/// the updated tensors, grad results the gradients (optimizer=none).
-enum class ResultKind { Loss, Lr, Param, State, Grad };
+/// the updated tensors, grad results the gradients (optimizer=none);
+/// logits those of a decode step's position.
+enum class ResultKind { Loss, Lr, Param, State, Grad, Logits };
 
 /// How a parameter starts: the dialect's #moe.init kinds.
 enum class InitKind { Zeros, Constant, Normal, Uniform, GlorotUniform };

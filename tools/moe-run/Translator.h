@@ -7,10 +7,10 @@
 //
 // This first version re-runs the whole decoder window (and the encoder) for
 // every piece, O(T^2) per sentence where an incremental decoder that
-// carries the LSTM state from step to step would be O(T). That needs a
-// decode-step function made by the compiler (the encoder once, then one
-// decoder position at a time); `moe-run generate` re-runs its window the
-// same way.
+// carries the LSTM state from step to step would be O(T). Packages now
+// hold such functions (encode, decode_step: moe-add-decode-step, checked
+// by `moe-run check-decode-step`), which this does not use yet; `moe-run
+// generate` re-runs its window the same way.
 //
 //===----------------------------------------------------------------------===//
 

@@ -8,6 +8,7 @@
 //   moe-run inspect PACKAGE --data corpus.txt --checkpoint ... [--experts 0,5]
 //   moe-run translate PACKAGE --data nmt-dir --checkpoint ... < english.txt
 //   moe-run gradcheck PACKAGE          (a package compiled with optimizer=none)
+//   moe-run check-decode-step PACKAGE  (incremental decoding vs eval)
 //   moe-run info PACKAGE
 //
 // Needs no LLVM: it compiles the package source against the runtime with
@@ -397,6 +398,18 @@ int main(int argc, char **argv) {
                       "Share of samples allowed to miss (routing flips)")
       ->capture_default_str();
 
+  double decodeTolerance = 1e-4;
+  CLI::App *decodeCmd = app.add_subcommand(
+      "check-decode-step",
+      "Check that decode_step, one position at a time, gives the evaluation "
+      "function's logits at every position (random parameters and inputs)");
+  addCommon(decodeCmd, common);
+  decodeCmd
+      ->add_option("--tolerance", decodeTolerance,
+                   "Largest difference that passes, relative to the largest "
+                   "logit")
+      ->capture_default_str();
+
   CLI::App *infoCmd =
       app.add_subcommand("info", "Describe a package's functions");
   infoCmd->add_option("package", common.package, "Package directory")
@@ -429,6 +442,8 @@ int main(int argc, char **argv) {
       return runTranslate(common, data, translate);
     if (gradCmd->parsed())
       return runGradcheck(common, gradcheck);
+    if (decodeCmd->parsed())
+      return runCheckDecodeStep(common, decodeTolerance);
     if (infoCmd->parsed())
       return runInfo(common);
   } catch (const std::exception &e) {

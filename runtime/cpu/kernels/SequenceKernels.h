@@ -142,14 +142,29 @@ inline int64_t lstmWorkspaceSize(int64_t B, int64_t S, int64_t H, int64_t P) {
 /// LSTM over x [B,S,dIn] with fused gate weights Wx [dIn,4H], Wh [P,4H],
 /// bias [4H] (gate order i, f, g, o) and optional projection proj [H,P]:
 /// c_s = f c_{s-1} + i g, h_s = (o tanh(c_s)) proj (or o tanh(c_s) when
-/// proj is null), zero initial state. Writes y [B,S,P] and the workspace.
+/// proj is null). The state starts at h0 [B,P], c0 [B,H] (zero when null);
+/// the last step's goes to hT [B,P], cT [B,H] when they are given. Writes
+/// y [B,S,P] and the workspace (whose shifted states the backward pass
+/// assumes start at zero).
 template <typename T>
 void lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H, int64_t P,
                  const T *x, const T *Wx, const T *Wh, const T *bias,
-                 const T *proj, T *y, T *workspace) {
+                 const T *proj, T *y, T *workspace, const T *h0 = nullptr,
+                 const T *c0 = nullptr, T *hT = nullptr, T *cT = nullptr) {
   checkLstmShape("lstmForward", B, S, dIn, H, P, proj != nullptr);
-  if (B == 0 || S == 0)
+  checkLstmState("lstmForward", h0, c0, hT, cT);
+  if (B == 0)
     return;
+  if (S == 0) {
+    // No step: the final state is the initial one.
+    if (hT) {
+      for (int64_t q = 0; q < B * P; ++q)
+        hT[q] = h0 ? h0[q] : T(0);
+      for (int64_t q = 0; q < B * H; ++q)
+        cT[q] = c0 ? c0[q] : T(0);
+    }
+    return;
+  }
   LstmWorkspaceLayout layout(B, S, H, P);
   T *gates = workspace + layout.gates;
   T *cells = workspace + layout.cells;
@@ -162,14 +177,19 @@ void lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H, int64_t P,
   for (int64_t r = 0; r < B * S; ++r)
     std::copy(bias, bias + G, gates + r * G);
   gemm<T>(false, false, B * S, G, dIn, T(1), x, dIn, Wx, G, T(1), gates, G);
-  for (int64_t b = 0; b < B; ++b)
-    std::fill(prevHidden + b * S * P, prevHidden + b * S * P + P, T(0));
+  for (int64_t b = 0; b < B; ++b) {
+    T *first = prevHidden + b * S * P;
+    if (h0)
+      std::copy(h0 + b * P, h0 + (b + 1) * P, first);
+    else
+      std::fill(first, first + P, T(0));
+  }
 
   // m_s goes straight to y when there is no projection.
   T *mBase = proj ? cellOut : y;
   int64_t mStride = proj ? S * H : S * P;
   for (int64_t s = 0; s < S; ++s) {
-    if (s > 0)
+    if (s > 0 || h0)
       gemm<T>(false, false, B, G, P, T(1), prevHidden + s * P, S * P, Wh, G,
               T(1), gates + s * G, S * G);
 #pragma omp parallel for collapse(2) if (B * H > kLstmCellGrain)               \
@@ -178,7 +198,7 @@ void lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H, int64_t P,
       for (int64_t j = 0; j < H; ++j) {
         T *gate = gates + (b * S + s) * G;
         T *c = cells + (b * S + s) * H;
-        T cPrev = s > 0 ? c[j - H] : T(0);
+        T cPrev = s > 0 ? c[j - H] : c0 ? c0[b * H + j] : T(0);
         T i = sigmoidOf(gate[j]);
         T f = sigmoidOf(gate[H + j]);
         T g = std::tanh(gate[2 * H + j]);
@@ -199,6 +219,12 @@ void lstmForward(int64_t B, int64_t S, int64_t dIn, int64_t H, int64_t P,
         std::copy(y + (b * S + s) * P, y + (b * S + s + 1) * P,
                   prevHidden + (b * S + s + 1) * P);
   }
+  if (hT)
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t last = b * S + S - 1;
+      std::copy(y + last * P, y + (last + 1) * P, hT + b * P);
+      std::copy(cells + last * H, cells + (last + 1) * H, cT + b * H);
+    }
 }
 
 /// Backward through time of lstmForward from dy [B,S,P] and the saved

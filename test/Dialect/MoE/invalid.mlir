@@ -436,6 +436,51 @@ func.func @lstm_output_wrong_shape(%x: tensor<4x5x16xf32>, %wx: tensor<16x32xf32
   return
 }
 
+// -----
+
+// A given state comes with the final state as two extra results.
+func.func @lstm_state_without_final_state(%x: tensor<4x1x16xf32>, %wx: tensor<16x32xf32>, %wh: tensor<8x32xf32>, %b: tensor<32xf32>, %h0: tensor<4x8xf32>, %c0: tensor<4x8xf32>) {
+  // expected-error@+1 {{'moe.lstm' op expects either no state or state(h_0, c_0) with the two final states as extra results, but got 2 state operand(s) and 0 extra result(s)}}
+  %y = moe.lstm %x weights(%wx, %wh, %b) state(%h0, %c0) : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<8x32xf32>, tensor<32xf32>, tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x1x8xf32>
+  return
+}
+
+// -----
+
+// The state is h and c: one tensor is not a state.
+func.func @lstm_state_one_operand(%x: tensor<4x1x16xf32>, %wx: tensor<16x32xf32>, %wh: tensor<8x32xf32>, %b: tensor<32xf32>, %h0: tensor<4x8xf32>) {
+  // expected-error@+1 {{'moe.lstm' op expects either no state or state(h_0, c_0) with the two final states as extra results, but got 1 state operand(s) and 1 extra result(s)}}
+  %y, %h = moe.lstm %x weights(%wx, %wh, %b) state(%h0) : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<8x32xf32>, tensor<32xf32>, tensor<4x8xf32>) -> (tensor<4x1x8xf32>, tensor<4x8xf32>)
+  return
+}
+
+// -----
+
+// With a projection to 6, h_0 is [batch, 6], not [batch, hidden].
+func.func @lstm_initial_hidden_wrong_shape(%x: tensor<4x1x16xf32>, %wx: tensor<16x32xf32>, %wh: tensor<6x32xf32>, %b: tensor<32xf32>, %wp: tensor<8x6xf32>, %h0: tensor<4x8xf32>, %c0: tensor<4x8xf32>) {
+  // expected-error@+1 {{'moe.lstm' op expects initial hidden state of shape 4x6 ([batch, output size]) but got 4x8}}
+  %y, %h, %c = moe.lstm %x weights(%wx, %wh, %b) projection(%wp) state(%h0, %c0) : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<6x32xf32>, tensor<32xf32>, tensor<8x6xf32>, tensor<4x8xf32>, tensor<4x8xf32>) -> (tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>)
+  return
+}
+
+// -----
+
+// c_0 is the cell state [batch, hidden].
+func.func @lstm_initial_cell_wrong_shape(%x: tensor<4x1x16xf32>, %wx: tensor<16x32xf32>, %wh: tensor<6x32xf32>, %b: tensor<32xf32>, %wp: tensor<8x6xf32>, %h0: tensor<4x6xf32>, %c0: tensor<4x6xf32>) {
+  // expected-error@+1 {{'moe.lstm' op expects initial cell state of shape 4x8 ([batch, hidden]) but got 4x6}}
+  %y, %h, %c = moe.lstm %x weights(%wx, %wh, %b) projection(%wp) state(%h0, %c0) : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<6x32xf32>, tensor<32xf32>, tensor<8x6xf32>, tensor<4x6xf32>, tensor<4x6xf32>) -> (tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>)
+  return
+}
+
+// -----
+
+// The final cell state has the cell's shape.
+func.func @lstm_final_cell_wrong_shape(%x: tensor<4x1x16xf32>, %wx: tensor<16x32xf32>, %wh: tensor<6x32xf32>, %b: tensor<32xf32>, %wp: tensor<8x6xf32>, %h0: tensor<4x6xf32>, %c0: tensor<4x8xf32>) {
+  // expected-error@+1 {{'moe.lstm' op expects final cell state of shape 4x8 ([batch, hidden]) but got 4x6}}
+  %y, %h, %c = moe.lstm %x weights(%wx, %wh, %b) projection(%wp) state(%h0, %c0) : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<6x32xf32>, tensor<32xf32>, tensor<8x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>) -> (tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x6xf32>)
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // moe.embedding, moe.linear, moe.dropout, moe.residual, moe.attention
 //===----------------------------------------------------------------------===//

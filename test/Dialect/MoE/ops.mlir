@@ -223,6 +223,24 @@ func.func @lstm_projection(%x: tensor<4x5x16xf32>, %wx: tensor<16x32xf32>,
   return %h : tensor<4x5x6xf32>
 }
 
+// A decode step: the LSTMP starts from h_0 [batch, 6], c_0 [batch, 8] and
+// also returns the final state.
+// CHECK-LABEL: func.func @lstm_state(
+// CHECK: %[[Y:.*]], %[[S:.*]]:2 = moe.lstm %{{.*}} weights(%{{.*}}, %{{.*}}, %{{.*}}) projection(%{{.*}}) state(%{{.*}}, %{{.*}}) : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<6x32xf32>, tensor<32xf32>, tensor<8x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>) -> (tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>)
+// CHECK: return %[[Y]], %[[S]]#0, %[[S]]#1
+func.func @lstm_state(%x: tensor<4x1x16xf32>, %wx: tensor<16x32xf32>,
+                      %wh: tensor<6x32xf32>, %b: tensor<32xf32>,
+                      %wp: tensor<8x6xf32>, %h0: tensor<4x6xf32>,
+                      %c0: tensor<4x8xf32>)
+    -> (tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>) {
+  %y, %h, %c = moe.lstm %x weights(%wx, %wh, %b) projection(%wp)
+      state(%h0, %c0)
+      : (tensor<4x1x16xf32>, tensor<16x32xf32>, tensor<6x32xf32>,
+         tensor<32xf32>, tensor<8x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>)
+      -> (tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>)
+  return %y, %h, %c : tensor<4x1x6xf32>, tensor<4x6xf32>, tensor<4x8xf32>
+}
+
 // CHECK-LABEL: func.func @embedding(
 // CHECK-SAME: %[[TABLE:[^:]+]]: tensor<100x16xf32>, %[[IDS:[^:]+]]: tensor<4x5xi32>)
 // CHECK: %[[E:.*]] = moe.embedding %[[TABLE]][%[[IDS]]] : (tensor<100x16xf32>, tensor<4x5xi32>) -> tensor<4x5x16xf32>

@@ -1327,7 +1327,8 @@ TEST_F(CudaEquality, Lstm) {
       auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
       float *ws = onGpu ? gpuWorkspace : cpuWorkspace.data();
       const float *pr = projected ? p(proj) : nullptr;
-      b.lstmForward(B, S, dIn, H, P, p(x), p(Wx), p(Wh), p(bias), pr, p(y), ws,
+      b.lstmForward(B, S, dIn, H, P, p(x), p(Wx), p(Wh), p(bias), pr, nullptr,
+                    nullptr, p(y), nullptr, nullptr, ws,
                     rt::GemmPrecision::F32);
       b.lstmBackward(B, S, dIn, H, P, p(x), p(Wx), p(Wh), p(bias), pr, ws,
                      p(dy), p(dx), p(dWx), p(dWh), p(dBias),
@@ -1344,11 +1345,44 @@ TEST_F(CudaEquality, Lstm) {
 
     // BF16 GEMMs stay close to the f32 result.
     gpu->lstmForward(B, S, dIn, H, P, x->gpu(), Wx->gpu(), Wh->gpu(),
-                     bias->gpu(), projected ? proj->gpu() : nullptr, y->gpu(),
-                     gpuWorkspace, rt::GemmPrecision::BF16);
+                     bias->gpu(), projected ? proj->gpu() : nullptr, nullptr,
+                     nullptr, y->gpu(), nullptr, nullptr, gpuWorkspace,
+                     rt::GemmPrecision::BF16);
     std::vector<float> reference = y->onCpu();
     expectNear(y->onGpu(), reference, 3e-2, 3e-2 * maxAbs(reference),
                what + " bf16 y");
+    gpu->release(gpuWorkspace);
+  }
+}
+
+// The decode-step form: a given initial state and the final state out.
+TEST_F(CudaEquality, LstmWithState) {
+  const int64_t B = 3, S = 2, dIn = 5, H = 6;
+  for (int64_t P : {int64_t(6), int64_t(4)}) {
+    bool projected = P != H;
+    auto x = twin(randomVector(B * S * dIn, 60));
+    auto Wx = twin(randomVector(dIn * 4 * H, 61, -0.5, 0.5));
+    auto Wh = twin(randomVector(P * 4 * H, 62, -0.5, 0.5));
+    auto bias = twin(randomVector(4 * H, 63));
+    auto proj = twin(randomVector(H * P, 64));
+    auto h0 = twin(randomVector(B * P, 65)), c0 = twin(randomVector(B * H, 66));
+    auto y = output<float>(B * S * P), hT = output<float>(B * P);
+    auto cT = output<float>(B * H);
+    std::vector<float> cpuWorkspace(cpu->lstmWorkspaceSize(B, S, dIn, H, P));
+    float *gpuWorkspace = static_cast<float *>(
+        gpu->alloc(gpu->lstmWorkspaceSize(B, S, dIn, H, P) * sizeof(float)));
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.lstmForward(B, S, dIn, H, P, p(x), p(Wx), p(Wh), p(bias),
+                    projected ? p(proj) : nullptr, p(h0), p(c0), p(y), p(hT),
+                    p(cT), onGpu ? gpuWorkspace : cpuWorkspace.data(),
+                    rt::GemmPrecision::F32);
+    }
+    std::string what = projected ? "lstm state P=4" : "lstm state";
+    expectClose(*y, 1e-5, 1e-5, what + " y");
+    expectClose(*hT, 1e-5, 1e-5, what + " hT");
+    expectClose(*cT, 1e-5, 1e-5, what + " cT");
     gpu->release(gpuWorkspace);
   }
 }

@@ -190,10 +190,74 @@ TEST(Lstm, ForwardMatchesStepLoop) {
     std::vector<float> y(s.B * s.S * s.P);
     std::vector<float> ws(be->lstmWorkspaceSize(s.B, s.S, s.dIn, s.H, s.P));
     be->lstmForward(s.B, s.S, s.dIn, s.H, s.P, x.data(), Wx.data(), Wh.data(),
-                    bias.data(), s.projected ? proj.data() : nullptr, y.data(),
-                    ws.data(), rt::GemmPrecision::F32);
+                    bias.data(), s.projected ? proj.data() : nullptr, nullptr,
+                    nullptr, y.data(), nullptr, nullptr, ws.data(),
+                    rt::GemmPrecision::F32);
     expectAllClose(y, referenceLstm(s, p), 1e-5, 1e-6, "lstm y");
   }
+}
+
+// A decode step: running the sequence in pieces, each starting from the
+// state the previous piece returned, gives the whole sequence's outputs.
+TEST(Lstm, StateCarriedAcrossPiecesMatchesWholeSequence) {
+  auto be = rt::createCpuBackend();
+  for (LstmShape s :
+       {LstmShape{2, 5, 3, 4, 4, false}, LstmShape{3, 4, 5, 6, 3, true}}) {
+    LstmParams p = randomLstm(s, 12);
+    auto x = cast<float>(p.x), Wx = cast<float>(p.Wx), Wh = cast<float>(p.Wh);
+    auto bias = cast<float>(p.bias), proj = cast<float>(p.proj);
+    const float *projPtr = s.projected ? proj.data() : nullptr;
+    std::vector<double> whole = referenceLstm(s, p);
+    // Pieces of 1, then the rest, then nothing: lengths 1, S - 1, 0.
+    std::vector<float> h(s.B * s.P), c(s.B * s.H), hNext(h), cNext(c);
+    int64_t done = 0;
+    for (int64_t len : {int64_t(1), s.S - 1, int64_t(0)}) {
+      std::vector<float> piece(s.B * len * s.dIn), y(s.B * len * s.P);
+      for (int64_t b = 0; b < s.B; ++b)
+        std::copy(x.begin() + (b * s.S + done) * s.dIn,
+                  x.begin() + (b * s.S + done + len) * s.dIn,
+                  piece.begin() + b * len * s.dIn);
+      std::vector<float> ws(std::max<int64_t>(
+          1, be->lstmWorkspaceSize(s.B, len, s.dIn, s.H, s.P)));
+      // The first piece starts from zero (null state), the others from the
+      // state the last one returned.
+      bool first = done == 0;
+      be->lstmForward(s.B, len, s.dIn, s.H, s.P, piece.data(), Wx.data(),
+                      Wh.data(), bias.data(), projPtr,
+                      first ? nullptr : h.data(), first ? nullptr : c.data(),
+                      y.data(), hNext.data(), cNext.data(), ws.data(),
+                      rt::GemmPrecision::F32);
+      std::vector<double> expected;
+      for (int64_t b = 0; b < s.B; ++b)
+        expected.insert(expected.end(), whole.begin() + (b * s.S + done) * s.P,
+                        whole.begin() + (b * s.S + done + len) * s.P);
+      expectAllClose(y, expected, 1e-5, 1e-6, "lstm piece y");
+      std::vector<double> lastH;
+      for (int64_t b = 0; b < s.B; ++b)
+        lastH.insert(lastH.end(), whole.begin() + (b * s.S + s.S - 1) * s.P,
+                     whole.begin() + (b * s.S + s.S) * s.P);
+      if (done + len == s.S)
+        expectAllClose(hNext, lastH, 1e-5, 1e-6, "lstm final h");
+      h = hNext;
+      c = cNext;
+      done += len;
+    }
+  }
+}
+
+TEST(Lstm, RejectsHalfAState) {
+  auto be = rt::createCpuBackend();
+  std::vector<float> buf(256);
+  EXPECT_THROW(be->lstmForward(1, 1, 2, 3, 3, buf.data(), buf.data(),
+                               buf.data(), buf.data(), nullptr, buf.data(),
+                               nullptr, buf.data(), nullptr, nullptr,
+                               buf.data(), rt::GemmPrecision::F32),
+               std::invalid_argument);
+  EXPECT_THROW(be->lstmForward(1, 1, 2, 3, 3, buf.data(), buf.data(),
+                               buf.data(), buf.data(), nullptr, nullptr,
+                               nullptr, buf.data(), buf.data(), nullptr,
+                               buf.data(), rt::GemmPrecision::F32),
+               std::invalid_argument);
 }
 
 namespace {
@@ -290,7 +354,8 @@ TEST(Lstm, RejectsProjectionSizeWithoutProjection) {
   auto be = rt::createCpuBackend();
   std::vector<float> buf(256);
   EXPECT_THROW(be->lstmForward(1, 1, 2, 3, 4, buf.data(), buf.data(),
-                               buf.data(), buf.data(), nullptr, buf.data(),
+                               buf.data(), buf.data(), nullptr, nullptr,
+                               nullptr, buf.data(), nullptr, nullptr,
                                buf.data(), rt::GemmPrecision::F32),
                std::invalid_argument);
 }
