@@ -9,6 +9,17 @@
 // RUN: FileCheck %s --check-prefix=EVAL --input-file=%t/eval.out
 // RUN: python3 -c "import re,sys; t=re.search(r'test perplexity: ([0-9.]+)', open(sys.argv[1]).read()).group(1); e=re.search(r'at step 200: ([0-9.]+)', open(sys.argv[2]).read()).group(1); assert t == e, (t, e)" %t/train.out %t/eval.out
 // RUN: moe-run generate %t/pkg --data %t/corpus.txt --checkpoint %t/ckpt/step-00000200 --prompt "The king" --words 12 | FileCheck %s --check-prefix=GEN
+// Generation feeds the prompt and each word through decode_step, its LSTM
+// states carrying the history; re-running the window per word samples the
+// same words while the history fits the window of 5 (EOS, 2 prompt words,
+// the first 2 sampled).
+// RUN: moe-run generate %t/pkg --data %t/corpus.txt --checkpoint %t/ckpt/step-00000200 --prompt "The king" --words 2 > %t/gen-incremental.txt 2> %t/gen-incremental.err
+// RUN: moe-run generate %t/pkg --data %t/corpus.txt --checkpoint %t/ckpt/step-00000200 --prompt "The king" --words 2 --decode window > %t/gen-window.txt 2> %t/gen-window.err
+// RUN: diff %t/gen-incremental.txt %t/gen-window.txt
+// RUN: FileCheck %s --check-prefix=GENPATH --input-file=%t/gen-incremental.err
+// RUN: FileCheck %s --check-prefix=GENWINDOW --input-file=%t/gen-window.err
+// GENPATH: generate: 2 words, incremental decoding
+// GENWINDOW: generate: 2 words, window decoding
 
 // The tiny LM compiles, trains for 200 steps on a synthetic corpus with the
 // compiled Adam step, and its loss falls: the checks on the metrics file

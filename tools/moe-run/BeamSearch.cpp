@@ -82,6 +82,7 @@ void BeamSearch::advance(const std::vector<const float *> &logProbs,
     h.pieces = live_[c.parent].pieces;
     h.pieces.push_back(c.piece);
     h.logProb = c.logProb;
+    h.parent = c.parent;
     if (ends) {
       h.score = h.logProb / lengthPenalty(static_cast<int64_t>(h.pieces.size()),
                                           options_.lengthPenalty);

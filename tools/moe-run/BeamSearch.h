@@ -44,6 +44,9 @@ struct Hypothesis {
   /// Pieces without BOS; a finished one ends with EOS.
   std::vector<int32_t> pieces;
   double logProb = 0;
+  /// Index in the previous live() of the hypothesis this one extends (the
+  /// model row whose decoding state it continues).
+  size_t parent = 0;
   /// logProb / lengthPenalty(pieces.size(), alpha) once finished.
   double score = 0;
 };

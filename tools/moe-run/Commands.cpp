@@ -236,7 +236,8 @@ void sumOverRanks(rt::Collectives &collectives, rt::data::BleuStats &stats) {
 /// of whose calls would have to be collective).
 std::optional<rt::data::BleuScore>
 splitBleu(Loaded &loaded, const TranslationData &data, const std::string &split,
-          int64_t lines, const BeamOptions &beam, std::string &note) {
+          int64_t lines, const BeamOptions &beam, DecodePath path,
+          std::string &note) {
   int rank = loaded.rank(), ranks = loaded.ranks();
   if (ranks > 1 && loaded.package->hasShardedTensors()) {
     note = "BLEU: skipped on " + std::to_string(ranks) +
@@ -261,7 +262,7 @@ splitBleu(Loaded &loaded, const TranslationData &data, const std::string &split,
     }
   std::vector<std::vector<int32_t>> pieces =
       translate(*loaded.session, *loaded.package, data.shape(),
-                data.wordpieces(), sources, beam);
+                data.wordpieces(), sources, beam, path);
   rt::data::BleuStats stats;
   for (size_t k = 0; k < mine.size(); ++k)
     stats += rt::data::segmentBleuStats(data.wordpieces().decode(pieces[k]),
@@ -278,6 +279,11 @@ std::string describeBeam(const BeamOptions &beam) {
   std::snprintf(text, sizeof(text), "beam %lld, length penalty %g",
                 static_cast<long long>(beam.width), beam.lengthPenalty);
   return text;
+}
+
+/// How the next token is scored, for the progress lines.
+const char *describeDecoding(bool incremental) {
+  return incremental ? "incremental decoding" : "window decoding";
 }
 
 } // namespace
@@ -359,8 +365,8 @@ int runEval(const CommonOptions &common, const DataOptions &data,
   auto start = Clock::now();
   std::string note;
   int64_t lines = eval.batches * translation->shape().batch;
-  std::optional<rt::data::BleuScore> bleu =
-      splitBleu(loaded, *translation, eval.split, lines, *beam, note);
+  std::optional<rt::data::BleuScore> bleu = splitBleu(
+      loaded, *translation, eval.split, lines, *beam, eval.search.decode, note);
   if (loaded.rank() != 0)
     return 0;
   if (!bleu) {
@@ -370,10 +376,12 @@ int runEval(const CommonOptions &common, const DataOptions &data,
   size_t sentences = translation->text(eval.split).source.size();
   if (lines > 0)
     sentences = std::min<size_t>(sentences, lines);
-  std::printf("%s BLEU at step %lld (%s, %zu sentences, %.2fs): %s\n",
+  std::printf("%s BLEU at step %lld (%s, %s, %zu sentences, %.2fs): %s\n",
               eval.split.c_str(), static_cast<long long>(step),
-              describeBeam(*beam).c_str(), sentences, secondsSince(start),
-              bleu->format().c_str());
+              describeBeam(*beam).c_str(),
+              describeDecoding(
+                  decodesIncrementally(*loaded.package, eval.search.decode)),
+              sentences, secondsSince(start), bleu->format().c_str());
   return 0;
 }
 
@@ -405,17 +413,36 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
   std::vector<int32_t> tokens(shape.batch * shape.time, rt::data::kEosId),
       targets(shape.batch * shape.time, -1);
   std::string text = options.prompt;
+  bool incremental = decodesIncrementally(package, options.decode);
+  auto start = Clock::now();
+  // Incremental: row 0 of decode_step feeds the history one token at a
+  // time, its LSTM states carrying all of it; the window keeps only the
+  // last `time` tokens, so the two agree while the history fits.
+  std::vector<int32_t> stepTokens(shape.batch, rt::data::kEosId);
+  size_t fed = 0;
+  std::vector<float> logits;
+  if (incremental)
+    loaded.session->resetDecodingState();
   for (int64_t w = 0; w < options.words; ++w) {
-    // The last `time` tokens of the history in row 0: the model is causal,
-    // so the logits at the last position predict the next word.
-    int64_t length = std::min<int64_t>(history.size(), shape.time);
-    std::copy(history.end() - length, history.end(), tokens.begin());
-    // The logits of row 0 at position length - 1.
-    loaded.session->captureLogits(role, {length - 1});
-    loaded.session->call(role,
-                         {{"tokens", tokens.data()}, {"targets", targets.data()}},
-                         1, false, false);
-    const std::vector<float> &logits = loaded.session->capturedLogits(role);
+    if (incremental) {
+      for (; fed < history.size(); ++fed) {
+        stepTokens[0] = history[fed];
+        logits = loaded.session->callForLogits("decode_step",
+                                               {{"tokens", stepTokens.data()}});
+      }
+      logits.resize(logits.size() / shape.batch); // row 0
+    } else {
+      // The last `time` tokens of the history in row 0: the model is
+      // causal, so the logits at the last position predict the next word.
+      int64_t length = std::min<int64_t>(history.size(), shape.time);
+      std::copy(history.end() - length, history.end(), tokens.begin());
+      // The logits of row 0 at position length - 1.
+      loaded.session->captureLogits(role, {length - 1});
+      loaded.session->call(
+          role, {{"tokens", tokens.data()}, {"targets", targets.data()}}, 1,
+          false, false);
+      logits = loaded.session->capturedLogits(role);
+    }
     if (logits.empty())
       throw std::runtime_error("the model's output layer captured no logits "
                                "(generation needs a full softmax)");
@@ -455,6 +482,10 @@ int runGenerate(const CommonOptions &common, const DataOptions &data,
               vocab.word(static_cast<int32_t>(next));
   }
   std::printf("%s\n", text.c_str());
+  if (!common.quiet)
+    std::fprintf(stderr, "generate: %lld words, %s (%.2fs)\n",
+                 static_cast<long long>(options.words),
+                 describeDecoding(incremental), secondsSince(start));
   return 0;
 }
 
@@ -672,16 +703,18 @@ int runTranslate(const CommonOptions &common, const DataOptions &data,
     sources.push_back(dataset.wordpieces().encode(line));
   restoreForInference(loaded, common, dataset, options.checkpoint);
   auto start = Clock::now();
-  std::vector<std::vector<int32_t>> pieces = translate(
-      *loaded.session, package, shape, dataset.wordpieces(), sources, beam);
+  bool incremental = decodesIncrementally(package, options.search.decode);
+  std::vector<std::vector<int32_t>> pieces =
+      translate(*loaded.session, package, shape, dataset.wordpieces(), sources,
+                beam, options.search.decode);
   for (const std::vector<int32_t> &translation : pieces)
     std::printf("%s\n", dataset.wordpieces().decode(translation).c_str());
   if (!common.quiet)
     std::fprintf(stderr,
-                 "translate: %zu lines, %s, at most %lld pieces (%.2fs; each "
-                 "piece re-runs the decoder window)\n",
+                 "translate: %zu lines, %s, at most %lld pieces, %s (%.2fs)\n",
                  sources.size(), describeBeam(beam).c_str(),
-                 static_cast<long long>(beam.maxLength), secondsSince(start));
+                 static_cast<long long>(beam.maxLength),
+                 describeDecoding(incremental), secondsSince(start));
   return 0;
 }
 

@@ -1,8 +1,8 @@
 //===- DecodeStepCheck.cpp - Incremental decoding vs the whole window ----===//
 //
-// Runs encode and decode_step on their own contexts: their state (encoder
-// outputs, LSTM states) lives in buffers of this check, not in the
-// session's parameter and optimizer buffers, which checkpoints hold.
+// Runs encode and decode_step through the session: their state (encoder
+// outputs, LSTM states) lives in its decoding state buffers, not in the
+// parameter and optimizer buffers, which checkpoints hold.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,7 +12,6 @@
 #include "tools/moe-run/Session.h"
 
 #include "runtime/Philox.h"
-#include "runtime/step/Step.h"
 
 #include <algorithm>
 #include <chrono>
@@ -24,77 +23,6 @@
 #include <vector>
 
 namespace moe::run {
-
-namespace {
-
-/// Backend buffers by argument name, released with the check.
-class Buffers {
-public:
-  explicit Buffers(rt::Backend &backend) : backend(backend) {}
-  ~Buffers() {
-    for (auto &[name, ptr] : byName)
-      backend.release(ptr);
-    for (void *ptr : arenas)
-      backend.release(ptr);
-  }
-  void *get(const ArgumentInfo &arg) {
-    auto it = byName.find(arg.name);
-    if (it != byName.end())
-      return it->second;
-    void *ptr = backend.alloc(arg.bytes());
-    std::vector<uint8_t> zeros(arg.bytes(), 0);
-    backend.copyFromHost(ptr, zeros.data(), zeros.size());
-    return byName[arg.name] = ptr;
-  }
-  char *arena(int64_t bytes) {
-    arenas.push_back(backend.alloc(static_cast<size_t>(bytes)));
-    return static_cast<char *>(arenas.back());
-  }
-
-private:
-  rt::Backend &backend;
-  std::map<std::string, void *> byName;
-  std::vector<void *> arenas;
-};
-
-/// Calls `info` in inference mode: parameters from the session, inputs and
-/// state from `buffers`. Returns the result pointers (in its arena).
-std::vector<const void *>
-callInference(Session &session, const FunctionInfo &info, Buffers &buffers) {
-  rt::step::Context ctx(&session.backend());
-  ctx.arena = buffers.arena(info.arenaBytes);
-  ctx.results.assign(info.results.size(), nullptr);
-  for (const ArgumentInfo &arg : info.arguments)
-    ctx.arguments.push_back(arg.role == ArgumentRole::Param
-                                ? session.buffer(arg.name)
-                                : buffers.get(arg));
-  ctx.beginCall();
-  ctx.seed = session.seed();
-  ctx.training = false;
-  info.entry(&ctx);
-  session.backend().synchronize();
-  for (size_t i = 0; i < ctx.results.size(); ++i)
-    if (!ctx.results[i])
-      throw std::runtime_error(info.symbol + " did not set result #" +
-                               std::to_string(i));
-  return ctx.results;
-}
-
-/// Copies every state result of `info` into the state argument (buffer) of
-/// the same name.
-void keepState(Session &session, const FunctionInfo &info,
-               const std::vector<const void *> &results, Buffers &buffers,
-               const FunctionInfo &reader) {
-  for (size_t i = 0; i < info.results.size(); ++i) {
-    if (info.results[i].kind != ResultKind::State)
-      continue;
-    for (const ArgumentInfo &arg : reader.arguments)
-      if (arg.role == ArgumentRole::State && arg.name == info.results[i].name)
-        session.backend().copyDevice(buffers.get(arg), results[i], arg.bytes());
-  }
-}
-
-} // namespace
 
 bool checkDecodeStep(Session &session, const Package &package, uint64_t seed,
                      double tolerance) {
@@ -147,45 +75,29 @@ bool checkDecodeStep(Session &session, const Package &package, uint64_t seed,
     throw std::runtime_error("the evaluation function kept no logits");
   int64_t vocab = static_cast<int64_t>(whole.size()) / (batch * time);
 
-  // One position at a time.
-  rt::Backend &backend = session.backend();
-  Buffers buffers(backend);
-  auto feed = [&](const FunctionInfo &info, int64_t position) {
-    for (const ArgumentInfo &arg : info.arguments) {
-      if (arg.role != ArgumentRole::Input)
-        continue;
-      const std::vector<int32_t> &values = data.at(arg.name);
-      std::vector<int32_t> column;
-      const int32_t *host = values.data();
-      if (arg.name == "tokens" && &info == step) {
-        for (int64_t b = 0; b < batch; ++b)
-          column.push_back(values[b * time + position]);
-        host = column.data();
-      }
-      backend.copyFromHost(buffers.get(arg), host, arg.bytes());
-    }
-  };
-  if (encode) {
-    feed(*encode, 0);
-    keepState(session, *encode, callInference(session, *encode, buffers),
-              buffers, *step);
-  }
-  int logitsIndex = step->resultIndex(ResultKind::Logits);
-  if (logitsIndex < 0)
-    throw std::runtime_error("decode_step returns no logits");
+  // One position at a time, from zero state (or what encode returns).
+  session.resetDecodingState();
+  if (encode)
+    session.call("encode", inputs, 1, /*training=*/false, false);
+  std::map<std::string, const int32_t *> stepInputs = inputs;
+  std::vector<int32_t> column(batch);
+  stepInputs["tokens"] = column.data();
+  const std::vector<int32_t> &tokenData = data.at("tokens");
   double maxDiff = 0, maxLogit = 0;
-  std::vector<float> logits(batch * vocab);
   double stepSeconds = 0;
   for (int64_t t = 0; t < time; ++t) {
-    feed(*step, t);
+    for (int64_t b = 0; b < batch; ++b)
+      column[b] = tokenData[b * time + t];
     auto start = std::chrono::steady_clock::now();
-    std::vector<const void *> results = callInference(session, *step, buffers);
+    std::vector<float> logits =
+        session.callForLogits("decode_step", stepInputs);
     stepSeconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();
-    backend.copyToHost(logits.data(), results[logitsIndex],
-                       logits.size() * sizeof(float));
-    keepState(session, *step, results, buffers, *step);
+    if (static_cast<int64_t>(logits.size()) != batch * vocab)
+      throw std::runtime_error(
+          "decode_step returns " + std::to_string(logits.size()) +
+          " logits, not batch x vocabulary " + std::to_string(batch * vocab));
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t v = 0; v < vocab; ++v) {
         double expected = whole[(b * time + t) * vocab + v];

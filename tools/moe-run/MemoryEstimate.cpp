@@ -25,6 +25,12 @@ std::vector<std::string> functionsOf(const Package &package,
     roles.push_back("train_step");
   roles.push_back(command == "gradcheck" ? "model"
                                          : package.evaluationFunction());
+  // Decoding may run incrementally (its state buffers are not counted:
+  // a few rows of LSTM state and encoder outputs).
+  if (command == "translate" || command == "generate" || command == "eval") {
+    roles.push_back("encode");
+    roles.push_back("decode_step");
+  }
   std::vector<std::string> present;
   for (const std::string &role : roles)
     if (package.function(role))

@@ -56,11 +56,22 @@ struct TrainOptions {
   bool checkpointGather = false;
 };
 
+/// How translate, eval's BLEU and generate score the next token.
+enum class DecodePath {
+  /// incremental when the package has decode_step, else window
+  Auto,
+  /// re-run the evaluation function over the whole window per token
+  Window,
+  /// encode once, then one decode_step call per token
+  Incremental,
+};
+
 /// Beam search of a translation model (translate, and eval's BLEU).
 struct BeamSearchOptions {
   int64_t beam = 4;           ///< hypotheses; 1: greedy
   double lengthPenalty = 0.6; ///< GNMT's alpha
   int64_t maxLength = 0;      ///< pieces; 0: the decoder window's
+  DecodePath decode = DecodePath::Auto;
 };
 
 struct EvalOptions {
@@ -82,6 +93,7 @@ struct GenerateOptions {
   std::string prompt;
   int64_t words = 30;
   double temperature = 1.0;
+  DecodePath decode = DecodePath::Auto;
 };
 
 struct InspectOptions {

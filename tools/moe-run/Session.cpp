@@ -183,6 +183,80 @@ Session::~Session() {
   functions.clear();
   for (auto &[name, entry] : buffers)
     backend_->release(entry.second);
+  for (auto &[name, entry] : decodingState)
+    backend_->release(entry.second);
+}
+
+void *Session::decodingBuffer(const ArgumentInfo &arg) {
+  auto it = decodingState.find(arg.name);
+  if (it != decodingState.end()) {
+    if (it->second.first.shape != arg.shape ||
+        it->second.first.dtype != arg.dtype)
+      throw std::runtime_error("package " + package.directory() +
+                               ": decoding state " + arg.name +
+                               " has different shapes in its functions");
+    return it->second.second;
+  }
+  void *ptr = backend_->alloc(arg.bytes());
+  std::vector<uint8_t> zeros(arg.bytes(), 0);
+  backend_->copyFromHost(ptr, zeros.data(), zeros.size());
+  decodingState.emplace(arg.name, std::make_pair(arg, ptr));
+  return ptr;
+}
+
+void Session::resetDecodingState() {
+  for (auto &[name, entry] : decodingState) {
+    std::vector<uint8_t> zeros(entry.first.bytes(), 0);
+    backend_->copyFromHost(entry.second, zeros.data(), zeros.size());
+  }
+}
+
+void Session::gatherDecodingState(const std::string &role,
+                                  const std::vector<int64_t> &rows) {
+  const FunctionInfo &info = *state(role).info;
+  for (const ResultInfo &result : info.results) {
+    auto it = decodingState.find(result.name);
+    if (result.kind != ResultKind::State || it == decodingState.end())
+      continue;
+    const ArgumentInfo &arg = it->second.first;
+    int64_t batch = arg.shape.empty() ? 0 : arg.shape[0];
+    if (static_cast<int64_t>(rows.size()) != batch)
+      throw std::logic_error(
+          "gatherDecodingState: " + std::to_string(rows.size()) + " rows for " +
+          arg.name + "'s " + std::to_string(batch));
+    // One round trip through the host: a few small rows per step.
+    size_t rowBytes = arg.bytes() / static_cast<size_t>(batch);
+    std::vector<uint8_t> old(arg.bytes()), gathered(arg.bytes());
+    backend_->copyToHost(old.data(), it->second.second, old.size());
+    for (int64_t i = 0; i < batch; ++i) {
+      if (rows[i] < 0 || rows[i] >= batch)
+        throw std::logic_error("gatherDecodingState: row out of range");
+      std::copy_n(old.begin() + rows[i] * rowBytes, rowBytes,
+                  gathered.begin() + i * rowBytes);
+    }
+    backend_->copyFromHost(it->second.second, gathered.data(), gathered.size());
+  }
+}
+
+std::vector<float>
+Session::callForLogits(const std::string &role,
+                       const std::map<std::string, const int32_t *> &inputs) {
+  call(role, inputs, /*step=*/1, /*training=*/false, /*collectStats=*/false);
+  const FunctionInfo &info = *state(role).info;
+  int index = info.resultIndex(ResultKind::Logits);
+  if (index < 0)
+    throw std::runtime_error(info.symbol + " returns no logits");
+  // The manifest gives results no shape: [batch, vocab], the batch and
+  // vocabulary of the next-token input (the softmax scores the ids it
+  // embeds).
+  const ArgumentInfo *tokens = info.input("tokens");
+  if (!tokens || tokens->shape.empty() || tokens->idBound < 1)
+    throw std::runtime_error(info.symbol + " has no 'tokens' input");
+  std::vector<float> logits(
+      static_cast<size_t>(tokens->shape[0] * tokens->idBound));
+  backend_->copyToHost(logits.data(), resultPointer(role, index),
+                       logits.size() * sizeof(float));
+  return logits;
 }
 
 void Session::initialize(uint64_t seed, bool progress) {
@@ -242,10 +316,20 @@ Session::FunctionState &Session::state(const std::string &role) {
       void *ptr = backend_->alloc(arg.bytes());
       fs->inputs[arg.name] = ptr;
       fs->context->arguments.push_back(ptr);
+    } else if (arg.role == ArgumentRole::State && !buffers.count(arg.name)) {
+      fs->context->arguments.push_back(decodingBuffer(arg));
     } else {
       fs->context->arguments.push_back(buffers.at(arg.name).second);
     }
   }
+  // State that a function starts (encode's outputs) has the shape of the
+  // decode_step argument that reads it.
+  if (const FunctionInfo *reader = package.function("decode_step"))
+    for (const ResultInfo &result : info->results)
+      if (result.kind == ResultKind::State && !buffers.count(result.name))
+        for (const ArgumentInfo &arg : reader->arguments)
+          if (arg.role == ArgumentRole::State && arg.name == result.name)
+            decodingBuffer(arg);
   FunctionState &ref = *fs;
   functions.emplace(role, std::move(fs));
   return ref;
@@ -317,6 +401,14 @@ CallResult Session::call(const std::string &role,
       backend_->copyToHost(&result.lr, ptr, sizeof(float));
     else if (r.kind == ResultKind::Param || r.kind == ResultKind::State) {
       auto found = buffers.find(r.name);
+      if (found == buffers.end() && r.kind == ResultKind::State) {
+        auto decoding = decodingState.find(r.name);
+        if (decoding != decodingState.end()) {
+          backend_->copyDevice(decoding->second.second, ptr,
+                               decoding->second.first.bytes());
+          continue;
+        }
+      }
       if (found == buffers.end())
         throw std::runtime_error(fs.info->symbol + ": result '" + r.name +
                                  "' is no parameter or state");

@@ -74,6 +74,24 @@ public:
   const std::vector<rt::step::RouteCapture> &
   capturedRoutes(const std::string &role);
 
+  /// Decoding state: the State arguments of encode and decode_step that
+  /// are no parameter or optimizer state (encoder outputs, LSTM states).
+  /// Their buffers, by name, are the session's too, allocated zeroed at the
+  /// first call that reads or writes them; a call copies its State results
+  /// into them. Checkpoints, restore(), snapshot() and the memory estimate
+  /// leave them out. This zeroes every one.
+  void resetDecodingState();
+  /// Reorders dim 0 (the batch rows) of the decoding state that `role`
+  /// updates: row i becomes the old row rows[i] (a beam hypothesis takes
+  /// its parent's state).
+  void gatherDecodingState(const std::string &role,
+                           const std::vector<int64_t> &rows);
+  /// Calls `role` (decode_step) in inference mode and returns its Logits
+  /// result on the host: [batch, vocab], both of its 'tokens' input.
+  std::vector<float>
+  callForLogits(const std::string &role,
+                const std::map<std::string, const int32_t *> &inputs);
+
   /// Backend pointer of a result of the last call of `role`.
   const void *resultPointer(const std::string &role, int index) const;
 
@@ -141,6 +159,9 @@ private:
   /// Parameters and optimizer state by name.
   std::map<std::string, std::pair<ArgumentInfo, void *>> buffers;
   std::map<std::string, std::unique_ptr<FunctionState>> functions;
+  /// Decoding state by name (resetDecodingState()).
+  std::map<std::string, std::pair<ArgumentInfo, void *>> decodingState;
+  void *decodingBuffer(const ArgumentInfo &arg);
 };
 
 } // namespace moe::run

@@ -1,16 +1,14 @@
 //===- Translator.h - Beam search through a compiled model ------*- C++ -*-===//
 //
-// Decodes with the package's evaluation function, one beam hypothesis per
-// row of the compiled batch: a call scores B / width sentences' beams at
-// once, and Session's logit capture hands back each live row's logits at
-// the current decoder position.
-//
-// This first version re-runs the whole decoder window (and the encoder) for
-// every piece, O(T^2) per sentence where an incremental decoder that
-// carries the LSTM state from step to step would be O(T). Packages now
-// hold such functions (encode, decode_step: moe-add-decode-step, checked
-// by `moe-run check-decode-step`), which this does not use yet; `moe-run
-// generate` re-runs its window the same way.
+// Decodes one beam hypothesis per row of the compiled batch: a call scores
+// B / width sentences' beams at once. Two paths give the same hypotheses:
+//  * incremental (packages with encode and decode_step, from
+//    moe-add-decode-step): the encoder runs once per batch of sentences,
+//    then one decode_step call per piece carries the LSTM states, whose
+//    rows follow each surviving hypothesis's parent: O(T) per sentence;
+//  * window (any package): the evaluation function re-runs the whole
+//    decoder window (and the encoder) per piece, Session's logit capture
+//    handing back each live row's logits at the current position: O(T^2).
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +16,7 @@
 #define MOE_TOOLS_MOE_RUN_TRANSLATOR_H
 
 #include "tools/moe-run/BeamSearch.h"
+#include "tools/moe-run/Options.h"
 #include "tools/moe-run/TranslationData.h"
 
 #include <cstdint>
@@ -36,13 +35,18 @@ BeamOptions translationBeam(const NmtShape &shape,
                             const rt::data::Wordpieces &wordpieces,
                             int64_t width, double alpha, int64_t maxLength);
 
+/// Whether `path` decodes `package` incrementally (Auto: when it has
+/// decode_step); throws std::runtime_error when Incremental is asked of a
+/// package without decode_step (or, translating, without encode).
+bool decodesIncrementally(const Package &package, DecodePath path);
+
 /// The best hypothesis of each source (wordpiece ids, cut to the compiled
 /// source length) without its EOS. The session must hold the parameters.
 std::vector<std::vector<int32_t>>
 translate(Session &session, const Package &package, const NmtShape &shape,
           const rt::data::Wordpieces &wordpieces,
           const std::vector<std::vector<int32_t>> &sources,
-          const BeamOptions &beam);
+          const BeamOptions &beam, DecodePath path = DecodePath::Auto);
 
 } // namespace moe::run
 

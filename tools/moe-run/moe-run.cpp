@@ -139,8 +139,24 @@ void addData(CLI::App *app, DataOptions &data, bool languageModel = true) {
       ->check(kCount);
 }
 
+/// How the next token is scored (translate, eval's BLEU, generate).
+void addDecode(CLI::App *app, DecodePath &path) {
+  std::map<std::string, DecodePath> paths = {
+      {"auto", DecodePath::Auto},
+      {"window", DecodePath::Window},
+      {"incremental", DecodePath::Incremental}};
+  app->add_option("--decode", path,
+                  "incremental: encode once, then one decode_step call per "
+                  "token (packages from moe-add-decode-step); window: re-run "
+                  "the evaluation function's whole window per token; auto: "
+                  "incremental when the package has decode_step")
+      ->transform(CLI::CheckedTransformer(paths, CLI::ignore_case))
+      ->default_str("auto");
+}
+
 /// Beam search options (translate, and the BLEU of eval).
 void addBeam(CLI::App *app, BeamSearchOptions &search, const char *beamHelp) {
+  addDecode(app, search.decode);
   app->add_option("--beam", search.beam, beamHelp)
       ->capture_default_str()
       ->check(kCount);
@@ -315,6 +331,7 @@ int main(int argc, char **argv) {
       ->add_option("--temperature", generate.temperature,
                    "Softmax temperature (lower: more likely words)")
       ->capture_default_str();
+  addDecode(generateCmd, generate.decode);
 
   CLI::App *inspectCmd = app.add_subcommand(
       "inspect",

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -173,4 +174,32 @@ TEST(BeamSearchTest, RejectsBadArguments) {
   BeamSearch search(options(2, 0.6));
   EXPECT_THROW(search.advance({}, kVocab), std::invalid_argument);
   EXPECT_THROW(search.best(), std::logic_error);
+}
+
+TEST(BeamSearchTest, ParentsNameTheExtendedHypothesis) {
+  // Incremental decoding gathers each row's state from its parent's row:
+  // every live hypothesis must be its parent's pieces plus one.
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    NextPieceScorer model = randomModel(seed);
+    BeamSearch search(options(3, 0.6, 6));
+    while (!search.done()) {
+      std::vector<Hypothesis> before = search.live();
+      std::vector<std::vector<int32_t>> prefixes;
+      for (const Hypothesis &h : before)
+        prefixes.push_back(h.pieces);
+      std::vector<std::vector<float>> logProbs(prefixes.size());
+      model(prefixes, logProbs);
+      std::vector<const float *> rows;
+      for (const auto &row : logProbs)
+        rows.push_back(row.data());
+      search.advance(rows, kVocab);
+      for (const Hypothesis &h : search.live()) {
+        ASSERT_LT(h.parent, before.size()) << "seed " << seed;
+        std::vector<int32_t> prefix = before[h.parent].pieces;
+        ASSERT_EQ(h.pieces.size(), prefix.size() + 1);
+        EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), h.pieces.begin()))
+            << "seed " << seed;
+      }
+    }
+  }
 }
