@@ -353,7 +353,7 @@ def sweep_variant(experts, args, sizes, build_dir, corpus):
     checkpoint = os.path.join(work, "ck", "step-%08d" % row["steps"])
     evaluation = run([moe_run, "eval", package, *common, "--checkpoint",
                       checkpoint, "--batches", str(args.bleu_batches)], log)
-    row["sentences"] = int(find(r"BLEU at step \d+ \(greedy, (\d+) sentences",
+    row["sentences"] = int(find(r"BLEU at step \d+ \(greedy, (?:[^,]*, )?(\d+) sentences",
                                 evaluation, "BLEU sentence count"))
     row["bleu"] = float(find(r"BLEU\|\S+ = ([0-9.]+)", evaluation, "BLEU"))
     return row
