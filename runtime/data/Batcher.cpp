@@ -44,12 +44,7 @@ int64_t LmBatcher::batchesPerEpoch() const {
 }
 
 void LmBatcher::seek(Position position) {
-  if (position.epoch < 0 || position.batch < 0 ||
-      position.batch > batchesPerEpoch())
-    throw std::invalid_argument(
-        "LmBatcher::seek: position (epoch " + std::to_string(position.epoch) +
-        ", batch " + std::to_string(position.batch) + ") out of range; " +
-        std::to_string(batchesPerEpoch()) + " batches per epoch");
+  checkSeekPosition("LmBatcher", position, batchesPerEpoch());
   position_ = position;
 }
 

@@ -131,13 +131,7 @@ int64_t ParallelBatcher::batchesPerEpoch() const {
 }
 
 void ParallelBatcher::seek(Position position) {
-  if (position.epoch < 0 || position.batch < 0 ||
-      position.batch > batchesPerEpoch())
-    throw std::invalid_argument(
-        "ParallelBatcher::seek: position (epoch " +
-        std::to_string(position.epoch) + ", batch " +
-        std::to_string(position.batch) + ") out of range; " +
-        std::to_string(batchesPerEpoch()) + " batches per epoch");
+  checkSeekPosition("ParallelBatcher", position, batchesPerEpoch());
   position_ = position;
 }
 

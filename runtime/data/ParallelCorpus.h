@@ -24,6 +24,8 @@
 #ifndef MOE_RUNTIME_DATA_PARALLELCORPUS_H
 #define MOE_RUNTIME_DATA_PARALLELCORPUS_H
 
+#include "runtime/data/BatchPosition.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -134,10 +136,7 @@ public:
 
   /// The next batch to produce. batch == batchesPerEpoch() means the next
   /// call to next() ends the epoch.
-  struct Position {
-    int64_t epoch = 0;
-    int64_t batch = 0;
-  };
+  using Position = BatchPosition;
   Position position() const { return position_; }
 
   /// Restores a position: the batches produced after seek(p) equal those an
