@@ -345,9 +345,10 @@ int runEval(const CommonOptions &common, const DataOptions &data,
                                          : "--split must be test or train");
   std::optional<BeamOptions> beam;
   if (translation && eval.search.beam > 0)
-    beam = translationBeam(translation->shape(), translation->wordpieces(),
-                           eval.search.beam, eval.search.lengthPenalty,
-                           eval.search.maxLength);
+    beam = translationBeam(
+        translation->shape(), translation->wordpieces(), eval.search.beam,
+        eval.search.lengthPenalty, eval.search.maxLength,
+        decodesIncrementally(*loaded.package, eval.search.decode));
   int64_t step = restoreForInference(loaded, common, *dataset, eval.checkpoint);
   Evaluation e = evaluate(*loaded.session, *loaded.package,
                           *dataset->evaluationBatches(eval.split), eval.batches,
@@ -683,9 +684,10 @@ int runTranslate(const CommonOptions &common, const DataOptions &data,
                              "language model)");
   NmtShape shape = translationModelShape(package);
   TranslationData dataset(shape, data, /*quiet=*/true);
-  BeamOptions beam =
-      translationBeam(shape, dataset.wordpieces(), options.search.beam,
-                      options.search.lengthPenalty, options.search.maxLength);
+  bool incremental = decodesIncrementally(package, options.search.decode);
+  BeamOptions beam = translationBeam(
+      shape, dataset.wordpieces(), options.search.beam,
+      options.search.lengthPenalty, options.search.maxLength, incremental);
   // The source lines before the checkpoint: a missing file fails fast.
   std::string text;
   if (options.input == "-") {
@@ -703,7 +705,6 @@ int runTranslate(const CommonOptions &common, const DataOptions &data,
     sources.push_back(dataset.wordpieces().encode(line));
   restoreForInference(loaded, common, dataset, options.checkpoint);
   auto start = Clock::now();
-  bool incremental = decodesIncrementally(package, options.search.decode);
   std::vector<std::vector<int32_t>> pieces =
       translate(*loaded.session, package, shape, dataset.wordpieces(), sources,
                 beam, options.search.decode);

@@ -12,7 +12,8 @@ namespace moe::run {
 
 BeamOptions translationBeam(const NmtShape &shape,
                             const rt::data::Wordpieces &wordpieces,
-                            int64_t width, double alpha, int64_t maxLength) {
+                            int64_t width, double alpha, int64_t maxLength,
+                            bool incremental) {
   if (width < 1)
     throw std::runtime_error("--beam must be at least 1");
   if (width > shape.batch)
@@ -26,16 +27,22 @@ BeamOptions translationBeam(const NmtShape &shape,
   // Position t predicts piece t + 1: a window of T positions holds T - 1
   // pieces and the EOS after them.
   int64_t window = shape.targetLength - 1;
-  if (maxLength > window)
+  if (maxLength > window && !incremental)
     throw std::runtime_error("--max-length " + std::to_string(maxLength) +
                              " exceeds the decoder's window of " +
                              std::to_string(shape.targetLength) +
                              " positions (at most " + std::to_string(window) +
-                             " pieces and EOS)");
+                             " pieces and EOS; incremental decoding has no "
+                             "window)");
   BeamOptions beam;
   beam.width = width;
   beam.lengthPenalty = alpha;
-  beam.maxLength = maxLength ? maxLength : window;
+  // The decode step carries LSTM states, not a window, so it may go on past
+  // the training window: targets are longer than their sources (French runs
+  // about 1.2 English pieces) and the window cuts long ones in training.
+  beam.maxLength =
+      maxLength ? maxLength
+                : (incremental ? kIncrementalLengthFactor * window : window);
   beam.eos = wordpieces.eosId();
   beam.excluded = {wordpieces.padId(), wordpieces.bosId()};
   return beam;

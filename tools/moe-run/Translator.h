@@ -29,11 +29,17 @@ class Session;
 
 /// Beam options for `shape` and `wordpieces`: `width` hypotheses (1:
 /// greedy), GNMT's length penalty `alpha`, at most `maxLength` pieces (0:
-/// the decoder window's T - 1). Throws std::runtime_error, naming the
-/// options, when width exceeds the compiled batch or maxLength the window.
+/// the decoder window's T - 1, or kIncrementalLengthFactor times that when
+/// decoding `incremental`ly). Throws std::runtime_error, naming the
+/// options, when width exceeds the compiled batch or maxLength the window
+/// of a window decoding.
 BeamOptions translationBeam(const NmtShape &shape,
                             const rt::data::Wordpieces &wordpieces,
-                            int64_t width, double alpha, int64_t maxLength);
+                            int64_t width, double alpha, int64_t maxLength,
+                            bool incremental);
+
+/// The default --max-length of incremental decoding, in decoder windows.
+constexpr int64_t kIncrementalLengthFactor = 2;
 
 /// Whether `path` decodes `package` incrementally (Auto: when it has
 /// decode_step); throws std::runtime_error when Incremental is asked of a

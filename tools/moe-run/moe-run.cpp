@@ -166,7 +166,8 @@ void addBeam(CLI::App *app, BeamSearchOptions &search, const char *beamHelp) {
       ->capture_default_str();
   app->add_option("--max-length", search.maxLength,
                   "Most pieces of a translation (0: the decoder's window "
-                  "less its EOS)")
+                  "less its EOS, twice that when decoding incrementally, "
+                  "which has no window)")
       ->capture_default_str()
       ->check(kCount);
 }
