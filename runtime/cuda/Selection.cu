@@ -29,25 +29,6 @@ namespace {
 // Top-K selection
 //===----------------------------------------------------------------------===//
 
-/// Order-preserving map float -> uint32 (larger float, larger key).
-__device__ __forceinline__ uint32_t orderedKey(float v) {
-  uint32_t bits = __float_as_uint(v);
-  if (bits == 0x80000000u) // -0.0 ties with +0.0
-    bits = 0;
-  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-}
-
-/// (key, index) packed so that the larger pack is the earlier element in
-/// (value descending, index ascending) order; 0 is below every element.
-__device__ __forceinline__ uint64_t packKeyIndex(uint32_t key, int64_t i) {
-  return (static_cast<uint64_t>(key) << 32) |
-         (0xffffffffu - static_cast<uint32_t>(i));
-}
-
-__device__ __forceinline__ int32_t unpackIndex(uint64_t packed) {
-  return static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(packed));
-}
-
 /// One warp per row of length <= 32 * J: lane l holds entries l, l + 32, ...
 /// and the warp extracts the maximum K times. Writes the K winners in order
 /// to cand [rows, K].

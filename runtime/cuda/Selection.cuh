@@ -26,6 +26,35 @@ __device__ __forceinline__ float softplusf(float x) {
   return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
 }
 
+/// One entry of noisy top-k's noise: noiseStd[q] = s = softplus(raw) + eps
+/// (0 without rawNoise) and noisy[q] = clean + z * s (clean without noise).
+__device__ __forceinline__ void
+noisyEntry(int64_t q, float z, const float *clean, const float *rawNoise,
+           float noiseEps, bool addNoise, float *noisy, float *noiseStd) {
+  float s = rawNoise ? softplusf(rawNoise[q]) + noiseEps : 0.0f;
+  noiseStd[q] = s;
+  noisy[q] = addNoise ? clean[q] + z * s : clean[q];
+}
+
+/// Order-preserving map float -> uint32 (larger float, larger key).
+__device__ __forceinline__ uint32_t orderedKey(float v) {
+  uint32_t bits = __float_as_uint(v);
+  if (bits == 0x80000000u) // -0.0 ties with +0.0
+    bits = 0;
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+/// (key, index) packed so that the larger pack is the earlier element in
+/// (value descending, index ascending) order; 0 is below every element.
+__device__ __forceinline__ uint64_t packKeyIndex(uint32_t key, int64_t i) {
+  return (static_cast<uint64_t>(key) << 32) |
+         (0xffffffffu - static_cast<uint32_t>(i));
+}
+
+__device__ __forceinline__ int32_t unpackIndex(uint64_t packed) {
+  return static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(packed));
+}
+
 template <class G>
 __global__ void __launch_bounds__(G::kBlock)
     softmaxForwardKernel(int64_t T, int64_t n, const float *logits,

@@ -1358,4 +1358,89 @@ TEST(CpuBackendRouting, EntryPointsRunTheKernels) {
   EXPECT_NEAR(cv, cvD, 1e-5 * std::fabs(cvD) + 1e-7);
 }
 
+/// The fused router's outputs: what the separate kernels write.
+struct FusedRouteOutputs {
+  std::vector<float> noisy, std, top, gate, load, importance;
+  std::vector<int32_t> expert, offset, position, token;
+
+  FusedRouteOutputs(int64_t T, int64_t n, int64_t k)
+      : noisy(T * n, -7.0f), std(T * n, -7.0f), top(T * (k + 1), -7.0f),
+        gate(T * k, -7.0f), load(n, -7.0f), importance(n, -7.0f),
+        expert(T * k, -7), offset(n + 1, -7), position(T * k, -7),
+        token(T * k, -7) {}
+};
+
+TEST(FusedRoute, EqualsTheSeparateKernels) {
+  std::unique_ptr<rt::Backend> backend = rt::createCpuBackend();
+  // T around and past a CUDA tile (128 tokens), k = 1 and k = n, ties.
+  struct Case {
+    int64_t T, n, k;
+    bool ties;
+  };
+  const Case cases[] = {{0, 8, 2, false},   {1, 4, 1, false},
+                        {37, 8, 2, false},  {130, 16, 1, false},
+                        {129, 6, 6, false}, {300, 40, 4, true},
+                        {5, 300, 7, false}, {64, 5, 5, true}};
+  for (const Case &c : cases) {
+    for (bool training : {true, false}) {
+      int64_t T = c.T, n = c.n, k = c.k;
+      std::string what = "T=" + std::to_string(T) + " n=" + std::to_string(n) +
+                         " k=" + std::to_string(k) +
+                         (training ? " training" : " eval") +
+                         (c.ties ? " ties" : "");
+      std::vector<float> clean = randomVector<float>(T * n, 41, -2.0, 2.0);
+      if (c.ties)
+        for (float &x : clean)
+          x = std::round(x * 2.0f) / 2.0f;
+      std::vector<float> raw = randomVector<float>(T * n, 42, -3.0, 1.0);
+      uint64_t offset = 8; // a shard's element offset
+      FusedRouteOutputs fused(T, n, k), ref(T, n, k);
+      backend->fusedRouteForward(
+          T, n, k, clean.data(), raw.data(), 0.01f, training, kSeed, kCounter,
+          offset, fused.noisy.data(), fused.std.data(), fused.top.data(),
+          fused.expert.data(), fused.gate.data(), fused.load.data(),
+          fused.importance.data(), fused.offset.data(), fused.position.data(),
+          fused.token.data());
+      rt::cpu::noisyTopKForward<float>(
+          T, n, k, clean.data(), raw.data(), 0.01f, training, kSeed, kCounter,
+          ref.noisy.data(), ref.std.data(), ref.top.data(), ref.expert.data(),
+          ref.gate.data(), offset);
+      rt::cpu::loadEstimateForward<float>(
+          T, n, k, clean.data(), ref.noisy.data(), ref.std.data(),
+          ref.top.data(), nullptr, ref.load.data());
+      rt::cpu::importanceForward<float>(T * k, n, ref.expert.data(),
+                                        ref.gate.data(), ref.importance.data());
+      rt::cpu::buildDispatchPlan(T, n, T * k, nullptr, ref.expert.data(),
+                                 ref.offset.data(), ref.position.data(),
+                                 ref.token.data());
+      // The CPU composes the same kernels: every output is bit-identical.
+      EXPECT_EQ(fused.expert, ref.expert) << what;
+      EXPECT_EQ(0, std::memcmp(fused.gate.data(), ref.gate.data(),
+                               fused.gate.size() * sizeof(float)))
+          << what << " gate";
+      EXPECT_EQ(fused.noisy, ref.noisy) << what;
+      EXPECT_EQ(fused.std, ref.std) << what;
+      EXPECT_EQ(fused.top, ref.top) << what;
+      EXPECT_EQ(fused.load, ref.load) << what;
+      EXPECT_EQ(fused.importance, ref.importance) << what;
+      EXPECT_EQ(fused.offset, ref.offset) << what;
+      EXPECT_EQ(fused.position, ref.position) << what;
+      EXPECT_EQ(fused.token, ref.token) << what;
+      // Eval draws no noise; the plan counts every assignment.
+      if (!training)
+        EXPECT_EQ(fused.noisy, clean) << what;
+      EXPECT_EQ(fused.offset[n], T * k) << what;
+      if (c.ties && !training)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t j = 1; j < k; ++j) {
+            float a = clean[t * n + fused.expert[t * k + j - 1]];
+            float b = clean[t * n + fused.expert[t * k + j]];
+            if (a == b)
+              EXPECT_LT(fused.expert[t * k + j - 1], fused.expert[t * k + j])
+                  << what << ": a tie goes to the lower index";
+          }
+    }
+  }
+}
+
 } // namespace
