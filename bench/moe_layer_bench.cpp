@@ -23,12 +23,12 @@
 // Backward (one strided-batched GEMM, no offsets read; the routing phases
 // stay top-k's). --router fused runs the forward routing as compiled
 // steps do, one fusedRouteForward (noisy top-k, load, importance and the
-// plan), timed as the phase "fused router"; the default times the
-// separate kernels phase by phase. --dense-peak times one N x N x N GEMM at the
-// precision instead, as TFLOP/s and, with the datasheet peak P, its share.
-// The precision is that of the expert GEMMs and the dense reference (the
-// router's GEMMs stay f32, as in compiled steps); the CPU computes in f32
-// whatever it says. With --results, one Markdown table row per
+// plan) and one fusedRouteBackward, timed as the phase "fused router"; the
+// default times the separate kernels phase by phase. --dense-peak times one N x
+// N x N GEMM at the precision instead, as TFLOP/s and, with the datasheet peak
+// P, its share. The precision is that of the expert GEMMs and the dense
+// reference (the router's GEMMs stay f32, as in compiled steps); the CPU
+// computes in f32 whatever it says. With --results, one Markdown table row per
 // configuration is appended.
 //
 //===----------------------------------------------------------------------===//
@@ -69,8 +69,8 @@ enum Phase {
   Dispatch,    ///< dispatch forward / backward
   ExpertGemm,  ///< grouped GEMMs forward / backward
   Combine,     ///< combine forward / backward
-  FusedRouter, ///< fusedRouteForward (--router fused): top-k, load,
-               ///< importance and plan forward
+  FusedRouter, ///< --router fused: fusedRouteForward (top-k, load,
+               ///< importance, plan) and fusedRouteBackward
   NumPhases
 };
 
@@ -307,22 +307,33 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   clock.run(Balance, [&] {
     b.cvSquaredBackward(n, s.importance.get(), lossWeight, s.dLoss.get(),
                         s.dImportance.get());
-    b.importanceBackward(A, n, s.expert.get(), s.dImportance.get(),
-                         s.dGateImportance.get());
-    b.accumulate(s.dGateImportance.get(), s.dGate.get(), A);
     b.cvSquaredBackward(n, s.load.get(), lossWeight, s.dLoss.get(),
                         s.dLoad.get());
   });
-  clock.run(TopK, [&] {
-    b.noisyTopKBackward(T, n, k, s.noisy.get(), s.clean.get(), s.raw.get(),
-                        s.noiseStd.get(), s.expert.get(), s.gate.get(),
-                        s.dGate.get(), s.dClean.get(), s.dRaw.get());
-  });
-  clock.run(Balance, [&] {
-    b.loadEstimateBackward(T, n, k, s.clean.get(), s.noisy.get(), s.raw.get(),
-                           s.noiseStd.get(), s.top.get(), nullptr,
-                           s.dLoad.get(), s.dClean.get(), s.dRaw.get());
-  });
+  if (s.fusedRouter) {
+    clock.run(FusedRouter, [&] {
+      b.fusedRouteBackward(T, n, k, s.clean.get(), s.raw.get(), s.noisy.get(),
+                           s.noiseStd.get(), s.top.get(), s.expert.get(),
+                           s.gate.get(), s.dGate.get(), s.dLoad.get(),
+                           s.dImportance.get(), s.dClean.get(), s.dRaw.get());
+    });
+  } else {
+    clock.run(Balance, [&] {
+      b.importanceBackward(A, n, s.expert.get(), s.dImportance.get(),
+                           s.dGateImportance.get());
+      b.accumulate(s.dGateImportance.get(), s.dGate.get(), A);
+    });
+    clock.run(TopK, [&] {
+      b.noisyTopKBackward(T, n, k, s.noisy.get(), s.clean.get(), s.raw.get(),
+                          s.noiseStd.get(), s.expert.get(), s.gate.get(),
+                          s.dGate.get(), s.dClean.get(), s.dRaw.get());
+    });
+    clock.run(Balance, [&] {
+      b.loadEstimateBackward(T, n, k, s.clean.get(), s.noisy.get(), s.raw.get(),
+                             s.noiseStd.get(), s.top.get(), nullptr,
+                             s.dLoad.get(), s.dClean.get(), s.dRaw.get());
+    });
+  }
   clock.run(GateGemm, [&] {
     b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dClean.get(), n, 0.0f,
            s.dWg.get(), n, GemmPrecision::F32);

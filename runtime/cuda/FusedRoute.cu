@@ -245,6 +245,60 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   }
 }
 
+/// The backward of one token per warp: dLoad through the load
+/// probabilities from zero (loadBackwardRow, as loadEstimateBackward), then
+/// the gates' gradient (dGate plus dImportance of each expert, either
+/// nullable) through the softmax and the noise, added to it (as
+/// noisyTopKBackward and moe-autodiff's sum of the two, unfused: __fadd_rn
+/// keeps the compiler from merging that sum into a multiply-add).
+__global__ void __launch_bounds__(WarpPerRow::kBlock)
+    fusedRouteBackwardKernel(int64_t T, int64_t n, int64_t k,
+                             const float *clean, const float *rawNoise,
+                             const float *noisy, const float *noiseStd,
+                             const float *topValues, const int32_t *expert,
+                             const float *gate, const float *dGate,
+                             const float *dLoad, const float *dImportance,
+                             float *dClean, float *dRawNoise) {
+  int64_t t = groupRow<WarpPerRow>();
+  int lane = groupLane<WarpPerRow>();
+  if (t >= T)
+    return;
+  const int64_t row = t * n;
+  for (int64_t i = lane; i < n; i += 32) {
+    dClean[row + i] = 0.0f;
+    dRawNoise[row + i] = 0.0f;
+  }
+  __syncwarp();
+  bool load = dLoad && k < n; // k == n: every threshold is -inf
+  if (load)
+    loadBackwardRow(t, lane, n, k, clean, noisy, rawNoise, noiseStd, topValues,
+                    dLoad, dClean, dRawNoise);
+  __syncwarp(); // lane 0's threshold updates are visible to the warp
+  if (!dGate && !dImportance)
+    return;
+  const float *g = gate + t * k;
+  const int32_t *e = expert + t * k;
+  auto gateGrad = [&](int64_t j) {
+    if (!dImportance)
+      return dGate[t * k + j];
+    float fromImportance = dImportance[e[j]];
+    return dGate ? dGate[t * k + j] + fromImportance : fromImportance;
+  };
+  float acc = 0.0f;
+  for (int64_t j = lane; j < k; j += 32)
+    acc += g[j] * gateGrad(j);
+  float dot = warpSum(acc);
+  for (int64_t j = lane; j < k; j += 32) {
+    float dh = g[j] * (gateGrad(j) - dot);
+    int64_t idx = row + e[j];
+    float s = noiseStd[idx];
+    float z = s > 0.0f ? (noisy[idx] - clean[idx]) / s : 0.0f;
+    float dRaw = dh * z * sigmoidf(rawNoise[idx]);
+    dClean[idx] = dLoad ? __fadd_rn(dh, dClean[idx]) : dh;
+    dRawNoise[idx] = dLoad ? __fadd_rn(dRaw, dRawNoise[idx]) : dRaw;
+  }
+}
+
 } // namespace
 
 void CudaBackend::fusedRouteForward(
@@ -304,6 +358,26 @@ void CudaBackend::fusedRouteForward(
                static_cast<size_t>(warps * n) * sizeof(int32_t), ctx.stream, T,
                n, k, expert, expertOffset, tileCounts.get(), positionOf,
                tokenOfPosition);
+}
+
+void CudaBackend::fusedRouteBackward(int64_t T, int64_t n, int64_t k,
+                                     const float *clean, const float *rawNoise,
+                                     const float *noisy, const float *noiseStd,
+                                     const float *topValues,
+                                     const int32_t *expert, const float *gate,
+                                     const float *dGate, const float *dLoad,
+                                     const float *dImportance, float *dClean,
+                                     float *dRawNoise) {
+  checkTopK("fusedRouteBackward", T, n, k);
+  if (!rawNoise)
+    throw std::invalid_argument("fusedRouteBackward: rawNoise is required");
+  if (!dGate && !dLoad && !dImportance)
+    throw std::invalid_argument(
+        "fusedRouteBackward: needs dGate, dLoad or dImportance");
+  MOE_LAUNCH(fusedRouteBackwardKernel, dim3(rowGrid<WarpPerRow>(T)),
+             dim3(WarpPerRow::kBlock), 0, ctx_->stream, T, n, k, clean,
+             rawNoise, noisy, noiseStd, topValues, expert, gate, dGate, dLoad,
+             dImportance, dClean, dRawNoise);
 }
 
 } // namespace moe::rt

@@ -717,6 +717,46 @@ void fusedRouteForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
                     expertOffset, positionOf, tokenOfPosition);
 }
 
+/// moe.fused_route's backward (see Backend::fusedRouteBackward): the
+/// separate kernels and the sums moe-autodiff would build from them.
+template <typename T>
+void fusedRouteBackward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
+                        const T *rawNoise, const T *noisy, const T *noiseStd,
+                        const T *topValues, const int32_t *expert,
+                        const T *gate, const T *dGate, const T *dLoad,
+                        const T *dImportance, T *dClean, T *dRawNoise) {
+  checkTopK("fusedRouteBackward", numTokens, n, k);
+  if (!rawNoise)
+    throw std::invalid_argument("fusedRouteBackward: rawNoise is required");
+  if (!dGate && !dLoad && !dImportance)
+    throw std::invalid_argument(
+        "fusedRouteBackward: needs dGate, dLoad or dImportance");
+  int64_t A = numTokens * k, count = numTokens * n;
+  std::vector<T> gateSum;
+  if (dImportance) {
+    gateSum.resize(static_cast<size_t>(A));
+    importanceBackward(A, n, expert, dImportance, gateSum.data());
+    if (dGate)
+      for (int64_t a = 0; a < A; ++a)
+        gateSum[a] = dGate[a] + gateSum[a];
+    dGate = gateSum.data();
+  }
+  if (dGate)
+    noisyTopKBackward(numTokens, n, k, noisy, clean, rawNoise, noiseStd, expert,
+                      gate, dGate, dClean, dRawNoise);
+  if (!dLoad)
+    return;
+  std::vector<T> loadClean(static_cast<size_t>(count), T(0)),
+      loadRaw(static_cast<size_t>(count), T(0));
+  loadEstimateBackward(numTokens, n, k, clean, noisy, rawNoise, noiseStd,
+                       topValues, /*rowPtr=*/nullptr, dLoad, loadClean.data(),
+                       loadRaw.data());
+  for (int64_t i = 0; i < count; ++i) {
+    dClean[i] = dGate ? dClean[i] + loadClean[i] : loadClean[i];
+    dRawNoise[i] = dGate ? dRawNoise[i] + loadRaw[i] : loadRaw[i];
+  }
+}
+
 /// Epsilon of the CV^2 denominator, as in the paper's implementation.
 constexpr double kCvSquaredEps = 1e-10;
 

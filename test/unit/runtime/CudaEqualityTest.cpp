@@ -830,6 +830,101 @@ TEST_F(CudaEquality, FusedRouteForwardEqualsTheSeparateCudaKernels) {
   }
 }
 
+TEST_F(CudaEquality, FusedRouteBackward) {
+  // Inputs: the CPU's fused forward; every subset of the three incoming
+  // gradients. Against the CPU, and against the separate CUDA kernels
+  // summed as moe-autodiff did before (equal values), twice (bitwise).
+  for (const TopKCase &c : kFusedRouteCases) {
+    int64_t T = c.T, n = c.n, k = c.k, size = T * n;
+    std::vector<float> clean = randomVector(size, 33, -3, 3);
+    std::vector<float> raw = randomVector(size, 34);
+    std::vector<float> noisy(size), noiseStd(size), top(T * (k + 1)),
+        gate(T * k), load(n), importance(n);
+    std::vector<int32_t> expert(T * k), offset(n + 1), position(T * k),
+        token(T * k);
+    cpu->fusedRouteForward(T, n, k, clean.data(), raw.data(), 1e-2f, c.training,
+                           kSeed, kCounter, 0, noisy.data(), noiseStd.data(),
+                           top.data(), expert.data(), gate.data(), load.data(),
+                           importance.data(), offset.data(), position.data(),
+                           token.data());
+    auto cleanT = twin(clean), rawT = twin(raw), noisyT = twin(noisy);
+    auto stdT = twin(noiseStd), topT = twin(top), gateT = twin(gate);
+    auto expertT = twin(expert);
+    auto dGate = twin(randomVector(T * k, 35));
+    auto dLoad = twin(randomVector(n, 36));
+    auto dImportance = twin(randomVector(n, 37));
+    for (int mask = 1; mask < 8; ++mask) {
+      std::string what = describe(c) + (mask & 1 ? " dGate" : "") +
+                         (mask & 2 ? " dLoad" : "") +
+                         (mask & 4 ? " dImportance" : "");
+      auto dClean = output<float>(size), dRaw = output<float>(size);
+      for (bool onGpu : {false, true}) {
+        rt::Backend &b = onGpu ? *gpu : *cpu;
+        auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+        b.fusedRouteBackward(
+            T, n, k, p(cleanT), p(rawT), p(noisyT), p(stdT), p(topT),
+            p(expertT), p(gateT), mask & 1 ? p(dGate) : nullptr,
+            mask & 2 ? p(dLoad) : nullptr, mask & 4 ? p(dImportance) : nullptr,
+            p(dClean), p(dRaw));
+      }
+      expectClose(*dClean, 1e-4, 1e-5, what + " dClean");
+      expectClose(*dRaw, 1e-4, 1e-5, what + " dRawNoise");
+
+      auto again = output<float>(size), againRaw = output<float>(size);
+      gpu->fusedRouteBackward(
+          T, n, k, cleanT->gpu(), rawT->gpu(), noisyT->gpu(), stdT->gpu(),
+          topT->gpu(), expertT->gpu(), gateT->gpu(),
+          mask & 1 ? dGate->gpu() : nullptr, mask & 2 ? dLoad->gpu() : nullptr,
+          mask & 4 ? dImportance->gpu() : nullptr, again->gpu(),
+          againRaw->gpu());
+      expectBitwiseEqual(again->onGpu(), dClean->onGpu(), what + " dClean");
+      expectBitwiseEqual(againRaw->onGpu(), dRaw->onGpu(), what + " dRawNoise");
+
+      // The separate kernels: importance into the gates, top-k, load.
+      auto gateGrad = output<float>(T * k),
+           fromImportance = output<float>(T * k);
+      const float *gg = mask & 1 ? dGate->gpu() : nullptr;
+      if (mask & 4) {
+        gpu->importanceBackward(T * k, n, expertT->gpu(), dImportance->gpu(),
+                                fromImportance->gpu());
+        if (gg)
+          gpu->add(gg, fromImportance->gpu(), gateGrad->gpu(), T * k);
+        else
+          gpu->copyDevice(gateGrad->gpu(), fromImportance->gpu(),
+                          T * k * sizeof(float));
+        gg = gateGrad->gpu();
+      }
+      auto sepClean = output<float>(size), sepRaw = output<float>(size);
+      auto loadClean = output<float>(size), loadRaw = output<float>(size);
+      if (gg)
+        gpu->noisyTopKBackward(
+            T, n, k, noisyT->gpu(), cleanT->gpu(), rawT->gpu(), stdT->gpu(),
+            expertT->gpu(), gateT->gpu(), gg, sepClean->gpu(), sepRaw->gpu());
+      if (mask & 2) {
+        gpu->fill(loadClean->gpu(), 0.0f, size);
+        gpu->fill(loadRaw->gpu(), 0.0f, size);
+        gpu->loadEstimateBackward(T, n, k, cleanT->gpu(), noisyT->gpu(),
+                                  rawT->gpu(), stdT->gpu(), topT->gpu(),
+                                  nullptr, dLoad->gpu(), loadClean->gpu(),
+                                  loadRaw->gpu());
+        if (gg) {
+          gpu->add(sepClean->gpu(), loadClean->gpu(), sepClean->gpu(), size);
+          gpu->add(sepRaw->gpu(), loadRaw->gpu(), sepRaw->gpu(), size);
+        } else {
+          gpu->copyDevice(sepClean->gpu(), loadClean->gpu(),
+                          size * sizeof(float));
+          gpu->copyDevice(sepRaw->gpu(), loadRaw->gpu(), size * sizeof(float));
+        }
+      }
+      // Equal values (a sum with zero may turn -0 into +0).
+      expectEqual(dClean->onGpu(), sepClean->onGpu(),
+                  what + " fused vs separate dClean");
+      expectEqual(dRaw->onGpu(), sepRaw->onGpu(),
+                  what + " fused vs separate dRawNoise");
+    }
+  }
+}
+
 TEST_F(CudaEquality, DropPadding) {
   // Lengths from 1 to time, one out of range each way (clamped alike).
   const int64_t B = 5, time = 7, k = 3, T = B * time;
