@@ -12,8 +12,8 @@
 //
 // Usage: moe-layer-bench [--tokens T] [--dmodel d] [--experts 8,64,512]
 //          [--k 4,8] [--reps R] [--backend cpu|cuda] [--precision
-//          f32|tf32|bf16] [--routing uniform|zipf|equal] [--commit HASH]
-//          [--results FILE]
+//          f32|tf32|bf16] [--routing uniform|zipf|equal] [--router
+//          separate|fused] [--commit HASH] [--results FILE]
 //        moe-layer-bench --dense-peak N [--peak-tflops P] [--backend ...]
 //          [--precision ...]
 // --routing zipf biases the gate logits by -log(e + 1), so that expert e
@@ -21,11 +21,14 @@
 // early in training. --routing equal times the expert GEMMs as a batchwise
 // mask gives them, T k / n rows per expert, through batchedMatmulForward /
 // Backward (one strided-batched GEMM, no offsets read; the routing phases
-// stay top-k's). --dense-peak times one N x N x N GEMM at the
-// precision instead, as TFLOP/s and, with the datasheet peak P, its share.
-// The precision is that of the expert GEMMs and the dense reference (the
-// router's GEMMs stay f32, as in compiled steps); the CPU computes in f32
-// whatever it says. With --results, one Markdown table row per
+// stay top-k's). --router fused runs the forward routing as compiled
+// steps do, one fusedRouteForward (noisy top-k, load, importance and the
+// plan) and one fusedRouteBackward, timed as the phase "fused router"; the
+// default times the separate kernels phase by phase. --dense-peak times one N x
+// N x N GEMM at the precision instead, as TFLOP/s and, with the datasheet peak
+// P, its share. The precision is that of the expert GEMMs and the dense
+// reference (the router's GEMMs stay f32, as in compiled steps); the CPU
+// computes in f32 whatever it says. With --results, one Markdown table row per
 // configuration is appended.
 //
 //===----------------------------------------------------------------------===//
@@ -59,20 +62,22 @@ namespace {
 
 /// The parts of the layer that the breakdown reports, forward + backward.
 enum Phase {
-  GateGemm,   ///< x W_g, x W_noise and their three backward GEMMs each
-  TopK,       ///< noisy top-k forward / backward
-  Balance,    ///< load estimate, importance, CV^2, forward and backward
-  Plan,       ///< buildDispatchPlan
-  Dispatch,   ///< dispatch forward / backward
-  ExpertGemm, ///< grouped GEMMs forward / backward
-  Combine,    ///< combine forward / backward
+  GateGemm,    ///< x W_g, x W_noise and their three backward GEMMs each
+  TopK,        ///< noisy top-k forward / backward
+  Balance,     ///< load estimate, importance, CV^2, forward and backward
+  Plan,        ///< buildDispatchPlan
+  Dispatch,    ///< dispatch forward / backward
+  ExpertGemm,  ///< grouped GEMMs forward / backward
+  Combine,     ///< combine forward / backward
+  FusedRouter, ///< --router fused: fusedRouteForward (top-k, load,
+               ///< importance, plan) and fusedRouteBackward
   NumPhases
 };
 
 const char *const kPhaseNames[NumPhases] = {
     "gate GEMMs",    "noisy top-k", "load/importance/CV^2",
     "dispatch plan", "dispatch",    "expert GEMMs",
-    "combine"};
+    "combine",       "fused router"};
 
 struct Config {
   int64_t T, d, n, k;
@@ -86,12 +91,14 @@ struct Options {
   int reps = 3;
   std::string backend = "cpu";
   std::string routing = "uniform";
+  bool fusedRouter = false;
   int64_t densePeak = 0;
   double peakTflops = 0;
   std::string precisionName = "f32";
   GemmPrecision precision = GemmPrecision::F32;
   std::string commit = "unknown";
   std::string results;
+  bool help = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -140,6 +147,7 @@ struct LayerState {
   Config c;
   GemmPrecision precision;
   bool zipf;
+  bool fusedRouter = false;
   DeviceArray<float> x, Wg, Wn, We, dy;
   DeviceArray<float> clean, raw, noisy, noiseStd, top, gate, load, importance,
       loss, dLoss;
@@ -226,23 +234,38 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
     if (s.zipf)
       b.biasAdd(T, n, s.clean.get(), s.zipfBias.get(), s.clean.get());
   });
-  clock.run(TopK, [&] {
-    b.noisyTopKForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
-                       /*seed=*/42, /*counter=*/1, s.noisy.get(),
-                       s.noiseStd.get(), s.top.get(), s.expert.get(),
-                       s.gate.get(), /*elementOffset=*/0, nullptr);
-  });
+  if (s.fusedRouter) {
+    clock.run(FusedRouter, [&] {
+      b.fusedRouteForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
+                          /*seed=*/42, /*counter=*/1, /*elementOffset=*/0,
+                          s.noisy.get(), s.noiseStd.get(), s.top.get(),
+                          s.expert.get(), s.gate.get(), s.load.get(),
+                          s.importance.get(), s.offset.get(),
+                          s.positionOf.get(), s.tokenOfPosition.get());
+    });
+  } else {
+    clock.run(TopK, [&] {
+      b.noisyTopKForward(T, n, k, s.clean.get(), s.raw.get(), 1e-2f, true,
+                         /*seed=*/42, /*counter=*/1, s.noisy.get(),
+                         s.noiseStd.get(), s.top.get(), s.expert.get(),
+                         s.gate.get(), /*elementOffset=*/0, nullptr);
+    });
+    clock.run(Balance, [&] {
+      b.loadEstimateForward(T, n, k, s.clean.get(), s.noisy.get(),
+                            s.noiseStd.get(), s.top.get(), nullptr,
+                            s.load.get());
+      b.importanceForward(A, n, s.expert.get(), s.gate.get(),
+                          s.importance.get());
+    });
+    clock.run(Plan, [&] {
+      b.buildDispatchPlan(T, n, A, /*rowPtr=*/nullptr, s.expert.get(),
+                          s.offset.get(), s.positionOf.get(),
+                          s.tokenOfPosition.get());
+    });
+  }
   clock.run(Balance, [&] {
-    b.loadEstimateForward(T, n, k, s.clean.get(), s.noisy.get(),
-                          s.noiseStd.get(), s.top.get(), nullptr, s.load.get());
-    b.importanceForward(A, n, s.expert.get(), s.gate.get(), s.importance.get());
     b.cvSquaredForward(n, s.importance.get(), lossWeight, s.loss.get());
     b.cvSquaredForward(n, s.load.get(), lossWeight, s.loss.get() + 1);
-  });
-  clock.run(Plan, [&] {
-    b.buildDispatchPlan(T, n, A, /*rowPtr=*/nullptr, s.expert.get(),
-                        s.offset.get(), s.positionOf.get(),
-                        s.tokenOfPosition.get());
   });
   clock.run(Dispatch, [&] {
     b.dispatchForward(A, d, s.tokenOfPosition.get(), s.x.get(), s.buffer.get());
@@ -284,22 +307,33 @@ void moeLayerStep(Backend &b, LayerState &s, PhaseClock &clock) {
   clock.run(Balance, [&] {
     b.cvSquaredBackward(n, s.importance.get(), lossWeight, s.dLoss.get(),
                         s.dImportance.get());
-    b.importanceBackward(A, n, s.expert.get(), s.dImportance.get(),
-                         s.dGateImportance.get());
-    b.accumulate(s.dGateImportance.get(), s.dGate.get(), A);
     b.cvSquaredBackward(n, s.load.get(), lossWeight, s.dLoss.get(),
                         s.dLoad.get());
   });
-  clock.run(TopK, [&] {
-    b.noisyTopKBackward(T, n, k, s.noisy.get(), s.clean.get(), s.raw.get(),
-                        s.noiseStd.get(), s.expert.get(), s.gate.get(),
-                        s.dGate.get(), s.dClean.get(), s.dRaw.get());
-  });
-  clock.run(Balance, [&] {
-    b.loadEstimateBackward(T, n, k, s.clean.get(), s.noisy.get(), s.raw.get(),
-                           s.noiseStd.get(), s.top.get(), nullptr,
-                           s.dLoad.get(), s.dClean.get(), s.dRaw.get());
-  });
+  if (s.fusedRouter) {
+    clock.run(FusedRouter, [&] {
+      b.fusedRouteBackward(T, n, k, s.clean.get(), s.raw.get(), s.noisy.get(),
+                           s.noiseStd.get(), s.top.get(), s.expert.get(),
+                           s.gate.get(), s.dGate.get(), s.dLoad.get(),
+                           s.dImportance.get(), s.dClean.get(), s.dRaw.get());
+    });
+  } else {
+    clock.run(Balance, [&] {
+      b.importanceBackward(A, n, s.expert.get(), s.dImportance.get(),
+                           s.dGateImportance.get());
+      b.accumulate(s.dGateImportance.get(), s.dGate.get(), A);
+    });
+    clock.run(TopK, [&] {
+      b.noisyTopKBackward(T, n, k, s.noisy.get(), s.clean.get(), s.raw.get(),
+                          s.noiseStd.get(), s.expert.get(), s.gate.get(),
+                          s.dGate.get(), s.dClean.get(), s.dRaw.get());
+    });
+    clock.run(Balance, [&] {
+      b.loadEstimateBackward(T, n, k, s.clean.get(), s.noisy.get(), s.raw.get(),
+                             s.noiseStd.get(), s.top.get(), nullptr,
+                             s.dLoad.get(), s.dClean.get(), s.dRaw.get());
+    });
+  }
   clock.run(GateGemm, [&] {
     b.gemm(true, false, d, n, T, 1.0f, s.x.get(), d, s.dClean.get(), n, 0.0f,
            s.dWg.get(), n, GemmPrecision::F32);
@@ -366,6 +400,10 @@ Options parseOptions(int argc, char **argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+      return o;
+    }
     if (i + 1 >= argc)
       throw std::invalid_argument("missing value after " + flag);
     std::string value = argv[++i];
@@ -385,6 +423,11 @@ Options parseOptions(int argc, char **argv) {
       o.precisionName = value;
     else if (flag == "--routing")
       o.routing = value;
+    else if (flag == "--router" && (value == "fused" || value == "separate"))
+      o.fusedRouter = value == "fused";
+    else if (flag == "--router")
+      throw std::invalid_argument("--router must be separate or fused, got '" +
+                                  value + "'");
     else if (flag == "--dense-peak")
       o.densePeak = std::stoll(value);
     else if (flag == "--peak-tflops")
@@ -428,6 +471,18 @@ int main(int argc, char **argv) {
     std::cerr << "moe-layer-bench: " << e.what() << "\n";
     return 2;
   }
+  if (options.help) {
+    std::printf(
+        "usage: moe-layer-bench [--tokens T] [--dmodel d] [--experts "
+        "8,64,512] [--k 4,8]\n"
+        "         [--reps R] [--backend cpu|cuda] [--precision "
+        "f32|tf32|bf16]\n"
+        "         [--routing uniform|zipf|equal] [--router separate|fused]\n"
+        "         [--commit HASH] [--results FILE]\n"
+        "       moe-layer-bench --dense-peak N [--peak-tflops P] [--backend "
+        "...] [--precision ...]\n");
+    return 0;
+  }
   std::unique_ptr<Backend> backend;
   std::string device;
   try {
@@ -451,6 +506,8 @@ int main(int argc, char **argv) {
     device += ", zipf routing";
   if (options.routing == "equal")
     device += ", equal segments";
+  if (options.fusedRouter)
+    device += ", fused router";
 
   for (int64_t n : options.experts)
     for (int64_t k : options.ks) {
@@ -466,6 +523,7 @@ int main(int argc, char **argv) {
       }
       LayerState state(*backend, c, options.precision,
                        options.routing == "zipf", options.routing == "equal");
+      state.fusedRouter = options.fusedRouter;
       // Warm-up: page in every buffer, start the thread pools.
       PhaseClock warm{backend.get()};
       moeLayerStep(*backend, state, warm);
@@ -500,9 +558,10 @@ int main(int argc, char **argv) {
                   bestDense * 1e3, usefulFlops / bestDense / 1e9, ratio,
                   100 * routingShare, 100 * gateShare, gateFlops / 1e9);
       for (int p = 0; p < NumPhases; ++p)
-        std::printf("  %-22s %8.2f ms  %5.1f%%\n", kPhaseNames[p],
-                    bestClock.seconds[p] * 1e3,
-                    100 * bestClock.seconds[p] / bestMoe);
+        if (bestClock.seconds[p] > 0) // phases of the other router never ran
+          std::printf("  %-22s %8.2f ms  %5.1f%%\n", kPhaseNames[p],
+                      bestClock.seconds[p] * 1e3,
+                      100 * bestClock.seconds[p] / bestMoe);
 
       if (!options.results.empty()) {
         std::ofstream out(options.results, std::ios::app);

@@ -260,6 +260,24 @@ void mlir::moe::populateMoERoutingToEmitCPatterns(
             .literal(target.routerPrecision(op.getAllowTf32()));
       });
 
+  addStepCall<FusedRouteGradOp>(
+      patterns, converter, "fusedRouteBackward",
+      [](FusedRouteGradOp op, FusedRouteGradOp::Adaptor a, StepCall &c) {
+        rowsAndColumns(c, op.getCleanLogits())
+            .i64(dimSize(op.getGate(), 1))
+            .ptr(a.getCleanLogits())
+            .ptr(a.getNoiseLogits())
+            .ptr(a.getNoisy())
+            .ptr(a.getNoiseStd())
+            .ptr(a.getTopValues())
+            .ptr(a.getExpert())
+            .ptr(a.getGate())
+            .ptr(a.getDGate())
+            .ptr(a.getDLoad())
+            .ptr(a.getDImportance())
+            .results();
+      });
+
   // Hierarchical layers with batchwise and threshold masks, Load_H: the
   // secondary level's `rows` rows form `groups` segments of the primary
   // plan's groups.

@@ -48,6 +48,32 @@ LogicalResult LoadEstimateGradOp::verify() {
   return success();
 }
 
+LogicalResult FusedRouteGradOp::verify() {
+  if (!getDGate() && !getDLoad() && !getDImportance())
+    return emitOpError("needs at least one of d_gate, d_load and "
+                       "d_importance");
+  ArrayRef<int64_t> logits = shapeOf(getCleanLogits());
+  ArrayRef<int64_t> gates = shapeOf(getGate());
+  int64_t tokens = logits[0], experts = logits[1], k = gates[1];
+  if (gates[0] != tokens || k > experts)
+    return emitOpError() << "expects gates of shape [T, k] with T = " << tokens
+                         << " and k <= n = " << experts << ", got "
+                         << formatShape(gates);
+  if (failed(expectShape(*this, getExpert(), "expert", gates,
+                         "the gates' shape [T, k]")) ||
+      failed(expectShape(*this, getTopValues(), "top values", {tokens, k + 1},
+                         "[T, k + 1]")))
+    return failure();
+  if (Value dGate = getDGate())
+    if (failed(expectShape(*this, dGate, "d_gate", gates, "[T, k]")))
+      return failure();
+  for (auto [value, what] : {std::pair(getDLoad(), "d_load"),
+                             std::pair(getDImportance(), "d_importance")})
+    if (value && failed(expectShape(*this, value, what, {experts}, "[n]")))
+      return failure();
+  return success();
+}
+
 LogicalResult DropPaddingGradOp::verify() {
   int64_t tokens = shapeOf(getRowPtr())[0] - 1;
   int64_t a = shapeOf(getDKeptGate())[0];

@@ -91,6 +91,45 @@ def MoE_LoadEstimateGradOp : MoE_GradOp<"load_estimate_grad", [
   let hasVerifier = 1;
 }
 
+def MoE_FusedRouteGradOp : MoE_Op<"fused_route_grad", [
+    AttrSizedOperandSegments,
+    AllTypesMatch<["clean_logits", "noise_logits", "noisy", "noise_std",
+                   "d_clean_logits", "d_noise_logits"]>]> {
+  let summary = "backward of moe.fused_route's routing, in one kernel";
+  let description = [{
+    From the gradients of the gates [T, k], the load [n] and the importance
+    [n] (each optional, at least one) to the clean and raw noise logits
+    [T, n]: the sum of moe.importance_grad (into the gates),
+    moe.noisy_top_k_grad and moe.load_estimate_grad, with the same float
+    operations in the same order. The gate weights' products are not
+    included (moe.matmul of the results).
+
+    ```mlir
+    %dc, %dr = moe.fused_route_grad %clean, %raw, %h, %std, %top, %e, %g
+        d_gate %dg d_load %dload d_importance %dimp
+        : (tensor<64x8xf32>, tensor<64x8xf32>, tensor<64x8xf32>,
+           tensor<64x8xf32>, tensor<64x3xf32>, tensor<64x2xi32>,
+           tensor<64x2xf32>, tensor<64x2xf32>, tensor<8xf32>, tensor<8xf32>)
+        -> (tensor<64x8xf32>, tensor<64x8xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_Matrix:$clean_logits, MoE_Matrix:$noise_logits,
+                       MoE_Matrix:$noisy, MoE_Matrix:$noise_std,
+                       MoE_Matrix:$top_values, MoE_IdMatrix:$expert,
+                       MoE_Matrix:$gate, Optional<MoE_Matrix>:$d_gate,
+                       Optional<MoE_Vector>:$d_load,
+                       Optional<MoE_Vector>:$d_importance);
+  let results = (outs MoE_Matrix:$d_clean_logits,
+                      MoE_Matrix:$d_noise_logits);
+  let assemblyFormat = [{
+    $clean_logits `,` $noise_logits `,` $noisy `,` $noise_std `,`
+    $top_values `,` $expert `,` $gate (`d_gate` $d_gate^)?
+    (`d_load` $d_load^)? (`d_importance` $d_importance^)? attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def MoE_DropPaddingGradOp : MoE_GradOp<"drop_padding_grad"> {
   let summary = "backward of moe.drop_padding's gates";
   let description = [{

@@ -356,47 +356,25 @@ LogicalResult
 FusedRouteOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                             SmallVectorImpl<Value> &operandGrads) {
   // Gradients enter through the gates, the load and the importance; the
-  // other results are saved values and integer plans.
+  // other results are saved values and integer plans. One op takes all
+  // three to the two logits (one kernel, as the forward).
   if (failed(expectNoGradient(*this, grads, {0, 1, 4, 5, 6})))
     return failure();
   Location loc = getLoc();
   Value clean = getCleanLogits(), raw = getNoiseLogits();
-  auto gateType = cast<RankedTensorType>(getGate().getType());
   auto add = [&](Value a, Value c) -> Value {
     if (!a)
       return c;
     return c ? b.create<AddOp>(loc, a, c).getResult() : a;
   };
-
-  // Importance sums gates per expert: its gradient returns to the gates.
-  Value dGate = grads[3];
-  if (Value dImportance = grads[8]) {
-    auto flat = RankedTensorType::get({gateType.getNumElements()},
-                                      gateType.getElementType());
-    auto flatIds =
-        RankedTensorType::get({gateType.getNumElements()}, b.getI32Type());
-    SmallVector<ReassociationIndices> rows = {{0, 1}};
-    Value ids =
-        b.create<tensor::CollapseShapeOp>(loc, flatIds, getExpert(), rows);
-    Value dFlat = b.create<ImportanceGradOp>(loc, flat, ids, dImportance);
-    dGate =
-        add(dGate, b.create<tensor::ExpandShapeOp>(loc, gateType, dFlat, rows));
-  }
   Value dClean, dRaw;
-  if (dGate) {
-    auto grad = b.create<NoisyTopKGradOp>(
-        loc, TypeRange{clean.getType(), raw.getType()},
-        ValueRange{clean, raw, getNoisy(), getNoiseStd(), getExpert(),
-                   getGate(), dGate});
+  if (grads[3] || grads[7] || grads[8]) {
+    auto grad = b.create<FusedRouteGradOp>(
+        loc, TypeRange{clean.getType(), raw.getType()}, clean, raw, getNoisy(),
+        getNoiseStd(), getTopValues(), getExpert(), getGate(), grads[3],
+        grads[7], grads[8]);
     dClean = grad.getDCleanLogits();
     dRaw = grad.getDNoiseLogits();
-  }
-  if (Value dLoad = grads[7]) {
-    auto grad = b.create<LoadEstimateGradOp>(
-        loc, clean.getType(), raw.getType(), clean, raw, getNoisy(),
-        getNoiseStd(), getTopValues(), dLoad, /*row_ptr=*/Value(), getKAttr());
-    dClean = add(dClean, grad.getDCleanLogits());
-    dRaw = add(dRaw, grad.getDNoiseLogits());
   }
   // Both logits are x times a weight matrix; their gradients run at the
   // gate products' precision.

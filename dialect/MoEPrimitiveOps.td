@@ -804,13 +804,12 @@ def MoE_FusedRouteOp : MoE_Op<"fused_route", [
     matmuls, the noise, the top-(k+1) selection, the softmax over the kept
     k, the smooth load estimate, the importance and the dispatch plan.
     Everything runs in f32, except that `allow_tf32` (copied from the gate
-    products) lets a GPU run the two gate GEMMs in TF32. It is one call of the step ABI, which today
-    makes six Backend calls in sequence (runtime/step/RoutingOps.cpp): two
-    GEMMs (clean and raw noise logits), noisyTopKForward,
-    loadEstimateForward, importanceForward and buildDispatchPlan, so `x` is
-    read twice and the [T, n] intermediates go through memory as in the
-    unfused chain. A single fused CUDA kernel is future work (issue "GPU
-    speed").
+    products) lets a GPU run the two gate GEMMs in TF32. It is one call of
+    the step ABI, which makes three Backend calls
+    (runtime/step/RoutingOps.cpp): two GEMMs (clean and raw noise logits)
+    and fusedRouteForward, which on CUDA is one pass over [T, n] for the
+    noise, selection, gates, load and importance partials and expert counts,
+    then the plan from those counts (runtime/cuda/FusedRoute.cu).
 
     Results, in order: clean and raw noise logits [T, n]; `expert` and
     `gate` [T, k]; `noisy`, `noise_std` [T, n] and `top_values` [T, k + 1]

@@ -321,10 +321,11 @@ def FuseRouting : Pass<"moe-fuse-routing", "mlir::func::FuncOp"> {
 
     and replaces it with one `moe.fused_route`, one call of the step ABI;
     the expert matmuls, the combine and the loss arithmetic stay separate.
-    That call still runs the chain's kernels one after another (two GEMMs,
-    noisy top-k, load estimate, importance, dispatch plan; see
-    moe.fused_route); a single fused CUDA kernel is future work (issue "GPU
-    speed"). Run before moe-autodiff: the fused op has its own gradient.
+    That call runs the two gate GEMMs and one routing kernel (on CUDA a
+    single pass from the logits to the gates, load, importance and expert
+    counts, then the plan; see moe.fused_route). Run before moe-autodiff:
+    the fused op has its own gradient, one moe.fused_route_grad (one
+    kernel) and the gate products.
 
     Not fused: gating without noise (top_k, softmax), whose chain has no
     noise matmul; batchwise and threshold masks, which rank whole columns

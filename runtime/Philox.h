@@ -95,6 +95,24 @@ MOE_HOST_DEVICE int64_t philoxLogUniformAt(uint64_t seed, uint64_t counter,
   return c < range ? c : range - 1;
 }
 
+/// The four standard normals of Philox block `block` keyed by (seed,
+/// counter): elements 4*block .. 4*block+3 of philoxNormalAt's stream, with
+/// the same float arithmetic, so they are bit-identical to it while the
+/// block and the logarithms are computed once per pair instead of per
+/// element. The CUDA noise kernels use it too.
+MOE_HOST_DEVICE void philoxNormalBlock(uint64_t seed, uint64_t counter,
+                                       uint64_t block, float z[4]) {
+  PhiloxBlock b = philox4x32(seed, block, counter);
+  for (int pair = 0; pair < 2; ++pair) {
+    float u1 = philoxUniform(b.v[2 * pair]);
+    float u2 = philoxUniform(b.v[2 * pair + 1]);
+    float radius = sqrtf(-2.0f * logf(u1));
+    float angle = 6.283185307179586f * u2;
+    z[2 * pair] = radius * cosf(angle);
+    z[2 * pair + 1] = radius * sinf(angle);
+  }
+}
+
 } // namespace moe::rt
 
 #endif // MOE_RUNTIME_PHILOX_H

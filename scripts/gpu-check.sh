@@ -133,6 +133,13 @@ for routing in uniform zipf equal; do
     done
   done
 done
+# The fused router (what compiled steps run) with its phase breakdown, to
+# read against the separate kernels' phases in layer.log.
+shape=${shapes##* }
+"$B/bin/moe-layer-bench" --backend cuda --precision tf32 --router fused \
+  --tokens "${shape%%:*}" --dmodel "${shape##*:}" --experts 8,64,512 --k 4 \
+  --reps 3 \
+  >> "$OUT/layer-fused-router.log" 2>&1 || status=1
 # One table: a row per (T, d, n, k, routing), MoE/dense at each precision,
 # and the routing share (outside the expert GEMMs) at tf32.
 python3 - "$LAYER" >> "$TABLE" <<'PY'

@@ -29,6 +29,7 @@ add_library(moe_runtime_cuda OBJECT
   ${CMAKE_CURRENT_LIST_DIR}/CudaBackend.cu
   ${CMAKE_CURRENT_LIST_DIR}/Elementwise.cu
   ${CMAKE_CURRENT_LIST_DIR}/Routing.cu
+  ${CMAKE_CURRENT_LIST_DIR}/FusedRoute.cu
   ${CMAKE_CURRENT_LIST_DIR}/Selection.cu
   ${CMAKE_CURRENT_LIST_DIR}/Dispatch.cu
   ${CMAKE_CURRENT_LIST_DIR}/Hierarchy.cu

@@ -40,19 +40,9 @@ __global__ void noiseKernel(int64_t count, int64_t n, const float *clean,
   int64_t groups = (count + 3) / 4;
   MOE_GRID_STRIDE(g, groups) {
     float z[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (addNoise) {
-      PhiloxBlock bits =
-          philox4x32(seed, firstBlock + static_cast<uint64_t>(g), counter);
-#pragma unroll
-      for (int pair = 0; pair < 2; ++pair) {
-        float u1 = philoxUniform(bits.v[2 * pair]);
-        float u2 = philoxUniform(bits.v[2 * pair + 1]);
-        float radius = sqrtf(-2.0f * logf(u1));
-        float angle = 6.283185307179586f * u2;
-        z[2 * pair] = radius * cosf(angle);
-        z[2 * pair + 1] = radius * sinf(angle);
-      }
-    }
+    if (addNoise)
+      philoxNormalBlock(seed, counter, firstBlock + static_cast<uint64_t>(g),
+                        z);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       int64_t i = 4 * g + j;
@@ -60,9 +50,7 @@ __global__ void noiseKernel(int64_t count, int64_t n, const float *clean,
         break;
       if (position)
         i = static_cast<int64_t>(position[i / n]) * n + i % n;
-      float s = rawNoise ? softplusf(rawNoise[i]) + noiseEps : 0.0f;
-      noiseStd[i] = s;
-      noisy[i] = addNoise ? clean[i] + z[j] * s : clean[i];
+      noisyEntry(i, z[j], clean, rawNoise, noiseEps, addNoise, noisy, noiseStd);
     }
   }
 }

@@ -29,25 +29,6 @@ namespace {
 // Top-K selection
 //===----------------------------------------------------------------------===//
 
-/// Order-preserving map float -> uint32 (larger float, larger key).
-__device__ __forceinline__ uint32_t orderedKey(float v) {
-  uint32_t bits = __float_as_uint(v);
-  if (bits == 0x80000000u) // -0.0 ties with +0.0
-    bits = 0;
-  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-}
-
-/// (key, index) packed so that the larger pack is the earlier element in
-/// (value descending, index ascending) order; 0 is below every element.
-__device__ __forceinline__ uint64_t packKeyIndex(uint32_t key, int64_t i) {
-  return (static_cast<uint64_t>(key) << 32) |
-         (0xffffffffu - static_cast<uint32_t>(i));
-}
-
-__device__ __forceinline__ int32_t unpackIndex(uint64_t packed) {
-  return static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(packed));
-}
-
 /// One warp per row of length <= 32 * J: lane l holds entries l, l + 32, ...
 /// and the warp extracts the maximum K times. Writes the K winners in order
 /// to cand [rows, K].
@@ -183,29 +164,6 @@ __global__ void __launch_bounds__(kSelectThreads)
 
 __global__ void segmentStartsKernel(int64_t rows, int64_t K, int32_t *offsets) {
   MOE_GRID_STRIDE(r, rows + 1) { offsets[r] = static_cast<int32_t>(r * K); }
-}
-
-/// Index of the entry at sorted position p (value descending, index
-/// ascending) of row h, whose value is v: the (p - #greater)-th entry equal
-/// to v in index order. Warp-uniform; every lane returns the same index.
-__device__ int64_t positionIndex(const float *h, int64_t n, float v, int64_t p,
-                                 int lane) {
-  int greater = 0;
-  for (int64_t i = lane; i < n; i += 32)
-    greater += h[i] > v ? 1 : 0;
-  int64_t need = p - warpSum(greater);
-  for (int64_t base = 0; base < n; base += 32) {
-    int64_t i = base + lane;
-    unsigned equal = __ballot_sync(kFullMask, i < n && h[i] == v);
-    int64_t count = __popc(equal);
-    if (need < count) {
-      for (int64_t q = 0; q < need; ++q)
-        equal &= equal - 1; // drop the lowest set bits
-      return base + __ffs(static_cast<int>(equal)) - 1;
-    }
-    need -= count;
-  }
-  return -1;
 }
 
 /// counts[t] = number of kept experts of token t. One warp per token.
@@ -423,54 +381,10 @@ __global__ void __launch_bounds__(WarpPerRow::kBlock)
                        const int32_t *rowPtr, const float *dLoad, float *dClean,
                        float *dRawNoise) {
   int64_t t = groupRow<WarpPerRow>();
-  int lane = groupLane<WarpPerRow>();
   if (t >= T || (rowPtr && rowPtr[t + 1] == rowPtr[t]))
     return;
-  int64_t off = t * n;
-  const float *tv = topValues + t * (k + 1);
-  float vIn = tv[k], vOut = tv[k - 1];
-  int64_t jOut = positionIndex(noisy + off, n, vOut, k - 1, lane);
-  int64_t jIn = positionIndex(noisy + off, n, vIn, k, lane);
-  float gIn = 0.0f, gOut = 0.0f;
-  for (int64_t i = lane; i < n; i += 32) {
-    int64_t idx = off + i;
-    float s = noiseStd[idx];
-    if (!(s > 0.0f))
-      continue;
-    bool inTop = noisy[idx] > vIn;
-    float thr = inTop ? vIn : vOut;
-    // As on the CPU: no gradient past an infinite threshold (k = n), and
-    // none where the density underflows (avoids inf * 0).
-    if (!isfinite(thr))
-      continue;
-    float u = (clean[idx] - thr) / s;
-    float g = dLoad[i] * kInvSqrt2Pi * expf(-0.5f * u * u) / s;
-    if (g == 0.0f)
-      continue;
-    dClean[idx] += g;
-    dRawNoise[idx] -= g * u * sigmoidf(rawNoise[idx]);
-    if (inTop)
-      gIn -= g;
-    else
-      gOut -= g;
-  }
-  gIn = warpSum(gIn);
-  gOut = warpSum(gOut);
-  __syncwarp(); // the per-expert updates above are visible to lane 0
-  if (lane != 0)
-    return;
-  // The thresholds are H = clean + z * s of experts jIn and jOut.
-  const int64_t owners[2] = {jIn, jOut};
-  const float grads[2] = {gIn, gOut};
-  for (int q = 0; q < 2; ++q) {
-    if (owners[q] < 0)
-      continue;
-    int64_t idx = off + owners[q];
-    float s = noiseStd[idx];
-    float z = s > 0.0f ? (noisy[idx] - clean[idx]) / s : 0.0f;
-    dClean[idx] += grads[q];
-    dRawNoise[idx] += grads[q] * z * sigmoidf(rawNoise[idx]);
-  }
+  loadBackwardRow(t, groupLane<WarpPerRow>(), n, k, clean, noisy, rawNoise,
+                  noiseStd, topValues, dLoad, dClean, dRawNoise);
 }
 
 } // namespace moe::rt::gpu

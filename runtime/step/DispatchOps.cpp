@@ -61,6 +61,12 @@ void buildPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
                int32_t *token, int64_t assignments, int64_t n, int64_t tokens) {
   ctx->backend->buildDispatchPlan(tokens, n, assignments, rowPtr, expert,
                                   expertOffset, position, token);
+  recordPlan(ctx, rowPtr, expert, gate, expertOffset, assignments, n, tokens);
+}
+
+void recordPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
+                const float *gate, const int32_t *expertOffset,
+                int64_t assignments, int64_t n, int64_t tokens) {
   recordExpertTokens(ctx, expertOffset, n);
   captureRoutes(ctx, rowPtr, expert, gate, assignments, n, tokens);
 }

@@ -47,6 +47,10 @@ std::vector<T> toHost(Context *ctx, const T *ptr, int64_t count) {
 void buildPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
                const float *gate, int32_t *expertOffset, int32_t *position,
                int32_t *token, int64_t assignments, int64_t n, int64_t tokens);
+/// buildPlan's recording, for a plan a kernel has already built.
+void recordPlan(Context *ctx, const int32_t *rowPtr, const int32_t *expert,
+                const float *gate, const int32_t *expertOffset,
+                int64_t assignments, int64_t n, int64_t tokens);
 
 /// The group offsets [groups + 1] of a hierarchical layer's primary plan,
 /// on the host, checked to rise from 0 to at most `rows` (a mask over the

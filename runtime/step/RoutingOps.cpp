@@ -68,16 +68,14 @@ void fusedRoute(Context *ctx, const float *input, const float *gateWeights,
          clean, n, precision);
   b.gemm(false, false, tokens, n, d, 1.0f, input, d, noiseWeights, n, 0.0f,
          rawNoise, n, precision);
+  // One kernel from the logits to the plan, drawing noisyTopK's noise.
   Context::RngPlace place = ctx->rngFor(stream, tokens * n);
-  b.noisyTopKForward(tokens, n, k, clean, rawNoise, noiseEps, ctx->training,
-                     ctx->seed, place.counter, noisy, noiseStd, topValues,
-                     expert, gate, place.elementOffset,
-                     /*noisePosition=*/nullptr);
-  b.loadEstimateForward(tokens, n, k, clean, noisy, noiseStd, topValues,
-                        /*rowPtr=*/nullptr, load);
-  b.importanceForward(tokens * k, n, expert, gate, importanceOut);
-  buildPlan(ctx, /*rowPtr=*/nullptr, expert, gate, expertOffset, position,
-            token, tokens * k, n, tokens);
+  b.fusedRouteForward(tokens, n, k, clean, rawNoise, noiseEps, ctx->training,
+                      ctx->seed, place.counter, place.elementOffset, noisy,
+                      noiseStd, topValues, expert, gate, load, importanceOut,
+                      expertOffset, position, token);
+  recordPlan(ctx, /*rowPtr=*/nullptr, expert, gate, expertOffset, tokens * k, n,
+             tokens);
 }
 
 //===----------------------------------------------------------------------===//

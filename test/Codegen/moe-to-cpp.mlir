@@ -27,6 +27,9 @@
 // The backward pass starts from d(loss) = 1.
 // CHECK: moe::rt::step::fill([[CTX]], {{v[0-9]+}}, 1, 1.000000000e+00f);
 // CHECK: moe::rt::step::softmaxCrossEntropyGrad(
+// The router's backward calls the fused kernel directly: the gates', load's and
+// importance's gradients into both logits.
+// CHECK: moe::rt::step::fusedRouteBackward([[CTX]], 10, 4, 2, {{(v[0-9]+, )+}}{{v[0-9]+}});
 // The embedding's row-sparse gradient (sparse-gradients=on: 10 ids, 50
 // rows of 8) and lazy Adam in place on the table.
 // CHECK: moe::rt::step::rowGradient([[CTX]], 10, 8, 50, [[TOKENS]], {{v[0-9]+}}, [[ROWS:v[0-9]+]], [[VALUES:v[0-9]+]]);

@@ -19,14 +19,16 @@
 // CHECK: moe.grouped_matmul %{{.*}}, %{{.*}}, %[[OFF]]
 // CHECK: moe.combine %{{.*}}, %{{.*}}, %[[POS]]
 
-// The fused op differentiates like its parts: gates and importance into
-// the noisy top-k backward, load into the load backward, then both logits
-// into x and the two weights.
+// The fused op's backward is one op, as its forward: here the load's and
+// the importance's gradients (the gates reach no loss) into both logits,
+// then both logits into x and the two weights.
 // GRAD-LABEL: func.func @noisy_chain_train_step
-// GRAD: moe.fused_route
-// GRAD-DAG: moe.importance_grad
-// GRAD-DAG: moe.noisy_top_k_grad
-// GRAD-DAG: moe.load_estimate_grad
+// GRAD: %[[C:.*]], %[[R:.*]], %[[E:.*]], %[[G:.*]], %[[H:.*]], %[[S:.*]], %[[T:.*]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} = moe.fused_route
+// GRAD-NOT: moe.importance_grad
+// GRAD-NOT: moe.noisy_top_k_grad
+// GRAD-NOT: moe.load_estimate_grad
+// GRAD: moe.fused_route_grad %[[C]], %[[R]], %[[H]], %[[S]], %[[T]], %[[E]], %[[G]] d_load %{{.*}} d_importance %{{.*}} :
+// GRAD-NOT: moe.noisy_top_k_grad
 // GRAD-DAG: moe.matmul %{{.*}}, %{{.*}} {transpose_lhs} : (tensor<6x8xf32>, tensor<6x4xf32>) -> tensor<8x4xf32>
 func.func @noisy_chain(%x: tensor<6x8xf32>, %wg: tensor<8x4xf32> {moe.param = "g", moe.init = #moe.init<zeros>}, %wn: tensor<8x4xf32> {moe.param = "n", moe.init = #moe.init<zeros>}, %we: tensor<4x8x8xf32> {moe.param = "e", moe.init = #moe.init<glorot_uniform>}) -> (tensor<f32>, tensor<6x8xf32>) {
   %clean = moe.matmul %x, %wg : (tensor<6x8xf32>, tensor<8x4xf32>) -> tensor<6x4xf32>

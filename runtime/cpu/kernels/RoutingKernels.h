@@ -18,6 +18,7 @@
 
 #include "runtime/Checks.h"
 #include "runtime/Philox.h"
+#include "runtime/cpu/kernels/DispatchKernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -73,24 +74,6 @@ template <typename T> inline T normalPdf(T u) {
   if (std::fabs(u) > T(kNormalTail))
     return T(0);
   return T(0.39894228040143267794) * std::exp(T(-0.5) * u * u);
-}
-
-/// The four standard normals of Philox block `block` keyed by (seed,
-/// counter): elements 4*block .. 4*block+3 of philoxNormalAt's stream, with
-/// the same float arithmetic, so they are bit-identical to it while the
-/// block and the logarithms are computed once per pair instead of per
-/// element.
-inline void philoxNormalBlock(uint64_t seed, uint64_t counter, uint64_t block,
-                              float z[4]) {
-  PhiloxBlock b = philox4x32(seed, block, counter);
-  for (int pair = 0; pair < 2; ++pair) {
-    float u1 = philoxUniform(b.v[2 * pair]);
-    float u2 = philoxUniform(b.v[2 * pair + 1]);
-    float radius = sqrtf(-2.0f * logf(u1));
-    float angle = 6.283185307179586f * u2;
-    z[2 * pair] = radius * cosf(angle);
-    z[2 * pair + 1] = radius * sinf(angle);
-  }
 }
 
 /// Orders row indices by descending value, ties by lower index.
@@ -709,6 +692,69 @@ void importanceBackward(int64_t A, int64_t n, const int32_t *expert,
 #pragma omp parallel for if (A > kRoutingParallelGrain) schedule(static)
   for (int64_t a = 0; a < A; ++a)
     dGate[a] = dImportance[expert[a]];
+}
+
+//===----------------------------------------------------------------------===//
+// The fused router
+//===----------------------------------------------------------------------===//
+
+/// moe.fused_route after its gate GEMMs (see Backend::fusedRouteForward):
+/// the separate kernels in order, so the CPU's results are exactly theirs.
+template <typename T>
+void fusedRouteForward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
+                       const T *rawNoise, T noiseEps, bool training,
+                       uint64_t seed, uint64_t counter, uint64_t elementOffset,
+                       T *noisy, T *noiseStd, T *topValues, int32_t *expert,
+                       T *gate, T *load, T *importance, int32_t *expertOffset,
+                       int32_t *positionOf, int32_t *tokenOfPosition) {
+  noisyTopKForward(numTokens, n, k, clean, rawNoise, noiseEps, training, seed,
+                   counter, noisy, noiseStd, topValues, expert, gate,
+                   elementOffset);
+  loadEstimateForward(numTokens, n, k, clean, noisy, noiseStd, topValues,
+                      /*rowPtr=*/nullptr, load);
+  importanceForward(numTokens * k, n, expert, gate, importance);
+  buildDispatchPlan(numTokens, n, numTokens * k, /*rowPtr=*/nullptr, expert,
+                    expertOffset, positionOf, tokenOfPosition);
+}
+
+/// moe.fused_route's backward (see Backend::fusedRouteBackward): the
+/// separate kernels and the sums moe-autodiff would build from them.
+template <typename T>
+void fusedRouteBackward(int64_t numTokens, int64_t n, int64_t k, const T *clean,
+                        const T *rawNoise, const T *noisy, const T *noiseStd,
+                        const T *topValues, const int32_t *expert,
+                        const T *gate, const T *dGate, const T *dLoad,
+                        const T *dImportance, T *dClean, T *dRawNoise) {
+  checkTopK("fusedRouteBackward", numTokens, n, k);
+  if (!rawNoise)
+    throw std::invalid_argument("fusedRouteBackward: rawNoise is required");
+  if (!dGate && !dLoad && !dImportance)
+    throw std::invalid_argument(
+        "fusedRouteBackward: needs dGate, dLoad or dImportance");
+  int64_t A = numTokens * k, count = numTokens * n;
+  std::vector<T> gateSum;
+  if (dImportance) {
+    gateSum.resize(static_cast<size_t>(A));
+    importanceBackward(A, n, expert, dImportance, gateSum.data());
+    if (dGate)
+      for (int64_t a = 0; a < A; ++a)
+        gateSum[a] = dGate[a] + gateSum[a];
+    dGate = gateSum.data();
+  }
+  if (dGate)
+    noisyTopKBackward(numTokens, n, k, noisy, clean, rawNoise, noiseStd, expert,
+                      gate, dGate, dClean, dRawNoise);
+  if (!dLoad)
+    return;
+  std::vector<T> loadClean(static_cast<size_t>(count), T(0)),
+      loadRaw(static_cast<size_t>(count), T(0));
+  loadEstimateBackward(numTokens, n, k, clean, noisy, rawNoise, noiseStd,
+                       topValues, /*rowPtr=*/nullptr, dLoad, loadClean.data(),
+                       loadRaw.data());
+  for (int64_t i = 0; i < count; ++i) {
+    dClean[i] = dGate ? dClean[i] + loadClean[i] : loadClean[i];
+    dRawNoise[i] = dGate ? dRawNoise[i] + loadRaw[i] : loadRaw[i];
+  }
 }
 
 /// Epsilon of the CV^2 denominator, as in the paper's implementation.

@@ -294,3 +294,48 @@ func.func @load_estimate_grad_d_load(%y: tensor<6x4xf32>, %top: tensor<6x3xf32>,
   %0:2 = moe.load_estimate_grad %y, %y, %y, %y, %top, %dl {k = 2 : i64} : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<3xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
   return
 }
+
+// -----
+
+// The fused router's backward needs a gradient to propagate.
+func.func @fused_route_grad_nothing(%c: tensor<4x3xf32>, %t: tensor<4x3xf32>, %e: tensor<4x2xi32>, %g: tensor<4x2xf32>) {
+  // expected-error@+1 {{needs at least one of d_gate, d_load and d_importance}}
+  %a:2 = moe.fused_route_grad %c, %c, %c, %c, %t, %e, %g : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xi32>, tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<4x3xf32>)
+  return
+}
+
+// -----
+
+// Its load gradient has one entry per expert.
+func.func @fused_route_grad_load_shape(%c: tensor<4x3xf32>, %t: tensor<4x3xf32>, %e: tensor<4x2xi32>, %g: tensor<4x2xf32>, %d: tensor<4xf32>) {
+  // expected-error@+1 {{expects d_load of shape 3 ([n]) but got 4}}
+  %a:2 = moe.fused_route_grad %c, %c, %c, %c, %t, %e, %g d_load %d : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4xf32>) -> (tensor<4x3xf32>, tensor<4x3xf32>)
+  return
+}
+
+// -----
+
+// The saved top values are the top k + 1 of each token.
+func.func @fused_route_grad_top_values(%c: tensor<4x3xf32>, %t: tensor<4x2xf32>, %e: tensor<4x2xi32>, %g: tensor<4x2xf32>) {
+  // expected-error@+1 {{expects top values of shape 4x3 ([T, k + 1]) but got 4x2}}
+  %a:2 = moe.fused_route_grad %c, %c, %c, %c, %t, %e, %g d_gate %g : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<4x3xf32>)
+  return
+}
+
+// -----
+
+// Gates are [T, k] with k <= n.
+func.func @fused_route_grad_gates(%c: tensor<4x3xf32>, %t: tensor<4x5xf32>, %e: tensor<4x4xi32>, %g: tensor<4x4xf32>) {
+  // expected-error@+1 {{expects gates of shape [T, k] with T = 4 and k <= n = 3, got 4x4}}
+  %a:2 = moe.fused_route_grad %c, %c, %c, %c, %t, %e, %g d_gate %g : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x5xf32>, tensor<4x4xi32>, tensor<4x4xf32>, tensor<4x4xf32>) -> (tensor<4x3xf32>, tensor<4x3xf32>)
+  return
+}
+
+// -----
+
+// Both logits and their gradients are [T, n].
+func.func @fused_route_grad_types(%c: tensor<4x3xf32>, %r: tensor<4x2xf32>, %t: tensor<4x3xf32>, %e: tensor<4x2xi32>, %g: tensor<4x2xf32>) {
+  // expected-error@+1 {{failed to verify that all of {clean_logits, noise_logits, noisy, noise_std, d_clean_logits, d_noise_logits} have same type}}
+  %a:2 = moe.fused_route_grad %c, %r, %c, %c, %t, %e, %g d_gate %g : (tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x2xi32>, tensor<4x2xf32>, tensor<4x2xf32>) -> (tensor<4x3xf32>, tensor<4x3xf32>)
+  return
+}

@@ -13,6 +13,8 @@
 // CHECK: moe.importance_grad
 // CHECK: moe.cv_squared_grad {{.*}} {weight = 1.000000e-01 : f32}
 // CHECK: moe.l2_balance_grad {{.*}} {tokens = 6 : i64, weight = 1.000000e+00 : f32}
+// CHECK: moe.fused_route_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} d_gate %{{.*}} d_load %{{.*}} d_importance %{{.*}} :
+// CHECK: moe.fused_route_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} d_load %{{.*}} :
 func.func @routing_grads(%y: tensor<6x4xf32>, %dy: tensor<6x4xf32>, %e: tensor<6x2xi32>, %g: tensor<6x2xf32>, %top: tensor<6x3xf32>, %dl: tensor<4xf32>, %rows: tensor<7xi32>, %ef: tensor<12xi32>, %gf: tensor<12xf32>, %t: tensor<4xf32>, %s: tensor<f32>) {
   %0 = moe.activate_grad %y, %dy {act = #moe.activation<relu>} : (tensor<6x4xf32>, tensor<6x4xf32>) -> tensor<6x4xf32>
   %1:2 = moe.noisy_top_k_grad %y, %y, %y, %e, %g, %g, noise %y : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x2xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
@@ -24,6 +26,8 @@ func.func @routing_grads(%y: tensor<6x4xf32>, %dy: tensor<6x4xf32>, %e: tensor<6
   %7 = moe.importance_grad %ef, %dl : (tensor<12xi32>, tensor<4xf32>) -> tensor<12xf32>
   %8 = moe.cv_squared_grad %dl, %s {weight = 0.1 : f32} : (tensor<4xf32>, tensor<f32>) -> tensor<4xf32>
   %9 = moe.l2_balance_grad %dl, %s {tokens = 6 : i64, weight = 1.0 : f32} : (tensor<4xf32>, tensor<f32>) -> tensor<4xf32>
+  %10:2 = moe.fused_route_grad %y, %y, %y, %y, %top, %e, %g d_gate %g d_load %dl d_importance %dl : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<6x2xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
+  %11:2 = moe.fused_route_grad %y, %y, %y, %y, %top, %e, %g d_load %dl : (tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>, tensor<6x3xf32>, tensor<6x2xi32>, tensor<6x2xf32>, tensor<4xf32>) -> (tensor<6x4xf32>, tensor<6x4xf32>)
   return
 }
 

@@ -705,6 +705,229 @@ TEST_F(CudaEquality, LoadEstimator) {
   }
 }
 
+/// moe.fused_route's routing on one backend: inputs and every output.
+struct FusedRouteTwins {
+  std::unique_ptr<Twin<float>> clean, raw, noisy, std, top, gate, load,
+      importance;
+  std::unique_ptr<Twin<int32_t>> expert, offset, position, token;
+};
+
+/// T past one CUDA tile (16 tokens a warp, 8 warps up to 768 experts, fewer
+/// above) and not a multiple of it, no tokens, n in the three selection
+/// paths (<= 32, <= 256, longer rows) and past the shared-memory limit (the
+/// separate kernels), k = 1, k = n, ties. Training cases with many experts
+/// keep T small: the noise differs by an ulp between the backends, which
+/// must not reorder near-equal entries.
+const TopKCase kFusedRouteCases[] = {
+    {0, 8, 2, true, true, false},       {1, 4, 1, true, true, false},
+    {37, 8, 2, true, true, false},      {130, 16, 1, true, true, false},
+    {300, 64, 4, true, true, false},    {129, 6, 6, true, true, false},
+    {200, 200, 3, true, false, false},  {20, 1000, 3, true, true, false},
+    {150, 24, 5, true, false, true},    {40, 300, 10, false, false, true},
+    {9, 513, 100, false, false, false}, {3, 5000, 2, true, true, false},
+    {257, 33, 33, false, false, true},  {300, 1000, 2, true, false, false},
+};
+
+TEST_F(CudaEquality, FusedRouteForward) {
+  for (const TopKCase &c : kFusedRouteCases) {
+    int64_t T = c.T, n = c.n, k = c.k;
+    std::string what = describe(c);
+    FusedRouteTwins f;
+    f.clean =
+        twin(c.ties ? tiedValues(T * n, 13) : randomVector(T * n, 13, -10, 10));
+    f.raw = twin(randomVector(T * n, 14));
+    f.noisy = output<float>(T * n);
+    f.std = output<float>(T * n);
+    f.top = output<float>(T * (k + 1));
+    f.gate = output<float>(T * k);
+    f.load = output<float>(n);
+    f.importance = output<float>(n);
+    f.expert = output<int32_t>(T * k);
+    f.offset = output<int32_t>(n + 1);
+    f.position = output<int32_t>(T * k);
+    f.token = output<int32_t>(T * k);
+    for (bool onGpu : {false, true}) {
+      rt::Backend &b = onGpu ? *gpu : *cpu;
+      auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+      b.fusedRouteForward(T, n, k, p(f.clean), c.noise ? p(f.raw) : nullptr,
+                          1e-2f, c.training, kSeed, kCounter, 264, p(f.noisy),
+                          p(f.std), p(f.top), p(f.expert), p(f.gate), p(f.load),
+                          p(f.importance), p(f.offset), p(f.position),
+                          p(f.token));
+    }
+    expectSame(*f.expert, what + " expert");
+    expectSame(*f.offset, what + " expertOffset");
+    expectSame(*f.position, what + " positionOf");
+    expectSame(*f.token, what + " tokenOfPosition");
+    expectClose(*f.noisy, kRtol, kAtol, what + " noisy");
+    expectClose(*f.std, kRtol, kAtol, what + " noiseStd");
+    expectClose(*f.top, kRtol, kAtol, what + " topValues");
+    expectClose(*f.gate, kRtol, kAtol, what + " gate");
+    expectClose(*f.load, 1e-5, 1e-5, what + " load");
+    expectClose(*f.importance, 1e-5, 1e-5, what + " importance");
+  }
+}
+
+TEST_F(CudaEquality, FusedRouteForwardEqualsTheSeparateCudaKernels) {
+  // Training on the GPU must not change: the same noise, selection and
+  // gates bit for bit, the same plan; load and importance differ only in
+  // the order of their float sums. Two runs are bitwise equal.
+  for (const TopKCase &c : kFusedRouteCases) {
+    int64_t T = c.T, n = c.n, k = c.k;
+    std::string what = describe(c);
+    auto clean =
+        c.ties ? tiedValues(T * n, 23) : randomVector(T * n, 23, -10, 10);
+    auto raw = randomVector(T * n, 24);
+    auto cleanGpu = twin(clean), rawGpu = twin(raw);
+    const float *rawPtr = c.noise ? rawGpu->gpu() : nullptr;
+    std::vector<std::vector<float>> floats[3];
+    std::vector<std::vector<int32_t>> ints[3];
+    for (int run = 0; run < 3; ++run) {
+      auto noisy = output<float>(T * n), std = output<float>(T * n);
+      auto top = output<float>(T * (k + 1)), gate = output<float>(T * k);
+      auto load = output<float>(n), importance = output<float>(n);
+      auto expert = output<int32_t>(T * k), offset = output<int32_t>(n + 1);
+      auto position = output<int32_t>(T * k), token = output<int32_t>(T * k);
+      if (run < 2) {
+        gpu->fusedRouteForward(T, n, k, cleanGpu->gpu(), rawPtr, 1e-2f,
+                               c.training, kSeed, kCounter, 264, noisy->gpu(),
+                               std->gpu(), top->gpu(), expert->gpu(),
+                               gate->gpu(), load->gpu(), importance->gpu(),
+                               offset->gpu(), position->gpu(), token->gpu());
+      } else {
+        gpu->noisyTopKForward(T, n, k, cleanGpu->gpu(), rawPtr, 1e-2f,
+                              c.training, kSeed, kCounter, noisy->gpu(),
+                              std->gpu(), top->gpu(), expert->gpu(),
+                              gate->gpu(), 264, nullptr);
+        gpu->loadEstimateForward(T, n, k, cleanGpu->gpu(), noisy->gpu(),
+                                 std->gpu(), top->gpu(), nullptr, load->gpu());
+        gpu->importanceForward(T * k, n, expert->gpu(), gate->gpu(),
+                               importance->gpu());
+        gpu->buildDispatchPlan(T, n, T * k, nullptr, expert->gpu(),
+                               offset->gpu(), position->gpu(), token->gpu());
+      }
+      floats[run] = {noisy->onGpu(), std->onGpu(),  top->onGpu(),
+                     gate->onGpu(),  load->onGpu(), importance->onGpu()};
+      ints[run] = {expert->onGpu(), offset->onGpu(), position->onGpu(),
+                   token->onGpu()};
+    }
+    const char *floatNames[] = {"noisy", "noiseStd", "topValues",
+                                "gate",  "load",     "importance"};
+    const char *intNames[] = {"expert", "expertOffset", "positionOf",
+                              "tokenOfPosition"};
+    for (int i = 0; i < 6; ++i) {
+      expectBitwiseEqual(floats[0][i], floats[1][i],
+                         what + " fused " + floatNames[i]);
+      if (i < 4)
+        expectBitwiseEqual(floats[0][i], floats[2][i],
+                           what + " fused vs separate " + floatNames[i]);
+      else
+        expectNear(floats[0][i], floats[2][i], 1e-5, 1e-5,
+                   what + " fused vs separate " + floatNames[i]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      expectEqual(ints[0][i], ints[1][i], what + " fused " + intNames[i]);
+      expectEqual(ints[0][i], ints[2][i],
+                  what + " fused vs separate " + intNames[i]);
+    }
+  }
+}
+
+TEST_F(CudaEquality, FusedRouteBackward) {
+  // Inputs: the CPU's fused forward; every subset of the three incoming
+  // gradients. Against the CPU, and against the separate CUDA kernels
+  // summed as moe-autodiff did before (equal values), twice (bitwise).
+  for (const TopKCase &c : kFusedRouteCases) {
+    int64_t T = c.T, n = c.n, k = c.k, size = T * n;
+    std::vector<float> clean = randomVector(size, 33, -3, 3);
+    std::vector<float> raw = randomVector(size, 34);
+    std::vector<float> noisy(size), noiseStd(size), top(T * (k + 1)),
+        gate(T * k), load(n), importance(n);
+    std::vector<int32_t> expert(T * k), offset(n + 1), position(T * k),
+        token(T * k);
+    cpu->fusedRouteForward(T, n, k, clean.data(), raw.data(), 1e-2f, c.training,
+                           kSeed, kCounter, 0, noisy.data(), noiseStd.data(),
+                           top.data(), expert.data(), gate.data(), load.data(),
+                           importance.data(), offset.data(), position.data(),
+                           token.data());
+    auto cleanT = twin(clean), rawT = twin(raw), noisyT = twin(noisy);
+    auto stdT = twin(noiseStd), topT = twin(top), gateT = twin(gate);
+    auto expertT = twin(expert);
+    auto dGate = twin(randomVector(T * k, 35));
+    auto dLoad = twin(randomVector(n, 36));
+    auto dImportance = twin(randomVector(n, 37));
+    for (int mask = 1; mask < 8; ++mask) {
+      std::string what = describe(c) + (mask & 1 ? " dGate" : "") +
+                         (mask & 2 ? " dLoad" : "") +
+                         (mask & 4 ? " dImportance" : "");
+      auto dClean = output<float>(size), dRaw = output<float>(size);
+      for (bool onGpu : {false, true}) {
+        rt::Backend &b = onGpu ? *gpu : *cpu;
+        auto p = [&](auto &t) { return onGpu ? t->gpu() : t->cpu(); };
+        b.fusedRouteBackward(
+            T, n, k, p(cleanT), p(rawT), p(noisyT), p(stdT), p(topT),
+            p(expertT), p(gateT), mask & 1 ? p(dGate) : nullptr,
+            mask & 2 ? p(dLoad) : nullptr, mask & 4 ? p(dImportance) : nullptr,
+            p(dClean), p(dRaw));
+      }
+      expectClose(*dClean, 1e-4, 1e-5, what + " dClean");
+      expectClose(*dRaw, 1e-4, 1e-5, what + " dRawNoise");
+
+      auto again = output<float>(size), againRaw = output<float>(size);
+      gpu->fusedRouteBackward(
+          T, n, k, cleanT->gpu(), rawT->gpu(), noisyT->gpu(), stdT->gpu(),
+          topT->gpu(), expertT->gpu(), gateT->gpu(),
+          mask & 1 ? dGate->gpu() : nullptr, mask & 2 ? dLoad->gpu() : nullptr,
+          mask & 4 ? dImportance->gpu() : nullptr, again->gpu(),
+          againRaw->gpu());
+      expectBitwiseEqual(again->onGpu(), dClean->onGpu(), what + " dClean");
+      expectBitwiseEqual(againRaw->onGpu(), dRaw->onGpu(), what + " dRawNoise");
+
+      // The separate kernels: importance into the gates, top-k, load.
+      auto gateGrad = output<float>(T * k),
+           fromImportance = output<float>(T * k);
+      const float *gg = mask & 1 ? dGate->gpu() : nullptr;
+      if (mask & 4) {
+        gpu->importanceBackward(T * k, n, expertT->gpu(), dImportance->gpu(),
+                                fromImportance->gpu());
+        if (gg)
+          gpu->add(gg, fromImportance->gpu(), gateGrad->gpu(), T * k);
+        else
+          gpu->copyDevice(gateGrad->gpu(), fromImportance->gpu(),
+                          T * k * sizeof(float));
+        gg = gateGrad->gpu();
+      }
+      auto sepClean = output<float>(size), sepRaw = output<float>(size);
+      auto loadClean = output<float>(size), loadRaw = output<float>(size);
+      if (gg)
+        gpu->noisyTopKBackward(
+            T, n, k, noisyT->gpu(), cleanT->gpu(), rawT->gpu(), stdT->gpu(),
+            expertT->gpu(), gateT->gpu(), gg, sepClean->gpu(), sepRaw->gpu());
+      if (mask & 2) {
+        gpu->fill(loadClean->gpu(), 0.0f, size);
+        gpu->fill(loadRaw->gpu(), 0.0f, size);
+        gpu->loadEstimateBackward(T, n, k, cleanT->gpu(), noisyT->gpu(),
+                                  rawT->gpu(), stdT->gpu(), topT->gpu(),
+                                  nullptr, dLoad->gpu(), loadClean->gpu(),
+                                  loadRaw->gpu());
+        if (gg) {
+          gpu->add(sepClean->gpu(), loadClean->gpu(), sepClean->gpu(), size);
+          gpu->add(sepRaw->gpu(), loadRaw->gpu(), sepRaw->gpu(), size);
+        } else {
+          gpu->copyDevice(sepClean->gpu(), loadClean->gpu(),
+                          size * sizeof(float));
+          gpu->copyDevice(sepRaw->gpu(), loadRaw->gpu(), size * sizeof(float));
+        }
+      }
+      // Equal values (a sum with zero may turn -0 into +0).
+      expectEqual(dClean->onGpu(), sepClean->onGpu(),
+                  what + " fused vs separate dClean");
+      expectEqual(dRaw->onGpu(), sepRaw->onGpu(),
+                  what + " fused vs separate dRawNoise");
+    }
+  }
+}
+
 TEST_F(CudaEquality, DropPadding) {
   // Lengths from 1 to time, one out of range each way (clamped alike).
   const int64_t B = 5, time = 7, k = 3, T = B * time;

@@ -1358,4 +1358,216 @@ TEST(CpuBackendRouting, EntryPointsRunTheKernels) {
   EXPECT_NEAR(cv, cvD, 1e-5 * std::fabs(cvD) + 1e-7);
 }
 
+/// The fused router's outputs: what the separate kernels write.
+struct FusedRouteOutputs {
+  std::vector<float> noisy, std, top, gate, load, importance;
+  std::vector<int32_t> expert, offset, position, token;
+
+  FusedRouteOutputs(int64_t T, int64_t n, int64_t k)
+      : noisy(T * n, -7.0f), std(T * n, -7.0f), top(T * (k + 1), -7.0f),
+        gate(T * k, -7.0f), load(n, -7.0f), importance(n, -7.0f),
+        expert(T * k, -7), offset(n + 1, -7), position(T * k, -7),
+        token(T * k, -7) {}
+};
+
+TEST(FusedRoute, EqualsTheSeparateKernels) {
+  std::unique_ptr<rt::Backend> backend = rt::createCpuBackend();
+  // T around and past a CUDA tile (128 tokens), k = 1 and k = n, ties.
+  struct Case {
+    int64_t T, n, k;
+    bool ties;
+  };
+  const Case cases[] = {{0, 8, 2, false},   {1, 4, 1, false},
+                        {37, 8, 2, false},  {130, 16, 1, false},
+                        {129, 6, 6, false}, {300, 40, 4, true},
+                        {5, 300, 7, false}, {64, 5, 5, true}};
+  for (const Case &c : cases) {
+    for (bool training : {true, false}) {
+      int64_t T = c.T, n = c.n, k = c.k;
+      std::string what = "T=" + std::to_string(T) + " n=" + std::to_string(n) +
+                         " k=" + std::to_string(k) +
+                         (training ? " training" : " eval") +
+                         (c.ties ? " ties" : "");
+      std::vector<float> clean = randomVector<float>(T * n, 41, -2.0, 2.0);
+      if (c.ties)
+        for (float &x : clean)
+          x = std::round(x * 2.0f) / 2.0f;
+      std::vector<float> raw = randomVector<float>(T * n, 42, -3.0, 1.0);
+      uint64_t offset = 8; // a shard's element offset
+      FusedRouteOutputs fused(T, n, k), ref(T, n, k);
+      backend->fusedRouteForward(
+          T, n, k, clean.data(), raw.data(), 0.01f, training, kSeed, kCounter,
+          offset, fused.noisy.data(), fused.std.data(), fused.top.data(),
+          fused.expert.data(), fused.gate.data(), fused.load.data(),
+          fused.importance.data(), fused.offset.data(), fused.position.data(),
+          fused.token.data());
+      rt::cpu::noisyTopKForward<float>(
+          T, n, k, clean.data(), raw.data(), 0.01f, training, kSeed, kCounter,
+          ref.noisy.data(), ref.std.data(), ref.top.data(), ref.expert.data(),
+          ref.gate.data(), offset);
+      rt::cpu::loadEstimateForward<float>(
+          T, n, k, clean.data(), ref.noisy.data(), ref.std.data(),
+          ref.top.data(), nullptr, ref.load.data());
+      rt::cpu::importanceForward<float>(T * k, n, ref.expert.data(),
+                                        ref.gate.data(), ref.importance.data());
+      rt::cpu::buildDispatchPlan(T, n, T * k, nullptr, ref.expert.data(),
+                                 ref.offset.data(), ref.position.data(),
+                                 ref.token.data());
+      // The CPU composes the same kernels: every output is bit-identical.
+      EXPECT_EQ(fused.expert, ref.expert) << what;
+      EXPECT_EQ(0, std::memcmp(fused.gate.data(), ref.gate.data(),
+                               fused.gate.size() * sizeof(float)))
+          << what << " gate";
+      EXPECT_EQ(fused.noisy, ref.noisy) << what;
+      EXPECT_EQ(fused.std, ref.std) << what;
+      EXPECT_EQ(fused.top, ref.top) << what;
+      EXPECT_EQ(fused.load, ref.load) << what;
+      EXPECT_EQ(fused.importance, ref.importance) << what;
+      EXPECT_EQ(fused.offset, ref.offset) << what;
+      EXPECT_EQ(fused.position, ref.position) << what;
+      EXPECT_EQ(fused.token, ref.token) << what;
+      // Eval draws no noise; the plan counts every assignment.
+      if (!training)
+        EXPECT_EQ(fused.noisy, clean) << what;
+      EXPECT_EQ(fused.offset[n], T * k) << what;
+      if (c.ties && !training)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t j = 1; j < k; ++j) {
+            float a = clean[t * n + fused.expert[t * k + j - 1]];
+            float b = clean[t * n + fused.expert[t * k + j]];
+            if (a == b)
+              EXPECT_LT(fused.expert[t * k + j - 1], fused.expert[t * k + j])
+                  << what << ": a tie goes to the lower index";
+          }
+    }
+  }
+}
+
+// The fused backward equals importanceBackward added to dGate, then
+// noisyTopKBackward plus loadEstimateBackward from zero, for every subset of
+// the three incoming gradients.
+TEST(FusedRoute, BackwardEqualsTheSeparateKernels) {
+  std::unique_ptr<rt::Backend> backend = rt::createCpuBackend();
+  const TopKShape shapes[] = {
+      {1, 4, 1}, {37, 8, 2}, {130, 16, 1}, {20, 6, 6}, {9, 40, 5}};
+  for (const TopKShape &s : shapes) {
+    int64_t T = s.T, n = s.n, k = s.k, size = T * n;
+    std::vector<float> clean = randomVector<float>(size, 51, -2.0, 2.0);
+    std::vector<float> raw = randomVector<float>(size, 52, -3.0, 1.0);
+    std::vector<float> noisy(size), std(size), top(T * (k + 1)), gate(T * k);
+    std::vector<int32_t> expert(T * k);
+    rt::cpu::noisyTopKForward<float>(
+        T, n, k, clean.data(), raw.data(), 0.01f, true, kSeed, kCounter,
+        noisy.data(), std.data(), top.data(), expert.data(), gate.data());
+    std::vector<float> dGate = randomVector<float>(T * k, 53);
+    std::vector<float> dLoad = randomVector<float>(n, 54);
+    std::vector<float> dImportance = randomVector<float>(n, 55);
+    for (int mask = 1; mask < 8; ++mask) {
+      const float *dg = mask & 1 ? dGate.data() : nullptr;
+      const float *dl = mask & 2 ? dLoad.data() : nullptr;
+      const float *di = mask & 4 ? dImportance.data() : nullptr;
+      std::string what = "T=" + std::to_string(T) + " n=" + std::to_string(n) +
+                         " k=" + std::to_string(k) + (dg ? " dGate" : "") +
+                         (dl ? " dLoad" : "") + (di ? " dImportance" : "");
+      std::vector<float> dClean(size, -7.0f), dRaw(size, -7.0f);
+      backend->fusedRouteBackward(T, n, k, clean.data(), raw.data(),
+                                  noisy.data(), std.data(), top.data(),
+                                  expert.data(), gate.data(), dg, dl, di,
+                                  dClean.data(), dRaw.data());
+      // The separate kernels and the sums moe-autodiff builds from them.
+      std::vector<float> gateSum(T * k), refClean(size, 0.0f),
+          refRaw(size, 0.0f), loadClean(size, 0.0f), loadRaw(size, 0.0f);
+      const float *gateGrad = dg;
+      if (di) {
+        rt::cpu::importanceBackward<float>(T * k, n, expert.data(), di,
+                                           gateSum.data());
+        for (int64_t a = 0; dg && a < T * k; ++a)
+          gateSum[a] = dg[a] + gateSum[a];
+        gateGrad = gateSum.data();
+      }
+      if (gateGrad)
+        rt::cpu::noisyTopKBackward<float>(T, n, k, noisy.data(), clean.data(),
+                                          raw.data(), std.data(), expert.data(),
+                                          gate.data(), gateGrad,
+                                          refClean.data(), refRaw.data());
+      if (dl) {
+        rt::cpu::loadEstimateBackward<float>(
+            T, n, k, clean.data(), noisy.data(), raw.data(), std.data(),
+            top.data(), nullptr, dl, loadClean.data(), loadRaw.data());
+        for (int64_t i = 0; i < size; ++i) {
+          refClean[i] = gateGrad ? refClean[i] + loadClean[i] : loadClean[i];
+          refRaw[i] = gateGrad ? refRaw[i] + loadRaw[i] : loadRaw[i];
+        }
+      }
+      EXPECT_EQ(
+          0, std::memcmp(dClean.data(), refClean.data(), size * sizeof(float)))
+          << what << " dClean";
+      EXPECT_EQ(0,
+                std::memcmp(dRaw.data(), refRaw.data(), size * sizeof(float)))
+          << what << " dRawNoise";
+    }
+  }
+  std::vector<float> x(4, 0.5f), out(4), top(2), g(1);
+  std::vector<int32_t> e(1, 0);
+  EXPECT_THROW(backend->fusedRouteBackward(1, 4, 1, x.data(), x.data(),
+                                           x.data(), x.data(), top.data(),
+                                           e.data(), g.data(), nullptr, nullptr,
+                                           nullptr, out.data(), out.data()),
+               std::invalid_argument);
+}
+
+// d/d(clean, raw) of sum(wg * gate) + sum(wl * load) + sum(wi * importance)
+// through the whole fused forward (thresholds and selection included), in
+// double, against central differences.
+TEST(FusedRoute, BackwardMatchesFiniteDifferences) {
+  const TopKShape shapes[] = {{4, 6, 2}, {3, 5, 1}, {3, 5, 5}, {2, 30, 4}};
+  for (const TopKShape &s : shapes) {
+    SCOPED_TRACE(testing::Message()
+                 << "T=" << s.T << " n=" << s.n << " k=" << s.k);
+    int64_t T = s.T, n = s.n, k = s.k, size = T * n;
+    auto clean = randomVector<double>(size, 60, -2.0, 2.0);
+    auto raw = randomVector<double>(size, 61);
+    auto wg = randomVector<double>(T * k, 62);
+    auto wl = randomVector<double>(n, 63);
+    auto wi = randomVector<double>(n, 64);
+    ASSERT_GT(minRowGap(T, n, referenceNoisy(T, n, clean, raw)), 1e-4);
+    struct Forward {
+      std::vector<double> noisy, std, top, gate, load, importance;
+      std::vector<int32_t> expert, offset, position, token;
+    };
+    auto forward = [&](const std::vector<double> &c, const double *r) {
+      Forward f{std::vector<double>(size),        std::vector<double>(size),
+                std::vector<double>(T * (k + 1)), std::vector<double>(T * k),
+                std::vector<double>(n),           std::vector<double>(n),
+                std::vector<int32_t>(T * k),      std::vector<int32_t>(n + 1),
+                std::vector<int32_t>(T * k),      std::vector<int32_t>(T * k)};
+      rt::cpu::fusedRouteForward<double>(
+          T, n, k, c.data(), r, kEps, true, kSeed, kCounter, 0, f.noisy.data(),
+          f.std.data(), f.top.data(), f.expert.data(), f.gate.data(),
+          f.load.data(), f.importance.data(), f.offset.data(),
+          f.position.data(), f.token.data());
+      return f;
+    };
+    auto loss = [&](const std::vector<double> &x) {
+      std::vector<double> c(x.begin(), x.begin() + size);
+      Forward f = forward(c, x.data() + size);
+      return dot(f.gate, wg) + dot(f.load, wl) + dot(f.importance, wi);
+    };
+    std::vector<double> x = clean;
+    x.insert(x.end(), raw.begin(), raw.end());
+    std::vector<double> numeric = numericGradient(loss, x);
+
+    Forward f = forward(clean, raw.data());
+    std::vector<double> dClean(size), dRaw(size);
+    rt::cpu::fusedRouteBackward<double>(
+        T, n, k, clean.data(), raw.data(), f.noisy.data(), f.std.data(),
+        f.top.data(), f.expert.data(), f.gate.data(), wg.data(), wl.data(),
+        wi.data(), dClean.data(), dRaw.data());
+    std::vector<double> expectedClean(numeric.begin(), numeric.begin() + size);
+    std::vector<double> expectedRaw(numeric.begin() + size, numeric.end());
+    expectAllClose(dClean, expectedClean, 1e-6, 1e-8, "dClean");
+    expectAllClose(dRaw, expectedRaw, 1e-6, 1e-8, "dRawNoise");
+  }
+}
+
 } // namespace
