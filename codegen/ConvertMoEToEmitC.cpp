@@ -602,8 +602,10 @@ struct ConvertMoEToEmitCPass
     entry->getOperations().splice(entry->end(), body.getOperations());
     b.setInsertionPointToStart(entry);
     for (BlockArgument arg : body.getArguments()) {
+      // Arguments are pointers: rows of a run-time count exist only inside
+      // a step.
       Type type = converter.convertType(arg.getType());
-      if (!type)
+      if (!isa_and_nonnull<emitc::PointerType>(type))
         return func.emitOpError("argument #")
                << arg.getArgNumber() << " has type " << arg.getType()
                << ", which code generation does not support (static f32, "
