@@ -12,6 +12,10 @@
 // `auto` holds its quarter rule for the global batch of
 // sparse-gradient-ranks: 13 ranks touch more than a quarter of the
 // softmax's rows (13 x 16384), 25 ranks of the embedding's (25 x 8192).
+// The manifest gives the pool bytes of the summed rows per rank (R times
+// them on each of R ranks: 16384 x (1 + 512 + 1) + 8192 x (1 + 512) floats).
+// RUN: moe-opt %examples/lstm2x512_moe64.mlir --moe-train-pipeline="data-parallel=true eval=false decode-step=false" 2>/dev/null | moe-translate --moe-to-manifest | FileCheck %s --check-prefix=MANIFEST
+// MANIFEST: "rank_rows_bytes": 50495488
 // RUN: moe-opt %examples/lstm2x512_moe64.mlir --moe-train-pipeline="data-parallel=true eval=false decode-step=false sparse-gradient-ranks=13" 2>/dev/null | moe-translate --moe-to-cpp | FileCheck %s --check-prefix=RANKS13
 // RUN: moe-opt %examples/lstm2x512_moe64.mlir --moe-train-pipeline="data-parallel=true eval=false decode-step=false sparse-gradient-ranks=25" 2>/dev/null | moe-translate --moe-to-cpp | FileCheck %s --check-prefix=RANKS25
 
