@@ -1,9 +1,9 @@
 //===- CollectivesToEmitC.cpp - Mesh collectives of partitioned graphs ----===//
 //
 // Lowers the upstream mesh.all_reduce (sum or average over the 1-D mesh of
-// ranks that moe-partition adds) and moe.divide_by_mesh_size to the step
-// ABI, which calls the runtime's Collectives; the mesh itself is only a
-// symbol and emits nothing.
+// ranks that moe-partition adds), moe.divide_by_mesh_size, the expert
+// exchange and moe.sum_rows_over_ranks to the step ABI, which calls the
+// runtime's Collectives; the mesh itself is only a symbol and emits nothing.
 //
 //===----------------------------------------------------------------------===//
 
@@ -72,6 +72,23 @@ void mlir::moe::populateMoECollectivesToEmitCPatterns(
             .i64(dimSize(op.getBuffer(), 0))
             .i64(numElements(op.getRecvCounts()))
             .i64(dimSize(op.getBuffer(), 1));
+      });
+  addStepCall<SumRowsOverRanksOp>(
+      patterns, converter, "sumRowsOverRanks",
+      [](SumRowsOverRanksOp op, SumRowsOverRanksOp::Adaptor a, StepCall &c) {
+        int64_t n = dimSize(op.getRows(), 0);
+        ValueRange values = a.getValues();
+        auto width = [&](unsigned i) {
+          return i < values.size() ? numElements(op.getValues()[i]) / n : 0;
+        };
+        c.ptr(a.getRows())
+            .ptr(values[0])
+            .ptr(values.size() > 1 ? values[1] : Value())
+            .i64(n)
+            .i64(width(0))
+            .i64(width(1))
+            .i64(op.getVocab())
+            .returnsParts("moe::rt::step::RowSum");
       });
   addStepCall<DivideByMeshSizeOp>(
       patterns, converter, "divideByRanks",

@@ -47,9 +47,13 @@ StepTypeConverter::StepTypeConverter() {
   });
   addConversion([](RankedTensorType type) -> std::optional<Type> {
     Type element = type.getElementType();
-    if (type.getRank() == 2 && type.isDynamicDim(0) &&
-        !type.isDynamicDim(1) && element.isF32())
-      return emitc::OpaqueType::get(type.getContext(), kRowsType);
+    if (type.getRank() >= 1 && type.isDynamicDim(0) &&
+        llvm::none_of(type.getShape().drop_front(), ShapedType::isDynamic)) {
+      if (element.isF32())
+        return emitc::OpaqueType::get(type.getContext(), kRowsType);
+      if (element.isInteger(32) && type.getRank() == 1)
+        return emitc::OpaqueType::get(type.getContext(), kRowIdsType);
+    }
     if (!type.hasStaticShape() ||
         !(element.isF32() || element.isInteger(32) || element.isInteger(64)))
       return std::nullopt;
@@ -216,16 +220,39 @@ StepCall &StepCall::replaceWith(ValueRange values) {
   return *this;
 }
 
+StepCall &StepCall::returnsParts(StringRef aggregateType) {
+  aggregate = aggregateType.str();
+  return *this;
+}
+
 LogicalResult StepCall::emit() {
   SmallVector<Type> returnTypes;
   if (returned)
     returnTypes.push_back(
         converter.convertType(op->getResult(*returned).getType()));
+  if (aggregate)
+    returnTypes.push_back(
+        emitc::OpaqueType::get(rewriter.getContext(), *aggregate));
   auto call = rewriter.create<emitc::CallOpaqueOp>(
       op->getLoc(), returnTypes, callee_, callOperands,
       rewriter.getArrayAttr(args), ArrayAttr());
   if (returned)
     resultPtrs[*returned] = call.getResult(0);
+  if (aggregate) {
+    for (unsigned i = 0, e = op->getNumResults(); i < e; ++i) {
+      Type type = converter.convertType(op->getResult(i).getType());
+      resultPtrs[i] =
+          rewriter
+              .create<emitc::CallOpaqueOp>(
+                  op->getLoc(), TypeRange{type},
+                  (kStepNamespace + "part").str(),
+                  ValueRange{call.getResult(0)},
+                  rewriter.getArrayAttr({rewriter.getIndexAttr(0),
+                                         rewriter.getI64IntegerAttr(i)}),
+                  rewriter.getArrayAttr({TypeAttr::get(type)}))
+              .getResult(0);
+    }
+  }
   if (replaced) {
     rewriter.replaceOp(op, replacements);
     return success();
@@ -575,8 +602,10 @@ struct ConvertMoEToEmitCPass
     entry->getOperations().splice(entry->end(), body.getOperations());
     b.setInsertionPointToStart(entry);
     for (BlockArgument arg : body.getArguments()) {
+      // Arguments are pointers: rows of a run-time count exist only inside
+      // a step.
       Type type = converter.convertType(arg.getType());
-      if (!type)
+      if (!isa_and_nonnull<emitc::PointerType>(type))
         return func.emitOpError("argument #")
                << arg.getArgNumber() << " has type " << arg.getType()
                << ", which code generation does not support (static f32, "

@@ -90,6 +90,15 @@ void mlir::moe::populateMoELossToEmitCPatterns(const TypeConverter &converter,
   addStepCall<AdamUpdateRowsOp>(
       patterns, converter, "adamUpdateRows",
       [](AdamUpdateRowsOp op, AdamUpdateRowsOp::Adaptor a, StepCall &c) {
+        if (hasDynamicRows(op.getRows())) {
+          // The rows of all data-parallel ranks: their number comes with
+          // them (moe::rt::step::RowIds, Rows).
+          c.callee("adamUpdateSummedRows")
+              .i64(numElements(op.getParam()) / dimSize(op.getParam(), 0))
+              .operands(a.getOperands());
+          adamTail(op, a, c);
+          return;
+        }
         int64_t n = dimSize(op.getRows(), 0);
         c.i64(n)
             .i64(n ? numElements(op.getValues()) / n : 0)

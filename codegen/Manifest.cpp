@@ -366,9 +366,18 @@ FailureOr<llvm::json::Object> describeFunction(func::FuncOp func) {
     return func.emitOpError("has no buffer plan: run the training pipeline "
                             "(moe-plan-buffers) before --moe-to-manifest");
   double flops = 0;
+  // Pool bytes per rank of a data-parallel run: the R N summed rows of
+  // each moe.sum_rows_over_ranks (ids and values), R times this.
+  int64_t rankRowsBytes = 0;
   llvm::json::Array plans;
   func.walk([&](Operation *op) {
     flops += opFlops(op);
+    if (auto sum = dyn_cast<SumRowsOverRanksOp>(op)) {
+      rankRowsBytes += 4 * dim(sum.getRows(), 0);
+      for (Value values : sum.getValues())
+        rankRowsBytes +=
+            4 * cast<ShapedType>(values.getType()).getNumElements();
+    }
     if (auto route = dyn_cast<FusedRouteOp>(op))
       plans.push_back(llvm::json::Object{
           {"experts", dim(route.getGateWeights(), 1)},
@@ -379,12 +388,15 @@ FailureOr<llvm::json::Object> describeFunction(func::FuncOp func) {
                                          {"level", planLevel(plan)},
                                          {"op", "dispatch_plan"}});
   });
-  return llvm::json::Object{{"symbol", func.getSymName()},
-                            {"arena_bytes", bytes.getInt()},
-                            {"flops", flops},
-                            {"arguments", std::move(*arguments)},
-                            {"results", std::move(*results)},
-                            {"dispatch_plans", std::move(plans)}};
+  llvm::json::Object function{{"symbol", func.getSymName()},
+                              {"arena_bytes", bytes.getInt()},
+                              {"flops", flops},
+                              {"arguments", std::move(*arguments)},
+                              {"results", std::move(*results)},
+                              {"dispatch_plans", std::move(plans)}};
+  if (rankRowsBytes)
+    function["rank_rows_bytes"] = rankRowsBytes;
+  return function;
 }
 
 } // namespace

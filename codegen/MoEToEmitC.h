@@ -43,8 +43,10 @@ struct EmitCTarget {
 constexpr llvm::StringLiteral kStepNamespace = "moe::rt::step::";
 
 /// Tensors become `!emitc.ptr<element>` (f32, i32, i64, static shapes);
-/// f32 matrices of a dynamic number of rows (the rows an expert-parallel
-/// rank received) become `moe::rt::step::Rows`, a pointer and its rows.
+/// f32 tensors of a dynamic number of rows (the rows an expert-parallel
+/// rank received, the row gradients of all data-parallel ranks) become
+/// `moe::rt::step::Rows`, a pointer and its rows, and i32 vectors of a
+/// dynamic size (row ids) `moe::rt::step::RowIds`.
 class StepTypeConverter : public TypeConverter {
 public:
   StepTypeConverter();
@@ -83,6 +85,10 @@ public:
   /// Result `i` is what the call returns (a moe::rt::step::Rows whose rows
   /// are known only when the graph runs) rather than a pointer argument.
   StepCall &returns(unsigned i);
+  /// The call returns `aggregateType` (a struct of the step ABI) and result
+  /// `i` is `part<T>(aggregate, i)`, T its C++ type: an op with several
+  /// results whose rows are known only when the graph runs.
+  StepCall &returnsParts(StringRef aggregateType);
 
   /// Emits the call and replaces the op.
   LogicalResult emit();
@@ -101,6 +107,7 @@ private:
   SmallVector<Value> replacements;
   bool replaced = false;
   std::optional<unsigned> returned;
+  std::optional<std::string> aggregate;
 };
 
 /// A pattern that lowers OpTy with `describe`, which fills in the call.
@@ -138,8 +145,10 @@ void addStepCall(RewritePatternSet &patterns, const TypeConverter &converter,
       typename StepCallPattern<OpTy>::Describe(std::forward<Fn>(describe)));
 }
 
-/// The C++ type of a tensor with a dynamic number of rows.
+/// The C++ type of an f32 tensor with a dynamic number of rows.
 constexpr llvm::StringLiteral kRowsType = "moe::rt::step::Rows";
+/// The C++ type of an i32 vector of a dynamic size (row ids).
+constexpr llvm::StringLiteral kRowIdsType = "moe::rt::step::RowIds";
 
 /// Whether `tensor` has a dynamic number of rows (expert-side rows).
 bool hasDynamicRows(Value tensor);

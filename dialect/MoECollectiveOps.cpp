@@ -111,6 +111,46 @@ ExchangeToTokensOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Row-sparse gradients
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+SumRowsOverRanksOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyMeshSymbol(*this, getMeshAttr(), symbolTable);
+}
+
+LogicalResult SumRowsOverRanksOp::verify() {
+  int64_t n = shapeOf(getRows())[0];
+  if (ShapedType::isDynamic(n) || n < 1)
+    return emitOpError("expects rows of a static shape N >= 1, got ")
+           << formatShape(shapeOf(getRows()));
+  if (failed(expectShape(*this, getSummedRows(), "summed_rows",
+                         {ShapedType::kDynamic},
+                         "the rows of all ranks, known when the graph runs")))
+    return failure();
+  size_t count = getValues().size();
+  if (count < 1 || count > 2)
+    return emitOpError("expects one or two value tensors (a table's rows and "
+                       "its bias's), got ")
+           << count;
+  if (getSummedValues().size() != count)
+    return emitOpError("expects one summed_values result per value tensor (")
+           << count << "), got " << getSummedValues().size();
+  for (auto [value, summed] : llvm::zip(getValues(), getSummedValues())) {
+    ArrayRef<int64_t> shape = shapeOf(value);
+    if (shape.empty() || shape[0] != n)
+      return emitOpError("expects values of shape ")
+             << n << "x... (a row per id), got " << formatShape(shape);
+    SmallVector<int64_t> expected(shape);
+    expected[0] = ShapedType::kDynamic;
+    if (failed(expectShape(*this, summed, "summed_values", expected,
+                           "the values' shape with the rows of all ranks")))
+      return failure();
+  }
+  return success();
+}
+
 LogicalResult
 DivideByMeshSizeOp::buildGradient(OpBuilder &b, ArrayRef<Value> grads,
                                   SmallVectorImpl<Value> &operandGrads) {

@@ -118,4 +118,42 @@ def MoE_ExchangeToTokensOp : MoE_Op<"exchange_to_tokens", [
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Data parallelism: row-sparse gradients
+//===----------------------------------------------------------------------===//
+
+def MoE_SumRowsOverRanksOp : MoE_Op<"sum_rows_over_ranks", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "sums the row-sparse gradients of every rank";
+  let description = [{
+    The data-parallel form of a row-sparse gradient's all-reduce. `rows` [N]
+    are this rank's distinct row ids in [0, vocab) then -1 (what
+    moe.embedding_row_grad and moe.softmax_cross_entropy_row_grad make) and
+    each of `values` ([N, ...], one or two: a table's rows and its bias's)
+    holds their gradients. Every rank gets the same `summed_rows` [R N]:
+    the distinct ids of all R ranks, ascending, then -1, and for each of
+    `values` the sum over the ranks of each id's rows, added in rank order
+    (zero for the -1 rows). The rows of all ranks are gathered (N per rank,
+    the compiled capacity) and merged, so the result has R N rows, a number
+    known when the graph runs.
+
+    ```mlir
+    %ids, %w, %b = moe.sum_rows_over_ranks %rows, %dw, %db on @ranks
+        {vocab = 50 : i64}
+        : (tensor<18xi32>, tensor<18x8xf32>, tensor<18xf32>)
+        -> (tensor<?xi32>, tensor<?x8xf32>, tensor<?xf32>)
+    ```
+  }];
+  let arguments = (ins MoE_IdVector:$rows, Variadic<MoE_F32Tensor>:$values,
+                       FlatSymbolRefAttr:$mesh,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$vocab);
+  let results = (outs MoE_IdVector:$summed_rows,
+                      Variadic<RankedTensorOf<[F32]>>:$summed_values);
+  let assemblyFormat = [{
+    $rows `,` $values `on` $mesh attr-dict
+    `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_DIALECT_MOECOLLECTIVEOPS_TD

@@ -906,7 +906,9 @@ def MoE_AdamUpdateRowsOp : MoE_Op<"adam_update_rows", [
     values[i] and the global step's bias correction; -1 rows are skipped and
     untouched rows keep their parameters and moments (and get no weight
     decay). `values` is [N] followed by param's shape without its first
-    dimension. Written in place like moe.adam_update.
+    dimension. Written in place like moe.adam_update. Under data
+    parallelism the rows are those of all ranks (moe.sum_rows_over_ranks),
+    whose number N = `?` is known when the graph runs.
 
     ```mlir
     %p2, %m2, %v2 = moe.adam_update_rows %p, %rows, %vals, %m, %v, %lr, %step
@@ -920,7 +922,7 @@ def MoE_AdamUpdateRowsOp : MoE_Op<"adam_update_rows", [
     ```
   }];
   let arguments = (ins MoE_F32Tensor:$param, MoE_IdVector:$rows,
-                       MoE_F32Tensor:$values, MoE_F32Tensor:$m,
+                       RankedTensorOf<[F32]>:$values, MoE_F32Tensor:$m,
                        MoE_F32Tensor:$v, MoE_Scalar:$lr,
                        MoE_StepCounter:$step, F32Attr:$beta1, F32Attr:$beta2,
                        F32Attr:$eps, F32Attr:$weight_decay);

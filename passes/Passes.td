@@ -580,19 +580,28 @@ def SparseGradients : Pass<"moe-sparse-gradients", "mlir::ModuleOp"> {
     ```
 
     Lazy Adam differs from Adam on the untouched rows: their moments do
-    not decay and their parameters do not move (nor decay). Gradients with
-    other uses (a data-parallel all-reduce, a tied layer's sum) stay dense.
+    not decay and their parameters do not move (nor decay). Under data
+    parallelism the gradient reaches Adam through moe-sync-gradients'
+    `mesh.all_reduce` sum; that all-reduce becomes
+    `moe.sum_rows_over_ranks` of the rows (each rank's N rows gathered, the
+    union of the ids summed over the ranks, R N rows a step), so every rank
+    applies the same lazy Adam update as one rank of the global batch.
+    Gradients with other uses (a tied layer's sum) stay dense.
     `mode`: `on` rewrites every candidate, `off` none, `auto` those where
     the dense path is costly and the sparse one much faster: a table of at
     least 64 MiB of which at most a quarter of the rows can be touched, N
     being the touched-row bound (ids for the embedding, samples + tokens
-    for the sampled softmax; bench/sparse_gradient_bench.cpp). Smaller
+    for the sampled softmax; bench/sparse_gradient_bench.cpp), times
+    `ranks` under data parallelism (the global batch's bound). Smaller
     tables keep exact Adam (the paper's 793K-word layers go sparse; the
     demo's 8K-word table does not).
   }];
   let options = [
     Option<"mode", "mode", "std::string", "\"auto\"",
            "auto | on | off">,
+    Option<"ranks", "ranks", "int64_t", "1",
+           "Data-parallel ranks the `auto` rule sizes the global batch for "
+           "(R N touched rows; the graph itself runs on any number)">,
   ];
 }
 

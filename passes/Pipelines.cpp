@@ -64,6 +64,12 @@ struct TrainPipelineOptions : public PassPipelineOptions<TrainPipelineOptions> {
                      "and the sampled softmax (moe-sparse-gradients): auto "
                      "(where faster), on, off"),
       llvm::cl::init("auto")};
+  Option<int64_t> sparseGradientRanks{
+      *this, "sparse-gradient-ranks",
+      llvm::cl::desc("With data-parallel: the ranks the sparse-gradients=auto "
+                     "rule sizes the global batch for (at most a quarter of "
+                     "the rows touched by all ranks' batches)"),
+      llvm::cl::init(1)};
   Option<bool> eval{
       *this, "eval",
       llvm::cl::desc("Add the evaluation copy <model>_eval (inference mode) "
@@ -176,6 +182,7 @@ void addOptimizer(OpPassManager &pm, const TrainPipelineOptions &options) {
   pm.addPass(createOptimizer(optimizer));
   SparseGradientsOptions sparse;
   sparse.mode = options.sparseGradients;
+  sparse.ranks = options.sparseGradientRanks;
   pm.addPass(createSparseGradients(sparse));
 }
 

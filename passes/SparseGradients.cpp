@@ -13,6 +13,7 @@
 #include "dialect/MoEOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Mesh/IR/MeshOps.h"
 #include "mlir/IR/Builders.h"
 
 namespace mlir::moe {
@@ -46,6 +47,26 @@ AdamUpdateOp soleAdamUse(Value grad) {
   return adam && adam.getGrad() == grad ? adam : AdamUpdateOp();
 }
 
+/// How a gradient reaches Adam: directly, or (data parallel) through the
+/// mesh.all_reduce sum moe-sync-gradients put in between.
+struct AdamUse {
+  AdamUpdateOp adam;
+  mesh::AllReduceOp sum;
+};
+
+std::optional<AdamUse> adamUse(Value grad) {
+  if (AdamUpdateOp adam = soleAdamUse(grad))
+    return AdamUse{adam, {}};
+  if (!grad.hasOneUse())
+    return std::nullopt;
+  auto sum = dyn_cast<mesh::AllReduceOp>(*grad.getUsers().begin());
+  if (!sum || sum.getReduction() != mesh::ReductionKind::Sum)
+    return std::nullopt;
+  if (AdamUpdateOp adam = soleAdamUse(sum.getResult()))
+    return AdamUse{adam, sum};
+  return std::nullopt;
+}
+
 /// Replaces `adam` by moe.adam_update_rows of (rows, values).
 void updateRows(AdamUpdateOp adam, Value rows, Value values) {
   OpBuilder b(adam);
@@ -62,6 +83,31 @@ RankedTensorType rowsType(OpBuilder &b, int64_t n) {
   return RankedTensorType::get({n}, b.getI32Type());
 }
 
+/// Under data parallelism the ranks' rows replace the dense all-reduce:
+/// every rank gets the union of the rows all ranks touched, each row's
+/// gradient summed over the ranks (moe-sync-gradients sums, so does this),
+/// and applies the same lazy Adam update. `sum` is the all-reduce the
+/// gradients went through (null on one rank: the rows go to Adam as they
+/// are); returns the rows and values Adam takes.
+std::pair<Value, SmallVector<Value>> sumOverRanks(OpBuilder &b, Location loc,
+                                                  mesh::AllReduceOp sum,
+                                                  Value rows, ValueRange values,
+                                                  int64_t vocab) {
+  if (!sum)
+    return {rows, SmallVector<Value>(values)};
+  SmallVector<Type> types = {
+      RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type())};
+  for (Value value : values) {
+    SmallVector<int64_t> shape(
+        cast<RankedTensorType>(value.getType()).getShape());
+    shape[0] = ShapedType::kDynamic;
+    types.push_back(RankedTensorType::get(shape, b.getF32Type()));
+  }
+  auto summed = b.create<SumRowsOverRanksOp>(
+      loc, types, rows, values, sum.getMeshAttr(), b.getI64IntegerAttr(vocab));
+  return {summed.getSummedRows(), SmallVector<Value>(summed.getSummedValues())};
+}
+
 struct SparseGradientsPass
     : public mlir::moe::impl::SparseGradientsBase<SparseGradientsPass> {
   using SparseGradientsBase::SparseGradientsBase;
@@ -71,6 +117,12 @@ struct SparseGradientsPass
       getOperation().emitError("moe-sparse-gradients: mode must be auto, on "
                                "or off, got '")
           << mode << "'";
+      return signalPassFailure();
+    }
+    if (ranks < 1) {
+      getOperation().emitError("moe-sparse-gradients: ranks must be at "
+                               "least 1, got ")
+          << static_cast<int64_t>(ranks);
       return signalPassFailure();
     }
     if (mode == "off")
@@ -94,16 +146,18 @@ struct SparseGradientsPass
       return true;
     int64_t vocab = table.getDimSize(0);
     double bytes = double(vocab) * table.getDimSize(1) * sizeof(float);
+    // Under data parallelism the ranks' rows add up: the rule holds for
+    // the global batch, as for one rank running it.
     return bytes >= double(kMinDenseBytes) &&
-           rows * kMaxTouchedFraction <= vocab;
+           double(rows) * double(ranks) * kMaxTouchedFraction <= double(vocab);
   }
 
   void rewriteEmbedding(EmbeddingGradOp grad) {
-    AdamUpdateOp adam = soleAdamUse(grad.getDTable());
+    std::optional<AdamUse> use = adamUse(grad.getDTable());
     auto table = cast<RankedTensorType>(grad.getDTable().getType());
     int64_t n =
         cast<RankedTensorType>(grad.getIds().getType()).getNumElements();
-    if (!adam || !worthIt(n, table))
+    if (!use || !worthIt(n, table))
       return;
     OpBuilder b(grad);
     auto rows = b.create<EmbeddingRowGradOp>(
@@ -111,16 +165,23 @@ struct SparseGradientsPass
         RankedTensorType::get({n, table.getDimSize(1)}, b.getF32Type()),
         grad.getIds(), grad.getDOutput(),
         b.getI64IntegerAttr(table.getDimSize(0)));
-    updateRows(adam, rows.getRows(), rows.getValues());
+    auto [ids, values] =
+        sumOverRanks(b, grad.getLoc(), use->sum, rows.getRows(),
+                     {rows.getValues()}, table.getDimSize(0));
+    updateRows(use->adam, ids, values[0]);
+    if (use->sum)
+      use->sum.erase();
     grad.erase();
   }
 
   void rewriteSampledSoftmax(SoftmaxCrossEntropyGradOp grad) {
     std::optional<int64_t> samples = grad.getNumSamples();
-    AdamUpdateOp weightsAdam = soleAdamUse(grad.getDWeights());
-    AdamUpdateOp biasAdam = soleAdamUse(grad.getDBias());
+    std::optional<AdamUse> weightsUse = adamUse(grad.getDWeights());
+    std::optional<AdamUse> biasUse = adamUse(grad.getDBias());
     auto weights = cast<RankedTensorType>(grad.getWeights().getType());
-    if (!samples || !weightsAdam || !biasAdam || weights.getRank() != 2)
+    // Both summed over the ranks or neither: they share the rows.
+    if (!samples || !weightsUse || !biasUse || weights.getRank() != 2 ||
+        !weightsUse->sum != !biasUse->sum)
       return;
     int64_t tokens =
         cast<RankedTensorType>(grad.getTargets().getType()).getNumElements();
@@ -136,8 +197,15 @@ struct SparseGradientsPass
         grad.getTargetCount(), b.getI64IntegerAttr(*samples),
         grad.getRngStreamAttr());
     grad.getDHidden().replaceAllUsesWith(rows.getDHidden());
-    updateRows(weightsAdam, rows.getRows(), rows.getDWeightValues());
-    updateRows(biasAdam, rows.getRows(), rows.getDBiasValues());
+    auto [ids, values] =
+        sumOverRanks(b, grad.getLoc(), weightsUse->sum, rows.getRows(),
+                     {rows.getDWeightValues(), rows.getDBiasValues()},
+                     weights.getDimSize(0));
+    updateRows(weightsUse->adam, ids, values[0]);
+    updateRows(biasUse->adam, ids, values[1]);
+    for (mesh::AllReduceOp sum : {weightsUse->sum, biasUse->sum})
+      if (sum)
+        sum.erase();
     grad.erase();
   }
 };

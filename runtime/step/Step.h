@@ -120,6 +120,26 @@ struct Rows {
   int64_t rows = 0;
 };
 
+/// An i32 vector of row ids whose size is known only when the graph runs.
+struct RowIds {
+  int32_t *data = nullptr;
+  int64_t rows = 0;
+};
+
+/// What sumRowsOverRanks returns: the row ids and up to two value tensors
+/// (code generation takes them apart with part<T>(sum, result index)).
+struct RowSum {
+  RowIds rows;
+  Rows values[2];
+};
+template <typename T> T part(const RowSum &sum, int64_t index);
+template <> inline RowIds part<RowIds>(const RowSum &sum, int64_t) {
+  return sum.rows;
+}
+template <> inline Rows part<Rows>(const RowSum &sum, int64_t index) {
+  return sum.values[index - 1];
+}
+
 /// Everything a compiled function reads and writes besides its arena.
 struct Context {
   explicit Context(Backend *backend);
@@ -456,6 +476,19 @@ void allReduce(Context *ctx, const int32_t *in, int32_t *out, int64_t count,
                bool average);
 /// out = in / number of ranks.
 void divideByRanks(Context *ctx, const float *in, float *out, int64_t count);
+/// moe.sum_rows_over_ranks: gathers every rank's rows [n] (distinct ids in
+/// [0, vocab), then -1) and values0 [n, width0] (and values1 [n, width1]
+/// unless null), and returns the R n rows every rank gets: the distinct ids
+/// of all ranks ascending, then -1, with each id's values summed over the
+/// ranks in rank order (rowGradient of the gathered rows).
+RowSum sumRowsOverRanks(Context *ctx, const int32_t *rows, const float *values0,
+                        const float *values1, int64_t n, int64_t width0,
+                        int64_t width1, int64_t vocab);
+/// adamUpdateRows of param [vocab, d] on the rows of sumRowsOverRanks.
+void adamUpdateSummedRows(Context *ctx, int64_t d, float *param, RowIds rows,
+                          Rows values, float *m, float *v, const float *lr,
+                          const int64_t *step, float beta1, float beta2,
+                          float eps, float weightDecay);
 
 //===----------------------------------------------------------------------===//
 // Expert parallelism (moe-partition{expert-parallel})

@@ -9,9 +9,9 @@
 // RUN: %package %t/batch8.mlir %t/ref8 "lr=0.01 warmup-steps=5 sparse-gradients=off" 2>/dev/null
 
 // On one rank the data-parallel package is the plain one, bit for bit.
-// Data-parallel steps all-reduce dense gradients and keep dense Adam for
-// the vocabulary layers (docs/ARCHITECTURE.md, sparse vocabulary
-// gradients), so the one-rank references compile with sparse-gradients=off.
+// The tiny tables keep exact (dense) Adam under sparse-gradients=auto; the
+// one-rank references say so with sparse-gradients=off (sparse vocabulary
+// layers across ranks: sparse-gradients-ranks.mlir).
 // RUN: moe-run train %t/dp --data %t/corpus.txt --steps 20 --checkpoint-dir %t/dp1 -q
 // RUN: moe-run train %t/plain --data %t/corpus.txt --steps 20 --checkpoint-dir %t/plain1 -q
 // RUN: cmp %t/dp1/step-00000020/tensors.safetensors %t/plain1/step-00000020/tensors.safetensors

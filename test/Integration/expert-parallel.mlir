@@ -13,8 +13,8 @@
 // to it (moe.exchange_to_experts) and go back (moe.exchange_to_tokens).
 // One rank is the plain package, bit for bit; its checkpoint keeps the
 // experts in their own shard file. (The references compile with
-// sparse-gradients=off: data-parallel steps keep dense Adam for the
-// vocabulary layers.)
+// sparse-gradients=off, which the tiny tables get under `auto` too; sparse
+// vocabulary layers across ranks: sparse-gradients-ranks.mlir.)
 // RUN: moe-run train %t/ep --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ep1 --metrics %t/ep1.jsonl -q
 // RUN: moe-run train %t/plain --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/plain1 --metrics %t/plain1.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/ep1.jsonl %t/plain1.jsonl --rtol 0

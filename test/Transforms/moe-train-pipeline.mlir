@@ -5,6 +5,7 @@
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=none eval=false" 2>/dev/null | FileCheck %s --check-prefix=GRADS
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="sparse-gradients=off" 2>/dev/null | FileCheck %s --check-prefix=DENSE
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="sparse-gradients=on" 2>/dev/null | FileCheck %s --check-prefix=SPARSE
+// RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="sparse-gradients=on data-parallel=true" 2>/dev/null | FileCheck %s --check-prefix=DPSPARSE
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="optimizer=sgd" 2>&1 | FileCheck %s --check-prefix=BADOPTIMIZER
 // RUN: moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="router-precision=tf32" 2>/dev/null | FileCheck %s --check-prefix=TF32
 // RUN: not moe-opt %examples/tiny_moe.mlir --moe-train-pipeline="router-precision=bf16" 2>&1 | FileCheck %s --check-prefix=BADROUTER
@@ -59,6 +60,15 @@
 // SPARSE-COUNT-11: moe.adam_update %
 // SPARSE-NOT: moe.adam_update
 // SPARSE-LABEL: func.func @tiny_moe_eval(
+
+// Data parallel: the embedding's rows are summed over the ranks instead of
+// its dense gradient (the full softmax's [50, 8] weights stay all-reduced).
+// DPSPARSE-LABEL: func.func @tiny_moe_train_step(
+// DPSPARSE: %[[ROWS:[^,]*]], %[[VALS:[^ ]*]] = moe.embedding_row_grad
+// DPSPARSE: %[[IDS:[^,]*]], %[[SUM:[^ ]*]] = moe.sum_rows_over_ranks %[[ROWS]], %[[VALS]] on @ranks {{.*}} -> (tensor<?xi32>, tensor<?x8xf32>)
+// DPSPARSE-COUNT-1: mesh.all_reduce {{.*}} : tensor<50x8xf32> -> tensor<50x8xf32>
+// DPSPARSE-NOT: mesh.all_reduce {{.*}} : tensor<50x8xf32> -> tensor<50x8xf32>
+// DPSPARSE: moe.adam_update_rows %arg2, %[[IDS]], %[[SUM]],
 // DENSE-LABEL: func.func @tiny_moe_train_step(
 // DENSE-NOT: _row
 // DENSE: moe.embedding_grad

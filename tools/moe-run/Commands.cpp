@@ -759,7 +759,8 @@ void printMemory(const CommonOptions &common, const Package &package) {
   for (const std::string &role : functions)
     roles += (roles.empty() ? "" : " + ") + role;
   std::printf("memory per rank to train (%s arenas; gradients are in the "
-              "train step's arena, an expert shard's in its pool):\n",
+              "train step's arena, an expert shard's and all ranks' "
+              "summed vocabulary rows in its pool):\n",
               roles.c_str());
   std::printf("  %5s  %12s  %12s  %12s  %12s  %12s  %12s\n", "ranks",
               "parameters", "optimizer", "arenas", "inputs", "pools", "total");

@@ -62,6 +62,10 @@ MemoryEstimate estimateMemory(const Package &package, int ranks,
     if (!info)
       continue;
     estimate.arenas += static_cast<uint64_t>(info->arenaBytes);
+    // The vocabulary layers' rows of all ranks (sparse gradients under
+    // data parallelism) grow with the ranks.
+    estimate.pools += static_cast<uint64_t>(ranks) *
+                      static_cast<uint64_t>(info->rankRowsBytes);
     for (const ArgumentInfo &arg : info->arguments) {
       if (arg.role == ArgumentRole::Input)
         estimate.inputs += arg.bytes();

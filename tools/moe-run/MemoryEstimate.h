@@ -7,7 +7,9 @@
 // step's arena (moe-plan-buffers plans them with the activations; Adam
 // updates in place), so they are part of it, except the gradients of
 // expert-sharded parameters, which the train step takes from its pool at
-// the shard's size (counted as pools). Not included: the per-call scratch
+// the shard's size (counted as pools), and the R N summed rows of the
+// vocabulary layers' sparse gradients under data parallelism (pools, R
+// times the manifest's rank_rows_bytes). Not included: the per-call scratch
 // and the pool rows the step functions size at run time (the output
 // layer's logit blocks, the expert exchange's rows) and the CUDA context.
 //
@@ -37,7 +39,8 @@ struct MemoryEstimate {
   /// The functions' input buffers (token ids, targets).
   uint64_t inputs = 0;
   /// The train step's gradients of expert-sharded parameters, from its
-  /// pool (one shard each).
+  /// pool (one shard each), and the summed rows of all ranks' sparse
+  /// vocabulary gradients.
   uint64_t pools = 0;
 
   uint64_t total() const {

@@ -279,6 +279,10 @@ FunctionInfo parseFunction(const nlohmann::json &json,
   info.flops = field<double>(json, "flops", where);
   if (info.arenaBytes < 0)
     fail(where + ": negative arena_bytes");
+  info.rankRowsBytes =
+      optionalField<int64_t>(json, "rank_rows_bytes", where, 0);
+  if (info.rankRowsBytes < 0)
+    fail(where + ": negative rank_rows_bytes");
   auto arguments = field<nlohmann::json>(json, "arguments", where);
   if (!arguments.is_array())
     fail(where + ": arguments must be an array");

@@ -77,6 +77,10 @@ struct FunctionInfo {
   std::string symbol;
   int64_t arenaBytes = 0;
   double flops = 0;
+  /// Pool bytes that R data-parallel ranks each need R times: the rows of
+  /// all ranks that moe.sum_rows_over_ranks sums (manifest
+  /// "rank_rows_bytes", absent when none).
+  int64_t rankRowsBytes = 0;
   std::vector<ArgumentInfo> arguments;
   std::vector<ResultInfo> results;
   /// Experts of each dispatch plan, in program order.

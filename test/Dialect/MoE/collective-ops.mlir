@@ -24,3 +24,16 @@ func.func @expert_section(%buf: tensor<12x8xf32>, %off: tensor<5xi32>,
       : (tensor<?x6xf32>, tensor<5xi32>, tensor<4xi32>) -> tensor<12x6xf32>
   return %back : tensor<12x6xf32>
 }
+
+// The row-sparse gradients of all data-parallel ranks ([?]: R N rows),
+// which lazy Adam takes.
+// CHECK-LABEL: func.func @summed_rows
+// CHECK: %[[IDS:.*]], %[[VALS:.*]]:2 = moe.sum_rows_over_ranks %arg0, %arg1, %arg2 on @ranks {vocab = 50 : i64} : (tensor<18xi32>, tensor<18x8xf32>, tensor<18xf32>) -> (tensor<?xi32>, tensor<?x8xf32>, tensor<?xf32>)
+// CHECK: moe.adam_update_rows %arg3, %[[IDS]], %[[VALS]]#0, {{.*}} : (tensor<50x8xf32>, tensor<?xi32>, tensor<?x8xf32>, tensor<50x8xf32>, tensor<50x8xf32>, tensor<f32>, tensor<i64>)
+func.func @summed_rows(%rows: tensor<18xi32>, %dw: tensor<18x8xf32>, %db: tensor<18xf32>,
+                       %w: tensor<50x8xf32>, %lr: tensor<f32>, %s: tensor<i64>) -> tensor<50x8xf32> {
+  %ids, %sw, %sb = moe.sum_rows_over_ranks %rows, %dw, %db on @ranks {vocab = 50 : i64}
+      : (tensor<18xi32>, tensor<18x8xf32>, tensor<18xf32>) -> (tensor<?xi32>, tensor<?x8xf32>, tensor<?xf32>)
+  %w2, %m2, %v2 = moe.adam_update_rows %w, %ids, %sw, %w, %w, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<50x8xf32>, tensor<?xi32>, tensor<?x8xf32>, tensor<50x8xf32>, tensor<50x8xf32>, tensor<f32>, tensor<i64>) -> (tensor<50x8xf32>, tensor<50x8xf32>, tensor<50x8xf32>)
+  return %w2 : tensor<50x8xf32>
+}

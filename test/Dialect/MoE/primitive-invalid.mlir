@@ -751,6 +751,15 @@ func.func @adam_rows_values(%p: tensor<10x4xf32>, %r: tensor<3xi32>, %g: tensor<
 
 // -----
 
+// The rows of all data-parallel ranks ([?]) come with as many values.
+func.func @adam_rows_dynamic(%p: tensor<10x4xf32>, %r: tensor<?xi32>, %g: tensor<3x4xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
+  // expected-error@+1 {{expects values of shape ?x4 ([rows, param's row shape]) but got 3x4}}
+  %a:3 = moe.adam_update_rows %p, %r, %g, %p, %p, %lr, %s {beta1 = 0.9 : f32, beta2 = 0.999 : f32, eps = 1.0e-8 : f32, weight_decay = 0.0 : f32} : (tensor<10x4xf32>, tensor<?xi32>, tensor<3x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>, tensor<f32>, tensor<i64>) -> (tensor<10x4xf32>, tensor<10x4xf32>, tensor<10x4xf32>)
+  return
+}
+
+// -----
+
 // A row needs a first dimension to index.
 func.func @adam_rows_scalar(%p: tensor<f32>, %r: tensor<3xi32>, %g: tensor<3xf32>, %lr: tensor<f32>, %s: tensor<i64>) {
   // expected-error@+1 {{expects a parameter of rank >= 1 (rows first)}}

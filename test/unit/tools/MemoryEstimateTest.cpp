@@ -42,7 +42,7 @@ struct TempPackage {
 /// A model with w [8, 4] f32 (replicated), experts [4, 16, 16] f32 (sharded
 /// when `sharded`), Adam moments of both and an i64 step; a train step of
 /// arena 1000 and an eval of arena 300, each with tokens [2, 5] i32.
-std::string manifest(bool sharded) {
+std::string manifest(bool sharded, int64_t rankRowsBytes = 0) {
   using nlohmann::json;
   auto tensor = [&](const std::string &name, const std::string &role,
                     const std::string &dtype, json shape, bool expert) {
@@ -66,6 +66,9 @@ std::string manifest(bool sharded) {
                 tensor("experts.adam_v", "state", "f32", {4, 16, 16}, true)};
   auto function = [&](const std::string &symbol, int64_t arena,
                       bool withState) {
+    json extra = json::object();
+    if (withState && rankRowsBytes)
+      extra["rank_rows_bytes"] = rankRowsBytes;
     json arguments = json::array({tokens});
     for (const json &p : params)
       arguments.push_back(p);
@@ -74,12 +77,14 @@ std::string manifest(bool sharded) {
         arguments.push_back(t);
     for (size_t i = 0; i < arguments.size(); ++i)
       arguments[i]["index"] = i;
-    return json{{"symbol", symbol},
-                {"arena_bytes", arena},
-                {"flops", 0},
-                {"dispatch_plans", json::array()},
-                {"arguments", arguments},
-                {"results", {{{"index", 0}, {"kind", "loss"}}}}};
+    json f = {{"symbol", symbol},
+              {"arena_bytes", arena},
+              {"flops", 0},
+              {"dispatch_plans", json::array()},
+              {"arguments", arguments},
+              {"results", {{{"index", 0}, {"kind", "loss"}}}}};
+    f.update(extra);
+    return f;
   };
   json m = {{"format", "moe-package/2"},
             {"model", "m"},
@@ -113,6 +118,19 @@ TEST(MemoryEstimate, ReplicatedTensorsOnceArenasOfTheFunctionsRun) {
   EXPECT_EQ(estimateMemory(package, 4, {"train_step"}).parameters,
             train.parameters);
   EXPECT_TRUE(largerRankCounts(package, 1).empty());
+}
+
+TEST(MemoryEstimate, SummedSparseRowsGrowWithTheRanks) {
+  // A data-parallel step whose vocabulary layers sum 1000 bytes of rows
+  // per rank over the ranks: R ranks each hold R times that.
+  TempPackage dir("rows", manifest(false, 1000));
+  Package package = dir.open();
+  for (int ranks : {1, 2, 4})
+    EXPECT_EQ(
+        estimateMemory(package, ranks, functionsOf(package, "train")).pools,
+        1000u * ranks);
+  EXPECT_EQ(estimateMemory(package, 4, functionsOf(package, "eval")).pools, 0u)
+      << "evaluation computes no gradients";
 }
 
 TEST(MemoryEstimate, ShardedTensorsDivideByTheRanks) {
