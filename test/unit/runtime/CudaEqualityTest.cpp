@@ -712,12 +712,13 @@ struct FusedRouteTwins {
   std::unique_ptr<Twin<int32_t>> expert, offset, position, token;
 };
 
-/// T past one CUDA tile (16 tokens a warp, 8 warps up to 768 experts, fewer
+/// T past one CUDA tile (16 tokens a warp, 8 warps up to 722 experts, fewer
 /// above) and not a multiple of it, no tokens, n in the three selection
-/// paths (<= 32, <= 256, longer rows) and past the shared-memory limit (the
-/// separate kernels), k = 1, k = n, ties. Training cases with many experts
-/// keep T small: the noise differs by an ulp between the backends, which
-/// must not reorder near-equal entries.
+/// paths (<= 32, <= 256, longer rows), at the shared-memory limit (4096:
+/// one warp a block, exactly 48 KB) and past it (the separate kernels),
+/// k = 1, k = n, ties. Training cases with many experts keep T small: the
+/// noise differs by an ulp between the backends, which must not reorder
+/// near-equal entries.
 const TopKCase kFusedRouteCases[] = {
     {0, 8, 2, true, true, false},       {1, 4, 1, true, true, false},
     {37, 8, 2, true, true, false},      {130, 16, 1, true, true, false},
@@ -726,6 +727,7 @@ const TopKCase kFusedRouteCases[] = {
     {150, 24, 5, true, false, true},    {40, 300, 10, false, false, true},
     {9, 513, 100, false, false, false}, {3, 5000, 2, true, true, false},
     {257, 33, 33, false, false, true},  {300, 1000, 2, true, false, false},
+    {40, 4096, 3, true, false, false},
 };
 
 TEST_F(CudaEquality, FusedRouteForward) {
