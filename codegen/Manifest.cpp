@@ -446,6 +446,10 @@ LogicalResult mlir::moe::writeManifest(ModuleOp module, raw_ostream &os) {
                               {"model", modelName},
                               {"optimizer", adam ? "adam" : "none"},
                               {"functions", std::move(functions)}};
+  if (auto model = module.lookupSymbol<func::FuncOp>(modelName))
+    if (auto reason =
+            model->getAttrOfType<StringAttr>(MoEDialect::kNoDecodeStepAttrName))
+      manifest["no_decode_step"] = reason.getValue().str();
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest))) << "\n";
   return success();
 }

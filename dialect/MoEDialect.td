@@ -48,6 +48,11 @@ def MoE_Dialect : Dialect {
     /// the evaluation copy of a model.
     static constexpr ::llvm::StringLiteral kInferenceAttrName =
         "moe.inference";
+    /// Function attribute: why moe-add-decode-step{skip-unsupported} left
+    /// this model without decode functions. Manifests carry it, so that
+    /// moe-run can say why it decodes by re-running the window.
+    static constexpr ::llvm::StringLiteral kNoDecodeStepAttrName =
+        "moe.no_decode_step";
 
   private:
     void registerAttributes();

@@ -409,13 +409,26 @@ struct AddDecodeStepPass
     UnitAttr inference = UnitAttr::get(&getContext());
     for (func::FuncOp model : models) {
       DecodeStepBuilder builder(model);
+      // Why the model gets no decode functions, in skip-unsupported mode:
+      // the first error, kept on the model for the manifest.
+      std::string reason;
+      auto keepReason = [&](Diagnostic &diag) {
+        if (reason.empty() && diag.getSeverity() == DiagnosticSeverity::Error)
+          reason = diag.str();
+        return success();
+      };
+      auto skip = [&] {
+        model->setAttr(MoEDialect::kNoDecodeStepAttrName,
+                       StringAttr::get(&getContext(), reason));
+      };
       if (skipUnsupported) {
         // The pipeline adds decode steps where it can: a model it cannot
         // split still trains and evaluates.
-        ScopedDiagnosticHandler quiet(&getContext(),
-                                      [](Diagnostic &) { return success(); });
-        if (failed(builder.split()))
+        ScopedDiagnosticHandler quiet(&getContext(), keepReason);
+        if (failed(builder.split())) {
+          skip();
           continue;
+        }
       } else if (failed(builder.split())) {
         return signalPassFailure();
       }
@@ -443,7 +456,7 @@ struct AddDecodeStepPass
       {
         std::optional<ScopedDiagnosticHandler> quiet;
         if (skipUnsupported)
-          quiet.emplace(&getContext(), [](Diagnostic &) { return success(); });
+          quiet.emplace(&getContext(), keepReason);
         for (func::FuncOp func : added)
           valid &= succeeded(verify(func));
       }
@@ -454,6 +467,7 @@ struct AddDecodeStepPass
       for (func::FuncOp func : added) {
         symbols.erase(func);
       }
+      skip();
     }
   }
 };

@@ -85,8 +85,10 @@ def AddDecodeStep : Pass<"moe-add-decode-step", "mlir::ModuleOp"> {
     A decoder op that one position at a time would change (attention over
     the decoder's own positions, an MoE layer with padding lengths, any
     op without a rule) is an error naming it; with `skip-unsupported`
-    (what --moe-train-pipeline uses) such a model silently gets no decode
-    functions.
+    (what --moe-train-pipeline uses) such a model gets no decode functions
+    and a `moe.no_decode_step` attribute holding that error, which the
+    manifest carries (`no_decode_step`) so that moe-run can say why it
+    decodes by re-running the window.
 
     ```mlir
     // after, for an encoder-decoder @m

@@ -9,6 +9,11 @@
 // RUN: python3 %S/Inputs/check-metrics.py %t/metrics.jsonl --max-loss-ratio 0.8
 // RUN: %package %S/Inputs/tiny_hmoe.mlir %t/small "threshold-capacity=0.3" 2>/dev/null
 // RUN: not moe-run train %t/small --data %t/corpus.txt --steps 1 2>&1 | FileCheck %s --check-prefix=OVERFLOW
+// RUN: sed 's/4x5x/2x10x/g' %S/Inputs/tiny_hmoe.mlir > %t/narrow.mlir
+// RUN: %package %t/narrow.mlir %t/narrow "lr=0.01 threshold-capacity=100" 2>/dev/null
+// RUN: python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print(sorted(m['functions'])); print(m['no_decode_step'])" %t/narrow/manifest.json | FileCheck %s --check-prefix=NODECODE
+// RUN: moe-run train %t/narrow --data %t/corpus.txt --steps 1 --checkpoint-dir %t/narrow-ck -q
+// RUN: not moe-run generate %t/narrow --data %t/corpus.txt --checkpoint %t/narrow-ck/step-00000001 --prompt "The king" --words 1 --decode incremental 2>&1 | FileCheck %s --check-prefix=INCREMENTAL
 
 // A hierarchical MoE with batchwise masks at both levels (paper 3.3 with
 // Appendix A per level; Inputs/tiny_hmoe.mlir): the compiled gradients of
@@ -29,4 +34,10 @@
 // thresholds that have not learned yet let every token reach both groups,
 // which overflows 0.3 * 20 = 6 primary slots: an error that says what to
 // change, not a silent overflow.
+// The same model on 2 sentences of 10 words: one position holds 2 tokens,
+// too few for whole rows per expert, so the pipeline leaves it without a
+// decode step, and the manifest and moe-run say why.
+// NODECODE: ['eval', 'model', 'train_step']
+// NODECODE-NEXT: 'moe.hierarchical_moe_layer' op batchwise gating gives each group k_primary * tokens / groups = 1 rows, and k_secondary * rows / experts per group = 2 * 1 / 4 rows per expert must be a whole number
+// INCREMENTAL: moe-run: error: --decode incremental: package {{.*}}narrow has no decode_step function (moe-add-decode-step could not derive one: 'moe.hierarchical_moe_layer' op batchwise gating gives each group
 // OVERFLOW: moe-run: error: thresholdMaskForward: 40 assignments pass the thresholds but the compiled capacity is 6 (recompile with a larger --moe-inference-pipeline="threshold-capacity=..." or --moe-train-pipeline="threshold-capacity=...")

@@ -476,6 +476,8 @@ Package Package::parseManifest(const std::string &text,
          " is not moe-package/2 (recompile the model)");
   package.modelName = field<std::string>(manifest, "model", manifestPath);
   package.optimizer = field<std::string>(manifest, "optimizer", manifestPath);
+  package.noDecodeStep =
+      optionalField<std::string>(manifest, "no_decode_step", manifestPath, "");
   auto functions = field<nlohmann::json>(manifest, "functions", manifestPath);
   if (!functions.is_object())
     fail(manifestPath + ": \"functions\" must be an object (role: function)");

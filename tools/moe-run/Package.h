@@ -117,6 +117,9 @@ public:
   /// "cpu" (step.cpp) or "cuda" (step.cu).
   const std::string &target() const { return sourceTarget; }
   bool hasAdam() const { return optimizer == "adam"; }
+  /// Why moe-add-decode-step gave the model no decode functions (the
+  /// manifest's "no_decode_step"); empty when it did or was not asked.
+  const std::string &noDecodeStepReason() const { return noDecodeStep; }
   /// "train_step", "eval" or "model"; null when the package lacks it.
   const FunctionInfo *function(const std::string &role) const;
   /// The function that scores data without training: "eval" (inference
@@ -128,7 +131,7 @@ public:
   bool hasShardedTensors() const;
 
 private:
-  std::string dir, modelName, optimizer, sourcePath, sourceTarget;
+  std::string dir, modelName, optimizer, sourcePath, sourceTarget, noDecodeStep;
   std::map<std::string, FunctionInfo> functions;
   void *library = nullptr;
 };

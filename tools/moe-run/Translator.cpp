@@ -51,11 +51,15 @@ BeamOptions translationBeam(const NmtShape &shape,
 bool decodesIncrementally(const Package &package, DecodePath path) {
   bool has = package.function("decode_step") &&
              (!isTranslationModel(package) || package.function("encode"));
-  if (path == DecodePath::Incremental && !has)
-    throw std::runtime_error("--decode incremental: package " +
-                             package.directory() +
-                             " has no decode_step function (compile it "
-                             "with moe-add-decode-step)");
+  if (path == DecodePath::Incremental && !has) {
+    const std::string &reason = package.noDecodeStepReason();
+    throw std::runtime_error(
+        "--decode incremental: package " + package.directory() +
+        " has no decode_step function " +
+        (reason.empty()
+             ? "(compile it with moe-add-decode-step)"
+             : "(moe-add-decode-step could not derive one: " + reason + ")"));
+  }
   return path == DecodePath::Window ? false : has;
 }
 
