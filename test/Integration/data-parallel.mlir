@@ -24,17 +24,20 @@
 
 // Two ranks of batch 2 train as one rank of batch 4 (the same global
 // batches, the loss of the global batch, gradients summed in rank order):
-// the same loss at every step and the same parameters, to round-off.
+// the same loss at every step and the same parameters, to round-off, and
+// the same tokens per expert (every rank's, summed) in the metrics.
 // RUN: %mpirun -np 2 moe-run train %t/dp --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/dp2 --metrics %t/dp2.jsonl > %t/dp2.out
 // RUN: FileCheck %s --check-prefix=TWO --input-file=%t/dp2.out
 // RUN: moe-run train %t/ref4 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref4c --metrics %t/ref4.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/dp2.jsonl %t/ref4.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-metrics.py %t/dp2.jsonl %t/ref4.jsonl --key expert_load
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/dp2/step-00000020/tensors.safetensors %t/ref4c/step-00000020/tensors.safetensors --rtol 1e-4
 
 // Four ranks as one rank of batch 8.
 // RUN: %mpirun -np 4 moe-run train %t/dp --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/dp4 --metrics %t/dp4.jsonl -q
 // RUN: moe-run train %t/ref8 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref8c --metrics %t/ref8.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/dp4.jsonl %t/ref8.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-metrics.py %t/dp4.jsonl %t/ref8.jsonl --key expert_load
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/dp4/step-00000020/tensors.safetensors %t/ref8c/step-00000020/tensors.safetensors --rtol 1e-4
 
 // The last batch of an epoch is padded (targets -1). With a corpus of 14
@@ -89,8 +92,10 @@
 // RUN: %mpirun -np 2 moe-run train %t/bw --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw2 --metrics %t/bw2.jsonl -q
 // RUN: moe-run train %t/bwref4 --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw4c --metrics %t/bw4.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/bw2.jsonl %t/bw4.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-metrics.py %t/bw2.jsonl %t/bw4.jsonl --key expert_load
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/bw2/step-00000030/tensors.safetensors %t/bw4c/step-00000030/tensors.safetensors --rtol 1e-4
 // RUN: %mpirun -np 4 moe-run train %t/bw --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw4r --metrics %t/bw4r.jsonl -q
 // RUN: moe-run train %t/bwref8 --data %t/corpus.txt --steps 30 --log-every 1 --checkpoint-dir %t/bw8c --metrics %t/bw8.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/bw4r.jsonl %t/bw8.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-metrics.py %t/bw4r.jsonl %t/bw8.jsonl --key expert_load
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/bw4r/step-00000030/tensors.safetensors %t/bw8c/step-00000030/tensors.safetensors --rtol 1e-4

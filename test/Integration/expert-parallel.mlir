@@ -28,6 +28,7 @@
 // RUN: FileCheck %s --check-prefix=TWO --input-file=%t/ep2.out
 // RUN: moe-run train %t/ref4 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref4c --metrics %t/ref4.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/ep2.jsonl %t/ref4.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-metrics.py %t/ep2.jsonl %t/ref4.jsonl --key expert_load
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/ep2/step-00000020 %t/ref4c/step-00000020 --rtol 1e-4
 // RUN: ls %t/ep2/step-00000020 | FileCheck %s --check-prefix=FILES2
 // Each rank wrote its shard file in place; gathered to rank 0 instead
@@ -38,6 +39,7 @@
 // RUN: %mpirun -np 4 moe-run train %t/ep --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ep4 --metrics %t/ep4.jsonl -q
 // RUN: moe-run train %t/ref8 --data %t/corpus.txt --steps 20 --log-every 1 --checkpoint-dir %t/ref8c --metrics %t/ref8.jsonl -q
 // RUN: python3 %S/Inputs/compare-metrics.py %t/ep4.jsonl %t/ref8.jsonl --rtol 1e-5
+// RUN: python3 %S/Inputs/compare-metrics.py %t/ep4.jsonl %t/ref8.jsonl --key expert_load
 // RUN: python3 %S/Inputs/compare-checkpoints.py %t/ep4/step-00000020 %t/ref8c/step-00000020 --rtol 1e-4
 
 // Resharding: the two-rank checkpoint loads on 1, 2 and 4 ranks (each rank

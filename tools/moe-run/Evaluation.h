@@ -44,6 +44,12 @@ void addExpertLoad(std::vector<std::vector<int64_t>> &sum,
 /// ranks report the same perplexity; a no-op on one rank.
 void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count);
 
+/// Adds every rank's tokens per expert (per dispatch plan), so the load
+/// describes the global batch; a rank that scored no batch has none and
+/// adds zeros. A no-op on one rank.
+void sumOverRanks(rt::Collectives *collectives,
+                  std::vector<std::vector<int64_t>> &load);
+
 } // namespace moe::run
 
 #endif // MOE_TOOLS_MOE_RUN_EVALUATION_H

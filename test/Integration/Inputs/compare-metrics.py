@@ -2,7 +2,7 @@
 """Compares the training losses of two moe-run metrics files step by step
 (records with a "loss"), within a relative tolerance; --key K compares
 field K of those records instead (repeatable, e.g. --key loss --key
-perplexity). Exits 1 on a difference beyond it or when the steps differ.
+perplexity; a list-valued field such as expert_load must be equal). Exits 1 on a difference beyond it or when the steps differ.
 With --records, every record instead, in order and exactly, but for the
 timings and the directory of the checkpoints (a resumed run against an
 uninterrupted one).
@@ -67,8 +67,10 @@ def main():
         if sorted(a) != sorted(b) or not a:
             print("FAIL: steps differ: %s vs %s" % (sorted(a), sorted(b)))
             sys.exit(1)
-        worst = max(abs(a[s] - b[s]) / max(abs(a[s]), abs(b[s]))
-                    if a[s] != b[s] else 0.0 for s in a)
+        # Lists (expert_load's counts) must be equal; numbers within rtol.
+        worst = max(0.0 if a[s] == b[s] else float("inf")
+                    if isinstance(a[s], list) else
+                    abs(a[s] - b[s]) / max(abs(a[s]), abs(b[s])) for s in a)
         print("%d steps, largest relative %s difference %.3g"
               % (len(a), key, worst))
         if worst > args.rtol:
