@@ -209,24 +209,17 @@ std::unique_ptr<Dataset> openData(const Package &package,
 }
 
 /// Sums BLEU statistics over the ranks, in rank order.
-void sumOverRanks(rt::Collectives &collectives, rt::data::BleuStats &stats) {
+void sumBleuOverRanks(rt::Collectives &collectives,
+                      rt::data::BleuStats &stats) {
   constexpr int kOrders = rt::data::kBleuMaxOrder;
-  constexpr int kFields = 2 + 2 * kOrders;
-  int64_t local[kFields] = {stats.hypothesisLength, stats.referenceLength};
-  std::copy(stats.matches.begin(), stats.matches.end(), local + 2);
-  std::copy(stats.totals.begin(), stats.totals.end(), local + 2 + kOrders);
-  std::vector<int64_t> all(kFields * collectives.size());
-  collectives.allGatherHost(local, sizeof(local), all.data());
-  stats = {};
-  for (int r = 0; r < collectives.size(); ++r) {
-    const int64_t *fields = all.data() + r * kFields;
-    rt::data::BleuStats part;
-    part.hypothesisLength = fields[0];
-    part.referenceLength = fields[1];
-    std::copy_n(fields + 2, kOrders, part.matches.begin());
-    std::copy_n(fields + 2 + kOrders, kOrders, part.totals.begin());
-    stats += part;
-  }
+  std::vector<int64_t> fields = {stats.hypothesisLength, stats.referenceLength};
+  fields.insert(fields.end(), stats.matches.begin(), stats.matches.end());
+  fields.insert(fields.end(), stats.totals.begin(), stats.totals.end());
+  fields = sumOverRanks(collectives, fields);
+  stats.hypothesisLength = fields[0];
+  stats.referenceLength = fields[1];
+  std::copy_n(fields.begin() + 2, kOrders, stats.matches.begin());
+  std::copy_n(fields.begin() + 2 + kOrders, kOrders, stats.totals.begin());
 }
 
 /// Corpus BLEU of the translations of `split`'s first `lines` source lines
@@ -268,7 +261,7 @@ splitBleu(Loaded &loaded, const TranslationData &data, const std::string &split,
     stats += rt::data::segmentBleuStats(data.wordpieces().decode(pieces[k]),
                                         text.target[mine[k]]);
   if (ranks > 1)
-    sumOverRanks(*loaded.collectives, stats);
+    sumBleuOverRanks(*loaded.collectives, stats);
   return rt::data::computeBleu(stats);
 }
 

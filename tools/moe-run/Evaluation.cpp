@@ -9,10 +9,9 @@
 
 #include "runtime/collectives/Collectives.h"
 
-#include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace moe::run {
@@ -41,46 +40,48 @@ void addExpertLoad(std::vector<std::vector<int64_t>> &sum,
   }
 }
 
+std::vector<int64_t> sumOverRanks(rt::Collectives &collectives,
+                                  const std::vector<int64_t> &local) {
+  const int ranks = collectives.size();
+  if (ranks == 1)
+    return local;
+  const size_t n = local.size();
+  std::vector<int64_t> all(n * ranks), sum(n, 0);
+  collectives.allGatherHost(local.data(), n * sizeof(int64_t), all.data());
+  for (int r = 0; r < ranks; ++r)
+    for (size_t i = 0; i < n; ++i)
+      sum[i] += all[r * n + i];
+  return sum;
+}
+
 void sumOverRanks(rt::Collectives *collectives,
+                  const std::vector<int64_t> &planExperts,
                   std::vector<std::vector<int64_t>> &load) {
   if (!collectives || collectives->size() == 1)
     return;
-  const int ranks = collectives->size();
-  // The plans' sizes, from the first rank that has them (ranks that scored
-  // no batch have none).
-  int64_t plans = static_cast<int64_t>(load.size());
-  std::vector<int64_t> allPlans(ranks);
-  collectives->allGatherHost(&plans, sizeof(plans), allPlans.data());
-  plans = *std::max_element(allPlans.begin(), allPlans.end());
-  if (plans == 0)
-    return;
-  std::vector<int64_t> sizes(plans, 0);
-  for (size_t p = 0; p < load.size(); ++p)
-    sizes[p] = static_cast<int64_t>(load[p].size());
-  std::vector<int64_t> allSizes(plans * ranks);
-  collectives->allGatherHost(sizes.data(), plans * sizeof(int64_t),
-                             allSizes.data());
-  int owner = 0;
-  while (allPlans[owner] != plans)
-    ++owner;
-  std::vector<int64_t> shape(allSizes.begin() + owner * plans,
-                             allSizes.begin() + (owner + 1) * plans);
-  for (int r = 0; r < ranks; ++r)
-    if (allPlans[r] != 0 &&
-        !std::equal(shape.begin(), shape.end(), allSizes.begin() + r * plans))
-      throw std::logic_error("ranks report expert loads of different shapes");
-  int64_t flat = std::accumulate(shape.begin(), shape.end(), int64_t(0));
-  std::vector<int64_t> mine(flat, 0), all(flat * ranks);
-  for (size_t p = 0, at = 0; p < load.size(); at += load[p].size(), ++p)
-    std::copy(load[p].begin(), load[p].end(), mine.begin() + at);
-  collectives->allGatherHost(mine.data(), flat * sizeof(int64_t), all.data());
-  load.assign(plans, {});
-  for (int64_t p = 0, at = 0; p < plans; at += shape[p], ++p) {
-    load[p].assign(shape[p], 0);
-    for (int r = 0; r < ranks; ++r)
-      for (int64_t e = 0; e < shape[p]; ++e)
-        load[p][e] += all[r * flat + at + e];
+  // Every rank knows the plans' sizes from the manifest, also a rank that
+  // scored no batch (it has no load and adds zeros).
+  if (!load.empty() && load.size() != planExperts.size())
+    throw std::logic_error("expert load of " + std::to_string(load.size()) +
+                           " dispatch plans, the manifest lists " +
+                           std::to_string(planExperts.size()));
+  std::vector<int64_t> flat;
+  for (size_t p = 0; p < planExperts.size(); ++p) {
+    if (!load.empty() && static_cast<int64_t>(load[p].size()) != planExperts[p])
+      throw std::logic_error("expert load of plan " + std::to_string(p) +
+                             " has " + std::to_string(load[p].size()) +
+                             " experts, the manifest lists " +
+                             std::to_string(planExperts[p]));
+    if (load.empty())
+      flat.resize(flat.size() + planExperts[p], 0);
+    else
+      flat.insert(flat.end(), load[p].begin(), load[p].end());
   }
+  flat = sumOverRanks(*collectives, flat);
+  load.assign(planExperts.size(), {});
+  auto at = flat.begin();
+  for (size_t p = 0; p < planExperts.size(); at += planExperts[p], ++p)
+    load[p].assign(at, at + planExperts[p]);
 }
 
 Evaluation evaluate(Session &session, const Package &package,
@@ -116,7 +117,8 @@ Evaluation evaluate(Session &session, const Package &package,
     score();
   }
   sumOverRanks(collectives, sum, tokenCount);
-  sumOverRanks(collectives, result.expertLoad);
+  sumOverRanks(collectives, package.function(role)->planExperts,
+               result.expertLoad);
   result.tokens = tokenCount;
   result.seconds = secondsSince(start);
   result.crossEntropy = result.tokens ? sum / result.tokens : 0;

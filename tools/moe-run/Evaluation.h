@@ -22,7 +22,7 @@ struct Evaluation {
   double perplexity = 0, crossEntropy = 0;
   int64_t tokens = 0;
   double seconds = 0;
-  /// Assignments per expert, per dispatch plan, of this rank's batches
+  /// Assignments per expert, per dispatch plan, of every rank's batches
   /// (padding included): with thresholds (batchwise-trained layers) their
   /// sum over tokens is the experts a word used at inference.
   std::vector<std::vector<int64_t>> expertLoad;
@@ -44,10 +44,17 @@ void addExpertLoad(std::vector<std::vector<int64_t>> &sum,
 /// ranks report the same perplexity; a no-op on one rank.
 void sumOverRanks(rt::Collectives *collectives, double &sum, int64_t &count);
 
-/// Adds every rank's tokens per expert (per dispatch plan), so the load
-/// describes the global batch; a rank that scored no batch has none and
-/// adds zeros. A no-op on one rank.
+/// Every rank's `local` (the same length on each) added elementwise in
+/// rank order.
+std::vector<int64_t> sumOverRanks(rt::Collectives &collectives,
+                                  const std::vector<int64_t> &local);
+
+/// Adds every rank's tokens per expert of each dispatch plan (of the
+/// function whose plans have `planExperts` experts), so the load describes
+/// the global batch; a rank that scored no batch has none and adds zeros.
+/// A no-op on one rank.
 void sumOverRanks(rt::Collectives *collectives,
+                  const std::vector<int64_t> &planExperts,
                   std::vector<std::vector<int64_t>> &load);
 
 } // namespace moe::run

@@ -165,7 +165,7 @@ void Trainer::report(int64_t step, float lr) {
   double loss = window.loss / window.steps;
   // Perplexity of the global batches: every rank's cross-entropy.
   sumOverRanks(&ranks, window.crossEntropy, window.crossEntropyTokens);
-  sumOverRanks(&ranks, window.expertLoad);
+  sumOverRanks(&ranks, stepInfo.planExperts, window.expertLoad);
   // The sampled softmax has no exact perplexity: reported as null.
   double ppl = window.crossEntropyTokens
                    ? std::exp(window.crossEntropy / window.crossEntropyTokens)
